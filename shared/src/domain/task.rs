@@ -1,0 +1,268 @@
+//! The task: the value stored under `task:<id>` in the `tasks` store and the `data` of every
+//! `task-events` event ("the task after the change").
+//!
+//! Every mutation goes through a method here so that `version` and `updated_at` can never be
+//! forgotten: consumers order and deduplicate on `version`, because Dapr's outbox publishes
+//! without a partition key and events of one task may arrive out of order.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::recurrence::{Mode, Rule};
+
+/// How urgent a task is. Declared in ascending order of importance, so `Ord` sorts
+/// `low < medium < high < urgent`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    Medium,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [Self::Low, Self::Medium, Self::High, Self::Urgent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Urgent => "urgent",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Open,
+    Completed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When to remind the owner: at an absolute instant, or a fixed time before the due time (which
+/// then moves with the due time and with every new occurrence of a recurring task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reminder {
+    /// `{"at": "2026-12-01T08:45:00+01:00"}`
+    At(DateTime<FixedOffset>),
+    /// `{"before_due_seconds": 900}`
+    BeforeDueSeconds(u32),
+}
+
+/// What the owner asked for: an RFC 5545 RRULE evaluated in the task's time zone, and whether the
+/// next occurrence counts from the previous due time or from the completion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recurrence {
+    pub rule: Rule,
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// Where an instance sits in its series. Maintained by the system, never sent by clients.
+///
+/// Occurrence `n` of a series is computed from `anchor` (the due time of occurrence
+/// `anchor_index`), never from the previous instance, so monthly-on-the-31st cannot drift.
+/// The id of occurrence `n` is derived from `(id, n)`, so duplicate completions create it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Series {
+    pub id: Uuid,
+    pub index: u32,
+    pub anchor: DateTime<FixedOffset>,
+    pub anchor_index: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: Uuid,
+    /// The user id (JWT `sub`) of the only user who can see and change the task.
+    pub owner: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    #[serde(default)]
+    pub status: Status,
+    #[serde(default)]
+    pub due: Option<DateTime<FixedOffset>>,
+    /// IANA zone in which recurrence is evaluated (wall-clock time survives DST changes).
+    #[serde(default = "utc")]
+    pub time_zone: Tz,
+    #[serde(default)]
+    pub reminder: Option<Reminder>,
+    #[serde(default)]
+    pub recurrence: Option<Recurrence>,
+    #[serde(default)]
+    pub series: Option<Series>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Deleted tasks stay as tombstones: Dapr's outbox publishes only upserts, so a soft delete
+    /// is what makes `todo.task.deleted` reach the consumers, and it keeps the audit trail readable.
+    #[serde(default)]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Starts at 1 and grows by one with every change.
+    pub version: u64,
+}
+
+fn utc() -> Tz {
+    Tz::UTC
+}
+
+impl Task {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.status == Status::Open && !self.is_deleted()
+    }
+
+    /// Records a change: bumps `version` and `updated_at`.
+    pub(crate) fn touch(&mut self, now: DateTime<Utc>) {
+        self.version += 1;
+        self.updated_at = now;
+    }
+
+    /// Marks the task completed. Returns `false` (and changes nothing) if it already was, so a
+    /// repeated request emits no second `todo.task.completed`.
+    pub fn complete(&mut self, now: DateTime<Utc>) -> bool {
+        if self.status == Status::Completed {
+            return false;
+        }
+        self.status = Status::Completed;
+        self.completed_at = Some(now);
+        self.touch(now);
+        true
+    }
+
+    /// Turns the task into a tombstone. Returns `false` if it already was one.
+    pub fn delete(&mut self, now: DateTime<Utc>) -> bool {
+        if self.is_deleted() {
+            return false;
+        }
+        self.deleted_at = Some(now);
+        self.touch(now);
+        true
+    }
+
+    /// The `task:<id>` state key.
+    pub fn key(&self) -> String {
+        task_key(self.id)
+    }
+}
+
+/// The state key of a task in the `tasks` store.
+pub fn task_key(id: Uuid) -> String {
+    format!("task:{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Task {
+        let now = Utc::now();
+        Task {
+            id: Uuid::nil(),
+            owner: "alice".into(),
+            title: "Pay rent".into(),
+            description: String::new(),
+            priority: Priority::High,
+            tags: BTreeSet::new(),
+            status: Status::Open,
+            due: None,
+            time_zone: Tz::UTC,
+            reminder: None,
+            recurrence: None,
+            series: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+            deleted_at: None,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn priorities_sort_by_importance() {
+        let mut all = vec![Priority::Urgent, Priority::Low, Priority::High, Priority::Medium];
+        all.sort();
+        assert_eq!(all, Priority::ALL);
+    }
+
+    #[test]
+    fn completing_twice_changes_nothing_the_second_time() {
+        let mut task = sample();
+        let now = Utc::now();
+        assert!(task.complete(now));
+        assert_eq!((task.status, task.version, task.completed_at), (Status::Completed, 2, Some(now)));
+        assert!(!task.complete(now + chrono::Duration::seconds(5)));
+        assert_eq!((task.version, task.completed_at), (2, Some(now)));
+    }
+
+    #[test]
+    fn delete_makes_a_tombstone_once() {
+        let mut task = sample();
+        let now = Utc::now();
+        assert!(task.delete(now));
+        assert!(task.is_deleted() && !task.is_open());
+        assert_eq!(task.version, 2);
+        assert!(!task.delete(now));
+        assert_eq!(task.version, 2);
+    }
+
+    #[test]
+    fn reminder_json_shapes() {
+        let at: Reminder = serde_json::from_str(r#"{"at":"2026-12-01T08:45:00+01:00"}"#).unwrap();
+        assert!(matches!(at, Reminder::At(t) if t.offset().local_minus_utc() == 3600));
+        let before: Reminder = serde_json::from_str(r#"{"before_due_seconds":900}"#).unwrap();
+        assert_eq!(before, Reminder::BeforeDueSeconds(900));
+        assert!(serde_json::from_str::<Reminder>(r#"{"in":5}"#).is_err());
+    }
+
+    #[test]
+    fn stored_task_round_trips() {
+        let task = sample();
+        let json = serde_json::to_value(&task).unwrap();
+        assert_eq!(json["time_zone"], "UTC");
+        assert_eq!(json["priority"], "high");
+        let back: Task = serde_json::from_value(json).unwrap();
+        assert_eq!(back, task);
+    }
+}
