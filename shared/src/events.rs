@@ -6,7 +6,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::task::{Priority, Recurrence, Reminder, Series, Task};
+use crate::domain::task::{Series, Task};
+use crate::domain::validate::NewTask;
 
 /// Dapr component names (`metadata.name` in `dapr-components/`).
 pub mod components {
@@ -104,21 +105,7 @@ pub struct CreateTaskRequest {
     /// Idempotency key chosen by the producer; the task id is derived from it and the owner.
     pub request_id: String,
     pub owner: String,
-    pub title: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub priority: Priority,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub due: Option<DateTime<FixedOffset>>,
-    #[serde(default)]
-    pub time_zone: Option<String>,
-    #[serde(default)]
-    pub reminder: Option<Reminder>,
-    #[serde(default)]
-    pub recurrence: Option<Recurrence>,
+    pub task: NewTask,
     /// Set by on-task-completed for the next occurrence of a series.
     #[serde(default)]
     pub series: Option<Series>,
@@ -173,10 +160,7 @@ mod tests {
     #[test]
     fn occurrence_request_ids_are_deterministic() {
         let series = Uuid::from_u128(7);
-        assert_eq!(
-            occurrence_request_id(series, 3),
-            "occurrence:00000000-0000-0000-0000-000000000007:3"
-        );
+        assert_eq!(occurrence_request_id(series, 3), "occurrence:00000000-0000-0000-0000-000000000007:3");
     }
 
     #[test]

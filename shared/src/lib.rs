@@ -1,4 +1,4 @@
-//! Shared crate (layout doc written below once the modules exist).
+//! The one library every todo-functions binary links (being built up: domain and events first).
 
 pub mod domain;
 pub mod events;

@@ -1,0 +1,387 @@
+//! Input to tasks: parsing with the failing field named, and the invariants every stored task
+//! satisfies. task-api answers a violation with 400 and `{"error", "field"}`; create-task DROPs
+//! the request to its dead-letter topic. Either way nothing partial is written.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use chrono_tz::Tz;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+use super::task::{Priority, Recurrence, Reminder, Series, Status, Task};
+
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_CHARS: usize = 32;
+pub const MAX_OWNER_CHARS: usize = 128;
+pub const MAX_REMINDER_LEAD_SECONDS: u32 = 366 * 24 * 3600;
+
+/// A rejected input, naming the field (a JSON path such as `reminder.before_due_seconds`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self { field: field.to_owned(), message: message.into() }
+    }
+}
+
+/// The fields a client may set when creating a task (`POST /v1/tasks`, `todo.task.create`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub due: Option<DateTime<FixedOffset>>,
+    #[serde(default)]
+    pub time_zone: Option<Tz>,
+    #[serde(default)]
+    pub reminder: Option<Reminder>,
+    #[serde(default)]
+    pub recurrence: Option<Recurrence>,
+}
+
+/// A JSON merge patch (RFC 7396) of a task: an absent field is unchanged, `null` clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatch {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub description: Option<Option<String>>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub tags: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub due: Option<Option<DateTime<FixedOffset>>>,
+    #[serde(default)]
+    pub time_zone: Option<Tz>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub reminder: Option<Option<Reminder>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub recurrence: Option<Option<Recurrence>>,
+}
+
+/// Tells "absent" (outer `None`, via `#[serde(default)]`) from "null" (`Some(None)`).
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Parses a JSON body, naming the first offending field.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ValidationError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if field == "." { unknown_field(&inner.to_string()).unwrap_or_default() } else { field };
+        ValidationError { field, message: inner.to_string() }
+    })?;
+    de.end().map_err(|e| ValidationError::new("", format!("trailing characters after the JSON value: {e}")))?;
+    Ok(value)
+}
+
+/// serde reports an unknown or missing field at the parent path; name the field itself.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("missing field `"))?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+/// A new task (version 1) from validated input. A recurring task without a series starts its
+/// own: series id = task id, occurrence 0 anchored at its due time.
+pub fn new_task(
+    id: Uuid,
+    owner: &str,
+    input: NewTask,
+    series: Option<Series>,
+    now: DateTime<Utc>,
+) -> Result<Task, ValidationError> {
+    let series = match (&input.recurrence, series, input.due) {
+        (_, Some(series), _) => Some(series),
+        (Some(_), None, Some(due)) => Some(Series { id, index: 0, anchor: due, anchor_index: 0 }),
+        _ => None,
+    };
+    let task = Task {
+        id,
+        owner: owner.to_owned(),
+        title: input.title.trim().to_owned(),
+        description: input.description,
+        priority: input.priority,
+        tags: normalize_tags(input.tags)?,
+        status: Status::Open,
+        due: input.due,
+        time_zone: input.time_zone.unwrap_or(Tz::UTC),
+        reminder: input.reminder,
+        recurrence: input.recurrence,
+        series,
+        created_at: now,
+        updated_at: now,
+        completed_at: None,
+        deleted_at: None,
+        version: 1,
+    };
+    check(&task)?;
+    Ok(task)
+}
+
+/// The task after `patch`, or `None` if the patch changes nothing (so no event is emitted).
+/// Editing the due time or the rule of a recurring task re-anchors its series at this
+/// occurrence: the change applies to the future occurrences, never rewrites the past ones.
+pub fn apply_patch(task: &Task, patch: TaskPatch, now: DateTime<Utc>) -> Result<Option<Task>, ValidationError> {
+    let mut next = task.clone();
+    if let Some(title) = patch.title {
+        next.title = title.trim().to_owned();
+    }
+    if let Some(description) = patch.description {
+        next.description = description.unwrap_or_default();
+    }
+    if let Some(priority) = patch.priority {
+        next.priority = priority;
+    }
+    if let Some(tags) = patch.tags {
+        next.tags = normalize_tags(tags.unwrap_or_default())?;
+    }
+    if let Some(due) = patch.due {
+        next.due = due;
+    }
+    if let Some(time_zone) = patch.time_zone {
+        next.time_zone = time_zone;
+    }
+    if let Some(reminder) = patch.reminder {
+        next.reminder = reminder;
+    }
+    if let Some(recurrence) = patch.recurrence {
+        next.recurrence = recurrence;
+    }
+    let recurrence_changed =
+        next.due != task.due || next.recurrence != task.recurrence || next.time_zone != task.time_zone;
+    if recurrence_changed
+        && next.recurrence.is_some()
+        && let Some(due) = next.due
+    {
+        next.series = Some(match next.series {
+            Some(series) => Series { anchor: due, anchor_index: series.index, ..series },
+            None => Series { id: next.id, index: 0, anchor: due, anchor_index: 0 },
+        });
+    }
+    check(&next)?;
+    if next == *task {
+        return Ok(None);
+    }
+    next.touch(now);
+    Ok(Some(next))
+}
+
+fn normalize_tags(tags: Vec<String>) -> Result<BTreeSet<String>, ValidationError> {
+    let set: BTreeSet<String> = tags.into_iter().map(|t| t.trim().to_owned()).collect();
+    if set.len() > MAX_TAGS {
+        return Err(ValidationError::new("tags", format!("at most {MAX_TAGS} tags")));
+    }
+    Ok(set)
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
+/// The invariants of every stored task.
+pub fn check(task: &Task) -> Result<(), ValidationError> {
+    if task.owner.trim().is_empty() || task.owner.chars().count() > MAX_OWNER_CHARS || has_control(&task.owner) {
+        return Err(ValidationError::new("owner", format!("must be 1 to {MAX_OWNER_CHARS} printable characters")));
+    }
+    let title_chars = task.title.chars().count();
+    if title_chars == 0 {
+        return Err(ValidationError::new("title", "must not be empty"));
+    }
+    if title_chars > MAX_TITLE_CHARS {
+        return Err(ValidationError::new(
+            "title",
+            format!("must be at most {MAX_TITLE_CHARS} characters, got {title_chars}"),
+        ));
+    }
+    if task.title.contains(['\n', '\r']) || has_control(&task.title) {
+        return Err(ValidationError::new("title", "must be a single line without control characters"));
+    }
+    if task.description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ValidationError::new("description", format!("must be at most {MAX_DESCRIPTION_CHARS} characters")));
+    }
+    if has_control(&task.description) {
+        return Err(ValidationError::new("description", "must not contain control characters"));
+    }
+    for tag in &task.tags {
+        let chars = tag.chars().count();
+        if chars == 0 || chars > MAX_TAG_CHARS || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ValidationError::new(
+                "tags",
+                format!("each tag must be 1 to {MAX_TAG_CHARS} characters without spaces, got {tag:?}"),
+            ));
+        }
+    }
+    for (field, time) in [("due", task.due.map(|d| d.year())), ("reminder.at", reminder_year(task))] {
+        if let Some(year) = time
+            && !(1970..=9999).contains(&year)
+        {
+            return Err(ValidationError::new(field, "must be between the years 1970 and 9999"));
+        }
+    }
+    match (task.reminder, task.due) {
+        (Some(Reminder::BeforeDueSeconds(_)), None) => {
+            return Err(ValidationError::new("reminder.before_due_seconds", "needs a due time"));
+        }
+        (Some(Reminder::BeforeDueSeconds(s)), Some(_)) if s > MAX_REMINDER_LEAD_SECONDS => {
+            return Err(ValidationError::new("reminder.before_due_seconds", "must be at most 366 days"));
+        }
+        _ => {}
+    }
+    if task.recurrence.is_some() && task.due.is_none() {
+        return Err(ValidationError::new("due", "a recurring task needs a due time"));
+    }
+    Ok(())
+}
+
+fn reminder_year(task: &Task) -> Option<i32> {
+    match task.reminder {
+        Some(Reminder::At(at)) => Some(at.year()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn input(value: serde_json::Value) -> Result<NewTask, ValidationError> {
+        parse_json(&serde_json::to_vec(&value).unwrap())
+    }
+
+    fn create(value: serde_json::Value) -> Result<Task, ValidationError> {
+        new_task(Uuid::nil(), "alice", input(value)?, None, now())
+    }
+
+    #[test]
+    fn a_minimal_task_gets_defaults() {
+        let task = create(json!({"title": "  Buy milk "})).unwrap();
+        assert_eq!(task.title, "Buy milk");
+        assert_eq!((task.priority, task.status, task.version), (Priority::Medium, Status::Open, 1));
+        assert_eq!(task.time_zone, Tz::UTC);
+        assert_eq!(task.series, None);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (json!({}), "title"),
+            (json!({"title": ""}), "title"),
+            (json!({"title": "   "}), "title"),
+            (json!({"title": "x".repeat(201)}), "title"),
+            (json!({"title": "a\nb"}), "title"),
+            (json!({"title": "x", "priority": "whenever"}), "priority"),
+            (json!({"title": "x", "due": "tomorrow"}), "due"),
+            (json!({"title": "x", "due": "2026-12-01T09:00:00"}), "due"),
+            (json!({"title": "x", "time_zone": "Mars/Olympus"}), "time_zone"),
+            (json!({"title": "x", "tags": ["has space"]}), "tags"),
+            (json!({"title": "x", "tags": ["x".repeat(33)]}), "tags"),
+            (json!({"title": "x", "reminder": {"before_due_seconds": 60}}), "reminder.before_due_seconds"),
+            (json!({"title": "x", "reminder": {"in": 60}}), "reminder"),
+            (json!({"title": "x", "recurrence": {"rule": "FREQ=DAILY"}}), "due"),
+            (json!({"title": "x", "colour": "red"}), "colour"),
+            (json!({"title": "x", "due": "1900-01-01T00:00:00Z"}), "due"),
+        ];
+        for (body, field) in cases {
+            let err = create(body.clone()).unwrap_err();
+            assert!(err.field.starts_with(field), "{body} gave {err:?}, expected field {field}");
+        }
+    }
+
+    #[test]
+    fn tags_are_a_set() {
+        let task = create(json!({"title": "x", "tags": ["b", "a", " b "]})).unwrap();
+        assert_eq!(task.tags.into_iter().collect::<Vec<_>>(), vec!["a", "b"]);
+        let too_many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        assert_eq!(create(json!({"title": "x", "tags": too_many})).unwrap_err().field, "tags");
+    }
+
+    #[test]
+    fn a_recurring_task_starts_its_own_series() {
+        let task = create(json!({
+            "title": "Rent", "due": "2026-12-01T09:00:00+01:00", "time_zone": "Europe/Berlin",
+            "recurrence": {"rule": "FREQ=MONTHLY"}
+        }))
+        .unwrap();
+        let series = task.series.unwrap();
+        assert_eq!((series.id, series.index, series.anchor_index), (task.id, 0, 0));
+        assert_eq!(Some(series.anchor), task.due);
+    }
+
+    #[test]
+    fn trailing_garbage_is_rejected() {
+        assert!(parse_json::<NewTask>(br#"{"title":"x"} {"#).is_err());
+    }
+
+    #[test]
+    fn patch_distinguishes_absent_from_null() {
+        let task = create(json!({"title": "x", "due": "2026-12-01T09:00:00Z", "reminder": {"before_due_seconds": 60}}))
+            .unwrap();
+        let patch: TaskPatch = parse_json(br#"{"title":"y"}"#).unwrap();
+        let patched = apply_patch(&task, patch, now()).unwrap().unwrap();
+        assert_eq!((patched.title.as_str(), patched.due, patched.version), ("y", task.due, 2));
+
+        // Clearing the due time while a relative reminder needs it is refused as a whole.
+        let patch: TaskPatch = parse_json(br#"{"due":null}"#).unwrap();
+        assert_eq!(apply_patch(&task, patch, now()).unwrap_err().field, "reminder.before_due_seconds");
+
+        let patch: TaskPatch = parse_json(br#"{"due":null,"reminder":null}"#).unwrap();
+        let patched = apply_patch(&task, patch, now()).unwrap().unwrap();
+        assert_eq!((patched.due, patched.reminder), (None, None));
+    }
+
+    #[test]
+    fn a_patch_that_changes_nothing_is_no_change() {
+        let task = create(json!({"title": "x", "priority": "high"})).unwrap();
+        let patch: TaskPatch = parse_json(br#"{"title":" x ","priority":"high"}"#).unwrap();
+        assert_eq!(apply_patch(&task, patch, now()).unwrap(), None);
+    }
+
+    #[test]
+    fn patch_rejects_unknown_and_system_fields() {
+        assert_eq!(parse_json::<TaskPatch>(br#"{"version":7}"#).unwrap_err().field, "version");
+        assert_eq!(parse_json::<TaskPatch>(br#"{"owner":"bob"}"#).unwrap_err().field, "owner");
+    }
+
+    #[test]
+    fn moving_the_due_of_a_recurring_task_reanchors_its_series() {
+        let mut task = create(json!({
+            "title": "Rent", "due": "2026-12-01T09:00:00Z", "recurrence": {"rule": "FREQ=MONTHLY"}
+        }))
+        .unwrap();
+        task.series = Some(Series { index: 3, ..task.series.unwrap() });
+        let patch: TaskPatch = parse_json(br#"{"due":"2026-12-05T09:00:00Z"}"#).unwrap();
+        let patched = apply_patch(&task, patch, now()).unwrap().unwrap();
+        let series = patched.series.unwrap();
+        assert_eq!((series.index, series.anchor_index), (3, 3));
+        assert_eq!(Some(series.anchor), patched.due);
+        assert_eq!(series.id, task.id);
+    }
+}
