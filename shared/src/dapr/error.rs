@@ -1,0 +1,89 @@
+//! What can go wrong talking to the sidecar, classified the way handlers must react to it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaprError {
+    /// The sidecar did not answer (connection refused, reset, timed out).
+    #[error("Dapr sidecar unreachable ({what}): {source}")]
+    Unavailable {
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// `GET /v1.0/healthz/outbound` did not succeed in time: components are not loaded yet.
+    #[error("Dapr sidecar not ready after {0:?} (GET /v1.0/healthz/outbound)")]
+    NotReady(Duration),
+
+    /// A single-key save or delete sent an ETag that is no longer current (HTTP 409).
+    #[error("ETag mismatch on state key {key:?}")]
+    EtagMismatch { key: String },
+
+    /// A transaction failed. Dapr reports *every* transaction failure as 500, an ETag conflict
+    /// included, so the caller must re-read to learn which it was.
+    #[error("state transaction on {store:?} failed: {message}")]
+    TransactionFailed { store: String, message: String },
+
+    /// `overwrite: false` and the job exists (Dapr 1.16+ answers 409).
+    #[error("job {name:?} already exists")]
+    JobExists { name: String },
+
+    /// Any other non-success answer, with Dapr's `errorCode` and message.
+    #[error("{what} answered HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Status { what: String, status: u16, code: Option<String>, message: String },
+
+    /// The sidecar answered success with a body we cannot read.
+    #[error("unexpected response to {what}: {detail}")]
+    Decode { what: String, detail: String },
+
+    /// A value could not be encoded as JSON (a bug, never the sidecar's fault).
+    #[error("could not encode {what} as JSON: {source}")]
+    Encode {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// Bad configuration, such as an unparsable `DAPR_HTTP_ENDPOINT`.
+    #[error("invalid Dapr client configuration: {0}")]
+    Config(String),
+}
+
+impl DaprError {
+    /// Whether trying again later can succeed: the sidecar or its store was unavailable.
+    /// Conflicts are not transient in this sense: the caller must re-read first.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } | Self::NotReady(_) | Self::TransactionFailed { .. } => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            _ => false,
+        }
+    }
+
+    /// Whether this is an optimistic-concurrency conflict on a single-key operation.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::EtagMismatch { .. } | Self::JobExists { .. })
+    }
+}
+
+/// The JSON error body Dapr answers with: `{"errorCode":"ERR_STATE_SAVE","message":"..."}`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(rename = "errorCode")]
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl ErrorBody {
+    pub(crate) fn parse(body: &[u8]) -> (Option<String>, String) {
+        match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(parsed) if parsed.error_code.is_some() || parsed.message.is_some() => {
+                (parsed.error_code, parsed.message.unwrap_or_default())
+            }
+            _ => (None, String::from_utf8_lossy(body).chars().take(500).collect()),
+        }
+    }
+}

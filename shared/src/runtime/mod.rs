@@ -1,0 +1,462 @@
+//! The function runtime: everything between Dapr and a handler, written once.
+//!
+//! A function is declared as its triggers plus plain async handlers:
+//!
+//! ```no_run
+//! use shared::runtime::{Event, Function, HandlerResult, Subscription};
+//!
+//! async fn handle(event: Event<serde_json::Value>) -> HandlerResult {
+//!     tracing::info!(id = %event.id, "got it");
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<()> {
+//!     shared::runtime::run(|_dapr| {
+//!         Ok(Function::new("audit-writer")
+//!             .subscribe(Subscription::new("pubsub", "task-events").route("/events/task-events", handle)))
+//!     })
+//!     .await
+//! }
+//! ```
+//!
+//! and the runtime serves:
+//! - `GET /dapr/subscribe`: the subscriptions in Dapr's v2 format, with routing rules and the
+//!   dead-letter topic;
+//! - the event routes: body parsed by hand ([`cloudevent`]), handler result mapped to
+//!   SUCCESS / RETRY / DROP ([`outcome`]), malformed input DROPped, never answered with a 4xx;
+//! - `POST /job/{name}`: job callbacks, dispatched on the name's prefix;
+//! - `GET /healthz` (never behind a token: Dapr's health probe sends none) and `GET /metrics`;
+//! - the function's own public routes, if any (task-api), which bring their own auth.
+//!
+//! Around every handler it checks `dapr-api-token` against `APP_API_TOKEN`, continues the
+//! `traceparent` ([`crate::trace`]), logs one line with the CloudEvent id and trace id, records
+//! metrics, catches panics (answered as RETRY), and on SIGTERM stops accepting connections and
+//! lets in-flight work finish within `SHUTDOWN_TIMEOUT_SECS`.
+
+pub mod cloudevent;
+mod config;
+pub mod metrics;
+pub mod outcome;
+mod trigger;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tracing::{Instrument, info, info_span, warn};
+
+pub use cloudevent::{Delivery, Event};
+pub use config::{LogFormat, RuntimeConfig};
+pub use outcome::{HandlerError, HandlerResult, Outcome};
+pub use trigger::{JobCall, Subscription};
+
+use crate::dapr::{API_TOKEN_HEADER, Dapr};
+use crate::trace::TraceContext;
+use trigger::{EventHandler, JobRoute};
+
+/// A function: its app-id, its triggers and, for HTTP front doors, its public routes.
+pub struct Function {
+    app_id: &'static str,
+    subscriptions: Vec<Subscription>,
+    jobs: Vec<JobRoute>,
+    public: Option<Router>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("app_id", &self.app_id)
+            .field("subscriptions", &self.subscriptions)
+            .field("jobs", &self.jobs.iter().map(|j| &j.prefix).collect::<Vec<_>>())
+            .field("public_routes", &self.public.is_some())
+            .finish()
+    }
+}
+
+impl Function {
+    /// `app_id` must equal the Dapr app-id: it names the consumer group, the dead-letter topic,
+    /// the owner of scheduled jobs, and the `function` label of every metric.
+    pub fn new(app_id: &'static str) -> Self {
+        Self { app_id, subscriptions: Vec::new(), jobs: Vec::new(), public: None }
+    }
+
+    pub fn subscribe(mut self, subscription: Subscription) -> Self {
+        self.subscriptions.push(subscription.finish(self.app_id));
+        self
+    }
+
+    /// Handles `POST /job/{name}` for every job whose name starts with `prefix`.
+    pub fn on_job<T, F, Fut>(mut self, prefix: &str, handler: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(JobCall<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.jobs.push(trigger::job_route(prefix, handler));
+        self
+    }
+
+    /// Public HTTP routes (not behind the app token: they authenticate their own callers).
+    pub fn public_routes(mut self, router: Router) -> Self {
+        self.public = Some(router);
+        self
+    }
+
+    pub fn app_id(&self) -> &'static str {
+        self.app_id
+    }
+
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
+    }
+
+    /// Prefixes of the job names this function handles.
+    pub fn job_prefixes(&self) -> Vec<&str> {
+        self.jobs.iter().map(|j| j.prefix.as_str()).collect()
+    }
+
+    /// The complete router. Tests serve it against a stub sidecar.
+    pub fn into_router(self, config: &RuntimeConfig) -> Router {
+        // Install the recorder before the first event is counted.
+        let _ = metrics::handle();
+        let app_id = self.app_id;
+        let max_body = config.max_body_bytes;
+        let subscribe_body = Arc::new(Value::Array(self.subscriptions.iter().map(Subscription::to_wire).collect()));
+
+        let mut dapr_facing = Router::new().route(
+            "/dapr/subscribe",
+            get(move || {
+                let body = subscribe_body.clone();
+                async move { axum::Json(body.as_ref().clone()) }
+            }),
+        );
+        for subscription in &self.subscriptions {
+            for route in subscription.routes() {
+                let ctx = Arc::new(DeliveryCtx {
+                    app_id,
+                    path: route.path.clone(),
+                    handler: route.handler.clone(),
+                    max_body,
+                });
+                dapr_facing = dapr_facing.route(&route.path, post(deliver).with_state(ctx));
+            }
+        }
+        if !self.jobs.is_empty() {
+            let ctx = Arc::new(JobCtx { app_id, routes: self.jobs, max_body });
+            dapr_facing = dapr_facing.route("/job/{name}", post(job).with_state(ctx));
+        }
+        if config.metrics_port.is_none() {
+            dapr_facing = dapr_facing.route("/metrics", get(render_metrics));
+        }
+        if let Some(token) = config.app_api_token.clone().filter(|t| !t.is_empty()) {
+            let token: Arc<str> = token.into();
+            dapr_facing = dapr_facing.layer(middleware::from_fn_with_state(token, require_app_token));
+        }
+
+        let mut router = Router::new()
+            .route("/healthz", get(move || async move { axum::Json(json!({"status": "ok", "app_id": app_id})) }))
+            .merge(dapr_facing);
+        if let Some(public) = self.public {
+            let public = public
+                .layer(axum::extract::DefaultBodyLimit::max(max_body))
+                .layer(middleware::from_fn_with_state(app_id, observe_http));
+            router = router.merge(public);
+        }
+        router
+    }
+}
+
+/// Runs a function as a process: configuration from the environment, logging, the sidecar
+/// client, the listener, and graceful shutdown on SIGTERM or Ctrl-C.
+pub async fn run<F>(build: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Dapr) -> anyhow::Result<Function>,
+{
+    let config = RuntimeConfig::from_env()?;
+    init_tracing(config.log_format);
+    let dapr = Dapr::from_env().context("Dapr sidecar client")?;
+    let function = build(dapr)?;
+    let listener = TcpListener::bind((config.app_host.as_str(), config.app_port))
+        .await
+        .with_context(|| format!("binding {}:{}", config.app_host, config.app_port))?;
+    serve(function, &config, listener, shutdown_signal()).await
+}
+
+/// Serves `function` on `listener` until `shutdown` resolves, then drains for at most
+/// `shutdown_timeout_secs`.
+pub async fn serve(
+    function: Function,
+    config: &RuntimeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app_id = function.app_id;
+    let addr = listener.local_addr().context("listener address")?;
+    let metrics_listener = match config.metrics_port {
+        Some(port) => Some(
+            TcpListener::bind((config.app_host.as_str(), port))
+                .await
+                .with_context(|| format!("binding metrics port {port}"))?,
+        ),
+        None => None,
+    };
+    let router = function.into_router(config);
+    info!(app_id, %addr, "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    if let Some(listener) = metrics_listener {
+        let metrics_router = Router::new().route("/metrics", get(render_metrics));
+        let rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, metrics_router).with_graceful_shutdown(stopped(rx)).await;
+        });
+    }
+
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let grace = Duration::from_secs(config.shutdown_timeout_secs);
+    let deadline = async move {
+        stopped(stop_rx).await;
+        info!(app_id, grace_secs = grace.as_secs(), "shutting down: draining in-flight work");
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("serving")?,
+        () = deadline => warn!(app_id, "in-flight work did not finish within the shutdown timeout"),
+    }
+    info!(app_id, "stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (Kubernetes, devhost) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Structured logs to stdout; `RUST_LOG` filters (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+    };
+}
+
+struct DeliveryCtx {
+    app_id: &'static str,
+    path: String,
+    /// `None` for the acknowledging default route of a subscription without one.
+    handler: Option<EventHandler>,
+    max_body: usize,
+}
+
+/// One topic delivery: parse, run the handler, answer Dapr. Always HTTP 200 with a status body:
+/// the status, not the HTTP code, tells Dapr what to do.
+async fn deliver(State(ctx): State<Arc<DeliveryCtx>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let parsed = match to_bytes(body, ctx.max_body).await {
+        Ok(bytes) => cloudevent::parse(&bytes, &headers),
+        Err(e) => Err(format!("body unreadable or larger than {} bytes: {e}", ctx.max_body)),
+    };
+    let (trace, span) = match &parsed {
+        Ok(event) => {
+            let trace = TraceContext::continue_from(event.traceparent.as_deref(), event.tracestate.as_deref());
+            let span = event_span(ctx.app_id, &ctx.path, &event.id, &event.event_type, &trace);
+            (trace, span)
+        }
+        Err(_) => {
+            let trace = TraceContext::continue_from(header(&headers, "traceparent"), header(&headers, "tracestate"));
+            let span = event_span(ctx.app_id, &ctx.path, "", "", &trace);
+            (trace, span)
+        }
+    };
+    let outcome = match (parsed, &ctx.handler) {
+        (Err(reason), _) => {
+            span.in_scope(|| warn!(reason = %reason, "dropping malformed delivery"));
+            Outcome::Drop
+        }
+        (Ok(_), None) => Outcome::Ignored,
+        (Ok(event), Some(handler)) => run_handler(handler(event), trace, span.clone()).await,
+    };
+    let elapsed = started.elapsed();
+    span.in_scope(|| info!(outcome = outcome.as_str(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "event handled"));
+    ::metrics::counter!("todo_events_total", "function" => ctx.app_id, "route" => ctx.path.clone(), "outcome" => outcome.as_str())
+        .increment(1);
+    ::metrics::histogram!("todo_event_handler_seconds", "function" => ctx.app_id, "route" => ctx.path.clone())
+        .record(elapsed.as_secs_f64());
+    (StatusCode::OK, axum::Json(json!({"status": outcome.dapr_status()}))).into_response()
+}
+
+fn event_span(app_id: &str, route: &str, id: &str, event_type: &str, trace: &TraceContext) -> tracing::Span {
+    info_span!("event", app_id, route, ce.id = id, ce.type = event_type, trace_id = %trace.trace_id, span_id = %trace.span_id)
+}
+
+/// Runs a handler future in its own task (so a panic becomes RETRY, not a dropped connection)
+/// within the trace context and span. `Err(reason)` from the decoder means DROP.
+async fn run_handler(
+    prepared: Result<trigger::BoxFuture, String>,
+    trace: TraceContext,
+    span: tracing::Span,
+) -> Outcome {
+    let future = match prepared {
+        Ok(future) => future,
+        Err(reason) => {
+            span.in_scope(|| warn!(reason = %reason, "dropping: payload cannot be processed"));
+            return Outcome::Drop;
+        }
+    };
+    let task = tokio::spawn(trace.scope(future.instrument(span.clone())));
+    match task.await {
+        Ok(Ok(())) => Outcome::Success,
+        Ok(Err(HandlerError::Retry(error))) => {
+            span.in_scope(|| warn!(error = format!("{error:#}"), "handler asked for retry"));
+            Outcome::Retry
+        }
+        Ok(Err(HandlerError::Drop(reason))) => {
+            span.in_scope(|| warn!(reason = %reason, "handler dropped the message"));
+            Outcome::Drop
+        }
+        Err(join_error) => {
+            span.in_scope(|| tracing::error!(error = %join_error, "handler panicked; asking for retry"));
+            Outcome::Retry
+        }
+    }
+}
+
+struct JobCtx {
+    app_id: &'static str,
+    routes: Vec<JobRoute>,
+    max_body: usize,
+}
+
+/// `POST /job/{name}`: 200 done; 500 retry under the job's failure policy; 404 cannot be
+/// processed (Dapr 1.15+ treats it as done and does not retry).
+async fn job(State(ctx): State<Arc<JobCtx>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let trace = TraceContext::continue_from(header(&headers, "traceparent"), header(&headers, "tracestate"));
+    let span =
+        info_span!("job", app_id = ctx.app_id, job = %name, trace_id = %trace.trace_id, span_id = %trace.span_id);
+    let outcome = match ctx.routes.iter().find(|r| name.starts_with(&r.prefix)) {
+        None => {
+            span.in_scope(|| warn!("no handler for this job name"));
+            Outcome::Drop
+        }
+        Some(route) => {
+            let data = match to_bytes(body, ctx.max_body).await {
+                Err(e) => Err(format!("body unreadable or too large: {e}")),
+                Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(Value::Null),
+                Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| format!("job body is not JSON: {e}")),
+            };
+            match data {
+                Err(reason) => {
+                    span.in_scope(|| warn!(reason = %reason, "dropping job callback"));
+                    Outcome::Drop
+                }
+                Ok(data) => {
+                    let call = JobCall {
+                        name: name.clone(),
+                        data,
+                        traceparent: header(&headers, "traceparent").map(str::to_owned),
+                    };
+                    run_handler((route.handler)(call), trace.clone(), span.clone()).await
+                }
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    span.in_scope(|| info!(outcome = outcome.as_str(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "job handled"));
+    ::metrics::counter!("todo_jobs_total", "function" => ctx.app_id, "outcome" => outcome.as_str()).increment(1);
+    ::metrics::histogram!("todo_job_handler_seconds", "function" => ctx.app_id).record(elapsed.as_secs_f64());
+    let status = match outcome {
+        Outcome::Success | Outcome::Ignored => StatusCode::OK,
+        Outcome::Retry => StatusCode::INTERNAL_SERVER_ERROR,
+        Outcome::Drop => StatusCode::NOT_FOUND,
+    };
+    (status, axum::Json(json!({"outcome": outcome.as_str()}))).into_response()
+}
+
+/// Rejects Dapr-facing calls without the app token. Constant-time comparison.
+async fn require_app_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
+    use subtle::ConstantTimeEq;
+    let presented = request.headers().get(API_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    if bool::from(presented.ct_eq(token.as_bytes())) {
+        return next.run(request).await;
+    }
+    warn!(path = %request.uri().path(), "rejected a call without a valid dapr-api-token");
+    (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "missing or invalid dapr-api-token"}))).into_response()
+}
+
+/// Trace context, one log line and metrics for every public HTTP request.
+async fn observe_http(State(app_id): State<&'static str>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let trace =
+        TraceContext::continue_from(header(request.headers(), "traceparent"), header(request.headers(), "tracestate"));
+    let span =
+        info_span!("request", app_id, %method, route = %route, trace_id = %trace.trace_id, span_id = %trace.span_id);
+    let response = trace.scope(next.run(request).instrument(span.clone())).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    span.in_scope(|| info!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "request handled"));
+    ::metrics::counter!("todo_http_requests_total", "function" => app_id, "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    ::metrics::histogram!("todo_http_request_seconds", "function" => app_id, "route" => route)
+        .record(elapsed.as_secs_f64());
+    response
+}
+
+async fn render_metrics() -> Response {
+    match metrics::render() {
+        Some(text) => ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed").into_response(),
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,228 @@
+//! The two ways Dapr wakes a function: a topic subscription (with routing rules) and a job
+//! callback. Handlers are plain async functions over typed data; the type erasure lives here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::cloudevent::{Event, decode_json};
+use super::outcome::HandlerResult;
+
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
+/// `Err(reason)`: the payload could not be decoded; the runtime answers DROP.
+pub(crate) type EventHandler = Arc<dyn Fn(Event<Value>) -> Result<BoxFuture, String> + Send + Sync>;
+pub(crate) type JobHandler = Arc<dyn Fn(JobCall<Value>) -> Result<BoxFuture, String> + Send + Sync>;
+
+fn event_handler<T, F, Fut>(handler: F) -> EventHandler
+where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(Event<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    Arc::new(move |event: Event<Value>| {
+        let event = event.decode::<T>()?;
+        Ok(Box::pin(handler(event)) as BoxFuture)
+    })
+}
+
+/// One route of a subscription: a CEL `match` (none for the default route), its path and the
+/// handler behind it.
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) matcher: Option<String>,
+    pub(crate) path: String,
+    pub(crate) handler: Option<EventHandler>,
+}
+
+/// A programmatic subscription, served on `GET /dapr/subscribe` in Dapr's v2 format.
+///
+/// ```
+/// # use shared::runtime::{Subscription, HandlerResult, Event};
+/// # async fn on_completed(_: Event<serde_json::Value>) -> HandlerResult { Ok(()) }
+/// let subscription = Subscription::new("pubsub", "task-events")
+///     .when(r#"event.type == "todo.task.completed""#, "/events/task-completed", on_completed);
+/// ```
+#[derive(Clone)]
+pub struct Subscription {
+    pubsub: String,
+    topic: String,
+    dead_letter_topic: Option<String>,
+    routes: Vec<Route>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("pubsub", &self.pubsub)
+            .field("topic", &self.topic)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("routes", &self.routes.iter().map(|r| (&r.matcher, &r.path)).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Subscription {
+    pub fn new(pubsub: &str, topic: &str) -> Self {
+        Self { pubsub: pubsub.to_owned(), topic: topic.to_owned(), dead_letter_topic: None, routes: Vec::new() }
+    }
+
+    /// Where Dapr sends what the handler DROPs and what exhausts its retries. Defaults to the
+    /// function's own dead-letter topic ([`crate::events::topics::dead_letter`]).
+    pub fn dead_letter_topic(mut self, topic: &str) -> Self {
+        self.dead_letter_topic = Some(topic.to_owned());
+        self
+    }
+
+    /// Routes events matching the CEL expression `matcher` to `handler` at `path`. Rules are
+    /// evaluated in the order they are added.
+    pub fn when<T, F, Fut>(mut self, matcher: &str, path: &str, handler: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(Event<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.routes.push(Route {
+            matcher: Some(matcher.to_owned()),
+            path: path.to_owned(),
+            handler: Some(event_handler(handler)),
+        });
+        self
+    }
+
+    /// Routes every event that matches no rule to `handler` at `path`. Without a default
+    /// route, unmatched events are acknowledged and counted as `ignored`.
+    pub fn route<T, F, Fut>(mut self, path: &str, handler: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(Event<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.routes.retain(|r| r.matcher.is_some());
+        self.routes.push(Route { matcher: None, path: path.to_owned(), handler: Some(event_handler(handler)) });
+        self
+    }
+
+    pub fn pubsub(&self) -> &str {
+        &self.pubsub
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn dead_letter(&self) -> Option<&str> {
+        self.dead_letter_topic.as_deref()
+    }
+
+    /// `(match, path)` of every rule, in order.
+    pub fn rules(&self) -> Vec<(&str, &str)> {
+        self.routes.iter().filter_map(|r| r.matcher.as_deref().map(|m| (m, r.path.as_str()))).collect()
+    }
+
+    /// The default route's path.
+    pub fn default_path(&self) -> Option<&str> {
+        self.routes.iter().find(|r| r.matcher.is_none()).map(|r| r.path.as_str())
+    }
+
+    /// Completes the subscription for `app_id`: its dead-letter topic, and an acknowledging
+    /// default route when there is none, so no event is left to Dapr's no-route behaviour.
+    pub(crate) fn finish(mut self, app_id: &str) -> Self {
+        if self.dead_letter_topic.is_none() {
+            self.dead_letter_topic = Some(crate::events::topics::dead_letter(app_id));
+        }
+        if self.default_path().is_none() {
+            let path = format!("/events/{}/unmatched", self.topic);
+            self.routes.push(Route { matcher: None, path, handler: None });
+        }
+        self
+    }
+
+    pub(crate) fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// One entry of the `GET /dapr/subscribe` answer (v2: `routes.rules` + `routes.default`).
+    pub(crate) fn to_wire(&self) -> Value {
+        let rules: Vec<Value> = self
+            .routes
+            .iter()
+            .filter_map(|r| r.matcher.as_ref().map(|m| json!({"match": m, "path": r.path})))
+            .collect();
+        let mut entry = json!({
+            "pubsubname": self.pubsub,
+            "topic": self.topic,
+            "routes": {"rules": rules, "default": self.default_path().unwrap_or_default()},
+        });
+        if let (Some(dlq), Value::Object(map)) = (&self.dead_letter_topic, &mut entry) {
+            map.insert("deadLetterTopic".to_owned(), json!(dlq));
+        }
+        entry
+    }
+}
+
+/// A job callback: `POST /job/{name}` with the job's `data` as the raw body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobCall<T> {
+    pub name: String,
+    pub data: T,
+    pub traceparent: Option<String>,
+}
+
+/// Job callbacks whose name starts with `prefix` (`reminder-` for `reminder-<task id>`).
+#[derive(Clone)]
+pub(crate) struct JobRoute {
+    pub(crate) prefix: String,
+    pub(crate) handler: JobHandler,
+}
+
+pub(crate) fn job_route<T, F, Fut>(prefix: &str, handler: F) -> JobRoute
+where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(JobCall<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    let handler: JobHandler = Arc::new(move |call: JobCall<Value>| {
+        let data = decode_json::<T>(call.data).map_err(|e| format!("job data {e}"))?;
+        Ok(Box::pin(handler(JobCall { name: call.name, data, traceparent: call.traceparent })) as BoxFuture)
+    });
+    JobRoute { prefix: prefix.to_owned(), handler }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ok(_: Event<Value>) -> HandlerResult {
+        Ok(())
+    }
+
+    #[test]
+    fn wire_format_is_dapr_v2() {
+        let sub = Subscription::new("pubsub", "task-events")
+            .when(r#"event.type == "todo.task.completed""#, "/events/completed", ok)
+            .finish("on-task-completed");
+        assert_eq!(
+            sub.to_wire(),
+            json!({
+                "pubsubname": "pubsub",
+                "topic": "task-events",
+                "routes": {
+                    "rules": [{"match": "event.type == \"todo.task.completed\"", "path": "/events/completed"}],
+                    "default": "/events/task-events/unmatched"
+                },
+                "deadLetterTopic": "on-task-completed-dlq"
+            })
+        );
+    }
+
+    #[test]
+    fn explicit_dead_letter_and_default_route_are_kept() {
+        let sub = Subscription::new("pubsub", "t").dead_letter_topic("elsewhere").route("/events/t", ok).finish("app");
+        assert_eq!(sub.dead_letter(), Some("elsewhere"));
+        assert_eq!(sub.default_path(), Some("/events/t"));
+        assert_eq!(sub.routes().len(), 1);
+    }
+}

@@ -1,0 +1,588 @@
+//! Test support (feature `testing`): a recording stub of the Dapr sidecar and a harness that
+//! serves a function's real router on loopback.
+//!
+//! The stub answers with Dapr's real status codes and body shapes for the API subset the
+//! functions use, keeps state in memory with integer ETags (like `state.postgresql` v1's `xmin`)
+//! and first-write insert-if-absent, and records every request so a test can assert the exact
+//! path, query metadata, headers and body a handler sent. Failures are injected per route.
+//! It is a test double, not an emulator: devhost is the faithful stand-in.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Bytes, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::dapr::{Dapr, DaprConfig};
+use crate::runtime::{Function, RuntimeConfig};
+
+/// One request the stub received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    pub path: String,
+    /// Decoded query parameters (`metadata.partitionKey`, ...).
+    pub query: BTreeMap<String, String>,
+    pub headers: HeaderMap,
+    /// The JSON body, or `Null` when there was none.
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
+    method: Method,
+    path_prefix: String,
+    status: StatusCode,
+    body: Value,
+    remaining: usize,
+}
+
+/// State to write when a matching request arrives: a concurrent writer, deterministically.
+#[derive(Debug, Clone)]
+struct Interleave {
+    method: Method,
+    path_prefix: String,
+    store: String,
+    key: String,
+    value: Value,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: Vec<Recorded>,
+    interleaves: Vec<Interleave>,
+    stores: HashMap<String, BTreeMap<String, (Value, u64)>>,
+    jobs: BTreeMap<String, Value>,
+    next_etag: u64,
+    failures: Vec<Failure>,
+    token: Option<String>,
+}
+
+impl Inner {
+    fn etag(&mut self) -> u64 {
+        self.next_etag += 1;
+        self.next_etag
+    }
+}
+
+/// The stub sidecar. Dropping it stops the server.
+#[derive(Debug)]
+pub struct StubSidecar {
+    url: String,
+    inner: Arc<Mutex<Inner>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StubSidecar {
+    fn drop(&mut self) {
+        self._server.abort();
+    }
+}
+
+impl StubSidecar {
+    /// Starts a stub that requires no API token.
+    pub async fn start() -> Self {
+        Self::start_with_token(None).await
+    }
+
+    /// Starts a stub that answers 401 to calls without `dapr-api-token: <token>` (health
+    /// endpoints excepted, as in Dapr).
+    pub async fn start_with_token(token: Option<&str>) -> Self {
+        let inner = Arc::new(Mutex::new(Inner { token: token.map(str::to_owned), ..Inner::default() }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stub sidecar");
+        let url = format!("http://{}", listener.local_addr().expect("stub address"));
+        let router = Router::new().fallback(handle).with_state(inner.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { url, inner, _server: server }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A client of this stub, sending `token` if given.
+    pub fn client(&self, token: Option<&str>) -> Dapr {
+        client_for(&self.url, token)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("stub state")
+    }
+
+    /// Every request so far, health checks excluded.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.iter().filter(|r| !r.path.starts_with("/v1.0/healthz")).cloned().collect()
+    }
+
+    /// Requests with this method whose path starts with `prefix`.
+    pub fn requests_to(&self, method: Method, prefix: &str) -> Vec<Recorded> {
+        self.requests().into_iter().filter(|r| r.method == method && r.path.starts_with(prefix)).collect()
+    }
+
+    /// Publishes to `topic` (any pub/sub component).
+    pub fn published(&self, topic: &str) -> Vec<Recorded> {
+        self.requests_to(Method::POST, "/v1.0/publish/")
+            .into_iter()
+            .filter(|r| r.path.rsplit('/').next() == Some(topic))
+            .collect()
+    }
+
+    /// Transactions sent to `store`.
+    pub fn transactions(&self, store: &str) -> Vec<Recorded> {
+        self.requests_to(Method::POST, &format!("/v1.0/state/{store}/transaction"))
+    }
+
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// Seeds a key; returns its ETag.
+    pub fn put_state(&self, store: &str, key: &str, value: Value) -> String {
+        let mut inner = self.lock();
+        let etag = inner.etag();
+        inner.stores.entry(store.to_owned()).or_default().insert(key.to_owned(), (value, etag));
+        etag.to_string()
+    }
+
+    pub fn state(&self, store: &str, key: &str) -> Option<Value> {
+        self.lock().stores.get(store).and_then(|s| s.get(key)).map(|(v, _)| v.clone())
+    }
+
+    /// All keys of `store` with their values.
+    pub fn all_state(&self, store: &str) -> BTreeMap<String, Value> {
+        self.lock()
+            .stores
+            .get(store)
+            .map(|s| s.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// When the next request with `method` to a path starting with `prefix` arrives, first
+    /// write `value` to `store/key`, as another replica would have in the meantime.
+    pub fn put_state_before(&self, method: Method, prefix: &str, store: &str, key: &str, value: Value) {
+        self.lock().interleaves.push(Interleave {
+            method,
+            path_prefix: prefix.to_owned(),
+            store: store.to_owned(),
+            key: key.to_owned(),
+            value,
+        });
+    }
+
+    /// Scheduled jobs by name, as scheduled (the request body).
+    pub fn jobs(&self) -> BTreeMap<String, Value> {
+        self.lock().jobs.clone()
+    }
+
+    /// The next `times` requests with `method` to a path starting with `prefix` get `status`
+    /// and a Dapr error body.
+    pub fn fail(&self, method: Method, prefix: &str, status: u16, times: usize) {
+        let status = StatusCode::from_u16(status).expect("status");
+        let body = json!({"errorCode": "ERR_INJECTED", "message": format!("injected failure {status}")});
+        self.lock().failures.push(Failure { method, path_prefix: prefix.to_owned(), status, body, remaining: times });
+    }
+}
+
+/// A Dapr client for `url` with short timeouts, so "sidecar down" tests fail fast.
+pub fn client_for(url: &str, token: Option<&str>) -> Dapr {
+    let config = DaprConfig {
+        dapr_http_endpoint: Some(url.to_owned()),
+        dapr_api_token: token.map(str::to_owned),
+        dapr_startup_timeout_ms: 300,
+        dapr_request_timeout_ms: 5_000,
+        ..DaprConfig::default()
+    };
+    Dapr::new(&config).expect("client config")
+}
+
+/// A Dapr client for a sidecar that is not running.
+pub async fn unreachable_client() -> Dapr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    drop(listener);
+    client_for(&url, None)
+}
+
+async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes: Bytes = to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
+    let body: Value =
+        if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    let query: BTreeMap<String, String> =
+        parts.uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let segments: Vec<String> = parts.uri.path().trim_start_matches('/').split('/').map(percent_decode).collect();
+    let path = format!("/{}", segments.join("/"));
+    let method = parts.method.clone();
+    let mut inner = inner.lock().expect("stub state");
+    inner.requests.push(Recorded {
+        method: method.clone(),
+        path: path.clone(),
+        query,
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+
+    if !path.starts_with("/v1.0/healthz")
+        && let Some(token) = &inner.token
+        && parts.headers.get(crate::dapr::API_TOKEN_HEADER).and_then(|v| v.to_str().ok()) != Some(token.as_str())
+    {
+        return error(StatusCode::UNAUTHORIZED, "ERR_UNAUTHORIZED", "invalid api token");
+    }
+    if let Some(index) = inner.interleaves.iter().position(|i| i.method == method && path.starts_with(&i.path_prefix)) {
+        let interleave = inner.interleaves.remove(index);
+        let etag = inner.etag();
+        inner.stores.entry(interleave.store).or_default().insert(interleave.key, (interleave.value, etag));
+    }
+    if let Some(failure) =
+        inner.failures.iter_mut().find(|f| f.remaining > 0 && f.method == method && path.starts_with(&f.path_prefix))
+    {
+        failure.remaining -= 1;
+        return (failure.status, axum::Json(failure.body.clone())).into_response();
+    }
+
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["v1.0", "healthz", ..]) => StatusCode::NO_CONTENT.into_response(),
+        ("POST", ["v1.0", "publish", _pubsub, _topic]) => StatusCode::NO_CONTENT.into_response(),
+        ("GET", ["v1.0", "state", store, key]) => get_state(&inner, store, key),
+        ("POST", ["v1.0", "state", store]) => save(&mut inner, store, &body),
+        ("DELETE", ["v1.0", "state", store, key]) => {
+            let etag = parts.headers.get("if-match").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            match delete(&mut inner, store, key, etag.as_deref()) {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(status) => error(status, "ERR_STATE_DELETE", "etag mismatch"),
+            }
+        }
+        ("POST" | "PUT", ["v1.0", "state", store, "bulk"]) => bulk(&inner, store, &body),
+        ("POST" | "PUT", ["v1.0", "state", store, "transaction"]) => transaction(&mut inner, store, &body),
+        ("POST" | "PUT", ["v1.0-alpha1", "state", store, "query"]) => run_query(&inner, store, &body),
+        ("POST", [_, "jobs", name]) => {
+            let overwrite = body.get("overwrite").and_then(Value::as_bool).unwrap_or(false);
+            if inner.jobs.contains_key(*name) && !overwrite {
+                return error(StatusCode::CONFLICT, "ERR_SCHEDULE_JOB", "job already exists");
+            }
+            inner.jobs.insert((*name).to_owned(), body);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("GET", [_, "jobs", name]) => match inner.jobs.get(*name) {
+            Some(job) => {
+                let mut shown = job.clone();
+                if let Some(obj) = shown.as_object_mut() {
+                    let data = obj.remove("data").unwrap_or(Value::Null);
+                    obj.insert("name".into(), json!(name));
+                    obj.insert(
+                        "data".into(),
+                        json!({"@type": "type.googleapis.com/google.protobuf.Value", "value": data}),
+                    );
+                    obj.remove("overwrite");
+                }
+                axum::Json(shown).into_response()
+            }
+            None => error(StatusCode::INTERNAL_SERVER_ERROR, "ERR_GET_JOB", "job not found"),
+        },
+        ("DELETE", [_, "jobs", name]) => {
+            inner.jobs.remove(*name);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => error(StatusCode::NOT_FOUND, "ERR_NOT_FOUND", "no such endpoint in the stub"),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, axum::Json(json!({"errorCode": code, "message": message}))).into_response()
+}
+
+fn percent_decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
+}
+
+fn get_state(inner: &Inner, store: &str, key: &str) -> Response {
+    match inner.stores.get(store).and_then(|s| s.get(key)) {
+        Some((value, etag)) => ([(http::header::ETAG, etag.to_string())], axum::Json(value.clone())).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+/// Applies one upsert with Dapr/postgres-v1 semantics. `Err` is the status a single save answers.
+fn upsert(inner: &mut Inner, store: &str, item: &Value) -> Result<(), StatusCode> {
+    let key = item.get("key").and_then(Value::as_str).ok_or(StatusCode::BAD_REQUEST)?.to_owned();
+    let value = item.get("value").cloned().unwrap_or(Value::Null);
+    let etag = item.get("etag").and_then(Value::as_str);
+    let first_write = item.pointer("/options/concurrency").and_then(Value::as_str) == Some("first-write");
+    let current = inner.stores.get(store).and_then(|s| s.get(&key)).map(|(_, e)| *e);
+    match (etag, current) {
+        (Some(etag), _) if etag.parse::<u64>().is_err() => return Err(StatusCode::BAD_REQUEST),
+        (Some(etag), Some(current)) if etag.parse::<u64>().ok() != Some(current) => return Err(StatusCode::CONFLICT),
+        (Some(_), None) => return Err(StatusCode::CONFLICT),
+        (None, Some(_)) if first_write => return Err(StatusCode::INTERNAL_SERVER_ERROR),
+        _ => {}
+    }
+    let new_etag = inner.etag();
+    inner.stores.entry(store.to_owned()).or_default().insert(key, (value, new_etag));
+    Ok(())
+}
+
+fn delete(inner: &mut Inner, store: &str, key: &str, etag: Option<&str>) -> Result<(), StatusCode> {
+    let current = inner.stores.get(store).and_then(|s| s.get(key)).map(|(_, e)| *e);
+    if let Some(etag) = etag
+        && (current.is_none() || etag.parse::<u64>().ok() != current)
+    {
+        return Err(StatusCode::CONFLICT);
+    }
+    if let Some(s) = inner.stores.get_mut(store) {
+        s.remove(key);
+    }
+    Ok(())
+}
+
+fn save(inner: &mut Inner, store: &str, body: &Value) -> Response {
+    let Some(items) = body.as_array() else {
+        return error(StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST", "expected an array");
+    };
+    for item in items {
+        match upsert(inner, store, item) {
+            Ok(()) => {}
+            Err(StatusCode::CONFLICT) => {
+                return error(StatusCode::CONFLICT, "ERR_STATE_SAVE", "possible etag mismatch");
+            }
+            Err(status) => return error(status, "ERR_STATE_SAVE", "failed saving state"),
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn bulk(inner: &Inner, store: &str, body: &Value) -> Response {
+    let keys = body.get("keys").and_then(Value::as_array).cloned().unwrap_or_default();
+    let items: Vec<Value> = keys
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|key| match inner.stores.get(store).and_then(|s| s.get(key)) {
+            Some((value, etag)) => json!({"key": key, "data": value, "etag": etag.to_string()}),
+            None => json!({"key": key}),
+        })
+        .collect();
+    axum::Json(items).into_response()
+}
+
+/// All or nothing; every failure is a 500, as in Dapr.
+fn transaction(inner: &mut Inner, store: &str, body: &Value) -> Response {
+    let snapshot = (inner.stores.get(store).cloned(), inner.next_etag);
+    let ops = body.get("operations").and_then(Value::as_array).cloned().unwrap_or_default();
+    for op in &ops {
+        let request = op.get("request").cloned().unwrap_or(Value::Null);
+        let is_projection = request.pointer("/metadata/outbox.projection").and_then(Value::as_str) == Some("true");
+        let result = match op.get("operation").and_then(Value::as_str) {
+            Some("upsert") if is_projection => Ok(()),
+            Some("upsert") => upsert(inner, store, &request),
+            Some("delete") => {
+                let key = request.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let etag = request.get("etag").and_then(Value::as_str).map(str::to_owned);
+                delete(inner, store, &key, etag.as_deref())
+            }
+            _ => return error(StatusCode::BAD_REQUEST, "ERR_NOT_SUPPORTED_STATE_OPERATION", "unknown operation"),
+        };
+        if result.is_err() {
+            match snapshot.0 {
+                Some(previous) => {
+                    inner.stores.insert(store.to_owned(), previous);
+                }
+                None => {
+                    inner.stores.remove(store);
+                }
+            }
+            inner.next_etag = snapshot.1;
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_STATE_TRANSACTION",
+                "error while executing state transaction",
+            );
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn lookup<'a>(value: &'a Value, path: &str) -> &'a Value {
+    path.split('.').try_fold(value, |v, part| v.get(part)).unwrap_or(&Value::Null)
+}
+
+fn matches(filter: &Value, value: &Value) -> bool {
+    let Some((op, arg)) = filter.as_object().and_then(|o| o.iter().next()) else {
+        return true;
+    };
+    match op.as_str() {
+        "EQ" => arg.as_object().is_some_and(|o| o.iter().all(|(path, want)| lookup(value, path) == want)),
+        "IN" => arg.as_object().is_some_and(|o| {
+            o.iter().all(|(path, options)| options.as_array().is_some_and(|opts| opts.contains(lookup(value, path))))
+        }),
+        "AND" => arg.as_array().is_some_and(|all| all.iter().all(|f| matches(f, value))),
+        "OR" => arg.as_array().is_some_and(|any| any.iter().any(|f| matches(f, value))),
+        _ => false,
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+fn run_query(inner: &Inner, store: &str, body: &Value) -> Response {
+    let filter = body.get("filter").cloned().unwrap_or(Value::Null);
+    let mut rows: Vec<(&String, &Value, u64)> = inner
+        .stores
+        .get(store)
+        .map(|s| s.iter().filter(|(_, (v, _))| matches(&filter, v)).map(|(k, (v, e))| (k, v, *e)).collect())
+        .unwrap_or_default();
+    if let Some(sorts) = body.get("sort").and_then(Value::as_array) {
+        rows.sort_by(|a, b| {
+            for sort in sorts {
+                let key = sort.get("key").and_then(Value::as_str).unwrap_or_default();
+                let mut ordering = compare(lookup(a.1, key), lookup(b.1, key));
+                if sort.get("order").and_then(Value::as_str) == Some("DESC") {
+                    ordering = ordering.reverse();
+                }
+                if ordering.is_ne() {
+                    return ordering;
+                }
+            }
+            a.0.cmp(b.0)
+        });
+    }
+    let start: usize = body.pointer("/page/token").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or(0);
+    let limit = body.pointer("/page/limit").and_then(Value::as_u64).map(|l| l as usize).unwrap_or(usize::MAX);
+    let page: Vec<Value> = rows
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|(k, v, e)| json!({"key": k, "data": v, "etag": e.to_string()}))
+        .collect();
+    if page.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let mut response = json!({"results": page});
+    if start + page.len() < rows.len() {
+        response["token"] = json!((start + page.len()).to_string());
+    }
+    axum::Json(response).into_response()
+}
+
+/// A function's router served on loopback.
+#[derive(Debug)]
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self._server.abort();
+    }
+}
+
+impl TestApp {
+    pub async fn start(function: Function, config: RuntimeConfig) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
+        let url = format!("http://{}", listener.local_addr().expect("app address"));
+        let router = function.into_router(&config);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        Self { url, http, _server: server }
+    }
+
+    /// Delivers `event` to `path` as Dapr does (`application/cloudevents+json`), with `token`
+    /// as `dapr-api-token` if given. Returns the HTTP status and the JSON answer.
+    pub async fn deliver(&self, path: &str, event: &Value, token: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/cloudevents+json")
+            .body(serde_json::to_vec(event).expect("event JSON"));
+        if let Some(token) = token {
+            request = request.header(crate::dapr::API_TOKEN_HEADER, token);
+        }
+        let response = request.send().await.expect("deliver");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Calls `POST /job/{name}` with `data` as the raw body, as the Scheduler does.
+    pub async fn trigger_job(&self, name: &str, data: &Value, token: Option<&str>) -> u16 {
+        let mut request = self
+            .http
+            .post(format!("{}/job/{name}", self.url))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(data).expect("job data JSON"));
+        if let Some(token) = token {
+            request = request.header(crate::dapr::API_TOKEN_HEADER, token);
+        }
+        request.send().await.expect("job callback").status().as_u16()
+    }
+}
+
+/// A CloudEvent as Dapr delivers one published to `topic`.
+pub fn cloudevent(id: &str, event_type: &str, topic: &str, data: Value) -> Value {
+    json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "test",
+        "type": event_type,
+        "datacontenttype": "application/json",
+        "data": data,
+        "topic": topic,
+        "pubsubname": crate::events::components::PUBSUB,
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "tracestate": "",
+        "time": "2026-11-22T10:00:00Z",
+    })
+}
+
+/// A valid open task of `owner`, version 1, created 2026-11-01, for tests to adjust.
+pub fn sample_task(id: uuid::Uuid, owner: &str) -> crate::domain::task::Task {
+    let created = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").expect("fixed time").to_utc();
+    crate::domain::task::Task {
+        id,
+        owner: owner.to_owned(),
+        title: "Pay rent".to_owned(),
+        description: "Transfer to the landlord".to_owned(),
+        priority: crate::domain::task::Priority::High,
+        tags: ["home".to_owned()].into_iter().collect(),
+        status: crate::domain::task::Status::Open,
+        due: None,
+        time_zone: chrono_tz::Tz::UTC,
+        reminder: None,
+        recurrence: None,
+        series: None,
+        created_at: created,
+        updated_at: created,
+        completed_at: None,
+        deleted_at: None,
+        version: 1,
+    }
+}
