@@ -213,8 +213,23 @@ impl Dapr {
         body: Option<Vec<u8>>,
         what: &str,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, bytes::Bytes), DaprError> {
+        self.call_with(method, url, body, &[], what).await
+    }
+
+    /// [`Self::call`] with extra request headers (`If-Match`).
+    async fn call_with(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        headers: &[(reqwest::header::HeaderName, &str)],
+        what: &str,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, bytes::Bytes), DaprError> {
         self.ready().await?;
         let mut request = self.decorate(self.inner.http.request(method, url));
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         }

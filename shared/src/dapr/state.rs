@@ -310,15 +310,8 @@ impl Dapr {
         if etag.is_some() {
             url.query_pairs_mut().append_pair("concurrency", "first-write");
         }
-        self.ready().await?;
-        let mut request = self.decorate(self.inner.http.delete(url));
-        if let Some(etag) = etag {
-            request = request.header(reqwest::header::IF_MATCH, etag);
-        }
-        let unavailable = |source| DaprError::Unavailable { what: what.clone(), source };
-        let response = request.send().await.map_err(unavailable)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(unavailable)?;
+        let if_match: Vec<_> = etag.map(|etag| (reqwest::header::IF_MATCH, etag)).into_iter().collect();
+        let (status, _, body) = self.call_with(Method::DELETE, url, None, &if_match, &what).await?;
         match status {
             StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
             StatusCode::CONFLICT => Err(DaprError::EtagMismatch { key: key.to_owned() }),

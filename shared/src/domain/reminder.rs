@@ -201,37 +201,19 @@ pub fn on_fire(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
-    use chrono_tz::Tz;
-
     use super::*;
-    use crate::domain::task::{Priority, Status};
+    use crate::domain::task::Status;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     fn task(version: u64, reminder: Option<Reminder>, due: Option<&str>) -> Task {
-        Task {
-            id: Uuid::from_u128(1),
-            owner: "alice".into(),
-            title: "Pay rent".into(),
-            description: String::new(),
-            priority: Priority::High,
-            tags: BTreeSet::new(),
-            status: Status::Open,
-            due: due.map(|d| DateTime::parse_from_rfc3339(d).unwrap()),
-            time_zone: Tz::UTC,
-            reminder,
-            recurrence: None,
-            series: None,
-            created_at: t("2026-11-01T00:00:00Z"),
-            updated_at: t("2026-11-01T00:00:00Z"),
-            completed_at: None,
-            deleted_at: None,
-            version,
-        }
+        let mut task = crate::testing::sample_task(Uuid::from_u128(1), "alice");
+        task.due = due.map(|d| DateTime::parse_from_rfc3339(d).unwrap());
+        task.reminder = reminder;
+        task.version = version;
+        task
     }
 
     const DUE: &str = "2026-12-01T09:00:00+01:00";

@@ -197,26 +197,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Task {
-        let now = Utc::now();
-        Task {
-            id: Uuid::nil(),
-            owner: "alice".into(),
-            title: "Pay rent".into(),
-            description: String::new(),
-            priority: Priority::High,
-            tags: BTreeSet::new(),
-            status: Status::Open,
-            due: None,
-            time_zone: Tz::UTC,
-            reminder: None,
-            recurrence: None,
-            series: None,
-            created_at: now,
-            updated_at: now,
-            completed_at: None,
-            deleted_at: None,
-            version: 1,
-        }
+        crate::testing::sample_task(Uuid::nil(), "alice")
     }
 
     #[test]
