@@ -206,3 +206,14 @@ async fn a_sidecar_whose_components_are_not_loaded_is_not_ready() {
     assert!(matches!(err, DaprError::NotReady(_)), "{err:?}");
     assert!(stub.published("t").is_empty());
 }
+
+#[tokio::test]
+async fn the_stub_refuses_filters_dapr_refuses() {
+    let stub = StubSidecar::start().await;
+    let dapr = stub.client(None);
+    for filter in [json!({"AND": [{"EQ": {"owner": "a"}}]}), json!({"EQ": {"a": 1, "b": 2}}), json!({"NEQ": {"a": 1}})]
+    {
+        let err = dapr.query_state::<Value>("tasks", &Query::new().filter(filter.clone())).await.unwrap_err();
+        assert!(matches!(err, DaprError::Status { status: 500, .. }), "{filter}: {err:?}");
+    }
+}

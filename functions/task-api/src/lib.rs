@@ -1,1 +1,64 @@
-//! Being written.
+//! task-api: the HTTP front door of todo-functions.
+//!
+//! REST over the caller's tasks: create, read, change (JSON merge patch), complete, delete,
+//! list with search / filter / sort / keyset pagination, and a task's audit trail, all behind
+//! JWT bearer auth, plus `GET /openapi.json`. Every change is one transaction on the `tasks`
+//! store through Dapr's outbox, so the task and its `todo.task.*` event on `task-events` commit
+//! together; the other functions react to those events. task-api itself subscribes to nothing:
+//! the runtime serves it like any function (health, metrics, logs, trace context) and mounts
+//! its public routes.
+//!
+//! # Layout
+//!
+//! - [`config`]: `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `LIST_SCAN_LIMIT` from the
+//!   environment; refuses to start without a usable secret.
+//! - [`auth`]: bearer tokens (HS256) to a [`auth::User`], and minting them.
+//! - [`error`]: [`error::ApiError`], every failure as `{"error", "field"}` with its status.
+//! - [`app`]: the state handlers share.
+//! - [`access`]: reading the caller's task (404 for anyone else's) and the read-modify-write
+//!   loop with ETags and conflict retries.
+//! - [`body`]: media types and body bytes, with axum's rejections mapped to API errors.
+//! - [`precondition`]: `ETag` / `If-Match` over task versions.
+//! - [`params`], [`sort`], [`cursor`], [`listing`]: the list request as pure functions: query
+//!   string, sort orders, keyset cursors, filter and page.
+//! - [`scan`]: reading all pages of a Query API request, bounded.
+//! - [`routes`]: one file per endpoint, and the router.
+//! - [`dev_token`]: the `task-api dev-token` subcommand.
+
+pub mod access;
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod cursor;
+pub mod dev_token;
+pub mod error;
+pub mod listing;
+pub mod params;
+pub mod precondition;
+pub mod routes;
+pub mod scan;
+pub mod sort;
+
+use shared::clock::Clock;
+use shared::dapr::Dapr;
+use shared::runtime::Function;
+
+pub use config::Config;
+
+/// The Dapr app-id, crate and image name.
+pub const APP_ID: &str = "task-api";
+
+/// The function as `main` runs it: configuration from the environment, the system clock.
+pub fn function(dapr: Dapr) -> anyhow::Result<Function> {
+    let config = Config::from_env()?;
+    tracing::info!(config = ?config, "task-api configured");
+    Ok(build(dapr, config, Clock::system()))
+}
+
+/// The function with explicit configuration and clock (tests). `config` should have passed
+/// [`Config::checked`]; without a usable secret every token is refused.
+pub fn build(dapr: Dapr, config: Config, clock: Clock) -> Function {
+    let app = app::App::new(dapr, &config, clock);
+    Function::new(APP_ID).public_routes(routes::router(app))
+}

@@ -151,6 +151,43 @@ pub fn plan(task: &Task, record: Option<&ReminderRecord>, now: DateTime<Utc>) ->
     Decision::Change(plan)
 }
 
+/// What a client is told about a task's reminder (`GET /v1/tasks/{id}/reminder`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderView {
+    pub task_id: Uuid,
+    /// `pending` until fire-reminder has handled the task's latest version, then the record's
+    /// status: `scheduled`, `fired`, `missed` or `cancelled`.
+    pub status: String,
+    pub remind_at: Option<DateTime<Utc>>,
+    pub fired_at: Option<DateTime<Utc>>,
+    pub late_by_ms: Option<u64>,
+}
+
+/// The reminder of `task` as far as it is known: the record when it reflects the task's current
+/// version (or when the task no longer wants a reminder), `pending` when the task wants one that
+/// fire-reminder has not recorded yet, `None` when there never was one.
+pub fn view(task: &Task, record: Option<&ReminderRecord>) -> Option<ReminderView> {
+    let from_record = |r: &ReminderRecord| ReminderView {
+        task_id: task.id,
+        status: serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        remind_at: r.remind_at,
+        fired_at: r.fired_at,
+        late_by_ms: r.late_by_ms,
+    };
+    match (record, fire_time(task)) {
+        (Some(r), _) if r.task_version >= task.version => Some(from_record(r)),
+        (_, Some(at)) => Some(ReminderView {
+            task_id: task.id,
+            status: "pending".to_owned(),
+            remind_at: Some(at.to_utc()),
+            fired_at: None,
+            late_by_ms: None,
+        }),
+        (Some(r), None) => Some(from_record(r)),
+        (None, None) => None,
+    }
+}
+
 /// The verdict on a job that fired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FireDecision {
@@ -302,6 +339,22 @@ mod tests {
         // Nothing scheduled: nothing to delete, but the version is remembered.
         let never = change(plan(&task(1, None, Some(DUE)), None, now));
         assert_eq!((never.job, never.record.status), (JobChange::Keep, ReminderStatus::Cancelled));
+    }
+
+    #[test]
+    fn the_view_is_pending_until_the_record_catches_up() {
+        let now = t("2026-11-02T00:00:00Z");
+        let v1 = task(1, Some(Reminder::BeforeDueSeconds(900)), Some(DUE));
+        assert_eq!(view(&v1, None).unwrap().status, "pending");
+        let record = change(plan(&v1, None, now)).record;
+        assert_eq!(view(&v1, Some(&record)).unwrap().status, "scheduled");
+        let moved = task(2, Some(Reminder::BeforeDueSeconds(60)), Some(DUE));
+        let shown = view(&moved, Some(&record)).unwrap();
+        assert_eq!((shown.status.as_str(), shown.remind_at), ("pending", Some(t("2026-12-01T07:59:00Z"))));
+        assert_eq!(view(&task(1, None, Some(DUE)), None), None);
+        let mut done = v1.clone();
+        done.complete(now);
+        assert_eq!(view(&done, Some(&record)).unwrap().status, "scheduled", "until fire-reminder cancels it");
     }
 
     #[test]

@@ -58,17 +58,17 @@ pub struct NewTask {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub title: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub priority: Option<Priority>,
     #[serde(default, deserialize_with = "nullable")]
     pub tags: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     pub due: Option<Option<DateTime<FixedOffset>>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub time_zone: Option<Tz>,
     #[serde(default, deserialize_with = "nullable")]
     pub reminder: Option<Option<Reminder>>,
@@ -85,8 +85,22 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Parses a JSON body, naming the first offending field.
+/// May be absent (`#[serde(default)]`), must not be `null`: these fields cannot be removed.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// Parses a JSON object body, naming the first offending field. Anything but an object is
+/// refused up front: derived structs would also accept an array of their fields in declaration
+/// order, which no client means.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ValidationError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ValidationError::new("", "the body must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
         let field = e.path().to_string();
@@ -362,6 +376,23 @@ mod tests {
         let task = create(json!({"title": "x", "priority": "high"})).unwrap();
         let patch: TaskPatch = parse_json(br#"{"title":" x ","priority":"high"}"#).unwrap();
         assert_eq!(apply_patch(&task, patch, now()).unwrap(), None);
+    }
+
+    #[test]
+    fn only_objects_are_accepted() {
+        assert_eq!(
+            parse_json::<NewTask>(br#"["Buy milk", "", "high"]"#).unwrap_err().message,
+            "the body must be a JSON object"
+        );
+        assert!(parse_json::<NewTask>(b"  ").is_err());
+    }
+
+    #[test]
+    fn required_fields_cannot_be_patched_to_null() {
+        for field in ["title", "priority", "time_zone"] {
+            let body = format!("{{\"{field}\": null}}");
+            assert_eq!(parse_json::<TaskPatch>(body.as_bytes()).unwrap_err().field, field);
+        }
     }
 
     #[test]

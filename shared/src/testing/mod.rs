@@ -448,8 +448,25 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
 }
 
+/// The filter grammar of components-contrib `state/query/filter.go`: one operator per unit,
+/// `EQ` and `IN` with a single key, `AND`/`OR` with at least two entries.
+fn well_formed(filter: &Value) -> bool {
+    let Some(unit) = filter.as_object().filter(|o| o.len() == 1) else {
+        return false;
+    };
+    unit.iter().all(|(op, arg)| match op.as_str() {
+        "EQ" => arg.as_object().is_some_and(|o| o.len() == 1),
+        "IN" => arg.as_object().is_some_and(|o| o.len() == 1 && o.values().all(Value::is_array)),
+        "AND" | "OR" => arg.as_array().is_some_and(|all| all.len() >= 2 && all.iter().all(well_formed)),
+        _ => false,
+    })
+}
+
 fn run_query(inner: &Inner, store: &str, body: &Value) -> Response {
     let filter = body.get("filter").cloned().unwrap_or(Value::Null);
+    if !filter.is_null() && !well_formed(&filter) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "ERR_STATE_QUERY", "failed to parse JSON query body");
+    }
     let mut rows: Vec<(&String, &Value, u64)> = inner
         .stores
         .get(store)

@@ -1,0 +1,240 @@
+//! Every failure as `{"error": "<message>", "field": "<field>"}` with the status a client can act
+//! on.
+//!
+//! Handlers return `Result<_, ApiError>` and never build error responses by hand, so the shape is
+//! the same everywhere, including for axum's own rejections (body too large, bad path) which
+//! would otherwise answer in plain text. Internal details (sidecar messages, store keys) are
+//! logged here, once, with the request's span, and never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use shared::dapr::DaprError;
+use shared::domain::validate::ValidationError;
+use shared::tasks::WriteError;
+
+/// Seconds a client is told to wait when the sidecar or the store is unavailable. Short: the
+/// common cause is a sidecar restart or a store failover, both over in seconds.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed; `field` names the body field, query parameter or header.
+    #[error("{message}")]
+    BadRequest { field: Option<String>, message: String },
+
+    /// 401: no usable bearer token. The message is for the client; the token itself is never
+    /// echoed or logged. `invalid_token` is false when no credentials were sent at all.
+    #[error("{message}")]
+    Unauthorized { message: String, invalid_token: bool },
+
+    /// 404: no such task *for this caller* (another user's task is indistinguishable from a
+    /// missing one, so ids cannot be probed).
+    #[error("task not found")]
+    NotFound,
+
+    /// 404 for a path no route serves.
+    #[error("no such route")]
+    NoRoute,
+
+    /// 405: the path exists, the method does not (axum adds the `Allow` header).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+
+    /// 409: the write kept conflicting with concurrent writers, or the request contradicts the
+    /// stored state.
+    #[error("{message}")]
+    Conflict { field: Option<String>, message: String },
+
+    /// 412: `If-Match` names a version that is no longer current.
+    #[error("the task was changed: its current version is {current}")]
+    PreconditionFailed { current: u64 },
+
+    /// 413: the body is larger than `MAX_BODY_BYTES`.
+    #[error("request body too large")]
+    PayloadTooLarge,
+
+    /// 415: the body is not in a media type this endpoint reads.
+    #[error("unsupported content type: expected {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+
+    /// 503: the sidecar or the store is unavailable; retrying later can succeed.
+    #[error("the task store is temporarily unavailable")]
+    Unavailable(#[source] DaprError),
+
+    /// 500: a bug or an unexpected answer. Logged with its context, answered generically.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest { field: Some(field.to_owned()), message: message.into() }
+    }
+
+    /// A token was presented but cannot be accepted (malformed, bad signature, expired, ...).
+    pub fn invalid_token(reason: impl Into<String>) -> Self {
+        Self::Unauthorized { message: reason.into(), invalid_token: true }
+    }
+
+    /// No credentials at all.
+    pub fn missing_token() -> Self {
+        Self::Unauthorized { message: "missing bearer token".into(), invalid_token: false }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
+            Self::PreconditionFailed { .. } => Some("If-Match"),
+            Self::UnsupportedMediaType { .. } => Some("Content-Type"),
+            Self::Unauthorized { .. } => Some("Authorization"),
+            _ => None,
+        }
+    }
+}
+
+/// The wire shape of every error.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Self::Internal(error) => tracing::error!(error = format!("{error:#}"), "request failed"),
+            Self::Unavailable(error) => tracing::warn!(error = %error, "task store unavailable"),
+            Self::Unauthorized { message, .. } => {
+                tracing::info!(reason = %message, "rejected the request: not authenticated")
+            }
+            _ => {}
+        }
+        let body = ErrorBody { error: self.to_string(), field: self.field() };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized { invalid_token, .. } => {
+                // RFC 6750 §3: a 401 names the scheme; `invalid_token` tells a client to get a
+                // new token rather than retry the same one, and is left out when none was sent.
+                let challenge = if *invalid_token {
+                    r#"Bearer realm="task-api", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="task-api""#
+                };
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        // `parse_json` names no field (or `?`, serde_path_to_error's unknown position) for a body
+        // that is not JSON at all; then the body is the field.
+        let field = match error.field.as_str() {
+            "" | "." | "?" => "body".to_owned(),
+            _ => error.field,
+        };
+        Self::BadRequest { field: Some(field), message: error.message }
+    }
+}
+
+impl From<DaprError> for ApiError {
+    fn from(error: DaprError) -> Self {
+        if error.is_transient() { Self::Unavailable(error) } else { Self::Internal(error.into()) }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Conflict => {
+                Self::Conflict { field: None, message: "the task is being changed concurrently; try again".into() }
+            }
+            WriteError::Dapr(error) => error.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use axum::body::to_bytes;
+    use serde_json::{Value, json};
+
+    async fn render(error: ApiError) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, headers, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn validation_errors_name_the_field() {
+        let (status, _, body) = render(ValidationError::new("title", "must not be empty").into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body, json!({"error": "must not be empty", "field": "title"}));
+        let (_, _, body) = render(ValidationError::new("", "expected value").into()).await;
+        assert_eq!(body["field"], "body");
+    }
+
+    #[tokio::test]
+    async fn unauthorized_carries_the_bearer_challenge() {
+        let (status, headers, body) = render(ApiError::invalid_token("token expired")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer realm="task-api", error="invalid_token""#);
+        assert_eq!(body["error"], "token expired");
+        let (_, headers, _) = render(ApiError::missing_token()).await;
+        assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer realm="task-api""#);
+    }
+
+    #[tokio::test]
+    async fn not_found_has_no_field() {
+        let (status, _, body) = render(ApiError::NotFound).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, json!({"error": "task not found"}));
+    }
+
+    #[tokio::test]
+    async fn transient_sidecar_errors_are_503_with_retry_after_and_no_detail() {
+        let error = DaprError::TransactionFailed { store: "tasks".into(), message: "pq: secret detail".into() };
+        let (status, headers, body) = render(error.into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "2");
+        assert!(!body.to_string().contains("secret detail"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn other_sidecar_errors_are_500_without_detail() {
+        let error = DaprError::Decode { what: "get state tasks/task:1".into(), detail: "bad json".into() };
+        let (status, _, body) = render(error.into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, json!({"error": "internal error"}));
+    }
+}

@@ -1,0 +1,76 @@
+//! The HTTP surface: one file per endpoint, each a thin handler over the pure modules (params,
+//! listing, cursor, precondition) and [`crate::access`].
+//!
+//! Extractor order is part of the contract: the caller is authenticated first (401 before
+//! anything else), then the path and headers are checked, and the body is read last, so bad
+//! input is refused before the store is touched.
+
+pub mod audit;
+pub mod complete;
+pub mod create;
+pub mod delete;
+pub mod get;
+pub mod list;
+pub mod openapi;
+pub mod reminder;
+pub mod update;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get as get_route, post};
+use shared::domain::task::Task;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::precondition;
+
+/// The paths this router serves, shared with the OpenAPI document and its tests.
+pub mod paths {
+    pub const TASKS: &str = "/v1/tasks";
+    pub const TASK: &str = "/v1/tasks/{id}";
+    pub const COMPLETE: &str = "/v1/tasks/{id}/complete";
+    pub const AUDIT: &str = "/v1/tasks/{id}/audit";
+    pub const REMINDER: &str = "/v1/tasks/{id}/reminder";
+    pub const OPENAPI: &str = "/openapi.json";
+
+    pub const ALL: [&str; 6] = [TASKS, TASK, COMPLETE, AUDIT, REMINDER, OPENAPI];
+}
+
+/// The public router, with its state. Unknown paths and methods answer in the API's JSON error
+/// shape (axum adds `Allow` to the 405).
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route(paths::TASKS, post(create::handler).get(list::handler))
+        .route(paths::TASK, get_route(get::handler).patch(update::handler).delete(delete::handler))
+        .route(paths::COMPLETE, post(complete::handler))
+        .route(paths::AUDIT, get_route(audit::handler))
+        .route(paths::REMINDER, get_route(reminder::handler))
+        .route(paths::OPENAPI, get_route(openapi::handler))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { ApiError::NoRoute })
+        .with_state(app)
+}
+
+/// The `{id}` of a task path. Not a UUID means no such task: 404, like any id that does not
+/// exist, so that clients need one rule only.
+pub fn task_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
+    let Path(raw) = path.map_err(|_| ApiError::NotFound)?;
+    Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound)
+}
+
+/// A task as JSON with its version as `ETag`.
+pub fn task_response(status: StatusCode, task: &Task) -> Response {
+    let mut response = (status, axum::Json(task)).into_response();
+    response.headers_mut().insert(header::ETAG, precondition::etag(task.version));
+    response
+}
+
+/// Where a task lives: `Location` of a created task.
+pub fn location(id: Uuid) -> HeaderValue {
+    // A hyphenated UUID is always a valid header value; the fallback is unreachable.
+    HeaderValue::from_str(&format!("{}/{id}", paths::TASKS)).unwrap_or_else(|_| HeaderValue::from_static(paths::TASKS))
+}

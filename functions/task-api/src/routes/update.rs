@@ -1,0 +1,41 @@
+//! `PATCH /v1/tasks/{id}`: a JSON merge patch (RFC 7396) of the caller's task.
+//!
+//! The patch is parsed before the task is read, so a malformed one touches nothing. A patch
+//! that changes nothing answers 200 with the task and writes nothing (no version bump, no
+//! `todo.task.updated` for consumers to process). `If-Match: "<version>"` makes the change
+//! conditional; without it, a concurrent change is merged by re-applying the patch.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use shared::domain::validate::{self, TaskPatch};
+use shared::events::TaskChange;
+
+use crate::access::modify;
+use crate::app::App;
+use crate::auth::User;
+use crate::body;
+use crate::error::ApiError;
+use crate::precondition::Precondition;
+use crate::routes::{task_id, task_response};
+
+pub async fn handler(
+    State(app): State<App>,
+    user: User,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let id = task_id(path)?;
+    body::require_media_type(&headers, &[body::JSON, body::MERGE_PATCH_JSON])?;
+    let precondition = Precondition::from_headers(&headers)?;
+    let bytes = body::bytes(payload)?;
+    let patch: TaskPatch = validate::parse_json(&bytes)?;
+    let outcome = modify(&app, &user, id, &precondition, TaskChange::Updated, |task, now| {
+        Ok(validate::apply_patch(task, patch.clone(), now)?)
+    })
+    .await?;
+    Ok(task_response(StatusCode::OK, outcome.task()))
+}

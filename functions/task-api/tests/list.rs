@@ -1,0 +1,256 @@
+//! `GET /v1/tasks`: isolation, the Query API request, every filter and sort, keyset pagination
+//! across pages, and parameter errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::http::Method;
+use chrono::{DateTime, Duration};
+use common::{Harness, SECRET, ids, now, task};
+use serde_json::{Value, json};
+use shared::clock::Clock;
+use shared::domain::task::{Priority, Status, Task};
+use shared::runtime::RuntimeConfig;
+use task_api::Config;
+
+fn tagged(mut t: Task, tags: &[&str]) -> Task {
+    t.tags = tags.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
+    t
+}
+
+fn due(mut t: Task, at: &str) -> Task {
+    t.due = Some(DateTime::parse_from_rfc3339(at).unwrap());
+    t
+}
+
+/// A small but varied list for alice, plus noise that must never show: bob's task and a tombstone.
+fn seed(h: &Harness) {
+    let mut t1 = due(tagged(task(1, "alice", "Pay rent"), &["home", "money"]), "2026-12-01T09:00:00+01:00");
+    t1.priority = Priority::High;
+    let mut t2 = tagged(task(2, "alice", "buy milk"), &["home", "errand"]);
+    t2.description = "Oat MILK, not cow".into();
+    t2.priority = Priority::Low;
+    let mut t3 = due(task(3, "alice", "Call mum"), "2026-11-25T18:00:00Z");
+    t3.status = Status::Completed;
+    t3.completed_at = Some(now());
+    t3.priority = Priority::Urgent;
+    t3.updated_at = now() + Duration::days(1);
+    let t4 = due(tagged(task(4, "alice", "Dentist"), &["health"]), "2026-12-10T08:00:00Z");
+    let mut bobs = task(5, "bob", "bob's milk");
+    bobs.priority = Priority::High;
+    let mut gone = task(6, "alice", "deleted milk");
+    gone.deleted_at = Some(now());
+    for t in [t1, t2, t3, t4, bobs, gone] {
+        h.put_task(&t);
+    }
+}
+
+async fn list(h: &Harness, query: &str) -> Value {
+    let answer = h.get(&format!("/v1/tasks{query}")).user("alice").send().await;
+    assert_eq!(answer.status, 200, "{query}: {:?}", answer.body);
+    answer.body
+}
+
+#[tokio::test]
+async fn only_the_callers_live_tasks_newest_first() {
+    let h = Harness::start().await;
+    seed(&h);
+    let body = list(&h, "").await;
+    assert_eq!(ids(&body), vec![4, 3, 2, 1], "default sort is -created; bob's and the tombstone never show");
+    assert_eq!(body["next_cursor"], Value::Null);
+    assert!(body["items"].as_array().unwrap().iter().all(|t| t["owner"] == "alice"));
+    let bob = h.get("/v1/tasks").user("bob").send().await;
+    assert_eq!(ids(&bob.body), vec![5]);
+    let nobody = h.get("/v1/tasks").user("carol").send().await;
+    assert_eq!(nobody.body, json!({"items": [], "next_cursor": null}));
+}
+
+#[tokio::test]
+async fn owner_status_and_priority_are_pushed_down_to_the_query_api() {
+    let h = Harness::start().await;
+    seed(&h);
+    list(&h, "").await;
+    list(&h, "?status=open&priority=high&priority=low").await;
+    let queries = h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query");
+    assert_eq!(queries.len(), 2);
+    assert_eq!(queries[0].body["filter"], json!({"EQ": {"owner": "alice"}}), "no one-operand AND: Dapr rejects it");
+    assert_eq!(
+        queries[1].body["filter"],
+        json!({"AND": [{"EQ": {"owner": "alice"}}, {"EQ": {"status": "open"}}, {"IN": {"priority": ["high", "low"]}}]})
+    );
+    assert_eq!(queries[0].body["sort"], json!([{"key": "id", "order": "ASC"}]), "a stable order to page on");
+    assert!(queries[0].body["page"]["limit"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn each_filter() {
+    let h = Harness::start().await;
+    seed(&h);
+    let cases: [(&str, Vec<u128>); 12] = [
+        ("?status=open&sort=created", vec![1, 2, 4]),
+        ("?status=completed", vec![3]),
+        ("?priority=high", vec![1]),
+        ("?priority=high&priority=urgent&sort=created", vec![1, 3]),
+        ("?priority=low,medium&sort=created", vec![2, 4]),
+        ("?q=MILK", vec![2]),
+        ("?q=oat+milk", vec![2]),
+        ("?q=rent&status=completed", vec![]),
+        ("?tag=home&sort=created", vec![1, 2]),
+        ("?tag=home&tag=money", vec![1]),
+        ("?due_after=2026-11-30T00:00:00Z&sort=due", vec![1, 4]),
+        ("?due_before=2026-12-01T08:00:00Z&due_after=2026-11-01T00:00:00%2B01:00&sort=due", vec![3]),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(ids(&list(&h, query).await), expected, "{query}");
+    }
+    // Task 1 is due 2026-12-01T08:00Z exactly: `due_before` is exclusive.
+    assert_eq!(ids(&list(&h, "?due_before=2026-12-01T08:00:00.001Z&sort=due").await), vec![3, 1]);
+}
+
+#[tokio::test]
+async fn each_sort_order() {
+    let h = Harness::start().await;
+    seed(&h);
+    let cases: [(&str, Vec<u128>); 10] = [
+        ("due", vec![3, 1, 4, 2]),
+        ("-due", vec![4, 1, 3, 2]),
+        ("priority", vec![2, 4, 1, 3]),
+        ("-priority", vec![3, 1, 4, 2]),
+        ("created", vec![1, 2, 3, 4]),
+        ("-created", vec![4, 3, 2, 1]),
+        ("updated", vec![1, 2, 4, 3]),
+        ("-updated", vec![3, 4, 2, 1]),
+        ("title", vec![2, 3, 4, 1]),
+        ("-title", vec![1, 4, 3, 2]),
+    ];
+    for (sort, expected) in cases {
+        assert_eq!(ids(&list(&h, &format!("?sort={sort}")).await), expected, "sort={sort}");
+    }
+}
+
+#[tokio::test]
+async fn pages_follow_the_cursor_without_duplicates_or_gaps_across_inserts() {
+    let h = Harness::start().await;
+    for n in 1..=25 {
+        let mut t = task(n * 10, "alice", &format!("task {n}"));
+        t.priority = if n % 2 == 0 { Priority::High } else { Priority::Low };
+        h.put_task(&t);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("?sort=-priority&limit=10&cursor={c}"),
+            None => "?sort=-priority&limit=10".to_owned(),
+        };
+        let body = list(&h, &query).await;
+        pages += 1;
+        assert!(ids(&body).len() <= 10);
+        seen.extend(ids(&body));
+        if pages == 1 {
+            // Inserted between pages: one sorts before the cursor (never shows), one after.
+            let mut early = task(5, "alice", "new high");
+            early.priority = Priority::Urgent;
+            h.put_task(&early);
+            let mut late = task(255, "alice", "new low");
+            late.priority = Priority::Low;
+            h.put_task(&late);
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let high: Vec<u128> = (1..=25).filter(|n| n % 2 == 0).map(|n| n * 10).collect();
+    let mut low: Vec<u128> = (1..=25).filter(|n| n % 2 == 1).map(|n| n * 10).collect();
+    low.push(255);
+    let expected: Vec<u128> = high.into_iter().chain(low).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 3);
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_naming_the_parameter_and_read_nothing() {
+    let h = Harness::start().await;
+    let other_sort_cursor = {
+        for n in 1..=3 {
+            h.put_task(&task(n, "alice", "t"));
+        }
+        let first = list(&h, "?sort=title&limit=1").await;
+        first["next_cursor"].as_str().unwrap().to_owned()
+    };
+    h.stub.clear_requests();
+    let cases = [
+        ("?sort=name".to_owned(), "sort"),
+        ("?limit=0".to_owned(), "limit"),
+        ("?limit=201".to_owned(), "limit"),
+        ("?limit=many".to_owned(), "limit"),
+        ("?cursor=garbage!".to_owned(), "cursor"),
+        (format!("?cursor={other_sort_cursor}&sort=-title"), "cursor"),
+        (format!("?cursor={other_sort_cursor}"), "cursor"),
+        ("?status=done".to_owned(), "status"),
+        ("?priority=meh".to_owned(), "priority"),
+        ("?due_before=next+week".to_owned(), "due_before"),
+        ("?due_after=2026-12-01".to_owned(), "due_after"),
+        ("?tags=home".to_owned(), "tags"),
+    ];
+    for (query, field) in cases {
+        let answer = h.get(&format!("/v1/tasks{query}")).user("alice").send().await;
+        assert_eq!((answer.status, answer.field()), (400, Some(field)), "{query}: {:?}", answer.body);
+    }
+    assert!(h.state_requests().is_empty(), "no query for a bad request");
+    let ok = list(&h, &format!("?sort=title&limit=1&cursor={other_sort_cursor}")).await;
+    assert_eq!(ids(&ok), vec![2], "the same cursor with its own sort works");
+}
+
+#[tokio::test]
+async fn every_query_page_is_read_and_the_scan_limit_is_reported() {
+    let h = Harness::start().await;
+    // More than one Query API page (500).
+    for n in 1..=501 {
+        h.put_task(&task(n, "alice", "t"));
+    }
+    let mut total = 0;
+    let mut query = "?limit=200&sort=created".to_owned();
+    loop {
+        let answer = h.get(&format!("/v1/tasks{query}")).user("alice").send().await;
+        assert_eq!(answer.header("x-scan-truncated"), None);
+        total += ids(&answer.body).len();
+        match answer.body["next_cursor"].as_str() {
+            Some(next) => query = format!("?limit=200&sort=created&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(total, 501);
+    let first_request: Vec<_> =
+        h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query").into_iter().take(2).collect();
+    assert_eq!(first_request[1].body["page"]["token"], "500", "the continuation token is followed");
+
+    let mut config = Config::with_secret(SECRET);
+    config.list_scan_limit = 3;
+    let small = Harness::custom(config, RuntimeConfig::default(), |_| Clock::fixed(now())).await;
+    for n in 1..=5 {
+        let mut t = task(n, "alice", "t");
+        t.priority = if n <= 3 { Priority::High } else { Priority::Low };
+        small.put_task(&t);
+    }
+    let answer = small.get("/v1/tasks?sort=created").user("alice").send().await;
+    assert_eq!(answer.header("x-scan-truncated"), Some("true"));
+    assert_eq!(ids(&answer.body), vec![1, 2, 3]);
+    let exact = small.get("/v1/tasks?priority=high&sort=created").user("alice").send().await;
+    assert_eq!(exact.header("x-scan-truncated"), None, "exactly the limit matched: complete");
+    assert_eq!(ids(&exact.body), vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn an_undecodable_stored_task_is_skipped_not_fatal() {
+    let h = Harness::start().await;
+    h.put_task(&task(1, "alice", "fine"));
+    h.stub.put_state("tasks", "task:broken", json!({"owner": "alice", "title": 42}));
+    let body = list(&h, "").await;
+    assert_eq!(ids(&body), vec![1]);
+}

@@ -1,0 +1,314 @@
+//! Reading and changing one task: ownership, merge patch, If-Match, complete, delete, and
+//! concurrent writers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::http::Method;
+use chrono::Duration;
+use common::{Harness, SECRET, now, put_task, task, upsert};
+use serde_json::json;
+use shared::clock::Clock;
+use shared::domain::audit::AuditEntry;
+use shared::domain::task::{Priority, Status, Task};
+use shared::events::TaskChange;
+use shared::runtime::RuntimeConfig;
+use task_api::Config;
+use uuid::Uuid;
+
+fn path(task: &Task) -> String {
+    format!("/v1/tasks/{}", task.id)
+}
+
+#[tokio::test]
+async fn get_returns_the_callers_task_with_its_version_as_etag() {
+    let h = Harness::start().await;
+    let mut t = task(1, "alice", "Pay rent");
+    t.version = 7;
+    h.put_task(&t);
+    let answer = h.get(&path(&t)).user("alice").send().await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("etag"), Some("\"7\""));
+    assert_eq!(serde_json::from_value::<Task>(answer.body).unwrap(), t);
+}
+
+#[tokio::test]
+async fn missing_deleted_and_non_uuid_ids_are_404() {
+    let h = Harness::start().await;
+    let mut gone = task(1, "alice", "gone");
+    gone.deleted_at = Some(now());
+    h.put_task(&gone);
+    for target in [format!("/v1/tasks/{}", Uuid::from_u128(99)), path(&gone), "/v1/tasks/not-a-uuid".to_owned()] {
+        let answer = h.get(&target).user("alice").send().await;
+        assert_eq!(answer.status, 404, "{target}");
+        assert_eq!(answer.body, json!({"error": "task not found"}));
+    }
+}
+
+#[tokio::test]
+async fn another_users_task_is_404_everywhere_and_never_written() {
+    let h = Harness::start().await;
+    let t = task(1, "alice", "private");
+    h.put_task(&t);
+    let p = path(&t);
+    let answers = [
+        h.get(&p).user("bob").send().await,
+        h.patch(&p).user("bob").json(&json!({"title": "mine now"})).send().await,
+        h.post(&format!("{p}/complete")).user("bob").send().await,
+        h.delete(&p).user("bob").send().await,
+        h.get(&format!("{p}/audit")).user("bob").send().await,
+    ];
+    for answer in answers {
+        assert_eq!(answer.status, 404, "{:?}", answer.body);
+        assert_eq!(answer.body, json!({"error": "task not found"}), "indistinguishable from a missing task");
+    }
+    assert!(h.task_transactions().is_empty());
+    assert!(h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/state/query").is_empty(), "no audit read either");
+    assert_eq!(h.stored(t.id), Some(t));
+}
+
+#[tokio::test]
+async fn patch_applies_a_merge_patch_and_emits_updated_guarded_by_the_etag() {
+    let h = Harness::start().await;
+    let mut t = task(1, "alice", "Pay rent");
+    t.description = "by the 1st".into();
+    let etag = h.put_task(&t);
+    for content_type in ["application/merge-patch+json", "application/json"] {
+        let priority = if content_type == "application/json" { "urgent" } else { "high" };
+        let answer = h
+            .patch(&path(&t))
+            .user("alice")
+            .json(&json!({"priority": priority, "description": null, "tags": ["home"]}))
+            .content_type(content_type)
+            .send()
+            .await;
+        assert_eq!(answer.status, 200, "{content_type}: {:?}", answer.body);
+    }
+    let stored = h.stored(t.id).unwrap();
+    assert_eq!((stored.priority, stored.description.as_str(), stored.version), (Priority::Urgent, "", 3));
+    assert!(stored.tags.contains("home"));
+    assert_eq!(stored.updated_at, now());
+
+    let transactions = h.task_transactions();
+    assert_eq!(transactions.len(), 2);
+    let first = upsert(&transactions[0]);
+    assert_eq!(first["key"], format!("task:{}", t.id));
+    assert_eq!(first["etag"], etag, "guarded by the ETag it was read with");
+    assert_eq!(first["options"], json!({"concurrency": "first-write"}));
+    assert_eq!(
+        first["metadata"],
+        json!({"type": "todo.task.updated", "subject": t.id.to_string(), "contentType": "application/json"})
+    );
+    assert_eq!(first["value"]["version"], 2);
+}
+
+#[tokio::test]
+async fn a_patch_that_changes_nothing_is_200_without_a_write() {
+    let h = Harness::start().await;
+    let mut t = task(1, "alice", "Pay rent");
+    t.priority = Priority::High;
+    h.put_task(&t);
+    for patch in [json!({}), json!({"priority": "high", "title": "  Pay rent "})] {
+        let answer = h.patch(&path(&t)).user("alice").json(&patch).send().await;
+        assert_eq!(answer.status, 200, "{patch}");
+        assert_eq!(answer.header("etag"), Some("\"1\""));
+        assert_eq!(answer.body["version"], 1);
+    }
+    assert!(h.task_transactions().is_empty());
+}
+
+#[tokio::test]
+async fn an_invalid_patch_is_400_naming_the_field_and_writes_nothing() {
+    let h = Harness::start().await;
+    let t = task(1, "alice", "Pay rent");
+    h.put_task(&t);
+    let cases = [
+        (json!({"title": ""}), "title"),
+        (json!({"title": null}), "title"),
+        (json!({"priority": null}), "priority"),
+        (json!({"status": "completed"}), "status"),
+        (json!({"priority": "whenever"}), "priority"),
+        (json!({"recurrence": {"rule": "FREQ=WEEKLY"}}), "due"),
+        (json!({"reminder": {"before_due_seconds": 60}}), "reminder.before_due_seconds"),
+    ];
+    for (patch, field) in cases {
+        let answer = h.patch(&path(&t)).user("alice").json(&patch).send().await;
+        assert_eq!((answer.status, answer.field()), (400, Some(field)), "{patch}: {:?}", answer.body);
+    }
+    let wrong_type = h.patch(&path(&t)).user("alice").raw_body(b"{}", Some("text/plain")).send().await;
+    assert_eq!(wrong_type.status, 415);
+    assert!(h.task_transactions().is_empty());
+    assert_eq!(h.stored(t.id), Some(t));
+}
+
+#[tokio::test]
+async fn if_match_with_a_stale_version_is_412_and_writes_nothing() {
+    let h = Harness::start().await;
+    let mut t = task(1, "alice", "Pay rent");
+    t.version = 3;
+    h.put_task(&t);
+    let p = path(&t);
+    let answers = [
+        h.patch(&p).user("alice").header("If-Match", "\"2\"").json(&json!({"title": "new"})).send().await,
+        h.post(&format!("{p}/complete")).user("alice").header("If-Match", "\"2\"").send().await,
+        h.delete(&p).user("alice").header("If-Match", "\"2\"").send().await,
+        h.delete(&p).user("alice").header("If-Match", "W/\"3\"").send().await,
+    ];
+    for answer in answers {
+        assert_eq!(answer.status, 412, "{:?}", answer.body);
+        assert_eq!(answer.field(), Some("If-Match"));
+    }
+    let malformed = h.delete(&p).user("alice").header("If-Match", "3").send().await;
+    assert_eq!((malformed.status, malformed.field()), (400, Some("If-Match")));
+    assert!(h.task_transactions().is_empty());
+    assert_eq!(h.stored(t.id), Some(t));
+}
+
+#[tokio::test]
+async fn if_match_with_the_current_version_succeeds() {
+    let h = Harness::start().await;
+    let t = task(1, "alice", "Pay rent");
+    h.put_task(&t);
+    let answer = h
+        .patch(&path(&t))
+        .user("alice")
+        .header("If-Match", "\"1\"")
+        .json(&json!({"title": "Pay rent now"}))
+        .send()
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("etag"), Some("\"2\""));
+    let completed = h.post(&format!("{}/complete", path(&t))).user("alice").header("If-Match", "*").send().await;
+    assert_eq!((completed.status, completed.body["version"].as_u64()), (200, Some(3)));
+}
+
+#[tokio::test]
+async fn completing_twice_writes_one_completion() {
+    let h = Harness::start().await;
+    let t = task(1, "alice", "Pay rent");
+    h.put_task(&t);
+    let first = h.post(&format!("{}/complete", path(&t))).user("alice").send().await;
+    assert_eq!(first.status, 200);
+    assert_eq!((first.body["status"].as_str(), first.body["completed_at"].clone()), (Some("completed"), json!(now())));
+    let second = h.post(&format!("{}/complete", path(&t))).user("alice").json(&json!({"ignored": true})).send().await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, first.body, "the completed task, unchanged");
+
+    let transactions = h.task_transactions();
+    assert_eq!(transactions.len(), 1, "one todo.task.completed only");
+    assert_eq!(upsert(&transactions[0])["metadata"]["type"], "todo.task.completed");
+    assert_eq!(h.stored(t.id).unwrap().status, Status::Completed);
+}
+
+#[tokio::test]
+async fn delete_writes_a_tombstone_then_the_task_is_gone_but_its_trail_is_not() {
+    let h = Harness::start().await;
+    let t = task(1, "alice", "Pay rent");
+    h.put_task(&t);
+    let entry = AuditEntry::new("outbox-1", TaskChange::Created, Some(now()), t.clone(), now());
+    h.stub.put_state("state", &entry.key(), serde_json::to_value(&entry).unwrap());
+
+    let deleted = h.delete(&path(&t)).user("alice").send().await;
+    assert_eq!((deleted.status, &deleted.body), (204, &serde_json::Value::Null));
+    let transactions = h.task_transactions();
+    assert_eq!(transactions.len(), 1);
+    let written = upsert(&transactions[0]);
+    assert_eq!(written["metadata"]["type"], "todo.task.deleted");
+    assert_eq!(written["value"]["deleted_at"], json!(now()));
+    assert_eq!(written["value"]["version"], 2);
+    assert!(h.stored(t.id).unwrap().is_deleted(), "a tombstone, not a removal");
+
+    assert_eq!(h.get(&path(&t)).user("alice").send().await.status, 404);
+    assert_eq!(h.delete(&path(&t)).user("alice").send().await.status, 404, "a second delete");
+    assert_eq!(h.patch(&path(&t)).user("alice").json(&json!({"title": "x"})).send().await.status, 404);
+    let trail = h.get(&format!("{}/audit", path(&t))).user("alice").send().await;
+    assert_eq!(trail.status, 200);
+    assert_eq!(trail.body["items"][0]["event_id"], "outbox-1");
+    assert_eq!(h.task_transactions().len(), 1);
+}
+
+/// A clock that, when read between the handler's read and its write, lets "another writer"
+/// change the task (a new version under a new store ETag) — `times` times.
+fn meddling_clock(stub: Arc<shared::testing::StubSidecar>, original: Task, times: u64) -> Clock {
+    let calls = AtomicU64::new(0);
+    Clock::from_fn(move || {
+        let call = calls.fetch_add(1, Ordering::SeqCst);
+        if call < times {
+            let mut other = original.clone();
+            other.description = format!("edited elsewhere {call}");
+            other.version = original.version + call + 1;
+            other.updated_at = now() - Duration::seconds(1);
+            put_task(&stub, &other);
+        }
+        now()
+    })
+}
+
+#[tokio::test]
+async fn a_concurrent_change_is_retried_and_both_changes_land() {
+    let t = task(1, "alice", "Pay rent");
+    let seeded = t.clone();
+    let h = Harness::custom(Config::with_secret(SECRET), RuntimeConfig::default(), move |stub| {
+        put_task(&stub, &seeded);
+        meddling_clock(stub, seeded, 1)
+    })
+    .await;
+    let answer = h.patch(&path(&t)).user("alice").json(&json!({"priority": "urgent"})).send().await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let stored = h.stored(t.id).unwrap();
+    assert_eq!(stored.priority, Priority::Urgent, "our change");
+    assert_eq!(stored.description, "edited elsewhere 0", "theirs, not overwritten");
+    assert_eq!(stored.version, 3);
+    assert_eq!(answer.body, serde_json::to_value(&stored).unwrap());
+    let transactions = h.task_transactions();
+    assert_eq!(transactions.len(), 2, "the conflicting write, then the retry");
+    assert_ne!(upsert(&transactions[0])["etag"], upsert(&transactions[1])["etag"], "the retry uses the fresh ETag");
+}
+
+#[tokio::test]
+async fn a_concurrent_change_under_if_match_is_412() {
+    let t = task(1, "alice", "Pay rent");
+    let seeded = t.clone();
+    let h = Harness::custom(Config::with_secret(SECRET), RuntimeConfig::default(), move |stub| {
+        put_task(&stub, &seeded);
+        meddling_clock(stub, seeded, 1)
+    })
+    .await;
+    let answer =
+        h.patch(&path(&t)).user("alice").header("If-Match", "\"1\"").json(&json!({"priority": "urgent"})).send().await;
+    assert_eq!(answer.status, 412, "{:?}", answer.body);
+    assert_eq!(h.task_transactions().len(), 1, "no write after the conflict");
+    assert_eq!(h.stored(t.id).unwrap().priority, Priority::Medium);
+}
+
+#[tokio::test]
+async fn a_task_that_keeps_changing_is_409_after_a_few_attempts() {
+    let t = task(1, "alice", "Pay rent");
+    let seeded = t.clone();
+    let h = Harness::custom(Config::with_secret(SECRET), RuntimeConfig::default(), move |stub| {
+        put_task(&stub, &seeded);
+        meddling_clock(stub, seeded, u64::MAX)
+    })
+    .await;
+    let answer = h.post(&format!("{}/complete", path(&t))).user("alice").send().await;
+    assert_eq!(answer.status, 409, "{:?}", answer.body);
+    assert_eq!(h.task_transactions().len(), task_api::access::MAX_ATTEMPTS);
+    assert_eq!(h.stored(t.id).unwrap().status, Status::Open, "every attempt lost");
+}
+
+#[tokio::test]
+async fn a_failed_transaction_that_is_not_a_conflict_is_503() {
+    let h = Harness::start().await;
+    let t = task(1, "alice", "Pay rent");
+    h.put_task(&t);
+    h.stub.fail(Method::POST, "/v1.0/state/tasks/transaction", 500, 1);
+    let answer = h.post(&format!("{}/complete", path(&t))).user("alice").send().await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.header("retry-after"), Some("2"));
+    assert_eq!(h.task_transactions().len(), 1, "not retried as if it were a conflict");
+    assert_eq!(h.stored(t.id), Some(t));
+}
