@@ -124,17 +124,22 @@ impl Dapr {
         // than aws-lc (half the size). Installing it is idempotent; an error only means another
         // provider was installed first, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let base = config.base_url()?;
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.dapr_request_timeout_ms))
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(60))
-            .no_proxy()
-            .build()
-            .map_err(|e| DaprError::Config(format!("HTTP client: {e}")))?;
+            .no_proxy();
+        if base.scheme() == "http" {
+            // Plain HTTP to a local sidecar needs no trust roots, and loading the platform's
+            // (parsing every CA certificate on the machine) would be most of a cold start.
+            builder = builder.tls_certs_only(std::iter::empty());
+        }
+        let http = builder.build().map_err(|e| DaprError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
-                base: config.base_url()?,
+                base,
                 token: config.dapr_api_token.clone().filter(|t| !t.is_empty()),
                 ready: OnceCell::new(),
                 startup_timeout: Duration::from_millis(config.dapr_startup_timeout_ms),
