@@ -35,6 +35,7 @@ async fn bad_tokens_are_401_with_a_bearer_challenge_on_every_route() {
         (Method::DELETE, format!("/v1/tasks/{id}")),
         (Method::POST, format!("/v1/tasks/{id}/complete")),
         (Method::GET, format!("/v1/tasks/{id}/audit")),
+        (Method::GET, format!("/v1/tasks/{id}/reminder")),
     ];
     let credentials: [(Option<String>, &str); 6] = [
         (None, "missing bearer token"),
@@ -110,4 +111,18 @@ async fn unknown_routes_and_methods_answer_in_the_api_shape() {
     assert_eq!(wrong.header("allow"), Some("POST,GET,HEAD"));
     let health = h.get("/healthz").send().await;
     assert_eq!(health.status, 200, "the runtime's routes are untouched");
+}
+
+#[tokio::test]
+async fn the_app_token_guards_the_dapr_channel_not_the_public_api() {
+    let runtime = RuntimeConfig { app_api_token: Some("from-the-sidecar".into()), ..RuntimeConfig::default() };
+    let h = Harness::custom(Config::with_secret(SECRET), runtime, |_| Clock::fixed(now())).await;
+    let subscribe = h.get("/dapr/subscribe").send().await;
+    assert_eq!(subscribe.status, 401, "Dapr-facing routes need dapr-api-token");
+    let subscribe = h.get("/dapr/subscribe").header("dapr-api-token", "from-the-sidecar").send().await;
+    assert_eq!((subscribe.status, subscribe.body), (200, json!([])), "task-api subscribes to nothing");
+    assert_eq!(h.get("/healthz").send().await.status, 200);
+    // People and programs call the API with their JWT; they do not hold the sidecar's token.
+    let created = h.post("/v1/tasks").user("alice").json(&json!({"title": "x"})).send().await;
+    assert_eq!(created.status, 201);
 }
