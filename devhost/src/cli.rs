@@ -1,0 +1,115 @@
+//! The `devhost` command: read `dapr.yaml`, serve a sidecar per app, start the apps, run until
+//! Ctrl-C or SIGTERM (or until an app exits), then stop the apps (SIGTERM, grace period, kill)
+//! and exit.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use tracing::{error, info};
+
+use crate::system::{Settings, System};
+
+/// An embedded Dapr-compatible host: runs every app of a Dapr multi-app run file with a
+/// sidecar emulated over HTTP and one SQLite file, without daprd, Kafka or Postgres.
+///
+/// Tokens come from devhost's own environment: `DAPR_API_TOKEN` is enforced on every sidecar
+/// and `APP_API_TOKEN` is sent to the apps; both are passed to the apps.
+#[derive(Debug, Parser)]
+#[command(name = "devhost", version)]
+pub struct Cli {
+    /// The Dapr multi-app run file.
+    #[arg(long, default_value = "dapr.yaml")]
+    pub run_file: PathBuf,
+    /// The SQLite database (state, pub/sub log, jobs); kept across restarts.
+    #[arg(long, default_value = ".devhost/devhost.sqlite")]
+    pub db: String,
+    /// Deliver every message twice, to test that handlers are idempotent.
+    #[arg(long)]
+    pub duplicate_delivery: bool,
+    /// Partitions of each new topic.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub partitions: u32,
+    /// Seconds each app gets to stop after SIGTERM before it is killed.
+    #[arg(long, default_value_t = 10)]
+    pub grace_secs: u64,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print every message of a topic (a dead-letter topic, `reminders`, ...) as JSON lines and
+    /// exit, without consuming anything. Works while devhost runs.
+    Peek {
+        topic: String,
+        /// The pub/sub component.
+        #[arg(long, default_value = "pubsub")]
+        pubsub: String,
+    },
+}
+
+fn env_token(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|t| !t.is_empty())
+}
+
+/// Runs devhost until a shutdown signal.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Peek { topic, pubsub }) = &cli.command {
+        for message in crate::peek::messages(&cli.db, pubsub, topic)? {
+            println!("{}", serde_json::to_string(&message)?);
+        }
+        return Ok(());
+    }
+    let settings = Settings {
+        database: cli.db.clone(),
+        partitions: cli.partitions,
+        duplicate_delivery: cli.duplicate_delivery,
+        api_token: env_token("DAPR_API_TOKEN"),
+        app_token: env_token("APP_API_TOKEN"),
+        grace: Duration::from_secs(cli.grace_secs),
+        ready_timeout: None,
+    };
+    println!(
+        "devhost: run file {}, database {}{}",
+        cli.run_file.display(),
+        cli.db,
+        if cli.duplicate_delivery { " (duplicate delivery ON)" } else { "" }
+    );
+    let mut system = tokio::select! {
+        s = System::start(&cli.run_file, &settings) => s?,
+        () = shutdown_signal() => anyhow::bail!("interrupted during startup"),
+    };
+    for app in &system.apps {
+        println!(
+            "devhost: {:<20} app port {:<6} sidecar http://127.0.0.1:{}",
+            app.app_id, app.app_port, app.sidecar_port
+        );
+    }
+    println!("devhost: all {} apps are ready (Ctrl-C to stop)", system.apps.len());
+    tokio::select! {
+        () = shutdown_signal() => info!("shutting down"),
+        exited = system.app_exited() => error!(app = %exited, "an app exited; shutting down"),
+    }
+    system.stop().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,438 @@
+//! Delivery: one consumer group per app-id and pub/sub component, one sequential loop per
+//! partition of each subscribed topic (partitions in parallel), offsets committed when a
+//! message is settled.
+//!
+//! Per message, as dapr/dapr `pkg/runtime/subscription/subscription.go` and
+//! `postman/http/http.go` do:
+//! 1. read the CloudEvent (a `rawPayload` subscription gets a synthesized envelope); a body that
+//!    is not a CloudEvent goes to the dead-letter topic if there is one, else it is retried;
+//! 2. an expired event (`expiration`) is dropped (dead-lettered if configured);
+//! 3. the routing rules are evaluated in order ([`crate::cel`]); an evaluation error is handled
+//!    like 1; no matching rule and no default route: acknowledged (and dead-lettered if
+//!    configured, as Dapr does);
+//! 4. `POST <route>` with `Content-Type: application/cloudevents+json`, the stored bytes as the
+//!    body, the Kafka metadata as headers (`__key`, `__topic`, `__partition`, `__offset`,
+//!    `__timestamp`, the record headers), `traceparent`, and `dapr-api-token` with an app token;
+//! 5. the answer: 2xx with an empty, non-JSON or status-less body, or `SUCCESS`: done; `DROP` or
+//!    404: dead letter (or acknowledged with a warning); `RETRY`, an unknown status, any other
+//!    status or no connection: retried under the Resiliency inbound retry policy of the pub/sub
+//!    component, then dead-lettered; without a dead-letter topic Kafka's own consume retry takes
+//!    over: the message is retried every `backOffDuration` (5 s) forever, blocking its partition.
+//!
+//! A dead-lettered message is published to the subscription's `deadLetterTopic` on the same
+//! pub/sub, bytes unchanged (the original CloudEvent), key and record headers kept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tracing::{error, info, warn};
+
+use crate::cel::{self, Expr};
+use crate::cloudevent;
+use crate::db::TaskFailed;
+use crate::host::{App, Host};
+use crate::pubsub::{self, NewMessage, Stored};
+use crate::resources::{InboundPolicy, PubSubComponent, SubscriptionSpec};
+
+/// A subscription of one app, ready to run.
+#[derive(Debug)]
+pub struct Subscriber {
+    host: Arc<Host>,
+    app: Arc<App>,
+    spec: SubscriptionSpec,
+    rules: Vec<(Expr, String)>,
+    group: String,
+    component: PubSubComponent,
+    policy: InboundPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LoopError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug)]
+enum Answer {
+    Success,
+    Drop(String),
+    Retry { reason: String, status: Option<u16> },
+}
+
+/// How the processing of one message ended.
+enum Settled {
+    Done,
+    /// Failed with nowhere to go: the component retry decides.
+    Failed(String),
+    Cancelled,
+}
+
+impl Subscriber {
+    /// Checks the subscription for `app` and prepares it (routing rules compiled here, so a bad
+    /// rule fails startup).
+    pub fn new(host: Arc<Host>, app: Arc<App>, spec: SubscriptionSpec) -> anyhow::Result<Self> {
+        let component = host.pubsub_for(&app.app_id, &spec.pubsub).cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: app {:?} subscribes to pub/sub {:?}, which is not a pub/sub component loaded for it",
+                spec.source,
+                app.app_id,
+                spec.pubsub
+            )
+        })?;
+        let rules = spec.compile_rules()?;
+        let group = component.group_for(&app.app_id);
+        let policy = host.resources.inbound_policy(&app.app_id, &spec.pubsub);
+        Ok(Self { host, app, spec, rules, group, component, policy })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.spec.topic
+    }
+
+    /// Spawns one loop per partition.
+    pub async fn start(self: Arc<Self>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let id = (self.group.clone(), self.spec.pubsub.clone(), self.spec.topic.clone());
+        if !self.host.consumers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id) {
+            anyhow::bail!(
+                "app {:?}: consumer group {:?} already consumes {}/{} for another app-id; competing consumers across \
+                 app-ids are not emulated (use `consumerGroup: \"{{appID}}\"`)",
+                self.app.app_id,
+                self.group,
+                self.spec.pubsub,
+                self.spec.topic
+            );
+        }
+        let (pubsub, topic, default) =
+            (self.spec.pubsub.clone(), self.spec.topic.clone(), self.host.options.partitions);
+        let n = self
+            .host
+            .db
+            .call(move |inner| -> Result<u32, LoopError> {
+                Ok(pubsub::partitions(&inner.conn, &mut inner.cache, &pubsub, &topic, default)?)
+            })
+            .await?;
+        info!(
+            app_id = %self.app.app_id, pubsub = %self.spec.pubsub, topic = %self.spec.topic, group = %self.group,
+            partitions = n, dead_letter = ?self.spec.dead_letter_topic, retry = ?self.policy.retry,
+            "subscribed"
+        );
+        Ok((0..n).map(|p| tokio::spawn(self.clone().run_partition(p))).collect())
+    }
+
+    async fn run_partition(self: Arc<Self>, partition: u32) {
+        let shutdown = self.host.shutdown.clone();
+        let mut wake = self.host.notifier.subscribe(&self.spec.pubsub, &self.spec.topic);
+        let mut next = loop {
+            let (group, pubsub, topic, initial) =
+                (self.group.clone(), self.spec.pubsub.clone(), self.spec.topic.clone(), self.component.initial_offset);
+            let r = self
+                .host
+                .db
+                .call(move |inner| -> Result<i64, LoopError> {
+                    Ok(pubsub::resume_offset(
+                        &inner.conn,
+                        &mut inner.cache,
+                        &group,
+                        &pubsub,
+                        &topic,
+                        partition,
+                        initial,
+                    )?)
+                })
+                .await;
+            match r {
+                Ok(offset) => break offset,
+                Err(e) => {
+                    error!(error = %e, "reading the consumer offset failed; retrying");
+                    if sleep_or_cancel(&shutdown, Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+            }
+        };
+        loop {
+            wake.borrow_and_update();
+            let (pubsub, topic) = (self.spec.pubsub.clone(), self.spec.topic.clone());
+            let batch = self
+                .host
+                .db
+                .call(move |inner| -> Result<Vec<Stored>, LoopError> {
+                    Ok(pubsub::fetch(&inner.conn, &pubsub, &topic, partition, next, 64)?)
+                })
+                .await;
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    error!(error = %e, "reading messages failed; retrying");
+                    if sleep_or_cancel(&shutdown, Duration::from_secs(1)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    r = wake.changed() => if r.is_err() { return },
+                    () = shutdown.cancelled() => return,
+                }
+                continue;
+            }
+            for message in batch {
+                let rounds = if self.host.options.duplicate_delivery { 2 } else { 1 };
+                for _ in 0..rounds {
+                    if !self.process(&message).await {
+                        return;
+                    }
+                }
+                next = message.offset + 1;
+                self.commit(partition, next).await;
+            }
+        }
+    }
+
+    async fn commit(&self, partition: u32, next: i64) {
+        let (group, pubsub, topic) = (self.group.clone(), self.spec.pubsub.clone(), self.spec.topic.clone());
+        let r = self
+            .host
+            .db
+            .call(move |inner| -> Result<(), LoopError> {
+                Ok(pubsub::commit(&inner.conn, &group, &pubsub, &topic, partition, next)?)
+            })
+            .await;
+        if let Err(e) = r {
+            // At-least-once: an uncommitted offset only means a redelivery after a restart.
+            warn!(error = %e, "committing the consumer offset failed");
+        }
+    }
+
+    /// Processes one message until it is settled. `false`: devhost is shutting down (the message
+    /// stays unsettled and is delivered again after a restart).
+    async fn process(&self, message: &Stored) -> bool {
+        let shutdown = &self.host.shutdown;
+        let mut component_retries = 0i64;
+        loop {
+            match self.settle(message).await {
+                Settled::Done => return true,
+                Settled::Cancelled => return false,
+                Settled::Failed(reason) => {
+                    if !self.component.consume_retry_enabled {
+                        error!(
+                            app_id = %self.app.app_id, topic = %self.spec.topic, partition = message.partition,
+                            offset = message.offset, %reason,
+                            "delivery failed and consumeRetryEnabled is false: the message is skipped (Kafka marks a later offset)"
+                        );
+                        return true;
+                    }
+                    if self.component.backoff_max_retries >= 0
+                        && component_retries >= self.component.backoff_max_retries
+                    {
+                        error!(
+                            app_id = %self.app.app_id, topic = %self.spec.topic, partition = message.partition,
+                            offset = message.offset, %reason, "delivery failed and backOffMaxRetries is exhausted: skipped"
+                        );
+                        return true;
+                    }
+                    component_retries += 1;
+                    error!(
+                        app_id = %self.app.app_id, topic = %self.spec.topic, partition = message.partition,
+                        offset = message.offset, %reason, retry = component_retries,
+                        backoff_ms = self.component.backoff.as_millis() as u64,
+                        "DELIVERY FAILED AND THE SUBSCRIPTION HAS NO DEAD-LETTER TOPIC: Kafka's consume retry redelivers \
+                         this message forever and BLOCKS ITS PARTITION; set deadLetterTopic and a bounded inbound retry policy"
+                    );
+                    if sleep_or_cancel(shutdown, self.component.backoff).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(&self, message: &Stored, why: &str) -> Settled {
+        let Some(dlq) = &self.spec.dead_letter_topic else {
+            return Settled::Done;
+        };
+        let letter = NewMessage {
+            pubsub: self.spec.pubsub.clone(),
+            topic: dlq.clone(),
+            key: message.key.clone(),
+            partition: None,
+            headers: message.headers.clone(),
+            content_type: message.content_type.clone(),
+            body: message.body.clone(),
+        };
+        match self.host.publish(vec![letter]).await {
+            Ok(()) => {
+                warn!(
+                    app_id = %self.app.app_id, topic = %self.spec.topic, partition = message.partition,
+                    offset = message.offset, dead_letter_topic = %dlq, reason = why, "message sent to the dead-letter topic"
+                );
+                Settled::Done
+            }
+            Err(e) => Settled::Failed(format!("publishing to the dead-letter topic {dlq} failed: {e}")),
+        }
+    }
+
+    /// Dead-letters if there is a topic for it, else hands the failure to the component retry.
+    async fn dead_letter_or_fail(&self, message: &Stored, why: String) -> Settled {
+        if self.spec.dead_letter_topic.is_some() { self.dead_letter(message, &why).await } else { Settled::Failed(why) }
+    }
+
+    async fn settle(&self, message: &Stored) -> Settled {
+        let (event, body) = if self.spec.raw_payload {
+            let ce = cloudevent::from_raw_payload(&message.body, &self.spec.topic, &self.spec.pubsub);
+            let bytes = serde_json::to_vec(&ce).unwrap_or_default();
+            (ce, bytes)
+        } else {
+            match serde_json::from_slice::<Value>(&message.body) {
+                Ok(v @ Value::Object(_)) => (v, message.body.clone()),
+                _ => {
+                    let why = "error deserializing cloud event: the message is not a JSON CloudEvent".to_owned();
+                    return self.dead_letter_or_fail(message, why).await;
+                }
+            }
+        };
+        if cloudevent::has_expired(&event) {
+            warn!(app_id = %self.app.app_id, id = ?event.get("id"), "dropping expired pub/sub event");
+            if self.spec.dead_letter_topic.is_some() {
+                return self.dead_letter(message, "expired").await;
+            }
+            return Settled::Done;
+        }
+        let path = match self.route(&event) {
+            Ok(Some(path)) => path,
+            Ok(None) => {
+                info!(app_id = %self.app.app_id, topic = %self.spec.topic, id = ?event.get("id"), "no matching route; skipping");
+                if self.spec.dead_letter_topic.is_some() {
+                    return self.dead_letter(message, "no matching route").await;
+                }
+                return Settled::Done;
+            }
+            Err(e) => {
+                let why = format!("error finding matching route: {e}");
+                return self.dead_letter_or_fail(message, why).await;
+            }
+        };
+        let mut retry = 0u32;
+        loop {
+            let answer = tokio::select! {
+                a = self.deliver(message, &event, &body, &path) => a,
+                () = self.host.shutdown.cancelled() => return Settled::Cancelled,
+            };
+            match answer {
+                Answer::Success => return Settled::Done,
+                Answer::Drop(why) => {
+                    warn!(app_id = %self.app.app_id, %path, offset = message.offset, reason = %why, "app dropped the message");
+                    if self.spec.dead_letter_topic.is_some() {
+                        return self.dead_letter(message, &why).await;
+                    }
+                    return Settled::Done;
+                }
+                Answer::Retry { reason, status } => {
+                    let again = self.policy.retry.as_ref().filter(|p| p.matches(status) && p.allows(retry));
+                    let Some(policy) = again else {
+                        return self.dead_letter_or_fail(message, reason).await;
+                    };
+                    let pause = policy.delay(retry);
+                    retry += 1;
+                    warn!(
+                        app_id = %self.app.app_id, %path, offset = message.offset, %reason, retry,
+                        pause_ms = pause.as_millis() as u64, "delivery failed; retrying under the inbound retry policy"
+                    );
+                    if sleep_or_cancel(&self.host.shutdown, pause).await {
+                        return Settled::Cancelled;
+                    }
+                }
+            }
+        }
+    }
+
+    /// dapr/dapr `findMatchingRoute`: rules in order, the first error stops the evaluation.
+    fn route(&self, event: &Value) -> Result<Option<String>, String> {
+        for (expr, path) in &self.rules {
+            if cel::eval(expr, event)? {
+                return Ok(Some(path.clone()));
+            }
+        }
+        Ok(self.spec.default_path.clone())
+    }
+
+    async fn deliver(&self, message: &Stored, event: &Value, body: &[u8], path: &str) -> Answer {
+        let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+        let url = format!("{}{path}", self.app.base_url());
+        let mut request = self
+            .host
+            .http
+            .post(&url)
+            .header(http::header::CONTENT_TYPE, cloudevent::CLOUDEVENTS_CONTENT_TYPE)
+            .timeout(self.policy.timeout.unwrap_or(Duration::from_secs(300)))
+            .body(body.to_vec());
+        for (name, value) in &message.headers {
+            if name.starts_with("__") || name.eq_ignore_ascii_case("content-type") {
+                continue;
+            }
+            if let (Ok(n), Ok(v)) =
+                (http::HeaderName::try_from(name.as_str()), http::HeaderValue::try_from(value.as_str()))
+            {
+                request = request.header(n, v);
+            }
+        }
+        request = request
+            .header("__topic", self.spec.topic.as_str())
+            .header("__partition", message.partition.to_string())
+            .header("__offset", message.offset.to_string())
+            .header("__timestamp", message.published_at.to_string())
+            .header("pubsubName", self.spec.pubsub.as_str());
+        if let Some(key) = &message.key
+            && let Ok(v) = http::HeaderValue::try_from(key.as_str())
+        {
+            request = request.header("__key", v);
+        }
+        for field in ["traceparent", "tracestate"] {
+            if let Some(v) = event.get(field).and_then(Value::as_str).filter(|v| !v.is_empty())
+                && let Ok(v) = http::HeaderValue::try_from(v)
+            {
+                request = request.header(field, v);
+            }
+        }
+        if let Some(token) = &self.host.options.app_token {
+            request = request.header("dapr-api-token", token);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return Answer::Retry { reason: format!("app unreachable at {url}: {e}"), status: None },
+        };
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Answer::Drop(format!("app answered 404 for {path} (non-retriable)"));
+        }
+        if !status.is_success() {
+            return Answer::Retry {
+                reason: format!("app answered HTTP {}", status.as_u16()),
+                status: Some(status.as_u16()),
+            };
+        }
+        let bytes = response.bytes().await.unwrap_or_default();
+        let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(&bytes) else {
+            return Answer::Success;
+        };
+        match answer.get("status").and_then(Value::as_str).map(str::to_ascii_uppercase).as_deref() {
+            None | Some("") | Some("SUCCESS") => Answer::Success,
+            Some("DROP") => Answer::Drop("app answered DROP".to_owned()),
+            Some("RETRY") => Answer::Retry { reason: "app answered RETRY".to_owned(), status: None },
+            Some(other) => Answer::Retry { reason: format!("app answered unknown status {other:?}"), status: None },
+        }
+    }
+}
+
+/// `true` if devhost is shutting down.
+async fn sleep_or_cancel(shutdown: &tokio_util::sync::CancellationToken, pause: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(pause) => false,
+        () = shutdown.cancelled() => true,
+    }
+}

@@ -1,0 +1,136 @@
+//! The state shared by every sidecar, delivery loop and the scheduler: resources, database,
+//! the registered apps and their readiness, and the HTTP client used to call apps.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Db;
+use crate::pubsub::{NewMessage, Notifier};
+use crate::resources::{Component, ComponentKind, PubSubComponent, Resources, StateComponent, SubscriptionSpec};
+
+/// Settings that do not come from resources.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Partitions of a topic created from now on.
+    pub partitions: u32,
+    /// Deliver every message twice (at-least-once testing).
+    pub duplicate_delivery: bool,
+    /// `DAPR_API_TOKEN`: required on every sidecar API call but the health checks.
+    pub api_token: Option<String>,
+    /// `APP_API_TOKEN`: sent to apps as `dapr-api-token`.
+    pub app_token: Option<String>,
+}
+
+/// One app-id: where it listens and whether it is ready for deliveries and job triggers.
+#[derive(Debug)]
+pub struct App {
+    pub app_id: String,
+    pub app_port: u16,
+    pub health_path: String,
+    /// True once the app answered its health check (and its subscriptions are read).
+    pub ready: watch::Sender<bool>,
+    /// Declarative and programmatic subscriptions in effect, for `/v1.0/metadata`.
+    pub subscriptions: Mutex<Vec<SubscriptionSpec>>,
+}
+
+impl App {
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.app_port)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Waits until the app is ready; `false` if devhost shuts down first.
+    pub async fn wait_ready(&self, shutdown: &CancellationToken) -> bool {
+        let mut rx = self.ready.subscribe();
+        tokio::select! {
+            r = rx.wait_for(|ready| *ready) => r.is_ok(),
+            () = shutdown.cancelled() => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Host {
+    pub resources: Resources,
+    pub db: Db,
+    pub notifier: Notifier,
+    pub options: Options,
+    /// Calls to apps: deliveries, job triggers, health checks (connections are pooled).
+    pub http: reqwest::Client,
+    pub apps: HashMap<String, Arc<App>>,
+    /// Wakes the job scheduler when jobs change or an app becomes ready.
+    pub jobs_changed: Notify,
+    pub shutdown: CancellationToken,
+    /// (group, pubsub, topic) with a running consumer: two app-ids sharing a consumer group
+    /// would be competing consumers, which devhost does not emulate.
+    pub consumers: Mutex<std::collections::HashSet<(String, String, String)>>,
+}
+
+impl Host {
+    pub fn new(resources: Resources, db: Db, options: Options, apps: Vec<App>) -> anyhow::Result<Arc<Self>> {
+        // reqwest is built without a default TLS provider (workspace choice); calls to apps are
+        // plain HTTP, but a client still needs a provider installed. Idempotent.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tls_certs_only(std::iter::empty())
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
+        let apps = apps.into_iter().map(|a| (a.app_id.clone(), Arc::new(a))).collect();
+        Ok(Arc::new(Self {
+            resources,
+            db,
+            notifier: Notifier::default(),
+            options,
+            http,
+            apps,
+            jobs_changed: Notify::new(),
+            shutdown: CancellationToken::new(),
+            consumers: Mutex::default(),
+        }))
+    }
+
+    /// The component `name` as loaded by `app_id` (scopes applied).
+    pub fn component_for(&self, app_id: &str, name: &str) -> Option<&Component> {
+        self.resources.component(name).filter(|c| c.visible_to(app_id))
+    }
+
+    pub fn state_store_for(&self, app_id: &str, name: &str) -> Option<&StateComponent> {
+        match self.component_for(app_id, name).map(|c| &c.kind) {
+            Some(ComponentKind::State(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn pubsub_for(&self, app_id: &str, name: &str) -> Option<&PubSubComponent> {
+        match self.component_for(app_id, name).map(|c| &c.kind) {
+            Some(ComponentKind::PubSub(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn has_kind_for(&self, app_id: &str, state: bool) -> bool {
+        self.resources.components.iter().filter(|c| c.visible_to(app_id)).any(|c| match c.kind {
+            ComponentKind::State(_) => state,
+            ComponentKind::PubSub(_) => !state,
+            ComponentKind::SecretStore => false,
+        })
+    }
+
+    /// Appends messages in one committed transaction, then wakes their consumers.
+    pub async fn publish(&self, messages: Vec<NewMessage>) -> Result<(), crate::state::StateError> {
+        let partitions = self.options.partitions;
+        let touched = self.db.call(move |inner| crate::state::apply(inner, "", &[], &messages, partitions)).await?;
+        self.notifier.notify(&touched);
+        Ok(())
+    }
+}

@@ -1,0 +1,359 @@
+//! devhost: an embedded, Dapr-compatible local host.
+//!
+//! devhost runs a multi-app system on one machine with nothing but Rust: it reads `dapr.yaml`
+//! (Dapr's multi-app run file) and the resources directory, starts every app as its own process,
+//! and plays the Dapr sidecar for each one over HTTP, persisting state, the pub/sub log and jobs
+//! in one SQLite file. Like the emulators cloud vendors ship, it is a faithful stand-in for the
+//! sidecar's HTTP API for *any* app using the subset below, with Dapr's status codes, body
+//! shapes and delivery semantics; it knows nothing about the apps' domain. Clusters run the real
+//! Dapr, Kafka and Postgres.
+//!
+//! Emulated API (per app, on its own sidecar port):
+//! - `POST /v1.0/publish/{pubsub}/{topic}` (CloudEvent wrapping, `rawPayload`, `partitionKey`,
+//!   `cloudevent.*` overrides, `ttlInSeconds`, topic scoping);
+//! - delivery to the app: one consumer group per app-id, per-partition ordering, routing rules,
+//!   SUCCESS/RETRY/DROP/404, Resiliency retries, dead-letter topics, durable offsets;
+//! - state (`state.postgresql` v1): get, save, delete, bulk get, transactions with the
+//!   transactional outbox, the Query API, ETags, first-write, TTL, `keyPrefix`;
+//! - jobs (`/v1.0-alpha1/jobs/{name}`, `/v1.0/jobs/{name}`) with `POST /job/{name}` triggers;
+//! - `/v1.0/healthz`, `/v1.0/healthz/outbound`, `/v1.0/metadata`; `DAPR_API_TOKEN` and
+//!   `APP_API_TOKEN`.
+//!
+//! Everything else answers 404 `ERR_DEVHOST_NOT_EMULATED`, and a resource or field devhost does
+//! not emulate is a startup error naming the file and the field.
+//!
+//! # Layout
+//!
+//! - [`runfile`]: `dapr.yaml`, the multi-app run file.
+//! - [`resources`]: Components, Resiliency and Subscription resources, read strictly.
+//! - `fields`: strict reading of YAML objects (every field consumed or reported).
+//! - [`duration`]: Go and protobuf duration syntaxes.
+//! - [`db`]: the SQLite file (schema, WAL, one connection), `:memory:` for tests.
+//! - [`state`]: state stores with `state.postgresql` v1 semantics, and the Query API.
+//! - [`outbox`]: the transactional outbox of a state store (one SQLite transaction).
+//! - [`pubsub`]: the log: topics, partitions, offsets, consumer-group positions, wake-ups.
+//! - [`peek`]: reading a topic (a dead-letter topic, say) without consuming it (`devhost peek`).
+//! - [`cloudevent`]: CloudEvent envelopes as Dapr builds them.
+//! - [`delivery`]: per app/topic/partition delivery loops, retries, dead letters.
+//! - [`cel`]: the routing-rule subset of CEL, parsed by hand.
+//! - [`schedule`]: job schedules (`@every`, `@daily`, 6-field cron).
+//! - [`jobs`]: the Jobs API and the scheduler that triggers `POST /job/{name}`.
+//! - [`sidecar`]: the axum HTTP API served per app.
+//! - `host`: what all of the above share (resources, database, apps, HTTP client).
+//! - [`apps`]: app processes, health, subscription discovery, shutdown.
+//! - [`system`]: a whole run file (sidecars + app processes) as one handle, for the CLI and
+//!   system tests.
+//! - [`cli`]: the `devhost` command.
+//!
+//! # Where devhost differs from Dapr
+//!
+//! On purpose or as a simplification; everything else follows the dapr/dapr and
+//! components-contrib sources cited in each module.
+//!
+//! - **Outbox in one transaction.** Dapr publishes to an internal topic
+//!   (`<appId><topic>outbox`), commits the state, then republishes after checking the state
+//!   (`outboxDiscardWhenMissingState`). devhost commits state and event in one SQLite
+//!   transaction. An upsert without `contentType: application/json` is published as its JSON
+//!   text (a string) where Dapr would publish Go's `%v` formatting.
+//! - **Partitioner.** FNV-1a of the key instead of Sarama's hash: the same key keeps one
+//!   partition (ordering is the same), but its partition number differs from a real cluster's.
+//!   Messages are kept forever (no retention); a topic's partition count is fixed when created.
+//! - **Offsets** are committed after each settled message (Kafka commits asynchronously, so a
+//!   real crash can redeliver more).
+//! - **Query API** compares and sorts the *text* of values, as `state.postgresql` v1 does, but in
+//!   byte order rather than the database collation; it spans the whole component (every app's
+//!   keys, as v1 spans its table).
+//! - **Health.** Apps must answer `GET /healthz` before they are subscribed (Dapr probes only with
+//!   app health checks enabled) and are not probed again afterwards.
+//! - **Jobs** run on UTC; retries of a trigger live in memory (a restart during them triggers the
+//!   tick again); job-name validation is simplified.
+//! - **`kill -9` of devhost** leaves its app processes running (devhost uses no `unsafe`, so no
+//!   parent-death signal); stop them before starting devhost again.
+//! - **Not emulated** (404 `ERR_DEVHOST_NOT_EMULATED` or a startup error): service invocation,
+//!   bindings, actors, workflows, configuration and secrets APIs, locks, crypto, bulk publish
+//!   and bulk subscribe, streaming subscriptions, gRPC, `Configuration` resources, circuit
+//!   breakers, outbound resiliency policies (validated; devhost's components have no transient
+//!   failures to retry).
+//!
+//! # Embedding (tests)
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use devhost::{AppSpec, Devhost};
+//! let host = Devhost::builder()
+//!     .resources_yaml("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: pubsub}\nspec: {type: pubsub.kafka, version: v1}\n")
+//!     .app(AppSpec::new("my-app", 8080))
+//!     .database(":memory:")
+//!     .start()
+//!     .await?;
+//! let url = host.sidecar_url("my-app");
+//! host.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod apps;
+pub mod cel;
+pub mod cli;
+pub mod cloudevent;
+pub mod db;
+pub mod delivery;
+pub mod duration;
+mod fields;
+mod host;
+pub mod jobs;
+pub mod outbox;
+pub mod peek;
+pub mod pubsub;
+pub mod resources;
+pub mod runfile;
+pub mod schedule;
+pub mod sidecar;
+pub mod state;
+pub mod system;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tracing::info;
+
+pub use host::Options;
+use host::{App, Host};
+use resources::Resources;
+
+/// An app devhost plays the sidecar for.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    pub app_id: String,
+    /// Where the app listens (on 127.0.0.1).
+    pub app_port: u16,
+    /// The sidecar port to serve; 0 = any free port.
+    pub sidecar_port: u16,
+    /// Health check path (Dapr's default `/healthz`).
+    pub health_path: String,
+}
+
+impl AppSpec {
+    pub fn new(app_id: impl Into<String>, app_port: u16) -> Self {
+        Self { app_id: app_id.into(), app_port, sidecar_port: 0, health_path: "/healthz".to_owned() }
+    }
+
+    pub fn sidecar_port(mut self, port: u16) -> Self {
+        self.sidecar_port = port;
+        self
+    }
+}
+
+/// Configures and starts devhost in-process.
+#[derive(Debug)]
+pub struct DevhostBuilder {
+    resource_dirs: Vec<PathBuf>,
+    resource_yaml: Vec<String>,
+    apps: Vec<AppSpec>,
+    database: String,
+    options: Options,
+    ready_timeout: Option<Duration>,
+}
+
+impl DevhostBuilder {
+    /// Reads every YAML file of `dir` at start.
+    pub fn resources_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.resource_dirs.push(dir.into());
+        self
+    }
+
+    /// Adds resources from a YAML text (several documents allowed).
+    pub fn resources_yaml(mut self, yaml: impl Into<String>) -> Self {
+        self.resource_yaml.push(yaml.into());
+        self
+    }
+
+    pub fn app(mut self, app: AppSpec) -> Self {
+        self.apps.push(app);
+        self
+    }
+
+    /// SQLite file path, or `:memory:` (the default).
+    pub fn database(mut self, path: impl Into<String>) -> Self {
+        self.database = path.into();
+        self
+    }
+
+    /// Partitions of new topics (default 4).
+    pub fn partitions(mut self, n: u32) -> Self {
+        self.options.partitions = n.max(1);
+        self
+    }
+
+    pub fn duplicate_delivery(mut self, on: bool) -> Self {
+        self.options.duplicate_delivery = on;
+        self
+    }
+
+    /// `DAPR_API_TOKEN`: enforced on the sidecar API.
+    pub fn api_token(mut self, token: Option<impl Into<String>>) -> Self {
+        self.options.api_token = token.map(Into::into).filter(|t: &String| !t.is_empty());
+        self
+    }
+
+    /// `APP_API_TOKEN`: sent to the apps.
+    pub fn app_token(mut self, token: Option<impl Into<String>>) -> Self {
+        self.options.app_token = token.map(Into::into).filter(|t: &String| !t.is_empty());
+        self
+    }
+
+    /// How long [`DevhostBuilder::start`] waits for each app to be healthy (default 30 s;
+    /// `None` = forever).
+    pub fn ready_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Starts the sidecars, then waits for every app to be healthy and subscribed.
+    pub async fn start(self) -> anyhow::Result<Devhost> {
+        self.start_sidecars().await?.attach_apps().await
+    }
+
+    /// Loads everything and serves every sidecar, without waiting for the apps (the CLI starts
+    /// the app processes in between, since they need their sidecar port).
+    pub async fn start_sidecars(self) -> anyhow::Result<Starting> {
+        let mut resources = Resources::default();
+        for dir in &self.resource_dirs {
+            let loaded = Resources::load_dir(dir)?;
+            resources.components.extend(loaded.components);
+            resources.resiliencies.extend(loaded.resiliencies);
+            resources.subscriptions.extend(loaded.subscriptions);
+        }
+        for (i, yaml) in self.resource_yaml.iter().enumerate() {
+            resources.add_yaml(yaml, &format!("<resources #{}>", i + 1))?;
+        }
+        resources.validate()?;
+        let db = db::Db::open(&self.database)?;
+        let apps = self
+            .apps
+            .iter()
+            .map(|a| App {
+                app_id: a.app_id.clone(),
+                app_port: a.app_port,
+                health_path: a.health_path.clone(),
+                ready: watch::channel(false).0,
+                subscriptions: Mutex::new(Vec::new()),
+            })
+            .collect();
+        let host = Host::new(resources, db, self.options, apps)?;
+        let mut sidecars = HashMap::new();
+        let mut tasks = Vec::new();
+        for app in &self.apps {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", app.sidecar_port))
+                .await
+                .with_context(|| format!("binding the sidecar port {} of app {:?}", app.sidecar_port, app.app_id))?;
+            let addr = listener.local_addr().context("sidecar address")?;
+            let router = sidecar::router(host.clone(), &app.app_id);
+            let stop = host.shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ =
+                    axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            }));
+            info!(app_id = %app.app_id, app_port = app.app_port, sidecar = %addr, "sidecar listening");
+            sidecars.insert(app.app_id.clone(), addr);
+        }
+        tasks.push(tokio::spawn(jobs::run_scheduler(host.clone())));
+        let purger = host.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    () = purger.shutdown.cancelled() => return,
+                }
+                let _ = purger
+                    .db
+                    .call(|inner| -> Result<usize, state::StateError> { Ok(state::purge_expired(&inner.conn)?) })
+                    .await;
+            }
+        }));
+        Ok(Starting { devhost: Devhost { host, sidecars, tasks }, ready_timeout: self.ready_timeout })
+    }
+}
+
+/// Sidecars are serving; the apps are not attached yet.
+#[derive(Debug)]
+pub struct Starting {
+    devhost: Devhost,
+    ready_timeout: Option<Duration>,
+}
+
+impl Starting {
+    pub fn sidecar_addr(&self, app_id: &str) -> Option<SocketAddr> {
+        self.devhost.sidecars.get(app_id).copied()
+    }
+
+    /// Waits for every app to be healthy, reads subscriptions, starts delivery.
+    pub async fn attach_apps(self) -> anyhow::Result<Devhost> {
+        let Starting { mut devhost, ready_timeout } = self;
+        let mut pending = Vec::new();
+        for app in devhost.host.apps.values() {
+            pending.push(tokio::spawn(apps::attach(devhost.host.clone(), app.clone(), ready_timeout)));
+        }
+        let mut failure = None;
+        for handle in pending {
+            match handle.await {
+                Ok(Ok(tasks)) => devhost.tasks.extend(tasks),
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(e) => failure = failure.or(Some(anyhow::anyhow!("app attach task failed: {e}"))),
+            }
+        }
+        if let Some(e) = failure {
+            devhost.shutdown().await;
+            return Err(e);
+        }
+        Ok(devhost)
+    }
+}
+
+/// A running devhost.
+#[derive(Debug)]
+pub struct Devhost {
+    host: Arc<Host>,
+    sidecars: HashMap<String, SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Devhost {
+    pub fn builder() -> DevhostBuilder {
+        DevhostBuilder {
+            resource_dirs: Vec::new(),
+            resource_yaml: Vec::new(),
+            apps: Vec::new(),
+            database: ":memory:".to_owned(),
+            options: Options { partitions: 4, duplicate_delivery: false, api_token: None, app_token: None },
+            ready_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` of the app's sidecar (empty if the app is unknown).
+    pub fn sidecar_url(&self, app_id: &str) -> String {
+        self.sidecars.get(app_id).map(|a| format!("http://{a}")).unwrap_or_default()
+    }
+
+    pub fn sidecar_addr(&self, app_id: &str) -> Option<SocketAddr> {
+        self.sidecars.get(app_id).copied()
+    }
+
+    /// Stops serving and delivering (unsettled messages stay unsettled), then waits for the
+    /// background tasks.
+    pub async fn shutdown(self) {
+        self.host.shutdown.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+
+    /// Resolves when shutdown was requested.
+    pub async fn cancelled(&self) {
+        self.host.shutdown.cancelled().await;
+    }
+}

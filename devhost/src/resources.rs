@@ -1,0 +1,883 @@
+//! Dapr resources from `resourcesPath` (`dapr-components/local/`): Components, Resiliency and
+//! Subscriptions, read strictly.
+//!
+//! Emulated: `state.postgresql` v1 (the Query API exists only in v1; `keyPrefix` and the outbox
+//! metadata honoured), `pubsub.kafka` v1 (consumer group, `initialOffset`, consume retry,
+//! publishing/subscription scopes), `secretstores.local.env` v1, `Resiliency` retry policies and
+//! timeouts for pub/sub inbound delivery, `Subscription` `dapr.io/v2alpha1`.
+//!
+//! Anything else is a startup error naming the file and the field, never silently ignored.
+//! Connection metadata that devhost deliberately does not use (it has no broker or database to
+//! connect to: `brokers`, `authType`, `connectionString`, `tableName`, ...) is accepted and
+//! listed in [`UNUSED_STATE_METADATA`] and [`UNUSED_KAFKA_METADATA`]; a `secretKeyRef` on such a
+//! field is never resolved, so the secret need not exist locally.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use serde_json::Value;
+
+use crate::duration;
+use crate::fields::{Fields, is_truthy, yaml_documents};
+
+/// `state.postgresql` v1 metadata accepted and not used: devhost stores everything in its own
+/// SQLite file (components-contrib `common/component/postgresql/v1/metadata.go`).
+pub const UNUSED_STATE_METADATA: &[&str] = &[
+    "connectionString",
+    "host",
+    "hostaddr",
+    "port",
+    "user",
+    "username",
+    "password",
+    "database",
+    "dbname",
+    "sslmode",
+    "sslRootCert",
+    "tableName",
+    "metadataTableName",
+    "timeout",
+    "timeoutInSeconds",
+    "cleanupInterval",
+    "cleanupIntervalInSeconds",
+    "maxConns",
+    "connectionMaxIdleTime",
+    "queryExecMode",
+    "useAzureAD",
+    "useAWSIAM",
+    "azureClientId",
+    "azureTenantId",
+    "azureClientSecret",
+    "awsRegion",
+    "awsAccessKey",
+    "awsSecretKey",
+    "awsSessionToken",
+    "actorStateStore",
+];
+
+/// `pubsub.kafka` metadata accepted and not used: there is no broker (components-contrib
+/// `common/component/kafka/metadata.go`).
+pub const UNUSED_KAFKA_METADATA: &[&str] = &[
+    "brokers",
+    "authType",
+    "authRequired",
+    "clientID",
+    "consumerID",
+    "saslUsername",
+    "saslPassword",
+    "saslMechanism",
+    "initialOffsetReset",
+    "maxMessageBytes",
+    "caCert",
+    "clientCert",
+    "clientKey",
+    "skipVerify",
+    "disableTls",
+    "version",
+    "heartbeatInterval",
+    "sessionTimeout",
+    "consumerGroupRebalanceStrategy",
+    "channelBufferSize",
+    "consumerFetchMin",
+    "consumerFetchDefault",
+    "compression",
+    "escapeHeaders",
+    "excludeHeaderMetaRegex",
+    "consumeRetryInterval",
+    "clientConnectionTopicMetadataRefreshInterval",
+    "clientConnectionKeepAliveInterval",
+    "oidcTokenEndpoint",
+    "oidcClientID",
+    "oidcClientSecret",
+    "oidcScopes",
+    "oidcExtensions",
+    "awsRegion",
+    "awsAccessKey",
+    "awsSecretKey",
+    "awsSessionToken",
+    "awsIamRoleArn",
+    "awsStsSessionName",
+    "schemaRegistryURL",
+    "schemaRegistryAPIKey",
+    "schemaRegistryAPISecret",
+    "schemaCachingEnabled",
+    "schemaLatestVersionCacheTTL",
+    "useAvroJson",
+];
+
+/// Everything read from the resources directory.
+#[derive(Debug, Clone, Default)]
+pub struct Resources {
+    pub components: Vec<Component>,
+    pub resiliencies: Vec<Resiliency>,
+    pub subscriptions: Vec<SubscriptionSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub name: String,
+    /// `state.postgresql`, `pubsub.kafka`, ...
+    pub type_name: String,
+    pub version: String,
+    pub kind: ComponentKind,
+    /// App-ids that load the component; empty = all (Dapr `scopes`).
+    pub scopes: Vec<String>,
+    /// The file it came from, for messages.
+    pub source: String,
+}
+
+impl Component {
+    /// A component is loaded only by the app-ids in its `scopes` (all when there are none).
+    pub fn visible_to(&self, app_id: &str) -> bool {
+        self.scopes.is_empty() || self.scopes.iter().any(|s| s == app_id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum ComponentKind {
+    State(StateComponent),
+    PubSub(PubSubComponent),
+    SecretStore,
+}
+
+/// How state keys are stored (dapr/components-contrib `state/utils` + dapr/dapr
+/// `pkg/components/state/state_config.go`): `<prefix>||<key>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPrefix {
+    /// Default: the calling app-id.
+    AppId,
+    /// The component name: lets several app-ids share keys.
+    Name,
+    /// No prefix at all.
+    None,
+    /// `namespace`: `<namespace>.<appid>`; standalone has no namespace, so this is the app-id.
+    Namespace,
+    /// Any other value is used as a static prefix.
+    Static(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct StateComponent {
+    pub key_prefix: KeyPrefix,
+    pub outbox: Option<Outbox>,
+}
+
+/// Transactional outbox settings (dapr/dapr `pkg/runtime/pubsub/outbox.go` `AddOrUpdateOutbox`):
+/// enabled only when both `outboxPublishPubsub` and `outboxPublishTopic` are set.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pub publish_pubsub: String,
+    pub publish_topic: String,
+    /// The pub/sub of Dapr's internal outbox topic. devhost has no internal topic (state and
+    /// event commit in one SQLite transaction), so it is only validated.
+    pub outbox_pubsub: String,
+    /// Moot in devhost for the same reason; accepted.
+    pub discard_when_missing_state: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialOffset {
+    Oldest,
+    Newest,
+}
+
+#[derive(Debug, Clone)]
+pub struct PubSubComponent {
+    /// `consumerGroup` (or `consumerID`), with `{appID}` replaced per app; default the app-id.
+    pub consumer_group: String,
+    /// Kafka's default is `newest` (components-contrib `common/component/kafka/metadata.go`).
+    pub initial_offset: InitialOffset,
+    /// `consumeRetryEnabled`, true by default for `pubsub.kafka` (`DefaultConsumeRetryEnabled`).
+    pub consume_retry_enabled: bool,
+    /// The component's own retry between redeliveries of a failed message: `backOffDuration`,
+    /// default constant 5 s (dapr/kit `retry.DefaultConfig`).
+    pub backoff: Duration,
+    /// `backOffMaxRetries`, default -1 (forever).
+    pub backoff_max_retries: i64,
+    /// `publishingScopes`, `subscriptionScopes`, `allowedTopics`, `protectedTopics` (dapr/dapr
+    /// `pkg/runtime/pubsub/topics.go`), raw strings, applied by [`PubSubComponent::allowed`].
+    pub publishing_scopes: Option<String>,
+    pub subscription_scopes: Option<String>,
+    pub allowed_topics: Vec<String>,
+    pub protected_topics: Vec<String>,
+}
+
+impl PubSubComponent {
+    /// The consumer group of `app_id`: one per app-id, so every subscribing app gets every message.
+    pub fn group_for(&self, app_id: &str) -> String {
+        self.consumer_group.replace("{appID}", app_id).replace("{appId}", app_id)
+    }
+
+    /// dapr/dapr `IsOperationAllowed`: a topic outside `allowedTopics` is refused; a protected
+    /// topic, or any topic for an app listed in the scopes, needs an explicit grant.
+    pub fn allowed(&self, app_id: &str, topic: &str, publishing: bool) -> bool {
+        if !self.allowed_topics.is_empty() && !self.allowed_topics.iter().any(|t| t == topic) {
+            return false;
+        }
+        let protected = self.protected_topics.iter().any(|t| t == topic);
+        let scopes = if publishing { &self.publishing_scopes } else { &self.subscription_scopes };
+        let scoped = scoped_topics(scopes.as_deref(), app_id);
+        if !protected && scoped.is_empty() {
+            return true;
+        }
+        scoped.iter().any(|t| t == topic)
+    }
+}
+
+/// dapr/dapr `GetScopedTopics`: `app1=t1,t2;app2=t3`. `app1=` grants nothing.
+fn scoped_topics(scopes: Option<&str>, app_id: &str) -> Vec<String> {
+    let Some(scopes) = scopes.filter(|s| !s.is_empty()) else { return Vec::new() };
+    let scopes = scopes.replace(' ', "");
+    let mut topics = Vec::new();
+    for entry in scopes.split(';') {
+        let mut parts = entry.splitn(2, '=');
+        if parts.next() != Some(app_id) {
+            continue;
+        }
+        if let Some(list) = parts.next() {
+            topics.extend(list.split(',').map(str::to_owned));
+        }
+    }
+    topics
+}
+
+/// A Resiliency resource (dapr/dapr `pkg/apis/resiliency/v1alpha1/types.go`).
+#[derive(Debug, Clone, Default)]
+pub struct Resiliency {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub retries: HashMap<String, RetryPolicy>,
+    pub timeouts: HashMap<String, Duration>,
+    /// Component name → inbound policy names (retry, timeout).
+    pub component_inbound: HashMap<String, (Option<String>, Option<String>)>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backoff {
+    /// `policy: constant`, `duration` (default 5 s).
+    Constant(Duration),
+    /// `policy: exponential`: 500 ms, ×1.5 per retry, capped at `maxInterval` (default 60 s)
+    /// (dapr/dapr `pkg/resiliency/retry.go` → cenkalti/backoff defaults, without the jitter).
+    Exponential { max_interval: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub backoff: Backoff,
+    /// -1 = forever.
+    pub max_retries: i64,
+    /// `matching.httpStatusCodes` ranges; `None` = every error is retried.
+    pub http_status_codes: Option<Vec<(u16, u16)>>,
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `retry` (0-based).
+    pub fn delay(&self, retry: u32) -> Duration {
+        match &self.backoff {
+            Backoff::Constant(d) => *d,
+            Backoff::Exponential { max_interval } => {
+                let secs = 0.5 * 1.5f64.powi(retry.min(60) as i32);
+                Duration::from_secs_f64(secs.min(max_interval.as_secs_f64()))
+            }
+        }
+    }
+
+    /// Whether retry number `retry` (0-based) is allowed.
+    pub fn allows(&self, retry: u32) -> bool {
+        self.max_retries < 0 || i64::from(retry) < self.max_retries
+    }
+
+    /// Whether an error with this HTTP status is retried (no status: always).
+    pub fn matches(&self, status: Option<u16>) -> bool {
+        match (&self.http_status_codes, status) {
+            (Some(ranges), Some(code)) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&code)),
+            _ => true,
+        }
+    }
+}
+
+/// Inbound delivery policy for one app and pub/sub component.
+#[derive(Debug, Clone, Default)]
+pub struct InboundPolicy {
+    pub retry: Option<RetryPolicy>,
+    pub timeout: Option<Duration>,
+}
+
+/// A subscription, declarative (`Subscription` resource) or programmatic (`GET /dapr/subscribe`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionSpec {
+    pub pubsub: String,
+    pub topic: String,
+    /// `(match, path)` in order.
+    pub rules: Vec<(String, String)>,
+    pub default_path: Option<String>,
+    pub dead_letter_topic: Option<String>,
+    /// `metadata.rawPayload`: deliver a synthesized envelope around the raw bytes.
+    pub raw_payload: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub scopes: Vec<String>,
+    /// `DECLARATIVE` or `PROGRAMMATIC` (as `/v1.0/metadata` reports it).
+    pub kind: &'static str,
+    pub source: String,
+}
+
+impl Resources {
+    /// Reads every `*.yaml`/`*.yml` file of `dir` (sorted by name).
+    pub fn load_dir(dir: &Path) -> anyhow::Result<Self> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading resources directory {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        files.sort();
+        let mut resources = Resources::default();
+        for file in files {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            resources.add_yaml(&text, &file.display().to_string())?;
+        }
+        Ok(resources)
+    }
+
+    /// Adds the resources of one YAML text (several documents allowed). Call
+    /// [`Resources::validate`] once everything is added.
+    pub fn add_yaml(&mut self, text: &str, file: &str) -> anyhow::Result<()> {
+        for (index, document) in yaml_documents(text, file)?.into_iter().enumerate() {
+            let at = format!("{file} (document {})", index + 1);
+            self.add_document(document, &at)?;
+        }
+        Ok(())
+    }
+
+    fn add_document(&mut self, document: Value, at: &str) -> anyhow::Result<()> {
+        let mut doc = Fields::new(document, at)?;
+        let api_version = doc.required_string("apiVersion")?;
+        let kind = doc.required_string("kind")?;
+        let mut metadata = doc.object("metadata")?.ok_or_else(|| anyhow!("{at}: `metadata.name` is required"))?;
+        let name = metadata.required_string("name")?;
+        // Standalone Dapr has no namespaces; labels and annotations are Kubernetes bookkeeping.
+        metadata.ignore(&["namespace", "labels", "annotations"]);
+        metadata.finish()?;
+        let at = format!("{at} {kind} {name:?}");
+        let scopes = doc.string_list("scopes")?;
+        let spec = doc.take("spec");
+        match (kind.as_str(), api_version.as_str()) {
+            ("Component", "dapr.io/v1alpha1") => {
+                let auth = doc.object("auth")?;
+                let secret_store = match auth {
+                    Some(mut auth) => {
+                        let store = auth.string("secretStore")?;
+                        auth.finish()?;
+                        store
+                    }
+                    None => None,
+                };
+                doc.finish()?;
+                let component = parse_component(name, spec, scopes, secret_store, &at)?;
+                self.components.push(component);
+            }
+            ("Resiliency", "dapr.io/v1alpha1") => {
+                doc.finish()?;
+                self.resiliencies.push(parse_resiliency(name, spec, scopes, &at)?);
+            }
+            ("Subscription", "dapr.io/v2alpha1") => {
+                doc.finish()?;
+                let spec = Fields::new(spec.unwrap_or(Value::Null), format!("{at}: spec"))?;
+                let mut sub = parse_subscription(spec, true)?;
+                sub.scopes = scopes;
+                sub.kind = "DECLARATIVE";
+                sub.source = at;
+                self.subscriptions.push(sub);
+            }
+            ("Subscription", other) => {
+                bail!("{at}: Subscription {other} is not emulated; use dapr.io/v2alpha1 (v1alpha1 is deprecated)")
+            }
+            (other_kind, other_version) => bail!(
+                "{at}: {other_kind} ({other_version}) is not emulated by devhost (it reads Component, Resiliency \
+                 and Subscription resources)"
+            ),
+        }
+        Ok(())
+    }
+
+    /// Cross-resource checks: unique names, outbox and subscription references, secrets.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut seen = HashMap::new();
+        for c in &self.components {
+            if let Some(previous) = seen.insert(c.name.as_str(), c.source.as_str()) {
+                bail!("component {:?} is defined twice ({previous} and {})", c.name, c.source);
+            }
+        }
+        for c in &self.components {
+            if let ComponentKind::State(StateComponent { outbox: Some(outbox), .. }) = &c.kind {
+                for (field, pubsub) in
+                    [("outboxPublishPubsub", &outbox.publish_pubsub), ("outboxPubsub", &outbox.outbox_pubsub)]
+                {
+                    if self.pubsub(pubsub).is_none() {
+                        bail!("{}: `{field}` names {pubsub:?}, which is not a pub/sub component", c.source);
+                    }
+                }
+            }
+        }
+        for s in &self.subscriptions {
+            if self.pubsub(&s.pubsub).is_none() {
+                bail!("{}: `pubsubname` {:?} is not a pub/sub component", s.source, s.pubsub);
+            }
+            s.compile_rules()?;
+        }
+        Ok(())
+    }
+
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    pub fn pubsub(&self, name: &str) -> Option<&PubSubComponent> {
+        match self.component(name).map(|c| &c.kind) {
+            Some(ComponentKind::PubSub(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The inbound retry policy and timeout for `app_id` on pub/sub `component`
+    /// (dapr/dapr `pkg/resiliency` `ComponentInboundPolicy`): the component target first, then
+    /// the default policies `DefaultPubsubComponentInboundRetryPolicy`,
+    /// `DefaultComponentInboundRetryPolicy`, `DefaultComponentRetryPolicy`, `DefaultRetryPolicy`.
+    pub fn inbound_policy(&self, app_id: &str, component: &str) -> InboundPolicy {
+        let scoped: Vec<&Resiliency> =
+            self.resiliencies.iter().filter(|r| r.scopes.is_empty() || r.scopes.iter().any(|s| s == app_id)).collect();
+        let mut policy = InboundPolicy::default();
+        for r in &scoped {
+            if let Some((retry, timeout)) = r.component_inbound.get(component) {
+                if policy.retry.is_none() {
+                    policy.retry = retry.as_ref().and_then(|n| r.retries.get(n)).cloned();
+                }
+                if policy.timeout.is_none() {
+                    policy.timeout = timeout.as_ref().and_then(|n| r.timeouts.get(n)).copied();
+                }
+            }
+        }
+        if policy.retry.is_none() {
+            const DEFAULTS: [&str; 4] = [
+                "DefaultPubsubComponentInboundRetryPolicy",
+                "DefaultComponentInboundRetryPolicy",
+                "DefaultComponentRetryPolicy",
+                "DefaultRetryPolicy",
+            ];
+            policy.retry = DEFAULTS.iter().find_map(|name| scoped.iter().find_map(|r| r.retries.get(*name))).cloned();
+        }
+        policy
+    }
+}
+
+impl SubscriptionSpec {
+    /// Checks every routing rule against the CEL subset devhost evaluates.
+    pub fn compile_rules(&self) -> anyhow::Result<Vec<(crate::cel::Expr, String)>> {
+        self.rules
+            .iter()
+            .map(|(expr, path)| {
+                crate::cel::parse(expr)
+                    .map(|e| (e, path.clone()))
+                    .map_err(|e| anyhow!("{}: routing rule `match: {expr}` rejected: {e}", self.source))
+            })
+            .collect()
+    }
+
+    pub fn visible_to(&self, app_id: &str) -> bool {
+        self.scopes.is_empty() || self.scopes.iter().any(|s| s == app_id)
+    }
+}
+
+/// One `spec.metadata` item: a value or a secret reference, resolved only when used.
+#[derive(Debug, Clone)]
+enum MetaValue {
+    Plain(String),
+    Secret { name: String, key: String },
+}
+
+fn parse_component(
+    name: String,
+    spec: Option<Value>,
+    scopes: Vec<String>,
+    secret_store: Option<String>,
+    at: &str,
+) -> anyhow::Result<Component> {
+    let mut spec = Fields::new(spec.unwrap_or(Value::Null), format!("{at}: spec"))?;
+    let type_name = spec.required_string("type")?;
+    let version = spec.string("version")?.unwrap_or_else(|| "v1".to_owned());
+    // initTimeout and ignoreErrors only matter when a component can fail to initialise.
+    spec.ignore(&["initTimeout", "ignoreErrors"]);
+    let mut meta: BTreeMap<String, MetaValue> = BTreeMap::new();
+    for (index, item) in spec.list("metadata")?.into_iter().enumerate() {
+        let mut item = Fields::new(item, format!("{at}: spec.metadata[{index}]"))?;
+        let field = item.required_string("name")?;
+        let value = match (item.string("value")?, item.object("secretKeyRef")?) {
+            (Some(v), None) => MetaValue::Plain(v),
+            (None, Some(mut secret)) => {
+                let secret_name = secret.required_string("name")?;
+                let key = secret.string("key")?.unwrap_or_else(|| secret_name.clone());
+                secret.finish()?;
+                MetaValue::Secret { name: secret_name, key }
+            }
+            (None, None) => MetaValue::Plain(String::new()),
+            (Some(_), Some(_)) => bail!("{}: both `value` and `secretKeyRef`", item.at()),
+        };
+        item.ignore(&["envRef"]);
+        item.finish()?;
+        meta.insert(field, value);
+    }
+    spec.finish()?;
+
+    let at_meta = format!("{at}: spec.metadata");
+    let mut get = |key: &str| -> anyhow::Result<Option<String>> {
+        match meta.remove(key) {
+            None => Ok(None),
+            Some(MetaValue::Plain(v)) => Ok(Some(v)),
+            Some(MetaValue::Secret { name, key: secret_key }) => {
+                resolve_secret(secret_store.as_deref(), &name, &secret_key).map(Some).with_context(|| {
+                    format!("{at_meta}: field `{key}` uses secretKeyRef {name:?}, which devhost must resolve")
+                })
+            }
+        }
+    };
+    let kind = match (type_name.as_str(), version.as_str()) {
+        ("state.postgresql", "v1") => {
+            let key_prefix = match get("keyPrefix")?.as_deref() {
+                None | Some("") | Some("appid") => KeyPrefix::AppId,
+                Some("name") => KeyPrefix::Name,
+                Some("none") => KeyPrefix::None,
+                Some("namespace") => KeyPrefix::Namespace,
+                Some(other) if other.contains("||") => bail!("{at_meta}: keyPrefix {other:?} may not contain `||`"),
+                Some(other) => KeyPrefix::Static(other.to_owned()),
+            };
+            let publish_pubsub = get("outboxPublishPubsub")?.filter(|s| !s.is_empty());
+            let publish_topic = get("outboxPublishTopic")?.filter(|s| !s.is_empty());
+            let outbox_pubsub = get("outboxPubsub")?.filter(|s| !s.is_empty());
+            let discard = get("outboxDiscardWhenMissingState")?.is_some_and(|v| is_truthy(&v));
+            let outbox = match (publish_pubsub, publish_topic) {
+                (Some(pubsub), Some(topic)) => Some(Outbox {
+                    outbox_pubsub: outbox_pubsub.unwrap_or_else(|| pubsub.clone()),
+                    publish_pubsub: pubsub,
+                    publish_topic: topic,
+                    discard_when_missing_state: discard,
+                }),
+                (None, None) => None,
+                _ => bail!(
+                    "{at_meta}: the outbox needs both `outboxPublishPubsub` and `outboxPublishTopic` (Dapr silently \
+                     disables it with only one)"
+                ),
+            };
+            for unused in UNUSED_STATE_METADATA {
+                meta.remove(*unused);
+            }
+            ComponentKind::State(StateComponent { key_prefix, outbox })
+        }
+        ("state.postgresql", other) => bail!(
+            "{at}: state.postgresql {other} is not emulated: devhost emulates v1 (the only version with the Query API)"
+        ),
+        ("pubsub.kafka", "v1") => {
+            let consumer_group = get("consumerGroup")?
+                .filter(|s| !s.is_empty())
+                .or(get("consumerID")?.filter(|s| !s.is_empty()))
+                .unwrap_or_else(|| "{appID}".to_owned());
+            let initial_offset = match get("initialOffset")?.as_deref() {
+                None | Some("") | Some("newest") => InitialOffset::Newest,
+                Some("oldest") => InitialOffset::Oldest,
+                Some(other) => bail!("{at_meta}: initialOffset {other:?} must be `oldest` or `newest`"),
+            };
+            let consume_retry_enabled = get("consumeRetryEnabled")?.is_none_or(|v| is_truthy(&v));
+            let backoff = match get("backOffDuration")? {
+                None => Duration::from_secs(5),
+                Some(v) => duration::parse_go(&v).map_err(|e| anyhow!("{at_meta}: backOffDuration {e}"))?,
+            };
+            if let Some(policy) = get("backOffPolicy")?
+                && policy != "constant"
+            {
+                bail!("{at_meta}: backOffPolicy {policy:?} is not emulated (only `constant`)");
+            }
+            let backoff_max_retries = match get("backOffMaxRetries")? {
+                None => -1,
+                Some(v) => {
+                    v.trim().parse().map_err(|_| anyhow!("{at_meta}: backOffMaxRetries {v:?} is not an integer"))?
+                }
+            };
+            let list = |v: Option<String>| -> Vec<String> {
+                v.map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
+                    .unwrap_or_default()
+            };
+            let pubsub = PubSubComponent {
+                consumer_group,
+                initial_offset,
+                consume_retry_enabled,
+                backoff,
+                backoff_max_retries,
+                publishing_scopes: get("publishingScopes")?,
+                subscription_scopes: get("subscriptionScopes")?,
+                allowed_topics: list(get("allowedTopics")?),
+                protected_topics: list(get("protectedTopics")?),
+            };
+            for unused in UNUSED_KAFKA_METADATA {
+                meta.remove(*unused);
+            }
+            ComponentKind::PubSub(pubsub)
+        }
+        ("pubsub.kafka", other) => bail!("{at}: pubsub.kafka {other} is not emulated (only v1 exists)"),
+        ("secretstores.local.env", "v1") => {
+            if get("prefix")?.is_some_and(|p| !p.is_empty()) {
+                bail!("{at_meta}: `prefix` is not emulated by devhost's local.env secret store");
+            }
+            ComponentKind::SecretStore
+        }
+        (other, _) => bail!(
+            "{at}: component type {other:?} is not emulated by devhost (it emulates state.postgresql v1, \
+             pubsub.kafka v1 and secretstores.local.env v1)"
+        ),
+    };
+    if let Some(field) = meta.keys().next() {
+        bail!(
+            "{at_meta}: field `{field}` is not emulated by devhost for {type_name} (it would be silently ignored, so \
+             it is an error)"
+        );
+    }
+    Ok(Component { name, type_name, version, kind, scopes, source: at.to_owned() })
+}
+
+/// `secretKeyRef` through `secretstores.local.env`: the secret `name` is an environment variable
+/// of the sidecar (here: of devhost), and `key` must name the same variable.
+fn resolve_secret(store: Option<&str>, name: &str, key: &str) -> anyhow::Result<String> {
+    if store.is_none() {
+        bail!("the component has no `auth.secretStore`");
+    }
+    let var = if key.is_empty() { name } else { key };
+    std::env::var(var).map_err(|_| anyhow!("environment variable {var:?} is not set (secretstores.local.env)"))
+}
+
+fn parse_resiliency(name: String, spec: Option<Value>, scopes: Vec<String>, at: &str) -> anyhow::Result<Resiliency> {
+    let mut spec = Fields::new(spec.unwrap_or(Value::Null), format!("{at}: spec"))?;
+    let mut resiliency = Resiliency { name, scopes, source: at.to_owned(), ..Resiliency::default() };
+    if let Some(mut policies) = spec.object("policies")? {
+        if let Some(timeouts) = policies.object("timeouts")? {
+            let at = timeouts.at().to_owned();
+            for (key, value) in fields_into_map(timeouts) {
+                let text = crate::fields::scalar_string(&value).unwrap_or_default();
+                let d = duration::parse_go(&text).map_err(|e| anyhow!("{at}.{key}: {e}"))?;
+                resiliency.timeouts.insert(key, d);
+            }
+        }
+        if let Some(retries) = policies.object("retries")? {
+            let at = retries.at().to_owned();
+            for (key, value) in fields_into_map(retries) {
+                let policy = parse_retry(value, &format!("{at}.{key}"))?;
+                resiliency.retries.insert(key, policy);
+            }
+        }
+        if policies.take("circuitBreakers").is_some() {
+            bail!("{}: circuitBreakers are not emulated by devhost", policies.at());
+        }
+        policies.finish()?;
+    }
+    if let Some(mut targets) = spec.object("targets")? {
+        if let Some(components) = targets.object("components")? {
+            let at = components.at().to_owned();
+            for (component, value) in fields_into_map(components) {
+                let mut target = Fields::new(value, format!("{at}.{component}"))?;
+                for direction in ["inbound", "outbound"] {
+                    let Some(mut d) = target.object(direction)? else { continue };
+                    let retry = d.string("retry")?;
+                    let timeout = d.string("timeout")?;
+                    if d.take("circuitBreaker").is_some() {
+                        bail!("{}: circuitBreaker is not emulated by devhost", d.at());
+                    }
+                    d.finish()?;
+                    if let Some(r) = &retry
+                        && !resiliency.retries.contains_key(r)
+                    {
+                        bail!("{at}.{component}.{direction}: retry policy {r:?} is not defined in policies.retries");
+                    }
+                    if let Some(t) = &timeout
+                        && !resiliency.timeouts.contains_key(t)
+                    {
+                        bail!("{at}.{component}.{direction}: timeout {t:?} is not defined in policies.timeouts");
+                    }
+                    // Outbound policies wrap calls to the broker and the database. devhost's
+                    // components are one local SQLite file with no transient failures, so they
+                    // are validated and have nothing to retry.
+                    if direction == "inbound" {
+                        resiliency.component_inbound.insert(component.clone(), (retry, timeout));
+                    }
+                }
+                target.finish()?;
+            }
+        }
+        for unsupported in ["apps", "actors"] {
+            if targets.take(unsupported).is_some() {
+                bail!("{}: targets.{unsupported} are not emulated by devhost", targets.at());
+            }
+        }
+        targets.finish()?;
+    }
+    spec.finish()?;
+    Ok(resiliency)
+}
+
+/// Every entry of a free-form mapping (policy names, component names, metadata).
+fn fields_into_map(mut fields: Fields) -> Vec<(String, Value)> {
+    fields.keys().into_iter().filter_map(|key| fields.take(&key).map(|v| (key, v))).collect()
+}
+
+fn parse_retry(value: Value, at: &str) -> anyhow::Result<RetryPolicy> {
+    let mut f = Fields::new(value, at)?;
+    let policy = f.string("policy")?.unwrap_or_else(|| "constant".to_owned());
+    let duration_of = |f: &mut Fields, key: &str, default: Duration| -> anyhow::Result<Duration> {
+        match f.string(key)? {
+            None => Ok(default),
+            Some(v) => duration::parse_go(&v).map_err(|e| anyhow!("{at}.{key}: {e}")),
+        }
+    };
+    let backoff = match policy.as_str() {
+        "constant" => {
+            let d = duration_of(&mut f, "duration", Duration::from_secs(5))?;
+            if f.take("maxInterval").is_some() {
+                bail!("{at}: `maxInterval` applies to exponential policies only");
+            }
+            Backoff::Constant(d)
+        }
+        "exponential" => {
+            let max = duration_of(&mut f, "maxInterval", Duration::from_secs(60))?;
+            if f.take("duration").is_some() {
+                bail!("{at}: `duration` applies to constant policies only");
+            }
+            Backoff::Exponential { max_interval: max }
+        }
+        other => bail!("{at}: policy {other:?} must be `constant` or `exponential`"),
+    };
+    let max_retries = match f.string("maxRetries")? {
+        None => -1,
+        Some(v) => v.trim().parse::<i64>().map_err(|_| anyhow!("{at}.maxRetries: {v:?} is not an integer"))?,
+    };
+    let mut http_status_codes = None;
+    if let Some(mut matching) = f.object("matching")? {
+        if let Some(codes) = matching.string("httpStatusCodes")? {
+            http_status_codes = Some(parse_status_ranges(&codes).map_err(|e| anyhow!("{at}.matching: {e}"))?);
+        }
+        // gRPC status codes never occur on devhost's HTTP app channel.
+        matching.ignore(&["gRPCStatusCodes"]);
+        matching.finish()?;
+    }
+    f.finish()?;
+    Ok(RetryPolicy { backoff, max_retries, http_status_codes })
+}
+
+fn parse_status_ranges(text: &str) -> Result<Vec<(u16, u16)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|part| {
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            let lo: u16 = lo.trim().parse().map_err(|_| format!("bad HTTP status {part:?}"))?;
+            let hi: u16 = hi.trim().parse().map_err(|_| format!("bad HTTP status {part:?}"))?;
+            if !(100..=599).contains(&lo) || !(100..=599).contains(&hi) || lo > hi {
+                return Err(format!("bad HTTP status range {part:?}"));
+            }
+            Ok((lo, hi))
+        })
+        .collect()
+}
+
+/// Reads a subscription body: the `spec` of a `Subscription` resource (strict), or one entry of
+/// `GET /dapr/subscribe` (v1 `route` or v2 `routes`; unknown fields are ignored there, as
+/// dapr/dapr `pkg/runtime/pubsub/subscriptions.go` does with `encoding/json`).
+pub(crate) fn parse_subscription(mut f: Fields, strict: bool) -> anyhow::Result<SubscriptionSpec> {
+    let pubsub = f.required_string("pubsubname")?;
+    let topic = f.required_string("topic")?;
+    let mut rules = Vec::new();
+    let mut default_path = None;
+    if let Some(mut routes) = f.object("routes")? {
+        for (index, rule) in routes.list("rules")?.into_iter().enumerate() {
+            let mut rule = Fields::new(rule, format!("{}.rules[{index}]", routes.at()))?;
+            let matcher = rule.string("match")?.unwrap_or_default();
+            let path = rule.required_string("path")?;
+            rule.finish()?;
+            if matcher.trim().is_empty() {
+                // An empty match always matches (dapr/dapr `matchRoutingRule`).
+                if default_path.is_none() {
+                    default_path = Some(path);
+                }
+                continue;
+            }
+            rules.push((matcher, path));
+        }
+        if let Some(default) = routes.string("default")?.filter(|s| !s.is_empty()) {
+            default_path = Some(default);
+        }
+        routes.finish()?;
+    }
+    if let Some(route) = f.string("route")?.filter(|s| !s.is_empty())
+        && default_path.is_none()
+    {
+        default_path = Some(route);
+    }
+    let dead_letter_topic = f.string("deadLetterTopic")?.filter(|s| !s.is_empty());
+    let mut metadata = BTreeMap::new();
+    if let Some(meta) = f.object("metadata")? {
+        for (key, value) in fields_into_map(meta) {
+            metadata.insert(key, crate::fields::scalar_string(&value).unwrap_or_default());
+        }
+    }
+    let raw_payload = match metadata.get("rawPayload") {
+        None => false,
+        Some(v) => crate::fields::parse_go_bool(v)
+            .ok_or_else(|| anyhow!("{}: metadata.rawPayload {v:?} is not a boolean", f.at()))?,
+    };
+    if let Some(mut bulk) = f.object("bulkSubscribe")? {
+        if bulk.string("enabled")?.is_some_and(|v| is_truthy(&v)) {
+            bail!("{}: bulkSubscribe is not emulated by devhost", bulk.at());
+        }
+        bulk.ignore(&["maxMessagesCount", "maxAwaitDurationMs"]);
+        bulk.finish()?;
+    }
+    let at = f.at().to_owned();
+    if strict {
+        f.finish()?;
+    }
+    Ok(SubscriptionSpec {
+        pubsub,
+        topic,
+        rules,
+        default_path,
+        dead_letter_topic,
+        raw_payload,
+        metadata,
+        scopes: Vec::new(),
+        kind: "PROGRAMMATIC",
+        source: at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_topics_follow_dapr() {
+        assert_eq!(scoped_topics(Some("a=t1,t2;b=t3"), "a"), vec!["t1", "t2"]);
+        assert_eq!(scoped_topics(Some("a=;b=t3"), "a"), vec![""]);
+        assert!(scoped_topics(Some("b=t3"), "a").is_empty());
+    }
+
+    #[test]
+    fn exponential_backoff_is_capped() {
+        let p = RetryPolicy {
+            backoff: Backoff::Exponential { max_interval: Duration::from_secs(1) },
+            max_retries: 3,
+            http_status_codes: None,
+        };
+        assert_eq!(p.delay(0), Duration::from_millis(500));
+        assert_eq!(p.delay(1), Duration::from_millis(750));
+        assert_eq!(p.delay(5), Duration::from_secs(1));
+        assert!(p.allows(2));
+        assert!(!p.allows(3));
+    }
+}

@@ -1,0 +1,168 @@
+//! Restarts with the same database file keep state, unsettled messages and offsets: settled
+//! messages are not delivered again, unsettled ones are (at-least-once). And
+//! `--duplicate-delivery` delivers every message twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{FakeApp, Sidecar, subscription};
+use devhost::{AppSpec, Devhost};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn start(app: &FakeApp, db: &str, duplicate: bool) -> Devhost {
+    Devhost::builder()
+        .resources_yaml(common::PUBSUB)
+        .resources_yaml(common::state_store("s", ""))
+        .app(AppSpec::new("a", app.port))
+        .database(db)
+        .duplicate_delivery(duplicate)
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_restart_keeps_state_and_redelivers_only_unsettled_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dh.sqlite").display().to_string();
+    let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
+    let stuck = Arc::new(AtomicBool::new(true));
+    let s2 = stuck.clone();
+    // "stuck" messages fail (no dead-letter topic: Kafka retries them forever) until released.
+    app.respond(move |r| {
+        if r.json()["data"]["stuck"] == true && s2.load(Ordering::SeqCst) {
+            (500, String::new())
+        } else {
+            (200, String::new())
+        }
+    });
+
+    let d = start(&app, &db, false).await;
+    let s = Sidecar::new(d.sidecar_url("a"));
+    for i in 0..5 {
+        assert_eq!(s.publish("pubsub", "t", &json!({"i": i}), &[("partitionKey", "settled")]).await, 204);
+    }
+    assert_eq!(s.publish("pubsub", "t", &json!({"stuck": true}), &[("partitionKey", "blocked")]).await, 204);
+    assert_eq!(s.post_json("/v1.0/state/s", &json!([{"key": "k", "value": {"kept": true}}])).await.status, 204);
+    app.wait_posts("/in", 7, WAIT).await; // 5 settled + at least 2 attempts of the stuck one
+    let etag = s.get("/v1.0/state/s/k").await.header("etag").unwrap().to_owned();
+    d.shutdown().await;
+
+    stuck.store(false, Ordering::SeqCst);
+    let before = app.posts("/in").len();
+    let d = start(&app, &db, false).await;
+    let s = Sidecar::new(d.sidecar_url("a"));
+    let got = app.wait_posts("/in", before + 1, WAIT).await;
+    assert_eq!(got[before].json()["data"]["stuck"], true, "the unsettled message is delivered again");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after: Vec<_> = app.posts("/in").into_iter().skip(before).collect();
+    assert_eq!(after.len(), 1, "settled messages are not redelivered");
+    let state = s.get("/v1.0/state/s/k").await;
+    assert_eq!(state.json(), json!({"kept": true}));
+    assert_eq!(state.header("etag"), Some(etag.as_str()));
+    // ETags keep increasing across restarts.
+    s.post_json("/v1.0/state/s", &json!([{"key": "k", "value": 2}])).await;
+    let new_etag: u64 = s.get("/v1.0/state/s/k").await.header("etag").unwrap().parse().unwrap();
+    assert!(new_etag > etag.parse().unwrap());
+    // New messages continue after the old offsets.
+    s.publish("pubsub", "t", &json!({"i": 99}), &[("partitionKey", "settled")]).await;
+    let last = app.wait_posts("/in", before + 2, WAIT).await;
+    assert_eq!(last[before + 1].header("__offset"), Some("5"));
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn new_consumer_groups_start_at_the_oldest_message_or_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dh.sqlite").display().to_string();
+    let newest = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: late}\nspec:\n  type: pubsub.kafka\n  version: v1\n  metadata:\n    - {name: initialOffset, value: newest}\n";
+    let publisher = FakeApp::start(None).await;
+    let d = Devhost::builder()
+        .resources_yaml(common::PUBSUB)
+        .resources_yaml(newest)
+        .app(AppSpec::new("p", publisher.port))
+        .database(&db)
+        .start()
+        .await
+        .unwrap();
+    let s = Sidecar::new(d.sidecar_url("p"));
+    // History on both components before either consumer group exists.
+    s.publish("pubsub", "t", &json!({"early": true}), &[]).await;
+    s.publish("late", "t", &json!({"early": true}), &[]).await;
+    d.shutdown().await;
+
+    let oldest_app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
+    let newest_app =
+        FakeApp::start(Some(json!([{"pubsubname": "late", "topic": "t", "routes": {"default": "/in"}}]))).await;
+    let d = Devhost::builder()
+        .resources_yaml(common::PUBSUB)
+        .resources_yaml(newest)
+        .app(AppSpec::new("p", publisher.port))
+        .app(AppSpec::new("old", oldest_app.port))
+        .app(AppSpec::new("new", newest_app.port))
+        .database(&db)
+        .start()
+        .await
+        .unwrap();
+    let s = Sidecar::new(d.sidecar_url("p"));
+    assert_eq!(
+        oldest_app.wait_posts("/in", 1, WAIT).await[0].json()["data"]["early"],
+        true,
+        "initialOffset oldest replays"
+    );
+    s.publish("late", "t", &json!({"late": true}), &[]).await;
+    let got = newest_app.wait_posts("/in", 1, WAIT).await;
+    assert_eq!(got[0].json()["data"]["late"], true);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(newest_app.posts("/in").len(), 1, "initialOffset newest skips history");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn duplicate_delivery_delivers_every_message_twice() {
+    let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
+    let d = start(&app, ":memory:", true).await;
+    let s = Sidecar::new(d.sidecar_url("a"));
+    for i in 0..3 {
+        s.publish("pubsub", "t", &json!({"i": i}), &[("partitionKey", "k")]).await;
+    }
+    let got = app.wait_posts("/in", 6, WAIT).await;
+    let ids: Vec<String> = got.iter().map(|r| r.json()["id"].as_str().unwrap().to_owned()).collect();
+    for pair in ids.chunks(2) {
+        assert_eq!(pair[0], pair[1], "the same event twice");
+    }
+    assert_eq!(got[0].header("__offset"), got[1].header("__offset"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(app.posts("/in").len(), 6);
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn peek_reads_a_topic_without_consuming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("peek.sqlite").display().to_string();
+    let app = FakeApp::start(Some(json!([]))).await;
+    let d = Devhost::builder()
+        .resources_yaml(common::PUBSUB)
+        .database(&db)
+        .app(AppSpec::new("p", app.port))
+        .start()
+        .await
+        .unwrap();
+    let s = Sidecar::new(d.sidecar_url("p"));
+    for n in 0..3 {
+        assert_eq!(s.publish("pubsub", "dead", &json!({"n": n}), &[("partitionKey", "k")]).await, 204);
+    }
+    let seen = devhost::peek::messages(&db, "pubsub", "dead").unwrap();
+    assert_eq!(seen.iter().map(|m| m.body["data"]["n"].as_i64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert!(seen.iter().all(|m| m.key.as_deref() == Some("k")));
+    assert!(devhost::peek::messages(&db, "pubsub", "other").unwrap().is_empty());
+    d.shutdown().await;
+}
