@@ -1,0 +1,105 @@
+//! A small client of task-api, as a user of the REST API sees it.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+/// An answer: status and JSON body (`Null` when empty).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
+        crate::init_tls();
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build().context("HTTP client")?;
+        Ok(Self { base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The bearer token this client sends.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Answer> {
+        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(serde_json::to_vec(body)?);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        let status = response.status();
+        let bytes = response.bytes().await.with_context(|| format!("reading the answer to {method} {path}"))?;
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Ok(Answer { status, body })
+    }
+
+    /// `GET path`, expecting 200.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let answer = self.call(Method::GET, path, None).await?;
+        if answer.status != StatusCode::OK {
+            bail!("GET {path} answered {}: {}", answer.status, answer.body);
+        }
+        Ok(answer.body)
+    }
+
+    /// `GET path?query`, expecting 200; the query is percent-encoded here.
+    pub async fn get_query(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Value> {
+        let mut url = reqwest::Url::parse("http://query.invalid/").context("placeholder URL")?;
+        url.query_pairs_mut().extend_pairs(query);
+        self.get(&format!("{path}?{}", url.query().unwrap_or_default())).await
+    }
+
+    /// `POST path`, expecting `expected`.
+    pub async fn post(&self, path: &str, body: Option<&Value>, expected: StatusCode) -> anyhow::Result<Value> {
+        let answer = self.call(Method::POST, path, body).await?;
+        if answer.status != expected {
+            bail!("POST {path} answered {} (expected {expected}): {}", answer.status, answer.body);
+        }
+        Ok(answer.body)
+    }
+
+    /// Whether task-api answers its health check.
+    pub async fn healthy(&self) -> bool {
+        matches!(self.http.get(format!("{}/healthz", self.base)).send().await, Ok(r) if r.status().is_success())
+    }
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match probe().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => last_error = Some(error),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(match last_error {
+                Some(error) => error.context(format!("{what}: not within {timeout:?}")),
+                None => anyhow::anyhow!("{what}: not within {timeout:?}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

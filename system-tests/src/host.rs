@@ -1,0 +1,133 @@
+//! Running the whole system for a demo or a test: the repository's `dapr.yaml` rewritten into
+//! a private run file (free ports, absolute paths, a JWT secret of its own), started either in
+//! this process (`devhost::system::System`) or as the `devhost` binary (which a crash test can
+//! SIGKILL).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_norway::Value;
+
+use crate::api::Api;
+use crate::workspace_root;
+
+/// Where cargo puts the binaries (`CARGO_TARGET_DIR`, else `<workspace>/target`), debug build.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join("debug").join(name);
+    if !path.exists() {
+        bail!(
+            "{} does not exist: build the workspace first (`cargo build --workspace`, which `make test` does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A private copy of the system: its run file, database and secret, in a temporary directory.
+#[derive(Debug)]
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub run_file: PathBuf,
+    pub database: String,
+    pub jwt_secret: String,
+    /// task-api's URL.
+    pub api_url: String,
+    /// Sidecar URL per app-id.
+    pub sidecars: Vec<(String, String)>,
+}
+
+impl Setup {
+    /// Rewrites the repository's `dapr.yaml`: every app on free ports, its command an absolute
+    /// path to the debug binary, the resources of `dapr-components/local`, and `extra_env`
+    /// plus a fresh `JWT_SECRET` in the common environment.
+    pub fn new(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let root = workspace_root();
+        let source = std::fs::read_to_string(root.join("dapr.yaml")).context("reading dapr.yaml")?;
+        let mut run: Value = serde_norway::from_str(&source).context("parsing dapr.yaml")?;
+        let jwt_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let common = run.get_mut("common").context("dapr.yaml has no common section")?;
+        common["resourcesPath"] = root.join("dapr-components/local").display().to_string().into();
+        let env = common.get_mut("env").and_then(Value::as_mapping_mut).context("common.env")?;
+        env.insert("JWT_SECRET".into(), jwt_secret.clone().into());
+        env.insert("RUST_LOG".into(), "warn".into());
+        for (k, v) in extra_env {
+            env.insert((*k).into(), (*v).into());
+        }
+        let mut api_url = None;
+        let mut sidecars = Vec::new();
+        for app in run.get_mut("apps").and_then(Value::as_sequence_mut).context("apps")? {
+            let id = app["appID"].as_str().context("appID")?.to_owned();
+            let (app_port, sidecar_port) = (free_port()?, free_port()?);
+            app["appPort"] = u64::from(app_port).into();
+            app["daprHTTPPort"] = u64::from(sidecar_port).into();
+            app["appDirPath"] = root.display().to_string().into();
+            app["command"] = Value::Sequence(vec![binary(&id)?.display().to_string().into()]);
+            if id == "task-api" {
+                api_url = Some(format!("http://127.0.0.1:{app_port}"));
+            }
+            sidecars.push((id, format!("http://127.0.0.1:{sidecar_port}")));
+        }
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        let run_file = dir.path().join("dapr.yaml");
+        std::fs::write(&run_file, serde_norway::to_string(&run)?).context("writing the run file")?;
+        let database = dir.path().join("devhost.sqlite").display().to_string();
+        Ok(Self {
+            dir,
+            run_file,
+            database,
+            jwt_secret,
+            api_url: api_url.context("dapr.yaml has no task-api")?,
+            sidecars,
+        })
+    }
+
+    /// A task-api client acting as `user`.
+    pub fn api(&self, user: &str) -> anyhow::Result<Api> {
+        let token = task_api::auth::mint(self.jwt_secret.as_bytes(), user, Duration::from_secs(3600))?;
+        Api::new(&self.api_url, &token)
+    }
+
+    pub fn sidecar(&self, app_id: &str) -> anyhow::Result<&str> {
+        self.sidecars.iter().find(|(id, _)| id == app_id).map(|(_, url)| url.as_str()).context("no such app")
+    }
+
+    /// Starts the system in this process.
+    pub async fn start(&self, duplicate_delivery: bool) -> anyhow::Result<devhost::system::System> {
+        let settings = devhost::system::Settings {
+            database: self.database.clone(),
+            duplicate_delivery,
+            grace: Duration::from_secs(5),
+            ready_timeout: Some(Duration::from_secs(60)),
+            ..devhost::system::Settings::default()
+        };
+        devhost::system::System::start(&self.run_file, &settings).await
+    }
+
+    /// Starts the `devhost` binary (and through it every function) as a child process.
+    pub fn spawn(&self) -> anyhow::Result<Child> {
+        Command::new(binary("devhost")?)
+            .args(["--run-file", &self.run_file.display().to_string(), "--db", &self.database, "--grace-secs", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting devhost")
+    }
+
+    /// Messages of `topic` in this system's log.
+    pub fn peek(&self, topic: &str) -> anyhow::Result<Vec<devhost::peek::Peeked>> {
+        devhost::peek::messages(&self.database, "pubsub", topic)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}

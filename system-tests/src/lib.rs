@@ -1,0 +1,29 @@
+//! The system as a whole: the functions with devhost, and the deployment artifacts against the
+//! code. The tests are in `tests/`; this library holds what they and `make demo` share.
+//!
+//! # Layout
+//!
+//! - [`api`]: a small client of task-api, and polling with a deadline.
+//! - [`scenario`]: the demo scenario (recurring task, reminder, completion, next occurrence,
+//!   audit trail), played through task-api only.
+//! - [`host`]: a private copy of the system (run file, database, JWT secret) started in-process
+//!   or as the `devhost` binary.
+//! - `src/bin/demo.rs`: `make demo`.
+
+pub mod api;
+pub mod host;
+pub mod scenario;
+
+use std::path::PathBuf;
+
+/// The workspace root (where `dapr.yaml` and `Cargo.toml` are).
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
+}
+
+/// Installs the TLS provider reqwest is built to expect (the workspace builds it without a
+/// default one, see `shared::dapr`). Idempotent.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
