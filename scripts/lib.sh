@@ -1,0 +1,206 @@
+# shellcheck shell=bash
+# Helpers shared by the deploy scripts. Sourced, never run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+# Crate names = Dapr app-ids = image names.
+FUNCTIONS=(task-api create-task on-task-completed fire-reminder audit-writer)
+# Fixed: the outbox's internal topic names (<namespace><app-id><topic>outbox) are declared in
+# manifests/base/kafka-topics/topics.txt with it.
+NAMESPACE=todo
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+info() { printf '    %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# require_tools "<cmd>|<how to get it>" ...: checks every tool, then fails once, naming each
+# missing one with how to install it.
+require_tools() {
+  local spec cmd hint missing=0
+  for spec in "$@"; do
+    cmd="${spec%%|*}"
+    hint="${spec#*|}"
+    if ! command -v "${cmd}" >/dev/null 2>&1; then
+      printf 'error: %s is required but was not found on PATH. %s\n' "${cmd}" "${hint}" >&2
+      missing=1
+    fi
+  done
+  [ "${missing}" -eq 0 ] || exit 1
+}
+
+# require_env VAR "<what it is>": a required environment variable.
+require_env() {
+  local name="$1"
+  [ -n "${!name:-}" ] || die "${name} is not set: $2"
+}
+
+load_versions() {
+  # shellcheck source=/dev/null
+  . "${ROOT}/manifests/platform/versions.env"
+}
+
+# The image tag of the working tree: dev-<short sha>, with -dirty for uncommitted changes, so
+# that every local build rolls the pods.
+dev_image_tag() {
+  local sha
+  sha="$(git -C "${ROOT}" rev-parse --short=12 HEAD 2>/dev/null || echo nogit)"
+  if [ -n "$(git -C "${ROOT}" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    echo "dev-${sha}-dirty-$(date +%s)"
+  else
+    echo "dev-${sha}"
+  fi
+}
+
+# random_secret <bytes>: that many bytes from the kernel's CSPRNG, hex-encoded.
+random_secret() {
+  od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'
+}
+
+# ensure_secret <name> <key> <value>: creates the Secret if it does not exist yet (never
+# replaces one: tokens and keys must survive re-deploys). The value never touches the disk or a
+# command line.
+ensure_secret() {
+  local name="$1" key="$2" value="$3"
+  if kube get secret "${name}" -n "${NAMESPACE}" >/dev/null 2>&1; then
+    info "secret ${name}: exists, kept"
+    return 0
+  fi
+  printf '%s' "${value}" | kube create secret generic "${name}" -n "${NAMESPACE}" \
+    --from-file="${key}=/dev/stdin" >/dev/null
+  info "secret ${name}: created"
+}
+
+# apply_secret <name> <key>=<value>...: creates or updates the Secret from the given values
+# (deploy-cloud: the environment is the source of truth). The values travel through pipes only
+# (no command line, no file), and server-side apply keeps them out of a
+# last-applied-configuration annotation.
+apply_secret() {
+  local name="$1"
+  shift
+  printf '%s\n' "$@" |
+    kube create secret generic "${name}" -n "${NAMESPACE}" --from-env-file=/dev/stdin \
+      --dry-run=client -o yaml |
+    kube apply --server-side --force-conflicts --field-manager=todo-functions-deploy -f - >/dev/null
+  info "secret ${name}: applied"
+}
+
+# kube / helmk: kubectl and helm pinned to KUBE_CONTEXT when it is set.
+kube() {
+  if [ -n "${KUBE_CONTEXT:-}" ]; then
+    kubectl --context "${KUBE_CONTEXT}" "$@"
+  else
+    kubectl "$@"
+  fi
+}
+helmk() {
+  if [ -n "${KUBE_CONTEXT:-}" ]; then
+    helm --kube-context "${KUBE_CONTEXT}" "$@"
+  else
+    helm "$@"
+  fi
+}
+
+# install_dapr_and_keda [extra helm args for dapr...]: the pinned Dapr and KEDA releases.
+install_dapr_and_keda() {
+  log "Dapr ${DAPR_VERSION}"
+  helmk repo add dapr https://dapr.github.io/helm-charts/ --force-update >/dev/null
+  helmk upgrade --install dapr dapr/dapr --version "${DAPR_VERSION}" \
+    --namespace dapr-system --create-namespace \
+    --values "${ROOT}/manifests/platform/dapr-values.yaml" "$@" \
+    --wait --timeout 10m
+  log "KEDA ${KEDA_VERSION}"
+  # KEDA's own PodMonitor only where the Prometheus Operator's CRDs exist.
+  local podmonitor=false
+  if kube get crd podmonitors.monitoring.coreos.com >/dev/null 2>&1; then
+    podmonitor=true
+  fi
+  helmk repo add kedacore https://kedacore.github.io/charts --force-update >/dev/null
+  helmk upgrade --install keda kedacore/keda --version "${KEDA_VERSION}" \
+    --namespace keda --create-namespace \
+    --values "${ROOT}/manifests/platform/keda-values.yaml" \
+    --set "prometheus.operator.podMonitor.enabled=${podmonitor}" \
+    --wait --timeout 10m
+}
+
+# render_overlay <overlay> <output file> [kustomization text]: renders an overlay (a path
+# relative to the repository root), optionally through a temporary kustomization under target/
+# that adds the given text (images, settings, components).
+render_overlay() {
+  local overlay="$1" out="$2"
+  shift 2
+  if [ "$#" -eq 0 ]; then
+    kubectl kustomize "${ROOT}/${overlay}" >"${out}"
+    return
+  fi
+  local dir
+  mkdir -p "${ROOT}/target/kustomize"
+  dir="$(mktemp -d "${ROOT}/target/kustomize/render.XXXXXX")"
+  {
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "resources:"
+    echo "  - ../../../${overlay}"
+    printf '%s\n' "$@"
+  } >"${dir}/kustomization.yaml"
+  kubectl kustomize "${dir}" >"${out}"
+  rm -rf "${dir}"
+}
+
+# images_kustomization <repo prefix> <tag> [<name prefix the overlay uses>]: `images:` lines
+# retagging every function image.
+images_kustomization() {
+  local repo="$1" tag="$2" from="${3:-todo-functions}" fn
+  echo "images:"
+  for fn in "${FUNCTIONS[@]}"; do
+    echo "  - name: ${from}/${fn}"
+    echo "    newName: ${repo}/${fn}"
+    echo "    newTag: \"${tag}\""
+  done
+}
+
+# run_topics_job <rendered manifests>: (re)creates the kafka-topics Job with its settings and
+# waits for it. A Job's pod template is immutable, so it is deleted first.
+run_topics_job() {
+  local rendered="$1"
+  log "Kafka topics"
+  kube apply -f "${ROOT}/manifests/base/namespace.yaml" >/dev/null
+  kube delete job kafka-topics -n "${NAMESPACE}" --ignore-not-found --wait=true >/dev/null
+  kube apply -f "${rendered}" -l app.kubernetes.io/component=setup >/dev/null
+  wait_for_job kafka-topics 600
+}
+
+# wait_for_job <name> <timeout seconds>: succeeds when the Job completes, fails (with its logs)
+# when it fails or times out.
+wait_for_job() {
+  local name="$1" timeout="$2" waited=0 succeeded failed
+  while [ "${waited}" -lt "${timeout}" ]; do
+    succeeded="$(kube get job "${name}" -n "${NAMESPACE}" -o jsonpath='{.status.succeeded}' 2>/dev/null || true)"
+    failed="$(kube get job "${name}" -n "${NAMESPACE}" \
+      -o jsonpath='{.status.conditions[?(@.type=="Failed")].status}' 2>/dev/null || true)"
+    if [ "${succeeded:-0}" -ge 1 ]; then
+      kube logs "job/${name}" -n "${NAMESPACE}" --tail=50 2>/dev/null | sed 's/^/    /' >&2 || true
+      return 0
+    fi
+    if [ "${failed}" = "True" ]; then
+      kube logs "job/${name}" -n "${NAMESPACE}" --tail=50 >&2 || true
+      die "job ${name} failed (kubectl -n ${NAMESPACE} describe job ${name})"
+    fi
+    sleep 5
+    waited=$((waited + 5))
+  done
+  kube logs "job/${name}" -n "${NAMESPACE}" --tail=50 >&2 || true
+  die "job ${name} did not finish within ${timeout}s"
+}
+
+# wait_for_rollouts: every function's Deployment rolled out (workers may be at zero replicas).
+wait_for_rollouts() {
+  local fn
+  log "Waiting for the rollouts"
+  for fn in "${FUNCTIONS[@]}"; do
+    kube rollout status "deployment/${fn}" -n "${NAMESPACE}" --timeout=5m
+  done
+}

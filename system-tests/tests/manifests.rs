@@ -1,0 +1,932 @@
+//! The Kubernetes artifacts agree with the code.
+//!
+//! Renders `manifests/overlays/minikube` and `manifests/overlays/cloud` with `kubectl kustomize`
+//! (the Deployments, the Dapr components from `dapr-components/k8s`, the KEDA objects from
+//! `keda/` and the Kafka topic list) and checks them against what the function crates
+//! themselves declare: app-ids, subscriptions (pub/sub, topic, dead-letter topic), job
+//! prefixes, and the component and topic names of `shared::events`. A broken link fails with a
+//! message naming both sides: the code's value and where it comes from, and the manifest's.
+//!
+//! `kubectl` must be on PATH: without it the test fails (it never skips).
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize as _;
+use serde_json::Value;
+use shared::clock::Clock;
+use shared::events::{components, topics};
+use shared::runtime::Function;
+
+const OVERLAYS: [&str; 2] = ["overlays/minikube", "overlays/cloud"];
+
+/// The functions that write task changes through the `tasks` store's transactional outbox
+/// (task-api's REST handlers and create-task's insert; see `shared::tasks` and
+/// docs/architecture.md). Their own sidecar drains the outbox's internal topic, so one that
+/// scales to zero needs a KEDA trigger on it.
+const OUTBOX_WRITERS: [&str; 2] = [task_api::APP_ID, create_task::APP_ID];
+
+fn root() -> PathBuf {
+    system_tests::workspace_root()
+}
+
+/// Every function, built the way its `main` builds it (with a sidecar client that is never
+/// called and default configuration).
+async fn functions() -> Vec<Function> {
+    let dapr = shared::testing::unreachable_client().await;
+    vec![
+        task_api::build(dapr.clone(), task_api::Config::with_secret("x".repeat(32)), Clock::system()),
+        create_task::build(dapr.clone(), Clock::system()),
+        on_task_completed::build(dapr.clone()),
+        fire_reminder::build(dapr.clone(), fire_reminder::Config::default(), Clock::system()),
+        audit_writer::build(dapr, Clock::system()),
+    ]
+}
+
+/// The crates under functions/: each must be one of the functions above.
+fn function_crates() -> BTreeSet<String> {
+    std::fs::read_dir(root().join("functions"))
+        .expect("functions/ directory")
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            entry.path().join("Cargo.toml").exists().then(|| entry.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+/// The kubectl to render with: `$KUBECTL`, else the pinned one scripts/lint-tools.sh installs
+/// (`make check-manifests`), else `kubectl` on PATH.
+fn kubectl() -> PathBuf {
+    if let Some(path) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let pinned = root().join("target/deploy-tools/bin/kubectl");
+    if pinned.exists() { pinned } else { PathBuf::from("kubectl") }
+}
+
+/// `kubectl kustomize manifests/<target>`, parsed into one JSON value per document.
+fn render(target: &str) -> Vec<Value> {
+    let dir = root().join("manifests").join(target);
+    let kubectl = kubectl();
+    let output = Command::new(&kubectl).arg("kustomize").arg(&dir).output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run `{} kustomize {}`: {e}. This test renders the overlays with kubectl (1.27+, which \
+             embeds kustomize): install it (https://kubernetes.io/docs/tasks/tools/), run scripts/lint-tools.sh \
+             (installs a pinned one under target/deploy-tools), or set KUBECTL",
+            kubectl.display(),
+            dir.display()
+        )
+    });
+    assert!(
+        output.status.success(),
+        "`kubectl kustomize {}` failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("kustomize output is UTF-8");
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("kustomize output is valid YAML"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// One rendered overlay, indexed.
+struct Overlay {
+    name: &'static str,
+    docs: Vec<Value>,
+}
+
+impl Overlay {
+    fn load(name: &'static str) -> Self {
+        Self { name, docs: render(name) }
+    }
+
+    fn all<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.docs.iter().filter(move |d| d["kind"] == kind)
+    }
+
+    fn get(&self, kind: &str, name: &str) -> Option<&Value> {
+        self.docs.iter().find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+    }
+
+    fn namespace(&self) -> String {
+        let ns = self.all("Namespace").map(|d| str_of(&d["metadata"]["name"])).collect::<Vec<_>>();
+        assert_eq!(ns.len(), 1, "manifests/{} should render exactly one Namespace, found {ns:?}", self.name);
+        ns[0].clone()
+    }
+
+    /// The `platform-settings` ConfigMap's data.
+    fn settings(&self) -> BTreeMap<String, String> {
+        let cm = self
+            .get("ConfigMap", "platform-settings")
+            .unwrap_or_else(|| panic!("manifests/{} renders no ConfigMap platform-settings", self.name));
+        cm["data"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), str_of(v))).collect()).unwrap_or_default()
+    }
+
+    /// The Kafka topics of the kafka-topics Job: name -> partitions.
+    fn topics(&self) -> BTreeMap<String, u32> {
+        let cm = self
+            .get("ConfigMap", "kafka-topics")
+            .unwrap_or_else(|| panic!("manifests/{} renders no ConfigMap kafka-topics (the topic list)", self.name));
+        let list = cm["data"]["topics.txt"].as_str().expect("kafka-topics has topics.txt");
+        list.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let mut fields = l.split_whitespace();
+                let name = fields.next().unwrap().to_owned();
+                let partitions = fields
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| panic!("topics.txt: `{l}` has no partition count"));
+                (name, partitions)
+            })
+            .collect()
+    }
+}
+
+fn str_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A Dapr component's metadata item `name`: its value, or `None` when absent.
+fn component_meta(component: &Value, name: &str) -> Option<Value> {
+    component["spec"]["metadata"].as_array()?.iter().find(|m| m["name"] == name).cloned()
+}
+
+fn component_value(component: &Value, name: &str) -> Option<String> {
+    component_meta(component, name).map(|m| str_of(&m["value"]))
+}
+
+fn annotations(deployment: &Value) -> BTreeMap<String, String> {
+    deployment["spec"]["template"]["metadata"]["annotations"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), str_of(v))).collect())
+        .unwrap_or_default()
+}
+
+fn container<'a>(deployment: &'a Value, name: &str) -> Option<&'a Value> {
+    deployment["spec"]["template"]["spec"]["containers"].as_array()?.iter().find(|c| c["name"] == name)
+}
+
+fn env(container: &Value, name: &str) -> Option<Value> {
+    container["env"].as_array()?.iter().find(|e| e["name"] == name).cloned()
+}
+
+fn env_value(container: &Value, name: &str) -> Option<String> {
+    env(container, name).map(|e| str_of(&e["value"]))
+}
+
+/// Parses a Go duration like `20s` or `1m30s` into seconds.
+fn go_duration_secs(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if c == 'm' && chars.peek() == Some(&'s') {
+            unit.push(chars.next()?);
+        }
+        let value: f64 = number.parse().ok()?;
+        number.clear();
+        total += value
+            * match unit.as_str() {
+                "h" => 3600.0,
+                "m" => 60.0,
+                "s" => 1.0,
+                "ms" => 0.001,
+                _ => return None,
+            };
+    }
+    number.is_empty().then_some(total)
+}
+
+/// The failures of one check, reported together.
+#[derive(Default)]
+struct Failures(Vec<String>);
+
+impl Failures {
+    fn check(&mut self, ok: bool, message: impl FnOnce() -> String) {
+        if !ok {
+            self.0.push(message());
+        }
+    }
+
+    fn assert_none(self, what: &str) {
+        if !self.0.is_empty() {
+            let mut text = format!("{what}: {} problem(s)\n", self.0.len());
+            for m in &self.0 {
+                let _ = writeln!(text, "  - {m}");
+            }
+            panic!("{text}");
+        }
+    }
+}
+
+fn overlays() -> Vec<Overlay> {
+    OVERLAYS.into_iter().map(Overlay::load).collect()
+}
+
+#[tokio::test]
+async fn every_function_crate_has_a_deployment_whose_app_id_is_the_crate_name() {
+    let functions = functions().await;
+    let ids: BTreeSet<String> = functions.iter().map(|f| f.app_id().to_owned()).collect();
+    let crates = function_crates();
+    assert_eq!(
+        crates, ids,
+        "the crates under functions/ and the functions this test builds differ: add the new crate's build(..) to \
+         functions() in system-tests/tests/manifests.rs"
+    );
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        for f in &functions {
+            let id = f.app_id();
+            let Some(d) = overlay.get("Deployment", id) else {
+                failures.0.push(format!(
+                    "crate functions/{id} (app-id `{id}`) has no Deployment `{id}` in manifests/{}",
+                    overlay.name
+                ));
+                continue;
+            };
+            let a = annotations(d);
+            failures.check(a.get("dapr.io/enabled").map(String::as_str) == Some("true"), || {
+                format!("Deployment {id} in manifests/{}: dapr.io/enabled is not \"true\"", overlay.name)
+            });
+            failures.check(a.get("dapr.io/app-id").map(String::as_str) == Some(id), || {
+                format!(
+                    "crate functions/{id} declares app-id `{id}` (Function::new), but Deployment {id} in manifests/{} \
+                     has dapr.io/app-id {:?}",
+                    overlay.name,
+                    a.get("dapr.io/app-id")
+                )
+            });
+            let Some(c) = container(d, id) else {
+                failures.0.push(format!("Deployment {id} in manifests/{} has no container named `{id}`", overlay.name));
+                continue;
+            };
+            let image = str_of(&c["image"]);
+            failures.check(image.rsplit('/').next().is_some_and(|last| last.starts_with(&format!("{id}:"))), || {
+                format!(
+                    "Deployment {id} in manifests/{} runs image `{image}`, not the image of crate functions/{id}",
+                    overlay.name
+                )
+            });
+            // The app port Dapr calls is the one the binary listens on.
+            let app_port = a.get("dapr.io/app-port").cloned().unwrap_or_default();
+            failures.check(env_value(c, "APP_PORT").as_deref() == Some(app_port.as_str()), || {
+                format!(
+                    "Deployment {id} in manifests/{}: dapr.io/app-port {app_port} but APP_PORT {:?}",
+                    overlay.name,
+                    env_value(c, "APP_PORT")
+                )
+            });
+            failures.check(env_value(c, "APP_HOST").as_deref() == Some("0.0.0.0"), || {
+                format!(
+                    "Deployment {id} in manifests/{}: APP_HOST must be 0.0.0.0 (the binary binds 127.0.0.1 by \
+                     default, unreachable for probes and Services)",
+                    overlay.name
+                )
+            });
+            let metrics_port = env_value(c, "METRICS_PORT");
+            let metrics_container_port = c["ports"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["name"] == "metrics"))
+                .map(|p| str_of(&p["containerPort"]));
+            failures.check(metrics_port.is_some() && metrics_port == metrics_container_port, || {
+                format!(
+                    "Deployment {id} in manifests/{}: METRICS_PORT {metrics_port:?} must equal the `metrics` \
+                     containerPort {metrics_container_port:?} the PodMonitor scrapes",
+                    overlay.name
+                )
+            });
+        }
+    }
+    failures.assert_none("Deployments vs function crates");
+}
+
+#[tokio::test]
+async fn scaled_objects_follow_the_subscriptions_in_the_code() {
+    let functions = functions().await;
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        let ns = overlay.namespace();
+        let topics = overlay.topics();
+        let pubsub = overlay.get("Component", components::PUBSUB).unwrap_or_else(|| {
+            panic!(
+                "manifests/{} has no Dapr Component `{}` (shared::events::components::PUBSUB)",
+                overlay.name,
+                components::PUBSUB
+            )
+        });
+        let brokers = component_value(pubsub, "brokers").unwrap_or_default();
+        let dapr_version = component_value(pubsub, "version").unwrap_or_default();
+        let initial_offset = component_value(pubsub, "initialOffset").unwrap_or_else(|| "newest".into());
+        let expected_reset = match initial_offset.as_str() {
+            "oldest" => "earliest",
+            _ => "latest",
+        };
+        let outbox_topic = overlay
+            .get("Component", components::TASKS_STORE)
+            .and_then(|c| component_value(c, "outboxPublishTopic"))
+            .unwrap_or_else(|| topics::TASK_EVENTS.to_owned());
+
+        for f in &functions {
+            let id = f.app_id();
+            let subscribed: BTreeSet<&str> = f.subscriptions().iter().map(|s| s.topic()).collect();
+            let so = overlay.get("ScaledObject", id);
+            if subscribed.is_empty() && !OUTBOX_WRITERS.contains(&id) {
+                continue;
+            }
+            let Some(so) = so else {
+                failures.0.push(format!(
+                    "crate functions/{id} subscribes to {subscribed:?} but manifests/{} has no ScaledObject `{id}`",
+                    overlay.name
+                ));
+                continue;
+            };
+            failures.check(so["spec"]["scaleTargetRef"]["name"] == id, || {
+                format!(
+                    "ScaledObject {id} in manifests/{} scales {:?}, not Deployment {id}",
+                    overlay.name, so["spec"]["scaleTargetRef"]["name"]
+                )
+            });
+            let min = so["spec"]["minReplicaCount"].as_u64().unwrap_or(0);
+            let max = so["spec"]["maxReplicaCount"].as_u64().unwrap_or(100);
+            let triggers = so["spec"]["triggers"].as_array().cloned().unwrap_or_default();
+            let kafka: Vec<&Value> = triggers.iter().filter(|t| t["type"] == "kafka").collect();
+            let trigger_topics: BTreeSet<String> = kafka.iter().map(|t| str_of(&t["metadata"]["topic"])).collect();
+            let internal = format!("{ns}{id}{outbox_topic}outbox");
+
+            for topic in &subscribed {
+                failures.check(trigger_topics.contains(*topic), || {
+                    format!(
+                        "crate functions/{id} subscribes to topic `{topic}` (build().subscriptions()), but ScaledObject \
+                         {id} in manifests/{} has kafka triggers only on {trigger_topics:?}",
+                        overlay.name
+                    )
+                });
+            }
+            if OUTBOX_WRITERS.contains(&id) && min == 0 {
+                failures.check(trigger_topics.contains(&internal), || {
+                    format!(
+                        "{id} writes through the outbox and scales to zero (ScaledObject {id} in manifests/{}, \
+                         minReplicaCount 0), so it needs a kafka trigger on the outbox's internal topic `{internal}` \
+                         (<namespace><app-id><outboxPublishTopic>outbox); it has {trigger_topics:?}",
+                        overlay.name
+                    )
+                });
+            }
+            for topic in &trigger_topics {
+                failures.check(subscribed.contains(topic.as_str()) || (OUTBOX_WRITERS.contains(&id) && *topic == internal), || {
+                    format!(
+                        "ScaledObject {id} in manifests/{} scales on topic `{topic}`, which crate functions/{id} does \
+                         not consume (its subscriptions: {subscribed:?})",
+                        overlay.name
+                    )
+                });
+                match topics.get(topic) {
+                    None => failures.0.push(format!(
+                        "ScaledObject {id} in manifests/{} scales on topic `{topic}`, which is not in the topic list \
+                         (manifests/base/kafka-topics/topics.txt)",
+                        overlay.name
+                    )),
+                    Some(&partitions) => failures.check(max <= u64::from(partitions), || {
+                        format!(
+                            "ScaledObject {id} in manifests/{}: maxReplicaCount {max} exceeds the {partitions} \
+                             partitions of `{topic}` (topics.txt); the extra consumers would sit idle",
+                            overlay.name
+                        )
+                    }),
+                }
+            }
+            for t in &kafka {
+                let m = &t["metadata"];
+                failures.check(m["consumerGroup"] == id, || {
+                    format!(
+                        "ScaledObject {id} in manifests/{}: kafka trigger on `{}` has consumerGroup `{}`, but Dapr's \
+                         consumer group is the app-id `{id}` (pubsub consumerGroup \"{{appID}}\")",
+                        overlay.name,
+                        str_of(&m["topic"]),
+                        str_of(&m["consumerGroup"])
+                    )
+                });
+                failures.check(str_of(&m["offsetResetPolicy"]) == expected_reset, || {
+                    format!(
+                        "ScaledObject {id} in manifests/{}: kafka trigger offsetResetPolicy {:?} does not match Dapr \
+                         pubsub initialOffset `{initial_offset}` (expected `{expected_reset}`)",
+                        overlay.name, m["offsetResetPolicy"]
+                    )
+                });
+                failures.check(str_of(&m["bootstrapServers"]) == brokers, || {
+                    format!(
+                        "ScaledObject {id} in manifests/{}: bootstrapServers {:?} differ from the Dapr pubsub brokers \
+                         `{brokers}`",
+                        overlay.name, m["bootstrapServers"]
+                    )
+                });
+                failures.check(str_of(&m["version"]) == dapr_version, || {
+                    format!(
+                        "ScaledObject {id} in manifests/{}: Kafka protocol version {:?} differs from the Dapr pubsub \
+                         version `{dapr_version}`",
+                        overlay.name, m["version"]
+                    )
+                });
+            }
+        }
+        // task-api is the front door: never scaled to zero.
+        if let Some(so) = overlay.get("ScaledObject", task_api::APP_ID) {
+            failures.check(so["spec"]["minReplicaCount"].as_u64().unwrap_or(0) >= 1, || {
+                format!("ScaledObject task-api in manifests/{}: minReplicaCount must be at least 1", overlay.name)
+            });
+        }
+    }
+    failures.assert_none("KEDA ScaledObjects vs subscriptions");
+}
+
+#[tokio::test]
+async fn every_topic_the_code_uses_exists_with_its_dead_letter_topics() {
+    let functions = functions().await;
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        let ns = overlay.namespace();
+        let topics = overlay.topics();
+        let mut needed: Vec<(String, String)> = vec![
+            (topics::TASK_CREATE.into(), "shared::events::topics::TASK_CREATE".into()),
+            (topics::TASK_EVENTS.into(), "shared::events::topics::TASK_EVENTS".into()),
+            (topics::REMINDERS.into(), "shared::events::topics::REMINDERS".into()),
+        ];
+        for f in &functions {
+            let id = f.app_id();
+            for s in f.subscriptions() {
+                needed.push((s.topic().into(), format!("crate functions/{id} subscribes to it")));
+                match s.dead_letter() {
+                    Some(dlq) => needed
+                        .push((dlq.into(), format!("crate functions/{id}'s dead-letter topic for `{}`", s.topic()))),
+                    None => failures.0.push(format!(
+                        "crate functions/{id}: the subscription to `{}` has no dead-letter topic",
+                        s.topic()
+                    )),
+                }
+                failures.check(s.pubsub() == components::PUBSUB, || {
+                    format!(
+                        "crate functions/{id} subscribes through pub/sub `{}`, not `{}`",
+                        s.pubsub(),
+                        components::PUBSUB
+                    )
+                });
+            }
+        }
+        // Every sidecar that loads an outbox store subscribes to its own internal topic.
+        for component in overlay.all("Component") {
+            let Some(topic) = component_value(component, "outboxPublishTopic") else { continue };
+            for app in component["scopes"].as_array().into_iter().flatten() {
+                let app = str_of(app);
+                needed.push((
+                    format!("{ns}{app}{topic}outbox"),
+                    format!(
+                        "the outbox's internal topic of {app}, which loads Component {}",
+                        str_of(&component["metadata"]["name"])
+                    ),
+                ));
+            }
+        }
+        for (topic, why) in needed {
+            failures.check(topics.contains_key(&topic), || {
+                format!(
+                    "topic `{topic}` ({why}) is missing from the topic list of manifests/{} \
+                     (manifests/base/kafka-topics/topics.txt); brokers do not auto-create topics",
+                    overlay.name
+                )
+            });
+        }
+    }
+    failures.assert_none("Kafka topics vs code");
+}
+
+#[test]
+fn dapr_components_match_the_names_and_the_state_contract_of_the_code() {
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        let pubsub = overlay.get("Component", components::PUBSUB);
+        failures.check(pubsub.is_some_and(|p| p["spec"]["type"] == "pubsub.kafka"), || {
+            format!(
+                "manifests/{}: no pubsub.kafka Component `{}` (shared::events::components::PUBSUB)",
+                overlay.name,
+                components::PUBSUB
+            )
+        });
+        if let Some(p) = pubsub {
+            failures.check(component_value(p, "consumerGroup").as_deref() == Some("{appID}"), || {
+                format!(
+                    "Component pubsub in manifests/{}: consumerGroup must be \"{{appID}}\" (the KEDA triggers name the \
+                     app-id), not {:?}",
+                    overlay.name,
+                    component_value(p, "consumerGroup")
+                )
+            });
+            failures.check(component_value(p, "initialOffset").as_deref() == Some("oldest"), || {
+                format!("Component pubsub in manifests/{}: initialOffset must be `oldest`", overlay.name)
+            });
+        }
+        let mut tables = BTreeMap::new();
+        let mut metadata_tables = BTreeMap::new();
+        for name in [components::TASKS_STORE, components::STATE_STORE] {
+            let Some(c) = overlay.get("Component", name) else {
+                failures.0.push(format!(
+                    "manifests/{}: no state store Component `{name}` (shared::events::components)",
+                    overlay.name
+                ));
+                continue;
+            };
+            failures.check(c["spec"]["type"] == "state.postgresql" && c["spec"]["version"] == "v1", || {
+                format!(
+                    "Component {name} in manifests/{}: must be state.postgresql v1 (the Query API), is {} {}",
+                    overlay.name, c["spec"]["type"], c["spec"]["version"]
+                )
+            });
+            failures.check(component_value(c, "keyPrefix").as_deref() == Some("name"), || {
+                format!(
+                    "Component {name} in manifests/{}: keyPrefix must be `name` (keys shared by every app-id), is {:?}",
+                    overlay.name,
+                    component_value(c, "keyPrefix")
+                )
+            });
+            let table = component_value(c, "tableName").unwrap_or_else(|| "state".into());
+            if let Some(other) = tables.insert(table.clone(), name) {
+                failures.0.push(format!(
+                    "Components {other} and {name} in manifests/{} share tableName `{table}` (the Query API scans a whole table)",
+                    overlay.name
+                ));
+            }
+            let meta = component_value(c, "metadataTableName").unwrap_or_else(|| "dapr_metadata".into());
+            if let Some(other) = metadata_tables.insert(meta.clone(), name) {
+                failures.0.push(format!(
+                    "Components {other} and {name} in manifests/{} share metadataTableName `{meta}`: state.postgresql v1 \
+                     records its schema version under one key there, so the second store's table would never be created",
+                    overlay.name
+                ));
+            }
+        }
+        if let Some(tasks) = overlay.get("Component", components::TASKS_STORE) {
+            for (key, want) in [
+                ("outboxPublishPubsub", components::PUBSUB),
+                ("outboxPublishTopic", topics::TASK_EVENTS),
+                ("outboxDiscardWhenMissingState", "true"),
+            ] {
+                failures.check(component_value(tasks, key).as_deref() == Some(want), || {
+                    format!(
+                        "Component tasks in manifests/{}: {key} must be `{want}` (shared::events), is {:?}",
+                        overlay.name,
+                        component_value(tasks, key)
+                    )
+                });
+            }
+        }
+        if let Some(state) = overlay.get("Component", components::STATE_STORE) {
+            failures.check(component_value(state, "outboxPublishTopic").is_none(), || {
+                format!(
+                    "Component state in manifests/{}: must not have an outbox (it would publish reminder records)",
+                    overlay.name
+                )
+            });
+        }
+    }
+    failures.assert_none("Dapr components vs shared::events");
+}
+
+#[tokio::test]
+async fn only_fire_reminder_talks_to_the_scheduler() {
+    let functions = functions().await;
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        for f in &functions {
+            let id = f.app_id();
+            let Some(d) = overlay.get("Deployment", id) else { continue };
+            let address = annotations(d).get("dapr.io/scheduler-host-address").cloned();
+            let blank =
+                address.as_deref().is_some_and(|a| a.trim().trim_matches(|c| c == '"' || c == '\'').trim().is_empty());
+            if f.job_prefixes().is_empty() {
+                failures.check(blank, || {
+                    format!(
+                        "crate functions/{id} handles no Dapr jobs (job_prefixes() is empty), so Deployment {id} in \
+                         manifests/{} must set dapr.io/scheduler-host-address blank; it has {address:?}",
+                        overlay.name
+                    )
+                });
+            } else {
+                failures.check(!blank, || {
+                    format!(
+                        "crate functions/{id} handles jobs {:?}, but Deployment {id} in manifests/{} blanks \
+                         dapr.io/scheduler-host-address, so its sidecar never receives them",
+                        f.job_prefixes(),
+                        overlay.name
+                    )
+                });
+            }
+        }
+    }
+    failures.assert_none("Scheduler connections vs job handlers");
+}
+
+#[test]
+fn sidecar_tokens_and_shutdown_timing_are_consistent() {
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        for d in overlay.all("Deployment") {
+            let id = str_of(&d["metadata"]["name"]);
+            let a = annotations(d);
+            if a.get("dapr.io/enabled").map(String::as_str) != Some("true") {
+                continue;
+            }
+            let Some(c) = container(d, &id) else { continue };
+            // The injector gives daprd the Secrets' key `token`; the app must read the same ones.
+            for (annotation, var) in
+                [("dapr.io/api-token-secret", "DAPR_API_TOKEN"), ("dapr.io/app-token-secret", "APP_API_TOKEN")]
+            {
+                let secret = a.get(annotation).cloned();
+                let from = env(c, var).map(|e| e["valueFrom"]["secretKeyRef"].clone());
+                failures.check(
+                    secret.is_some()
+                        && from.as_ref().is_some_and(|r| r["name"] == secret.clone().unwrap_or_default().as_str() && r["key"] == "token"),
+                    || {
+                        format!(
+                            "Deployment {id} in manifests/{}: {annotation} is {secret:?}, so container {id} must read {var} \
+                             from that Secret, key `token`; it reads {from:?}",
+                            overlay.name
+                        )
+                    },
+                );
+            }
+            let grace = d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_f64().unwrap_or(30.0);
+            let graceful = a.get("dapr.io/graceful-shutdown-seconds").and_then(|s| s.parse::<f64>().ok());
+            let block = a.get("dapr.io/block-shutdown-duration").and_then(|s| go_duration_secs(s));
+            let app = env_value(c, "SHUTDOWN_TIMEOUT_SECS").and_then(|s| s.parse::<f64>().ok()).unwrap_or(15.0);
+            match graceful {
+                None => failures.0.push(format!(
+                    "Deployment {id} in manifests/{}: no dapr.io/graceful-shutdown-seconds (Dapr's default of 5 s is \
+                     below the app's drain time)",
+                    overlay.name
+                )),
+                Some(graceful) => {
+                    failures.check(app < graceful, || {
+                        format!(
+                            "Deployment {id} in manifests/{}: SHUTDOWN_TIMEOUT_SECS {app} must be below \
+                             dapr.io/graceful-shutdown-seconds {graceful}",
+                            overlay.name
+                        )
+                    });
+                    let sidecar_total = graceful + block.unwrap_or(0.0);
+                    failures.check(sidecar_total < grace, || {
+                        format!(
+                            "Deployment {id} in manifests/{}: the sidecar may take {sidecar_total} s to stop \
+                             (block-shutdown-duration + graceful-shutdown-seconds), not below \
+                             terminationGracePeriodSeconds {grace}",
+                            overlay.name
+                        )
+                    });
+                }
+            }
+        }
+    }
+    failures.assert_none("tokens and graceful shutdown");
+}
+
+#[test]
+fn fire_reminders_wake_up_query_reads_the_state_store_the_code_writes() {
+    let mut failures = Failures::default();
+    let key_prefix =
+        shared::domain::reminder::reminder_key(uuid::Uuid::nil()).replace(&uuid::Uuid::nil().to_string(), "");
+    let scheduled =
+        serde_json::to_value(shared::domain::reminder::ReminderStatus::Scheduled).expect("status serializes");
+    let scheduled = str_of(&scheduled);
+    for overlay in overlays() {
+        let Some(state) = overlay.get("Component", components::STATE_STORE) else { continue };
+        let table = component_value(state, "tableName").unwrap_or_else(|| "state".into());
+        let so = overlay.get("ScaledObject", fire_reminder::APP_ID);
+        let query = so
+            .and_then(|so| so["spec"]["triggers"].as_array())
+            .and_then(|ts| ts.iter().find(|t| t["type"] == "postgresql"))
+            .map(|t| str_of(&t["metadata"]["query"]));
+        let Some(query) = query else {
+            failures.0.push(format!(
+                "ScaledObject fire-reminder in manifests/{} has no postgresql trigger: nothing would wake fire-reminder \
+                 for a reminder coming due",
+                overlay.name
+            ));
+            continue;
+        };
+        // keyPrefix `name`: `<component>||<key>`.
+        let key = format!("'{}||{key_prefix}%'", components::STATE_STORE);
+        for (needle, source) in [
+            (format!(" {table}"), format!("Component state's tableName `{table}`")),
+            (
+                key.clone(),
+                format!(
+                    "reminder keys `{key_prefix}<task id>` (shared::domain::reminder::reminder_key) in store `state`"
+                ),
+            ),
+            (format!("'{scheduled}'"), "ReminderStatus::Scheduled".to_owned()),
+            ("remind_at".to_owned(), "ReminderRecord::remind_at".to_owned()),
+        ] {
+            failures.check(query.contains(&needle), || {
+                format!(
+                    "fire-reminder's postgresql trigger in manifests/{} must use {source} ({needle}); its query is: {query}",
+                    overlay.name
+                )
+            });
+        }
+    }
+    failures.assert_none("fire-reminder's wake-up query vs the state store");
+}
+
+#[test]
+fn no_image_uses_latest_and_no_secret_value_is_in_the_manifests() {
+    let mut failures = Failures::default();
+    let sensitive = |name: &str| {
+        let n = name.to_ascii_lowercase();
+        ["password", "secret", "token", "connectionstring", "apikey", "privatekey", "credentials"]
+            .iter()
+            .any(|s| n.contains(s))
+    };
+    for overlay in overlays() {
+        for doc in &overlay.docs {
+            let kind = str_of(&doc["kind"]);
+            let name = str_of(&doc["metadata"]["name"]);
+            failures.check(kind != "Secret", || {
+                format!("manifests/{} renders Secret {name}: secrets are created by the deploy scripts, never kept in the repo", overlay.name)
+            });
+            let pod = match kind.as_str() {
+                "Deployment" | "Job" | "StatefulSet" | "DaemonSet" => &doc["spec"]["template"]["spec"],
+                _ => &Value::Null,
+            };
+            for c in pod["containers"].as_array().into_iter().chain(pod["initContainers"].as_array()).flatten() {
+                let image = str_of(&c["image"]);
+                let last = image.rsplit('/').next().unwrap_or_default();
+                let tagged = last.contains(':') || image.contains("@sha256:");
+                failures.check(tagged && !image.ends_with(":latest"), || {
+                    format!(
+                        "{kind} {name} in manifests/{}: image `{image}` must have an explicit tag that is not `latest`",
+                        overlay.name
+                    )
+                });
+                for e in c["env"].as_array().into_iter().flatten() {
+                    let var = str_of(&e["name"]);
+                    failures.check(!sensitive(&var) || e.get("value").is_none() || e["value"] == "", || {
+                        format!(
+                            "{kind} {name} in manifests/{}: env {var} holds a literal value; read it from a Secret",
+                            overlay.name
+                        )
+                    });
+                }
+            }
+            if kind == "Component" {
+                for m in doc["spec"]["metadata"].as_array().into_iter().flatten() {
+                    let key = str_of(&m["name"]);
+                    failures.check(!sensitive(&key) || m.get("secretKeyRef").is_some(), || {
+                        format!(
+                            "Component {name} in manifests/{}: metadata `{key}` must come from a secretKeyRef",
+                            overlay.name
+                        )
+                    });
+                }
+            }
+            if kind == "ConfigMap" {
+                for (key, value) in doc["data"].as_object().into_iter().flatten() {
+                    failures.check(!sensitive(key), || {
+                        format!(
+                            "ConfigMap {name} in manifests/{}: key `{key}` looks like a secret ({value})",
+                            overlay.name
+                        )
+                    });
+                }
+            }
+        }
+    }
+    // Secret-looking text anywhere in the deployment files.
+    let patterns: [(&str, LineCheck); 4] = [
+        ("a private key", |l| l.contains("PRIVATE KEY-----")),
+        ("an AWS access key id", |l| {
+            l.match_indices("AKIA").any(|(i, _)| {
+                let rest: Vec<char> = l[i + 4..].chars().take(16).collect();
+                rest.len() == 16 && rest.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            })
+        }),
+        ("a JWT", |l| {
+            l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+                .any(|w| w.starts_with("eyJ") && w.matches('.').count() == 2 && w.len() > 40)
+        }),
+        ("a password in a connection string", |l| {
+            let lower = l.to_ascii_lowercase();
+            lower.match_indices("password=").any(|(i, m)| {
+                // A variable, a placeholder or an escape sequence is fine; a literal is not.
+                let value = l[i + m.len()..].trim_start_matches(['"', '\\', '\'']);
+                !(value.is_empty()
+                    || value.starts_with(['$', '<', '%', '.', '{'])
+                    || value.starts_with(char::is_whitespace))
+            })
+        }),
+    ];
+    for dir in ["manifests", "dapr-components/k8s", "keda", ".github", "scripts", "schemas"] {
+        for file in files_under(&root().join(dir)) {
+            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            for (n, line) in text.lines().enumerate() {
+                for (what, matches) in &patterns {
+                    failures.check(!matches(line), || {
+                        format!(
+                            "{}:{}: looks like {what}; keep secrets out of the repository",
+                            file.strip_prefix(root()).unwrap_or(&file).display(),
+                            n + 1
+                        )
+                    });
+                }
+            }
+        }
+    }
+    failures.assert_none("images and secrets");
+}
+
+#[test]
+fn cloud_kafka_sasl_settings_agree_between_dapr_keda_and_the_topics_job() {
+    let overlay = Overlay::load("overlays/cloud");
+    let settings = overlay.settings();
+    let mut failures = Failures::default();
+    let mechanism = settings.get("kafka-sasl-mechanism").cloned().unwrap_or_default();
+    let (dapr, keda) = match mechanism.as_str() {
+        "SCRAM-SHA-512" => ("SHA-512", "scram_sha512"),
+        "SCRAM-SHA-256" => ("SHA-256", "scram_sha256"),
+        "PLAIN" => ("PLAINTEXT", "plaintext"),
+        other => panic!(
+            "platform-settings kafka-sasl-mechanism `{other}` in manifests/overlays/cloud is not one of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN"
+        ),
+    };
+    let pubsub = overlay.get("Component", components::PUBSUB).expect("pubsub component");
+    failures.check(component_value(pubsub, "saslMechanism").as_deref() == Some(dapr), || {
+        format!(
+            "the topics Job uses SASL {mechanism}, so Dapr's saslMechanism must be {dapr}, not {:?}",
+            component_value(pubsub, "saslMechanism")
+        )
+    });
+    failures.check(component_value(pubsub, "authType").as_deref() == Some("password"), || {
+        "Dapr pubsub authType must be `password` in the cloud".into()
+    });
+    for key in ["saslUsername", "saslPassword"] {
+        failures.check(component_meta(pubsub, key).is_some_and(|m| m.get("secretKeyRef").is_some()), || {
+            format!("Dapr pubsub {key} must come from the `kafka` Secret")
+        });
+    }
+    for so in overlay.all("ScaledObject") {
+        for t in so["spec"]["triggers"].as_array().into_iter().flatten().filter(|t| t["type"] == "kafka") {
+            let name = str_of(&so["metadata"]["name"]);
+            failures.check(str_of(&t["metadata"]["sasl"]) == keda && t["metadata"]["tls"] == "enable", || {
+                format!(
+                    "ScaledObject {name}: kafka trigger needs sasl `{keda}` and tls `enable` (as Dapr), has {:?}/{:?}",
+                    t["metadata"]["sasl"], t["metadata"]["tls"]
+                )
+            });
+            failures.check(t["authenticationRef"]["name"].is_string(), || {
+                format!("ScaledObject {name}: kafka trigger without authenticationRef")
+            });
+        }
+    }
+    failures.assert_none("cloud Kafka SASL/TLS settings");
+}
+
+/// Whether a line of a file looks like it holds a secret.
+type LineCheck = fn(&str) -> bool;
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn go_durations_parse() {
+    assert_eq!(go_duration_secs("20s"), Some(20.0));
+    assert_eq!(go_duration_secs("1m30s"), Some(90.0));
+    assert_eq!(go_duration_secs("500ms"), Some(0.5));
+    assert_eq!(go_duration_secs("20"), None);
+}
