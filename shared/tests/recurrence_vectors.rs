@@ -5,7 +5,8 @@
 //! calendar and the zones' published DST rules, not copied from this engine's output.
 //!
 //! Schema: a JSON array of cases. Every case has `name`, `rule` (RRULE text), `tz` (IANA name),
-//! `anchor` (RFC 3339) and an optional `anchor_index` (default 0), plus at least one of
+//! `anchor` (RFC 3339), an optional `anchor_index` (default 0) and optional `exdates` (RFC 3339
+//! instants to skip, used by `next`), plus at least one of
 //! - `occurrences`: `[{ "n": u32, "expect": RFC 3339 | null }]`, checked with `occurrence`;
 //! - `next`: `{ "mode"?: "strict" | "after_completion", "index", "due", "completed_at",
 //!   "expect": null | { "index", "due" } }`, checked with `next` on the series
@@ -34,6 +35,9 @@ struct Case {
     anchor: DateTime<FixedOffset>,
     #[serde(default)]
     anchor_index: u32,
+    /// Skipped occurrences (EXDATE), passed to `next`.
+    #[serde(default)]
+    exdates: Vec<DateTime<FixedOffset>>,
     #[serde(default)]
     occurrences: Vec<OccurrenceCheck>,
     #[serde(default)]
@@ -95,7 +99,7 @@ fn check(case: &Case) -> Vec<String> {
     if let Some(check) = &case.next {
         let series =
             Series { id: Uuid::nil(), index: check.index, anchor: case.anchor, anchor_index: case.anchor_index };
-        match next(&rule, check.mode, case.tz, &series, check.due, check.completed_at) {
+        match next(&rule, check.mode, case.tz, &series, check.due, check.completed_at, &case.exdates) {
             Err(e) => problems.push(format!("next: error {e}")),
             Ok(actual) => {
                 let got = actual.map(|n| (n.index, n.due.to_rfc3339()));
@@ -289,7 +293,7 @@ proptest! {
         let due = occurrence(&rule, tz, anchor, 0, index).unwrap().unwrap();
         let completed_at = due.to_utc() + Duration::minutes(completed_after_due_minutes);
         let series = Series { id: Uuid::nil(), index, anchor, anchor_index: 0 };
-        let n = next(&rule, Mode::Strict, tz, &series, due, completed_at).unwrap().unwrap();
+        let n = next(&rule, Mode::Strict, tz, &series, due, completed_at, &[]).unwrap().unwrap();
         prop_assert!(n.due > due, "next {} not after previous due {}", n.due, due);
         prop_assert!(n.due.to_utc() > completed_at, "next {} not after completion {}", n.due, completed_at);
         prop_assert!(n.index > index);
@@ -302,6 +306,27 @@ proptest! {
         }
     }
 
+    /// Skipping occurrences (EXDATE) never yields a skipped one, and yields the first
+    /// occurrence that is not skipped of what the series would give without them.
+    #[test]
+    fn strict_next_passes_over_skipped_occurrences(
+        rule in rule_strategy(),
+        (tz, anchor) in anchor_strategy(),
+        index in 0u32..4,
+        skip in proptest::collection::btree_set(1u32..12, 0..6),
+    ) {
+        let rule = Rule::parse(&rule).unwrap();
+        let due = occurrence(&rule, tz, anchor, 0, index).unwrap().unwrap();
+        let skipped: Vec<_> =
+            skip.iter().map(|n| occurrence(&rule, tz, anchor, 0, index + n).unwrap().unwrap()).collect();
+        let series = Series { id: Uuid::nil(), index, anchor, anchor_index: 0 };
+        let n = next(&rule, Mode::Strict, tz, &series, due, due.to_utc(), &skipped).unwrap().unwrap();
+        let first_kept = (1..).find(|k| !skip.contains(k)).unwrap();
+        prop_assert_eq!(n.index, index + first_kept);
+        prop_assert_eq!(Some(n.due), occurrence(&rule, tz, anchor, 0, n.index).unwrap());
+        prop_assert!(!skipped.contains(&n.due));
+    }
+
     #[test]
     fn after_completion_next_is_after_the_completion(
         rule in rule_strategy(),
@@ -312,7 +337,7 @@ proptest! {
         let rule = Rule::parse(&rule).unwrap();
         let completed_at = anchor.to_utc() + Duration::minutes(completed_after_anchor_minutes);
         let series = Series { id: Uuid::nil(), index, anchor, anchor_index: 0 };
-        let n = next(&rule, Mode::AfterCompletion, tz, &series, anchor, completed_at).unwrap().unwrap();
+        let n = next(&rule, Mode::AfterCompletion, tz, &series, anchor, completed_at, &[]).unwrap().unwrap();
         prop_assert!(n.due.to_utc() > completed_at, "next {} not after completion {}", n.due, completed_at);
         prop_assert_eq!(n.index, index + 1);
         prop_assert_eq!((n.anchor, n.anchor_index), (n.due, n.index));

@@ -24,7 +24,7 @@ fn completed_monthly(rule: &str) -> Task {
     task.due = Some(due);
     task.time_zone = chrono_tz::Europe::Berlin;
     task.reminder = Some(Reminder::At(DateTime::parse_from_rfc3339("2026-11-30T20:00:00+01:00").unwrap()));
-    task.recurrence = Some(Recurrence { rule: rule.parse().unwrap(), mode: Default::default() });
+    task.recurrence = Some(Recurrence { rule: rule.parse().unwrap(), mode: Default::default(), exdates: Vec::new() });
     task.series = Some(Series { id: task.id, index: 0, anchor: due, anchor_index: 0 });
     task.complete(t("2026-12-01T09:00:00Z"));
     task

@@ -18,7 +18,15 @@ pub fn next_instance(task: &Task, completed_at: DateTime<Utc>) -> Result<Option<
         return Ok(None);
     };
     let series = task.series.unwrap_or(Series { id: task.id, index: 0, anchor: due, anchor_index: 0 });
-    let Some(next) = recurrence::next(&recurrence.rule, recurrence.mode, task.time_zone, &series, due, completed_at)?
+    let Some(next) = recurrence::next(
+        &recurrence.rule,
+        recurrence.mode,
+        task.time_zone,
+        &series,
+        due,
+        completed_at,
+        &recurrence.exdates,
+    )?
     else {
         return Ok(None);
     };
@@ -72,7 +80,7 @@ mod tests {
             due: Some(due),
             time_zone: Tz::Europe__Berlin,
             reminder: Some(Reminder::At(DateTime::parse_from_rfc3339("2026-01-30T18:00:00+01:00").unwrap())),
-            recurrence: Some(Recurrence { rule: rule.parse().unwrap(), mode }),
+            recurrence: Some(Recurrence { rule: rule.parse().unwrap(), mode, exdates: Vec::new() }),
             series: Some(Series { id: Uuid::from_u128(1), index, anchor: due, anchor_index: 0 }),
             created_at: t("2026-01-01T00:00:00Z"),
             updated_at: t("2026-01-31T10:00:00Z"),
@@ -97,6 +105,19 @@ mod tests {
         assert_eq!((series.id, series.index, series.anchor_index), (Uuid::from_u128(1), 1, 0));
         assert_eq!(request.task.tags, vec!["work".to_owned()]);
         assert_eq!(request.task.time_zone, Some(Tz::Europe__Berlin));
+    }
+
+    #[test]
+    fn a_skipped_occurrence_is_passed_over_and_the_skips_travel_with_the_series() {
+        let mut task = recurring("FREQ=MONTHLY;BYMONTHDAY=-1", Mode::Strict, 0);
+        let february = DateTime::parse_from_rfc3339("2026-02-28T09:00:00+01:00").unwrap();
+        if let Some(recurrence) = task.recurrence.as_mut() {
+            recurrence.exdates = vec![february];
+        }
+        let request = next_instance(&task, t("2026-01-31T10:00:00Z")).unwrap().unwrap();
+        assert_eq!(request.task.due.unwrap().to_rfc3339(), "2026-03-31T09:00:00+02:00", "March, in summer time");
+        assert_eq!(request.series.unwrap().index, 2, "February keeps index 1");
+        assert_eq!(request.task.recurrence.unwrap().exdates, [february]);
     }
 
     #[test]

@@ -39,6 +39,13 @@
 //!   the completion (in the task's zone, at the series' time of day); the result becomes the new
 //!   anchor.
 //!
+//! # Skipped occurrences (EXDATE)
+//!
+//! A series may list instants to skip, as RFC 5545's EXDATE does. A skipped occurrence keeps its
+//! index (COUNT still counts it, as in RFC 5545 where EXDATE is applied after COUNT), so the ids
+//! of the other occurrences do not move; [`next`] simply passes over it. Skipped instants are
+//! compared as instants, whatever offset they were written with.
+//!
 //! # Bounds
 //!
 //! Everything here is a pure function of its arguments (no clock reads, no I/O), and every walk
@@ -872,6 +879,35 @@ pub fn occurrence(
     Ok(None)
 }
 
+/// The first of `instants` that is not an occurrence of the series (after the anchor), or `None`
+/// when all of them are. Instants at or before the anchor are not checked: they belong to the
+/// series' past, which an edit re-anchors away from. One bounded walk for all of them.
+pub fn first_non_occurrence(
+    rule: &Rule,
+    tz: Tz,
+    anchor: DateTime<FixedOffset>,
+    anchor_index: u32,
+    instants: &[DateTime<FixedOffset>],
+) -> Result<Option<DateTime<FixedOffset>>, RecurrenceError> {
+    let mut wanted: Vec<DateTime<Utc>> =
+        instants.iter().map(DateTime::to_utc).filter(|at| *at > anchor.to_utc()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut wanted = wanted.into_iter().peekable();
+    let mut occurrences = Occurrences::new(rule, tz, anchor, anchor_index)?;
+    while let Some(&at) = wanted.peek() {
+        match occurrences.next_occurrence()? {
+            Some((_, occurrence)) if occurrence.to_utc() < at => {}
+            Some((_, occurrence)) if occurrence.to_utc() == at => {
+                wanted.next();
+            }
+            _ => break,
+        }
+    }
+    let missing = wanted.next();
+    Ok(missing.and_then(|at| instants.iter().copied().find(|i| i.to_utc() == at)))
+}
+
 /// The instance that follows instance `series.index` (due at `due`) completed at
 /// `completed_at`, or `None` if the series has ended.
 ///
@@ -886,7 +922,8 @@ pub fn occurrence(
 ///   at any hour, is due Friday). The index is `series.index + 1` and the result becomes the
 ///   new anchor, since later occurrences must count from it.
 ///
-/// `COUNT` limits the index and `UNTIL` the instant in both modes.
+/// `COUNT` limits the index and `UNTIL` the instant in both modes; occurrences at an instant in
+/// `skipped` (EXDATE) are passed over in both.
 pub fn next(
     rule: &Rule,
     mode: Mode,
@@ -894,7 +931,9 @@ pub fn next(
     series: &Series,
     due: DateTime<FixedOffset>,
     completed_at: DateTime<Utc>,
+    skipped: &[DateTime<FixedOffset>],
 ) -> Result<Option<Next>, RecurrenceError> {
+    let is_skipped = |at: DateTime<FixedOffset>| skipped.contains(&at);
     let index = series.index.checked_add(1).ok_or(RecurrenceError::IndexOverflow)?;
     if rule.count.is_some_and(|count| index >= count) {
         return Ok(None);
@@ -904,7 +943,7 @@ pub fn next(
             let after = completed_at.max(due.to_utc());
             let mut occurrences = Occurrences::new(rule, tz, series.anchor, series.anchor_index)?;
             while let Some((k, at)) = occurrences.next_occurrence()? {
-                if k > series.index && at.to_utc() > after {
+                if k > series.index && at.to_utc() > after && !is_skipped(at) {
                     return Ok(Some(Next {
                         index: k,
                         due: at,
@@ -919,14 +958,18 @@ pub fn next(
             let time_of_day = in_zone(series.anchor.to_utc(), tz, "anchor")?.time();
             let base = in_zone(completed_at, tz, "completion time")?.date_naive().and_time(time_of_day);
             let mut walk = LocalWalk::new(rule, base)?;
-            let Some(local) = walk.next_local()? else {
-                return Ok(None);
-            };
-            let due = resolve_local(tz, local);
-            if rule.until.is_some_and(|until| due.to_utc() > until) {
-                return Ok(None);
+            loop {
+                let Some(local) = walk.next_local()? else {
+                    return Ok(None);
+                };
+                let due = resolve_local(tz, local);
+                if rule.until.is_some_and(|until| due.to_utc() > until) {
+                    return Ok(None);
+                }
+                if !is_skipped(due) {
+                    return Ok(Some(Next { index, due, anchor: due, anchor_index: index }));
+                }
             }
-            Ok(Some(Next { index, due, anchor: due, anchor_index: index }))
         }
     }
 }
@@ -1143,11 +1186,11 @@ mod tests {
             Series { id: uuid::Uuid::nil(), index: 0, anchor: at("1700-01-01T09:00:00+00:00"), anchor_index: 0 };
         let completed = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         assert_eq!(
-            next(&rule, Mode::Strict, Tz::UTC, &series, series.anchor, completed),
+            next(&rule, Mode::Strict, Tz::UTC, &series, series.anchor, completed, &[]),
             Err(RecurrenceError::TooManyIterations(MAX_STEPS))
         );
         // After completion does not walk from the anchor, so it is cheap however old the series.
-        let n = next(&rule, Mode::AfterCompletion, Tz::UTC, &series, series.anchor, completed).unwrap().unwrap();
+        let n = next(&rule, Mode::AfterCompletion, Tz::UTC, &series, series.anchor, completed, &[]).unwrap().unwrap();
         assert_same(n.due, "2026-01-02T09:00:00+00:00");
     }
 
@@ -1161,7 +1204,7 @@ mod tests {
         let series = Series { id: uuid::Uuid::nil(), index: 0, anchor, anchor_index: 0 };
         for completed in [DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC] {
             assert_eq!(
-                next(&rule, Mode::AfterCompletion, ny, &series, anchor, completed),
+                next(&rule, Mode::AfterCompletion, ny, &series, anchor, completed, &[]),
                 Err(RecurrenceError::OutOfRange("completion time"))
             );
         }
@@ -1183,7 +1226,10 @@ mod tests {
         let series = Series { id: uuid::Uuid::nil(), index: u32::MAX, anchor, anchor_index: u32::MAX };
         let completed = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
         for mode in [Mode::Strict, Mode::AfterCompletion] {
-            assert_eq!(next(&rule, mode, Tz::UTC, &series, anchor, completed), Err(RecurrenceError::IndexOverflow));
+            assert_eq!(
+                next(&rule, mode, Tz::UTC, &series, anchor, completed, &[]),
+                Err(RecurrenceError::IndexOverflow)
+            );
         }
         assert_eq!(occurrence(&rule, Tz::UTC, anchor, u32::MAX, u32::MAX).unwrap(), Some(anchor));
     }

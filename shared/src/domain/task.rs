@@ -88,6 +88,10 @@ pub struct Recurrence {
     pub rule: Rule,
     #[serde(default)]
     pub mode: Mode,
+    /// Occurrences to skip (RFC 5545 EXDATE), as the instants they fall on: each must be an
+    /// occurrence of the series. A skipped occurrence keeps its index; the series goes on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exdates: Vec<DateTime<FixedOffset>>,
 }
 
 /// Where an instance sits in its series. Maintained by the system, never sent by clients.

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
+use super::recurrence::{Mode, first_non_occurrence};
 use super::task::{Priority, Recurrence, Reminder, Series, Status, Task};
 
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -18,6 +19,8 @@ pub const MAX_TAGS: usize = 20;
 pub const MAX_TAG_CHARS: usize = 32;
 pub const MAX_OWNER_CHARS: usize = 128;
 pub const MAX_REMINDER_LEAD_SECONDS: u32 = 366 * 24 * 3600;
+/// Most skipped occurrences a series may list (a year of daily skips).
+pub const MAX_EXDATES: usize = 366;
 
 /// A rejected input, naming the field (a JSON path such as `reminder.before_due_seconds`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,7 +146,7 @@ pub fn new_task(
         due: input.due,
         time_zone: input.time_zone.unwrap_or(Tz::UTC),
         reminder: input.reminder,
-        recurrence: input.recurrence,
+        recurrence: input.recurrence.map(normalize_recurrence),
         series,
         created_at: now,
         updated_at: now,
@@ -182,7 +185,7 @@ pub fn apply_patch(task: &Task, patch: TaskPatch, now: DateTime<Utc>) -> Result<
         next.reminder = reminder;
     }
     if let Some(recurrence) = patch.recurrence {
-        next.recurrence = recurrence;
+        next.recurrence = recurrence.map(normalize_recurrence);
     }
     let recurrence_changed =
         next.due != task.due || next.recurrence != task.recurrence || next.time_zone != task.time_zone;
@@ -201,6 +204,13 @@ pub fn apply_patch(task: &Task, patch: TaskPatch, now: DateTime<Utc>) -> Result<
     }
     next.touch(now);
     Ok(Some(next))
+}
+
+/// Skipped occurrences in order, each once (compared as instants).
+fn normalize_recurrence(mut recurrence: Recurrence) -> Recurrence {
+    recurrence.exdates.sort_unstable();
+    recurrence.exdates.dedup();
+    recurrence
 }
 
 fn normalize_tags(tags: Vec<String>) -> Result<BTreeSet<String>, ValidationError> {
@@ -267,7 +277,56 @@ pub fn check(task: &Task) -> Result<(), ValidationError> {
     if task.recurrence.is_some() && task.due.is_none() {
         return Err(ValidationError::new("due", "a recurring task needs a due time"));
     }
+    if let Some(recurrence) = &task.recurrence {
+        check_exdates(task, recurrence)?;
+    }
     Ok(())
+}
+
+/// Every skipped occurrence must be one: a date that matches nothing would silently skip
+/// nothing, which the owner would only find out when the reminder fires anyway.
+fn check_exdates(task: &Task, recurrence: &Recurrence) -> Result<(), ValidationError> {
+    const FIELD: &str = "recurrence.exdates";
+    if recurrence.exdates.is_empty() {
+        return Ok(());
+    }
+    if recurrence.mode == Mode::AfterCompletion {
+        return Err(ValidationError::new(
+            FIELD,
+            "only a strict series can skip occurrences: after_completion occurrences are not known before the completion",
+        ));
+    }
+    if recurrence.exdates.len() > MAX_EXDATES {
+        return Err(ValidationError::new(FIELD, format!("at most {MAX_EXDATES} skipped occurrences")));
+    }
+    if recurrence.exdates.iter().any(|at| !(1970..=9999).contains(&at.year())) {
+        return Err(ValidationError::new(FIELD, "must be between the years 1970 and 9999"));
+    }
+    let Some(series) =
+        task.series.or_else(|| task.due.map(|due| Series { id: task.id, index: 0, anchor: due, anchor_index: 0 }))
+    else {
+        return Ok(());
+    };
+    match first_non_occurrence(
+        &recurrence.rule,
+        task.time_zone,
+        series.anchor,
+        series.anchor_index,
+        &recurrence.exdates,
+    ) {
+        Ok(None) => Ok(()),
+        Ok(Some(at)) => Err(ValidationError::new(
+            FIELD,
+            format!(
+                "{} is not an occurrence of {} from {} in {}",
+                at.to_rfc3339(),
+                recurrence.rule,
+                series.anchor.to_rfc3339(),
+                task.time_zone
+            ),
+        )),
+        Err(e) => Err(ValidationError::new(FIELD, e.to_string())),
+    }
 }
 
 fn reminder_year(task: &Task) -> Option<i32> {
@@ -414,5 +473,65 @@ mod tests {
         assert_eq!((series.index, series.anchor_index), (3, 3));
         assert_eq!(Some(series.anchor), patched.due);
         assert_eq!(series.id, task.id);
+    }
+
+    fn rent(exdates: serde_json::Value, mode: &str) -> Result<Task, ValidationError> {
+        create(json!({
+            "title": "Rent", "due": "2026-03-01T09:00:00+01:00", "time_zone": "Europe/Berlin",
+            "recurrence": {"rule": "FREQ=MONTHLY", "mode": mode, "exdates": exdates}
+        }))
+    }
+
+    #[test]
+    fn skipped_occurrences_are_kept_in_order_once_whatever_their_offset() {
+        // April 1 09:00 in Berlin is 07:00 UTC (CEST); given twice, in two spellings.
+        let task =
+            rent(json!(["2026-05-01T09:00:00+02:00", "2026-04-01T07:00:00Z", "2026-04-01T09:00:00+02:00"]), "strict")
+                .unwrap();
+        let exdates: Vec<String> = task.recurrence.unwrap().exdates.iter().map(|d| d.to_rfc3339()).collect();
+        assert_eq!(exdates, ["2026-04-01T07:00:00+00:00", "2026-05-01T09:00:00+02:00"]);
+    }
+
+    #[test]
+    fn a_skipped_date_must_be_an_occurrence() {
+        // 09:00 in Berlin on April 1 is 09:00+02:00, not 09:00+01:00.
+        let err = rent(json!(["2026-04-01T09:00:00+01:00"]), "strict").unwrap_err();
+        assert_eq!(err.field, "recurrence.exdates");
+        assert!(err.message.contains("2026-04-01T09:00:00+01:00 is not an occurrence of FREQ=MONTHLY"), "{err}");
+        let err = rent(json!(["2026-04-02T09:00:00+02:00"]), "strict").unwrap_err();
+        assert_eq!(err.field, "recurrence.exdates");
+    }
+
+    #[test]
+    fn skipping_needs_a_strict_series_and_is_bounded() {
+        let err = rent(json!(["2026-04-01T09:00:00+02:00"]), "after_completion").unwrap_err();
+        assert_eq!(err.field, "recurrence.exdates");
+        assert!(err.message.contains("strict"), "{err}");
+        let many: Vec<String> = (0..=MAX_EXDATES as u32)
+            .map(|n| {
+                (DateTime::parse_from_rfc3339("2026-04-01T09:00:00Z").unwrap() + chrono::Duration::days(n.into()))
+                    .to_rfc3339()
+            })
+            .collect();
+        let err = create(json!({
+            "title": "Walk", "due": "2026-03-01T09:00:00Z", "recurrence": {"rule": "FREQ=DAILY", "exdates": many}
+        }))
+        .unwrap_err();
+        assert!(err.message.contains(&format!("at most {MAX_EXDATES}")), "{err}");
+    }
+
+    #[test]
+    fn skipped_dates_before_a_new_anchor_are_no_longer_checked() {
+        let mut task = rent(json!(["2026-04-01T09:00:00+02:00"]), "strict").unwrap();
+        task.series = Some(Series { index: 2, ..task.series.unwrap() });
+        // Moving this (May) occurrence to the 2nd re-anchors the series there; April is past.
+        let patch: TaskPatch = parse_json(br#"{"due":"2026-05-02T09:00:00+02:00"}"#).unwrap();
+        let patched = apply_patch(&task, patch, now()).unwrap().unwrap();
+        assert_eq!(patched.series.unwrap().anchor_index, 2);
+        // A future skip that the new anchor no longer produces is refused, naming it.
+        let patch: TaskPatch =
+            parse_json(br#"{"recurrence":{"rule":"FREQ=MONTHLY","exdates":["2026-06-01T09:00:00+02:00"]}}"#).unwrap();
+        let err = apply_patch(&patched, patch, now()).unwrap_err();
+        assert!(err.message.contains("2026-06-01T09:00:00+02:00"), "{err}");
     }
 }

@@ -340,7 +340,14 @@ fn schemas() -> Value {
             "additionalProperties": false,
             "properties": {
                 "rule": {"type": "string", "description": "An RFC 5545 RRULE (FREQ, INTERVAL, BYDAY, BYMONTHDAY, BYMONTH, BYSETPOS, WKST, COUNT, UNTIL), evaluated in the task's time zone.", "examples": ["FREQ=MONTHLY;BYMONTHDAY=31"]},
-                "mode": {"type": "string", "enum": ["strict", "after_completion"], "default": "strict"}
+                "mode": {"type": "string", "enum": ["strict", "after_completion"], "default": "strict"},
+                "exdates": {
+                    "type": "array",
+                    "maxItems": 366,
+                    "items": date_time,
+                    "description": "Occurrences to skip (RFC 5545 EXDATE), as the instants they fall on; each must be an occurrence of the series. Strict mode only. The series goes on past them.",
+                    "examples": [["2026-12-31T09:00:00+01:00"]]
+                }
             }
         },
         "Series": {
