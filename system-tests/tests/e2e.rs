@@ -5,7 +5,9 @@
 //! - duplicate delivery changes nothing a user can see;
 //! - SIGKILL of devhost and every function in the middle of a burst of creates loses and
 //!   doubles nothing, and a reminder that came due while down fires after the restart;
-//! - poison messages go to the dead-letter topic without blocking the messages behind them.
+//! - poison messages go to the dead-letter topic without blocking the messages behind them;
+//! - a recurring task completed twice, with every event delivered twice, has one next instance;
+//! - a reminder moved three times fires once, at the last time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
@@ -416,6 +418,86 @@ async fn poison_messages_go_to_the_dead_letter_topic_without_blocking() -> anyho
     let dlq = setup.peek(&topics::dead_letter("create-task"))?;
     assert_eq!(dlq.len(), poison.len(), "{dlq:?}");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doubly_completed_recurring_task_has_one_next_instance() -> anyhow::Result<()> {
+    let setup = Setup::new(&[])?;
+    let system = setup.start(true).await?;
+    let api = setup.api(USER)?;
+    let result = async {
+        let due = Utc::now() + chrono::Duration::hours(1);
+        let body = json!({
+            "title": "Water the plants", "tags": ["twice"], "time_zone": "America/New_York",
+            "due": due.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "recurrence": {"rule": "FREQ=DAILY;INTERVAL=2"},
+        });
+        let task = api.post("/v1/tasks", Some(&body), StatusCode::CREATED).await?;
+        let id = task["id"].as_str().context("id")?.to_owned();
+        // Two clients complete it at once; every event is delivered twice besides.
+        let path = format!("/v1/tasks/{id}/complete");
+        let (a, b) = tokio::join!(api.post(&path, None, StatusCode::OK), api.post(&path, None, StatusCode::OK));
+        let (a, b) = (a?, b?);
+        let versions: BTreeSet<u64> = [&a, &b].iter().filter_map(|t| t["version"].as_u64()).collect();
+        assert_eq!(versions.len(), 1, "both completions answer the one completed version: {a} {b}");
+        let next = eventually("the next instance", SETTLE, || async {
+            let page = api.get_query("/v1/tasks", &[("tag", "twice"), ("status", "open")]).await?;
+            Ok(page["items"].as_array().and_then(|items| items.first().cloned()))
+        })
+        .await?;
+        assert_eq!(next["series"]["index"], 1);
+        // Wait out every duplicate, then look again: still one.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let all = api.get_query("/v1/tasks", &[("tag", "twice")]).await?;
+        let items = all["items"].as_array().cloned().unwrap_or_default();
+        assert_eq!(items.len(), 2, "the completed task and one next instance: {all}");
+        let trail = api.get(&format!("/v1/tasks/{}/audit", next["id"].as_str().unwrap_or_default())).await?;
+        assert_eq!(trail["items"].as_array().map_or(0, Vec::len), 1, "one creation: {trail}");
+        anyhow::Ok(())
+    }
+    .await;
+    system.stop().await;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_moved_three_times_fires_once_at_the_last_time() -> anyhow::Result<()> {
+    let setup = Setup::new(&[])?;
+    let system = setup.start(false).await?;
+    let api = setup.api(USER)?;
+    let result = async {
+        let start = Utc::now();
+        let at = |secs: i64| (start + chrono::Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true);
+        let body = json!({ "title": "Call the dentist", "reminder": {"at": at(12)} });
+        let task = api.post("/v1/tasks", Some(&body), StatusCode::CREATED).await?;
+        let id = task["id"].as_str().context("id")?.to_owned();
+        // Moved earlier twice and later once: every earlier job must be gone, not just the last.
+        for secs in [9, 15, 5] {
+            let patch = json!({ "reminder": {"at": at(secs)} });
+            let answer = api.call(reqwest::Method::PATCH, &format!("/v1/tasks/{id}"), Some(&patch)).await?;
+            if answer.status != StatusCode::OK {
+                bail!("PATCH answered {}: {}", answer.status, answer.body);
+            }
+        }
+        let last = chrono::DateTime::parse_from_rfc3339(&at(5))?;
+        let fired = eventually("the reminder to fire", SETTLE, || async {
+            let r = api.get(&format!("/v1/tasks/{id}/reminder")).await?;
+            Ok((r["status"] == "fired").then_some(r))
+        })
+        .await?;
+        assert_eq!(chrono::DateTime::parse_from_rfc3339(fired["remind_at"].as_str().context("remind_at")?)?, last);
+        // Past every earlier time (the latest was +15 s): nothing else fired.
+        let quiet_until = start + chrono::Duration::seconds(17);
+        tokio::time::sleep((quiet_until - Utc::now()).to_std().unwrap_or_default()).await;
+        let events = reminder_events(&setup, &id)?;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let remind_at = events[0]["data"]["remind_at"].as_str().context("remind_at")?;
+        assert_eq!(chrono::DateTime::parse_from_rfc3339(remind_at)?, last);
+        anyhow::Ok(())
+    }
+    .await;
+    system.stop().await;
+    result
 }
 
 /// Kills a spawned devhost and its children if a test fails half-way.
