@@ -7,7 +7,8 @@
 //!   doubles nothing, and a reminder that came due while down fires after the restart;
 //! - poison messages go to the dead-letter topic without blocking the messages behind them;
 //! - a recurring task completed twice, with every event delivered twice, has one next instance;
-//! - a reminder moved three times fires once, at the last time.
+//! - a reminder moved three times fires once, at the last time;
+//! - deleting an occurrence skips it and the series goes on, until `?series=end`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
@@ -493,6 +494,48 @@ async fn a_reminder_moved_three_times_fires_once_at_the_last_time() -> anyhow::R
         assert_eq!(events.len(), 1, "{events:?}");
         let remind_at = events[0]["data"]["remind_at"].as_str().context("remind_at")?;
         assert_eq!(chrono::DateTime::parse_from_rfc3339(remind_at)?, last);
+        anyhow::Ok(())
+    }
+    .await;
+    system.stop().await;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_occurrence_skips_it_until_the_series_is_ended() -> anyhow::Result<()> {
+    let setup = Setup::new(&[])?;
+    let system = setup.start(false).await?;
+    let api = setup.api(USER)?;
+    let result = async {
+        let due = (Utc::now() + chrono::Duration::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
+        let body = json!({ "title": "Stand-up", "tags": ["skip"], "due": due, "recurrence": {"rule": "FREQ=DAILY"} });
+        let first = api.post("/v1/tasks", Some(&body), StatusCode::CREATED).await?;
+        let open = || async {
+            let page = api.get_query("/v1/tasks", &[("tag", "skip"), ("status", "open")]).await?;
+            anyhow::Ok(page["items"].as_array().cloned().unwrap_or_default())
+        };
+        let delete = |id: String, query: &'static str| {
+            let api = api.clone();
+            async move {
+                let answer = api.call(reqwest::Method::DELETE, &format!("/v1/tasks/{id}{query}"), None).await?;
+                if answer.status != StatusCode::NO_CONTENT {
+                    bail!("DELETE answered {}: {}", answer.status, answer.body);
+                }
+                anyhow::Ok(())
+            }
+        };
+        delete(first["id"].as_str().context("id")?.to_owned(), "").await?;
+        let second = eventually("the occurrence after the deleted one", SETTLE, || async {
+            Ok(open().await?.into_iter().find(|t| t["series"]["index"] == 1))
+        })
+        .await?;
+        delete(second["id"].as_str().context("id")?.to_owned(), "?series=end").await?;
+        // Give the system time to (wrongly) create a third one.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let left = open().await?;
+        assert!(left.is_empty(), "the series was ended, yet: {left:?}");
+        let requests = setup.peek(topics::TASK_CREATE)?;
+        assert_eq!(requests.len(), 1, "one next-occurrence request in all: {requests:?}");
         anyhow::Ok(())
     }
     .await;

@@ -1,11 +1,14 @@
-//! on-task-completed: when a recurring task is completed, asks create-task for its next
-//! occurrence.
+//! on-task-completed: when an occurrence of a recurring task is done with, completed or
+//! deleted (skipped), asks create-task for the next occurrence.
 //!
-//! Subscribed to `task-events` with the routing rule `event.type == "todo.task.completed"`, so
-//! Dapr delivers only completions here. The next occurrence is computed from the series anchor
-//! (never from the previous instance) and requested on `task-create` with a request id derived
-//! from (series, occurrence index) as both CloudEvent id and idempotency key: duplicate
-//! completion events, on any replica, create the next instance once.
+//! Subscribed to `task-events` with the routing rule [`MATCH`], so Dapr delivers only
+//! completions and deletions here. Deleting an open occurrence skips it without ending the
+//! series (task-api's `DELETE ?series=end` removes the recurrence from the tombstone, and then
+//! nothing follows); deleting one that was already completed asks for nothing, since its
+//! completion already did. The next occurrence is computed from the series anchor (never from
+//! the previous instance) and requested on `task-create` with a request id derived from
+//! (series, occurrence index) as both CloudEvent id and idempotency key: duplicate events, on
+//! any replica, create the next instance once.
 
 use shared::dapr::{Dapr, Publish};
 use shared::domain::occurrence::next_instance;
@@ -18,7 +21,7 @@ use tracing::info;
 pub const APP_ID: &str = "on-task-completed";
 pub const ROUTE: &str = "/events/task-completed";
 /// The routing rule Dapr evaluates (CEL) before delivering to [`ROUTE`].
-pub const MATCH: &str = r#"event.type == "todo.task.completed""#;
+pub const MATCH: &str = r#"event.type == "todo.task.completed" || event.type == "todo.task.deleted""#;
 
 pub fn function(dapr: Dapr) -> anyhow::Result<Function> {
     Ok(build(dapr))
@@ -40,16 +43,26 @@ struct Recurrer {
 
 impl Recurrer {
     async fn handle(self, event: Event<Task>) -> HandlerResult {
-        if event.event_type != types::TASK_COMPLETED {
-            return Err(HandlerError::drop(format!("routed a {:?} event to the completion handler", event.event_type)));
-        }
         let task = event.data;
-        if task.status != Status::Completed {
-            return Err(HandlerError::drop(format!(
-                "completion event for task {} whose status is {}",
-                task.id, task.status
-            )));
-        }
+        // When this occurrence was done with: completed, or deleted while still open.
+        let done_at = match event.event_type.as_str() {
+            types::TASK_COMPLETED if task.status == Status::Completed => task.completed_at.unwrap_or(task.updated_at),
+            types::TASK_COMPLETED => {
+                return Err(HandlerError::drop(format!(
+                    "completion event for task {} whose status is {}",
+                    task.id, task.status
+                )));
+            }
+            types::TASK_DELETED => match (task.deleted_at, task.completed_at) {
+                (None, _) => {
+                    return Err(HandlerError::drop(format!("deletion event for task {} without deleted_at", task.id)));
+                }
+                // Its completion already asked for the next occurrence.
+                (Some(_), Some(_)) => return Ok(()),
+                (Some(deleted_at), None) => deleted_at,
+            },
+            other => return Err(HandlerError::drop(format!("routed a {other:?} event to the recurrence handler"))),
+        };
         if task.recurrence.is_none() {
             return Ok(());
         }
@@ -66,8 +79,7 @@ impl Recurrer {
             }
             Some(_) => {}
         }
-        let completed_at = task.completed_at.unwrap_or(task.updated_at);
-        let next = next_instance(&task, completed_at)
+        let next = next_instance(&task, done_at)
             .map_err(|e| HandlerError::drop(format!("cannot evaluate the recurrence of task {}: {e}", task.id)))?;
         let Some(request) = next else {
             info!(task_id = %task.id, "series ended");

@@ -69,6 +69,63 @@ async fn a_completed_recurring_task_asks_for_its_next_occurrence() {
     assert_eq!(body["series"]["index"], 1);
 }
 
+/// The monthly task of [`completed_monthly`], deleted instead of completed, at `at`.
+fn deleted_open(rule: &str, at: &str) -> Task {
+    let mut task = completed_monthly(rule);
+    task.status = shared::domain::task::Status::Open;
+    task.completed_at = None;
+    task.delete(t(at));
+    task
+}
+
+fn deletion(task: &Task) -> Value {
+    cloudevent("outbox-10", "todo.task.deleted", "task-events", serde_json::to_value(task).unwrap())
+}
+
+#[tokio::test]
+async fn deleting_an_open_occurrence_skips_it_and_the_series_goes_on() {
+    let stub = StubSidecar::start().await;
+    // Deleted a week before it was due: the next one is January's.
+    let task = deleted_open("FREQ=MONTHLY", "2026-11-24T10:00:00Z");
+    stub.put_state("tasks", &task.key(), serde_json::to_value(&task).unwrap());
+    let app = app(stub.client(None)).await;
+    assert_eq!(app.deliver(on_task_completed::ROUTE, &deletion(&task), None).await.1, json!({"status": "SUCCESS"}));
+    let published = stub.published("task-create");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].body["task"]["due"], "2027-01-01T09:00:00+01:00");
+    assert_eq!(published[0].body["series"]["index"], 1);
+    assert_eq!(published[0].query.get("metadata.cloudevent.id"), Some(&format!("occurrence:{}:1", task.id)));
+
+    // Deleted long after it was due: the next one not already past.
+    let stub = StubSidecar::start().await;
+    let late = deleted_open("FREQ=MONTHLY", "2027-02-15T10:00:00Z");
+    stub.put_state("tasks", &late.key(), serde_json::to_value(&late).unwrap());
+    let app_late = self::app(stub.client(None)).await;
+    app_late.deliver(on_task_completed::ROUTE, &deletion(&late), None).await;
+    let published = stub.published("task-create");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].body["task"]["due"], "2027-03-01T09:00:00+01:00");
+    assert_eq!(published[0].body["series"]["index"], 3);
+}
+
+#[tokio::test]
+async fn deleting_a_completed_occurrence_or_ending_the_series_asks_for_nothing() {
+    let stub = StubSidecar::start().await;
+    let mut completed = completed_monthly("FREQ=MONTHLY");
+    completed.delete(t("2026-12-20T10:00:00Z"));
+    let mut ended = deleted_open("FREQ=MONTHLY", "2026-11-24T10:00:00Z");
+    ended.id = Uuid::from_u128(43);
+    ended.recurrence = None;
+    for task in [&completed, &ended] {
+        stub.put_state("tasks", &task.key(), serde_json::to_value(task).unwrap());
+    }
+    let app = app(stub.client(None)).await;
+    for task in [&completed, &ended] {
+        assert_eq!(app.deliver(on_task_completed::ROUTE, &deletion(task), None).await.1, json!({"status": "SUCCESS"}));
+    }
+    assert!(stub.published("task-create").is_empty(), "{:?}", stub.published("task-create"));
+}
+
 #[tokio::test]
 async fn duplicate_completions_create_the_next_instance_once() {
     let stub = StubSidecar::start().await;
@@ -171,11 +228,14 @@ async fn an_unavailable_sidecar_is_retried() {
 }
 
 #[tokio::test]
-async fn dapr_routes_only_completions_here() {
+async fn dapr_routes_only_completions_and_deletions_here() {
     let function = on_task_completed::build(unreachable_client().await);
     let subscription = &function.subscriptions()[0];
     assert_eq!(subscription.topic(), "task-events");
-    assert_eq!(subscription.rules(), vec![(r#"event.type == "todo.task.completed""#, on_task_completed::ROUTE)]);
+    assert_eq!(
+        subscription.rules(),
+        vec![(r#"event.type == "todo.task.completed" || event.type == "todo.task.deleted""#, on_task_completed::ROUTE)]
+    );
     assert_eq!(subscription.dead_letter(), Some("on-task-completed-dlq"));
 }
 

@@ -233,6 +233,39 @@ async fn delete_writes_a_tombstone_then_the_task_is_gone_but_its_trail_is_not() 
 
 /// A clock that, when read between the handler's read and its write, lets "another writer"
 /// change the task (a new version under a new store ETag) — `times` times.
+#[tokio::test]
+async fn deleting_with_series_end_drops_the_recurrence_so_nothing_follows() {
+    let h = Harness::start().await;
+    let recurring = |n: u128| {
+        let mut t = task(n, "alice", "Standup");
+        let due = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00+01:00").unwrap();
+        t.due = Some(due);
+        t.recurrence = Some(serde_json::from_value(json!({"rule": "FREQ=DAILY"})).unwrap());
+        t.series = Some(shared::domain::task::Series { id: t.id, index: 0, anchor: due, anchor_index: 0 });
+        t
+    };
+    let (skip, end) = (recurring(1), recurring(2));
+    h.put_task(&skip);
+    h.put_task(&end);
+
+    // Bad values and unknown parameters are refused before anything is read or written.
+    for (query, field) in [("series=never", "series"), ("scope=all", "scope")] {
+        let answer = h.delete(&format!("{}?{query}", path(&end))).user("alice").send().await;
+        assert_eq!((answer.status, answer.field()), (400, Some(field)), "{query}");
+    }
+    assert!(h.task_transactions().is_empty());
+
+    // A plain delete skips the occurrence: the tombstone keeps its recurrence.
+    assert_eq!(h.delete(&path(&skip)).user("alice").send().await.status, 204);
+    assert_eq!(upsert(&h.task_transactions()[0])["value"]["recurrence"]["rule"], "FREQ=DAILY");
+    // series=end: the tombstone has none, so on-task-completed asks for no next occurrence.
+    assert_eq!(h.delete(&format!("{}?series=end", path(&end))).user("alice").send().await.status, 204);
+    let written = upsert(&h.task_transactions()[1]).clone();
+    assert_eq!(written["metadata"]["type"], "todo.task.deleted");
+    assert_eq!(written["value"]["recurrence"], serde_json::Value::Null);
+    assert!(h.stored(end.id).unwrap().is_deleted());
+}
+
 fn meddling_clock(stub: Arc<shared::testing::StubSidecar>, original: Task, times: u64) -> Clock {
     let calls = AtomicU64::new(0);
     Clock::from_fn(move || {

@@ -2,9 +2,14 @@
 //! than disappearing, because Dapr's outbox publishes upserts only: the tombstone write is what
 //! carries `todo.task.deleted` to the consumers (reminders are cancelled), and it keeps the
 //! audit trail readable. To the client the task is gone: GET and a second DELETE answer 404.
+//!
+//! Deleting an open occurrence of a recurring task skips it: the series goes on, and
+//! on-task-completed asks for the next occurrence as it would after a completion. To end the
+//! series as well, `?series=end` deletes the occurrence without its recurrence, so nothing
+//! follows it (`PATCH {"recurrence": null}` ends a series but keeps the current task).
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use shared::events::TaskChange;
@@ -13,6 +18,7 @@ use crate::access::modify;
 use crate::app::App;
 use crate::auth::User;
 use crate::error::ApiError;
+use crate::params::decode_pairs;
 use crate::precondition::Precondition;
 use crate::routes::task_id;
 
@@ -21,13 +27,35 @@ pub async fn handler(
     user: User,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let id = task_id(path)?;
+    let end_series = end_series(query.as_deref())?;
     let precondition = Precondition::from_headers(&headers)?;
     modify(&app, &user, id, &precondition, TaskChange::Deleted, |task, now| {
         let mut next = task.clone();
-        Ok(next.delete(now).then_some(next))
+        if !next.delete(now) {
+            return Ok(None);
+        }
+        if end_series {
+            next.recurrence = None;
+        }
+        Ok(Some(next))
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `series=end` (or `series=continue`, the default); anything else is a 400 naming it.
+fn end_series(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut end = false;
+    for (name, value) in decode_pairs(query.unwrap_or_default())? {
+        match (name.as_str(), value.as_str()) {
+            ("series", "end") => end = true,
+            ("series", "continue") => end = false,
+            ("series", _) => return Err(ApiError::bad_request("series", "must be end or continue")),
+            _ => return Err(ApiError::bad_request(&name, format!("unknown query parameter {name:?}; known: series"))),
+        }
+    }
+    Ok(end)
 }

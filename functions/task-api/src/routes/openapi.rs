@@ -179,8 +179,11 @@ fn paths_object() -> Value {
             "operationId": "deleteTask",
             "tags": ["tasks"],
             "summary": "Delete a task",
-            "description": "Soft delete: the task disappears from reads and lists, its audit trail stays readable. A second delete answers 404.",
-            "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
+            "description": "Soft delete: the task disappears from reads and lists, its audit trail stays readable. A second delete answers 404. Deleting an open occurrence of a recurring task skips it and the series goes on (the next occurrence appears); `series=end` ends the series too.",
+            "parameters": [
+                {"$ref": "#/components/parameters/IfMatch"},
+                {"name": "series", "in": "query", "required": false, "schema": {"type": "string", "enum": ["continue", "end"], "default": "continue"}, "description": "`end`: no further occurrence follows this one."}
+            ],
             "responses": {
                 "204": {"description": "Deleted."},
                 "400": error_ref("BadRequest"),
