@@ -16,7 +16,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chrono::{DateTime, Duration, FixedOffset, LocalResult, NaiveDate, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, LocalResult, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -230,8 +230,109 @@ const TRANSITIONS: [(&str, &str); 10] = [
     ("America/Santiago", "2026-09-06"),
 ];
 
+/// Whether `t` (not the anchor) is an instance of `rule` (one of [`rule_strategy`]'s shapes)
+/// from `anchor`, checked on local dates without the engine: the interval divides the distance
+/// in periods, the day is one the rule names, and the wall time is the anchor's (or later by a
+/// DST gap that swallowed it).
+fn matches_rule(rule: &str, tz: Tz, anchor: DateTime<FixedOffset>, t: DateTime<FixedOffset>) -> Result<(), String> {
+    let part = |name: &str| rule.split(';').find_map(|p| p.strip_prefix(&format!("{name}=")).map(str::to_owned));
+    let interval: i64 = part("INTERVAL").map_or(1, |i| i.parse().unwrap());
+    let (a, l) = (anchor.with_timezone(&tz).naive_local(), t.with_timezone(&tz).naive_local());
+    let (ad, ld) = (a.date(), l.date());
+    let why = |what: &str| Err(format!("{t} ({l} local) is not on the rule's {what} for {rule} from {a}"));
+    match part("FREQ").as_deref() {
+        Some("DAILY") => {
+            if (ld - ad).num_days() % interval != 0 {
+                return why("days");
+            }
+        }
+        Some("WEEKLY") => {
+            let days: Vec<String> = part("BYDAY").map_or_else(
+                || vec![format!("{:?}", ad.weekday()).to_uppercase()[..2].to_owned()],
+                |d| d.split(',').map(str::to_owned).collect(),
+            );
+            if !days.contains(&format!("{:?}", ld.weekday()).to_uppercase()[..2].to_owned()) {
+                return why("weekdays");
+            }
+            let monday = |d: NaiveDate| d - Duration::days(i64::from(d.weekday().num_days_from_monday()));
+            if ((monday(ld) - monday(ad)).num_days() / 7) % interval != 0 {
+                return why("weeks");
+            }
+        }
+        _ => {
+            let months = i64::from(ld.year() - ad.year()) * 12 + i64::from(ld.month()) - i64::from(ad.month());
+            if months % interval != 0 {
+                return why("months");
+            }
+            let last = NaiveDate::from_ymd_opt(ld.year(), ld.month(), 1)
+                .and_then(|first| first.checked_add_months(chrono::Months::new(1)))
+                .map(|next| (next - Duration::days(1)).day())
+                .unwrap();
+            let day = match part("BYMONTHDAY").as_deref() {
+                None => ad.day(),
+                Some("-1") => last,
+                Some(d) => d.parse().unwrap(),
+            };
+            if ld.day() != day {
+                return why("day of the month");
+            }
+        }
+    }
+    let wall = ld.and_time(a.time());
+    let in_gap = matches!(tz.from_local_datetime(&wall), LocalResult::None);
+    if l != wall && !(in_gap && l > wall && l - wall <= Duration::hours(1)) {
+        return why("time of day");
+    }
+    Ok(())
+}
+
+/// The property below is only as good as its checker: it must refuse wrong instances.
+#[test]
+fn the_rule_checker_refuses_wrong_instances() {
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+    let monday = at("2026-06-01T09:00:00Z");
+    let check = |rule: &str, t: &str| matches_rule(rule, Tz::UTC, monday, at(t));
+    assert!(check("FREQ=DAILY;INTERVAL=2", "2026-06-02T09:00:00Z").is_err(), "interval");
+    assert!(check("FREQ=WEEKLY;BYDAY=TU", "2026-06-03T09:00:00Z").is_err(), "weekday");
+    assert!(check("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO", "2026-06-08T09:00:00Z").is_err(), "week interval");
+    assert!(check("FREQ=MONTHLY;BYMONTHDAY=-1", "2026-06-29T09:00:00Z").is_err(), "last day");
+    assert!(check("FREQ=DAILY", "2026-06-02T10:00:00Z").is_err(), "time of day");
+    assert!(check("FREQ=MONTHLY;BYMONTHDAY=-1", "2026-06-30T09:00:00Z").is_ok());
+    assert!(check("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH", "2026-06-18T09:00:00Z").is_ok());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_occurrence_matches_the_rule(rule in rule_strategy(), (tz, anchor) in anchor_strategy()) {
+        let parsed = Rule::parse(&rule).unwrap();
+        for t in occurrences(&parsed, tz, anchor, 16).into_iter().skip(1) {
+            if let Err(why) = matches_rule(&rule, tz, anchor, t) {
+                prop_assert!(false, "{}", why);
+            }
+        }
+    }
+
+    /// Occurrence n computed from the anchor is where n strict completions, each on time, lead.
+    #[test]
+    fn occurrence_n_from_the_anchor_equals_walking_n_steps(
+        rule in rule_strategy(),
+        (tz, anchor) in anchor_strategy(),
+        n in 1u32..24,
+    ) {
+        let rule = Rule::parse(&rule).unwrap();
+        let mut series = Series { id: Uuid::nil(), index: 0, anchor, anchor_index: 0 };
+        let mut due = anchor;
+        for _ in 0..n {
+            let step = next(&rule, Mode::Strict, tz, &series, due, due.to_utc(), &[]).unwrap().unwrap();
+            prop_assert_eq!(step.index, series.index + 1);
+            series.index = step.index;
+            due = step.due;
+        }
+        let direct = occurrence(&rule, tz, anchor, 0, n).unwrap().unwrap();
+        prop_assert_eq!(direct.to_rfc3339(), due.to_rfc3339());
+    }
 
     /// Daily series that cross a DST change keep their wall-clock time of day; only on a day
     /// where that time does not exist does the instance move forward (by the gap).
