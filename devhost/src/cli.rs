@@ -47,6 +47,13 @@ pub enum Command {
         #[arg(long, default_value = "pubsub")]
         pubsub: String,
     },
+    /// Print each consumer group's lag per topic (messages not yet processed) and exit. Works
+    /// while devhost runs.
+    Lag {
+        /// The pub/sub component.
+        #[arg(long, default_value = "pubsub")]
+        pubsub: String,
+    },
 }
 
 fn env_token(name: &str) -> Option<String> {
@@ -55,11 +62,21 @@ fn env_token(name: &str) -> Option<String> {
 
 /// Runs devhost until a shutdown signal.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Some(Command::Peek { topic, pubsub }) = &cli.command {
-        for message in crate::peek::messages(&cli.db, pubsub, topic)? {
-            println!("{}", serde_json::to_string(&message)?);
+    match &cli.command {
+        Some(Command::Peek { topic, pubsub }) => {
+            for message in crate::peek::messages(&cli.db, pubsub, topic)? {
+                println!("{}", serde_json::to_string(&message)?);
+            }
+            return Ok(());
         }
-        return Ok(());
+        Some(Command::Lag { pubsub }) => {
+            println!("{:<24} {:<32} {:>8}", "GROUP", "TOPIC", "LAG");
+            for lag in crate::peek::lag(&cli.db, pubsub)? {
+                println!("{:<24} {:<32} {:>8}", lag.group, lag.topic, lag.lag);
+            }
+            return Ok(());
+        }
+        None => {}
     }
     let settings = Settings {
         database: cli.db.clone(),

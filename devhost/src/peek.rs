@@ -1,6 +1,7 @@
-//! Reading a topic's log without consuming it: what is in a dead-letter topic, what was
-//! published to `reminders`. Opens the database read-only, so it works while devhost runs
-//! (SQLite WAL lets readers in beside the writer).
+//! Reading the database without changing it: a topic's log (what is in a dead-letter topic,
+//! what was published to `reminders`), each consumer group's lag, and state entries. Opens the
+//! database read-only, so it works while devhost runs (SQLite WAL lets readers in beside the
+//! writer).
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags, params};
@@ -18,10 +19,14 @@ pub struct Peeked {
     pub body: Value,
 }
 
+fn open(db: &str) -> anyhow::Result<Connection> {
+    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_context(|| format!("opening {db} read-only"))
+}
+
 /// Every message of `pubsub`/`topic` in the database at `db`, by partition then offset.
 pub fn messages(db: &str, pubsub: &str, topic: &str) -> anyhow::Result<Vec<Peeked>> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("opening {db} read-only"))?;
+    let conn = open(db)?;
     let mut stmt = conn
         .prepare(
             "SELECT partition, offset, key, published_at, body FROM messages \
@@ -40,4 +45,48 @@ pub fn messages(db: &str, pubsub: &str, topic: &str) -> anyhow::Result<Vec<Peeke
         })
     })?;
     rows.collect::<Result<Vec<_>, _>>().context("reading messages")
+}
+
+/// How far one consumer group is behind on one topic: messages published and not yet
+/// delivered and answered, summed over partitions (Kafka's consumer lag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lag {
+    pub group: String,
+    pub topic: String,
+    pub lag: i64,
+}
+
+/// The lag of every consumer group of `pubsub` that has started consuming, by group and topic.
+pub fn lag(db: &str, pubsub: &str) -> anyhow::Result<Vec<Lag>> {
+    let conn = open(db)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT o.grp, o.topic, SUM(COALESCE(m.last + 1, 0) - o.next_offset) FROM offsets o \
+             LEFT JOIN (SELECT pubsub, topic, partition, MAX(offset) AS last FROM messages GROUP BY 1, 2, 3) m \
+             ON m.pubsub = o.pubsub AND m.topic = o.topic AND m.partition = o.partition \
+             WHERE o.pubsub = ?1 GROUP BY o.grp, o.topic ORDER BY o.grp, o.topic",
+        )
+        .context("reading consumer offsets (is this a devhost database?)")?;
+    let rows = stmt.query_map(params![pubsub], |r| Ok(Lag { group: r.get(0)?, topic: r.get(1)?, lag: r.get(2)? }))?;
+    rows.collect::<Result<Vec<_>, _>>().context("reading consumer offsets")
+}
+
+/// The entries of state store `store` whose key (without the store's prefix) starts with
+/// `prefix`, as `(key, JSON value)`.
+pub fn state(db: &str, store: &str, prefix: &str) -> anyhow::Result<Vec<(String, Value)>> {
+    let conn = open(db)?;
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM state WHERE store = ?1 ORDER BY key")
+        .context("reading state (is this a devhost database?)")?;
+    let rows = stmt.query_map(params![store], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut entries = Vec::new();
+    for row in rows {
+        let (stored, value) = row.context("reading state")?;
+        let key = crate::state::original_key(&stored);
+        if key.starts_with(prefix) {
+            let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
+            entries.push((key.to_owned(), value));
+        }
+    }
+    Ok(entries)
 }

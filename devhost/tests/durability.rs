@@ -166,3 +166,34 @@ async fn peek_reads_a_topic_without_consuming_it() {
     assert!(devhost::peek::messages(&db, "pubsub", "other").unwrap().is_empty());
     d.shutdown().await;
 }
+
+#[tokio::test]
+async fn lag_and_state_can_be_read_while_devhost_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lag.sqlite").display().to_string();
+    let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
+    // The app answers RETRY until told otherwise: messages stay behind.
+    let accept = Arc::new(AtomicBool::new(false));
+    let gate = accept.clone();
+    app.respond(move |_| {
+        let status = if gate.load(Ordering::SeqCst) { "SUCCESS" } else { "RETRY" };
+        (200, json!({ "status": status }).to_string())
+    });
+    let d = start(&app, &db, false).await;
+    let s = Sidecar::new(d.sidecar_url("a"));
+    for n in 0..3 {
+        assert_eq!(s.publish("pubsub", "t", &json!({"n": n}), &[("partitionKey", "k")]).await, 204);
+    }
+    let save = json!([{"key": "audit:1", "value": {"n": 1}}, {"key": "other", "value": 2}]);
+    assert_eq!(s.post_json("/v1.0/state/s", &save).await.status, 204);
+
+    let lag = || devhost::peek::lag(&db, "pubsub").unwrap();
+    common::eventually(WAIT, "the group to start consuming", || lag().iter().any(|l| l.group == "a")).await;
+    assert_eq!(lag().iter().map(|l| (l.group.as_str(), l.topic.as_str(), l.lag)).collect::<Vec<_>>(), [("a", "t", 3)]);
+    let entries = devhost::peek::state(&db, "s", "audit:").unwrap();
+    assert_eq!(entries, [("audit:1".to_owned(), json!({"n": 1}))]);
+
+    accept.store(true, Ordering::SeqCst);
+    common::eventually(WAIT, "the lag to drain", || lag().iter().all(|l| l.lag == 0)).await;
+    d.shutdown().await;
+}
