@@ -41,6 +41,11 @@ test: ## Run every test of the workspace (the end-to-end tests run the built bin
 	$(CARGO) build --workspace --locked
 	$(CARGO) test --workspace --locked --all-features
 
+.PHONY: bench
+bench: ## Measure start time, memory, size, throughput and latencies; writes BENCHMARKS.md (~15 min)
+	$(CARGO) build --workspace --locked --release
+	./target/release/bench
+
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all

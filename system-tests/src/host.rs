@@ -13,18 +13,59 @@ use serde_norway::Value;
 use crate::api::Api;
 use crate::workspace_root;
 
+/// A cargo build profile's output directory name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Release => "release",
+        }
+    }
+}
+
 /// Where cargo puts the binaries (`CARGO_TARGET_DIR`, else `<workspace>/target`), debug build.
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    binary_in(Profile::Debug, name)
+}
+
+/// A binary of `profile`; an error says how to build it.
+pub fn binary_in(profile: Profile, name: &str) -> anyhow::Result<PathBuf> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-    let path = target.join("debug").join(name);
+    let path = target.join(profile.dir()).join(name);
     if !path.exists() {
-        bail!(
-            "{} does not exist: build the workspace first (`cargo build --workspace`, which `make test` does)",
-            path.display()
-        );
+        let how = match profile {
+            Profile::Debug => "cargo build --workspace (make test does)",
+            Profile::Release => "cargo build --workspace --release (make bench does)",
+        };
+        bail!("{} does not exist: build it first with `{how}`", path.display());
     }
     Ok(path)
+}
+
+/// Child processes of `pid` (Linux `/proc`).
+pub fn children_of(pid: u32) -> anyhow::Result<Vec<u32>> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("/proc")? {
+        let entry = entry?;
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid ...`; comm may contain spaces, so parse after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            children.push(child);
+        }
+    }
+    Ok(children)
 }
 
 /// A port nobody listens on right now.
@@ -50,6 +91,11 @@ impl Setup {
     /// path to the debug binary, the resources of `dapr-components/local`, and `extra_env`
     /// plus a fresh `JWT_SECRET` in the common environment.
     pub fn new(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::with_profile(Profile::Debug, extra_env)
+    }
+
+    /// As [`Setup::new`], with the binaries of `profile`.
+    pub fn with_profile(profile: Profile, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let root = workspace_root();
         let source = std::fs::read_to_string(root.join("dapr.yaml")).context("reading dapr.yaml")?;
         let mut run: Value = serde_norway::from_str(&source).context("parsing dapr.yaml")?;
@@ -70,7 +116,7 @@ impl Setup {
             app["appPort"] = u64::from(app_port).into();
             app["daprHTTPPort"] = u64::from(sidecar_port).into();
             app["appDirPath"] = root.display().to_string().into();
-            app["command"] = Value::Sequence(vec![binary(&id)?.display().to_string().into()]);
+            app["command"] = Value::Sequence(vec![binary_in(profile, &id)?.display().to_string().into()]);
             if id == "task-api" {
                 api_url = Some(format!("http://127.0.0.1:{app_port}"));
             }

@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::{task_id_for_request, topics, types};
 use system_tests::api::{Api, eventually};
-use system_tests::host::Setup;
+use system_tests::host::{Setup, children_of};
 use system_tests::scenario;
 use tokio::sync::Mutex;
 
@@ -197,25 +197,6 @@ fn kill_everything(devhost: &mut Child) -> anyhow::Result<usize> {
     }
     devhost.wait()?;
     Ok(children.len())
-}
-
-/// Child processes of `pid` (Linux `/proc`).
-fn children_of(pid: u32) -> anyhow::Result<Vec<u32>> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").context("/proc")? {
-        let entry = entry?;
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // `pid (comm) state ppid ...`; comm may contain spaces, so parse after the last ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(pid) {
-            children.push(child);
-        }
-    }
-    Ok(children)
 }
 
 /// `GET path`, tolerating a system that is not back yet.

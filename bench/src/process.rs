@@ -1,0 +1,99 @@
+//! Per-function process figures: start to first `200` on `/healthz`, resident memory at idle,
+//! stripped binary size. Each start is a fresh process of the release binary with nothing
+//! listening on its sidecar port, which is how a scale-from-zero pod starts (the sidecar comes
+//! up beside it); `/healthz` does not depend on the sidecar.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use system_tests::host::{Profile, binary_in, free_port};
+
+/// The most a start may take before the measurement fails (a hung binary).
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct ProcessFigures {
+    pub function: String,
+    pub startup_ms: Vec<f64>,
+    pub idle_rss_mib: Vec<f64>,
+    pub size_bytes: u64,
+}
+
+/// `samples` starts of `function`, the first `rss_samples` of them also measured at idle.
+pub fn measure(function: &str, samples: usize, rss_samples: usize) -> anyhow::Result<ProcessFigures> {
+    let binary = binary_in(Profile::Release, function)?;
+    let size_bytes = std::fs::metadata(&binary).with_context(|| format!("{}", binary.display()))?.len();
+    let mut startup_ms = Vec::with_capacity(samples);
+    let mut idle_rss_mib = Vec::new();
+    for sample in 0..samples {
+        let (port, sidecar) = (free_port()?, free_port()?);
+        let started = Instant::now();
+        let mut child = Command::new(&binary)
+            .env_clear()
+            .env("APP_PORT", port.to_string())
+            .env("APP_HOST", "127.0.0.1")
+            .env("DAPR_HTTP_PORT", sidecar.to_string())
+            .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret!!")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let healthy = loop {
+            if healthz_ok(port) {
+                break Some(started.elapsed());
+            }
+            if started.elapsed() > START_TIMEOUT || child.try_wait()?.is_some() {
+                break None;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        if healthy.is_some() && sample < rss_samples {
+            // Idle: listening, no traffic, past any lazy start-up work.
+            std::thread::sleep(Duration::from_millis(500));
+            idle_rss_mib.push(rss_mib(child.id())?);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let Some(elapsed) = healthy else {
+            bail!("{function} did not answer /healthz within {START_TIMEOUT:?}");
+        };
+        startup_ms.push(elapsed.as_secs_f64() * 1000.0);
+    }
+    Ok(ProcessFigures { function: function.to_owned(), startup_ms, idle_rss_mib, size_bytes })
+}
+
+/// One `GET /healthz` over a fresh connection: whether it answered 200.
+fn healthz_ok(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(50)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// Resident set size of `pid` in MiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no VmRSS for {pid}"))?;
+    Ok(kib / 1024.0)
+}
+
+/// The command name of `pid` (`/proc/<pid>/comm`).
+pub fn comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|c| c.trim().to_owned())
+}

@@ -1,0 +1,160 @@
+//! `BENCHMARKS.md` and its plot (`bench/plot.svg`): a table per figure with the median and
+//! spread, the target and whether it was met, the machine and the commit.
+
+use std::fmt::Write as _;
+
+use crate::stats::{Spread, percentile};
+
+/// A figure's verdict against its target.
+pub fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not measured",
+    }
+}
+
+/// `median (min–max)` with `digits` decimals.
+pub fn spread_cell(spread: Option<Spread>, digits: usize) -> String {
+    match spread {
+        Some(s) if s.n > 1 => format!("{:.digits$} ({:.digits$}–{:.digits$})", s.median, s.min, s.max),
+        Some(s) => format!("{:.digits$}", s.median),
+        None => "–".to_owned(),
+    }
+}
+
+/// A Markdown table.
+pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}|", header.iter().map(|_| " --- ").collect::<Vec<_>>().join("|"));
+    for row in rows {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    out.push('\n');
+}
+
+/// Percentiles of one latency figure for the plot, as fractions of its target.
+#[derive(Debug, Clone)]
+pub struct LatencyBars {
+    pub label: String,
+    pub target_ms: f64,
+    pub values_ms: Vec<f64>,
+}
+
+const PERCENTILES: [f64; 3] = [50.0, 90.0, 99.0];
+
+/// An SVG with two panels: latency percentiles relative to each target (1.0 = the target), and
+/// the offered rate and backlog per second of the throughput run.
+pub fn plot(latencies: &[LatencyBars], timeline: &[(u64, i64)]) -> String {
+    let (w, h, pad) = (960.0, 360.0, 48.0);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<rect width="{w}" height="{h}" fill="white"/>
+"#
+    );
+    // Panel 1: p50/p90/p99 of each latency figure, as a fraction of its target (capped at 3x).
+    let (x0, x1, y0, y1) = (pad, w / 2.0 - pad / 2.0, h - pad, pad);
+    let scale = |ratio: f64| y0 - (ratio.min(3.0) / 3.0) * (y0 - y1);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{x0}" y="{}">Latency percentiles (p50, p90, p99) relative to target</text>"#,
+        y1 - 16.0
+    );
+    let _ = writeln!(svg, r#"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/>"#);
+    let target_y = scale(1.0);
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{x0}" y1="{target_y}" x2="{x1}" y2="{target_y}" stroke="#c00" stroke-dasharray="4"/><text x="{}" y="{}" fill="#c00">target</text>"##,
+        x1 - 40.0,
+        target_y - 4.0
+    );
+    let group = (x1 - x0) / latencies.len().max(1) as f64;
+    let colors = ["#8ecae6", "#219ebc", "#023047"];
+    for (g, bars) in latencies.iter().enumerate() {
+        let gx = x0 + g as f64 * group;
+        for (i, p) in PERCENTILES.iter().enumerate() {
+            let Some(v) = percentile(&bars.values_ms, *p) else { continue };
+            let bw = group / 4.0;
+            let x = gx + bw * (i as f64 + 0.5);
+            let y = scale(v / bars.target_ms);
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>p{p}: {v:.1} ms</title></rect>"#,
+                bw * 0.9,
+                y0 - y,
+                colors[i]
+            );
+            let _ = writeln!(svg, r#"<text x="{x:.1}" y="{:.1}" font-size="10">{v:.0}</text>"#, y - 3.0);
+        }
+        let _ = writeln!(svg, r#"<text x="{:.1}" y="{}">{}</text>"#, gx + 4.0, y0 + 16.0, escape(&bars.label));
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{}" font-size="10">target {} ms</text>"#,
+            gx + 4.0,
+            y0 + 30.0,
+            bars.target_ms
+        );
+    }
+    // Panel 2: offered creations per second (bars) and backlog (line).
+    let (x0, x1) = (w / 2.0 + pad / 2.0, w - pad);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{x0}" y="{}">Throughput run: offered per second (bars), backlog (line)</text>"#,
+        y1 - 16.0
+    );
+    let _ = writeln!(svg, r#"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/>"#);
+    let max_rate = timeline.iter().map(|(r, _)| *r).max().unwrap_or(1).max(1) as f64;
+    let max_backlog = timeline.iter().map(|(_, b)| *b).max().unwrap_or(1).max(1) as f64;
+    let step = (x1 - x0) / timeline.len().max(1) as f64;
+    let mut line = String::new();
+    for (i, (rate, backlog)) in timeline.iter().enumerate() {
+        let x = x0 + i as f64 * step;
+        let y = y0 - (*rate as f64 / max_rate) * (y0 - y1);
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="#8ecae6"/>"##,
+            step * 0.8,
+            y0 - y
+        );
+        let by = y0 - (*backlog as f64 / max_backlog) * (y0 - y1);
+        let _ = write!(line, "{:.1},{by:.1} ", x + step * 0.4);
+    }
+    let _ = writeln!(svg, r##"<polyline points="{line}" fill="none" stroke="#fb8500" stroke-width="2"/>"##);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{x0}" y="{}">0 to {max_rate:.0}/s; backlog 0 to {max_backlog:.0}; {} s</text>"#,
+        y0 + 16.0,
+        timeline.len()
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_and_tables() {
+        assert_eq!(spread_cell(Spread::of(&[1.0, 2.0, 4.0]), 1), "2.0 (1.0–4.0)");
+        assert_eq!(spread_cell(Spread::of(&[3.0]), 0), "3");
+        assert_eq!(spread_cell(None, 1), "–");
+        assert_eq!(verdict(Some(false)), "**missed**");
+        let mut out = String::new();
+        table(&mut out, &["a", "b"], &[vec!["1".into(), "2".into()]]);
+        assert_eq!(out, "| a | b |\n| --- | --- |\n| 1 | 2 |\n\n");
+    }
+
+    #[test]
+    fn the_plot_is_one_svg_with_a_bar_per_percentile() {
+        let bars = [LatencyBars { label: "a<b".into(), target_ms: 100.0, values_ms: vec![10.0, 20.0, 30.0] }];
+        let svg = plot(&bars, &[(10, 0), (20, 5)]);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert_eq!(svg.matches("<title>p").count(), 3);
+        assert!(svg.contains("a&lt;b"));
+    }
+}
