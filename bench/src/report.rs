@@ -1,4 +1,4 @@
-//! `BENCHMARKS.md` and its plot (`bench/plot.svg`): a table per figure with the median and
+//! `BENCHMARKS.md` and its plot (`BENCHMARKS.svg`): a table per figure with the median and
 //! spread, the target and whether it was met, the machine and the commit.
 
 use std::fmt::Write as _;

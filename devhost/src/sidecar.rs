@@ -590,16 +590,18 @@ async fn query_state(
     let rows = ctx
         .host
         .db
-        .call(move |inner| -> Result<_, StateError> { Ok(state::all_rows(&inner.conn, &name)?) })
+        .call(move |inner| -> Result<_, StateError> { Ok(state::query_rows(inner, &name)?) })
         .await
-        .map_err(|e| ApiError::internal("ERR_STATE_QUERY", format!("failed query in state store {store_name}: {e}")))?;
+        .map_err(|e| {
+        ApiError::internal("ERR_STATE_QUERY", format!("failed query in state store {store_name}: {e}"))
+    })?;
     let (hits, token) = state::run_query(rows, &query);
     if hits.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let results: Vec<Value> = hits
         .into_iter()
-        .map(|(key, data, etag)| json!({"key": state::original_key(&key), "data": data, "etag": etag.to_string()}))
+        .map(|(key, data, etag)| json!({"key": state::original_key(&key), "data": data.as_ref(), "etag": etag.to_string()}))
         .collect();
     let mut body = json!({"results": results});
     if let (Some(token), Value::Object(m)) = (token, &mut body) {

@@ -13,6 +13,8 @@
 //!   (dapr/dapr `pkg/components/state/state_config.go`), and a key containing `||` is refused.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde_json::Value;
@@ -156,16 +158,36 @@ pub fn apply(
     result
 }
 
-/// Every unexpired row of a store, for the Query API.
-pub fn all_rows(conn: &Connection, store: &str) -> rusqlite::Result<Vec<(String, Row)>> {
+/// Every unexpired row of a store whose value is JSON, parsed, for the Query API. Values are
+/// parsed once per ETag and kept in [`crate::db::Cache::parsed`]: every write gives a row a
+/// new ETag, so a cached value is current exactly when its ETag is.
+pub fn query_rows(inner: &mut DbInner, store: &str) -> rusqlite::Result<Vec<QueryHit>> {
+    let DbInner { conn, cache } = inner;
     let now = now_ms();
-    let mut stmt = conn.prepare_cached(
-        "SELECT key, value, etag, expires_at FROM state WHERE store = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-    )?;
-    let rows = stmt.query_map(params![store, now], |r| {
-        Ok((r.get::<_, String>(0)?, Row { value: r.get(1)?, etag: r.get(2)?, expires_at: r.get(3)? }))
-    })?;
-    rows.collect()
+    let mut keys_stmt = conn
+        .prepare_cached("SELECT key, etag FROM state WHERE store = ?1 AND (expires_at IS NULL OR expires_at > ?2)")?;
+    let keys = keys_stmt
+        .query_map(params![store, now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut value_stmt = conn.prepare_cached("SELECT value FROM state WHERE store = ?1 AND key = ?2")?;
+    let previous = cache.parsed.remove(store).unwrap_or_default();
+    let mut current = HashMap::with_capacity(keys.len());
+    let mut rows = Vec::with_capacity(keys.len());
+    for (key, etag) in keys {
+        let value = match previous.get(&key) {
+            Some((cached_etag, value)) if *cached_etag == etag => value.clone(),
+            _ => {
+                let text: String = value_stmt.query_row(params![store, key], |r| r.get(0))?;
+                // Not JSON (a raw string or bytes): never matched by a query, as in v1.
+                let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
+                Arc::new(value)
+            }
+        };
+        current.insert(key.clone(), (etag, value.clone()));
+        rows.push((key, value, etag));
+    }
+    cache.parsed.insert(store.to_owned(), current);
+    Ok(rows)
 }
 
 /// Deletes expired rows (Postgres v1 runs the same clean-up every `cleanupInterval`).
@@ -357,7 +379,7 @@ fn matches(filter: &Filter, value: &Value) -> bool {
 }
 
 /// One result: stored key, value, ETag.
-pub type QueryHit = (String, Value, i64);
+pub type QueryHit = (String, Arc<Value>, i64);
 
 /// Runs a query over the rows of a store. Comparisons and sorting are on the *text* of the
 /// value at each path, as `state.postgresql` v1 does (`->>` yields text, parameters are bound
@@ -365,16 +387,16 @@ pub type QueryHit = (String, Value, i64);
 /// and first in DESC order; rows that tie are ordered by key so that pages are stable. The
 /// continuation token is the offset of the next page, returned whenever a limit is set (also
 /// on the last page: the next call then has no results), exactly like v1.
-pub fn run_query(rows: Vec<(String, Row)>, query: &Query) -> (Vec<QueryHit>, Option<String>) {
-    let mut hits: Vec<QueryHit> = rows
+pub fn run_query(rows: Vec<QueryHit>, query: &Query) -> (Vec<QueryHit>, Option<String>) {
+    // The sort keys of each hit, computed once rather than at every comparison.
+    let mut hits: Vec<(Vec<Option<String>>, QueryHit)> = rows
         .into_iter()
-        .filter_map(|(key, row)| serde_json::from_str::<Value>(&row.value).ok().map(|v| (key, v, row.etag)))
         .filter(|(_, v, _)| query.filter.as_ref().is_none_or(|f| matches(f, v)))
+        .map(|hit| (query.sort.iter().map(|(path, _)| text_at(&hit.1, path)).collect(), hit))
         .collect();
-    hits.sort_by(|a, b| {
-        for (path, desc) in &query.sort {
-            let (x, y) = (text_at(&a.1, path), text_at(&b.1, path));
-            let ord = match (&x, &y) {
+    hits.sort_by(|(keys_a, a), (keys_b, b)| {
+        for ((x, y), (_, desc)) in keys_a.iter().zip(keys_b).zip(&query.sort) {
+            let ord = match (x, y) {
                 (None, None) => Ordering::Equal,
                 (None, Some(_)) => Ordering::Greater,
                 (Some(_), None) => Ordering::Less,
@@ -387,8 +409,9 @@ pub fn run_query(rows: Vec<(String, Row)>, query: &Query) -> (Vec<QueryHit>, Opt
         }
         a.0.cmp(&b.0)
     });
+    let hits = hits.into_iter().map(|(_, hit)| hit);
     let page: Vec<QueryHit> =
-        hits.into_iter().skip(query.offset).take(if query.limit > 0 { query.limit } else { usize::MAX }).collect();
+        hits.skip(query.offset).take(if query.limit > 0 { query.limit } else { usize::MAX }).collect();
     let token = (query.limit > 0).then(|| (query.offset + page.len()).to_string());
     (page, token)
 }

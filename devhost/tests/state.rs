@@ -222,6 +222,16 @@ async fn query_filters_sorts_and_pages() {
     assert_eq!((bad.status, bad.error_code().as_str()), (400, "ERR_MALFORMED_REQUEST"));
     let string_gt = query(json!({"filter": {"GT": {"owner": "a"}}})).await;
     assert_eq!((string_gt.status, string_gt.error_code().as_str()), (500, "ERR_STATE_QUERY"));
+
+    // Queries see every write since the last query (values are parsed once per ETag).
+    let alice = || query(json!({"filter": {"EQ": {"owner": "alice"}}, "sort": [{"key": "meta.rank", "order": "ASC"}]}));
+    assert_eq!(keys(&alice().await), ["task:4", "task:2", "task:0"]);
+    save(&e.a, "shared", json!([{"key": "task:4", "value": {"owner": "bob", "meta": {"rank": "r5"}}}])).await;
+    save(&e.a, "shared", json!([{"key": "task:1", "value": {"owner": "alice", "meta": {"rank": "r0"}}}])).await;
+    assert_eq!(e.a.delete("/v1.0/state/shared/task:0", None).await.status, 204);
+    let after = alice().await;
+    assert_eq!(keys(&after), ["task:1", "task:2"]);
+    assert_eq!(after.json()["results"][0]["data"]["meta"]["rank"], "r0");
     e.devhost.shutdown().await;
 }
 

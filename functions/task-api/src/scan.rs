@@ -33,7 +33,13 @@ pub async fn scan(dapr: &Dapr, store: &str, query: Query, limit: usize) -> Resul
         let page_size = PAGE_SIZE.min(wanted.saturating_sub(items.len())).max(1);
         let request = query.clone().limit(u32::try_from(page_size).unwrap_or(u32::MAX)).token(token.clone());
         let page = dapr.query_state::<Value>(store, &request).await?;
+        // A short page is the last one. v1 returns a token even then, and following it would
+        // cost one more full query that finds nothing.
+        let last = page.results.len() < page_size;
         items.extend(page.results);
+        if last {
+            break;
+        }
         match page.token {
             Some(next) if items.len() < wanted && !seen_tokens.contains(&next) => {
                 seen_tokens.push(next.clone());
