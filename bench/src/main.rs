@@ -1,6 +1,6 @@
 //! `make bench`: measures todo-functions on this machine and writes `BENCHMARKS.md` and
-//! `BENCHMARKS.svg` (next to it). Every figure is held against its target, and a missed target is reported
-//! as missed: the benchmark is never tuned to the target.
+//! `BENCHMARKS.svg` (next to it). Every figure is held against its target, and a missed target
+//! is reported as missed: the benchmark is never tuned to the target.
 //!
 //! # Layout
 //!
