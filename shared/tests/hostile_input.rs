@@ -23,9 +23,31 @@ fn cases() -> u32 {
 /// JSON-ish text: the shapes a broken producer sends, mixed with random bytes.
 fn jsonish() -> impl Strategy<Value = Vec<u8>> {
     let fragments = prop::sample::select(vec![
-        "{", "}", "[", "]", ",", ":", "\"", "null", "true", "1e999", "-0", "\"id\"", "\"type\"",
-        "\"data\"", "\"specversion\"", "\"1.0\"", "\"todo.task.created\"", "\"title\"", "\"due\"",
-        "\"2026-02-30T25:61:00Z\"", "\"recurrence\"", "\"rule\"", "\"FREQ=DAILY\"", "\\u0000", "\u{202e}",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "null",
+        "true",
+        "1e999",
+        "-0",
+        "\"id\"",
+        "\"type\"",
+        "\"data\"",
+        "\"specversion\"",
+        "\"1.0\"",
+        "\"todo.task.created\"",
+        "\"title\"",
+        "\"due\"",
+        "\"2026-02-30T25:61:00Z\"",
+        "\"recurrence\"",
+        "\"rule\"",
+        "\"FREQ=DAILY\"",
+        "\\u0000",
+        "\u{202e}",
     ]);
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..256),
@@ -36,16 +58,38 @@ fn jsonish() -> impl Strategy<Value = Vec<u8>> {
 /// RRULE-ish text: real part names and values in random order and number.
 fn ruleish() -> impl Strategy<Value = String> {
     let parts = prop::sample::select(vec![
-        "FREQ=DAILY", "FREQ=WEEKLY", "FREQ=MONTHLY", "FREQ=YEARLY", "FREQ=SECONDLY", "FREQ=", "INTERVAL=0",
-        "INTERVAL=1", "INTERVAL=99999999999", "COUNT=-1", "COUNT=3", "UNTIL=20261231", "UNTIL=99991231T235959Z",
-        "BYDAY=MO", "BYDAY=-53MO", "BYDAY=54FR", "BYDAY=5SU", "BYMONTHDAY=-31", "BYMONTHDAY=0", "BYMONTHDAY=31",
-        "BYMONTH=2", "BYMONTH=13", "BYSETPOS=-1", "BYSETPOS=367", "WKST=SU", "BYHOUR=9", "X-NAME=1", ";", "=",
+        "FREQ=DAILY",
+        "FREQ=WEEKLY",
+        "FREQ=MONTHLY",
+        "FREQ=YEARLY",
+        "FREQ=SECONDLY",
+        "FREQ=",
+        "INTERVAL=0",
+        "INTERVAL=1",
+        "INTERVAL=99999999999",
+        "COUNT=-1",
+        "COUNT=3",
+        "UNTIL=20261231",
+        "UNTIL=99991231T235959Z",
+        "BYDAY=MO",
+        "BYDAY=-53MO",
+        "BYDAY=54FR",
+        "BYDAY=5SU",
+        "BYMONTHDAY=-31",
+        "BYMONTHDAY=0",
+        "BYMONTHDAY=31",
+        "BYMONTH=2",
+        "BYMONTH=13",
+        "BYSETPOS=-1",
+        "BYSETPOS=367",
+        "WKST=SU",
+        "BYHOUR=9",
+        "X-NAME=1",
+        ";",
+        "=",
         "RRULE:",
     ]);
-    prop_oneof![
-        prop::collection::vec(parts, 0..10).prop_map(|p| p.join(";")),
-        ".{0,64}",
-    ]
+    prop_oneof![prop::collection::vec(parts, 0..10).prop_map(|p| p.join(";")), ".{0,64}",]
 }
 
 /// Runs `check` on `cases()` values of `strategy`; returns how many inputs it fuzzed.

@@ -159,13 +159,14 @@ impl Setup {
     }
 
     /// Starts the `devhost` binary (and through it every function) as a child process.
-    pub fn spawn(&self) -> anyhow::Result<Child> {
-        Command::new(binary("devhost")?)
+    pub fn spawn(&self) -> anyhow::Result<Spawned> {
+        let child = Command::new(binary("devhost")?)
             .args(["--run-file", &self.run_file.display().to_string(), "--db", &self.database, "--grace-secs", "5"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting devhost")
+            .context("starting devhost")?;
+        Ok(Spawned { child: Some(child) })
     }
 
     /// Messages of `topic` in this system's log.
@@ -175,5 +176,36 @@ impl Setup {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// A `devhost` process started by [`Setup::spawn`]. Dropping it SIGKILLs devhost and every app
+/// it started, so a test that fails half-way leaves nothing running.
+#[derive(Debug)]
+pub struct Spawned {
+    child: Option<Child>,
+}
+
+impl Spawned {
+    /// SIGKILLs devhost and every process it started, at once: none of them gets to clean up
+    /// (devhost cannot stop its apps when it is killed, so they are killed beside it). Returns
+    /// how many apps were killed.
+    pub fn kill_all(&mut self) -> anyhow::Result<usize> {
+        let Some(mut child) = self.child.take() else { return Ok(0) };
+        let children = children_of(child.id())?;
+        let mut pids: Vec<String> = children.iter().map(u32::to_string).collect();
+        pids.push(child.id().to_string());
+        let status = Command::new("kill").arg("-KILL").args(&pids).status().context("kill")?;
+        child.wait().context("waiting for devhost")?;
+        if !status.success() {
+            bail!("kill -KILL {pids:?} failed");
+        }
+        Ok(children.len())
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.kill_all();
     }
 }

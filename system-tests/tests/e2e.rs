@@ -11,7 +11,6 @@
 //! - deleting an occurrence skips it and the series goes on, until `?series=end`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,7 +21,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::{task_id_for_request, topics, types};
 use system_tests::api::{Api, eventually};
-use system_tests::host::{Setup, children_of};
+use system_tests::host::Setup;
 use system_tests::scenario;
 use tokio::sync::Mutex;
 
@@ -186,19 +185,6 @@ async fn publish(
     Ok(http.post(url).header("content-type", "application/json").body(data.to_string()).send().await?.status())
 }
 
-/// SIGKILLs devhost and every process it started, at once: no process gets to clean up.
-fn kill_everything(devhost: &mut Child) -> anyhow::Result<usize> {
-    let children = children_of(devhost.id())?;
-    let mut pids: Vec<String> = children.iter().map(u32::to_string).collect();
-    pids.push(devhost.id().to_string());
-    let status = std::process::Command::new("kill").arg("-KILL").args(&pids).status().context("kill")?;
-    if !status.success() {
-        bail!("kill -KILL {pids:?} failed");
-    }
-    devhost.wait()?;
-    Ok(children.len())
-}
-
 /// `GET path`, tolerating a system that is not back yet.
 async fn audit_of(api: &Api, task_id: &str) -> anyhow::Result<Vec<String>> {
     let trail = api.get(&format!("/v1/tasks/{task_id}/audit")).await?;
@@ -218,7 +204,6 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
 
     let mut devhost = setup.spawn()?;
-    let mut guard = KillOnDrop(Some(devhost.id()));
     eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
 
     // A reminder that will come due while everything is down.
@@ -268,8 +253,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
         }
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let killed = kill_everything(&mut devhost)?;
-    guard.0 = None;
+    let killed = devhost.kill_all()?;
     assert_eq!(killed, 5, "devhost started five functions");
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -284,8 +268,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     let down_until = remind_at + chrono::Duration::seconds(2);
     tokio::time::sleep((down_until - Utc::now()).to_std().unwrap_or_default()).await;
     let restarted_at = Utc::now();
-    let mut devhost = setup.spawn()?;
-    let guard = KillOnDrop(Some(devhost.id()));
+    let devhost = setup.spawn()?;
     eventually("task-api to be back", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
 
     // Clients retry what they did not hear back about, with the same key.
@@ -342,8 +325,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     assert!(late_by_ms >= 2000, "late by {late_by_ms} ms, though the system was down for 2 s past due");
     assert_eq!(reminder_events(&setup, &reminded_id)?.len(), 1);
 
-    drop(guard);
-    devhost.wait()?;
+    drop(devhost);
     Ok(())
 }
 
@@ -522,24 +504,4 @@ async fn deleting_an_occurrence_skips_it_until_the_series_is_ended() -> anyhow::
     .await;
     system.stop().await;
     result
-}
-
-/// Kills a spawned devhost and its children if a test fails half-way.
-struct KillOnDrop(Option<u32>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            kill_children_of(pid);
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-        }
-    }
-}
-
-fn kill_children_of(pid: u32) {
-    if let Ok(children) = children_of(pid) {
-        for child in children {
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(child.to_string()).status();
-        }
-    }
 }
