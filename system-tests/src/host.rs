@@ -160,8 +160,14 @@ impl Setup {
 
     /// Starts the `devhost` binary (and through it every function) as a child process.
     pub fn spawn(&self) -> anyhow::Result<Spawned> {
+        self.spawn_with(&[])
+    }
+
+    /// As [`Setup::spawn`], with more devhost flags (`--duplicate-delivery`).
+    pub fn spawn_with(&self, flags: &[&str]) -> anyhow::Result<Spawned> {
         let child = Command::new(binary("devhost")?)
             .args(["--run-file", &self.run_file.display().to_string(), "--db", &self.database, "--grace-secs", "5"])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -10,7 +10,8 @@
 //! deleted while open has exactly one next occurrence; an open task's reminder is scheduled,
 //! a completed one's cancelled. The test prints what it survived and checked.
 //!
-//! `FAULT_KILLS` sets the number of kills (default 4); `FAULT_SEED` replays a run.
+//! Run twice: as is, and with every message delivered twice. `FAULT_KILLS` sets the number of
+//! kills (default 4, and 2 with duplicates); `FAULT_SEED` replays a run's commands.
 
 use std::time::{Duration, Instant};
 
@@ -194,13 +195,26 @@ impl Worker {
     }
 }
 
+fn kills(default: u32) -> u32 {
+    std::env::var("FAULT_KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(default)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_leaves_every_command_with_exactly_one_effect() -> anyhow::Result<()> {
-    let kills: u32 = std::env::var("FAULT_KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(4);
+    random_kills(kills(4), &[]).await
+}
+
+/// The same with every message delivered twice: duplicates on top of crashes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_message_delivered_twice_too() -> anyhow::Result<()> {
+    random_kills(kills(2), &["--duplicate-delivery"]).await
+}
+
+async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
     let seed = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         u64::from(std::process::id()) << 20 | u64::from(chrono::Utc::now().timestamp_subsec_micros())
     }) | 1;
-    eprintln!("faults: seed {seed} (FAULT_SEED={seed} replays this run)");
+    eprintln!("faults {flags:?}: seed {seed} (FAULT_SEED={seed} replays this run)");
     let mut rng = Rng(seed);
     let setup = Setup::new(&[])?;
     let api = setup.api(USER)?;
@@ -209,7 +223,7 @@ async fn sigkill_at_random_moments_leaves_every_command_with_exactly_one_effect(
 
     let mut survived = 0;
     for round in 0..=kills {
-        let mut devhost = setup.spawn()?;
+        let mut devhost = setup.spawn_with(flags)?;
         eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
         let last = round == kills;
         // Load for a random 0.5 to 2.5 s, then kill in the middle of it; the last round only
@@ -265,7 +279,7 @@ async fn sigkill_at_random_moments_leaves_every_command_with_exactly_one_effect(
     }
 
     // Started again to check (the last round dropped it after settling).
-    let devhost = setup.spawn()?;
+    let devhost = setup.spawn_with(flags)?;
     eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
     let mut checked_entries = 0;
     let tasks: Vec<&Model> = workers.iter().flat_map(|w| &w.tasks).filter(|t| t.created).collect();
@@ -275,7 +289,7 @@ async fn sigkill_at_random_moments_leaves_every_command_with_exactly_one_effect(
     drop(devhost);
     let commands: u64 = workers.iter().map(|w| w.commands).sum();
     eprintln!(
-        "faults: {survived} kills survived, {commands} commands sent, {} tasks and {checked_entries} audit entries checked",
+        "faults {flags:?}: {survived} kills survived, {commands} commands sent, {} tasks and {checked_entries} audit entries checked",
         tasks.len()
     );
     assert_eq!(survived, kills);
