@@ -160,16 +160,26 @@ impl Setup {
 
     /// Starts the `devhost` binary (and through it every function) as a child process.
     pub fn spawn(&self) -> anyhow::Result<Spawned> {
-        self.spawn_with(&[])
+        self.spawn_with(&[], &[], None)
     }
 
-    /// As [`Setup::spawn`], with more devhost flags (`--duplicate-delivery`).
-    pub fn spawn_with(&self, flags: &[&str]) -> anyhow::Result<Spawned> {
+    /// As [`Setup::spawn`], with more devhost flags (`--duplicate-delivery`), environment
+    /// (`DAPR_API_TOKEN`, `APP_API_TOKEN`: devhost passes them on) and, if `log` is given,
+    /// devhost's output (which carries every app's, prefixed) in that file.
+    pub fn spawn_with(&self, flags: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> anyhow::Result<Spawned> {
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                (Stdio::from(file.try_clone()?), Stdio::from(file))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
         let child = Command::new(binary("devhost")?)
             .args(["--run-file", &self.run_file.display().to_string(), "--db", &self.database, "--grace-secs", "5"])
             .args(flags)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .envs(env.iter().copied())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .context("starting devhost")?;
         Ok(Spawned { child: Some(child) })

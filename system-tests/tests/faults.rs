@@ -223,7 +223,7 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
 
     let mut survived = 0;
     for round in 0..=kills {
-        let mut devhost = setup.spawn_with(flags)?;
+        let mut devhost = setup.spawn_with(flags, &[], None)?;
         eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
         let last = round == kills;
         // Load for a random 0.5 to 2.5 s, then kill in the middle of it; the last round only
@@ -279,7 +279,7 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
     }
 
     // Started again to check (the last round dropped it after settling).
-    let devhost = setup.spawn_with(flags)?;
+    let devhost = setup.spawn_with(flags, &[], None)?;
     eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
     let mut checked_entries = 0;
     let tasks: Vec<&Model> = workers.iter().flat_map(|w| &w.tasks).filter(|t| t.created).collect();
@@ -356,4 +356,62 @@ async fn check(api: &Api, task: &Model) -> anyhow::Result<usize> {
         }
     }
     Ok(entries.len())
+}
+
+/// Security through the whole system, with both tokens configured and debug logging: the
+/// system works, every guarded door refuses a missing or wrong token, a forged or foreign JWT
+/// gets nothing, and no secret appears anywhere in the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_enforced_and_no_secret_is_logged() -> anyhow::Result<()> {
+    let setup = Setup::new(&[("RUST_LOG", "debug")])?;
+    let (api_token, app_token) = (format!("sidecar-{}", uuid::Uuid::new_v4()), format!("app-{}", uuid::Uuid::new_v4()));
+    let log = setup.path().join("devhost.log");
+    let devhost =
+        setup.spawn_with(&[], &[("DAPR_API_TOKEN", &api_token), ("APP_API_TOKEN", &app_token)], Some(&log))?;
+    let api = setup.api(USER)?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
+    eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
+
+    // The whole flow works with the tokens on.
+    system_tests::scenario::run(&api, Duration::from_secs(2), |_| {}).await?;
+
+    // The sidecar API needs DAPR_API_TOKEN; health does not.
+    let sidecar = setup.sidecar("task-api")?;
+    let publish = format!("{sidecar}/v1.0/publish/pubsub/task-create");
+    let status = |r: reqwest::RequestBuilder| async move { anyhow::Ok(r.send().await?.status()) };
+    assert_eq!(status(http.post(&publish).json_body(&json!({}))).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(http.post(&publish).header("dapr-api-token", "wrong").json_body(&json!({}))).await?,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(status(http.get(format!("{sidecar}/v1.0/healthz"))).await?, StatusCode::NO_CONTENT);
+    // The Dapr channel of an app needs APP_API_TOKEN; its health and public API do not.
+    let subscribe = format!("{}/dapr/subscribe", api.base());
+    assert_eq!(status(http.get(&subscribe)).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(http.get(&subscribe).header("dapr-api-token", "wrong")).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(http.get(&subscribe).header("dapr-api-token", &app_token)).await?, StatusCode::OK);
+    assert_eq!(status(http.get(format!("{}/healthz", api.base()))).await?, StatusCode::OK);
+
+    // JWTs: another secret's, and another user's view of a task.
+    let task = api.post("/v1/tasks", Some(&json!({"title": "mine"})), StatusCode::CREATED).await?;
+    let path = format!("{}/v1/tasks/{}", api.base(), task["id"].as_str().context("id")?);
+    let forged = task_api::auth::mint(b"not-the-secret-not-the-secret-not-the", USER, Duration::from_secs(600))?;
+    assert_eq!(status(http.get(&path).bearer_auth(&forged)).await?, StatusCode::UNAUTHORIZED);
+    // (Expiry beyond the clock-skew leeway is tested on task-api itself, tests/auth.rs.)
+    assert_eq!(status(http.get(&path).bearer_auth(setup.api("mallory")?.token())).await?, StatusCode::NOT_FOUND);
+    assert_eq!(status(http.get(&path).bearer_auth(api.token())).await?, StatusCode::OK);
+    drop(devhost);
+
+    let logs = std::fs::read_to_string(&log)?;
+    assert!(logs.contains("[task-api]") && logs.lines().count() > 20, "the apps' logs were captured:\n{logs}");
+    for (what, secret) in [
+        ("JWT secret", setup.jwt_secret.as_str()),
+        ("sidecar token", &api_token),
+        ("app token", &app_token),
+        ("bearer token", api.token()),
+    ] {
+        assert!(!logs.contains(secret), "the {what} appears in the logs");
+    }
+    eprintln!("faults: {} log lines checked for 4 secrets", logs.lines().count());
+    Ok(())
 }
