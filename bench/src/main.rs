@@ -250,7 +250,8 @@ fn render(
     writeln!(
         out,
         "Offered: `todo.task.create` requests published to `task-create` at {}/s for {} s. Accepted: \
-         answered 204 by the sidecar, as a rate over the span of their send times. Backlog: messages not yet processed by create-task, \
+         answered 204 by the sidecar. Rates are over the run's duration, longer than nominal only if \
+         the driver fell behind its schedule. Backlog: messages not yet processed by create-task, \
          on-task-completed, fire-reminder and audit-writer together.\n",
         config.rate, config.load_secs
     )?;

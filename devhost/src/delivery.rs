@@ -181,16 +181,23 @@ impl Subscriber {
                 }
                 continue;
             }
+            // The offset is committed once per batch, as a Kafka consumer commits marked offsets
+            // periodically rather than per message: one write instead of up to 64, and a crash
+            // only redelivers what was processed since (at-least-once either way).
+            let committed = next;
             for message in batch {
                 let rounds = if self.host.options.duplicate_delivery { 2 } else { 1 };
                 for _ in 0..rounds {
                     if !self.process(&message).await {
+                        if next != committed {
+                            self.commit(partition, next).await;
+                        }
                         return;
                     }
                 }
                 next = message.offset + 1;
-                self.commit(partition, next).await;
             }
+            self.commit(partition, next).await;
         }
     }
 
