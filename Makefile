@@ -41,6 +41,12 @@ test: ## Run every test of the workspace (the end-to-end tests run the built bin
 	$(CARGO) build --workspace --locked
 	$(CARGO) test --workspace --locked --all-features
 
+.PHONY: faults
+faults: ## Run only the fault suite and print its summary (part of make test too)
+	$(CARGO) build --workspace --locked
+	$(CARGO) test --locked -p shared --test hostile_input -- --nocapture
+	$(CARGO) test --locked -p system-tests --test faults -- --nocapture
+
 .PHONY: bench
 bench: ## Measure start time, memory, size, throughput and latencies; writes BENCHMARKS.md (~15 min)
 	$(CARGO) build --workspace --locked --release
