@@ -68,9 +68,27 @@ pub fn children_of(pid: u32) -> anyhow::Result<Vec<u32>> {
     Ok(children)
 }
 
-/// A port nobody listens on right now.
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768-60999), which the kernel
+/// hands to outgoing connections and port-0 binds. A system's ports stay free between a kill
+/// and a restart only if no client connection can be given one of them meanwhile.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port nobody listens on right now, outside the ephemeral range, and never the same twice
+/// in one process (two systems started side by side do not collide).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(PORTS.end - PORTS.start);
+    // Processes started together (test binaries) begin at different places.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = PORTS.start + u16::try_from((start + n) % span)?;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port in {PORTS:?}")
 }
 
 /// A private copy of the system: its run file, database and secret, in a temporary directory.
@@ -208,6 +226,9 @@ impl Spawned {
     /// how many apps were killed.
     pub fn kill_all(&mut self) -> anyhow::Result<usize> {
         let Some(mut child) = self.child.take() else { return Ok(0) };
+        if let Some(status) = child.try_wait()? {
+            bail!("devhost had already exited ({status}): an app failed or exited, see its log");
+        }
         let children = children_of(child.id())?;
         let mut pids: Vec<String> = children.iter().map(u32::to_string).collect();
         pids.push(child.id().to_string());

@@ -223,7 +223,8 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
 
     let mut survived = 0;
     for round in 0..=kills {
-        let mut devhost = setup.spawn_with(flags, &[], None)?;
+        let log = setup.path().join(format!("devhost-{round}.log"));
+        let mut devhost = setup.spawn_with(flags, &[], Some(&log))?;
         eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
         let last = round == kills;
         // Load for a random 0.5 to 2.5 s, then kill in the middle of it; the last round only
@@ -272,7 +273,7 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
         for result in results? {
             result?;
         }
-        if killed? != 5 {
+        if killed.with_context(|| format!("devhost's log ends with:\n{}", tail(&log)))? != 5 {
             bail!("the kill did not find the five functions");
         }
         survived += 1;
@@ -414,4 +415,11 @@ async fn tokens_are_enforced_and_no_secret_is_logged() -> anyhow::Result<()> {
     }
     eprintln!("faults: {} log lines checked for 4 secrets", logs.lines().count());
     Ok(())
+}
+
+/// The last lines of a log file, for an error message.
+fn tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
