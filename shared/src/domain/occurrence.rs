@@ -17,7 +17,7 @@ pub fn next_instance(task: &Task, completed_at: DateTime<Utc>) -> Result<Option<
     let (Some(recurrence), Some(due)) = (&task.recurrence, task.due) else {
         return Ok(None);
     };
-    let series = task.series.unwrap_or(Series { id: task.id, index: 0, anchor: due, anchor_index: 0 });
+    let series = task.series.unwrap_or(Series::start(task.id, due));
     let Some(next) = recurrence::next(
         &recurrence.rule,
         recurrence.mode,

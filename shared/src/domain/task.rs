@@ -107,6 +107,14 @@ pub struct Series {
     pub anchor_index: u32,
 }
 
+impl Series {
+    /// The series a recurring task starts on its own: named after the task, occurrence 0
+    /// anchored at its due time.
+    pub fn start(task_id: Uuid, due: DateTime<FixedOffset>) -> Self {
+        Self { id: task_id, index: 0, anchor: due, anchor_index: 0 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub id: Uuid,

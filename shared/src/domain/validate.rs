@@ -132,7 +132,7 @@ pub fn new_task(
 ) -> Result<Task, ValidationError> {
     let series = match (&input.recurrence, series, input.due) {
         (_, Some(series), _) => Some(series),
-        (Some(_), None, Some(due)) => Some(Series { id, index: 0, anchor: due, anchor_index: 0 }),
+        (Some(_), None, Some(due)) => Some(Series::start(id, due)),
         _ => None,
     };
     let task = Task {
@@ -195,7 +195,7 @@ pub fn apply_patch(task: &Task, patch: TaskPatch, now: DateTime<Utc>) -> Result<
     {
         next.series = Some(match next.series {
             Some(series) => Series { anchor: due, anchor_index: series.index, ..series },
-            None => Series { id: next.id, index: 0, anchor: due, anchor_index: 0 },
+            None => Series::start(next.id, due),
         });
     }
     check(&next)?;
@@ -302,9 +302,7 @@ fn check_exdates(task: &Task, recurrence: &Recurrence) -> Result<(), ValidationE
     if recurrence.exdates.iter().any(|at| !(1970..=9999).contains(&at.year())) {
         return Err(ValidationError::new(FIELD, "must be between the years 1970 and 9999"));
     }
-    let Some(series) =
-        task.series.or_else(|| task.due.map(|due| Series { id: task.id, index: 0, anchor: due, anchor_index: 0 }))
-    else {
+    let Some(series) = task.series.or_else(|| task.due.map(|due| Series::start(task.id, due))) else {
         return Ok(());
     };
     match first_non_occurrence(
