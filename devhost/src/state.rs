@@ -13,7 +13,7 @@
 //!   (dapr/dapr `pkg/components/state/state_config.go`), and a key containing `||` is refused.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -170,23 +170,28 @@ pub fn query_rows(inner: &mut DbInner, store: &str) -> rusqlite::Result<Vec<Quer
         .query_map(params![store, now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut value_stmt = conn.prepare_cached("SELECT value FROM state WHERE store = ?1 AND key = ?2")?;
-    let previous = cache.parsed.remove(store).unwrap_or_default();
-    let mut current = HashMap::with_capacity(keys.len());
+    // Updated in place: an unchanged row costs a lookup, not a copy of its key.
+    let parsed = cache.parsed.entry(store.to_owned()).or_default();
     let mut rows = Vec::with_capacity(keys.len());
     for (key, etag) in keys {
-        let value = match previous.get(&key) {
+        let value = match parsed.get(&key) {
             Some((cached_etag, value)) if *cached_etag == etag => value.clone(),
             _ => {
                 let text: String = value_stmt.query_row(params![store, key], |r| r.get(0))?;
                 // Not JSON (a raw string or bytes): never matched by a query, as in v1.
                 let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
-                Arc::new(value)
+                let value = Arc::new(value);
+                parsed.insert(key.clone(), (etag, value.clone()));
+                value
             }
         };
-        current.insert(key.clone(), (etag, value.clone()));
         rows.push((key, value, etag));
     }
-    cache.parsed.insert(store.to_owned(), current);
+    // Rows deleted or expired since the last query.
+    if parsed.len() > rows.len() {
+        let live: HashSet<&str> = rows.iter().map(|(key, _, _)| key.as_str()).collect();
+        parsed.retain(|key, _| live.contains(key.as_str()));
+    }
     Ok(rows)
 }
 
