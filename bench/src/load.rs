@@ -15,9 +15,9 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::events::{task_id_for_request, topics, types};
-use system_tests::api::eventually;
-use system_tests::host::{Profile, Setup, children_of};
+use shared::events::{task_id_for_request, topics};
+use system_tests::api::{eventually, json_body};
+use system_tests::host::{Profile, Setup, children_of, task_create_url};
 use tokio::sync::{Mutex, Semaphore};
 use uuid::Uuid;
 
@@ -36,20 +36,21 @@ pub struct Bench {
     pub setup: Setup,
     system: Option<devhost::system::System>,
     http: reqwest::Client,
-    sidecar: String,
+    /// Where creation requests are published (task-api's sidecar).
+    publish_url: reqwest::Url,
 }
 
 impl Bench {
     pub async fn start() -> anyhow::Result<Self> {
         let setup = Setup::with_profile(Profile::Release, &[("LIST_SCAN_LIMIT", "50000")])?;
         let system = setup.start(false).await?;
-        let sidecar = setup.sidecar("task-api")?.to_owned();
+        let publish_url = task_create_url(setup.sidecar("task-api")?, &[])?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .no_proxy()
             .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .build()?;
-        Ok(Self { setup, system: Some(system), http, sidecar })
+        Ok(Self { setup, system: Some(system), http, publish_url })
     }
 
     pub async fn stop(mut self) {
@@ -58,21 +59,12 @@ impl Bench {
         }
     }
 
-    /// Total backlog of every consumer group, and per group.
-    pub fn backlog(&self) -> anyhow::Result<(i64, Vec<(String, i64)>)> {
-        let lags = devhost::peek::lag(&self.setup.database, "pubsub")?;
-        Ok((
-            lags.iter().map(|l| l.lag).sum(),
-            lags.into_iter().map(|l| (format!("{}/{}", l.group, l.topic), l.lag)).collect(),
-        ))
-    }
-
     /// Waits until every consumer group has caught up; how long that took, or `None` past
     /// [`DRAIN_LIMIT`].
     pub async fn drain(&self) -> anyhow::Result<Option<Duration>> {
         let started = Instant::now();
         loop {
-            if self.backlog()?.0 == 0 {
+            if self.setup.backlog()? == 0 {
                 return Ok(Some(started.elapsed()));
             }
             if started.elapsed() > DRAIN_LIMIT {
@@ -115,16 +107,11 @@ impl Bench {
                 per_second[second] += 1;
                 let request_id = format!("bench-{n}");
                 let body = json!({ "request_id": request_id, "owner": owner, "task": task(n) });
-                let (http, url, sent, failed) = (self.http.clone(), self.publish_url(), sent.clone(), failed.clone());
+                let (http, url, sent, failed) =
+                    (self.http.clone(), self.publish_url.clone(), sent.clone(), failed.clone());
                 handles.push(tokio::spawn(async move {
                     let at = Utc::now();
-                    let status = http
-                        .post(url)
-                        .header("content-type", "application/json")
-                        .body(body.to_string())
-                        .send()
-                        .await
-                        .map(|r| r.status());
+                    let status = json_body(http.post(url), &body).send().await.map(|r| r.status());
                     drop(permit);
                     match status {
                         Ok(StatusCode::NO_CONTENT) => sent.lock().await.push((request_id, at)),
@@ -142,15 +129,6 @@ impl Bench {
         }
         let accepted = std::mem::take(&mut *sent.lock().await);
         Ok(Offered { accepted, failed: failed.load(std::sync::atomic::Ordering::Relaxed), offering, per_second })
-    }
-
-    fn publish_url(&self) -> String {
-        format!(
-            "{}/v1.0/publish/pubsub/{}?metadata.cloudevent.type={}",
-            self.sidecar,
-            topics::TASK_CREATE,
-            types::TASK_CREATE
-        )
     }
 
     /// Resident memory of each function process now, in MiB.
@@ -206,8 +184,7 @@ pub async fn throughput(rate: u32, secs: u64) -> anyhow::Result<Throughput> {
             tokio::spawn(async move {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    let backlog =
-                        devhost::peek::lag(&db, "pubsub").map(|l| l.iter().map(|l| l.lag).sum()).unwrap_or(-1);
+                    let backlog = system_tests::host::backlog(&db).unwrap_or(-1);
                     samples.lock().await.push(backlog);
                 }
             })

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ impl Api {
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Answer> {
         let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(serde_json::to_vec(body)?);
+            request = json_body(request, body);
         }
         let response = request.send().await.with_context(|| format!("{method} {path}"))?;
         let status = response.status();
@@ -74,10 +74,20 @@ impl Api {
         Ok(answer.body)
     }
 
+    /// Waits until task-api answers its health check.
+    pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+        eventually("task-api to be up", timeout, || async { Ok(self.healthy().await.then_some(())) }).await
+    }
+
     /// Whether task-api answers its health check.
     pub async fn healthy(&self) -> bool {
         matches!(self.http.get(format!("{}/healthz", self.base)).send().await, Ok(r) if r.status().is_success())
     }
+}
+
+/// `body` as the request's JSON body (the workspace builds reqwest without its `json` feature).
+pub fn json_body(request: RequestBuilder, body: &Value) -> RequestBuilder {
+    request.header("content-type", "application/json").body(body.to_string())
 }
 
 /// Polls `probe` every 200 ms until it returns `Some`, or fails after `timeout` with `what`.

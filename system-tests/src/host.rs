@@ -49,6 +49,24 @@ pub fn binary_in(profile: Profile, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The URL that publishes a `todo.task.create` request to `task-create` through `sidecar`,
+/// with `metadata.<name>` query parameters (`partitionKey`, `cloudevent.id`, ...).
+pub fn task_create_url(sidecar: &str, metadata: &[(&str, &str)]) -> anyhow::Result<reqwest::Url> {
+    use shared::events::{topics, types};
+    let mut url = reqwest::Url::parse(&format!("{sidecar}/v1.0/publish/pubsub/{}", topics::TASK_CREATE))?;
+    url.query_pairs_mut().append_pair("metadata.cloudevent.type", types::TASK_CREATE);
+    for (name, value) in metadata {
+        url.query_pairs_mut().append_pair(&format!("metadata.{name}"), value);
+    }
+    Ok(url)
+}
+
+/// Messages published and not yet processed, summed over every consumer group and topic of
+/// the system whose database is `database` (read-only, works while it runs).
+pub fn backlog(database: &str) -> anyhow::Result<i64> {
+    Ok(devhost::peek::lag(database, "pubsub")?.iter().map(|l| l.lag).sum())
+}
+
 /// Child processes of `pid` (Linux `/proc`).
 pub fn children_of(pid: u32) -> anyhow::Result<Vec<u32>> {
     let mut children = Vec::new();
@@ -201,6 +219,11 @@ impl Setup {
             .spawn()
             .context("starting devhost")?;
         Ok(Spawned { child: Some(child) })
+    }
+
+    /// This system's [`backlog`].
+    pub fn backlog(&self) -> anyhow::Result<i64> {
+        backlog(&self.database)
     }
 
     /// Messages of `topic` in this system's log.

@@ -20,8 +20,8 @@ use chrono::{SecondsFormat, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::{task_id_for_request, topics, types};
-use system_tests::api::{Api, eventually};
-use system_tests::host::Setup;
+use system_tests::api::{Api, eventually, json_body};
+use system_tests::host::{Setup, task_create_url};
 use system_tests::scenario;
 use tokio::sync::Mutex;
 
@@ -155,9 +155,8 @@ impl Create {
             let request = http
                 .post(format!("{}/v1/tasks", api.base()))
                 .bearer_auth(api.token())
-                .header("idempotency-key", &self.key)
-                .header("content-type", "application/json")
-                .body(self.body().to_string());
+                .header("idempotency-key", &self.key);
+            let request = json_body(request, &self.body());
             return match request.send().await {
                 Ok(r) if matches!(r.status(), StatusCode::CREATED | StatusCode::OK) => Ok(true),
                 Ok(r) if r.status().is_server_error() => Ok(false),
@@ -177,12 +176,7 @@ async fn publish(
     data: &Value,
     metadata: &[(&str, &str)],
 ) -> anyhow::Result<StatusCode> {
-    let mut url = reqwest::Url::parse(&format!("{sidecar}/v1.0/publish/pubsub/{}", topics::TASK_CREATE))?;
-    url.query_pairs_mut().append_pair("metadata.cloudevent.type", types::TASK_CREATE);
-    for (k, v) in metadata {
-        url.query_pairs_mut().append_pair(&format!("metadata.{k}"), v);
-    }
-    Ok(http.post(url).header("content-type", "application/json").body(data.to_string()).send().await?.status())
+    Ok(json_body(http.post(task_create_url(sidecar, metadata)?), data).send().await?.status())
 }
 
 /// `GET path`, tolerating a system that is not back yet.
@@ -204,7 +198,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
 
     let mut devhost = setup.spawn()?;
-    eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
+    api.wait_healthy(SETTLE).await?;
 
     // A reminder that will come due while everything is down.
     let remind_at = Utc::now() + chrono::Duration::seconds(12);
@@ -269,7 +263,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     tokio::time::sleep((down_until - Utc::now()).to_std().unwrap_or_default()).await;
     let restarted_at = Utc::now();
     let devhost = setup.spawn()?;
-    eventually("task-api to be back", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
+    api.wait_healthy(SETTLE).await?;
 
     // Clients retry what they did not hear back about, with the same key.
     for (create, ok) in &sent {

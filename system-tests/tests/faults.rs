@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::events::{occurrence_request_id, task_id_for_request};
-use system_tests::api::{Api, eventually};
+use system_tests::api::{Api, eventually, json_body};
 use system_tests::host::Setup;
 
 const USER: &str = "faulty";
@@ -84,7 +84,7 @@ async fn send(api: &Api, http: &reqwest::Client, task: &Model, op: Op) -> anyhow
             if task.recurring {
                 body["recurrence"] = json!({"rule": "FREQ=DAILY"});
             }
-            http.post(format!("{}/v1/tasks", api.base())).header("idempotency-key", &task.key).json_body(&body)
+            json_body(http.post(format!("{}/v1/tasks", api.base())).header("idempotency-key", &task.key), &body)
         }
         Op::Rename(n) => http
             .patch(format!("{}{path}", api.base()))
@@ -106,16 +106,6 @@ async fn send(api: &Api, http: &reqwest::Client, task: &Model, op: Op) -> anyhow
         (Op::Delete, StatusCode::NOT_FOUND) => Outcome::Done,
         (op, status) => bail!("{op:?} on {} answered {status}", task.key),
     })
-}
-
-trait JsonBody {
-    fn json_body(self, body: &Value) -> Self;
-}
-
-impl JsonBody for reqwest::RequestBuilder {
-    fn json_body(self, body: &Value) -> Self {
-        self.header("content-type", "application/json").body(body.to_string())
-    }
 }
 
 fn apply(task: &mut Model, op: Op) {
@@ -225,7 +215,7 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
     for round in 0..=kills {
         let log = setup.path().join(format!("devhost-{round}.log"));
         let mut devhost = setup.spawn_with(flags, &[], Some(&log))?;
-        eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
+        api.wait_healthy(SETTLE).await?;
         let last = round == kills;
         // Load for a random 0.5 to 2.5 s, then kill in the middle of it; the last round only
         // sends what is still pending and lets the system settle.
@@ -281,7 +271,7 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
 
     // Started again to check (the last round dropped it after settling).
     let devhost = setup.spawn_with(flags, &[], None)?;
-    eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
+    api.wait_healthy(SETTLE).await?;
     let mut checked_entries = 0;
     let tasks: Vec<&Model> = workers.iter().flat_map(|w| &w.tasks).filter(|t| t.created).collect();
     for task in &tasks {
@@ -300,11 +290,7 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
 
 /// Waits until every consumer group has processed everything.
 async fn settle(setup: &Setup) -> anyhow::Result<()> {
-    eventually("every consumer to catch up", SETTLE, || async {
-        let lag = devhost::peek::lag(&setup.database, "pubsub")?;
-        Ok(lag.iter().all(|l| l.lag == 0).then_some(()))
-    })
-    .await
+    eventually("every consumer to catch up", SETTLE, || async { Ok((setup.backlog()? == 0).then_some(())) }).await
 }
 
 /// Checks one task's effects; returns how many audit entries it checked.
@@ -371,7 +357,7 @@ async fn tokens_are_enforced_and_no_secret_is_logged() -> anyhow::Result<()> {
         setup.spawn_with(&[], &[("DAPR_API_TOKEN", &api_token), ("APP_API_TOKEN", &app_token)], Some(&log))?;
     let api = setup.api(USER)?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
-    eventually("task-api to be up", SETTLE, || async { Ok(api.healthy().await.then_some(())) }).await?;
+    api.wait_healthy(SETTLE).await?;
 
     // The whole flow works with the tokens on.
     system_tests::scenario::run(&api, Duration::from_secs(2), |_| {}).await?;
@@ -380,9 +366,9 @@ async fn tokens_are_enforced_and_no_secret_is_logged() -> anyhow::Result<()> {
     let sidecar = setup.sidecar("task-api")?;
     let publish = format!("{sidecar}/v1.0/publish/pubsub/task-create");
     let status = |r: reqwest::RequestBuilder| async move { anyhow::Ok(r.send().await?.status()) };
-    assert_eq!(status(http.post(&publish).json_body(&json!({}))).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(json_body(http.post(&publish), &json!({}))).await?, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        status(http.post(&publish).header("dapr-api-token", "wrong").json_body(&json!({}))).await?,
+        status(json_body(http.post(&publish).header("dapr-api-token", "wrong"), &json!({}))).await?,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(status(http.get(format!("{sidecar}/v1.0/healthz"))).await?, StatusCode::NO_CONTENT);
