@@ -82,10 +82,8 @@ pub struct Cache {
     pub next_offsets: HashMap<(String, String, u32), i64>,
     /// Partition count per (pubsub, topic), fixed when the topic is first used.
     pub partitions: HashMap<(String, String), u32>,
-    /// Parsed values of state rows per store and key, with the ETag they were parsed at: a
-    /// Query API call re-parses only the rows written since the last one, instead of every
-    /// row of the store on every page.
-    pub parsed: HashMap<String, HashMap<String, (i64, std::sync::Arc<serde_json::Value>)>>,
+    /// The Query API's in-memory copy of the stores it has queried, kept current by every write.
+    pub mirrors: crate::query::Mirrors,
 }
 
 #[derive(Debug)]

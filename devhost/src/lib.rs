@@ -29,7 +29,8 @@
 //! - `fields`: strict reading of YAML objects (every field consumed or reported).
 //! - [`duration`]: Go and protobuf duration syntaxes.
 //! - [`db`]: the SQLite file (schema, WAL, one connection), `:memory:` for tests.
-//! - [`state`]: state stores with `state.postgresql` v1 semantics, and the Query API.
+//! - [`state`]: state stores with `state.postgresql` v1 semantics.
+//! - [`query`]: the Query API, answered from an in-memory mirror of each queried store.
 //! - [`outbox`]: the transactional outbox of a state store (one SQLite transaction).
 //! - [`pubsub`]: the log: topics, partitions, offsets, consumer-group positions, wake-ups.
 //! - [`peek`]: reading a topic (a dead-letter topic, say) without consuming it (`devhost peek`).
@@ -104,6 +105,7 @@ pub mod jobs;
 pub mod outbox;
 pub mod peek;
 pub mod pubsub;
+pub mod query;
 pub mod resources;
 pub mod runfile;
 pub mod schedule;
@@ -271,7 +273,7 @@ impl DevhostBuilder {
                 }
                 let _ = purger
                     .db
-                    .call(|inner| -> Result<usize, state::StateError> { Ok(state::purge_expired(&inner.conn)?) })
+                    .call(|inner| -> Result<usize, state::StateError> { Ok(state::purge_expired(inner)?) })
                     .await;
             }
         }));

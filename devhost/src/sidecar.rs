@@ -25,6 +25,7 @@ use crate::host::Host;
 use crate::jobs;
 use crate::outbox;
 use crate::pubsub::NewMessage;
+use crate::query;
 use crate::resources::ComponentKind;
 use crate::state::{self, Op, StateError};
 
@@ -583,30 +584,37 @@ async fn query_state(
 ) -> Result<Response, ApiError> {
     store(&ctx, &store_name)?;
     let request = parse_json(&body)?;
-    let query = state::parse_query(&request).map_err(|e| ApiError::malformed(format!("failed parsing query: {e}")))?;
-    state::check_query(&query)
+    let query = query::parse_query(&request).map_err(|e| ApiError::malformed(format!("failed parsing query: {e}")))?;
+    query::check_query(&query)
         .map_err(|e| ApiError::internal("ERR_STATE_QUERY", format!("failed query in state store {store_name}: {e}")))?;
     let name = store_name.clone();
-    let rows = ctx
+    let (hits, token) = ctx
         .host
         .db
-        .call(move |inner| -> Result<_, StateError> { Ok(state::query_rows(inner, &name)?) })
+        .call(move |inner| -> Result<_, StateError> { Ok(query::run(inner, &name, &query)?) })
         .await
-        .map_err(|e| {
-        ApiError::internal("ERR_STATE_QUERY", format!("failed query in state store {store_name}: {e}"))
-    })?;
-    let (hits, token) = state::run_query(rows, &query);
+        .map_err(|e| ApiError::internal("ERR_STATE_QUERY", format!("failed query in state store {store_name}: {e}")))?;
     if hits.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let results: Vec<Value> = hits
-        .into_iter()
-        .map(|(key, data, etag)| json!({"key": state::original_key(&key), "data": data.as_ref(), "etag": etag.to_string()}))
-        .collect();
-    let mut body = json!({"results": results});
-    if let (Some(token), Value::Object(m)) = (token, &mut body) {
-        m.insert("token".into(), json!(token));
+    /// The wire shape of a result, serialised straight from the mirror's values (no copies).
+    #[derive(serde::Serialize)]
+    struct Hit<'a> {
+        key: &'a str,
+        data: &'a Value,
+        etag: String,
     }
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        results: Vec<Hit<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    }
+    let results = hits
+        .iter()
+        .map(|(key, data, etag)| Hit { key: state::original_key(key), data, etag: etag.to_string() })
+        .collect();
+    let body = Answer { results, token };
     Ok(axum::Json(body).into_response())
 }
 

@@ -223,7 +223,7 @@ async fn query_filters_sorts_and_pages() {
     let string_gt = query(json!({"filter": {"GT": {"owner": "a"}}})).await;
     assert_eq!((string_gt.status, string_gt.error_code().as_str()), (500, "ERR_STATE_QUERY"));
 
-    // Queries see every write since the last query (values are parsed once per ETag).
+    // Queries see every write since the last query (they are answered from an in-memory mirror).
     let alice = || query(json!({"filter": {"EQ": {"owner": "alice"}}, "sort": [{"key": "meta.rank", "order": "ASC"}]}));
     assert_eq!(keys(&alice().await), ["task:4", "task:2", "task:0"]);
     save(&e.a, "shared", json!([{"key": "task:4", "value": {"owner": "bob", "meta": {"rank": "r5"}}}])).await;
