@@ -39,7 +39,8 @@ release: ## Build the release binaries (what the images ship)
 .PHONY: test
 test: ## Run every test of the workspace (the end-to-end tests run the built binaries)
 	$(CARGO) build --workspace --locked
-	$(CARGO) test --workspace --locked --all-features
+	$(CARGO) test --workspace --locked
+	$(CARGO) test --locked -p shared --features tls --lib dapr::
 
 .PHONY: faults
 faults: ## Run only the fault suite and print its summary (part of make test too)

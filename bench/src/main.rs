@@ -77,7 +77,6 @@ const LIST_P95_MS: f64 = 50.0;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    system_tests::init_tls();
     let config: Config = envy::prefixed("BENCH_").from_env().context("BENCH_* settings")?;
     let say = |s: &str| eprintln!("bench: {s}");
 

@@ -22,7 +22,6 @@ pub struct Answer {
 
 impl Api {
     pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
-        crate::init_tls();
         let http =
             reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build().context("HTTP client")?;
         Ok(Self { base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), http })

@@ -21,9 +21,3 @@ pub fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
 }
-
-/// Installs the TLS provider reqwest is built to expect (the workspace builds it without a
-/// default one, see `shared::dapr`). Idempotent.
-pub fn init_tls() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

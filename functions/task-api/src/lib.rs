@@ -13,6 +13,7 @@
 //! - [`config`]: `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `LIST_SCAN_LIMIT` from the
 //!   environment; refuses to start without a usable secret.
 //! - [`auth`]: bearer tokens (HS256) to a [`auth::User`], and minting them.
+//! - [`hs256`]: HS256 as jsonwebtoken's crypto provider (and no other algorithm).
 //! - [`error`]: [`error::ApiError`], every failure as `{"error", "field"}` with its status.
 //! - [`app`]: the state handlers share.
 //! - [`access`]: reading the caller's task (404 for anyone else's) and the read-modify-write
@@ -33,6 +34,7 @@ pub mod config;
 pub mod cursor;
 pub mod dev_token;
 pub mod error;
+pub mod hs256;
 pub mod listing;
 pub mod params;
 pub mod precondition;

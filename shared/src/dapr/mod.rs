@@ -102,6 +102,34 @@ impl DaprConfig {
     }
 }
 
+/// HTTPS to the sidecar, in a build with the `tls` feature. reqwest is built without a
+/// default TLS provider so that such a binary carries `ring` rather than aws-lc (half the
+/// size); installing it is idempotent, and an error only means another provider came first.
+#[cfg(feature = "tls")]
+fn tls(builder: reqwest::ClientBuilder, base: &Url) -> Result<reqwest::ClientBuilder, DaprError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(if base.scheme() == "http" {
+        // Plain HTTP to a local sidecar needs no trust roots, and loading the platform's
+        // (parsing every CA certificate on the machine) would be most of a cold start.
+        builder.tls_certs_only(std::iter::empty())
+    } else {
+        builder
+    })
+}
+
+/// Without the `tls` feature an `https` endpoint is refused when the client is built, naming
+/// the fix, rather than failing on the first request.
+#[cfg(not(feature = "tls"))]
+fn tls(builder: reqwest::ClientBuilder, base: &Url) -> Result<reqwest::ClientBuilder, DaprError> {
+    if base.scheme() == "https" {
+        return Err(DaprError::Config(format!(
+            "DAPR_HTTP_ENDPOINT {base} is https, and this build has no TLS: build with \
+             `--features shared/tls`, or reach the sidecar over http (it runs beside the app)"
+        )));
+    }
+    Ok(builder)
+}
+
 /// A cheap-to-clone handle on one sidecar.
 #[derive(Debug, Clone)]
 pub struct Dapr {
@@ -120,21 +148,13 @@ struct Inner {
 
 impl Dapr {
     pub fn new(config: &DaprConfig) -> Result<Self, DaprError> {
-        // reqwest is built without a default TLS provider so that binaries carry `ring` rather
-        // than aws-lc (half the size). Installing it is idempotent; an error only means another
-        // provider was installed first, which is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let base = config.base_url()?;
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.dapr_request_timeout_ms))
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(60))
             .no_proxy();
-        if base.scheme() == "http" {
-            // Plain HTTP to a local sidecar needs no trust roots, and loading the platform's
-            // (parsing every CA certificate on the machine) would be most of a cold start.
-            builder = builder.tls_certs_only(std::iter::empty());
-        }
+        let builder = tls(builder, &base)?;
         let http = builder.build().map_err(|e| DaprError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -271,6 +291,19 @@ mod tests {
         assert_eq!(config.base_url().unwrap().as_str(), "http://127.0.0.1:3601/");
         config.dapr_http_endpoint = Some("ftp://x".into());
         assert!(matches!(config.base_url(), Err(DaprError::Config(_))));
+    }
+
+    #[test]
+    fn an_https_endpoint_needs_the_tls_feature() {
+        let config =
+            DaprConfig { dapr_http_endpoint: Some("https://dapr.example/prefix".into()), ..DaprConfig::default() };
+        match Dapr::new(&config) {
+            #[cfg(feature = "tls")]
+            Ok(dapr) => assert_eq!(dapr.url(&["v1.0", "healthz"]).as_str(), "https://dapr.example/prefix/v1.0/healthz"),
+            #[cfg(not(feature = "tls"))]
+            Err(DaprError::Config(message)) => assert!(message.contains("--features shared/tls"), "{message}"),
+            other => panic!("unexpected: {other:?}"),
+        }
     }
 
     #[test]
