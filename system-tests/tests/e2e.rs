@@ -8,6 +8,7 @@
 //! - poison messages go to the dead-letter topic without blocking the messages behind them;
 //! - a recurring task completed twice, with every event delivered twice, has one next instance;
 //! - a reminder moved three times fires once, at the last time;
+//! - a completion delivered before its creation is applied once, by every consumer;
 //! - deleting an occurrence skips it and the series goes on, until `?series=end`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -411,6 +412,83 @@ async fn a_doubly_completed_recurring_task_has_one_next_instance() -> anyhow::Re
         assert_eq!(items.len(), 2, "the completed task and one next instance: {all}");
         let trail = api.get(&format!("/v1/tasks/{}/audit", next["id"].as_str().unwrap_or_default())).await?;
         assert_eq!(trail["items"].as_array().map_or(0, Vec::len), 1, "one creation: {trail}");
+        anyhow::Ok(())
+    }
+    .await;
+    system.stop().await;
+    result
+}
+
+/// Dapr's outbox publishes without a partition key, so the events of one task can arrive in
+/// any order. Here a recurring task's `completed` event is delivered before its `created`
+/// event, on one partition so that the order is certain: the audit trail still has both, in
+/// version order; the series gets exactly one next occurrence; the late `created` does not
+/// bring back the reminder the completion cancelled; nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_delivered_before_its_creation_is_applied_once() -> anyhow::Result<()> {
+    use shared::domain::validate::{NewTask, new_task};
+    use shared::events::{components, occurrence_request_id};
+
+    let setup = Setup::new(&[])?;
+    let system = setup.start(false).await?;
+    let api = setup.api(USER)?;
+    let sidecar = setup.sidecar("task-api")?.to_owned();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
+    let result = async {
+        let id = task_id_for_request(USER, "reordered");
+        let input: NewTask = serde_json::from_value(json!({
+            "title": "Water the plants", "tags": ["reordered"],
+            "due": (Utc::now() + chrono::Duration::days(2)).to_rfc3339_opts(SecondsFormat::Secs, true),
+            "reminder": {"before_due_seconds": 3600},
+            "recurrence": {"rule": "FREQ=WEEKLY"},
+        }))?;
+        let created = new_task(id, USER, input, None, Utc::now())?;
+        let mut completed = created.clone();
+        assert!(completed.complete(Utc::now()));
+        // The store holds what task-api's transaction wrote: the completed version.
+        let saved = json_body(
+            http.post(format!("{sidecar}/v1.0/state/{}", components::TASKS_STORE)),
+            &json!([{"key": completed.key(), "value": completed}]),
+        )
+        .send()
+        .await?;
+        assert_eq!(saved.status(), StatusCode::NO_CONTENT);
+        // Its two events, as the outbox publishes them, in the wrong order.
+        for (n, (event_type, task)) in
+            [(types::TASK_COMPLETED, &completed), (types::TASK_CREATED, &created)].iter().enumerate()
+        {
+            let url = reqwest::Url::parse_with_params(
+                &format!("{sidecar}/v1.0/publish/{}/{}", components::PUBSUB, topics::TASK_EVENTS),
+                [
+                    ("metadata.cloudevent.type", *event_type),
+                    ("metadata.cloudevent.id", &format!("reordered-{n}")),
+                    ("metadata.cloudevent.subject", &id.to_string()),
+                    ("metadata.partitionKey", &id.to_string()),
+                ],
+            )?;
+            assert_eq!(
+                json_body(http.post(url), &serde_json::to_value(task)?).send().await?.status(),
+                StatusCode::NO_CONTENT
+            );
+        }
+        eventually("every consumer to catch up", SETTLE, || async { Ok((setup.backlog()? == 0).then_some(())) })
+            .await?;
+
+        assert_eq!(audit_of(&api, &id.to_string()).await?, ["created", "completed"]);
+        let next = task_id_for_request(USER, &occurrence_request_id(id, 1));
+        let next = eventually("the next occurrence", SETTLE, || async {
+            let answer = api.call(reqwest::Method::GET, &format!("/v1/tasks/{next}"), None).await?;
+            Ok((answer.status == StatusCode::OK).then_some(answer.body))
+        })
+        .await?;
+        assert_eq!((next["status"].as_str(), next["series"]["index"].as_u64()), (Some("open"), Some(1)));
+        let all = api.get_query("/v1/tasks", &[("tag", "reordered")]).await?;
+        assert_eq!(all["items"].as_array().map_or(0, Vec::len), 2, "the completed task and one next occurrence: {all}");
+        let reminder = api.get(&format!("/v1/tasks/{id}/reminder")).await?;
+        assert_eq!(reminder["status"], "cancelled", "the late creation must not revive the reminder: {reminder}");
+        for app in ["create-task", "on-task-completed", "fire-reminder", "audit-writer"] {
+            assert!(setup.peek(&topics::dead_letter(app))?.is_empty(), "{app} dead-lettered an event");
+        }
         anyhow::Ok(())
     }
     .await;

@@ -12,13 +12,16 @@
 //!
 //! Run twice: as is, and with every message delivered twice. `FAULT_KILLS` sets the number of
 //! kills (default 4, and 2 with duplicates); `FAULT_SEED` replays a run's commands.
+//!
+//! The same load and checks also meet a store outage instead of kills: SQLite's write lock is
+//! held from outside for longer than every timeout involved, and nothing may be dead-lettered.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use shared::events::{occurrence_request_id, task_id_for_request};
+use shared::events::{occurrence_request_id, task_id_for_request, topics};
 use system_tests::api::{Api, eventually, json_body};
 use system_tests::host::Setup;
 
@@ -185,6 +188,13 @@ impl Worker {
     }
 }
 
+/// `FAULT_SEED`, or a fresh seed.
+fn seed() -> u64 {
+    std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        u64::from(std::process::id()) << 20 | u64::from(chrono::Utc::now().timestamp_subsec_micros())
+    }) | 1
+}
+
 fn kills(default: u32) -> u32 {
     std::env::var("FAULT_KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(default)
 }
@@ -201,9 +211,7 @@ async fn with_every_message_delivered_twice_too() -> anyhow::Result<()> {
 }
 
 async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
-    let seed = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        u64::from(std::process::id()) << 20 | u64::from(chrono::Utc::now().timestamp_subsec_micros())
-    }) | 1;
+    let seed = seed();
     eprintln!("faults {flags:?}: seed {seed} (FAULT_SEED={seed} replays this run)");
     let mut rng = Rng(seed);
     let setup = Setup::new(&[])?;
@@ -222,31 +230,9 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
         let load_for = if last { Duration::ZERO } else { Duration::from_millis(500 + rng.below(2000)) };
         // Past the kill, so that every worker is cut off by it; the last round sends no new commands.
         let until = if last { Instant::now() } else { Instant::now() + load_for + Duration::from_secs(3) };
-        // Each worker runs on its own task with its own generator, and comes back with its model.
-        let handles: Vec<_> = std::mem::take(&mut workers)
-            .into_iter()
-            .enumerate()
-            .map(|(w, mut worker)| {
-                let (api, http, mut rng) = (api.clone(), http.clone(), Rng(rng.next() | 1));
-                tokio::spawn(async move {
-                    let result = worker.run(&api, &http, &mut rng, w, until).await;
-                    (worker, result)
-                })
-            })
-            .collect();
-        let load = async {
-            let mut results = Vec::new();
-            for handle in handles {
-                let (worker, result) = handle.await?;
-                workers.push(worker);
-                results.push(result);
-            }
-            anyhow::Ok(results)
-        };
+        let load = run_workers(&mut workers, &api, &http, &mut rng, until);
         if last {
-            for result in load.await? {
-                result?;
-            }
+            load.await?;
             let still = workers.iter().filter(|w| w.pending.is_some()).count();
             if still > 0 {
                 bail!("{still} commands still without an answer after the last restart");
@@ -259,10 +245,8 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
             tokio::time::sleep(load_for).await;
             devhost.kill_all()
         };
-        let (results, killed) = tokio::join!(load, killer);
-        for result in results? {
-            result?;
-        }
+        let (loaded, killed) = tokio::join!(load, killer);
+        loaded?;
         if killed.with_context(|| format!("devhost's log ends with:\n{}", tail(&log)))? != 5 {
             bail!("the kill did not find the five functions");
         }
@@ -285,6 +269,114 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
     );
     assert_eq!(survived, kills);
     assert!(tasks.len() >= 5, "too few tasks to prove anything: {}", tasks.len());
+    Ok(())
+}
+
+/// Runs every worker on its own task, with its own generator, until `until` (or until its
+/// command's answer is lost); puts the workers back with what they learnt.
+async fn run_workers(
+    workers: &mut Vec<Worker>,
+    api: &Api,
+    http: &reqwest::Client,
+    rng: &mut Rng,
+    until: Instant,
+) -> anyhow::Result<()> {
+    let handles: Vec<_> = std::mem::take(workers)
+        .into_iter()
+        .enumerate()
+        .map(|(w, mut worker)| {
+            let (api, http, mut rng) = (api.clone(), http.clone(), Rng(rng.next() | 1));
+            tokio::spawn(async move {
+                let result = worker.run(&api, &http, &mut rng, w, until).await;
+                (worker, result)
+            })
+        })
+        .collect();
+    let mut first_error = Ok(());
+    for handle in handles {
+        let (worker, result) = handle.await?;
+        workers.push(worker);
+        if first_error.is_ok() {
+            first_error = result;
+        }
+    }
+    first_error
+}
+
+/// How long the store refuses writes: longer than devhost's 5 s busy timeout (so calls fail
+/// rather than wait) and than the client's 5 s timeout, well inside the 8 retries of the
+/// `pubsubInbound` policy (about 25 s).
+const OUTAGE: Duration = Duration::from_secs(8);
+
+/// The state store and the log refuse every write for [`OUTAGE`] in the middle of a mixed
+/// load (another process holds SQLite's write lock: to devhost, what a Postgres outage is to
+/// Dapr). Handlers answer RETRY, clients get 503 and send again, and once the store is back
+/// every accepted command has exactly one effect, nothing went to a dead-letter topic, and
+/// devhost and all five functions are still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_delays_work_and_loses_nothing() -> anyhow::Result<()> {
+    let seed = seed();
+    eprintln!("outage: seed {seed} (FAULT_SEED={seed} replays this run)");
+    let mut rng = Rng(seed);
+    let setup = Setup::new(&[])?;
+    let api = setup.api(USER)?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
+    let log = setup.path().join("devhost.log");
+    let mut devhost = setup.spawn_with(&[], &[], Some(&log))?;
+    api.wait_healthy(SETTLE).await?;
+
+    let mut workers: Vec<Worker> = (0..WORKERS).map(|_| Worker::default()).collect();
+    let load_for = Duration::from_millis(1000 + rng.below(1000));
+    let until = Instant::now() + load_for + OUTAGE + Duration::from_secs(2);
+    let database = setup.database.clone();
+    let outage = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(load_for);
+        hold_write_lock(&database, OUTAGE)
+    });
+    let (loaded, locked) = tokio::join!(run_workers(&mut workers, &api, &http, &mut rng, until), outage);
+    loaded?;
+    locked??;
+    let lost = workers.iter().filter(|w| w.pending.is_some()).count();
+    // The store is back: what was lost is sent again, and nothing new.
+    run_workers(&mut workers, &api, &http, &mut rng, Instant::now()).await?;
+    if let Some(still) = workers.iter().position(|w| w.pending.is_some()) {
+        bail!("worker {still}'s command still has no answer after the outage");
+    }
+    settle(&setup).await?;
+
+    let mut checked_entries = 0;
+    let tasks: Vec<&Model> = workers.iter().flat_map(|w| &w.tasks).filter(|t| t.created).collect();
+    for task in &tasks {
+        checked_entries += check(&api, task).await.with_context(|| format!("{task:?}"))?;
+    }
+    for app in ["create-task", "on-task-completed", "fire-reminder", "audit-writer"] {
+        let dead = setup.peek(&topics::dead_letter(app))?;
+        assert!(dead.is_empty(), "{app} dead-lettered {} messages during the outage", dead.len());
+    }
+    let retried = std::fs::read_to_string(&log)?
+        .lines()
+        .filter(|l| l.contains("retrying under the inbound retry policy"))
+        .count();
+    let alive = devhost.kill_all().with_context(|| format!("devhost's log ends with:\n{}", tail(&log)))?;
+    eprintln!(
+        "outage: {OUTAGE:?} without writes survived; {lost} answers lost and sent again, {retried} deliveries \
+         retried, {} tasks and {checked_entries} audit entries checked, no dead letters",
+        tasks.len()
+    );
+    assert_eq!(alive, 5, "devhost and every function outlive the outage");
+    assert!(lost > 0, "no command met the outage: it proved nothing");
+    assert!(tasks.len() >= 5, "too few tasks to prove anything: {}", tasks.len());
+    Ok(())
+}
+
+/// Holds SQLite's write lock on `database` for `how_long`: every writer (devhost) gets
+/// `SQLITE_BUSY` after its busy timeout; readers go on (WAL).
+fn hold_write_lock(database: &str, how_long: Duration) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(database).context("opening devhost's database")?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.execute_batch("BEGIN EXCLUSIVE").context("taking the write lock")?;
+    std::thread::sleep(how_long);
+    conn.execute_batch("ROLLBACK").context("releasing the write lock")?;
     Ok(())
 }
 
