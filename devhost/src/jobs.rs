@@ -251,20 +251,21 @@ pub async fn schedule(
     let created = host
         .db
         .call(move |inner| -> Result<bool, JobDbError> {
-            let tx = inner.conn.transaction()?;
+            let tx = inner.conn.savepoint()?;
             let exists: bool = tx
-                .query_row("SELECT 1 FROM jobs WHERE app_id = ?1 AND name = ?2", params![app, name], |_| Ok(true))
+                .prepare_cached("SELECT 1 FROM jobs WHERE app_id = ?1 AND name = ?2")?
+                .query_row(params![app, name], |_| Ok(true))
                 .optional()?
                 .is_some();
             if exists && !overwrite {
                 return Ok(false);
             }
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO jobs (app_id, name, spec, next_due, triggered, created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5) \
                  ON CONFLICT (app_id, name) DO UPDATE SET spec = excluded.spec, next_due = excluded.next_due, \
                  triggered = 0, created_at = excluded.created_at",
-                params![app, name, spec, job.first_due_ms, job.created_ms],
-            )?;
+            )?
+            .execute(params![app, name, spec, job.first_due_ms, job.created_ms])?;
             tx.commit()?;
             Ok(true)
         })
@@ -294,7 +295,10 @@ pub async fn delete(host: &Host, app_id: &str, name: &str) -> Result<(), ApiErro
     let (app, name) = (app_id.to_owned(), name.to_owned());
     host.db
         .call(move |inner| -> Result<usize, JobDbError> {
-            Ok(inner.conn.execute("DELETE FROM jobs WHERE app_id = ?1 AND name = ?2", params![app, name])?)
+            Ok(inner
+                .conn
+                .prepare_cached("DELETE FROM jobs WHERE app_id = ?1 AND name = ?2")?
+                .execute(params![app, name])?)
         })
         .await
         .map_err(|e| ApiError::internal("DAPR_SCHEDULER_DELETE_JOB", format!("failed to delete job due to: {e}")))?;
@@ -478,14 +482,16 @@ async fn advance(host: &Host, due: &Due, job: &StoredJob) {
         .db
         .call(move |inner| -> Result<(), JobDbError> {
             match next {
-                Some(next) => inner.conn.execute(
-                    "UPDATE jobs SET next_due = ?4, triggered = ?5 WHERE app_id = ?1 AND name = ?2 AND spec = ?3",
-                    params![app, name, spec, next, triggered],
-                )?,
-                None => inner.conn.execute(
-                    "DELETE FROM jobs WHERE app_id = ?1 AND name = ?2 AND spec = ?3",
-                    params![app, name, spec],
-                )?,
+                Some(next) => inner
+                    .conn
+                    .prepare_cached(
+                        "UPDATE jobs SET next_due = ?4, triggered = ?5 WHERE app_id = ?1 AND name = ?2 AND spec = ?3",
+                    )?
+                    .execute(params![app, name, spec, next, triggered])?,
+                None => inner
+                    .conn
+                    .prepare_cached("DELETE FROM jobs WHERE app_id = ?1 AND name = ?2 AND spec = ?3")?
+                    .execute(params![app, name, spec])?,
             };
             Ok(())
         })

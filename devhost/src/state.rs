@@ -103,7 +103,7 @@ pub fn apply(
     let saved_etag = cache.last_etag;
     let mut written = Vec::with_capacity(ops.len());
     let result = (|| {
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let now = now_ms();
         for op in ops {
             match op {
