@@ -78,6 +78,11 @@ const LIST_P95_MS: f64 = 50.0;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config: Config = envy::prefixed("BENCH_").from_env().context("BENCH_* settings")?;
+    // Quiet by default; `RUST_LOG=warn` shows what devhost (in this process) reports, such as
+    // deliveries retried.
+    if std::env::var_os("RUST_LOG").is_some() {
+        shared::runtime::init_tracing(shared::runtime::LogFormat::Text);
+    }
     let say = |s: &str| eprintln!("bench: {s}");
 
     let want = |figure: &str| config.only.as_deref().is_none_or(|only| only.split(',').any(|f| f.trim() == figure));
@@ -96,7 +101,10 @@ async fn main() -> anyhow::Result<()> {
     for run in 1..=config.runs {
         if want("throughput") {
             say(&format!("run {run}/{}: {} creations/s for {} s", config.runs, config.rate, config.load_secs));
-            throughputs.push(load::throughput(config.rate, config.load_secs).await?);
+            let run = load::throughput(config.rate, config.load_secs).await?;
+            let timeline: Vec<String> = run.timeline.iter().map(|(_, backlog)| backlog.to_string()).collect();
+            say(&format!("backlog each second: {}", timeline.join(" ")));
+            throughputs.push(run);
         }
         if want("audit") {
             say(&format!("run {run}: create → audit latency at {}/s", config.latency_rate));
