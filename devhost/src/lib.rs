@@ -28,7 +28,8 @@
 //! - [`resources`]: Components, Resiliency and Subscription resources, read strictly.
 //! - `fields`: strict reading of YAML objects (every field consumed or reported).
 //! - [`duration`]: Go and protobuf duration syntaxes.
-//! - [`db`]: the SQLite file (schema, WAL, one connection), `:memory:` for tests.
+//! - [`db`]: the SQLite file (schema, WAL), one connection on its own thread with group
+//!   commit, background checkpoints; `:memory:` for tests.
 //! - [`state`]: state stores with `state.postgresql` v1 semantics.
 //! - [`query`]: the Query API, answered from an in-memory mirror of each queried store.
 //! - [`outbox`]: the transactional outbox of a state store (one SQLite transaction).
@@ -59,8 +60,9 @@
 //! - **Partitioner.** FNV-1a of the key instead of Sarama's hash: the same key keeps one
 //!   partition (ordering is the same), but its partition number differs from a real cluster's.
 //!   Messages are kept forever (no retention); a topic's partition count is fixed when created.
-//! - **Offsets** are committed after each settled message (Kafka commits asynchronously, so a
-//!   real crash can redeliver more).
+//! - **Offsets** are committed after each batch of up to 64 settled messages of a partition
+//!   (Kafka commits marked offsets periodically; either way a crash redelivers what was
+//!   processed since the last commit).
 //! - **Query API** compares and sorts the *text* of values, as `state.postgresql` v1 does, but in
 //!   byte order rather than the database collation; it spans the whole component (every app's
 //!   keys, as v1 spans its table).
