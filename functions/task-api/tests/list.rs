@@ -54,6 +54,20 @@ async fn list(h: &Harness, query: &str) -> Value {
     answer.body
 }
 
+/// A listed task is the same document, field for field and in the same order, as its GET.
+#[tokio::test]
+async fn a_listed_task_reads_exactly_like_its_get() {
+    let h = Harness::start().await;
+    seed(&h);
+    let listed = h.get("/v1/tasks?limit=50").user("alice").send().await;
+    assert_eq!(listed.status, 200);
+    for item in listed.body["items"].as_array().unwrap() {
+        let got = h.get(&format!("/v1/tasks/{}", item["id"].as_str().unwrap())).user("alice").send().await;
+        assert_eq!(got.status, 200);
+        assert!(listed.text.contains(&got.text), "GET {} not found verbatim in {}", got.text, listed.text);
+    }
+}
+
 #[tokio::test]
 async fn only_the_callers_live_tasks_newest_first() {
     let h = Harness::start().await;

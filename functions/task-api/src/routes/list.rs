@@ -8,7 +8,6 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use shared::dapr::{Query, SortOrder};
 use shared::domain::task::Task;
 use shared::events::components;
@@ -42,7 +41,14 @@ pub async fn handler(State(app): State<App>, user: User, uri: Uri) -> Result<Res
         })
         .collect();
     let page = listing::page(candidates, &user.id, &params);
-    let mut response = axum::Json(json!({"items": page.items, "next_cursor": page.next_cursor})).into_response();
+    // A struct rather than `json!`, which would sort each task's fields alphabetically unlike GET.
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        items: &'a [Task],
+        next_cursor: Option<&'a str>,
+    }
+    let answer = Answer { items: &page.items, next_cursor: page.next_cursor.as_deref() };
+    let mut response = axum::Json(answer).into_response();
     if scanned.truncated {
         response.headers_mut().insert(TRUNCATED_HEADER, HeaderValue::from_static("true"));
     }

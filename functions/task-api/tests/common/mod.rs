@@ -43,6 +43,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body as sent, for what JSON values do not keep (field order).
+    pub text: String,
 }
 
 impl Answer {
@@ -132,7 +134,7 @@ impl<'a> Call<'a> {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
         };
-        Answer { status, headers, body }
+        Answer { status, headers, body, text: String::from_utf8_lossy(&bytes).into_owned() }
     }
 }
 
