@@ -491,6 +491,8 @@ async fn tokens_are_enforced_and_no_secret_is_logged() -> anyhow::Result<()> {
     ] {
         assert!(!logs.contains(secret), "the {what} appears in the logs");
     }
+    // Written to a file, not a terminal: devhost's lines and the apps' carry no colour codes.
+    assert!(!logs.contains('\u{1b}'), "ANSI escape codes in a log file");
     eprintln!("faults: {} log lines checked for 4 secrets", logs.lines().count());
     Ok(())
 }
