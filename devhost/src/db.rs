@@ -334,23 +334,15 @@ mod tests {
 
         // Read back through another connection: only what was answered as committed is there.
         let conn = Connection::open(&path).unwrap();
-        let keys: Vec<String> = conn
-            .prepare("SELECT key FROM state WHERE store = 's' ORDER BY key")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let keys: Vec<String> = column(&conn, "SELECT key FROM state WHERE store = 's' ORDER BY key");
         assert_eq!(keys.len(), 2 * (400 - 134), "{keys:?}");
         assert!(keys.iter().all(|k| !k.starts_with("bad-")), "a failed transaction left {keys:?}");
-        let etags: std::collections::HashSet<i64> = conn
-            .prepare("SELECT etag FROM state WHERE store = 's'")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let etags: std::collections::HashSet<i64> = column(&conn, "SELECT etag FROM state WHERE store = 's'");
         assert_eq!(etags.len(), keys.len(), "every write has its own ETag");
+    }
+
+    fn column<T: rusqlite::types::FromSql, C: FromIterator<T>>(conn: &Connection, sql: &str) -> C {
+        conn.prepare(sql).unwrap().query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
     }
 
     async fn join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
