@@ -1,4 +1,4 @@
-//! `ETag` / `If-Match` over task versions (RFC 9110 §8.8.3, §13.1.1).
+//! `ETag` / `If-Match` / `If-None-Match` over task versions (RFC 9110 §8.8.3, §13.1.1-2).
 //!
 //! A task's entity tag is its `version` (`"3"`), not the store's ETag: the version is part of
 //! the task every client sees, survives a store migration, and grows with every change, while
@@ -37,24 +37,24 @@ impl Precondition {
         let mut seen = false;
         for value in headers.get_all(header::IF_MATCH) {
             seen = true;
-            let value = value.to_str().map_err(|_| bad("must be ASCII"))?;
+            let value = value.to_str().map_err(|_| bad(IF_MATCH, "must be ASCII"))?;
             for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                 if tag == "*" {
                     any = true;
                 } else if let Some(weak) = tag.strip_prefix("W/") {
                     // Weak tags never match under If-Match's strong comparison; keeping them
                     // (as an impossible version) makes the request fail with 412 as it must.
-                    parse_quoted(weak)?;
+                    parse_quoted(IF_MATCH, weak)?;
                     versions.push(u64::MAX);
                 } else {
-                    versions.push(parse_quoted(tag)?);
+                    versions.push(parse_quoted(IF_MATCH, tag)?);
                 }
             }
         }
         match (seen, any, versions.is_empty()) {
             (false, _, _) => Ok(Self::None),
             (true, true, _) => Ok(Self::Exists),
-            (true, false, true) => Err(bad("must be * or a list of quoted versions such as \"3\"")),
+            (true, false, true) => Err(bad(IF_MATCH, "must be * or a list of quoted versions such as \"3\"")),
             (true, false, false) => Ok(Self::Versions(versions)),
         }
     }
@@ -73,16 +73,37 @@ impl Precondition {
     }
 }
 
-fn parse_quoted(tag: &str) -> Result<u64, ApiError> {
+/// Whether a read's `If-None-Match` names the current version, i.e. the client's copy is
+/// current and the answer is `304 Not Modified`. Weak comparison, as RFC 9110 §13.1.2 asks of
+/// this header: `W/"3"` matches version 3. A malformed value is a 400 naming the header.
+pub fn not_modified(headers: &HeaderMap, current: u64) -> Result<bool, ApiError> {
+    let mut matched = false;
+    for value in headers.get_all(header::IF_NONE_MATCH) {
+        let value = value.to_str().map_err(|_| bad(IF_NONE_MATCH, "must be ASCII"))?;
+        let tags: Vec<&str> = value.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+        if tags.is_empty() {
+            return Err(bad(IF_NONE_MATCH, "must be * or a list of quoted versions such as \"3\""));
+        }
+        for tag in tags {
+            matched |= tag == "*" || parse_quoted(IF_NONE_MATCH, tag.strip_prefix("W/").unwrap_or(tag))? == current;
+        }
+    }
+    Ok(matched)
+}
+
+const IF_MATCH: &str = "If-Match";
+const IF_NONE_MATCH: &str = "If-None-Match";
+
+fn parse_quoted(name: &str, tag: &str) -> Result<u64, ApiError> {
     let inner = tag
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
-        .ok_or_else(|| bad("entity tags must be quoted, as in \"3\""))?;
-    inner.parse::<u64>().map_err(|_| bad("entity tags are task versions, as in \"3\""))
+        .ok_or_else(|| bad(name, "entity tags must be quoted, as in \"3\""))?;
+    inner.parse::<u64>().map_err(|_| bad(name, "entity tags are task versions, as in \"3\""))
 }
 
-fn bad(message: &str) -> ApiError {
-    ApiError::bad_request("If-Match", format!("If-Match {message}"))
+fn bad(name: &str, message: &str) -> ApiError {
+    ApiError::bad_request(name, format!("{name} {message}"))
 }
 
 #[cfg(test)]
@@ -118,6 +139,32 @@ mod tests {
         for bad in ["3", "\"three\"", "", "\"3"] {
             match parse(&[bad]) {
                 Err(ApiError::BadRequest { field, .. }) => assert_eq!(field.as_deref(), Some("If-Match"), "{bad:?}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn if_none_match_uses_weak_comparison_and_names_itself_when_malformed() {
+        let check = |values: &[&str], current| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+            }
+            not_modified(&headers, current)
+        };
+        assert!(!check(&[], 3).unwrap(), "no header: send the task");
+        assert!(check(&["\"3\""], 3).unwrap());
+        assert!(check(&["W/\"3\""], 3).unwrap(), "weak tags match");
+        assert!(check(&["\"1\", \"3\""], 3).unwrap());
+        assert!(check(&["\"1\"", "\"3\""], 3).unwrap());
+        assert!(check(&["*"], 3).unwrap());
+        assert!(!check(&["\"2\""], 3).unwrap(), "a stale copy gets the task");
+        for bad in ["3", "\"x\"", "", "\"3"] {
+            match check(&[bad], 3) {
+                Err(ApiError::BadRequest { field, .. }) => {
+                    assert_eq!(field.as_deref(), Some("If-None-Match"), "{bad:?}");
+                }
                 other => panic!("{bad:?}: {other:?}"),
             }
         }

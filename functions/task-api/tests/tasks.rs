@@ -37,6 +37,25 @@ async fn get_returns_the_callers_task_with_its_version_as_etag() {
 }
 
 #[tokio::test]
+async fn if_none_match_with_the_current_version_is_304_without_a_body() {
+    let h = Harness::start().await;
+    let mut t = task(1, "alice", "Pay rent");
+    t.version = 7;
+    h.put_task(&t);
+    for tag in ["\"7\"", "W/\"7\"", "\"6\", \"7\"", "*"] {
+        let answer = h.get(&path(&t)).user("alice").header("If-None-Match", tag).send().await;
+        assert_eq!((answer.status, answer.text.as_str()), (304, ""), "{tag}");
+        assert_eq!(answer.header("etag"), Some("\"7\""), "{tag}");
+    }
+    // A stale copy gets the task; another user's task stays 404 whatever the header says.
+    let stale = h.get(&path(&t)).user("alice").header("If-None-Match", "\"6\"").send().await;
+    assert_eq!((stale.status, stale.body["version"].as_u64()), (200, Some(7)));
+    assert_eq!(h.get(&path(&t)).user("bob").header("If-None-Match", "*").send().await.status, 404);
+    let malformed = h.get(&path(&t)).user("alice").header("If-None-Match", "7").send().await;
+    assert_eq!((malformed.status, malformed.body["field"].as_str()), (400, Some("If-None-Match")));
+}
+
+#[tokio::test]
 async fn missing_deleted_and_non_uuid_ids_are_404() {
     let h = Harness::start().await;
     let mut gone = task(1, "alice", "gone");

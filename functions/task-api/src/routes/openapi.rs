@@ -144,8 +144,11 @@ fn paths_object() -> Value {
             "operationId": "getTask",
             "tags": ["tasks"],
             "summary": "Read a task",
+            "parameters": [{"$ref": "#/components/parameters/IfNoneMatch"}],
             "responses": {
                 "200": task_answer("The task."),
+                "304": {"description": "`If-None-Match` names the current version: your copy is current (no body).", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}}},
+                "400": error_ref("BadRequest"),
                 "401": error_ref("Unauthorized"),
                 "404": error_ref("NotFound"),
                 "500": error_ref("Internal"),
@@ -268,6 +271,11 @@ fn parameters() -> Value {
             "description": "Make the change conditional: `\"<version>\"` (the task's ETag), a comma-separated list of them, or `*`. A version that is no longer current answers 412 and writes nothing.",
             "schema": {"type": "string", "examples": ["\"3\""]}
         },
+        "IfNoneMatch": {
+            "name": "If-None-Match", "in": "header", "required": false,
+            "description": "`\"<version>\"` (the task's ETag, weak or strong), a comma-separated list of them, or `*`: answers 304 without a body while the task is still at that version.",
+            "schema": {"type": "string", "examples": ["\"3\""]}
+        },
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": false,
             "description": "Makes the create idempotent: the same key returns the same task.",
@@ -287,7 +295,7 @@ fn parameters() -> Value {
 
 fn headers() -> Value {
     json!({
-        "ETag": {"description": "The task's version, quoted: send it back in `If-Match`.", "schema": {"type": "string", "examples": ["\"1\""]}},
+        "ETag": {"description": "The task's version, quoted: send it back in `If-Match` (conditional change) or `If-None-Match` (conditional read).", "schema": {"type": "string", "examples": ["\"1\""]}},
         "Location": {"description": "The task's URL.", "schema": {"type": "string", "examples": ["/v1/tasks/0b6a3c52-5f0e-4f59-9a8e-4f1f8d8e2b11"]}},
         "RetryAfter": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
         "WWWAuthenticate": {"description": "The Bearer challenge (RFC 6750).", "schema": {"type": "string"}},
