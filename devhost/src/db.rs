@@ -18,7 +18,12 @@
 //! into a few; alone, a call commits as before. If the group's commit fails, every call of the
 //! group gets the error and the in-memory counters are reloaded from the file.
 //!
-//! Kept off that thread, because `make bench` showed them on the path of every message: WAL
+//! Reads that need nothing but the file (a state get, a batch of messages to deliver, a job)
+//! go to reader threads with connections of their own instead ([`Db::read`]): WAL lets them
+//! run beside the writer, and since a write is answered only after it committed, a read that
+//! follows it sees it.
+//!
+//! Kept off those threads, because `make bench` showed them on the path of every message: WAL
 //! checkpoints (the only `fsync`s under `synchronous=NORMAL`) run on a second connection in a
 //! thread of their own instead of inside whichever commit crossed the threshold, and reads hit
 //! a page cache sized for a development database, through a memory map, instead of a `pread`
@@ -27,7 +32,7 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -88,6 +93,10 @@ CREATE TABLE IF NOT EXISTS jobs (
 const CACHE_KIB: i64 = 64 * 1024;
 /// How much of the database file is read through a memory map.
 const MMAP_BYTES: i64 = 256 * 1024 * 1024;
+/// Reader threads (and connections) of a database file.
+const READERS: usize = 2;
+/// Each reader's page cache, in KiB.
+const READER_CACHE_KIB: i64 = 16 * 1024;
 /// The most calls committed together.
 const GROUP_MAX: usize = 128;
 /// How often the checkpointer copies committed WAL frames into the database file.
@@ -121,11 +130,15 @@ pub struct DbInner {
 /// the outcome of the transaction the call was committed in.
 type Call = Box<dyn FnOnce(&mut DbInner) -> Answer + Send>;
 type Answer = Box<dyn FnOnce(Result<(), &TaskFailed>) + Send>;
+/// A read queued for the reader threads.
+type Read = Box<dyn FnOnce(&Connection) + Send>;
 
 /// A cheap-to-clone handle on the database.
 #[derive(Debug, Clone)]
 pub struct Db {
     calls: mpsc::Sender<Call>,
+    /// `None` for `:memory:`, which no other connection can see: reads go to the writer.
+    reads: Option<mpsc::Sender<Read>>,
     path: String,
 }
 
@@ -164,8 +177,10 @@ impl Db {
         let cache = Cache { last_etag, ..Cache::default() };
         let (calls, queue) = mpsc::channel::<Call>();
         let open = Arc::new(());
+        let mut reads = None;
         if path != ":memory:" {
             spawn_checkpointer(path, Arc::downgrade(&open))?;
+            reads = Some(spawn_readers(path)?);
         }
         let inner = DbInner { conn, cache };
         std::thread::Builder::new()
@@ -175,7 +190,7 @@ impl Db {
                 serve(inner, &queue);
             })
             .context("starting the database thread")?;
-        Ok(Self { calls, path: path.to_owned() })
+        Ok(Self { calls, reads, path: path.to_owned() })
     }
 
     pub fn path(&self) -> &str {
@@ -205,6 +220,50 @@ impl Db {
         self.calls.send(call).map_err(|_| E::from(TaskFailed("the database thread has stopped".into())))?;
         answered.await.map_err(|_| E::from(TaskFailed("the database call panicked".into())))?
     }
+
+    /// Runs `f`, which only reads, on a reader connection: it sees every write answered before
+    /// it was called.
+    pub async fn read<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<TaskFailed> + Send + 'static,
+    {
+        let Some(reads) = &self.reads else { return self.call(move |inner| f(&inner.conn)).await };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let read: Read = Box::new(move |conn| {
+            let _ = answer.send(f(conn));
+        });
+        reads.send(read).map_err(|_| E::from(TaskFailed("the reader threads have stopped".into())))?;
+        answered.await.map_err(|_| E::from(TaskFailed("the database read panicked".into())))?
+    }
+}
+
+/// [`READERS`] threads, each with its own connection to `path`, taking reads from one queue
+/// until every [`Db`] handle is gone.
+fn spawn_readers(path: &str) -> anyhow::Result<mpsc::Sender<Read>> {
+    let (reads, queue) = mpsc::channel::<Read>();
+    let queue = Arc::new(Mutex::new(queue));
+    for n in 0..READERS {
+        let conn = Connection::open(path).with_context(|| format!("opening {path} for reading"))?;
+        conn.busy_timeout(Duration::from_secs(5)).context("setting busy timeout")?;
+        conn.pragma_update(None, "cache_size", -READER_CACHE_KIB).context("sizing the page cache")?;
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES).context("mapping the database file")?;
+        let queue = queue.clone();
+        std::thread::Builder::new()
+            .name(format!("devhost-read-{n}"))
+            .spawn(move || {
+                loop {
+                    // The lock is held only to take the next read, not while running it.
+                    let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    let Ok(read) = next else { return };
+                    // A panicking read drops its answer: its caller hears of it.
+                    let _ = catch_unwind(AssertUnwindSafe(|| read(&conn)));
+                }
+            })
+            .context("starting a reader thread")?;
+    }
+    Ok(reads)
 }
 
 /// The database thread: runs calls until every [`Db`] handle is gone, committing the calls
@@ -351,6 +410,28 @@ mod tests {
             out.push(handle.await.unwrap());
         }
         out
+    }
+
+    /// A read on a reader connection sees every write answered before it, each time; with
+    /// `:memory:` (no other connection can see it) reads go to the writer and see the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_sees_every_write_answered_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Db::open(dir.path().join("devhost.sqlite").to_str().unwrap()).unwrap();
+        for db in [file, Db::open(":memory:").unwrap()] {
+            for n in 0..200 {
+                let ops = vec![Op::Set {
+                    key: "k".into(),
+                    value: n.to_string(),
+                    etag: None,
+                    first_write: false,
+                    ttl_secs: None,
+                }];
+                db.call(move |inner| state::apply(inner, "s", &ops, &[], 1)).await.unwrap();
+                let row = db.read(|conn| -> Result<_, StateError> { Ok(state::get(conn, "s", "k")?) }).await.unwrap();
+                assert_eq!(row.map(|r| r.value), Some(n.to_string()), "{}", db.path());
+            }
+        }
     }
 
     /// A panicking call is reported to its caller and does not take the database thread down.

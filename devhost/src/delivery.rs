@@ -160,8 +160,8 @@ impl Subscriber {
             let batch = self
                 .host
                 .db
-                .call(move |inner| -> Result<Vec<Stored>, LoopError> {
-                    Ok(pubsub::fetch(&inner.conn, &pubsub, &topic, partition, next, 64)?)
+                .read(move |conn| -> Result<Vec<Stored>, LoopError> {
+                    Ok(pubsub::fetch(conn, &pubsub, &topic, partition, next, 64)?)
                 })
                 .await;
             let batch = match batch {

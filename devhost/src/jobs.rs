@@ -280,10 +280,10 @@ pub async fn schedule(
 pub async fn get(host: &Host, app_id: &str, name: &str) -> Result<Option<StoredJob>, ApiError> {
     let (app, name) = (app_id.to_owned(), name.to_owned());
     host.db
-        .call(move |inner| -> Result<Option<StoredJob>, JobDbError> {
-            let spec: Option<String> = inner
-                .conn
-                .query_row("SELECT spec FROM jobs WHERE app_id = ?1 AND name = ?2", params![app, name], |r| r.get(0))
+        .read(move |conn| -> Result<Option<StoredJob>, JobDbError> {
+            let spec: Option<String> = conn
+                .prepare_cached("SELECT spec FROM jobs WHERE app_id = ?1 AND name = ?2")?
+                .query_row(params![app, name], |r| r.get(0))
                 .optional()?;
             Ok(spec.and_then(|s| serde_json::from_str(&s).ok()))
         })

@@ -393,14 +393,10 @@ async fn get_state(
     let config = store(&ctx, &store_name)?;
     let full = full_key(&ctx, &store_name, &config.key_prefix, &key)?;
     let name = store_name.clone();
-    let row = ctx
-        .host
-        .db
-        .call(move |inner| -> Result<_, StateError> { Ok(state::get(&inner.conn, &name, &full)?) })
-        .await
-        .map_err(|e| {
-            ApiError::internal("ERR_STATE_GET", format!("fail to get {key} from state store {store_name}: {e}"))
-        })?;
+    let row =
+        ctx.host.db.read(move |conn| -> Result<_, StateError> { Ok(state::get(conn, &name, &full)?) }).await.map_err(
+            |e| ApiError::internal("ERR_STATE_GET", format!("fail to get {key} from state store {store_name}: {e}")),
+        )?;
     let Some(row) = row else { return Ok(StatusCode::NO_CONTENT.into_response()) };
     let mut response = (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], row.value).into_response();
     if let Ok(v) = HeaderValue::from_str(&row.etag.to_string()) {
@@ -473,8 +469,8 @@ async fn bulk_get(State(ctx): State<Ctx>, Path(store_name): Path<String>, body: 
     let rows = ctx
         .host
         .db
-        .call(move |inner| -> Result<Vec<_>, StateError> {
-            pairs.into_iter().map(|(key, full)| Ok((key, state::get(&inner.conn, &name, &full)?))).collect()
+        .read(move |conn| -> Result<Vec<_>, StateError> {
+            pairs.into_iter().map(|(key, full)| Ok((key, state::get(conn, &name, &full)?))).collect()
         })
         .await
         .map_err(|e| {
