@@ -59,6 +59,22 @@ impl Bench {
         }
     }
 
+    /// Runs one figure on a fresh system, and stops the system however the figure ends.
+    pub async fn run<T>(figure: impl AsyncFnOnce(&Self) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let bench = Self::start().await?;
+        let result = figure(&bench).await;
+        bench.stop().await;
+        result
+    }
+
+    /// Waits until every consumer group has caught up, or fails past [`DRAIN_LIMIT`].
+    pub async fn drained(&self) -> anyhow::Result<()> {
+        if self.drain().await?.is_none() {
+            bail!("the backlog did not drain within {DRAIN_LIMIT:?}");
+        }
+        Ok(())
+    }
+
     /// Waits until every consumer group has caught up; how long that took, or `None` past
     /// [`DRAIN_LIMIT`].
     pub async fn drain(&self) -> anyhow::Result<Option<Duration>> {
@@ -175,8 +191,7 @@ pub struct Throughput {
 }
 
 pub async fn throughput(rate: u32, secs: u64) -> anyhow::Result<Throughput> {
-    let bench = Bench::start().await?;
-    let result = async {
+    Bench::run(async |bench| {
         let samples: Arc<Mutex<Vec<i64>>> = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sampler = {
@@ -223,16 +238,13 @@ pub async fn throughput(rate: u32, secs: u64) -> anyhow::Result<Throughput> {
             rss_after_mib,
             events,
         })
-    }
-    .await;
-    bench.stop().await;
-    result
+    })
+    .await
 }
 
 /// Milliseconds from publishing each creation request to its `created` audit entry.
 pub async fn audit_latency(rate: u32, secs: u64) -> anyhow::Result<Vec<f64>> {
-    let bench = Bench::start().await?;
-    let result = async {
+    Bench::run(async |bench| {
         let offered = bench
             .offer(
                 "latency",
@@ -242,9 +254,7 @@ pub async fn audit_latency(rate: u32, secs: u64) -> anyhow::Result<Vec<f64>> {
                 |n| json!({ "title": format!("latency {n}") }),
             )
             .await?;
-        if bench.drain().await?.is_none() {
-            bail!("the backlog did not drain within {DRAIN_LIMIT:?}");
-        }
+        bench.drained().await?;
         let sent: HashMap<Uuid, DateTime<Utc>> =
             offered.accepted.iter().map(|(id, at)| (task_id_for_request("latency", id), *at)).collect();
         let mut latencies = Vec::with_capacity(sent.len());
@@ -265,17 +275,14 @@ pub async fn audit_latency(rate: u32, secs: u64) -> anyhow::Result<Vec<f64>> {
             bail!("{} creations accepted but {} audited", sent.len(), latencies.len());
         }
         Ok(latencies)
-    }
-    .await;
-    bench.stop().await;
-    result
+    })
+    .await
 }
 
 /// How late each of `count` reminders due within the same minute fired, in milliseconds, and
 /// how many did not fire at all.
 pub async fn reminder_lateness(count: u64) -> anyhow::Result<(Vec<f64>, usize)> {
-    let bench = Bench::start().await?;
-    let result = async {
+    Bench::run(async |bench| {
         // Time to create them all and schedule their jobs before the minute starts.
         let minute = Utc::now() + chrono::Duration::seconds(20);
         let spacing_ms = 60_000 / count.max(1);
@@ -308,17 +315,14 @@ pub async fn reminder_lateness(count: u64) -> anyhow::Result<(Vec<f64>, usize)> 
         let lateness: Vec<f64> = records.iter().filter_map(|(_, r)| r["late_by_ms"].as_u64()).map(|ms| ms as f64).collect();
         let missing = count as usize - lateness.len().min(count as usize);
         Ok((lateness, missing))
-    }
-    .await;
-    bench.stop().await;
-    result
+    })
+    .await
 }
 
 /// Milliseconds per `GET /v1/tasks` with search, filter and sort over `tasks` tasks of one
 /// user, over `requests` requests after a warm-up.
 pub async fn list_latency(tasks: u64, requests: usize) -> anyhow::Result<Vec<f64>> {
-    let bench = Bench::start().await?;
-    let result = async {
+    Bench::run(async |bench| {
         let priorities = ["low", "medium", "high", "urgent"];
         let offered = bench
             .offer("lister", 2000, tasks, Duration::from_secs(120), |n| {
@@ -335,9 +339,7 @@ pub async fn list_latency(tasks: u64, requests: usize) -> anyhow::Result<Vec<f64
         if offered.accepted.len() as u64 != tasks {
             bail!("only {} of {tasks} tasks were accepted", offered.accepted.len());
         }
-        if bench.drain().await?.is_none() {
-            bail!("the backlog did not drain within {DRAIN_LIMIT:?}");
-        }
+        bench.drained().await?;
         let api = bench.setup.api("lister")?;
         let query = [("q", "report"), ("status", "open"), ("priority", "high"), ("tag", "work"), ("sort", "-due"), ("limit", "50")];
         let first = api.get_query("/v1/tasks", &query).await?;
@@ -353,8 +355,6 @@ pub async fn list_latency(tasks: u64, requests: usize) -> anyhow::Result<Vec<f64
             }
         }
         Ok(latencies)
-    }
-    .await;
-    bench.stop().await;
-    result
+    })
+    .await
 }

@@ -20,6 +20,13 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// A plain HTTP client for what [`Api`] does not send (publishes, sidecar calls, requests with
+/// headers of their own). Its 5 s timeout turns a system that is down into an answer that is
+/// lost, which the fault tests count, rather than a hang.
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build().context("HTTP client")
+}
+
 impl Api {
     pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
         let http =

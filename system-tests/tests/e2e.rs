@@ -21,7 +21,7 @@ use chrono::{SecondsFormat, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::{task_id_for_request, topics, types};
-use system_tests::api::{Api, eventually, json_body};
+use system_tests::api::{Api, client, eventually, json_body};
 use system_tests::host::{Setup, task_create_url};
 use system_tests::scenario;
 use tokio::sync::Mutex;
@@ -196,7 +196,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     let setup = Setup::new(&[])?;
     let api = setup.api(USER)?;
     let sidecar = setup.sidecar("task-api")?.to_owned();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
+    let http = client()?;
 
     let mut devhost = setup.spawn()?;
     api.wait_healthy(SETTLE).await?;
@@ -329,7 +329,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_without_blocking() -> anyho
     let setup = Setup::new(&[])?;
     let system = setup.start(false).await?;
     let api = setup.api(USER)?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
+    let http = client()?;
     let sidecar = setup.sidecar("task-api")?;
 
     let valid =
@@ -433,7 +433,7 @@ async fn a_completion_delivered_before_its_creation_is_applied_once() -> anyhow:
     let system = setup.start(false).await?;
     let api = setup.api(USER)?;
     let sidecar = setup.sidecar("task-api")?.to_owned();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
+    let http = client()?;
     let result = async {
         let id = task_id_for_request(USER, "reordered");
         let input: NewTask = serde_json::from_value(json!({

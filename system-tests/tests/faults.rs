@@ -22,7 +22,7 @@ use anyhow::{Context as _, bail};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use shared::events::{occurrence_request_id, task_id_for_request, topics};
-use system_tests::api::{Api, eventually, json_body};
+use system_tests::api::{Api, client, eventually, json_body};
 use system_tests::host::Setup;
 
 const USER: &str = "faulty";
@@ -216,7 +216,7 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
     let mut rng = Rng(seed);
     let setup = Setup::new(&[])?;
     let api = setup.api(USER)?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
+    let http = client()?;
     let mut workers: Vec<Worker> = (0..WORKERS).map(|_| Worker::default()).collect();
 
     let mut survived = 0;
@@ -320,7 +320,7 @@ async fn a_store_outage_delays_work_and_loses_nothing() -> anyhow::Result<()> {
     let mut rng = Rng(seed);
     let setup = Setup::new(&[])?;
     let api = setup.api(USER)?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
+    let http = client()?;
     let log = setup.path().join("devhost.log");
     let mut devhost = setup.spawn_with(&[], &[], Some(&log))?;
     api.wait_healthy(SETTLE).await?;
@@ -448,7 +448,7 @@ async fn tokens_are_enforced_and_no_secret_is_logged() -> anyhow::Result<()> {
     let devhost =
         setup.spawn_with(&[], &[("DAPR_API_TOKEN", &api_token), ("APP_API_TOKEN", &app_token)], Some(&log))?;
     let api = setup.api(USER)?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build()?;
+    let http = client()?;
     api.wait_healthy(SETTLE).await?;
 
     // The whole flow works with the tokens on.
