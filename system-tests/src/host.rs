@@ -73,17 +73,33 @@ pub fn children_of(pid: u32) -> anyhow::Result<Vec<u32>> {
     for entry in std::fs::read_dir("/proc").context("/proc")? {
         let entry = entry?;
         let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // `pid (comm) state ppid ...`; comm may contain spaces, so parse after the last ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(pid) {
+        if stat_field(child, 1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
             children.push(child);
         }
     }
     Ok(children)
+}
+
+/// Field `n` after the command name of `/proc/<pid>/stat` (0: state, 1: parent pid), `None`
+/// once the process is gone. `pid (comm) state ppid ...`; comm may contain spaces, so the
+/// fields are read after the last ')'.
+fn stat_field(pid: u32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(n)).map(str::to_owned)
+}
+
+/// Waits until each of `pids` has exited (gone, or a zombie: its sockets are closed). `kill`
+/// returns as soon as the signal is sent; a process restarted on the same port before the
+/// killed one has exited would find the port still taken.
+fn wait_exited(pids: &[u32]) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Some(pid) = pids.iter().find(|pid| stat_field(**pid, 0).is_some_and(|state| state != "Z")) {
+        if std::time::Instant::now() > deadline {
+            bail!("process {pid} still running 10 s after SIGKILL");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// Where [`free_port`] looks: below Linux's ephemeral range (32768-60999), which the kernel
@@ -260,6 +276,7 @@ impl Spawned {
         if !status.success() {
             bail!("kill -KILL {pids:?} failed");
         }
+        wait_exited(&children)?;
         Ok(children.len())
     }
 }

@@ -223,7 +223,9 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
     for round in 0..=kills {
         let log = setup.path().join(format!("devhost-{round}.log"));
         let mut devhost = setup.spawn_with(flags, &[], Some(&log))?;
-        api.wait_healthy(SETTLE).await?;
+        api.wait_healthy(SETTLE)
+            .await
+            .with_context(|| format!("round {round}: devhost's log ends with:\n{}", tail(&log)))?;
         let last = round == kills;
         // Load for a random 0.5 to 2.5 s, then kill in the middle of it; the last round only
         // sends what is still pending and lets the system settle.
