@@ -15,7 +15,7 @@
 //! transaction, each in a savepoint of its own (a call that fails rolls back only itself), and
 //! are answered once that transaction has committed, so "committed before answered" holds for
 //! each. Under load this turns hundreds of commits (WAL appends, lock calls, thread hand-offs)
-//! into a few; alone, a call commits as before. If the group's commit fails, every call of the
+//! into a few; alone, a call is a group of one. If the group's commit fails, every call of the
 //! group gets the error and the in-memory counters are reloaded from the file.
 //!
 //! Reads that need nothing but the file (a state get, a batch of messages to deliver, a job)
@@ -206,14 +206,31 @@ impl Db {
         R: Send + 'static,
         E: From<TaskFailed> + Send + 'static,
     {
+        self.call_then(f, |_| {}).await
+    }
+
+    /// As [`Db::call`], and once what `f` wrote is committed, runs `committed` with its result
+    /// on the database thread, whether or not anyone still waits for the answer. That is where
+    /// whatever must follow a commit belongs (waking the consumers of appended messages): a
+    /// request handler is dropped when its client gives up, but a call it queued still commits.
+    pub async fn call_then<R, E, F, C>(&self, f: F, committed: C) -> Result<R, E>
+    where
+        F: FnOnce(&mut DbInner) -> Result<R, E> + Send + 'static,
+        C: FnOnce(&R) + Send + 'static,
+        R: Send + 'static,
+        E: From<TaskFailed> + Send + 'static,
+    {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let call: Call = Box::new(move |inner| {
             let result = f(inner);
-            Box::new(move |committed: Result<(), &TaskFailed>| {
-                let result = match committed {
+            Box::new(move |outcome: Result<(), &TaskFailed>| {
+                let result = match outcome {
                     Ok(()) => result,
                     Err(failed) => Err(E::from(TaskFailed(failed.0.clone()))),
                 };
+                if let Ok(value) = &result {
+                    committed(value);
+                }
                 let _ = answer.send(result);
             })
         });
@@ -276,8 +293,12 @@ fn serve(mut inner: DbInner, queue: &mpsc::Receiver<Call>) {
         {
             group.push(next);
         }
-        if group.len() == 1 || inner.conn.execute_batch("BEGIN IMMEDIATE").is_err() {
-            // Alone (or the write lock is not to be had): each call commits by itself.
+        // IMMEDIATE: a call waits (up to the busy timeout) for a write lock another process
+        // holds, as a Postgres write waits for its locks, instead of failing at once when its
+        // first write finds the lock taken.
+        if inner.conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+            // The write lock is not to be had: each call runs by itself, so reads still answer
+            // and writes fail with SQLite's error.
             for call in group {
                 if let Some(answer) = run(&mut inner, call) {
                     answer(Ok(()));

@@ -35,6 +35,9 @@ use crate::host::{App, Host};
 use crate::pubsub::{self, NewMessage, Stored};
 use crate::resources::{InboundPolicy, PubSubComponent, SubscriptionSpec};
 
+/// How soon an idle partition tries again to commit an offset whose commit failed.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
+
 /// A subscription of one app, ready to run.
 #[derive(Debug)]
 pub struct Subscriber {
@@ -154,6 +157,8 @@ impl Subscriber {
                 }
             }
         };
+        // What the database holds for this partition; behind `next` only while a commit failed.
+        let mut committed = next;
         loop {
             wake.borrow_and_update();
             let (pubsub, topic) = (self.spec.pubsub.clone(), self.spec.topic.clone());
@@ -175,16 +180,21 @@ impl Subscriber {
                 }
             };
             if batch.is_empty() {
+                // A failed commit is tried again before the loop idles: else a partition that
+                // goes quiet keeps its lag (and KEDA its replicas) until the next message.
+                if committed != next && self.commit(partition, next).await {
+                    committed = next;
+                }
                 tokio::select! {
                     r = wake.changed() => if r.is_err() { return },
                     () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(COMMIT_RETRY), if committed != next => {}
                 }
                 continue;
             }
             // The offset is committed once per batch, as a Kafka consumer commits marked offsets
             // periodically rather than per message: one write instead of up to 64, and a crash
             // only redelivers what was processed since (at-least-once either way).
-            let committed = next;
             for message in batch {
                 let rounds = if self.host.options.duplicate_delivery { 2 } else { 1 };
                 for _ in 0..rounds {
@@ -197,11 +207,14 @@ impl Subscriber {
                 }
                 next = message.offset + 1;
             }
-            self.commit(partition, next).await;
+            if self.commit(partition, next).await {
+                committed = next;
+            }
         }
     }
 
-    async fn commit(&self, partition: u32, next: i64) {
+    /// Commits the group's position on `partition`; `false` if the database refused it.
+    async fn commit(&self, partition: u32, next: i64) -> bool {
         let (group, pubsub, topic) = (self.group.clone(), self.spec.pubsub.clone(), self.spec.topic.clone());
         let r = self
             .host
@@ -210,10 +223,15 @@ impl Subscriber {
                 Ok(pubsub::commit(&inner.conn, &group, &pubsub, &topic, partition, next)?)
             })
             .await;
-        if let Err(e) = r {
-            // At-least-once: an uncommitted offset only means a redelivery after a restart.
-            warn!(error = %e, "committing the consumer offset failed");
+        if let Err(e) = &r {
+            // At-least-once: an uncommitted offset only means a redelivery after a restart; the
+            // loop commits again with its next batch, or after COMMIT_RETRY when idle.
+            warn!(
+                app_id = %self.app.app_id, topic = %self.spec.topic, partition, next_offset = next, error = %e,
+                "committing the consumer offset failed; trying again"
+            );
         }
+        r.is_ok()
     }
 
     /// Processes one message until it is settled. `false`: devhost is shutting down (the message

@@ -60,13 +60,14 @@ impl App {
 pub struct Host {
     pub resources: Resources,
     pub db: Db,
-    pub notifier: Notifier,
+    /// Wakes delivery loops; shared with the database thread, which calls it after a commit.
+    pub notifier: Arc<Notifier>,
     pub options: Options,
     /// Calls to apps: deliveries, job triggers, health checks (connections are pooled).
     pub http: reqwest::Client,
     pub apps: HashMap<String, Arc<App>>,
     /// Wakes the job scheduler when jobs change or an app becomes ready.
-    pub jobs_changed: Notify,
+    pub jobs_changed: Arc<Notify>,
     pub shutdown: CancellationToken,
     /// (group, pubsub, topic) with a running consumer: two app-ids sharing a consumer group
     /// would be competing consumers, which devhost does not emulate.
@@ -86,11 +87,11 @@ impl Host {
         Ok(Arc::new(Self {
             resources,
             db,
-            notifier: Notifier::default(),
+            notifier: Arc::default(),
             options,
             http,
             apps,
-            jobs_changed: Notify::new(),
+            jobs_changed: Arc::default(),
             shutdown: CancellationToken::new(),
             consumers: Mutex::default(),
         }))
@@ -125,9 +126,25 @@ impl Host {
 
     /// Appends messages in one committed transaction, then wakes their consumers.
     pub async fn publish(&self, messages: Vec<NewMessage>) -> Result<(), crate::state::StateError> {
-        let partitions = self.options.partitions;
-        let touched = self.db.call(move |inner| crate::state::apply(inner, "", &[], &messages, partitions)).await?;
-        self.notifier.notify(&touched);
+        self.apply("", Vec::new(), messages).await
+    }
+
+    /// Applies state operations on `store` and appends `messages` (its outbox) in one
+    /// transaction ([`crate::state::apply`]); once it has committed, the consumers of every
+    /// topic it appended to are woken, even if the caller has stopped waiting by then.
+    pub async fn apply(
+        &self,
+        store: &str,
+        ops: Vec<crate::state::Op>,
+        messages: Vec<NewMessage>,
+    ) -> Result<(), crate::state::StateError> {
+        let (store, partitions, notifier) = (store.to_owned(), self.options.partitions, self.notifier.clone());
+        self.db
+            .call_then(
+                move |inner| crate::state::apply(inner, &store, &ops, &messages, partitions),
+                move |touched| notifier.notify(touched),
+            )
+            .await?;
         Ok(())
     }
 }

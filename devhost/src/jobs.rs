@@ -248,32 +248,35 @@ pub async fn schedule(
     let (app, name) = (app_id.to_owned(), name.to_owned());
     let spec =
         serde_json::to_string(&job).map_err(|e| ApiError::internal("DAPR_SCHEDULER_SCHEDULE_JOB", e.to_string()))?;
+    let changed = host.jobs_changed.clone();
     let created = host
         .db
-        .call(move |inner| -> Result<bool, JobDbError> {
-            let tx = inner.conn.savepoint()?;
-            let exists: bool = tx
-                .prepare_cached("SELECT 1 FROM jobs WHERE app_id = ?1 AND name = ?2")?
-                .query_row(params![app, name], |_| Ok(true))
-                .optional()?
-                .is_some();
-            if exists && !overwrite {
-                return Ok(false);
-            }
-            tx.prepare_cached(
+        .call_then(
+            move |inner| -> Result<bool, JobDbError> {
+                let tx = inner.conn.savepoint()?;
+                let exists: bool = tx
+                    .prepare_cached("SELECT 1 FROM jobs WHERE app_id = ?1 AND name = ?2")?
+                    .query_row(params![app, name], |_| Ok(true))
+                    .optional()?
+                    .is_some();
+                if exists && !overwrite {
+                    return Ok(false);
+                }
+                tx.prepare_cached(
                 "INSERT INTO jobs (app_id, name, spec, next_due, triggered, created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5) \
                  ON CONFLICT (app_id, name) DO UPDATE SET spec = excluded.spec, next_due = excluded.next_due, \
                  triggered = 0, created_at = excluded.created_at",
             )?
             .execute(params![app, name, spec, job.first_due_ms, job.created_ms])?;
-            tx.commit()?;
-            Ok(true)
-        })
+                tx.commit()?;
+                Ok(true)
+            },
+            move |_| changed.notify_one(),
+        )
         .await
         .map_err(|e| {
             ApiError::internal("DAPR_SCHEDULER_SCHEDULE_JOB", format!("failed to schedule job due to: {e}"))
         })?;
-    host.jobs_changed.notify_one();
     Ok(created)
 }
 
@@ -292,17 +295,19 @@ pub async fn get(host: &Host, app_id: &str, name: &str) -> Result<Option<StoredJ
 }
 
 pub async fn delete(host: &Host, app_id: &str, name: &str) -> Result<(), ApiError> {
-    let (app, name) = (app_id.to_owned(), name.to_owned());
+    let (app, name, changed) = (app_id.to_owned(), name.to_owned(), host.jobs_changed.clone());
     host.db
-        .call(move |inner| -> Result<usize, JobDbError> {
-            Ok(inner
-                .conn
-                .prepare_cached("DELETE FROM jobs WHERE app_id = ?1 AND name = ?2")?
-                .execute(params![app, name])?)
-        })
+        .call_then(
+            move |inner| -> Result<usize, JobDbError> {
+                Ok(inner
+                    .conn
+                    .prepare_cached("DELETE FROM jobs WHERE app_id = ?1 AND name = ?2")?
+                    .execute(params![app, name])?)
+            },
+            move |_| changed.notify_one(),
+        )
         .await
         .map_err(|e| ApiError::internal("DAPR_SCHEDULER_DELETE_JOB", format!("failed to delete job due to: {e}")))?;
-    host.jobs_changed.notify_one();
     Ok(())
 }
 
@@ -346,15 +351,15 @@ pub async fn run_scheduler(host: Arc<Host>) {
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .await;
-        let jobs = match jobs {
-            Ok(jobs) => jobs,
+        let now = now_ms();
+        let (jobs, mut next_wake) = match jobs {
+            Ok(jobs) => (jobs, now + 60_000),
             Err(e) => {
-                warn!(error = %e, "reading jobs failed; retrying");
-                Vec::new()
+                // Soon, not in a minute: a job due meanwhile would otherwise fire that late.
+                warn!(error = %e, "reading jobs failed; retrying in a second");
+                (Vec::new(), now + 1_000)
             }
         };
-        let now = now_ms();
-        let mut next_wake = now + 60_000;
         for job in jobs {
             let ready = host.apps.get(&job.app_id).is_some_and(|a| a.is_ready());
             if !ready {

@@ -29,7 +29,8 @@
 //! - `fields`: strict reading of YAML objects (every field consumed or reported).
 //! - [`duration`]: Go and protobuf duration syntaxes.
 //! - [`db`]: the SQLite file (schema, WAL), one connection on its own thread with group
-//!   commit, background checkpoints; `:memory:` for tests.
+//!   commit and after-commit hooks (wake-ups that outlive a caller who gave up), reader
+//!   connections, background checkpoints; `:memory:` for tests.
 //! - [`state`]: state stores with `state.postgresql` v1 semantics.
 //! - [`query`]: the Query API, answered from an in-memory mirror of each queried store.
 //! - [`outbox`]: the transactional outbox of a state store (one SQLite transaction).
@@ -62,7 +63,8 @@
 //!   Messages are kept forever (no retention); a topic's partition count is fixed when created.
 //! - **Offsets** are committed after each batch of up to 64 settled messages of a partition
 //!   (Kafka commits marked offsets periodically; either way a crash redelivers what was
-//!   processed since the last commit).
+//!   processed since the last commit). A commit the store refused is made again with the next
+//!   batch, or within a second once the partition is idle.
 //! - **Query API** compares and sorts the *text* of values, as `state.postgresql` v1 does, but in
 //!   byte order rather than the database collation; it spans the whole component (every app's
 //!   keys, as v1 spans its table).

@@ -426,12 +426,7 @@ async fn save_state(
         let full = full_key(&ctx, &store_name, &config.key_prefix, &item.key)?;
         ops.push(set_op(full, &item).map_err(|e| save_error("ERR_STATE_SAVE", what.clone(), e))?);
     }
-    let (name, partitions) = (store_name.clone(), ctx.host.options.partitions);
-    ctx.host
-        .db
-        .call(move |inner| state::apply(inner, &name, &ops, &[], partitions))
-        .await
-        .map_err(|e| save_error("ERR_STATE_SAVE", what, e))?;
+    ctx.host.apply(&store_name, ops, Vec::new()).await.map_err(|e| save_error("ERR_STATE_SAVE", what, e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -444,10 +439,8 @@ async fn delete_state(
     let full = full_key(&ctx, &store_name, &config.key_prefix, &key)?;
     let etag = header(&headers, "if-match").map(|e| e.trim_matches('"').to_owned());
     let ops = vec![Op::Delete { key: full, etag }];
-    let (name, partitions) = (store_name.clone(), ctx.host.options.partitions);
     ctx.host
-        .db
-        .call(move |inner| state::apply(inner, &name, &ops, &[], partitions))
+        .apply(&store_name, ops, Vec::new())
         .await
         .map_err(|e| save_error("ERR_STATE_DELETE", format!("failed deleting state with key {key}"), e))?;
     Ok(StatusCode::NO_CONTENT)
@@ -562,14 +555,7 @@ async fn transaction(
                 .map_err(|key| tx_error(format!("outbox projection for key {key} has no matching upsert")))?
         }
     };
-    let (name, partitions) = (store_name.clone(), ctx.host.options.partitions);
-    let touched = ctx
-        .host
-        .db
-        .call(move |inner| state::apply(inner, &name, &ops, &messages, partitions))
-        .await
-        .map_err(|e| tx_error(e.to_string()))?;
-    ctx.host.notifier.notify(&touched);
+    ctx.host.apply(&store_name, ops, messages).await.map_err(|e| tx_error(e.to_string()))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -197,3 +197,95 @@ async fn lag_and_state_can_be_read_while_devhost_runs() {
     common::eventually(WAIT, "the lag to drain", || lag().iter().all(|l| l.lag == 0)).await;
     d.shutdown().await;
 }
+
+/// A consumer offset whose commit fails (the store refuses writes for longer than the busy
+/// timeout) is committed again once the store is back, although nothing new arrives on the
+/// partition: the lag reaches zero and stays there, as a Kafka consumer's periodic commit of
+/// marked offsets would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offset_commit_that_failed_is_retried_on_a_quiet_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("outage.sqlite").display().to_string();
+    let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
+    let accept = Arc::new(AtomicBool::new(false));
+    let gate = accept.clone();
+    app.respond(move |_| {
+        let status = if gate.load(Ordering::SeqCst) { "SUCCESS" } else { "RETRY" };
+        (200, json!({ "status": status }).to_string())
+    });
+    let d = start(&app, &db, false).await;
+    let s = Sidecar::new(d.sidecar_url("a"));
+    assert_eq!(s.publish("pubsub", "t", &json!({"n": 1}), &[("partitionKey", "k")]).await, 204);
+    app.wait_posts("/in", 1, WAIT).await;
+
+    // Another process takes SQLite's write lock; the message is then answered SUCCESS, and
+    // devhost's commit of its offset fails after the 5 s busy timeout.
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let holder = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            locked.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(6500));
+            conn.execute_batch("ROLLBACK").unwrap();
+        })
+    };
+    is_locked.recv().unwrap();
+    let attempts = app.posts("/in").len();
+    accept.store(true, Ordering::SeqCst);
+    app.wait_posts("/in", attempts + 1, WAIT).await;
+    // A publish that waits for the lock and commits as it is released.
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    let publisher = s.clone();
+    let late =
+        tokio::spawn(async move { publisher.publish("pubsub", "t", &json!({"n": 2}), &[("partitionKey", "k")]).await });
+    tokio::task::spawn_blocking(move || holder.join().unwrap()).await.unwrap();
+    assert_eq!(late.await.unwrap(), 204);
+    let got = app.wait_posts("/in", attempts + 2, WAIT).await;
+    assert_eq!(got.last().unwrap().json()["data"]["n"], 2);
+
+    let lag = || devhost::peek::lag(&db, "pubsub").unwrap();
+    common::eventually(WAIT, "the lag to drain without new messages", || lag().iter().all(|l| l.lag == 0)).await;
+    let delivered = app.posts("/in").len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.posts("/in").len(), delivered, "a settled message is not delivered again");
+    d.shutdown().await;
+}
+
+/// A publish whose client gives up while the store is locked still commits once the lock is
+/// released (the write was already queued), and its consumers hear of it then, although the
+/// request handler that queued it is gone: nothing else would wake an idle partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_caller_gave_up_still_wakes_its_consumers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gave-up.sqlite").display().to_string();
+    let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
+    let d = start(&app, &db, false).await;
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let holder = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            locked.send(()).unwrap();
+            std::thread::sleep(Duration::from_secs(2));
+            conn.execute_batch("ROLLBACK").unwrap();
+        })
+    };
+    is_locked.recv().unwrap();
+    let impatient = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(500)).build().unwrap();
+    let url = format!("{}/v1.0/publish/pubsub/t", d.sidecar_url("a"));
+    let body = serde_json::to_vec(&json!({"n": 1})).unwrap();
+    let gave_up = impatient.post(url).header("content-type", "application/json").body(body).send().await;
+    match gave_up {
+        Err(e) => assert!(e.is_timeout(), "{e}"),
+        Ok(r) => panic!("the publish waits for the lock, but answered {} {:?}", r.status(), r.text().await),
+    }
+    tokio::task::spawn_blocking(move || holder.join().unwrap()).await.unwrap();
+
+    let got = app.wait_posts("/in", 1, WAIT).await;
+    assert_eq!(got[0].json()["data"]["n"], 1);
+    assert_eq!(devhost::peek::messages(&db, "pubsub", "t").unwrap().len(), 1, "committed once");
+    d.shutdown().await;
+}
