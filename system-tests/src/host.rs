@@ -242,6 +242,20 @@ impl Setup {
         backlog(&self.database)
     }
 
+    /// Waits until every consumer group has processed everything; if one does not within
+    /// `timeout`, the error names each group and topic still behind, and by how much.
+    pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
+        let behind = || -> anyhow::Result<Vec<String>> {
+            let lags = devhost::peek::lag(&self.database, "pubsub")?;
+            Ok(lags.iter().filter(|l| l.lag != 0).map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag)).collect())
+        };
+        let caught_up = crate::api::eventually("every consumer to catch up", timeout, || async {
+            Ok(behind()?.is_empty().then_some(()))
+        })
+        .await;
+        caught_up.with_context(|| format!("still behind: {}", behind().map(|b| b.join(", ")).unwrap_or_default()))
+    }
+
     /// Messages of `topic` in this system's log.
     pub fn peek(&self, topic: &str) -> anyhow::Result<Vec<devhost::peek::Peeked>> {
         devhost::peek::messages(&self.database, "pubsub", topic)

@@ -471,8 +471,7 @@ async fn a_completion_delivered_before_its_creation_is_applied_once() -> anyhow:
                 StatusCode::NO_CONTENT
             );
         }
-        eventually("every consumer to catch up", SETTLE, || async { Ok((setup.backlog()? == 0).then_some(())) })
-            .await?;
+        setup.settle(SETTLE).await?;
 
         assert_eq!(audit_of(&api, &id.to_string()).await?, ["created", "completed"]);
         let next = task_id_for_request(USER, &occurrence_request_id(id, 1));

@@ -22,7 +22,7 @@ use anyhow::{Context as _, bail};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use shared::events::{occurrence_request_id, task_id_for_request, topics};
-use system_tests::api::{Api, client, eventually, json_body};
+use system_tests::api::{Api, client, json_body};
 use system_tests::host::Setup;
 
 const USER: &str = "faulty";
@@ -239,7 +239,7 @@ async fn random_kills(kills: u32, flags: &[&str]) -> anyhow::Result<()> {
             if still > 0 {
                 bail!("{still} commands still without an answer after the last restart");
             }
-            settle(&setup).await?;
+            setup.settle(SETTLE).await?;
             drop(devhost);
             break;
         }
@@ -344,7 +344,7 @@ async fn a_store_outage_delays_work_and_loses_nothing() -> anyhow::Result<()> {
     if let Some(still) = workers.iter().position(|w| w.pending.is_some()) {
         bail!("worker {still}'s command still has no answer after the outage");
     }
-    settle(&setup).await?;
+    setup.settle(SETTLE).await.with_context(|| format!("devhost's log ends with:\n{}", tail(&log)))?;
 
     let mut checked_entries = 0;
     let tasks: Vec<&Model> = workers.iter().flat_map(|w| &w.tasks).filter(|t| t.created).collect();
@@ -380,11 +380,6 @@ fn hold_write_lock(database: &str, how_long: Duration) -> anyhow::Result<()> {
     std::thread::sleep(how_long);
     conn.execute_batch("ROLLBACK").context("releasing the write lock")?;
     Ok(())
-}
-
-/// Waits until every consumer group has processed everything.
-async fn settle(setup: &Setup) -> anyhow::Result<()> {
-    eventually("every consumer to catch up", SETTLE, || async { Ok((setup.backlog()? == 0).then_some(())) }).await
 }
 
 /// Checks one task's effects; returns how many audit entries it checked.
