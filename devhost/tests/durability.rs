@@ -28,6 +28,29 @@ async fn start(app: &FakeApp, db: &str, duplicate: bool) -> Devhost {
         .unwrap()
 }
 
+/// An app subscribed to `t` that answers RETRY until the flag is set, then SUCCESS.
+async fn gated_app() -> (FakeApp, Arc<AtomicBool>) {
+    let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
+    let accept = Arc::new(AtomicBool::new(false));
+    let gate = accept.clone();
+    app.respond(move |_| {
+        let status = if gate.load(Ordering::SeqCst) { "SUCCESS" } else { "RETRY" };
+        (200, json!({ "status": status }).to_string())
+    });
+    (app, accept)
+}
+
+/// Takes SQLite's write lock on `db` from another connection (as another process would) and
+/// returns once it holds it; the handle finishes when the lock is released, `how_long` later.
+fn hold_write_lock(db: &str, how_long: Duration) -> tokio::task::JoinHandle<()> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    tokio::task::spawn_blocking(move || {
+        std::thread::sleep(how_long);
+        conn.execute_batch("ROLLBACK").unwrap();
+    })
+}
+
 #[tokio::test]
 async fn a_restart_keeps_state_and_redelivers_only_unsettled_messages() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,14 +194,7 @@ async fn peek_reads_a_topic_without_consuming_it() {
 async fn lag_and_state_can_be_read_while_devhost_runs() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lag.sqlite").display().to_string();
-    let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
-    // The app answers RETRY until told otherwise: messages stay behind.
-    let accept = Arc::new(AtomicBool::new(false));
-    let gate = accept.clone();
-    app.respond(move |_| {
-        let status = if gate.load(Ordering::SeqCst) { "SUCCESS" } else { "RETRY" };
-        (200, json!({ "status": status }).to_string())
-    });
+    let (app, accept) = gated_app().await;
     let d = start(&app, &db, false).await;
     let s = Sidecar::new(d.sidecar_url("a"));
     for n in 0..3 {
@@ -206,13 +222,7 @@ async fn lag_and_state_can_be_read_while_devhost_runs() {
 async fn an_offset_commit_that_failed_is_retried_on_a_quiet_partition() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("outage.sqlite").display().to_string();
-    let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
-    let accept = Arc::new(AtomicBool::new(false));
-    let gate = accept.clone();
-    app.respond(move |_| {
-        let status = if gate.load(Ordering::SeqCst) { "SUCCESS" } else { "RETRY" };
-        (200, json!({ "status": status }).to_string())
-    });
+    let (app, accept) = gated_app().await;
     let d = start(&app, &db, false).await;
     let s = Sidecar::new(d.sidecar_url("a"));
     assert_eq!(s.publish("pubsub", "t", &json!({"n": 1}), &[("partitionKey", "k")]).await, 204);
@@ -220,18 +230,7 @@ async fn an_offset_commit_that_failed_is_retried_on_a_quiet_partition() {
 
     // Another process takes SQLite's write lock; the message is then answered SUCCESS, and
     // devhost's commit of its offset fails after the 5 s busy timeout.
-    let (locked, is_locked) = std::sync::mpsc::channel();
-    let holder = {
-        let db = db.clone();
-        std::thread::spawn(move || {
-            let conn = rusqlite::Connection::open(&db).unwrap();
-            conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
-            locked.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(6500));
-            conn.execute_batch("ROLLBACK").unwrap();
-        })
-    };
-    is_locked.recv().unwrap();
+    let holder = hold_write_lock(&db, Duration::from_millis(6500));
     let attempts = app.posts("/in").len();
     accept.store(true, Ordering::SeqCst);
     app.wait_posts("/in", attempts + 1, WAIT).await;
@@ -240,7 +239,7 @@ async fn an_offset_commit_that_failed_is_retried_on_a_quiet_partition() {
     let publisher = s.clone();
     let late =
         tokio::spawn(async move { publisher.publish("pubsub", "t", &json!({"n": 2}), &[("partitionKey", "k")]).await });
-    tokio::task::spawn_blocking(move || holder.join().unwrap()).await.unwrap();
+    holder.await.unwrap();
     assert_eq!(late.await.unwrap(), 204);
     let got = app.wait_posts("/in", attempts + 2, WAIT).await;
     assert_eq!(got.last().unwrap().json()["data"]["n"], 2);
@@ -262,18 +261,7 @@ async fn a_write_whose_caller_gave_up_still_wakes_its_consumers() {
     let db = dir.path().join("gave-up.sqlite").display().to_string();
     let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
     let d = start(&app, &db, false).await;
-    let (locked, is_locked) = std::sync::mpsc::channel();
-    let holder = {
-        let db = db.clone();
-        std::thread::spawn(move || {
-            let conn = rusqlite::Connection::open(&db).unwrap();
-            conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
-            locked.send(()).unwrap();
-            std::thread::sleep(Duration::from_secs(2));
-            conn.execute_batch("ROLLBACK").unwrap();
-        })
-    };
-    is_locked.recv().unwrap();
+    let holder = hold_write_lock(&db, Duration::from_secs(2));
     let impatient = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(500)).build().unwrap();
     let url = format!("{}/v1.0/publish/pubsub/t", d.sidecar_url("a"));
     let body = serde_json::to_vec(&json!({"n": 1})).unwrap();
@@ -282,7 +270,7 @@ async fn a_write_whose_caller_gave_up_still_wakes_its_consumers() {
         Err(e) => assert!(e.is_timeout(), "{e}"),
         Ok(r) => panic!("the publish waits for the lock, but answered {} {:?}", r.status(), r.text().await),
     }
-    tokio::task::spawn_blocking(move || holder.join().unwrap()).await.unwrap();
+    holder.await.unwrap();
 
     let got = app.wait_posts("/in", 1, WAIT).await;
     assert_eq!(got[0].json()["data"]["n"], 1);
