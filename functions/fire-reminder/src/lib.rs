@@ -10,6 +10,7 @@
 //! an event first saves the record for its task version (ETag-guarded), then changes the job,
 //! then re-reads the record and re-applies a newer claim if one appeared meanwhile, so the job
 //! always ends up matching the newest version. A job that fires re-checks the task anyway.
+//! The first version of a task without a reminder needs no record: nothing older can exist.
 //!
 //! The callback answers 2xx only once the reminder was published (or is stale), so a failed
 //! publish is retried under the job's failure policy; a republish carries the same CloudEvent
@@ -123,6 +124,10 @@ impl Reminders {
             return Err(HandlerError::drop(format!("{:?} is not a task event type", event.event_type)));
         }
         let task = event.data;
+        if !reminder::concerns_reminder(&task) {
+            debug!(task_id = %task.id, "first version without a reminder: nothing to do");
+            return Ok(());
+        }
         let (record, etag) = self.read_record(task.id).await?;
         let claimed = match reminder::plan(&task, record.as_ref(), self.clock.now()) {
             Decision::Stale => {

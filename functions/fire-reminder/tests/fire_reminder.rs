@@ -136,6 +136,30 @@ async fn moving_the_due_time_reschedules_and_older_events_are_ignored() {
     assert_eq!(record(&stub)["task_version"], 3);
 }
 
+/// A task created without a reminder costs no state or job call; if a later version adds
+/// one, it is scheduled, and if that version was handled first, the creation changes nothing.
+#[tokio::test]
+async fn a_task_created_without_a_reminder_costs_nothing_and_a_later_one_is_scheduled() {
+    let stub = StubSidecar::start().await;
+    let clock = TestClock::at("2026-11-22T10:00:00Z");
+    let app = app(stub.client(None), &clock, None).await;
+    let mut plain = with_reminder(1, DUE, 900);
+    plain.reminder = None;
+    let created = event("todo.task.created", &plain);
+    assert_eq!(app.deliver(fire_reminder::ROUTE, &created, None).await, (200, json!({"status": "SUCCESS"})));
+    assert!(stub.requests().is_empty(), "{:?}", stub.requests());
+    assert!(stub.state("state", &format!("reminder:{}", task_id())).is_none());
+
+    app.deliver(fire_reminder::ROUTE, &event("todo.task.updated", &with_reminder(2, DUE, 900)), None).await;
+    assert_eq!(stub.jobs().len(), 1);
+    assert_eq!(record(&stub)["status"], "scheduled");
+    // The creation again (redelivered, or late): the reminder stays.
+    stub.clear_requests();
+    app.deliver(fire_reminder::ROUTE, &created, None).await;
+    assert!(stub.requests().is_empty());
+    assert_eq!((stub.jobs().len(), record(&stub)["task_version"].as_u64()), (1, Some(2)));
+}
+
 #[tokio::test]
 async fn an_unrelated_edit_does_not_touch_the_job() {
     let stub = StubSidecar::start().await;

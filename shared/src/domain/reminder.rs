@@ -24,6 +24,15 @@ pub fn fire_time(task: &Task) -> Option<DateTime<FixedOffset>> {
     }
 }
 
+/// Whether an event carrying `task` can concern its reminder at all. The first version of a
+/// task that wants no reminder cannot: versions start at 1, so there is no older version whose
+/// job it would have to cancel, and a newer version handled before it has its own record,
+/// which rules. Such an event (the creation of every task without a reminder, the most common
+/// event there is) needs neither the record nor a job call.
+pub fn concerns_reminder(task: &Task) -> bool {
+    task.version > 1 || fire_time(task).is_some()
+}
+
 /// The state key of a task's reminder record.
 pub fn reminder_key(task: Uuid) -> String {
     format!("reminder:{task}")
@@ -266,6 +275,17 @@ mod tests {
         done.complete(t("2026-11-02T00:00:00Z"));
         assert_eq!(fire_time(&done), None);
         assert_eq!(fire_time(&task(1, None, Some(DUE))), None);
+    }
+
+    #[test]
+    fn only_a_first_version_without_a_reminder_is_of_no_concern() {
+        assert!(!concerns_reminder(&task(1, None, Some(DUE))));
+        assert!(!concerns_reminder(&task(1, None, None)));
+        assert!(concerns_reminder(&task(1, Some(Reminder::BeforeDueSeconds(900)), Some(DUE))));
+        // A later version may have to cancel what an earlier one scheduled.
+        assert!(concerns_reminder(&task(2, None, Some(DUE))));
+        // A reminder relative to a due time that is not set wants nothing.
+        assert!(!concerns_reminder(&task(1, Some(Reminder::BeforeDueSeconds(900)), None)));
     }
 
     #[test]
