@@ -283,8 +283,11 @@ impl Spawned {
             bail!("devhost had already exited ({status}): an app failed or exited, see its log");
         }
         let children = children_of(child.id())?;
-        let mut pids: Vec<String> = children.iter().map(u32::to_string).collect();
-        pids.push(child.id().to_string());
+        // devhost first: killed after one of its apps, it could see that app exit and begin
+        // stopping the others, and `kill` would then fail on an app already gone. An app that
+        // is gone although devhost never stopped it did fail, and that fails here.
+        let pids: Vec<String> =
+            std::iter::once(child.id()).chain(children.iter().copied()).map(|p| p.to_string()).collect();
         let status = Command::new("kill").arg("-KILL").args(&pids).status().context("kill")?;
         child.wait().context("waiting for devhost")?;
         if !status.success() {
