@@ -263,11 +263,12 @@ pub async fn schedule(
                     return Ok(false);
                 }
                 tx.prepare_cached(
-                "INSERT INTO jobs (app_id, name, spec, next_due, triggered, created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5) \
-                 ON CONFLICT (app_id, name) DO UPDATE SET spec = excluded.spec, next_due = excluded.next_due, \
-                 triggered = 0, created_at = excluded.created_at",
-            )?
-            .execute(params![app, name, spec, job.first_due_ms, job.created_ms])?;
+                    "INSERT INTO jobs (app_id, name, spec, next_due, triggered, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5) \
+                     ON CONFLICT (app_id, name) DO UPDATE SET spec = excluded.spec, next_due = excluded.next_due, \
+                     triggered = 0, created_at = excluded.created_at",
+                )?
+                .execute(params![app, name, spec, job.first_due_ms, job.created_ms])?;
                 tx.commit()?;
                 Ok(true)
             },
@@ -335,8 +336,8 @@ pub async fn run_scheduler(host: Arc<Host>) {
     loop {
         let jobs = host
             .db
-            .call(|inner| -> Result<Vec<Due>, JobDbError> {
-                let mut stmt = inner.conn.prepare_cached(
+            .read(|conn| -> Result<Vec<Due>, JobDbError> {
+                let mut stmt = conn.prepare_cached(
                     "SELECT app_id, name, spec, next_due, triggered FROM jobs WHERE next_due IS NOT NULL",
                 )?;
                 let rows = stmt.query_map([], |r| {
@@ -458,9 +459,8 @@ async fn trigger(host: &Host, due: &Due) {
 async fn still_current(host: &Host, due: &Due) -> bool {
     let (app, name, spec) = (due.app_id.clone(), due.name.clone(), due.spec.clone());
     host.db
-        .call(move |inner| -> Result<bool, JobDbError> {
-            Ok(inner
-                .conn
+        .read(move |conn| -> Result<bool, JobDbError> {
+            Ok(conn
                 .query_row(
                     "SELECT 1 FROM jobs WHERE app_id = ?1 AND name = ?2 AND spec = ?3",
                     params![app, name, spec],
