@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# `make platform`: builds and caches the real platform the functions are tested on, pinned in
+# manifests/platform/versions.env:
+#   - daprd (with only the components we use) and the Dapr Scheduler, from the
+#     github.com/dapr/dapr Go module through the wrapper module platform/daprd/;
+#   - the Apache Kafka broker's jars, from Maven Central (platform/kafka/pom.xml);
+#   - PostgreSQL, from Debian's packages.
+# Everything lands outside the work tree, in TODO_PLATFORM_CACHE (default
+# ~/.cache/todo-functions/platform), one folder per version: a warm run only checks that the
+# files are there. Prints the cold build time and the binaries' sizes.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+load_versions
+
+CACHE="${TODO_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-functions/platform}"
+DAPR_DIR="${CACHE}/dapr-${DAPR_VERSION}"
+KAFKA_DIR="${CACHE}/kafka-${KAFKA_VERSION}"
+mkdir -p "${CACHE}"
+started=$(date +%s)
+built=()
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
+    die "installing packages needs root: run as root or install them yourself: ${*: -1}"
+  fi
+}
+apt_updated=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* with your package manager"
+  if [ "${apt_updated}" -eq 0 ]; then
+    as_root apt-get update -qq >&2
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# --- Go: daprd and the Scheduler ------------------------------------------------------------
+build_dapr() {
+  if [ -x "${DAPR_DIR}/daprd" ] && [ -x "${DAPR_DIR}/scheduler" ]; then
+    info "daprd + Scheduler ${DAPR_VERSION}: cached in ${DAPR_DIR}"
+    return
+  fi
+  require_tools "go|Go >= 1.26.5 is needed to build daprd (dapr ${DAPR_VERSION}'s go.mod): https://go.dev/dl/"
+  local module="${ROOT}/platform/daprd"
+  grep -q "github.com/dapr/dapr v${DAPR_VERSION}\$" "${module}/go.mod" ||
+    die "platform/daprd/go.mod does not require github.com/dapr/dapr v${DAPR_VERSION} (versions.env): update both together"
+  log "building daprd and the Dapr Scheduler ${DAPR_VERSION} (cold: ~12-15 min on 2 cores)"
+  # Built in a copy, so the generated app.go never lands in the work tree.
+  local src="${CACHE}/build/daprd-${DAPR_VERSION}"
+  rm -rf "${src}" && mkdir -p "${src}"
+  cp "${module}"/go.mod "${module}"/go.sum "${module}"/*.go "${src}/"
+  (
+    cd "${src}"
+    export GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
+    go mod download github.com/dapr/dapr
+    local upstream
+    upstream="$(go list -m -f '{{.Dir}}' github.com/dapr/dapr)"
+    # upstream's cmd/daprd/app, minus its import of every component (components.go registers ours).
+    sed -e 's/^package app$/package main/' -e '/cmd\/daprd\/components"$/d' \
+      "${upstream}/cmd/daprd/app/app.go" > app.go
+    grep -q '^package main$' app.go || die "could not generate app.go from ${upstream}/cmd/daprd/app/app.go"
+    local ldflags="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${DAPR_VERSION}"
+    mkdir -p "${DAPR_DIR}.tmp"
+    go build -trimpath -ldflags "${ldflags}" -o "${DAPR_DIR}.tmp/daprd" .
+    go build -trimpath -ldflags "${ldflags}" -o "${DAPR_DIR}.tmp/scheduler" github.com/dapr/dapr/cmd/scheduler
+  )
+  rm -rf "${DAPR_DIR}" && mv "${DAPR_DIR}.tmp" "${DAPR_DIR}"
+  built+=("daprd" "scheduler")
+}
+
+# --- Maven: the Kafka broker ---------------------------------------------------------------
+fetch_kafka() {
+  if [ -f "${KAFKA_DIR}/libs/kafka_2.13-${KAFKA_VERSION}.jar" ] && [ -f "${KAFKA_DIR}/complete" ]; then
+    info "Kafka ${KAFKA_VERSION}: cached in ${KAFKA_DIR}"
+    return
+  fi
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+  log "fetching Apache Kafka ${KAFKA_VERSION} from Maven Central"
+  rm -rf "${KAFKA_DIR}" && mkdir -p "${KAFKA_DIR}"
+  mvn -q -B -f "${ROOT}/platform/kafka/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -Dkafka.version="${KAFKA_VERSION}" -Dslf4j.version="${SLF4J_VERSION}" \
+    -DoutputDirectory="${KAFKA_DIR}/libs"
+  # slf4j-api 1.7 from Kafka's own dependencies would shadow 2.x and bind no logger.
+  find "${KAFKA_DIR}/libs" -name 'slf4j-api-1.*.jar' -delete
+  touch "${KAFKA_DIR}/complete"
+  built+=("kafka")
+}
+
+# --- Debian: PostgreSQL --------------------------------------------------------------------
+postgres_bin() {
+  local dir="/usr/lib/postgresql/${POSTGRES_MAJOR}/bin"
+  if [ ! -x "${dir}/initdb" ]; then
+    log "installing PostgreSQL ${POSTGRES_MAJOR} from Debian's packages"
+    apt_install "postgresql-${POSTGRES_MAJOR}"
+  fi
+  [ -x "${dir}/initdb" ] || die "${dir}/initdb not found after installing postgresql-${POSTGRES_MAJOR}"
+  # initdb refuses root: the platform runs PostgreSQL as this unprivileged user.
+  if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
+  fi
+  info "PostgreSQL: ${dir}"
+  echo "${dir}"
+}
+
+build_dapr
+fetch_kafka
+PG_BIN="$(postgres_bin)"
+
+# What the harness (system-tests/src/platform.rs) reads: the paths of this build.
+cat > "${CACHE}/platform.env" <<ENV
+DAPRD=${DAPR_DIR}/daprd
+DAPR_SCHEDULER=${DAPR_DIR}/scheduler
+KAFKA_LIBS=${KAFKA_DIR}/libs
+POSTGRES_BIN=${PG_BIN}
+ENV
+
+elapsed=$(($(date +%s) - started))
+log "platform ready in ${elapsed} s${built[*]:+ (built: ${built[*]})}: ${CACHE}/platform.env"
+size() { du -sh "$1" | cut -f1; }
+info "daprd     $(size "${DAPR_DIR}/daprd")"
+info "scheduler $(size "${DAPR_DIR}/scheduler")"
+info "kafka     $(size "${KAFKA_DIR}/libs") in $(find "${KAFKA_DIR}/libs" -name '*.jar' | wc -l) jars"
