@@ -265,3 +265,49 @@ async fn shutdown_drains_in_flight_work() {
     tokio::time::timeout(Duration::from_secs(5), server).await.expect("server stops").unwrap().unwrap();
     assert!(client.get(format!("{url}/healthz")).send().await.is_err(), "no new connections after shutdown");
 }
+
+#[tokio::test]
+async fn background_tasks_run_beside_the_server_and_stop_with_it() {
+    let stub = StubSidecar::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let function = function(stub.client(None), Arc::new(AtomicUsize::new(0)))
+        .background("ticker", {
+            let (ticks, finished) = (ticks.clone(), finished.clone());
+            move |stopping| async move {
+                while !stopping.is_stopped() {
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                        () = stopping.stopped() => {}
+                    }
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        // A task that ignores the signal is aborted at the deadline instead of holding the
+        // process up.
+        .background("stubborn", |_stopping| std::future::pending::<()>());
+    assert_eq!(function.background_names(), ["ticker", "stubborn"]);
+    let config = RuntimeConfig { shutdown_timeout_secs: 1, ..RuntimeConfig::default() };
+    let server = tokio::spawn(async move {
+        shared::runtime::serve(function, &config, listener, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(ticks.load(Ordering::SeqCst) > 3, "the task runs while the server does");
+    assert_eq!(finished.load(Ordering::SeqCst), 0);
+
+    let started = std::time::Instant::now();
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns").unwrap().unwrap();
+    assert_eq!(finished.load(Ordering::SeqCst), 1, "the task saw the stop and returned");
+    assert!(started.elapsed() < Duration::from_secs(3), "the stubborn task was cut off at the deadline");
+    let after = ticks.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(ticks.load(Ordering::SeqCst), after, "nothing runs after serve returned");
+}

@@ -33,7 +33,12 @@
 //! `traceparent` ([`crate::trace`]), logs one line with the CloudEvent id and trace id, records
 //! metrics, catches panics (answered as RETRY), and on SIGTERM stops accepting connections and
 //! lets in-flight work finish within `SHUTDOWN_TIMEOUT_SECS`.
+//!
+//! A function may also run [`background`] tasks (task-api's outbox relay): the runtime starts
+//! them with the server, signals them at the start of shutdown and waits for them within the
+//! same deadline.
 
+pub mod background;
 pub mod cloudevent;
 mod config;
 pub mod metrics;
@@ -58,6 +63,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing::{Instrument, info, info_span, warn};
 
+pub use background::{Background, StopSignal, Stopping};
 pub use cloudevent::{Delivery, Event};
 pub use config::{LogFormat, RuntimeConfig};
 pub use outcome::{HandlerError, HandlerResult, Outcome};
@@ -67,12 +73,14 @@ use crate::dapr::{API_TOKEN_HEADER, Dapr};
 use crate::trace::TraceContext;
 use trigger::{EventHandler, JobRoute};
 
-/// A function: its app-id, its triggers and, for HTTP front doors, its public routes.
+/// A function: its app-id, its triggers, for HTTP front doors its public routes, and any
+/// background tasks.
 pub struct Function {
     app_id: &'static str,
     subscriptions: Vec<Subscription>,
     jobs: Vec<JobRoute>,
     public: Option<Router>,
+    background: Vec<Background>,
 }
 
 impl std::fmt::Debug for Function {
@@ -82,6 +90,7 @@ impl std::fmt::Debug for Function {
             .field("subscriptions", &self.subscriptions)
             .field("jobs", &self.jobs.iter().map(|j| &j.prefix).collect::<Vec<_>>())
             .field("public_routes", &self.public.is_some())
+            .field("background", &self.background_names())
             .finish()
     }
 }
@@ -90,7 +99,7 @@ impl Function {
     /// `app_id` must equal the Dapr app-id: it names the consumer group, the dead-letter topic,
     /// the owner of scheduled jobs, and the `function` label of every metric.
     pub fn new(app_id: &'static str) -> Self {
-        Self { app_id, subscriptions: Vec::new(), jobs: Vec::new(), public: None }
+        Self { app_id, subscriptions: Vec::new(), jobs: Vec::new(), public: None, background: Vec::new() }
     }
 
     pub fn subscribe(mut self, subscription: Subscription) -> Self {
@@ -115,8 +124,30 @@ impl Function {
         self
     }
 
+    /// A task that runs beside the server for the life of the process (see [`background`]).
+    /// It gets a [`Stopping`] and must return soon after shutdown begins; `name` is logged.
+    pub fn background<F, Fut>(mut self, name: &'static str, task: F) -> Self
+    where
+        F: FnOnce(Stopping) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.background.push(Background::new(name, task));
+        self
+    }
+
     pub fn app_id(&self) -> &'static str {
         self.app_id
+    }
+
+    /// Names of the background tasks, in the order they were added.
+    pub fn background_names(&self) -> Vec<&'static str> {
+        self.background.iter().map(Background::name).collect()
+    }
+
+    /// Takes the background tasks out, for a host that starts them itself ([`serve`] does;
+    /// the test harness does too). [`Function::into_router`] does not start them.
+    pub fn take_background(&mut self) -> Vec<Background> {
+        std::mem::take(&mut self.background)
     }
 
     pub fn subscriptions(&self) -> &[Subscription] {
@@ -128,7 +159,8 @@ impl Function {
         self.jobs.iter().map(|j| j.prefix.as_str()).collect()
     }
 
-    /// The complete router. Tests serve it against a stub sidecar.
+    /// The complete router. Tests serve it against a stub sidecar. Background tasks are not
+    /// part of it: take them first with [`Function::take_background`] to run them.
     pub fn into_router(self, config: &RuntimeConfig) -> Router {
         // Install the recorder before the first event is counted.
         let _ = metrics::handle();
@@ -196,9 +228,10 @@ where
 }
 
 /// Serves `function` on `listener` until `shutdown` resolves, then drains for at most
-/// `shutdown_timeout_secs`.
+/// `shutdown_timeout_secs`. Background tasks run from the start; they are signalled when
+/// `shutdown` resolves and waited for within the same deadline, then aborted.
 pub async fn serve(
-    function: Function,
+    mut function: Function,
     config: &RuntimeConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -213,17 +246,34 @@ pub async fn serve(
         ),
         None => None,
     };
+    let background = function.take_background();
     let router = function.into_router(config);
     info!(app_id, %addr, "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
+    let stop_tx = Arc::new(stop_tx);
+    let grace = Duration::from_secs(config.shutdown_timeout_secs);
+    // When shutdown began: the one deadline the server's drain and the background tasks share.
+    let (deadline_tx, mut deadline_rx) = tokio::sync::watch::channel(None::<tokio::time::Instant>);
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = deadline_tx.send(Some(tokio::time::Instant::now() + grace));
+            let _ = stop_tx.send(true);
+        });
+    }
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)> = background
+        .into_iter()
+        .map(|task| {
+            let name = task.name();
+            info!(app_id, task = name, "background task started");
+            (name, task.spawn(Stopping::from_receiver(stop_rx.clone())))
+        })
+        .collect();
 
     if let Some(listener) = metrics_listener {
         let metrics_router = Router::new().route("/metrics", get(render_metrics));
@@ -235,16 +285,28 @@ pub async fn serve(
 
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let grace = Duration::from_secs(config.shutdown_timeout_secs);
     let deadline = async move {
         stopped(stop_rx).await;
         info!(app_id, grace_secs = grace.as_secs(), "shutting down: draining in-flight work");
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
-        result = server => result.context("serving")?,
-        () = deadline => warn!(app_id, "in-flight work did not finish within the shutdown timeout"),
+    let served = tokio::select! {
+        result = server => result.context("serving"),
+        () = deadline => {
+            warn!(app_id, "in-flight work did not finish within the shutdown timeout");
+            Ok(())
+        }
+    };
+    // The server may also have ended on an error: the background tasks stop either way.
+    let _ = stop_tx.send(true);
+    let deadline = deadline_rx.borrow_and_update().unwrap_or_else(|| tokio::time::Instant::now() + grace);
+    for (name, mut task) in tasks {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            warn!(app_id, task = name, "background task did not stop within the shutdown timeout; aborting it");
+            task.abort();
+        }
     }
+    served?;
     info!(app_id, "stopped");
     Ok(())
 }
