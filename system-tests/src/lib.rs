@@ -6,12 +6,15 @@
 //! - [`api`]: a small client of task-api, and polling with a deadline.
 //! - [`scenario`]: the demo scenario (recurring task, reminder, completion, next occurrence,
 //!   audit trail), played through task-api only.
+//! - [`kafka`]: a small Kafka admin client (topics, consumer lag, reading a topic) for the tests
+//!   that run the functions on a real broker.
 //! - [`host`]: a private copy of the system (run file, database, JWT secret) started in-process
 //!   or as the `devhost` binary.
 //! - `src/bin/demo.rs`: `make demo`.
 
 pub mod api;
 pub mod host;
+pub mod kafka;
 pub mod scenario;
 
 use std::path::PathBuf;
