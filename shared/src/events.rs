@@ -13,9 +13,10 @@ use crate::domain::validate::NewTask;
 pub mod components {
     /// `pubsub.kafka`: every topic below.
     pub const PUBSUB: &str = "pubsub";
-    /// `state.postgresql` v1 with the outbox to `task-events`: `task:<id>` only.
+    /// `state.postgresql` v1: `task:<id>`, and the outbox records of task changes
+    /// ([`crate::outbox`]) written in the same transactions.
     pub const TASKS_STORE: &str = "tasks";
-    /// `state.postgresql` v1 without outbox: reminder status and audit entries.
+    /// `state.postgresql` v1: reminder status and audit entries. Nothing here emits events.
     pub const STATE_STORE: &str = "state";
 }
 
@@ -23,7 +24,8 @@ pub mod components {
 pub mod topics {
     /// `todo.task.create` requests, consumed by create-task.
     pub const TASK_CREATE: &str = "task-create";
-    /// `todo.task.created|updated|completed|deleted`, published by the `tasks` store's outbox.
+    /// `todo.task.created|updated|completed|deleted`, published through the outbox of the
+    /// `tasks` store by the function that made the change (or by task-api's relay).
     pub const TASK_EVENTS: &str = "task-events";
     /// `todo.reminder.due`, published by fire-reminder.
     pub const REMINDERS: &str = "reminders";
@@ -90,6 +92,16 @@ pub fn task_id_for_request(owner: &str, request_id: &str) -> Uuid {
 /// replica and every duplicate of the completion event.
 pub fn occurrence_request_id(series: Uuid, index: u32) -> String {
     format!("occurrence:{series}:{index}")
+}
+
+/// The CloudEvent id of the `task-events` event of `version` of `task`.
+///
+/// Every change of a task bumps its version, and a version is written once (creation is
+/// insert-if-absent, every later write is guarded by the ETag it read), so (task, version)
+/// names exactly one change: the writer's publish and every relay of it carry the same id, and
+/// consumers deduplicate on it (audit-writer keys its entries by it).
+pub fn task_event_id(task: Uuid, version: u64) -> String {
+    format!("task:{task}:v{version}")
 }
 
 /// The CloudEvent id of the reminder for `task` due at `remind_at`: a re-published reminder (the
@@ -161,6 +173,15 @@ mod tests {
     fn occurrence_request_ids_are_deterministic() {
         let series = Uuid::from_u128(7);
         assert_eq!(occurrence_request_id(series, 3), "occurrence:00000000-0000-0000-0000-000000000007:3");
+    }
+
+    #[test]
+    fn task_event_ids_name_one_version_of_one_task() {
+        let task = Uuid::from_u128(7);
+        assert_eq!(task_event_id(task, 3), "task:00000000-0000-0000-0000-000000000007:v3");
+        assert_eq!(task_event_id(task, 3), task_event_id(task, 3), "stable across republishing");
+        assert_ne!(task_event_id(task, 3), task_event_id(task, 4));
+        assert_ne!(task_event_id(task, 3), task_event_id(Uuid::from_u128(8), 3));
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //!   planning, next occurrence) as pure functions with unit tests, separate from all I/O.
 //! - [`events`]: component, topic and CloudEvent type names, event payloads, and the
 //!   deterministic ids consumers deduplicate on. The wire contract between functions.
-//! - [`dapr`]: a client of the sidecar's HTTP API (publish, state incl. transactions, outbox,
-//!   bulk and query, jobs) that handles Dapr's real status codes.
+//! - [`dapr`]: a client of the sidecar's HTTP API (publish, state incl. transactions, bulk
+//!   and query, jobs) that handles Dapr's real status codes.
+//! - [`outbox`]: the project's transactional outbox on the state API: a change and one record
+//!   per event in one transaction, publish and delete right after the commit, and the relay
+//!   that republishes what a crash left behind. Generic: it knows nothing of tasks.
 //! - [`tasks`]: the `tasks` store: reading tasks and writing each change atomically with its
 //!   event through the outbox.
 //! - [`runtime`]: the function runtime: subscriptions, job callbacks, CloudEvent parsing,
@@ -23,6 +26,7 @@ pub mod clock;
 pub mod dapr;
 pub mod domain;
 pub mod events;
+pub mod outbox;
 pub mod runtime;
 pub mod tasks;
 pub mod trace;

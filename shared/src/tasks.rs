@@ -1,15 +1,24 @@
 //! The `tasks` store: read tasks, and write every change in one transaction with its event.
 //!
-//! Writes go through the store's transactional outbox, so a task change and its `task-events`
-//! event are atomic: the event is published if and only if the change committed, even if this
-//! process dies in between. Creation is insert-if-absent (idempotent on the task id); changes
-//! are guarded by the ETag they were read with.
+//! Writes go through the project's transactional outbox ([`crate::outbox`]): the task and an
+//! outbox record holding its `task-events` event commit together, and the event is published
+//! right after the commit (or by task-api's relay if this process dies first), with the id
+//! [`task_event_id`] of (task, version), so every republish carries the same id.
+//!
+//! Expected outcomes are answered without a failing write wherever a read can tell: Dapr counts
+//! every failed state call toward the store's circuit breaker, whatever the reason (see
+//! docs/dapr-contract.md, "Resiliency"). A create whose id can repeat (derived from a request
+//! id or an `Idempotency-Key`) reads first, so a replay writes nothing; the write itself stays
+//! insert-if-absent, so two racing creates still make one task. Changes are guarded by the ETag
+//! they were read with.
 
 use uuid::Uuid;
 
-use crate::dapr::{Dapr, DaprError, Inserted, SaveItem, TxOp, Versioned};
+use crate::clock::Clock;
+use crate::dapr::{Dapr, DaprError, SaveItem, TxOp, Versioned};
 use crate::domain::task::{Task, task_key};
-use crate::events::{TaskChange, components};
+use crate::events::{TaskChange, components, task_event_id, topics};
+use crate::outbox::{Outbox, OutboxConfig, OutboxEvent};
 
 /// Why a guarded write did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -21,38 +30,90 @@ pub enum WriteError {
     Dapr(#[from] DaprError),
 }
 
+/// Where the id of a task to create comes from, which decides whether a create can expect to
+/// find its task already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOrigin {
+    /// A fresh random UUID: finding it taken is not an expected outcome (2^-122), so the
+    /// create goes straight to the insert.
+    Random,
+    /// Derived from a request id or an idempotency key: a retried request maps to the same id,
+    /// so the create reads first and a replay is answered from that read.
+    Derived,
+}
+
+/// The outcome of [`TaskStore::create`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// This call created the task (and its `todo.task.created` event).
+    Inserted,
+    /// A task with this id already existed: nothing was written. It is returned as stored
+    /// (boxed: a task is large, and most creates insert).
+    Existing(Box<Versioned<Task>>),
+}
+
 #[derive(Debug, Clone)]
 pub struct TaskStore {
     dapr: Dapr,
+    outbox: Outbox,
 }
 
 impl TaskStore {
+    /// A store with the default outbox settings and the system clock.
     pub fn new(dapr: Dapr) -> Self {
-        Self { dapr }
+        Self::with_outbox(dapr, OutboxConfig::default(), Clock::system())
+    }
+
+    /// A store whose outbox uses `config` and stamps records with `clock`.
+    pub fn with_outbox(dapr: Dapr, config: OutboxConfig, clock: Clock) -> Self {
+        let outbox = Outbox::new(dapr.clone(), components::TASKS_STORE, config).with_clock(clock);
+        Self { dapr, outbox }
     }
 
     pub fn dapr(&self) -> &Dapr {
         &self.dapr
     }
 
+    /// The outbox of the `tasks` store (task-api runs its relay).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
     pub async fn get(&self, id: Uuid) -> Result<Option<Versioned<Task>>, DaprError> {
         self.dapr.get_state(components::TASKS_STORE, &task_key(id)).await
+    }
+
+    /// The `task-events` event of `task` as it is after `change`.
+    pub fn event(task: &Task, change: TaskChange) -> Result<OutboxEvent, DaprError> {
+        let data = serde_json::to_value(task)
+            .map_err(|source| DaprError::Encode { what: format!("task {} as event data", task.id), source })?;
+        Ok(OutboxEvent {
+            id: task_event_id(task.id, task.version),
+            event_type: change.event_type().to_owned(),
+            subject: task.id.to_string(),
+            partition_key: task.id.to_string(),
+            pubsub: components::PUBSUB.to_owned(),
+            topic: topics::TASK_EVENTS.to_owned(),
+            data,
+        })
     }
 
     /// Creates `task` unless a task with its id exists, emitting `todo.task.created`.
     ///
     /// A failed transaction is a 500 whether the key existed or the store failed, so a failure
-    /// is followed by a read: if the task is there now, the create was a duplicate.
-    pub async fn create(&self, task: &Task) -> Result<Inserted, DaprError> {
-        let op = TxOp::Upsert(
-            SaveItem::new(task.key(), task)?
-                .if_absent()
-                .outbox_event(TaskChange::Created.event_type(), &task.id.to_string()),
-        );
-        match self.dapr.transact(components::TASKS_STORE, &[op]).await {
-            Ok(()) => Ok(Inserted::Inserted),
+    /// is followed by a read: if the task is there now, another create won the race.
+    pub async fn create(&self, task: &Task, origin: IdOrigin) -> Result<Created, DaprError> {
+        if origin == IdOrigin::Derived
+            && let Some(existing) = self.get(task.id).await?
+        {
+            return Ok(Created::Existing(Box::new(existing)));
+        }
+        let op = TxOp::Upsert(SaveItem::new(task.key(), task)?.if_absent());
+        let event = Self::event(task, TaskChange::Created)?;
+        match self.outbox.commit(vec![op], std::slice::from_ref(&event)).await {
+            Ok(_) => Ok(Created::Inserted),
             Err(err @ DaprError::TransactionFailed { .. }) => match self.get(task.id).await? {
-                Some(_) => Ok(Inserted::AlreadyExists),
+                Some(existing) => Ok(Created::Existing(Box::new(existing))),
                 None => Err(err),
             },
             Err(err) => Err(err),
@@ -62,13 +123,10 @@ impl TaskStore {
     /// Writes `task` (already changed, version bumped) if the stored ETag is still `etag`,
     /// emitting the event for `change`.
     pub async fn update(&self, task: &Task, etag: Option<String>, change: TaskChange) -> Result<(), WriteError> {
-        let op = TxOp::Upsert(
-            SaveItem::new(task.key(), task)?
-                .if_match(etag.clone())
-                .outbox_event(change.event_type(), &task.id.to_string()),
-        );
-        match self.dapr.transact(components::TASKS_STORE, &[op]).await {
-            Ok(()) => Ok(()),
+        let op = TxOp::Upsert(SaveItem::new(task.key(), task)?.if_match(etag.clone()));
+        let event = Self::event(task, change)?;
+        match self.outbox.commit(vec![op], std::slice::from_ref(&event)).await {
+            Ok(_) => Ok(()),
             // Conflict or store failure: a changed ETag tells which.
             Err(err @ DaprError::TransactionFailed { .. }) => match self.get(task.id).await? {
                 Some(current) if current.etag != etag => Err(WriteError::Conflict),

@@ -1,11 +1,19 @@
 //! audit-writer: appends one immutable audit entry per `task-events` event, exactly once in
 //! effect.
 //!
-//! The entry is keyed `audit:<task id>:<event id>` and written insert-if-absent, so a
-//! redelivered or duplicated event (at-least-once delivery) writes nothing new, and events
-//! arriving out of order are simply recorded in the order they come; the trail is sorted by task
-//! version when read.
+//! The entry is keyed `audit:<task id>:<event id>` (the event id names one version of one
+//! task, the same on every republish) and written insert-if-absent, so a redelivered or
+//! duplicated event (at-least-once delivery, a relay republishing) writes nothing new, and
+//! events arriving out of order are simply recorded in the order they come; the trail is sorted
+//! by task version when read.
+//!
+//! A duplicate is found by a read first, not by a failing insert: Dapr retries a failed
+//! first-write save under the store's outbound policy and counts it toward the circuit breaker
+//! (the error is not an ETag error; docs/dapr-contract.md, "Resiliency"), so a burst of
+//! duplicates after a crash could open the breaker and fail the valid events behind them. Only
+//! two deliveries racing each other still reach the insert, which decides.
 
+use serde_json::Value;
 use shared::clock::Clock;
 use shared::dapr::{Dapr, Inserted};
 use shared::domain::audit::AuditEntry;
@@ -42,8 +50,9 @@ impl AuditWriter {
         let change = TaskChange::from_event_type(&event.event_type)
             .ok_or_else(|| HandlerError::drop(format!("{:?} is not a task event type", event.event_type)))?;
         let entry = AuditEntry::new(&event.id, change, event.time, event.data, self.clock.now());
-        let outcome = self.dapr.insert_state(components::STATE_STORE, &entry.key(), &entry).await?;
-        let duplicate = outcome == Inserted::AlreadyExists;
+        let key = entry.key();
+        let duplicate = self.dapr.get_state::<Value>(components::STATE_STORE, &key).await?.is_some()
+            || self.dapr.insert_state(components::STATE_STORE, &key, &entry).await? == Inserted::AlreadyExists;
         info!(task_id = %entry.task_id, version = entry.task_version, change = ?entry.change, duplicate, "audit entry");
         Ok(())
     }

@@ -6,6 +6,7 @@ use axum::http::Method;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use shared::clock::Clock;
+use shared::events::task_event_id;
 use shared::runtime::RuntimeConfig;
 use shared::testing::{StubSidecar, TestApp, cloudevent, sample_task, unreachable_client};
 use uuid::Uuid;
@@ -30,10 +31,11 @@ fn created_event(id: &str) -> Value {
 async fn an_event_becomes_one_audit_entry() {
     let stub = StubSidecar::start().await;
     let app = app(stub.client(None), None).await;
-    let (status, body) = app.deliver(audit_writer::ROUTE, &created_event("outbox-1"), None).await;
+    let id = task_event_id(Uuid::from_u128(7), 1);
+    let (status, body) = app.deliver(audit_writer::ROUTE, &created_event(&id), None).await;
     assert_eq!((status, body), (200, json!({"status": "SUCCESS"})));
 
-    let key = format!("audit:{}:outbox-1", Uuid::from_u128(7));
+    let key = format!("audit:{}:{id}", Uuid::from_u128(7));
     let saves = stub.requests_to(Method::POST, "/v1.0/state/state");
     assert_eq!(saves.len(), 1);
     let item = &saves[0].body[0];
@@ -43,7 +45,7 @@ async fn an_event_becomes_one_audit_entry() {
 
     let entry = stub.state("state", &key).unwrap();
     assert_eq!(entry["change"], "created");
-    assert_eq!(entry["event_id"], "outbox-1");
+    assert_eq!(entry["event_id"], json!(id));
     assert_eq!(entry["owner"], "alice");
     assert_eq!(entry["task_version"], 1);
     assert_eq!(entry["occurred_at"], "2026-11-22T10:00:00Z", "the event's time");
@@ -52,15 +54,32 @@ async fn an_event_becomes_one_audit_entry() {
 }
 
 #[tokio::test]
-async fn a_redelivered_event_writes_nothing_new() {
+async fn a_redelivered_event_is_recognised_by_a_read_and_writes_nothing() {
     let stub = StubSidecar::start().await;
     let app = app(stub.client(None), None).await;
-    let event = created_event("outbox-2");
+    let id = task_event_id(Uuid::from_u128(7), 1);
+    let event = created_event(&id);
     assert_eq!(app.deliver(audit_writer::ROUTE, &event, None).await.1, json!({"status": "SUCCESS"}));
     let first = stub.all_state("state");
+    stub.clear_requests();
     assert_eq!(app.deliver(audit_writer::ROUTE, &event, None).await.1, json!({"status": "SUCCESS"}));
     assert_eq!(stub.all_state("state"), first, "the duplicate left the trail as it was");
     assert_eq!(first.len(), 1);
+    // No insert that fails by design: Dapr would retry it and count it toward the breaker.
+    let calls: Vec<(Method, String)> = stub.requests().into_iter().map(|r| (r.method, r.path)).collect();
+    assert_eq!(calls, [(Method::GET, format!("/v1.0/state/state/audit:{}:{id}", Uuid::from_u128(7)))]);
+}
+
+#[tokio::test]
+async fn two_racing_deliveries_record_the_event_once() {
+    let stub = StubSidecar::start().await;
+    let app = app(stub.client(None), None).await;
+    let id = task_event_id(Uuid::from_u128(7), 1);
+    let key = format!("audit:{}:{id}", Uuid::from_u128(7));
+    // The other delivery writes the entry between this one's read and its insert.
+    stub.put_state_before(Method::POST, "/v1.0/state/state", "state", &key, json!({"written": "by the other"}));
+    assert_eq!(app.deliver(audit_writer::ROUTE, &created_event(&id), None).await.1, json!({"status": "SUCCESS"}));
+    assert_eq!(stub.state("state", &key), Some(json!({"written": "by the other"})), "the insert-if-absent decided");
 }
 
 #[tokio::test]
@@ -68,9 +87,14 @@ async fn each_distinct_event_is_recorded() {
     let stub = StubSidecar::start().await;
     let app = app(stub.client(None), None).await;
     let mut task = sample_task(Uuid::from_u128(7), "alice");
-    app.deliver(audit_writer::ROUTE, &created_event("outbox-a"), None).await;
+    app.deliver(audit_writer::ROUTE, &created_event(&task_event_id(task.id, 1)), None).await;
     task.complete(now());
-    let completed = cloudevent("outbox-b", "todo.task.completed", "task-events", serde_json::to_value(&task).unwrap());
+    let completed = cloudevent(
+        &task_event_id(task.id, 2),
+        "todo.task.completed",
+        "task-events",
+        serde_json::to_value(&task).unwrap(),
+    );
     // The completion may arrive first (reordering): both are recorded either way.
     app.deliver(audit_writer::ROUTE, &completed, None).await;
     let trail = stub.all_state("state");

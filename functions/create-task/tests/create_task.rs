@@ -6,7 +6,7 @@ use axum::http::Method;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use shared::clock::Clock;
-use shared::events::task_id_for_request;
+use shared::events::{task_event_id, task_id_for_request};
 use shared::runtime::RuntimeConfig;
 use shared::testing::{StubSidecar, TestApp, cloudevent, unreachable_client};
 
@@ -40,15 +40,22 @@ async fn a_request_creates_the_task_with_its_event_in_one_transaction() {
     let transactions = stub.transactions("tasks");
     assert_eq!(transactions.len(), 1);
     let ops = transactions[0].body["operations"].as_array().unwrap();
-    assert_eq!(ops.len(), 1);
+    assert_eq!(ops.len(), 2, "the task and its outbox record");
     assert_eq!(ops[0]["operation"], "upsert");
     let request = &ops[0]["request"];
     assert_eq!(request["key"], json!(format!("task:{id}")));
     assert_eq!(request["options"], json!({"concurrency": "first-write"}), "insert-if-absent");
+    assert!(request.get("metadata").is_none(), "no Dapr outbox metadata");
+    let record = &ops[1]["request"];
+    let event_id = task_event_id(id, 1);
+    assert_eq!(record["key"], json!(format!("outbox:{event_id}")));
+    assert_eq!(record["value"]["outbox_record"], "v1");
+    assert_eq!(record["value"]["written_at"], "2026-11-22T10:00:00.000Z");
     assert_eq!(
-        request["metadata"],
-        json!({"type": "todo.task.created", "subject": id.to_string(), "contentType": "application/json"}),
-        "the outbox event's CloudEvent attributes"
+        record["value"]["event"],
+        json!({"id": event_id, "type": "todo.task.created", "subject": id.to_string(), "partition_key": id.to_string(),
+               "pubsub": "pubsub", "topic": "task-events", "data": request["value"]}),
+        "the complete event"
     );
     let stored = stub.state("tasks", &format!("task:{id}")).unwrap();
     assert_eq!(stored, request["value"]);
@@ -57,6 +64,15 @@ async fn a_request_creates_the_task_with_its_event_in_one_transaction() {
         (Some("Water plants"), Some("alice"), Some(1))
     );
     assert_eq!(stored["created_at"], "2026-11-22T10:00:00Z");
+
+    // Published right after the commit, then the record is gone.
+    let published = stub.published("task-events");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].query.get("metadata.cloudevent.id"), Some(&event_id));
+    assert_eq!(published[0].query.get("metadata.cloudevent.type").map(String::as_str), Some("todo.task.created"));
+    assert_eq!(published[0].query.get("metadata.partitionKey"), Some(&id.to_string()));
+    assert_eq!(published[0].body, stored);
+    assert_eq!(stub.all_state("tasks").len(), 1, "only the task remains: {:?}", stub.all_state("tasks"));
 }
 
 #[tokio::test]
@@ -66,9 +82,17 @@ async fn a_repeated_request_creates_nothing_new() {
     let event = request("import-2", json!({"title": "Once"}));
     assert_eq!(app.deliver(create_task::ROUTE, &event, None).await.1, json!({"status": "SUCCESS"}));
     let before = stub.all_state("tasks");
+    stub.clear_requests();
     assert_eq!(app.deliver(create_task::ROUTE, &event, None).await.1, json!({"status": "SUCCESS"}));
     assert_eq!(stub.all_state("tasks"), before, "the duplicate changed nothing");
     assert_eq!(before.len(), 1);
+    let id = task_id_for_request("alice", "import-2");
+    let calls: Vec<(Method, String)> = stub.requests().into_iter().map(|r| (r.method, r.path)).collect();
+    assert_eq!(
+        calls,
+        [(Method::GET, format!("/v1.0/state/tasks/task:{id}"))],
+        "a read answers it: no write, no publish"
+    );
 }
 
 #[tokio::test]

@@ -40,7 +40,12 @@ fn with_reminder(version: u64, due: &str, before_secs: u32) -> Task {
 }
 
 fn event(event_type: &str, task: &Task) -> Value {
-    cloudevent(&format!("outbox-v{}", task.version), event_type, "task-events", serde_json::to_value(task).unwrap())
+    cloudevent(
+        &shared::events::task_event_id(task.id, task.version),
+        event_type,
+        "task-events",
+        serde_json::to_value(task).unwrap(),
+    )
 }
 
 /// A clock the test can move.

@@ -31,7 +31,12 @@ fn completed_monthly(rule: &str) -> Task {
 }
 
 fn completion(task: &Task) -> Value {
-    cloudevent("outbox-9", "todo.task.completed", "task-events", serde_json::to_value(task).unwrap())
+    cloudevent(
+        &shared::events::task_event_id(task.id, task.version),
+        "todo.task.completed",
+        "task-events",
+        serde_json::to_value(task).unwrap(),
+    )
 }
 
 async fn app(dapr: shared::dapr::Dapr) -> TestApp {
@@ -79,7 +84,12 @@ fn deleted_open(rule: &str, at: &str) -> Task {
 }
 
 fn deletion(task: &Task) -> Value {
-    cloudevent("outbox-10", "todo.task.deleted", "task-events", serde_json::to_value(task).unwrap())
+    cloudevent(
+        &shared::events::task_event_id(task.id, task.version),
+        "todo.task.deleted",
+        "task-events",
+        serde_json::to_value(task).unwrap(),
+    )
 }
 
 #[tokio::test]

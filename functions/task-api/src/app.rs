@@ -23,7 +23,7 @@ pub struct App {
 impl App {
     pub fn new(dapr: Dapr, config: &Config, clock: Clock) -> Self {
         Self {
-            store: TaskStore::new(dapr),
+            store: TaskStore::with_outbox(dapr, config.outbox.clone(), clock.clone()),
             clock,
             auth: Arc::new(Authenticator::new(config)),
             scan_limit: config.list_scan_limit.max(1),

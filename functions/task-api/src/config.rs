@@ -9,6 +9,7 @@ use std::fmt;
 
 use anyhow::bail;
 use serde::Deserialize;
+use shared::outbox::OutboxConfig;
 
 /// HS256 keys shorter than the hash output (32 bytes) are brute-forceable; RFC 7518 §3.2
 /// requires at least this much.
@@ -34,6 +35,10 @@ pub struct Config {
     /// memory and latency of one request whatever a user has stored.
     #[serde(default = "default_scan_limit")]
     pub list_scan_limit: usize,
+    /// `OUTBOX_*`: the outbox this function writes through and relays (read by
+    /// [`OutboxConfig::from_vars`] from the same variables).
+    #[serde(skip)]
+    pub outbox: OutboxConfig,
 }
 
 fn default_scan_limit() -> usize {
@@ -48,6 +53,7 @@ impl fmt::Debug for Config {
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("list_scan_limit", &self.list_scan_limit)
+            .field("outbox", &self.outbox)
             .finish()
     }
 }
@@ -60,6 +66,7 @@ impl Config {
             jwt_issuer: None,
             jwt_audience: None,
             list_scan_limit: default_scan_limit(),
+            outbox: OutboxConfig::default(),
         }
     }
 
@@ -70,8 +77,10 @@ impl Config {
 
     /// Reads and checks `vars` (`JWT_SECRET`, ...), as the environment would supply them.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
-        let config: Self =
-            envy::from_iter(vars).map_err(|e| anyhow::anyhow!("task-api configuration from the environment: {e}"))?;
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let mut config: Self = envy::from_iter(vars.iter().cloned())
+            .map_err(|e| anyhow::anyhow!("task-api configuration from the environment: {e}"))?;
+        config.outbox = OutboxConfig::from_vars(vars)?;
         config.checked()
     }
 
@@ -131,6 +140,20 @@ mod tests {
         assert_eq!(config.jwt_issuer.as_deref(), Some("https://id.example"));
         assert_eq!(config.jwt_audience.as_deref(), Some("todo"));
         assert_eq!(config.list_scan_limit, 25);
+    }
+
+    #[test]
+    fn reads_the_outbox_settings() {
+        let config = Config::from_vars(vars(&[
+            ("JWT_SECRET", SECRET),
+            ("OUTBOX_RELAY_INTERVAL_MS", "500"),
+            ("OUTBOX_RELAY_MIN_AGE_MS", "1500"),
+        ]))
+        .unwrap();
+        assert_eq!((config.outbox.outbox_relay_interval_ms, config.outbox.outbox_relay_min_age_ms), (500, 1500));
+        assert!(config.outbox.outbox_relay_enabled);
+        let bad = Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("OUTBOX_RELAY_INTERVAL_MS", "0")]));
+        assert!(bad.unwrap_err().to_string().contains("OUTBOX_RELAY_INTERVAL_MS"));
     }
 
     #[test]

@@ -3,15 +3,23 @@
 //! REST over the caller's tasks: create, read, change (JSON merge patch), complete, delete,
 //! list with search / filter / sort / keyset pagination, and a task's audit trail, all behind
 //! JWT bearer auth, plus `GET /openapi.json`. Every change is one transaction on the `tasks`
-//! store through Dapr's outbox, so the task and its `todo.task.*` event on `task-events` commit
-//! together; the other functions react to those events. task-api itself subscribes to nothing:
-//! the runtime serves it like any function (health, metrics, logs, trace context) and mounts
-//! its public routes.
+//! store through the project's outbox ([`shared::outbox`]), so the task and its `todo.task.*`
+//! event on `task-events` commit together; the other functions react to those events.
+//! task-api itself subscribes to nothing: the runtime serves it like any function (health,
+//! metrics, logs, trace context) and mounts its public routes.
+//!
+//! task-api also runs the **outbox relay** of the `tasks` store, a background task that
+//! republishes what a writer left behind (a crash between commit and publish, a failed
+//! publish), for every writer. It runs here because task-api is the one function that always
+//! has a replica (the front door, `minReplicaCount: 1`): create-task scales to zero, and a
+//! relay there would leave its own crash leftovers waiting until the next `task-create`
+//! message woke it. Every replica relays; duplicates carry the same event id, and consumers
+//! are idempotent on it.
 //!
 //! # Layout
 //!
-//! - [`config`]: `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `LIST_SCAN_LIMIT` from the
-//!   environment; refuses to start without a usable secret.
+//! - [`config`]: `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `LIST_SCAN_LIMIT` and the
+//!   `OUTBOX_*` settings from the environment; refuses to start without a usable secret.
 //! - [`auth`]: bearer tokens (HS256) to a [`auth::User`], and minting them.
 //! - [`hs256`]: HS256 as jsonwebtoken's crypto provider (and no other algorithm).
 //! - [`error`]: [`error::ApiError`], every failure as `{"error", "field"}` with its status.
@@ -58,9 +66,18 @@ pub fn function(dapr: Dapr) -> anyhow::Result<Function> {
     Ok(build(dapr, config, Clock::system()))
 }
 
+/// The name of the outbox relay's background task.
+pub const OUTBOX_RELAY: &str = "outbox-relay";
+
 /// The function with explicit configuration and clock (tests). `config` should have passed
 /// [`Config::checked`]; without a usable secret every token is refused.
 pub fn build(dapr: Dapr, config: Config, clock: Clock) -> Function {
     let app = app::App::new(dapr, &config, clock);
-    Function::new(APP_ID).public_routes(routes::router(app))
+    let relay = app.store.outbox().clone();
+    let function = Function::new(APP_ID).public_routes(routes::router(app));
+    if config.outbox.outbox_relay_enabled {
+        function.background(OUTBOX_RELAY, move |stopping| relay.run_relay(stopping))
+    } else {
+        function
+    }
 }

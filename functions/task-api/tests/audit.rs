@@ -28,14 +28,14 @@ async fn the_trail_is_sorted_by_version_and_holds_only_this_task_of_this_caller(
     let mut v3 = t.clone();
     v3.version = 3;
     // Recorded out of order, with event ids that sort against the version order.
-    record(&h, "outbox-c", TaskChange::Completed, &v3, 3);
-    record(&h, "outbox-z", TaskChange::Created, &t, 1);
-    record(&h, "outbox-a", TaskChange::Updated, &v2, 2);
+    record(&h, "event-c", TaskChange::Completed, &v3, 3);
+    record(&h, "event-z", TaskChange::Created, &t, 1);
+    record(&h, "event-a", TaskChange::Updated, &v2, 2);
     // Noise: another task of alice's, and a record claiming this task for bob.
-    record(&h, "outbox-x", TaskChange::Created, &task(2, "alice", "other"), 0);
+    record(&h, "event-x", TaskChange::Created, &task(2, "alice", "other"), 0);
     let mut forged = t.clone();
     forged.owner = "bob".into();
-    record(&h, "outbox-b", TaskChange::Updated, &forged, 0);
+    record(&h, "event-b", TaskChange::Updated, &forged, 0);
 
     let answer = h.get(&format!("/v1/tasks/{}/audit", t.id)).user("alice").send().await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);

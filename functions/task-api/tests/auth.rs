@@ -69,7 +69,7 @@ async fn the_token_is_checked_before_the_path_or_body() {
 
 #[tokio::test]
 async fn issuer_and_audience_are_required_when_configured() {
-    let mut config = Config::with_secret(SECRET);
+    let mut config = common::config();
     config.jwt_issuer = Some("https://id.example".into());
     config.jwt_audience = Some("todo".into());
     let h = Harness::custom(config.clone(), RuntimeConfig::default(), |_| Clock::fixed(now())).await;
@@ -116,7 +116,7 @@ async fn unknown_routes_and_methods_answer_in_the_api_shape() {
 #[tokio::test]
 async fn the_app_token_guards_the_dapr_channel_not_the_public_api() {
     let runtime = RuntimeConfig { app_api_token: Some("from-the-sidecar".into()), ..RuntimeConfig::default() };
-    let h = Harness::custom(Config::with_secret(SECRET), runtime, |_| Clock::fixed(now())).await;
+    let h = Harness::custom(common::config(), runtime, |_| Clock::fixed(now())).await;
     let subscribe = h.get("/dapr/subscribe").send().await;
     assert_eq!(subscribe.status, 401, "Dapr-facing routes need dapr-api-token");
     let subscribe = h.get("/dapr/subscribe").header("dapr-api-token", "from-the-sidecar").send().await;

@@ -1,21 +1,21 @@
-//! `POST /v1/tasks`: the outbox transaction, idempotency, and bad input that writes nothing.
+//! `POST /v1/tasks`: the outbox transaction and the publish after it, idempotency (a replay is
+//! answered from a read and writes nothing), and bad input that writes nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use axum::http::Method;
-use common::{Harness, SECRET, now};
+use common::{Harness, now};
 use serde_json::{Value, json};
 use shared::clock::Clock;
-use shared::events::task_id_for_request;
+use shared::events::{task_event_id, task_id_for_request};
 use shared::runtime::RuntimeConfig;
 use shared::testing::unreachable_client;
-use task_api::Config;
 use uuid::Uuid;
 
 #[tokio::test]
-async fn create_answers_201_and_sends_exactly_one_outbox_upsert() {
+async fn create_answers_201_commits_the_task_with_its_outbox_record_then_publishes() {
     let h = Harness::start().await;
     let answer = h
         .post("/v1/tasks")
@@ -34,38 +34,76 @@ async fn create_answers_201_and_sends_exactly_one_outbox_upsert() {
     assert_eq!((task["status"].as_str(), task["version"].as_u64()), (Some("open"), Some(1)));
     assert_eq!(task["created_at"], json!(now()));
 
+    let event_id = task_event_id(Uuid::parse_str(id).unwrap(), 1);
     let transactions = h.stub.requests_to(Method::POST, "/v1.0/state/tasks/transaction");
     assert_eq!(transactions.len(), 1);
     assert_eq!(transactions[0].path, "/v1.0/state/tasks/transaction");
     assert_eq!(
         transactions[0].body,
-        json!({"operations": [{
-            "operation": "upsert",
-            "request": {
+        json!({"operations": [
+            {"operation": "upsert", "request": {
                 "key": format!("task:{id}"),
                 "value": task,
                 "options": {"concurrency": "first-write"},
-                "metadata": {"type": "todo.task.created", "subject": id, "contentType": "application/json"},
-            },
-        }]})
+            }},
+            {"operation": "upsert", "request": {
+                "key": format!("outbox:{event_id}"),
+                "value": {
+                    "outbox_record": "v1",
+                    "written_at": "2026-11-22T10:00:00.000Z",
+                    "event": {"id": event_id, "type": "todo.task.created", "subject": id, "partition_key": id,
+                              "pubsub": "pubsub", "topic": "task-events", "data": task},
+                },
+            }},
+        ]})
     );
-    assert_eq!(h.stub.state("tasks", &format!("task:{id}")), Some(task));
+    // A random id cannot be taken: no read before the insert.
+    assert!(h.stub.requests_to(Method::GET, "/v1.0/state/").is_empty());
+    let published = h.stub.published("task-events");
+    assert_eq!(published.len(), 1, "published right after the commit");
+    assert_eq!(published[0].query.get("metadata.cloudevent.id"), Some(&event_id));
+    assert_eq!(published[0].query.get("metadata.cloudevent.type").map(String::as_str), Some("todo.task.created"));
+    assert_eq!(published[0].query.get("metadata.cloudevent.subject").map(String::as_str), Some(id));
+    assert_eq!(published[0].query.get("metadata.partitionKey").map(String::as_str), Some(id));
+    assert_eq!(published[0].body, task);
+    assert_eq!(h.stub.requests_to(Method::DELETE, &format!("/v1.0/state/tasks/outbox:{event_id}")).len(), 1);
+    assert_eq!(
+        h.stub.all_state("tasks").into_iter().collect::<Vec<_>>(),
+        [(format!("task:{id}"), task)],
+        "only the task"
+    );
 }
 
 #[tokio::test]
-async fn an_idempotency_key_replay_answers_200_with_the_same_task() {
+async fn an_idempotency_key_replay_answers_200_with_the_same_task_and_writes_nothing() {
     let h = Harness::start().await;
     let body = json!({"title": "Buy milk"});
     let first = h.post("/v1/tasks").user("alice").header("Idempotency-Key", "req-1").json(&body).send().await;
     assert_eq!(first.status, 201);
     let id = first.body["id"].as_str().unwrap().to_owned();
     assert_eq!(id, task_id_for_request("alice", "req-1").to_string(), "id derived from (owner, key)");
+    assert_eq!(h.stub.published("task-events").len(), 1);
+    h.stub.clear_requests();
 
     let again = h.post("/v1/tasks").user("alice").header("Idempotency-Key", "req-1").json(&body).send().await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body, first.body, "the existing task, unchanged");
     assert_eq!(again.headers["location"], format!("/v1/tasks/{id}"));
     assert_eq!(h.stub.all_state("tasks").len(), 1, "one stored task");
+    let calls: Vec<(Method, String)> = h.stub.requests().into_iter().map(|r| (r.method, r.path)).collect();
+    assert_eq!(calls, [(Method::GET, format!("/v1.0/state/tasks/task:{id}"))], "one read: no write, no publish");
+}
+
+#[tokio::test]
+async fn a_failed_publish_still_answers_201_and_leaves_the_event_for_the_relay() {
+    let h = Harness::start().await;
+    h.stub.fail(Method::POST, "/v1.0/publish/", 500, 1);
+    let created = h.post("/v1/tasks").user("alice").json(&json!({"title": "x"})).send().await;
+    assert_eq!(created.status, 201, "the change committed: {:?}", created.body);
+    let id = Uuid::parse_str(created.body["id"].as_str().unwrap()).unwrap();
+    let record = h.stub.state("tasks", &format!("outbox:{}", task_event_id(id, 1))).expect("the record waits");
+    assert_eq!(record["event"]["data"], created.body);
+    assert!(h.stub.requests_to(Method::DELETE, "/v1.0/state/").is_empty());
 }
 
 #[tokio::test]
@@ -143,7 +181,7 @@ async fn a_body_that_is_not_json_is_415() {
 #[tokio::test]
 async fn an_oversized_body_is_413_in_the_api_shape() {
     let runtime = RuntimeConfig { max_body_bytes: 1024, ..RuntimeConfig::default() };
-    let h = Harness::custom(Config::with_secret(SECRET), runtime, |_| Clock::fixed(now())).await;
+    let h = Harness::custom(common::config(), runtime, |_| Clock::fixed(now())).await;
     let big = json!({"title": "x", "description": "d".repeat(4096)});
     let answer = h.post("/v1/tasks").user("alice").json(&big).send().await;
     assert_eq!(answer.status, 413);

@@ -9,12 +9,11 @@ use std::collections::BTreeSet;
 
 use axum::http::Method;
 use chrono::{DateTime, Duration};
-use common::{Harness, SECRET, ids, now, task};
+use common::{Harness, ids, now, task};
 use serde_json::{Value, json};
 use shared::clock::Clock;
 use shared::domain::task::{Priority, Status, Task};
 use shared::runtime::RuntimeConfig;
-use task_api::Config;
 
 fn tagged(mut t: Task, tags: &[&str]) -> Task {
     t.tags = tags.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
@@ -244,7 +243,7 @@ async fn every_query_page_is_read_and_the_scan_limit_is_reported() {
         h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query").into_iter().take(2).collect();
     assert_eq!(first_request[1].body["page"]["token"], "500", "the continuation token is followed");
 
-    let mut config = Config::with_secret(SECRET);
+    let mut config = common::config();
     config.list_scan_limit = 3;
     let small = Harness::custom(config, RuntimeConfig::default(), |_| Clock::fixed(now())).await;
     for n in 1..=5 {

@@ -10,14 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::Method;
 use chrono::Duration;
-use common::{Harness, SECRET, now, put_task, task, upsert};
+use common::{Harness, event, now, put_task, task, upsert};
 use serde_json::json;
 use shared::clock::Clock;
 use shared::domain::audit::AuditEntry;
 use shared::domain::task::{Priority, Status, Task};
-use shared::events::TaskChange;
+use shared::events::{TaskChange, task_event_id};
 use shared::runtime::RuntimeConfig;
-use task_api::Config;
 use uuid::Uuid;
 
 fn path(task: &Task) -> String {
@@ -118,11 +117,14 @@ async fn patch_applies_a_merge_patch_and_emits_updated_guarded_by_the_etag() {
     assert_eq!(first["key"], format!("task:{}", t.id));
     assert_eq!(first["etag"], etag, "guarded by the ETag it was read with");
     assert_eq!(first["options"], json!({"concurrency": "first-write"}));
-    assert_eq!(
-        first["metadata"],
-        json!({"type": "todo.task.updated", "subject": t.id.to_string(), "contentType": "application/json"})
-    );
     assert_eq!(first["value"]["version"], 2);
+    let announced = event(&transactions[0]);
+    assert_eq!(
+        (announced["type"].as_str(), announced["id"].as_str()),
+        (Some("todo.task.updated"), Some(task_event_id(t.id, 2).as_str()))
+    );
+    assert_eq!((announced["subject"].clone(), announced["partition_key"].clone()), (json!(t.id), json!(t.id)));
+    assert_eq!(announced["data"], first["value"], "the event carries the task as written");
 }
 
 #[tokio::test]
@@ -219,7 +221,7 @@ async fn completing_twice_writes_one_completion() {
 
     let transactions = h.task_transactions();
     assert_eq!(transactions.len(), 1, "one todo.task.completed only");
-    assert_eq!(upsert(&transactions[0])["metadata"]["type"], "todo.task.completed");
+    assert_eq!(event(&transactions[0])["type"], "todo.task.completed");
     assert_eq!(h.stored(t.id).unwrap().status, Status::Completed);
 }
 
@@ -228,7 +230,13 @@ async fn delete_writes_a_tombstone_then_the_task_is_gone_but_its_trail_is_not() 
     let h = Harness::start().await;
     let t = task(1, "alice", "Pay rent");
     h.put_task(&t);
-    let entry = AuditEntry::new("outbox-1", TaskChange::Created, Some(now()), t.clone(), now());
+    let entry = AuditEntry::new(
+        "task:00000000-0000-0000-0000-000000000001:v1",
+        TaskChange::Created,
+        Some(now()),
+        t.clone(),
+        now(),
+    );
     h.stub.put_state("state", &entry.key(), serde_json::to_value(&entry).unwrap());
 
     let deleted = h.delete(&path(&t)).user("alice").send().await;
@@ -236,7 +244,7 @@ async fn delete_writes_a_tombstone_then_the_task_is_gone_but_its_trail_is_not() 
     let transactions = h.task_transactions();
     assert_eq!(transactions.len(), 1);
     let written = upsert(&transactions[0]);
-    assert_eq!(written["metadata"]["type"], "todo.task.deleted");
+    assert_eq!(event(&transactions[0])["type"], "todo.task.deleted");
     assert_eq!(written["value"]["deleted_at"], json!(now()));
     assert_eq!(written["value"]["version"], 2);
     assert!(h.stored(t.id).unwrap().is_deleted(), "a tombstone, not a removal");
@@ -246,7 +254,7 @@ async fn delete_writes_a_tombstone_then_the_task_is_gone_but_its_trail_is_not() 
     assert_eq!(h.patch(&path(&t)).user("alice").json(&json!({"title": "x"})).send().await.status, 404);
     let trail = h.get(&format!("{}/audit", path(&t))).user("alice").send().await;
     assert_eq!(trail.status, 200);
-    assert_eq!(trail.body["items"][0]["event_id"], "outbox-1");
+    assert_eq!(trail.body["items"][0]["event_id"], "task:00000000-0000-0000-0000-000000000001:v1");
     assert_eq!(h.task_transactions().len(), 1);
 }
 
@@ -280,7 +288,7 @@ async fn deleting_with_series_end_drops_the_recurrence_so_nothing_follows() {
     // series=end: the tombstone has none, so on-task-completed asks for no next occurrence.
     assert_eq!(h.delete(&format!("{}?series=end", path(&end))).user("alice").send().await.status, 204);
     let written = upsert(&h.task_transactions()[1]).clone();
-    assert_eq!(written["metadata"]["type"], "todo.task.deleted");
+    assert_eq!(event(&h.task_transactions()[1])["type"], "todo.task.deleted");
     assert_eq!(written["value"]["recurrence"], serde_json::Value::Null);
     assert!(h.stored(end.id).unwrap().is_deleted());
 }
@@ -304,7 +312,7 @@ fn meddling_clock(stub: Arc<shared::testing::StubSidecar>, original: Task, times
 async fn a_concurrent_change_is_retried_and_both_changes_land() {
     let t = task(1, "alice", "Pay rent");
     let seeded = t.clone();
-    let h = Harness::custom(Config::with_secret(SECRET), RuntimeConfig::default(), move |stub| {
+    let h = Harness::custom(common::config(), RuntimeConfig::default(), move |stub| {
         put_task(&stub, &seeded);
         meddling_clock(stub, seeded, 1)
     })
@@ -325,7 +333,7 @@ async fn a_concurrent_change_is_retried_and_both_changes_land() {
 async fn a_concurrent_change_under_if_match_is_412() {
     let t = task(1, "alice", "Pay rent");
     let seeded = t.clone();
-    let h = Harness::custom(Config::with_secret(SECRET), RuntimeConfig::default(), move |stub| {
+    let h = Harness::custom(common::config(), RuntimeConfig::default(), move |stub| {
         put_task(&stub, &seeded);
         meddling_clock(stub, seeded, 1)
     })
@@ -341,7 +349,7 @@ async fn a_concurrent_change_under_if_match_is_412() {
 async fn a_task_that_keeps_changing_is_409_after_a_few_attempts() {
     let t = task(1, "alice", "Pay rent");
     let seeded = t.clone();
-    let h = Harness::custom(Config::with_secret(SECRET), RuntimeConfig::default(), move |stub| {
+    let h = Harness::custom(common::config(), RuntimeConfig::default(), move |stub| {
         put_task(&stub, &seeded);
         meddling_clock(stub, seeded, u64::MAX)
     })

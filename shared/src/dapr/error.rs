@@ -14,6 +14,11 @@ pub enum DaprError {
         source: reqwest::Error,
     },
 
+    /// The caller stopped waiting for an answer after `after` (the sidecar may still complete
+    /// the call).
+    #[error("no answer from the Dapr sidecar to {what} within {after:?}")]
+    TimedOut { what: String, after: Duration },
+
     /// `GET /v1.0/healthz/outbound` did not succeed in time: components are not loaded yet.
     #[error("Dapr sidecar not ready after {0:?} (GET /v1.0/healthz/outbound)")]
     NotReady(Duration),
@@ -57,7 +62,9 @@ impl DaprError {
     /// Conflicts are not transient in this sense: the caller must re-read first.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Unavailable { .. } | Self::NotReady(_) | Self::TransactionFailed { .. } => true,
+            Self::Unavailable { .. } | Self::NotReady(_) | Self::TimedOut { .. } | Self::TransactionFailed { .. } => {
+                true
+            }
             Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             _ => false,
         }

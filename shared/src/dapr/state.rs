@@ -1,4 +1,4 @@
-//! State API: get, save, delete, bulk get, transactions (with the outbox) and the Query API.
+//! State API: get, save, delete, bulk get, transactions and the Query API.
 //!
 //! Status codes as the sidecar really sends them (dapr/dapr `pkg/api/http/http.go`): a single
 //! save or delete with a stale ETag answers **409**, but a transaction answers **500** for every
@@ -76,24 +76,6 @@ impl SaveItem {
     pub fn metadata(mut self, key: &str, value: impl Into<String>) -> Self {
         self.metadata.insert(key.to_owned(), value.into());
         self
-    }
-
-    /// The CloudEvent this upsert publishes through the store's transactional outbox.
-    ///
-    /// Dapr copies an operation's metadata verbatim into the outbox CloudEvent (every key but
-    /// `id` and `data`; dapr/dapr `pkg/runtime/pubsub/outbox.go` `PublishInternal`), so the keys
-    /// are the CloudEvent attribute names themselves. `contentType` must be
-    /// `application/json`, or the outbox formats the value with Go's `%v` instead of JSON. The
-    /// event id cannot be chosen: it is the outbox's own `outbox-<uuid>`, stable across
-    /// redeliveries of that one event.
-    pub fn outbox_event(self, event_type: &str, subject: &str) -> Self {
-        self.metadata("type", event_type).metadata("subject", subject).metadata("contentType", "application/json")
-    }
-
-    /// Marks this upsert as the outbox *projection* of the upsert with the same key: not stored,
-    /// published instead of the stored value.
-    pub fn projection(self) -> Self {
-        self.metadata("outbox.projection", "true").metadata("contentType", "application/json")
     }
 }
 
@@ -347,8 +329,9 @@ impl Dapr {
             .collect()
     }
 
-    /// `POST /v1.0/state/{store}/transaction`: all operations or none. On a store with the
-    /// outbox, each upsert also publishes an event (see [`SaveItem::outbox_event`]).
+    /// `POST /v1.0/state/{store}/transaction`: all operations or none. Nothing is published:
+    /// the project's outbox ([`crate::outbox`]) writes its records in the same transaction and
+    /// publishes after it.
     pub async fn transact(&self, store: &str, operations: &[TxOp]) -> Result<(), DaprError> {
         let what = format!("state transaction on {store}");
         let url = self.url(&["v1.0", "state", store, "transaction"]);
@@ -417,15 +400,6 @@ mod tests {
         );
         let plain = SaveItem::new("k", &1).unwrap().if_match(None);
         assert_eq!(serde_json::to_value(&plain).unwrap(), json!({"key": "k", "value": 1}));
-    }
-
-    #[test]
-    fn outbox_metadata_uses_cloudevent_attribute_names() {
-        let item = SaveItem::new("task:1", &json!({})).unwrap().outbox_event("todo.task.created", "1");
-        assert_eq!(
-            serde_json::to_value(&item).unwrap()["metadata"],
-            json!({"type": "todo.task.created", "subject": "1", "contentType": "application/json"})
-        );
     }
 
     #[test]

@@ -386,9 +386,7 @@ fn transaction(inner: &mut Inner, store: &str, body: &Value) -> Response {
     let ops = body.get("operations").and_then(Value::as_array).cloned().unwrap_or_default();
     for op in &ops {
         let request = op.get("request").cloned().unwrap_or(Value::Null);
-        let is_projection = request.pointer("/metadata/outbox.projection").and_then(Value::as_str) == Some("true");
         let result = match op.get("operation").and_then(Value::as_str) {
-            Some("upsert") if is_projection => Ok(()),
             Some("upsert") => upsert(inner, store, &request),
             Some("delete") => {
                 let key = request.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -505,30 +503,53 @@ fn run_query(inner: &Inner, store: &str, body: &Value) -> Response {
     axum::Json(response).into_response()
 }
 
-/// A function's router served on loopback.
+/// A function's router served on loopback, with its background tasks running (as
+/// [`crate::runtime::serve`] runs them); dropping it stops both.
 #[derive(Debug)]
 pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
     _server: tokio::task::JoinHandle<()>,
+    stop: crate::runtime::StopSignal,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        self.stop.stop();
+        for task in &self.background {
+            task.abort();
+        }
         self._server.abort();
     }
 }
 
 impl TestApp {
-    pub async fn start(function: Function, config: RuntimeConfig) -> Self {
+    pub async fn start(mut function: Function, config: RuntimeConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
         let url = format!("http://{}", listener.local_addr().expect("app address"));
+        let (stop, stopping) = crate::runtime::Stopping::channel();
+        let background = function.take_background().into_iter().map(|task| task.spawn(stopping.clone())).collect();
         let router = function.into_router(&config);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Self { url, http, _server: server }
+        Self { url, http, _server: server, stop, background }
+    }
+
+    /// Signals the background tasks to stop and waits for them (at most `timeout`); `false` if
+    /// one did not stop in time.
+    pub async fn stop_background(&mut self, timeout: Duration) -> bool {
+        self.stop.stop();
+        let mut all = true;
+        for mut task in self.background.drain(..) {
+            if tokio::time::timeout(timeout, &mut task).await.is_err() {
+                task.abort();
+                all = false;
+            }
+        }
+        all
     }
 
     /// Delivers `event` to `path` as Dapr does (`application/cloudevents+json`), with `token`

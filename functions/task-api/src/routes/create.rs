@@ -1,19 +1,21 @@
 //! `POST /v1/tasks`: creates a task owned by the caller.
 //!
 //! With an `Idempotency-Key`, the task id is derived from (caller, key), so a client that
-//! retries after a lost response gets the same task back (200) instead of a duplicate (201):
-//! the store's insert-if-absent decides, not a read before the write, so two concurrent retries
-//! cannot both create. Keys are per caller by construction; another user's key can never reach
-//! this caller's task.
+//! retries after a lost response gets the same task back (200) instead of a duplicate (201).
+//! The replay is answered from a read, without a write: a write that fails by design would
+//! count toward the state store's circuit breaker in Dapr (docs/dapr-contract.md,
+//! "Resiliency"). The write stays insert-if-absent, so two concurrent retries that both read
+//! "absent" still create one task. Keys are per caller by construction; another user's key can
+//! never reach this caller's task.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use shared::dapr::Inserted;
 use shared::domain::validate::{self, NewTask};
 use shared::events::task_id_for_request;
+use shared::tasks::{Created, IdOrigin};
 use tracing::info;
 use uuid::Uuid;
 
@@ -37,24 +39,19 @@ pub async fn handler(
     body::require_media_type(&headers, &[body::JSON])?;
     let key = idempotency_key(&headers)?;
     let input: NewTask = validate::parse_json(&body::bytes(payload)?)?;
-    let id = match &key {
-        Some(key) => task_id_for_request(&user.id, key),
-        None => Uuid::new_v4(),
+    let (id, origin) = match &key {
+        Some(key) => (task_id_for_request(&user.id, key), IdOrigin::Derived),
+        None => (Uuid::new_v4(), IdOrigin::Random),
     };
     let task = validate::new_task(id, &user.id, input, None, app.clock.now())?;
 
-    let (status, task) = match app.store.create(&task).await? {
-        Inserted::Inserted => {
+    let (status, task) = match app.store.create(&task, origin).await? {
+        Created::Inserted => {
             info!(task_id = %id, idempotent = key.is_some(), "task created");
             (StatusCode::CREATED, task)
         }
-        Inserted::AlreadyExists => {
-            let existing = app
-                .store
-                .get(id)
-                .await?
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("task {id} reported as existing, then not found")))?
-                .value;
+        Created::Existing(existing) => {
+            let existing = existing.value;
             if existing.owner != user.id || key.is_none() {
                 // A random id collided (astronomically unlikely): never reveal or return it.
                 return Err(ApiError::Conflict { field: None, message: "a task with this id already exists".into() });

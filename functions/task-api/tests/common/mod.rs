@@ -27,6 +27,14 @@ pub fn now() -> DateTime<Utc> {
     "2026-11-22T10:00:00Z".parse().unwrap()
 }
 
+/// The configuration of most tests: the outbox relay is off, so that its periodic queries do
+/// not mix with the requests a test asserts on (tests/outbox.rs turns it on).
+pub fn config() -> Config {
+    let mut config = Config::with_secret(SECRET);
+    config.outbox.outbox_relay_enabled = false;
+    config
+}
+
 pub fn token(user: &str) -> String {
     task_api::auth::mint(SECRET.as_bytes(), user, Duration::from_secs(3600)).unwrap()
 }
@@ -139,9 +147,9 @@ impl<'a> Call<'a> {
 }
 
 impl Harness {
-    /// Default configuration, the clock fixed at [`now`].
+    /// Default configuration (outbox relay off, see [`config`]), the clock fixed at [`now`].
     pub async fn start() -> Self {
-        Self::custom(Config::with_secret(SECRET), RuntimeConfig::default(), |_| Clock::fixed(now())).await
+        Self::custom(config(), RuntimeConfig::default(), |_| Clock::fixed(now())).await
     }
 
     /// Full control: the configuration, the runtime configuration, and a clock that may act on
@@ -156,11 +164,7 @@ impl Harness {
     /// task-api against a given sidecar client (for example one that is down).
     pub async fn with_dapr(dapr: Dapr) -> Self {
         let stub = Arc::new(StubSidecar::start().await);
-        let app = TestApp::start(
-            task_api::build(dapr, Config::with_secret(SECRET), Clock::fixed(now())),
-            RuntimeConfig::default(),
-        )
-        .await;
+        let app = TestApp::start(task_api::build(dapr, config(), Clock::fixed(now())), RuntimeConfig::default()).await;
         Self { stub, app }
     }
 
@@ -258,12 +262,26 @@ pub fn ids(body: &Value) -> Vec<u128> {
         .collect()
 }
 
-/// The single upsert of a recorded `tasks` transaction.
+/// The task upsert of a recorded `tasks` transaction, which must be one change: the task,
+/// then its outbox record.
 pub fn upsert(transaction: &Recorded) -> &Value {
     let operations = transaction.body["operations"].as_array().unwrap();
-    assert_eq!(operations.len(), 1, "one operation per change: {operations:?}");
+    assert_eq!(operations.len(), 2, "the task and its outbox record per change: {operations:?}");
     assert_eq!(operations[0]["operation"], "upsert");
+    assert!(operations[0]["request"]["key"].as_str().unwrap().starts_with("task:"), "{operations:?}");
+    assert!(operations[0]["request"].get("metadata").is_none(), "no Dapr outbox metadata: {operations:?}");
     &operations[0]["request"]
+}
+
+/// The event of the outbox record of a recorded `tasks` transaction (see [`upsert`]).
+pub fn event(transaction: &Recorded) -> &Value {
+    let operations = transaction.body["operations"].as_array().unwrap();
+    assert_eq!(operations.len(), 2, "the task and its outbox record per change: {operations:?}");
+    let record = &operations[1]["request"];
+    assert_eq!(operations[1]["operation"], "upsert");
+    assert_eq!(record["key"], format!("outbox:{}", record["value"]["event"]["id"].as_str().unwrap()));
+    assert_eq!(record["value"]["outbox_record"], "v1");
+    &record["value"]["event"]
 }
 
 pub fn json_of(task: &Task) -> Value {
