@@ -23,6 +23,17 @@ run: ## Build and run the whole system on devhost (task-api on :8080); Ctrl-C st
 	    "$(TASK_API_URL)" "$$token" "$(TASK_API_URL)"; \
 	  exec ./target/debug/devhost --run-file dapr.yaml --db $(DEVHOST_DIR)/devhost.sqlite
 
+.PHONY: platform
+platform: ## Build and cache the real platform: daprd + Scheduler, Kafka, PostgreSQL (cold ~15 min, warm seconds)
+	bash scripts/platform.sh
+
+.PHONY: run-dapr
+run-dapr: platform ## The same system on real daprd + Scheduler + Kafka + PostgreSQL; Ctrl-C stops it
+	$(CARGO) build --workspace --locked
+	@mkdir -p $(DEVHOST_DIR)
+	@test -s $(DEVHOST_DIR)/jwt-secret || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > $(DEVHOST_DIR)/jwt-secret; chmod 600 $(DEVHOST_DIR)/jwt-secret; }
+	./target/debug/run-dapr
+
 .PHONY: demo
 demo: ## Play the demo scenario against `make run`'s system, or a private one if none runs
 	$(CARGO) build --workspace --locked
@@ -41,6 +52,11 @@ test: ## Run every test of the workspace (the end-to-end tests run the built bin
 	$(CARGO) build --workspace --locked
 	$(CARGO) test --workspace --locked
 	$(CARGO) test --locked -p shared --features tls --lib dapr::
+
+.PHONY: test-platform
+test-platform: platform ## The end-to-end and fault tests on the real platform (daprd, Scheduler, Kafka, PostgreSQL)
+	$(CARGO) build --workspace --locked
+	$(CARGO) test --locked -p system-tests --features platform --test kafka_client --test platform -- --test-threads=1
 
 .PHONY: faults
 faults: ## Run only the fault suite and print its summary (part of make test too)

@@ -10,11 +10,14 @@
 //!   that run the functions on a real broker.
 //! - [`host`]: a private copy of the system (run file, database, JWT secret) started in-process
 //!   or as the `devhost` binary.
-//! - `src/bin/demo.rs`: `make demo`.
+//! - [`platform`]: the same system on the real platform: PostgreSQL, a Kafka broker, the Dapr
+//!   Scheduler and a real daprd beside each function, as processes built by `make platform`.
+//! - `src/bin/demo.rs`: `make demo`; `src/bin/run-dapr.rs`: `make run-dapr`.
 
 pub mod api;
 pub mod host;
 pub mod kafka;
+pub mod platform;
 pub mod scenario;
 
 use std::path::PathBuf;

@@ -1,27 +1,17 @@
 //! `system_tests::kafka` against a real Apache Kafka broker (KRaft, one node) that the test starts
-//! itself from the jars in `TODO_KAFKA_LIBS`, with the console producer and consumer of the same
+//! itself from the jars `make platform` fetched, with the console producer and consumer of the same
 //! jars as the other side: topics from `topics.txt`, reading a topic back, and consumer lag
 //! before and after a real consumer group commits.
 //!
-//! The broker test is ignored by `cargo test --workspace`; `make test-platform` runs it with
-//! `TODO_KAFKA_LIBS=<kafka-4.1.1>/libs cargo test -p system-tests --test kafka_client -- --ignored`.
-//! The `topics.txt` parsing tests always run.
+//! The broker test is compiled with the `platform` feature only (`make test-platform`), like
+//! `tests/platform.rs`; the `topics.txt` parsing tests always run.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
 
-use anyhow::{Context as _, Result, bail, ensure};
-use system_tests::kafka::{Kafka, Lag, TopicSpec, parse_topics_txt};
+use system_tests::kafka::{TopicSpec, parse_topics_txt};
 use system_tests::workspace_root;
-
-const TOPIC: &str = "kafka-client-test";
-const GROUP: &str = "kafka-client-test-group";
 
 fn topics_txt() -> String {
     let path = workspace_root().join("manifests/base/kafka-topics/topics.txt");
@@ -61,196 +51,210 @@ fn topics_txt_format() {
         assert!(error.contains("line 1"), "{bad}: {error}");
     }
 }
+/// The broker test: needs the jars of `make platform`.
+#[cfg(feature = "platform")]
+mod broker {
+    use std::collections::BTreeMap;
+    use std::io::Write as _;
+    use std::net::TcpListener;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
 
-#[tokio::test]
-#[ignore = "needs a Kafka broker: make test-platform"]
-async fn admin_client_on_a_real_broker() -> Result<()> {
-    let started = Instant::now();
-    let broker = Broker::start()?;
-    let kafka = broker.client().await?;
-    eprintln!("broker ready after {:.1?}", started.elapsed());
+    use anyhow::{Context as _, Result, ensure};
+    use system_tests::kafka::{Kafka, Lag, TopicSpec, parse_topics_txt};
 
-    // topics.txt, then the same again: creation is idempotent and leaves existing topics as they are.
-    let mut specs = parse_topics_txt(&topics_txt())?;
-    specs.push(TopicSpec { name: TOPIC.into(), partitions: 3, configs: vec![] });
-    kafka.create_topics(&specs).await?;
-    kafka.create_topics(&specs).await.context("creating the topics a second time")?;
-    let grown = specs.iter().map(|s| TopicSpec { partitions: s.partitions + 1, ..s.clone() }).collect::<Vec<_>>();
-    kafka.create_topics(&grown[..1]).await?;
-    let expected: BTreeMap<String, i32> = specs.iter().map(|s| (s.name.clone(), s.partitions)).collect();
-    assert_eq!(kafka.topics().await?, expected);
-    for spec in specs.iter().filter(|s| !s.configs.is_empty()) {
-        let configs = kafka.topic_configs(&spec.name).await?;
-        for (k, v) in &spec.configs {
-            assert_eq!(configs.get(k), Some(v), "config {k} of {}", spec.name);
-        }
-    }
+    use super::topics_txt;
 
-    // Nothing published yet: no lag, even for a group that does not exist.
-    assert_eq!(kafka.lag_of(GROUP, &[TOPIC, "task-events"]).await?, [lag(TOPIC, 0), lag("task-events", 0)]);
-    assert_eq!(kafka.messages(TOPIC).await?, []);
+    const TOPIC: &str = "kafka-client-test";
+    const GROUP: &str = "kafka-client-test-group";
 
-    // Seven keyed records with headers, through the Java producer.
-    broker.produce(TOPIC, 0..7)?;
-    let messages = kafka.messages(TOPIC).await?;
-    assert_eq!(messages.len(), 7, "{messages:?}");
-    let mut seen = BTreeMap::new();
-    for m in &messages {
-        let key = String::from_utf8(m.key.clone().context("a record without key")?)?;
-        let i = key.strip_prefix("key-").context("unexpected key")?;
-        assert_eq!(m.value.as_deref(), Some(format!("value-{i}").as_bytes()), "{m:?}");
-        let headers = [("n".to_owned(), i.as_bytes().to_vec()), ("source".to_owned(), b"test".to_vec())];
-        assert_eq!(m.headers, headers, "{m:?}");
-        seen.entry(m.partition).or_insert_with(Vec::new).push(m.offset);
-    }
-    assert!(seen.len() > 1, "the keys should spread over the partitions: {seen:?}");
-    for offsets in seen.values() {
-        assert_eq!(*offsets, (0..offsets.len() as i64).collect::<Vec<_>>(), "offsets per partition: {seen:?}");
-    }
-    let ends = kafka.end_offsets(TOPIC).await?;
-    assert_eq!(ends.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
-    assert_eq!(ends.values().sum::<i64>(), 7);
+    #[tokio::test]
+    async fn admin_client_on_a_real_broker() -> Result<()> {
+        let started = Instant::now();
+        let broker = Broker::start()?;
+        let kafka = broker.client().await?;
+        eprintln!("broker ready after {:.1?}", started.elapsed());
 
-    // Before the group exists its lag is the whole log; lag() lists only existing groups.
-    assert_eq!(kafka.lag_of(GROUP, &[TOPIC]).await?, [lag(TOPIC, 7)]);
-    assert!(kafka.lag().await?.iter().all(|l| l.group != GROUP));
-
-    // A real consumer group reads everything and commits: no lag left.
-    broker.consume(TOPIC, GROUP, 7)?;
-    assert_eq!(kafka.lag().await?.into_iter().filter(|l| l.group == GROUP).collect::<Vec<_>>(), [lag(TOPIC, 7 - 7)]);
-    assert_eq!(kafka.lag_of(GROUP, &[TOPIC]).await?, [lag(TOPIC, 0)]);
-
-    // Three more: the group lags by three; the topic reads ten.
-    broker.produce(TOPIC, 7..10)?;
-    assert_eq!(kafka.lag().await?.into_iter().filter(|l| l.group == GROUP).collect::<Vec<_>>(), [lag(TOPIC, 3)]);
-    assert_eq!(kafka.messages(TOPIC).await?.len(), 10);
-    eprintln!("test done after {:.1?}", started.elapsed());
-    Ok(())
-}
-
-fn lag(topic: &str, lag: i64) -> Lag {
-    Lag { group: GROUP.into(), topic: topic.into(), lag }
-}
-
-/// A one-node KRaft broker in a temporary folder, killed when dropped.
-struct Broker {
-    libs: PathBuf,
-    address: String,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Result<Broker> {
-        let Some(libs) = std::env::var_os("TODO_KAFKA_LIBS").map(PathBuf::from) else {
-            bail!(
-                "TODO_KAFKA_LIBS is not set: point it at the libs folder of Kafka 4.1.1 (the jars `make platform` \
-                 downloads, e.g. TODO_KAFKA_LIBS=$HOME/.cache/todo-platform/kafka-4.1.1/libs), or run `make test-platform`"
-            );
-        };
-        ensure!(libs.is_dir(), "TODO_KAFKA_LIBS={}: not a folder", libs.display());
-        let dir = tempfile::tempdir()?;
-        let (port, controller_port) = (free_port()?, free_port()?);
-        let properties = dir.path().join("server.properties");
-        std::fs::write(
-            &properties,
-            format!(
-                "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:{controller_port}\n\
-                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
-                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
-                 inter.broker.listener.name=PLAINTEXT\nlistener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-                 log.dirs={}\noffsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\n\
-                 transaction.state.log.min.isr=1\nshare.coordinator.state.topic.replication.factor=1\n\
-                 share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n\
-                 auto.create.topics.enable=false\n",
-                dir.path().join("data").display()
-            ),
-        )?;
-        // Any valid cluster id will do (StorageTool random-uuid would cost a JVM start).
-        let format = java(&libs, "kafka.tools.StorageTool")
-            .args(["format", "-t", "q1Sh-9_ISia_zwGINzRvyQ", "-c"])
-            .arg(&properties)
-            .output()?;
-        ensure!(format.status.success(), "StorageTool format: {}", String::from_utf8_lossy(&format.stderr));
-        let log = std::fs::File::create(dir.path().join("kafka.log"))?;
-        let child = java(&libs, "kafka.Kafka")
-            .arg(&properties)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting kafka.Kafka")?;
-        Ok(Broker { libs, address: format!("127.0.0.1:{port}"), child, dir })
-    }
-
-    /// A client, once the broker answers Metadata (up to 90 s: a loaded machine is slow).
-    async fn client(&self) -> Result<Kafka> {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let attempt = async {
-                let kafka = Kafka::connect(&self.address).await?;
-                kafka.topics().await?;
-                anyhow::Ok(kafka)
-            };
-            match attempt.await {
-                Ok(kafka) => return Ok(kafka),
-                Err(e) if Instant::now() > deadline => return Err(e.context(self.log_tail())),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        // topics.txt, then the same again: creation is idempotent and leaves existing topics as they are.
+        let mut specs = parse_topics_txt(&topics_txt())?;
+        specs.push(TopicSpec { name: TOPIC.into(), partitions: 3, configs: vec![] });
+        kafka.create_topics(&specs).await?;
+        kafka.create_topics(&specs).await.context("creating the topics a second time")?;
+        let grown = specs.iter().map(|s| TopicSpec { partitions: s.partitions + 1, ..s.clone() }).collect::<Vec<_>>();
+        kafka.create_topics(&grown[..1]).await?;
+        let expected: BTreeMap<String, i32> = specs.iter().map(|s| (s.name.clone(), s.partitions)).collect();
+        assert_eq!(kafka.topics().await?, expected);
+        for spec in specs.iter().filter(|s| !s.configs.is_empty()) {
+            let configs = kafka.topic_configs(&spec.name).await?;
+            for (k, v) in &spec.configs {
+                assert_eq!(configs.get(k), Some(v), "config {k} of {}", spec.name);
             }
         }
-    }
 
-    /// Publishes record `i` of `range` as key `key-<i>`, value `value-<i>` and headers `n: <i>`,
-    /// `source: test`, with the console producer.
-    fn produce(&self, topic: &str, range: std::ops::Range<i32>) -> Result<()> {
-        let lines: Vec<String> = range.map(|i| format!("n:{i},source:test\tkey-{i}\tvalue-{i}")).collect();
-        let mut child = java(&self.libs, "org.apache.kafka.tools.ConsoleProducer")
-            .args(["--bootstrap-server", &self.address, "--topic", topic])
-            .args(["--property", "parse.key=true", "--property", "parse.headers=true"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child.stdin.take().context("stdin")?.write_all(format!("{}\n", lines.join("\n")).as_bytes())?;
-        let out = child.wait_with_output()?;
-        ensure!(out.status.success(), "ConsoleProducer: {}", String::from_utf8_lossy(&out.stderr));
+        // Nothing published yet: no lag, even for a group that does not exist.
+        assert_eq!(kafka.lag_of(GROUP, &[TOPIC, "task-events"]).await?, [lag(TOPIC, 0), lag("task-events", 0)]);
+        assert_eq!(kafka.messages(TOPIC).await?, []);
+
+        // Seven keyed records with headers, through the Java producer.
+        broker.produce(TOPIC, 0..7)?;
+        let messages = kafka.messages(TOPIC).await?;
+        assert_eq!(messages.len(), 7, "{messages:?}");
+        let mut seen = BTreeMap::new();
+        for m in &messages {
+            let key = String::from_utf8(m.key.clone().context("a record without key")?)?;
+            let i = key.strip_prefix("key-").context("unexpected key")?;
+            assert_eq!(m.value.as_deref(), Some(format!("value-{i}").as_bytes()), "{m:?}");
+            let headers = [("n".to_owned(), i.as_bytes().to_vec()), ("source".to_owned(), b"test".to_vec())];
+            assert_eq!(m.headers, headers, "{m:?}");
+            seen.entry(m.partition).or_insert_with(Vec::new).push(m.offset);
+        }
+        assert!(seen.len() > 1, "the keys should spread over the partitions: {seen:?}");
+        for offsets in seen.values() {
+            assert_eq!(*offsets, (0..offsets.len() as i64).collect::<Vec<_>>(), "offsets per partition: {seen:?}");
+        }
+        let ends = kafka.end_offsets(TOPIC).await?;
+        assert_eq!(ends.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(ends.values().sum::<i64>(), 7);
+
+        // Before the group exists its lag is the whole log; lag() lists only existing groups.
+        assert_eq!(kafka.lag_of(GROUP, &[TOPIC]).await?, [lag(TOPIC, 7)]);
+        assert!(kafka.lag().await?.iter().all(|l| l.group != GROUP));
+
+        // A real consumer group reads everything and commits: no lag left.
+        broker.consume(TOPIC, GROUP, 7)?;
+        assert_eq!(
+            kafka.lag().await?.into_iter().filter(|l| l.group == GROUP).collect::<Vec<_>>(),
+            [lag(TOPIC, 7 - 7)]
+        );
+        assert_eq!(kafka.lag_of(GROUP, &[TOPIC]).await?, [lag(TOPIC, 0)]);
+
+        // Three more: the group lags by three; the topic reads ten.
+        broker.produce(TOPIC, 7..10)?;
+        assert_eq!(kafka.lag().await?.into_iter().filter(|l| l.group == GROUP).collect::<Vec<_>>(), [lag(TOPIC, 3)]);
+        assert_eq!(kafka.messages(TOPIC).await?.len(), 10);
+        eprintln!("test done after {:.1?}", started.elapsed());
         Ok(())
     }
 
-    /// Reads `count` records of `topic` as consumer group `group` and commits (the console
-    /// consumer commits its offsets when it closes).
-    fn consume(&self, topic: &str, group: &str, count: usize) -> Result<()> {
-        let out = java(&self.libs, "org.apache.kafka.tools.consumer.ConsoleConsumer")
-            .args(["--bootstrap-server", &self.address, "--topic", topic, "--group", group, "--from-beginning"])
-            .args(["--max-messages", &count.to_string(), "--timeout-ms", "60000"])
-            .stdin(Stdio::null())
-            .output()?;
-        ensure!(out.status.success(), "ConsoleConsumer: {}", String::from_utf8_lossy(&out.stderr));
-        let read = String::from_utf8_lossy(&out.stdout).lines().count();
-        ensure!(read == count, "ConsoleConsumer read {read} records, not {count}");
-        Ok(())
+    fn lag(topic: &str, lag: i64) -> Lag {
+        Lag { group: GROUP.into(), topic: topic.into(), lag }
     }
 
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("kafka.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        format!("the broker's log ends with:\n{}", lines[lines.len().saturating_sub(30)..].join("\n"))
+    /// A one-node KRaft broker in a temporary folder, killed when dropped.
+    struct Broker {
+        libs: PathBuf,
+        address: String,
+        child: Child,
+        dir: tempfile::TempDir,
     }
-}
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    impl Broker {
+        fn start() -> Result<Broker> {
+            let libs = system_tests::platform::Paths::load()?.kafka_libs;
+            let dir = tempfile::tempdir()?;
+            let (port, controller_port) = (free_port()?, free_port()?);
+            let properties = dir.path().join("server.properties");
+            std::fs::write(
+                &properties,
+                format!(
+                    "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:{controller_port}\n\
+                     listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
+                     advertised.listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
+                     inter.broker.listener.name=PLAINTEXT\nlistener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                     log.dirs={}\noffsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\n\
+                     transaction.state.log.min.isr=1\nshare.coordinator.state.topic.replication.factor=1\n\
+                     share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n\
+                     auto.create.topics.enable=false\n",
+                    dir.path().join("data").display()
+                ),
+            )?;
+            // Any valid cluster id will do (StorageTool random-uuid would cost a JVM start).
+            let format = java(&libs, "kafka.tools.StorageTool")
+                .args(["format", "-t", "q1Sh-9_ISia_zwGINzRvyQ", "-c"])
+                .arg(&properties)
+                .output()?;
+            ensure!(format.status.success(), "StorageTool format: {}", String::from_utf8_lossy(&format.stderr));
+            let log = std::fs::File::create(dir.path().join("kafka.log"))?;
+            let child = java(&libs, "kafka.Kafka")
+                .arg(&properties)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("starting kafka.Kafka")?;
+            Ok(Broker { libs, address: format!("127.0.0.1:{port}"), child, dir })
+        }
+
+        /// A client, once the broker answers Metadata (up to 90 s: a loaded machine is slow).
+        async fn client(&self) -> Result<Kafka> {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                let attempt = async {
+                    let kafka = Kafka::connect(&self.address).await?;
+                    kafka.topics().await?;
+                    anyhow::Ok(kafka)
+                };
+                match attempt.await {
+                    Ok(kafka) => return Ok(kafka),
+                    Err(e) if Instant::now() > deadline => return Err(e.context(self.log_tail())),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }
+
+        /// Publishes record `i` of `range` as key `key-<i>`, value `value-<i>` and headers `n: <i>`,
+        /// `source: test`, with the console producer.
+        fn produce(&self, topic: &str, range: std::ops::Range<i32>) -> Result<()> {
+            let lines: Vec<String> = range.map(|i| format!("n:{i},source:test\tkey-{i}\tvalue-{i}")).collect();
+            let mut child = java(&self.libs, "org.apache.kafka.tools.ConsoleProducer")
+                .args(["--bootstrap-server", &self.address, "--topic", topic])
+                .args(["--property", "parse.key=true", "--property", "parse.headers=true"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            child.stdin.take().context("stdin")?.write_all(format!("{}\n", lines.join("\n")).as_bytes())?;
+            let out = child.wait_with_output()?;
+            ensure!(out.status.success(), "ConsoleProducer: {}", String::from_utf8_lossy(&out.stderr));
+            Ok(())
+        }
+
+        /// Reads `count` records of `topic` as consumer group `group` and commits (the console
+        /// consumer commits its offsets when it closes).
+        fn consume(&self, topic: &str, group: &str, count: usize) -> Result<()> {
+            let out = java(&self.libs, "org.apache.kafka.tools.consumer.ConsoleConsumer")
+                .args(["--bootstrap-server", &self.address, "--topic", topic, "--group", group, "--from-beginning"])
+                .args(["--max-messages", &count.to_string(), "--timeout-ms", "60000"])
+                .stdin(Stdio::null())
+                .output()?;
+            ensure!(out.status.success(), "ConsoleConsumer: {}", String::from_utf8_lossy(&out.stderr));
+            let read = String::from_utf8_lossy(&out.stdout).lines().count();
+            ensure!(read == count, "ConsoleConsumer read {read} records, not {count}");
+            Ok(())
+        }
+
+        fn log_tail(&self) -> String {
+            let log = std::fs::read_to_string(self.dir.path().join("kafka.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            format!("the broker's log ends with:\n{}", lines[lines.len().saturating_sub(30)..].join("\n"))
+        }
     }
-}
 
-fn java(libs: &Path, class: &str) -> Command {
-    let mut command = Command::new("java");
-    command.arg("-Xmx512m").arg("-cp").arg(format!("{}/*", libs.display())).arg(class);
-    command
-}
+    impl Drop for Broker {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    fn java(libs: &Path, class: &str) -> Command {
+        let mut command = Command::new("java");
+        command.arg("-Xmx512m").arg("-cp").arg(format!("{}/*", libs.display())).arg(class);
+        command
+    }
+
+    fn free_port() -> Result<u16> {
+        Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    }
 }

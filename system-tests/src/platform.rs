@@ -1,0 +1,814 @@
+//! The real platform on one machine: PostgreSQL, one Apache Kafka broker (KRaft), the Dapr
+//! Scheduler and, beside each function of a run file, its own real `daprd`, all as plain
+//! processes (no Docker, no cluster), the way dapr/dapr's own integration tests run them.
+//!
+//! `make platform` builds and caches the binaries and jars (`scripts/platform.sh`), and writes
+//! their paths to `platform.env` in the cache; [`Paths::load`] reads it. Each [`Platform`] lives
+//! in a folder of its own with free ports, so it never touches another one, and every process it
+//! starts is killed when it is dropped: a test that fails half-way leaves nothing running.
+//!
+//! The resources are `dapr-components/local/` as they are, with one substitution: the Kafka
+//! broker's address (`localhost:9092` there, for `dapr run`) becomes this platform's.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_norway::Value;
+
+use crate::host::free_port;
+use crate::kafka::{Kafka, Lag, parse_topics_txt};
+use crate::workspace_root;
+
+/// The address `dapr-components/local/pubsub.yaml` names for `dapr run`.
+const DEFAULT_BROKERS: &str = "localhost:9092";
+/// How long one piece may take to come up on a loaded 2-core machine (a cold JVM is the slowest).
+const READY: Duration = Duration::from_secs(90);
+
+/// Where `make platform` put everything: read from `platform.env` in the cache folder.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub daprd: PathBuf,
+    pub scheduler: PathBuf,
+    pub kafka_libs: PathBuf,
+    /// PostgreSQL's `bin` folder (`initdb`, `postgres`, `pg_isready`).
+    pub postgres_bin: PathBuf,
+}
+
+impl Paths {
+    /// `TODO_PLATFORM_CACHE`, else `$XDG_CACHE_HOME/todo-functions/platform`, else
+    /// `~/.cache/todo-functions/platform`: the same rule as `scripts/platform.sh`.
+    pub fn cache_dir() -> anyhow::Result<PathBuf> {
+        if let Some(dir) = std::env::var_os("TODO_PLATFORM_CACHE") {
+            return Ok(PathBuf::from(dir));
+        }
+        let base = match std::env::var_os("XDG_CACHE_HOME") {
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache"),
+        };
+        Ok(base.join("todo-functions/platform"))
+    }
+
+    /// Reads `platform.env`; an error says to run `make platform` when it or a file it names is
+    /// missing.
+    pub fn load() -> anyhow::Result<Self> {
+        let file = Self::cache_dir()?.join("platform.env");
+        let text = std::fs::read_to_string(&file).with_context(|| {
+            format!("reading {}: build the real platform first with `make platform`", file.display())
+        })?;
+        let vars: BTreeMap<&str, &str> = text.lines().filter_map(|line| line.split_once('=')).collect();
+        let path = |name: &str| -> anyhow::Result<PathBuf> {
+            let path = PathBuf::from(vars.get(name).with_context(|| format!("{} has no {name}", file.display()))?);
+            if !path.exists() {
+                bail!("{} (from {}) does not exist: run `make platform`", path.display(), file.display());
+            }
+            Ok(path)
+        };
+        Ok(Self {
+            daprd: path("DAPRD")?,
+            scheduler: path("DAPR_SCHEDULER")?,
+            kafka_libs: path("KAFKA_LIBS")?,
+            postgres_bin: path("POSTGRES_BIN")?,
+        })
+    }
+}
+
+/// One process the platform started, its output in a log file. Dropping it SIGKILLs it.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut command: Command, logs: &Path) -> anyhow::Result<Self> {
+        let log = logs.join(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        command.stdin(Stdio::null()).stdout(Stdio::from(file.try_clone()?)).stderr(Stdio::from(file));
+        let child = command.spawn().with_context(|| format!("starting {name} ({command:?})"))?;
+        Ok(Self { name: name.to_owned(), child: Some(child), log })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The last `lines` lines of its log, for error messages.
+    pub fn tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// An error quoting the log if the process has exited.
+    fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            bail!("{} exited ({status}); the end of {}:\n{}", self.name, self.log.display(), self.tail(30));
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` and waits up to `grace` for the exit, then SIGKILLs.
+    fn signal_and_wait(&mut self, signal: &str, grace: Duration) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else { return Ok(()) };
+        if child.try_wait()?.is_none() {
+            let _ = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+            let deadline = Instant::now() + grace;
+            while child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        child.wait().with_context(|| format!("waiting for {}", self.name))?;
+        Ok(())
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.signal_and_wait("KILL", Duration::from_secs(10))
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) -> anyhow::Result<()> {
+        self.signal_and_wait("TERM", grace)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One function of the run file and the ports of its sidecar.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    pub id: String,
+    pub app_port: u16,
+    pub http_port: u16,
+    grpc_port: u16,
+    internal_grpc_port: u16,
+    metrics_port: u16,
+    command: Vec<String>,
+    env: BTreeMap<String, String>,
+}
+
+impl AppSpec {
+    pub fn sidecar_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+}
+
+/// What to start besides the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `DAPR_API_TOKEN` (sidecar API) and `APP_API_TOKEN` (app channel), given to each daprd and
+    /// its function alike.
+    pub dapr_api_token: Option<String>,
+    pub app_api_token: Option<String>,
+    /// Keep PostgreSQL's and Kafka's data when the folder already holds them (`make run-dapr`);
+    /// otherwise the folder must be new.
+    pub reuse_data: bool,
+    /// daprd's `--log-level` (default `info`).
+    pub dapr_log_level: Option<String>,
+    /// More environment for every function (after the run file's).
+    pub function_env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    postgres: u16,
+    kafka: u16,
+    kafka_controller: u16,
+    scheduler: u16,
+    scheduler_etcd_client: u16,
+    scheduler_etcd_peer: u16,
+    scheduler_healthz: u16,
+    scheduler_metrics: u16,
+}
+
+/// The platform and the functions on it.
+#[derive(Debug)]
+pub struct Platform {
+    dir: PathBuf,
+    logs: PathBuf,
+    paths: Paths,
+    ports: Ports,
+    options: Options,
+    resources: PathBuf,
+    postgres: Option<Proc>,
+    kafka: Option<Proc>,
+    scheduler: Option<Proc>,
+    apps: Vec<AppSpec>,
+    daprds: BTreeMap<String, Proc>,
+    functions: BTreeMap<String, Proc>,
+}
+
+impl Platform {
+    /// Starts PostgreSQL, Kafka (with the topics of `manifests/base/kafka-topics/topics.txt`) and
+    /// the Scheduler, then each app of `run_file` with its own daprd, in `dir`; returns once every
+    /// sidecar is healthy.
+    pub async fn start(run_file: &Path, dir: &Path, options: Options) -> anyhow::Result<Self> {
+        let paths = Paths::load()?;
+        let apps = read_run_file(run_file)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let ports = Ports {
+            postgres: free_port()?,
+            kafka: free_port()?,
+            kafka_controller: free_port()?,
+            scheduler: free_port()?,
+            scheduler_etcd_client: free_port()?,
+            scheduler_etcd_peer: free_port()?,
+            scheduler_healthz: free_port()?,
+            scheduler_metrics: free_port()?,
+        };
+        let resources = dir.join("resources");
+        let mut platform = Self {
+            dir: dir.to_owned(),
+            logs,
+            paths,
+            ports,
+            options,
+            resources,
+            postgres: None,
+            kafka: None,
+            scheduler: None,
+            apps,
+            daprds: BTreeMap::new(),
+            functions: BTreeMap::new(),
+        };
+        platform.write_resources()?;
+        platform.start_postgres()?;
+        platform.start_kafka()?;
+        platform.start_scheduler()?;
+        platform.wait_postgres().await?;
+        platform.wait_kafka().await?;
+        platform.wait_scheduler().await?;
+        let ids: Vec<String> = platform.apps.iter().map(|a| a.id.clone()).collect();
+        for id in &ids {
+            platform.start_function(id)?;
+            platform.start_daprd(id)?;
+        }
+        for id in &ids {
+            platform.wait_app(id).await?;
+        }
+        Ok(platform)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn apps(&self) -> &[AppSpec] {
+        &self.apps
+    }
+
+    pub fn app(&self, id: &str) -> anyhow::Result<&AppSpec> {
+        self.apps.iter().find(|a| a.id == id).with_context(|| format!("no app {id} in the run file"))
+    }
+
+    /// The sidecar URL of `id`.
+    pub fn sidecar(&self, id: &str) -> anyhow::Result<String> {
+        Ok(self.app(id)?.sidecar_url())
+    }
+
+    /// task-api's URL.
+    pub fn api_url(&self) -> anyhow::Result<String> {
+        Ok(format!("http://127.0.0.1:{}", self.app("task-api")?.app_port))
+    }
+
+    pub fn kafka_bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.kafka)
+    }
+
+    /// The connection string the state stores get (through the `local-env` secret store).
+    pub fn postgres_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", self.ports.postgres)
+    }
+
+    pub fn logs(&self) -> &Path {
+        &self.logs
+    }
+
+    /// `dapr-components/local/*.yaml`, with this platform's broker address.
+    fn write_resources(&self) -> anyhow::Result<()> {
+        let source = workspace_root().join("dapr-components/local");
+        std::fs::create_dir_all(&self.resources)?;
+        for entry in std::fs::read_dir(&source).with_context(|| format!("reading {}", source.display()))? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text = text.replace(DEFAULT_BROKERS, &self.kafka_bootstrap());
+            let name = path.file_name().context("file name")?;
+            std::fs::write(self.resources.join(name), text)?;
+        }
+        Ok(())
+    }
+
+    // --- PostgreSQL --------------------------------------------------------------------------
+
+    fn postgres_data(&self) -> PathBuf {
+        self.dir.join("postgres")
+    }
+
+    fn start_postgres(&mut self) -> anyhow::Result<()> {
+        let data = self.postgres_data();
+        let owner = postgres_user()?;
+        if !(self.options.reuse_data && data.join("PG_VERSION").exists()) {
+            make_traversable(&self.dir)?;
+            std::fs::create_dir_all(&data)?;
+            set_mode(&data, 0o700)?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&data, Some(uid), Some(gid))
+                    .with_context(|| format!("giving {} to the postgres user", data.display()))?;
+            }
+            let mut initdb = Command::new(self.paths.postgres_bin.join("initdb"));
+            initdb.args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"]).arg(&data);
+            as_user(&mut initdb, owner);
+            let output = initdb.output().context("running initdb")?;
+            if !output.status.success() {
+                bail!("initdb failed: {}", String::from_utf8_lossy(&output.stderr));
+            }
+        }
+        let mut postgres = Command::new(self.paths.postgres_bin.join("postgres"));
+        postgres.arg("-D").arg(&data).args(["-p", &self.ports.postgres.to_string(), "-k"]).arg(&data).args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=300",
+        ]);
+        as_user(&mut postgres, owner);
+        self.postgres = Some(Proc::spawn("postgres", postgres, &self.logs)?);
+        Ok(())
+    }
+
+    async fn wait_postgres(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY;
+        loop {
+            self.postgres.as_mut().context("postgres not started")?.check_running()?;
+            let status = Command::new(self.paths.postgres_bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.ports.postgres.to_string()])
+                .status()
+                .context("pg_isready")?;
+            if status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("PostgreSQL not ready within {READY:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGQUIT (PostgreSQL's immediate shutdown: no checkpoint, crash recovery on the next
+    /// start), then a new postmaster on the same data and port.
+    pub async fn restart_postgres(&mut self, down_for: Duration) -> anyhow::Result<()> {
+        if let Some(mut pg) = self.postgres.take() {
+            pg.signal_and_wait("QUIT", Duration::from_secs(20))?;
+        }
+        tokio::time::sleep(down_for).await;
+        self.options.reuse_data = true;
+        self.start_postgres()?;
+        self.wait_postgres().await
+    }
+
+    // --- Kafka -------------------------------------------------------------------------------
+
+    fn kafka_java(&self, main: &str) -> Command {
+        let mut java = Command::new("java");
+        java.arg("-Xmx512m").arg("-cp").arg(format!("{}/*", self.paths.kafka_libs.display())).arg(main);
+        java
+    }
+
+    fn start_kafka(&mut self) -> anyhow::Result<()> {
+        let data = self.dir.join("kafka");
+        let config = self.dir.join("kafka.properties");
+        let p = self.ports;
+        let properties = format!(
+            "process.roles=broker,controller\n\
+             node.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{broker}\n\
+             controller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={data}\n\
+             num.partitions=1\n\
+             auto.create.topics.enable=false\n\
+             offsets.topic.replication.factor=1\n\
+             offsets.topic.num.partitions=10\n\
+             transaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\n\
+             share.coordinator.state.topic.replication.factor=1\n\
+             share.coordinator.state.topic.min.isr=1\n\
+             group.initial.rebalance.delay.ms=0\n",
+            controller = p.kafka_controller,
+            broker = p.kafka,
+            data = data.display(),
+        );
+        // Ports are new each start; a reused log directory keeps its cluster id.
+        std::fs::write(&config, properties)?;
+        if !(self.options.reuse_data && data.join("meta.properties").exists()) {
+            let id = self.kafka_java("kafka.tools.StorageTool").arg("random-uuid").output().context("java")?;
+            if !id.status.success() {
+                bail!("kafka StorageTool random-uuid: {}", String::from_utf8_lossy(&id.stderr));
+            }
+            let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+            let format = self
+                .kafka_java("kafka.tools.StorageTool")
+                .args(["format", "-t", &id, "-c"])
+                .arg(&config)
+                .output()
+                .context("java")?;
+            if !format.status.success() {
+                bail!("kafka StorageTool format: {}", String::from_utf8_lossy(&format.stderr));
+            }
+        }
+        let mut kafka = self.kafka_java("kafka.Kafka");
+        kafka.arg(&config);
+        self.kafka = Some(Proc::spawn("kafka", kafka, &self.logs)?);
+        Ok(())
+    }
+
+    /// Waits for the broker, then creates the topics of `topics.txt` (idempotent).
+    async fn wait_kafka(&mut self) -> anyhow::Result<()> {
+        let topics_file = workspace_root().join("manifests/base/kafka-topics/topics.txt");
+        let topics = parse_topics_txt(&std::fs::read_to_string(&topics_file).context("reading topics.txt")?)?;
+        let deadline = Instant::now() + READY;
+        loop {
+            self.kafka.as_mut().context("kafka not started")?.check_running()?;
+            let attempt = async {
+                let kafka = Kafka::connect(&self.kafka_bootstrap()).await?;
+                kafka.create_topics(&topics).await
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(error) if Instant::now() > deadline => {
+                    return Err(error.context(format!("Kafka not ready within {READY:?}")));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+
+    /// SIGKILLs the broker, waits `down_for`, and starts it again on the same log directory.
+    pub async fn restart_kafka(&mut self, down_for: Duration) -> anyhow::Result<()> {
+        if let Some(mut kafka) = self.kafka.take() {
+            kafka.kill()?;
+        }
+        tokio::time::sleep(down_for).await;
+        self.options.reuse_data = true;
+        self.start_kafka()?;
+        self.wait_kafka().await
+    }
+
+    /// A client of this platform's broker.
+    pub async fn kafka(&self) -> anyhow::Result<Kafka> {
+        Kafka::connect(&self.kafka_bootstrap()).await
+    }
+
+    /// Consumer lag per group and topic.
+    pub async fn lag(&self) -> anyhow::Result<Vec<Lag>> {
+        self.kafka().await?.lag().await
+    }
+
+    /// Waits until every consumer group has consumed everything of every topic it follows; if
+    /// one does not within `timeout`, the error names each group and topic still behind.
+    pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
+        let behind = || async {
+            let lags = self.lag().await?;
+            anyhow::Ok(
+                lags.iter()
+                    .filter(|l| l.lag != 0)
+                    .map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let caught_up = crate::api::eventually("every consumer group to catch up", timeout, || async {
+            Ok(behind().await?.is_empty().then_some(()))
+        })
+        .await;
+        match caught_up {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let still = behind().await.map(|b| b.join(", ")).unwrap_or_default();
+                Err(error.context(format!("still behind: {still}")))
+            }
+        }
+    }
+
+    // --- Dapr Scheduler ----------------------------------------------------------------------
+
+    fn start_scheduler(&mut self) -> anyhow::Result<()> {
+        let etcd = self.dir.join("scheduler-etcd");
+        std::fs::create_dir_all(&etcd)?;
+        set_mode(&etcd, 0o700)?;
+        let p = self.ports;
+        let mut scheduler = Command::new(&self.paths.scheduler);
+        scheduler
+            .args(["--listen-address", "127.0.0.1", "--port", &p.scheduler.to_string()])
+            .arg("--etcd-data-dir")
+            .arg(&etcd)
+            .args(["--etcd-client-listen-address", "127.0.0.1"])
+            .args(["--etcd-client-port", &p.scheduler_etcd_client.to_string()])
+            .args([
+                "--etcd-initial-cluster",
+                &format!("dapr-scheduler-server-0=http://127.0.0.1:{}", p.scheduler_etcd_peer),
+            ])
+            .args(["--healthz-listen-address", "127.0.0.1", "--healthz-port", &p.scheduler_healthz.to_string()])
+            .args(["--metrics-listen-address", "127.0.0.1", "--metrics-port", &p.scheduler_metrics.to_string()])
+            .args(["--override-broadcast-host-port", &format!("127.0.0.1:{}", p.scheduler)])
+            .args(["--log-level", "warn"]);
+        self.scheduler = Some(Proc::spawn("scheduler", scheduler, &self.logs)?);
+        Ok(())
+    }
+
+    async fn wait_scheduler(&mut self) -> anyhow::Result<()> {
+        let url = format!("http://127.0.0.1:{}/healthz", self.ports.scheduler_healthz);
+        let http = crate::api::client()?;
+        let deadline = Instant::now() + READY;
+        loop {
+            self.scheduler.as_mut().context("scheduler not started")?.check_running()?;
+            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the Dapr Scheduler not healthy within {READY:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // --- daprd and the functions ------------------------------------------------------------
+
+    fn tokens(&self) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if let Some(token) = &self.options.dapr_api_token {
+            env.push(("DAPR_API_TOKEN", token.clone()));
+        }
+        if let Some(token) = &self.options.app_api_token {
+            env.push(("APP_API_TOKEN", token.clone()));
+        }
+        env
+    }
+
+    /// Starts `id`'s daprd.
+    pub fn start_daprd(&mut self, id: &str) -> anyhow::Result<()> {
+        let app = self.app(id)?.clone();
+        let mut daprd = Command::new(&self.paths.daprd);
+        daprd
+            .args(["--app-id", &app.id, "--app-port", &app.app_port.to_string(), "--app-protocol", "http"])
+            .args(["--dapr-http-port", &app.http_port.to_string(), "--dapr-grpc-port", &app.grpc_port.to_string()])
+            .args(["--dapr-internal-grpc-port", &app.internal_grpc_port.to_string()])
+            .args(["--metrics-port", &app.metrics_port.to_string()])
+            .arg("--resources-path")
+            .arg(&self.resources)
+            .args(["--scheduler-host-address", &format!("127.0.0.1:{}", self.ports.scheduler)])
+            .args(["--placement-host-address", ""])
+            .args(["--log-level", self.options.dapr_log_level.as_deref().unwrap_or("info")])
+            // The `local-env` secret store reads the connection string from daprd's environment.
+            .env("TODO_PG_CONNECTION_STRING", self.postgres_url())
+            // Kubernetes runs the functions in namespace `todo`; the same here.
+            .env("NAMESPACE", "todo")
+            .envs(self.tokens());
+        let proc = Proc::spawn(&format!("daprd-{id}"), daprd, &self.logs)?;
+        self.daprds.insert(id.to_owned(), proc);
+        Ok(())
+    }
+
+    /// Starts `id`'s function binary.
+    pub fn start_function(&mut self, id: &str) -> anyhow::Result<()> {
+        let app = self.app(id)?.clone();
+        let (program, args) = app.command.split_first().with_context(|| format!("{id} has an empty command"))?;
+        let mut function = Command::new(program);
+        function
+            .args(args)
+            .current_dir(workspace_root())
+            .envs(&app.env)
+            .env("APP_ID", &app.id)
+            .env("APP_PORT", app.app_port.to_string())
+            .env("DAPR_HTTP_PORT", app.http_port.to_string())
+            .env("DAPR_GRPC_PORT", app.grpc_port.to_string())
+            .env("DAPR_HTTP_ENDPOINT", app.sidecar_url())
+            .envs(self.options.function_env.iter().map(|(k, v)| (k, v)))
+            .envs(self.tokens());
+        let proc = Proc::spawn(id, function, &self.logs)?;
+        self.functions.insert(id.to_owned(), proc);
+        Ok(())
+    }
+
+    /// Waits until `id`'s daprd answers its health check (components loaded, app reachable).
+    pub async fn wait_app(&mut self, id: &str) -> anyhow::Result<()> {
+        let url = format!("{}/v1.0/healthz", self.sidecar(id)?);
+        let http = crate::api::client()?;
+        let deadline = Instant::now() + READY;
+        loop {
+            for procs in [&mut self.daprds, &mut self.functions] {
+                if let Some(proc) = procs.get_mut(id) {
+                    proc.check_running()?;
+                }
+            }
+            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let tail = self.daprds.get(id).map(|p| p.tail(30)).unwrap_or_default();
+                bail!("daprd of {id} not healthy within {READY:?}; the end of its log:\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILLs `id`'s function (its daprd stays).
+    pub fn kill_function(&mut self, id: &str) -> anyhow::Result<()> {
+        match self.functions.get_mut(id) {
+            Some(proc) => proc.kill(),
+            None => bail!("{id} is not running"),
+        }
+    }
+
+    /// SIGKILLs `id`'s daprd (its function stays).
+    pub fn kill_daprd(&mut self, id: &str) -> anyhow::Result<()> {
+        match self.daprds.get_mut(id) {
+            Some(proc) => proc.kill(),
+            None => bail!("daprd of {id} is not running"),
+        }
+    }
+
+    /// Restarts whatever of `id` is not running (function, daprd or both) and waits until it
+    /// is healthy.
+    pub async fn revive(&mut self, id: &str) -> anyhow::Result<()> {
+        if self.functions.get_mut(id).is_none_or(|p| p.child.is_none()) {
+            self.start_function(id)?;
+        }
+        if self.daprds.get_mut(id).is_none_or(|p| p.child.is_none()) {
+            self.start_daprd(id)?;
+        }
+        self.wait_app(id).await
+    }
+
+    /// Processes of this platform, by name (`postgres`, `kafka`, `scheduler`, `daprd-<id>`, `<id>`).
+    pub fn pids(&self) -> BTreeMap<String, u32> {
+        let mut pids = BTreeMap::new();
+        for (name, proc) in [("postgres", &self.postgres), ("kafka", &self.kafka), ("scheduler", &self.scheduler)] {
+            if let Some(pid) = proc.as_ref().and_then(Proc::pid) {
+                pids.insert(name.to_owned(), pid);
+            }
+        }
+        for (id, proc) in &self.daprds {
+            if let Some(pid) = proc.pid() {
+                pids.insert(format!("daprd-{id}"), pid);
+            }
+        }
+        for (id, proc) in &self.functions {
+            if let Some(pid) = proc.pid() {
+                pids.insert(id.clone(), pid);
+            }
+        }
+        pids
+    }
+
+    /// Stops everything gracefully, functions and sidecars first, then the Scheduler, Kafka and
+    /// PostgreSQL.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(10);
+        for proc in self.functions.values_mut() {
+            proc.stop(grace)?;
+        }
+        for proc in self.daprds.values_mut() {
+            proc.stop(grace)?;
+        }
+        for proc in [&mut self.scheduler, &mut self.kafka].into_iter().flatten() {
+            proc.stop(Duration::from_secs(20))?;
+        }
+        if let Some(pg) = self.postgres.as_mut() {
+            // SIGINT: PostgreSQL's fast shutdown.
+            pg.signal_and_wait("INT", Duration::from_secs(20))?;
+        }
+        Ok(())
+    }
+}
+
+/// The apps of a run file (`dapr.yaml` or [`crate::host::Setup`]'s copy) with fresh ports for
+/// the sidecar's other listeners.
+fn read_run_file(path: &Path) -> anyhow::Result<Vec<AppSpec>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let run: Value = serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let env_of = |value: Option<&Value>| -> BTreeMap<String, String> {
+        value
+            .and_then(Value::as_mapping)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| {
+                        let value = match v {
+                            Value::String(s) => s.clone(),
+                            other => serde_norway::to_string(other).ok()?.trim().to_owned(),
+                        };
+                        Some((k.as_str()?.to_owned(), value))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let common = env_of(run.get("common").and_then(|c| c.get("env")));
+    let root = workspace_root();
+    let mut apps = Vec::new();
+    for app in run.get("apps").and_then(Value::as_sequence).context("the run file has no apps")? {
+        let id = app.get("appID").and_then(Value::as_str).context("an app without appID")?.to_owned();
+        let port = |key: &str| -> anyhow::Result<u16> {
+            let n = app.get(key).and_then(Value::as_u64).with_context(|| format!("{id}: no {key}"))?;
+            u16::try_from(n).with_context(|| format!("{id}: {key} {n} is not a port"))
+        };
+        let command: Vec<String> = app
+            .get("command")
+            .and_then(Value::as_sequence)
+            .with_context(|| format!("{id}: no command"))?
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .map(|c| if c.starts_with("./") { root.join(&c).display().to_string() } else { c })
+            .collect();
+        let mut env = common.clone();
+        env.extend(env_of(app.get("env")));
+        apps.push(AppSpec {
+            app_port: port("appPort")?,
+            http_port: port("daprHTTPPort")?,
+            grpc_port: free_port()?,
+            internal_grpc_port: free_port()?,
+            metrics_port: free_port()?,
+            command,
+            env,
+            id,
+        });
+    }
+    Ok(apps)
+}
+
+/// The `postgres` user's uid and gid when running as root (initdb refuses root); `None` runs
+/// PostgreSQL as the current user.
+fn postgres_user() -> anyhow::Result<Option<(u32, u32)>> {
+    let uid = std::fs::metadata("/proc/self").context("/proc/self")?;
+    if std::os::unix::fs::MetadataExt::uid(&uid) != 0 {
+        return Ok(None);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
+    for line in passwd.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.first() == Some(&"postgres") && fields.len() > 3 {
+            return Ok(Some((fields[2].parse()?, fields[3].parse()?)));
+        }
+    }
+    bail!("running as root, and there is no `postgres` user to run PostgreSQL as: run `make platform`")
+}
+
+fn as_user(command: &mut Command, owner: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = owner {
+        std::os::unix::process::CommandExt::uid(command, uid);
+        std::os::unix::process::CommandExt::gid(command, gid);
+        command.env("HOME", "/tmp");
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {mode:o} {}", path.display()))
+}
+
+/// The postgres user must reach its data folder through `dir` (a temporary folder is 0700,
+/// so it is opened to others' traversal, not reading) and every parent of it (checked, never
+/// changed: a home folder stays closed, and the error says where to put the data instead).
+fn make_traversable(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    set_mode(dir, (mode & 0o7777) | 0o011)?;
+    for parent in dir.ancestors().skip(1) {
+        if std::fs::metadata(parent)?.permissions().mode() & 0o001 == 0 {
+            bail!(
+                "{} is not traversable by the postgres user that runs PostgreSQL: use a folder under /tmp \
+                 (TMPDIR) or open it with `chmod o+x`",
+                parent.display()
+            );
+        }
+    }
+    Ok(())
+}
