@@ -33,7 +33,8 @@
 //!   connections, background checkpoints; `:memory:` for tests.
 //! - [`state`]: state stores with `state.postgresql` v1 semantics.
 //! - [`query`]: the Query API, answered from an in-memory mirror of each queried store.
-//! - [`outbox`]: the transactional outbox of a state store (one SQLite transaction).
+//! - [`outbox`]: Dapr's transactional outbox of a state store: the internal topic written in
+//!   the state's SQLite transaction, and the relay that moves it on, 1 s per message.
 //! - [`pubsub`]: the log: topics, partitions, offsets, consumer-group positions, wake-ups.
 //! - [`peek`]: reading a topic (a dead-letter topic, say) without consuming it (`devhost peek`).
 //! - [`cloudevent`]: CloudEvent envelopes as Dapr builds them.
@@ -53,11 +54,17 @@
 //! On purpose or as a simplification; everything else follows the dapr/dapr and
 //! components-contrib sources cited in each module.
 //!
-//! - **Outbox in one transaction.** Dapr publishes to an internal topic
-//!   (`<appId><topic>outbox`), commits the state, then republishes after checking the state
-//!   (`outboxDiscardWhenMissingState`). devhost commits state and event in one SQLite
-//!   transaction. An upsert without `contentType: application/json` is published as its JSON
-//!   text (a string) where Dapr would publish Go's `%v` formatting.
+//! - **Outbox: same two phases and timing, first phase inside the transaction.** As in Dapr, a
+//!   transaction on an outbox store appends each upsert's event to the writer's internal topic
+//!   `<appId><topic>outbox` (no namespace), and a relay per app-id and internal partition
+//!   moves it to the destination **one message at a time, waiting 1 s per message** (Dapr's
+//!   `defaultStateScanDelay`): every event arrives ≥ 1 s after its commit, and one internal
+//!   partition relays about one event per second. Unlike Dapr, the internal message is written
+//!   in the same SQLite transaction as the state (Dapr publishes it before the transaction and
+//!   checks a marker key later), so a failed transaction leaves nothing behind and cannot stall
+//!   a partition, and `outboxDiscardWhenMissingState` is moot. An upsert without
+//!   `contentType: application/json` is published as its JSON text (a string) where Dapr would
+//!   publish Go's `%v` formatting.
 //! - **Partitioner.** FNV-1a of the key instead of Sarama's hash: the same key keeps one
 //!   partition (ordering is the same), but its partition number differs from a real cluster's.
 //!   Messages are kept forever (no retention); a topic's partition count is fixed when created.
@@ -268,6 +275,13 @@ impl DevhostBuilder {
             sidecars.insert(app.app_id.clone(), addr);
         }
         tasks.push(tokio::spawn(jobs::run_scheduler(host.clone())));
+        match outbox::start_relays(&host).await {
+            Ok(relays) => tasks.extend(relays),
+            Err(e) => {
+                host.shutdown.cancel();
+                return Err(e.context("starting the outbox relays"));
+            }
+        }
         let purger = host.clone();
         tasks.push(tokio::spawn(async move {
             loop {

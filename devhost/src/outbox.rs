@@ -15,19 +15,47 @@
 //!   the transaction (howto-outbox.md "Shape the outbox pattern message");
 //! - no partition key: events of one key may land on different partitions, as in Dapr.
 //!
-//! **Difference from Dapr, on purpose:** Dapr runs two phases (publish to an internal topic,
-//! commit the state, then a consumer of the internal topic checks the state exists, with
-//! `outboxDiscardWhenMissingState`, and publishes). devhost commits the state and the event in
-//! one SQLite transaction, so a failed transaction publishes nothing and a committed one always
-//! publishes; the observable result is what the two phases aim for.
+//! Two phases and their timing, as in Dapr: the transaction appends each event to the writer's
+//! **internal topic** `<appId><outboxPublishTopic>outbox` on `outboxPubsub` (no partition key,
+//! so a random partition), and a relay per app-id and internal partition, consuming as the
+//! app's consumer group, moves it to `outboxPublishTopic` **one message at a time, sleeping 1 s
+//! per message first** (`defaultStateScanDelay`: Dapr sleeps before it looks up the marker key
+//! of the transaction). So every event arrives at least 1 s after its commit, and one internal
+//! partition relays about one event per second. The relay runs in the writer's own sidecar:
+//! events of an app-id move only while devhost serves that app (always, under devhost).
+//!
+//! **Difference from Dapr, on purpose:** Dapr publishes the first phase *before* the
+//! transaction and writes a marker key in it; its relay publishes only if the marker exists
+//! (retrying the lookup for 10 s, then discarding with `outboxDiscardWhenMissingState`, or, on
+//! 1.18.2/1.18.3, spinning forever: see docs/dapr-contract.md). devhost appends the internal
+//! message in the same SQLite transaction as the state, so a failed transaction leaves no
+//! internal message at all (and does not stall its partition), there is no marker key, and a
+//! committed one is always relayed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use tracing::{error, info, warn};
 
 use crate::cloudevent::{DEFAULT_TYPE, child_traceparent};
-use crate::pubsub::NewMessage;
-use crate::resources::Outbox;
+use crate::db::DbInner;
+use crate::host::Host;
+use crate::pubsub::{self, NewMessage, Stored};
+use crate::resources::{ComponentKind, Outbox, StateComponent};
+use crate::state::StateError;
+
+/// How long Dapr's relay sleeps per message before it looks up the marker key
+/// (dapr/dapr `pkg/runtime/pubsub/outbox.go` `defaultStateScanDelay`, `time.Sleep` in the
+/// internal topic's handler).
+pub const STATE_SCAN_DELAY: Duration = Duration::from_secs(1);
+
+/// The internal topic of `app_id`'s outbox to `publish_topic` (outbox.go `outboxTopic`, with
+/// no namespace: devhost runs no namespaces).
+pub fn internal_topic(app_id: &str, publish_topic: &str) -> String {
+    format!("{app_id}{publish_topic}outbox")
+}
 
 /// One upsert of a transaction, as the outbox sees it.
 #[derive(Debug, Clone)]
@@ -89,8 +117,10 @@ pub fn events(
         ce.insert("specversion".into(), json!("1.0"));
         ce.insert("datacontenttype".into(), json!(datacontenttype));
         ce.insert("data".into(), data);
-        ce.insert("topic".into(), json!(outbox.publish_topic));
-        ce.insert("pubsubname".into(), json!(outbox.publish_pubsub));
+        // The first phase's envelope names the outbox pub/sub and no topic; the relay sets both
+        // to the destination (outbox.go `PublishInternal`, then `TopicField`/`PubsubField`).
+        ce.insert("topic".into(), json!(""));
+        ce.insert("pubsubname".into(), json!(outbox.outbox_pubsub));
         // outbox.go builds the envelope with an empty traceparent and sets `traceid`.
         ce.insert("traceid".into(), json!(trace));
         ce.insert("traceparent".into(), json!(""));
@@ -102,8 +132,8 @@ pub fn events(
             }
         }
         out.push(NewMessage {
-            pubsub: outbox.publish_pubsub.clone(),
-            topic: outbox.publish_topic.clone(),
+            pubsub: outbox.outbox_pubsub.clone(),
+            topic: internal_topic(app_id, &outbox.publish_topic),
             key: None,
             partition: None,
             headers: BTreeMap::new(),
@@ -116,4 +146,202 @@ pub fn events(
 
 fn datacontenttype_of(ce: &Map<String, Value>) -> String {
     ce.get("datacontenttype").and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+/// Starts the relays of every outbox store each app-id loads: one loop per partition of the
+/// app's internal topic.
+pub(crate) async fn start_relays(host: &Arc<Host>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    let mut app_ids: Vec<&String> = host.apps.keys().collect();
+    app_ids.sort();
+    for app_id in app_ids {
+        for component in &host.resources.components {
+            let ComponentKind::State(StateComponent { outbox: Some(outbox), .. }) = &component.kind else { continue };
+            if !component.visible_to(app_id) {
+                continue;
+            }
+            // Dapr only warns when the outbox pub/sub is not loaded for the app, and relays nothing.
+            let Some(pubsub) = host.pubsub_for(app_id, &outbox.outbox_pubsub) else {
+                warn!(app_id = %app_id, store = %component.name, pubsub = %outbox.outbox_pubsub,
+                      "outbox pub/sub not loaded for this app: its internal topic is not relayed");
+                continue;
+            };
+            let relay = Arc::new(Relay {
+                host: host.clone(),
+                app_id: app_id.clone(),
+                group: pubsub.group_for(app_id),
+                topic: internal_topic(app_id, &outbox.publish_topic),
+                outbox: outbox.clone(),
+            });
+            let (pubsub_name, topic, default) =
+                (outbox.outbox_pubsub.clone(), relay.topic.clone(), host.options.partitions);
+            let n = host
+                .db
+                .call(move |inner| -> Result<u32, StateError> {
+                    Ok(pubsub::partitions(&inner.conn, &mut inner.cache, &pubsub_name, &topic, default)?)
+                })
+                .await?;
+            info!(app_id = %app_id, store = %component.name, topic = %relay.topic, partitions = n,
+                  "outbox relay: one message per partition at a time, {STATE_SCAN_DELAY:?} each");
+            handles.extend((0..n).map(|p| tokio::spawn(relay.clone().run_partition(p))));
+        }
+    }
+    Ok(handles)
+}
+
+/// The second phase of one app-id's outbox to one topic.
+#[derive(Debug)]
+struct Relay {
+    host: Arc<Host>,
+    app_id: String,
+    /// The app's consumer group on the outbox pub/sub.
+    group: String,
+    /// Its internal topic.
+    topic: String,
+    outbox: Outbox,
+}
+
+impl Relay {
+    async fn run_partition(self: Arc<Self>, partition: u32) {
+        let shutdown = self.host.shutdown.clone();
+        let mut wake = self.host.notifier.subscribe(&self.outbox.outbox_pubsub, &self.topic);
+        let mut next = loop {
+            let (group, pubsub_name, topic) =
+                (self.group.clone(), self.outbox.outbox_pubsub.clone(), self.topic.clone());
+            let r = self
+                .host
+                .db
+                .call(move |inner| -> Result<i64, StateError> {
+                    // An internal topic is read from its start, whatever the app's initialOffset.
+                    Ok(pubsub::resume_offset(
+                        &inner.conn,
+                        &mut inner.cache,
+                        &group,
+                        &pubsub_name,
+                        &topic,
+                        partition,
+                        crate::resources::InitialOffset::Oldest,
+                    )?)
+                })
+                .await;
+            match r {
+                Ok(offset) => break offset,
+                Err(e) => {
+                    error!(app_id = %self.app_id, topic = %self.topic, error = %e, "reading the outbox relay's offset failed; retrying");
+                    if pause(&shutdown, Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+            }
+        };
+        loop {
+            wake.borrow_and_update();
+            let (pubsub_name, topic) = (self.outbox.outbox_pubsub.clone(), self.topic.clone());
+            let fetched = self
+                .host
+                .db
+                .read(move |conn| -> Result<Vec<Stored>, StateError> {
+                    Ok(pubsub::fetch(conn, &pubsub_name, &topic, partition, next, 1)?)
+                })
+                .await;
+            let message = match fetched {
+                Ok(mut batch) if !batch.is_empty() => batch.remove(0),
+                Ok(_) => {
+                    tokio::select! {
+                        r = wake.changed() => if r.is_err() { return },
+                        () = shutdown.cancelled() => return,
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    error!(app_id = %self.app_id, topic = %self.topic, error = %e, "reading the outbox's internal topic failed; retrying");
+                    if pause(&shutdown, Duration::from_secs(1)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            // Dapr's handler sleeps before it looks up the marker, for every message, and the
+            // Kafka consumer hands a partition's messages over one at a time.
+            if pause(&shutdown, STATE_SCAN_DELAY).await {
+                return;
+            }
+            match self.forward(&message, partition).await {
+                Ok(()) => next = message.offset + 1,
+                Err(e) => {
+                    error!(app_id = %self.app_id, topic = %self.topic, offset = message.offset, error = %e,
+                           "relaying an outbox message failed; retrying");
+                    if pause(&shutdown, Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes `message` to the destination topic and commits the internal offset past it,
+    /// in one SQLite transaction (so a crash neither loses nor, within devhost, doubles it).
+    async fn forward(&self, message: &Stored, partition: u32) -> Result<(), StateError> {
+        let out = match destination(&self.outbox, message) {
+            Ok(out) => vec![out],
+            Err(reason) => {
+                // devhost wrote this message itself, so this is a bug; Dapr would retry it forever.
+                error!(app_id = %self.app_id, topic = %self.topic, offset = message.offset, %reason,
+                       "skipping an outbox message that is not a CloudEvent");
+                Vec::new()
+            }
+        };
+        let (group, pubsub_name, topic, next) =
+            (self.group.clone(), self.outbox.outbox_pubsub.clone(), self.topic.clone(), message.offset + 1);
+        let (partitions, notifier) = (self.host.options.partitions, self.host.notifier.clone());
+        self.host
+            .db
+            .call_then(
+                move |inner: &mut DbInner| -> Result<Vec<(String, String)>, StateError> {
+                    let DbInner { conn, cache } = inner;
+                    let result = (|| {
+                        let tx = conn.savepoint()?;
+                        let touched = pubsub::append(&tx, cache, &out, partitions)?;
+                        pubsub::commit(&tx, &group, &pubsub_name, &topic, partition, next)?;
+                        tx.commit()?;
+                        Ok(touched)
+                    })();
+                    if result.is_err() {
+                        // Offsets handed out inside a rolled-back transaction are forgotten with it.
+                        cache.next_offsets.clear();
+                        cache.partitions.clear();
+                    }
+                    result
+                },
+                move |touched| notifier.notify(touched),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The second phase's message: the stored envelope with `topic` and `pubsubname` set to the
+/// destination, on the destination topic, without a partition key.
+fn destination(outbox: &Outbox, message: &Stored) -> Result<NewMessage, String> {
+    let mut ce: Map<String, Value> = serde_json::from_slice(&message.body).map_err(|e| e.to_string())?;
+    ce.insert("topic".into(), json!(outbox.publish_topic));
+    ce.insert("pubsubname".into(), json!(outbox.publish_pubsub));
+    let content_type = datacontenttype_of(&ce);
+    Ok(NewMessage {
+        pubsub: outbox.publish_pubsub.clone(),
+        topic: outbox.publish_topic.clone(),
+        key: None,
+        partition: None,
+        headers: BTreeMap::new(),
+        content_type: Some(content_type),
+        body: serde_json::to_vec(&Value::Object(ce)).map_err(|e| e.to_string())?,
+    })
+}
+
+/// Sleeps `d`; `true` if devhost is shutting down.
+async fn pause(shutdown: &tokio_util::sync::CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => false,
+        () = shutdown.cancelled() => true,
+    }
 }

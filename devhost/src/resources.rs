@@ -170,10 +170,11 @@ pub struct StateComponent {
 pub struct Outbox {
     pub publish_pubsub: String,
     pub publish_topic: String,
-    /// The pub/sub of Dapr's internal outbox topic. devhost has no internal topic (state and
-    /// event commit in one SQLite transaction), so it is only validated.
+    /// The pub/sub of the internal outbox topic (`<appId><publishTopic>outbox`), the first
+    /// phase ([`crate::outbox`]).
     pub outbox_pubsub: String,
-    /// Moot in devhost for the same reason; accepted.
+    /// Moot in devhost: the internal message commits with the state, so its state is never
+    /// missing (Dapr's relay checks a marker key); accepted.
     pub discard_when_missing_state: bool,
 }
 

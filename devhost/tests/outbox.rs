@@ -1,20 +1,27 @@
-//! Stage 4: the transactional outbox: state and event commit together, event id `outbox-*`,
+//! Stage 4: Dapr's transactional outbox: state and event commit together, event id `outbox-*`,
 //! operation metadata copied into the event, projections, deletes and failed transactions
-//! publish nothing.
+//! publish nothing, and Dapr's timing: 1 s per message, one message at a time per internal
+//! partition.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{FakeApp, Sidecar, subscription};
+use devhost::outbox::STATE_SCAN_DELAY;
 use devhost::{AppSpec, Devhost};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(5);
+/// Generous: every event waits 1 s in the relay, and tests share two cores.
+const WAIT: Duration = Duration::from_secs(20);
 
 async fn setup() -> (Devhost, Sidecar, FakeApp, FakeApp) {
+    setup_with(4).await
+}
+
+async fn setup_with(partitions: u32) -> (Devhost, Sidecar, FakeApp, FakeApp) {
     let store = common::state_store(
         "tasks",
         "    - {name: outboxPublishPubsub, value: pubsub}\n    - {name: outboxPublishTopic, value: task-events}\n    - {name: outboxDiscardWhenMissingState, value: \"true\"}\n",
@@ -26,6 +33,7 @@ async fn setup() -> (Devhost, Sidecar, FakeApp, FakeApp) {
         .resources_yaml(store)
         .app(AppSpec::new("writer", writer.port))
         .app(AppSpec::new("reader", reader.port))
+        .partitions(partitions)
         .start()
         .await
         .unwrap();
@@ -138,5 +146,80 @@ async fn without_a_json_content_type_the_value_is_published_as_text() {
     let ce = reader.wait_posts("/events", 1, WAIT).await[0].json();
     assert_eq!(ce["datacontenttype"], "text/plain");
     assert_eq!(ce["data"], json!(r#"{"a":1}"#));
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_event_waits_a_second_and_an_internal_partition_relays_one_at_a_time() {
+    // One partition: the three events of one transaction queue behind each other, as on one
+    // partition of Dapr's internal topic.
+    let (d, s, _w, reader) = setup_with(1).await;
+    let upsert = |n: u32| {
+        json!({"operation": "upsert", "request": {"key": format!("k{n}"), "value": {"n": n},
+            "metadata": {"contentType": "application/json"}}})
+    };
+    let committed = Instant::now();
+    assert_eq!(tx(&s, json!([upsert(1), upsert(2), upsert(3)])).await.status, 204);
+    assert_eq!(s.get("/v1.0/state/tasks/k3").await.json(), json!({"n": 3}), "the state is there at once");
+    let got = reader.wait_posts("/events", 3, WAIT).await;
+    let after: Vec<Duration> = got.iter().map(|r| r.at.duration_since(committed)).collect();
+    for (i, waited) in after.iter().enumerate() {
+        let at_least = STATE_SCAN_DELAY * u32::try_from(i + 1).unwrap();
+        assert!(
+            *waited >= at_least,
+            "event {} arrived {waited:?} after the commit, before {at_least:?}: {after:?}",
+            i + 1
+        );
+    }
+    let values: Vec<Value> = got.iter().map(|r| r.json()["data"]["n"].clone()).collect();
+    assert_eq!(values, [json!(1), json!(2), json!(3)], "in order");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_relay_resumes_after_a_restart_without_losing_or_doubling() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("devhost.sqlite").display().to_string();
+    let store = common::state_store(
+        "tasks",
+        "    - {name: outboxPublishPubsub, value: pubsub}\n    - {name: outboxPublishTopic, value: task-events}\n",
+    );
+    let start = |writer: u16, reader: u16| {
+        Devhost::builder()
+            .resources_yaml(common::PUBSUB)
+            .resources_yaml(store.clone())
+            .app(AppSpec::new("writer", writer))
+            .app(AppSpec::new("reader", reader))
+            .partitions(1)
+            .database(db.clone())
+            .start()
+    };
+    let writer = FakeApp::start(None).await;
+    let reader = FakeApp::start(Some(json!([subscription("task-events", "/events", None)]))).await;
+    let d = start(writer.port, reader.port).await.unwrap();
+    let s = Sidecar::new(d.sidecar_url("writer"));
+    let ops: Vec<Value> = (0..4)
+        .map(|n| {
+            json!({"operation": "upsert", "request": {"key": format!("r{n}"), "value": {"n": n},
+            "metadata": {"contentType": "application/json"}}})
+        })
+        .collect();
+    assert_eq!(tx(&s, Value::Array(ops)).await.status, 204);
+    // Stopped while the relay holds the first event (it waits 1 s per message).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    d.shutdown().await;
+    let before = reader.posts("/events").len();
+    assert!(before < 4, "the restart must interrupt the relay; {before} of 4 arrived");
+
+    let d = start(writer.port, reader.port).await.unwrap();
+    let got = reader.wait_posts("/events", 4, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ns: Vec<Value> = reader.posts("/events").iter().map(|r| r.json()["data"]["n"].clone()).collect();
+    assert_eq!(
+        ns,
+        [json!(0), json!(1), json!(2), json!(3)],
+        "each event once, in order ({} before the restart)",
+        got.len()
+    );
     d.shutdown().await;
 }

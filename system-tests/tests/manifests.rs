@@ -24,11 +24,11 @@ use shared::runtime::Function;
 
 const OVERLAYS: [&str; 2] = ["overlays/minikube", "overlays/cloud"];
 
-/// The functions that write task changes through the `tasks` store's transactional outbox
-/// (task-api's REST handlers and create-task's insert; see `shared::tasks` and
-/// docs/architecture.md). Their own sidecar drains the outbox's internal topic, so one that
-/// scales to zero needs a KEDA trigger on it.
-const OUTBOX_WRITERS: [&str; 2] = [task_api::APP_ID, create_task::APP_ID];
+/// Component metadata of Dapr's own transactional outbox. The project has its own outbox
+/// (`shared::outbox`, docs/architecture.md): configured on a store, Dapr's would also publish
+/// every outbox record and task upsert a second time, with random ids.
+const DAPR_OUTBOX_METADATA: [&str; 4] =
+    ["outboxPublishPubsub", "outboxPublishTopic", "outboxPubsub", "outboxDiscardWhenMissingState"];
 
 fn root() -> PathBuf {
     system_tests::workspace_root()
@@ -111,12 +111,6 @@ impl Overlay {
 
     fn get(&self, kind: &str, name: &str) -> Option<&Value> {
         self.docs.iter().find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-    }
-
-    fn namespace(&self) -> String {
-        let ns = self.all("Namespace").map(|d| str_of(&d["metadata"]["name"])).collect::<Vec<_>>();
-        assert_eq!(ns.len(), 1, "manifests/{} should render exactly one Namespace, found {ns:?}", self.name);
-        ns[0].clone()
     }
 
     /// The `platform-settings` ConfigMap's data.
@@ -321,7 +315,6 @@ async fn scaled_objects_follow_the_subscriptions_in_the_code() {
     let functions = functions().await;
     let mut failures = Failures::default();
     for overlay in overlays() {
-        let ns = overlay.namespace();
         let topics = overlay.topics();
         let pubsub = overlay.get("Component", components::PUBSUB).unwrap_or_else(|| {
             panic!(
@@ -337,16 +330,11 @@ async fn scaled_objects_follow_the_subscriptions_in_the_code() {
             "oldest" => "earliest",
             _ => "latest",
         };
-        let outbox_topic = overlay
-            .get("Component", components::TASKS_STORE)
-            .and_then(|c| component_value(c, "outboxPublishTopic"))
-            .unwrap_or_else(|| topics::TASK_EVENTS.to_owned());
-
         for f in &functions {
             let id = f.app_id();
             let subscribed: BTreeSet<&str> = f.subscriptions().iter().map(|s| s.topic()).collect();
             let so = overlay.get("ScaledObject", id);
-            if subscribed.is_empty() && !OUTBOX_WRITERS.contains(&id) {
+            if subscribed.is_empty() {
                 continue;
             }
             let Some(so) = so else {
@@ -362,12 +350,10 @@ async fn scaled_objects_follow_the_subscriptions_in_the_code() {
                     overlay.name, so["spec"]["scaleTargetRef"]["name"]
                 )
             });
-            let min = so["spec"]["minReplicaCount"].as_u64().unwrap_or(0);
             let max = so["spec"]["maxReplicaCount"].as_u64().unwrap_or(100);
             let triggers = so["spec"]["triggers"].as_array().cloned().unwrap_or_default();
             let kafka: Vec<&Value> = triggers.iter().filter(|t| t["type"] == "kafka").collect();
             let trigger_topics: BTreeSet<String> = kafka.iter().map(|t| str_of(&t["metadata"]["topic"])).collect();
-            let internal = format!("{ns}{id}{outbox_topic}outbox");
 
             for topic in &subscribed {
                 failures.check(trigger_topics.contains(*topic), || {
@@ -378,18 +364,8 @@ async fn scaled_objects_follow_the_subscriptions_in_the_code() {
                     )
                 });
             }
-            if OUTBOX_WRITERS.contains(&id) && min == 0 {
-                failures.check(trigger_topics.contains(&internal), || {
-                    format!(
-                        "{id} writes through the outbox and scales to zero (ScaledObject {id} in manifests/{}, \
-                         minReplicaCount 0), so it needs a kafka trigger on the outbox's internal topic `{internal}` \
-                         (<namespace><app-id><outboxPublishTopic>outbox); it has {trigger_topics:?}",
-                        overlay.name
-                    )
-                });
-            }
             for topic in &trigger_topics {
-                failures.check(subscribed.contains(topic.as_str()) || (OUTBOX_WRITERS.contains(&id) && *topic == internal), || {
+                failures.check(subscribed.contains(topic.as_str()), || {
                     format!(
                         "ScaledObject {id} in manifests/{} scales on topic `{topic}`, which crate functions/{id} does \
                          not consume (its subscriptions: {subscribed:?})",
@@ -451,6 +427,25 @@ async fn scaled_objects_follow_the_subscriptions_in_the_code() {
                 format!("ScaledObject task-api in manifests/{}: minReplicaCount must be at least 1", overlay.name)
             });
         }
+        // A background task (task-api's outbox relay) runs only while a replica does: a function
+        // that has one must never scale to zero, or what its task should do would wait.
+        for f in &functions {
+            let background = f.background_names();
+            if background.is_empty() {
+                continue;
+            }
+            let id = f.app_id();
+            let min = overlay.get("ScaledObject", id).map(|so| so["spec"]["minReplicaCount"].as_u64().unwrap_or(0));
+            let replicas = overlay.get("Deployment", id).and_then(|d| d["spec"]["replicas"].as_u64());
+            failures.check(min.map_or(replicas.unwrap_or(1) >= 1, |min| min >= 1), || {
+                format!(
+                    "crate functions/{id} runs background tasks {background:?} (build().background_names()), but \
+                     manifests/{} lets it scale to zero (ScaledObject minReplicaCount {min:?}, Deployment replicas \
+                     {replicas:?}): they would stop with the last replica",
+                    overlay.name
+                )
+            });
+        }
     }
     failures.assert_none("KEDA ScaledObjects vs subscriptions");
 }
@@ -460,7 +455,6 @@ async fn every_topic_the_code_uses_exists_with_its_dead_letter_topics() {
     let functions = functions().await;
     let mut failures = Failures::default();
     for overlay in overlays() {
-        let ns = overlay.namespace();
         let topics = overlay.topics();
         let mut needed: Vec<(String, String)> = vec![
             (topics::TASK_CREATE.into(), "shared::events::topics::TASK_CREATE".into()),
@@ -488,25 +482,23 @@ async fn every_topic_the_code_uses_exists_with_its_dead_letter_topics() {
                 });
             }
         }
-        // Every sidecar that loads an outbox store subscribes to its own internal topic.
-        for component in overlay.all("Component") {
-            let Some(topic) = component_value(component, "outboxPublishTopic") else { continue };
-            for app in component["scopes"].as_array().into_iter().flatten() {
-                let app = str_of(app);
-                needed.push((
-                    format!("{ns}{app}{topic}outbox"),
-                    format!(
-                        "the outbox's internal topic of {app}, which loads Component {}",
-                        str_of(&component["metadata"]["name"])
-                    ),
-                ));
-            }
-        }
+        let needed_names: BTreeSet<String> = needed.iter().map(|(topic, _)| topic.clone()).collect();
         for (topic, why) in needed {
             failures.check(topics.contains_key(&topic), || {
                 format!(
                     "topic `{topic}` ({why}) is missing from the topic list of manifests/{} \
                      (manifests/base/kafka-topics/topics.txt); brokers do not auto-create topics",
+                    overlay.name
+                )
+            });
+        }
+        // And nothing else: a topic no code uses (say, an internal topic of Dapr's outbox, which
+        // the project no longer uses) only costs partitions and misleads readers.
+        for topic in topics.keys() {
+            failures.check(needed_names.contains(topic), || {
+                format!(
+                    "topic `{topic}` in the topic list of manifests/{} (manifests/base/kafka-topics/topics.txt) is \
+                     used by no function, subscription or dead-letter topic of the code",
                     overlay.name
                 )
             });
@@ -579,28 +571,18 @@ fn dapr_components_match_the_names_and_the_state_contract_of_the_code() {
                 ));
             }
         }
-        if let Some(tasks) = overlay.get("Component", components::TASKS_STORE) {
-            for (key, want) in [
-                ("outboxPublishPubsub", components::PUBSUB),
-                ("outboxPublishTopic", topics::TASK_EVENTS),
-                ("outboxDiscardWhenMissingState", "true"),
-            ] {
-                failures.check(component_value(tasks, key).as_deref() == Some(want), || {
+        for component in overlay.all("Component") {
+            for key in DAPR_OUTBOX_METADATA {
+                failures.check(component_meta(component, key).is_none(), || {
                     format!(
-                        "Component tasks in manifests/{}: {key} must be `{want}` (shared::events), is {:?}",
-                        overlay.name,
-                        component_value(tasks, key)
+                        "Component {} in manifests/{}: `{key}` enables Dapr's transactional outbox, which the project \
+                         replaced with its own (shared::outbox): it would publish every outbox record and task write \
+                         a second time, with random event ids",
+                        str_of(&component["metadata"]["name"]),
+                        overlay.name
                     )
                 });
             }
-        }
-        if let Some(state) = overlay.get("Component", components::STATE_STORE) {
-            failures.check(component_value(state, "outboxPublishTopic").is_none(), || {
-                format!(
-                    "Component state in manifests/{}: must not have an outbox (it would publish reminder records)",
-                    overlay.name
-                )
-            });
         }
     }
     failures.assert_none("Dapr components vs shared::events");
