@@ -226,6 +226,7 @@ impl Platform {
     pub async fn start(run_file: &Path, dir: &Path, options: Options) -> anyhow::Result<Self> {
         let paths = Paths::load()?;
         let apps = read_run_file(run_file)?;
+        Self::kill_leftovers(dir)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
@@ -270,6 +271,29 @@ impl Platform {
             platform.wait_app(id).await?;
         }
         Ok(platform)
+    }
+
+    /// SIGKILLs what an earlier platform in `dir` left running: a test process that was itself
+    /// killed never ran its destructors. Only processes whose command line names `dir` are
+    /// touched, so a recycled pid is safe.
+    pub fn kill_leftovers(dir: &Path) -> anyhow::Result<()> {
+        let Ok(text) = std::fs::read_to_string(dir.join("pids")) else { return Ok(()) };
+        let needle = dir.display().to_string();
+        for pid in text.lines().filter_map(|line| line.split_whitespace().nth(1)) {
+            // A function's command line is its binary: it carries the folder in its environment.
+            let mut seen = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            seen.extend(std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default());
+            if String::from_utf8_lossy(&seen).contains(&needle) {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `pids` (name and pid per line) for [`Platform::kill_leftovers`].
+    fn record_pids(&self) -> anyhow::Result<()> {
+        let text: String = self.pids().iter().map(|(name, pid)| format!("{name} {pid}\n")).collect();
+        std::fs::write(self.dir.join("pids"), text).context("writing the pid file")
     }
 
     pub fn dir(&self) -> &Path {
@@ -358,7 +382,7 @@ impl Platform {
         ]);
         as_user(&mut postgres, owner);
         self.postgres = Some(Proc::spawn("postgres", postgres, &self.logs)?);
-        Ok(())
+        self.record_pids()
     }
 
     async fn wait_postgres(&mut self) -> anyhow::Result<()> {
@@ -447,7 +471,7 @@ impl Platform {
         let mut kafka = self.kafka_java("kafka.Kafka");
         kafka.arg(&config);
         self.kafka = Some(Proc::spawn("kafka", kafka, &self.logs)?);
-        Ok(())
+        self.record_pids()
     }
 
     /// Waits for the broker, then creates the topics of `topics.txt` (idempotent).
@@ -540,7 +564,7 @@ impl Platform {
             .args(["--override-broadcast-host-port", &format!("127.0.0.1:{}", p.scheduler)])
             .args(["--log-level", "warn"]);
         self.scheduler = Some(Proc::spawn("scheduler", scheduler, &self.logs)?);
-        Ok(())
+        self.record_pids()
     }
 
     async fn wait_scheduler(&mut self) -> anyhow::Result<()> {
@@ -593,13 +617,14 @@ impl Platform {
             .envs(self.tokens());
         let proc = Proc::spawn(&format!("daprd-{id}"), daprd, &self.logs)?;
         self.daprds.insert(id.to_owned(), proc);
-        Ok(())
+        self.record_pids()
     }
 
-    /// Starts `id`'s function binary.
+    /// Starts `id`'s function binary. An app without a `command` is external (a test serves it
+    /// itself): it gets its daprd and nothing is spawned, as `dapr run` does without a command.
     pub fn start_function(&mut self, id: &str) -> anyhow::Result<()> {
         let app = self.app(id)?.clone();
-        let (program, args) = app.command.split_first().with_context(|| format!("{id} has an empty command"))?;
+        let Some((program, args)) = app.command.split_first() else { return Ok(()) };
         let mut function = Command::new(program);
         function
             .args(args)
@@ -610,11 +635,12 @@ impl Platform {
             .env("DAPR_HTTP_PORT", app.http_port.to_string())
             .env("DAPR_GRPC_PORT", app.grpc_port.to_string())
             .env("DAPR_HTTP_ENDPOINT", app.sidecar_url())
+            .env("TODO_PLATFORM_DIR", &self.dir)
             .envs(self.options.function_env.iter().map(|(k, v)| (k, v)))
             .envs(self.tokens());
         let proc = Proc::spawn(id, function, &self.logs)?;
         self.functions.insert(id.to_owned(), proc);
-        Ok(())
+        self.record_pids()
     }
 
     /// Waits until `id`'s daprd answers its health check (components loaded, app reachable).
@@ -739,11 +765,12 @@ fn read_run_file(path: &Path) -> anyhow::Result<Vec<AppSpec>> {
             let n = app.get(key).and_then(Value::as_u64).with_context(|| format!("{id}: no {key}"))?;
             u16::try_from(n).with_context(|| format!("{id}: {key} {n} is not a port"))
         };
+        // No command: an external app (see `start_function`).
         let command: Vec<String> = app
             .get("command")
             .and_then(Value::as_sequence)
-            .with_context(|| format!("{id}: no command"))?
-            .iter()
+            .into_iter()
+            .flatten()
             .filter_map(|c| c.as_str().map(str::to_owned))
             .map(|c| if c.starts_with("./") { root.join(&c).display().to_string() } else { c })
             .collect();
