@@ -92,10 +92,20 @@ fetch_kafka() {
 postgres_bin() {
   local dir="/usr/lib/postgresql/${POSTGRES_MAJOR}/bin"
   if [ ! -x "${dir}/initdb" ]; then
-    log "installing PostgreSQL ${POSTGRES_MAJOR} from Debian's packages"
-    apt_install "postgresql-${POSTGRES_MAJOR}"
+    log "installing PostgreSQL ${POSTGRES_MAJOR} from the distribution's packages"
+    apt_install "postgresql-${POSTGRES_MAJOR}" || true
   fi
-  [ -x "${dir}/initdb" ] || die "${dir}/initdb not found after installing postgresql-${POSTGRES_MAJOR}"
+  if [ ! -x "${dir}/initdb" ]; then
+    # Another distribution release carries another major (Ubuntu 24.04: 16); the functions
+    # need nothing version-specific, so take the newest one installed, or the default one.
+    dir="$(find /usr/lib/postgresql -maxdepth 3 -path '*/bin/initdb' 2>/dev/null | sort -V | tail -n 1 | xargs -r dirname)"
+    if [ -z "${dir}" ]; then
+      apt_install postgresql
+      dir="$(find /usr/lib/postgresql -maxdepth 3 -path '*/bin/initdb' | sort -V | tail -n 1 | xargs -r dirname)"
+    fi
+    [ -n "${dir}" ] || die "no PostgreSQL found after installing it: install PostgreSQL ${POSTGRES_MAJOR} yourself"
+    warn "PostgreSQL ${POSTGRES_MAJOR} (versions.env) is not available here: using ${dir}"
+  fi
   # initdb refuses root: the platform runs PostgreSQL as this unprivileged user.
   if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
     useradd --system --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
