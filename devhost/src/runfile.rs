@@ -59,10 +59,19 @@ pub struct RunApp {
     pub app_port: Option<u16>,
     /// The sidecar port to serve for this app; `None` or 0 = any free port.
     pub dapr_http_port: Option<u16>,
+    /// Empty: an external app, started by someone else ([`RunApp::is_external`]).
     pub command: Vec<String>,
     /// Common env first, then the app's own (which wins).
     pub env: BTreeMap<String, String>,
     pub health_path: String,
+}
+
+impl RunApp {
+    /// No `command`: devhost plays the sidecar for an app it does not start (daprd without a
+    /// command to run beside it behaves the same).
+    pub fn is_external(&self) -> bool {
+        self.command.is_empty()
+    }
 }
 
 impl RunFile {

@@ -1,5 +1,9 @@
 //! A whole run file as one handle: sidecars served, every app started as a process, all apps
 //! healthy and subscribed. The CLI runs it until a signal; system tests start and stop it.
+//!
+//! An app without a `command` is external, as with `dapr run`: devhost serves its sidecar and
+//! waits for it on its `appPort` (which it must have), but starts no process for it. A test that
+//! serves the app itself uses this.
 
 use std::path::Path;
 use std::time::Duration;
@@ -76,6 +80,9 @@ impl System {
         for app in &run.apps {
             let port = match app.app_port {
                 Some(p) => p,
+                None if app.is_external() => {
+                    anyhow::bail!("app {:?} has no `command` and no `appPort`: devhost cannot reach it", app.app_id)
+                }
                 None => free_port().await?,
             };
             app_ports.push(port);
@@ -85,8 +92,8 @@ impl System {
         }
         for (app, port) in run.apps.iter().zip(&app_ports) {
             // A `kill -9`ed devhost leaves its apps running; say so instead of letting the new
-            // app die on a bind error.
-            if tokio::net::TcpListener::bind(("127.0.0.1", *port)).await.is_err() {
+            // app die on a bind error. An external app is expected to be listening already.
+            if !app.is_external() && tokio::net::TcpListener::bind(("127.0.0.1", *port)).await.is_err() {
                 anyhow::bail!(
                     "port {port} of app {:?} is already in use (an app left running by a killed devhost? stop it first)",
                     app.app_id
@@ -99,6 +106,9 @@ impl System {
         for (app, port) in run.apps.iter().zip(&app_ports) {
             let sidecar_port = starting.sidecar_addr(&app.app_id).map(|a| a.port()).unwrap_or_default();
             started.push(Started { app_id: app.app_id.clone(), app_port: *port, sidecar_port });
+            if app.is_external() {
+                continue;
+            }
             match apps::spawn(app, *port, sidecar_port, settings.api_token.as_deref(), settings.app_token.as_deref()) {
                 Ok(p) => processes.push(p),
                 Err(e) => {
@@ -159,4 +169,37 @@ async fn first_exit(processes: &mut [Process]) -> String {
 async fn free_port() -> anyhow::Result<u16> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("finding a free port")?;
     Ok(listener.local_addr().context("free port")?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_app_without_command_is_external() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app_port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let run_file = dir.path().join("dapr.yaml");
+        std::fs::write(&run_file, format!("version: 1\napps:\n  - appID: outside\n    appPort: {app_port}\n")).unwrap();
+        let settings = Settings {
+            database: ":memory:".to_owned(),
+            ready_timeout: Some(Duration::from_secs(10)),
+            ..Settings::default()
+        };
+        let system = System::start(&run_file, &settings).await.unwrap();
+        assert_eq!(system.apps.len(), 1);
+        assert_eq!(system.apps[0].app_port, app_port);
+        assert!(system.processes.is_empty(), "nothing spawned for an external app");
+        let health = reqwest::get(format!("http://127.0.0.1:{}/v1.0/healthz", system.apps[0].sidecar_port)).await;
+        assert_eq!(health.unwrap().status(), reqwest::StatusCode::NO_CONTENT);
+        system.stop().await;
+        server.abort();
+
+        std::fs::write(&run_file, "version: 1\napps:\n  - appID: nowhere\n").unwrap();
+        let error = System::start(&run_file, &settings).await.unwrap_err().to_string();
+        assert!(error.contains("no `command` and no `appPort`"), "{error}");
+    }
 }
