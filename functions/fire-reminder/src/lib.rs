@@ -5,11 +5,12 @@
 //! sidecar) and handles the callback `POST /job/reminder-<task id>` (re-read the task; if the
 //! reminder is still current, publish `todo.reminder.due` to `reminders` and record it fired).
 //!
-//! Events of one task may arrive out of order or concurrently on two replicas (the outbox
-//! publishes without a partition key). The reminder record `reminder:<task id>` is the claim:
-//! an event first saves the record for its task version (ETag-guarded), then changes the job,
-//! then re-reads the record and re-applies a newer claim if one appeared meanwhile, so the job
-//! always ends up matching the newest version. A job that fires re-checks the task anyway.
+//! Events of one task may arrive twice, out of order (the outbox relay after a crash, two
+//! task-api replicas racing on one task) or concurrently on two replicas. The reminder record
+//! `reminder:<task id>` is the claim: an event first saves the record for its task version
+//! (ETag-guarded), then changes the job, then re-reads the record and re-applies a newer claim
+//! if one appeared meanwhile, so the job always ends up matching the newest version. A job that
+//! fires re-checks the task anyway.
 //! The first version of a task without a reminder needs no record: nothing older can exist.
 //!
 //! The callback answers 2xx only once the reminder was published (or is stale), so a failed

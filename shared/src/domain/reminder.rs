@@ -3,9 +3,10 @@
 //!
 //! The task is the source of truth for *when*; the reminder record (`reminder:<task id>` in the
 //! `state` store) remembers *what happened* (scheduled, fired, missed, cancelled) and the task
-//! version it reflects. Events of one task can arrive out of order (the outbox publishes without
-//! a partition key) or twice, so an event older than the record is ignored, and a job re-checks
-//! the task when it fires.
+//! version it reflects. Events of one task can arrive out of order (the outbox relay may publish an
+//! old event after a newer one following a crash, and two replicas changing one task race) or
+//! twice, so an event older than the record is ignored, and a job re-checks the task when it
+//! fires.
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};

@@ -2,8 +2,9 @@
 //! `task-events` event ("the task after the change").
 //!
 //! Every mutation goes through a method here so that `version` and `updated_at` can never be
-//! forgotten: consumers order and deduplicate on `version`, because Dapr's outbox publishes
-//! without a partition key and events of one task may arrive out of order.
+//! forgotten: consumers order and deduplicate on `version` (a task event's id is derived from
+//! it), because events of one task may arrive twice or out of order (the outbox relay after a
+//! crash, two replicas racing on one task).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -144,8 +145,10 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub completed_at: Option<DateTime<Utc>>,
-    /// Deleted tasks stay as tombstones: Dapr's outbox publishes only upserts, so a soft delete
-    /// is what makes `todo.task.deleted` reach the consumers, and it keeps the audit trail readable.
+    /// Deleted tasks stay as tombstones: the version history never restarts (an id re-created
+    /// at version 1 would reuse the first event's id, which consumers would take for a
+    /// duplicate), `todo.task.deleted` carries the task as deleted, and the audit trail stays
+    /// readable.
     #[serde(default)]
     pub deleted_at: Option<DateTime<Utc>>,
     /// Starts at 1 and grows by one with every change.

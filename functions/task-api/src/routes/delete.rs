@@ -1,7 +1,8 @@
-//! `DELETE /v1/tasks/{id}`: soft delete. The task becomes a tombstone (`deleted_at` set) rather
-//! than disappearing, because Dapr's outbox publishes upserts only: the tombstone write is what
-//! carries `todo.task.deleted` to the consumers (reminders are cancelled), and it keeps the
-//! audit trail readable. To the client the task is gone: GET and a second DELETE answer 404.
+//! `DELETE /v1/tasks/{id}`: soft delete. The task becomes a tombstone (`deleted_at` set, version
+//! bumped) rather than disappearing: the tombstone is the data of `todo.task.deleted` (reminders
+//! are cancelled), the version history never restarts (event ids are task id + version, so a
+//! re-created id must not start again at 1), and the audit trail stays readable. To the client
+//! the task is gone: GET and a second DELETE answer 404.
 //!
 //! Deleting an open occurrence of a recurring task skips it: the series goes on, and
 //! on-task-completed asks for the next occurrence as it would after a completion. To end the
