@@ -242,12 +242,25 @@ impl Setup {
         backlog(&self.database)
     }
 
-    /// Waits until every consumer group has processed everything; if one does not within
-    /// `timeout`, the error names each group and topic still behind, and by how much.
+    /// Waits until every event is published and every consumer group has processed
+    /// everything; if that does not happen within `timeout`, the error names each group and
+    /// topic still behind, and by how much, and the outbox records still unpublished. An event
+    /// whose writer died after the commit is in no topic until the relay publishes it: lag
+    /// alone would call the system settled too early.
     pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
         let behind = || -> anyhow::Result<Vec<String>> {
             let lags = devhost::peek::lag(&self.database, "pubsub")?;
-            Ok(lags.iter().filter(|l| l.lag != 0).map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag)).collect())
+            let mut behind: Vec<String> =
+                lags.iter().filter(|l| l.lag != 0).map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag)).collect();
+            let unpublished = devhost::peek::state(
+                &self.database,
+                shared::events::components::TASKS_STORE,
+                shared::outbox::KEY_PREFIX,
+            )?;
+            if !unpublished.is_empty() {
+                behind.push(format!("{} outbox records not yet published", unpublished.len()));
+            }
+            Ok(behind)
         };
         let caught_up = crate::api::eventually("every consumer to catch up", timeout, || async {
             Ok(behind()?.is_empty().then_some(()))

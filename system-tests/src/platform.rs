@@ -516,17 +516,42 @@ impl Platform {
         self.kafka().await?.lag().await
     }
 
-    /// Waits until every consumer group has consumed everything of every topic it follows; if
-    /// one does not within `timeout`, the error names each group and topic still behind.
+    /// Outbox records in the `tasks` store not yet published (and deleted): events whose writer
+    /// died after the commit, or whose publish failed, waiting for the relay. Read through
+    /// task-api's sidecar with the Query API, as the relay finds them.
+    pub async fn unpublished(&self) -> anyhow::Result<usize> {
+        use shared::outbox::{MARKER_FIELD, MARKER_VALUE};
+        let store = shared::events::components::TASKS_STORE;
+        let url = format!("{}/v1.0-alpha1/state/{store}/query", self.sidecar("task-api")?);
+        let query =
+            serde_json::json!({ "filter": { "EQ": { MARKER_FIELD: MARKER_VALUE } }, "page": { "limit": 1000 } });
+        let mut request = crate::api::json_body(crate::api::client()?.post(&url), &query);
+        if let Some(token) = &self.options.dapr_api_token {
+            request = request.header("dapr-api-token", token);
+        }
+        let response = request.send().await.with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value = serde_json::from_slice(&response.bytes().await?).unwrap_or_default();
+        if !status.is_success() {
+            bail!("POST {url} answered {status}: {body}");
+        }
+        Ok(body["results"].as_array().map_or(0, Vec::len))
+    }
+
+    /// Waits until every event is published and every consumer group has consumed everything
+    /// of every topic it follows; if that does not happen within `timeout`, the error names
+    /// each group and topic still behind, and the outbox records not yet published (an event
+    /// whose writer died after its commit is in no topic until the relay publishes it).
     pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
         let behind = || async {
             let lags = self.lag().await?;
-            anyhow::Ok(
-                lags.iter()
-                    .filter(|l| l.lag != 0)
-                    .map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag))
-                    .collect::<Vec<_>>(),
-            )
+            let mut behind: Vec<String> =
+                lags.iter().filter(|l| l.lag != 0).map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag)).collect();
+            let unpublished = self.unpublished().await?;
+            if unpublished > 0 {
+                behind.push(format!("{unpublished} outbox records not yet published"));
+            }
+            anyhow::Ok(behind)
         };
         let caught_up = crate::api::eventually("every consumer group to catch up", timeout, || async {
             Ok(behind().await?.is_empty().then_some(()))

@@ -409,8 +409,6 @@ async fn poison_messages_go_to_the_dead_letter_topic_without_blocking() -> anyho
 async fn replaying_every_event_changes_nothing_a_user_sees() -> anyhow::Result<()> {
     let (setup, platform) = start("replay-all", Options::default()).await?;
     let api = setup.api(USER)?;
-    let http = client()?;
-    let sidecar = platform.sidecar("task-api")?;
     let result = async {
         let outcome = scenario::run(&api, Duration::from_secs(3), |_| {}).await?;
         platform.settle(SETTLE).await?;
