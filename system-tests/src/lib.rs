@@ -12,6 +12,10 @@
 //!   or as the `devhost` binary.
 //! - [`platform`]: the same system on the real platform: PostgreSQL, a Kafka broker, the Dapr
 //!   Scheduler and a real daprd beside each function, as processes built by `make platform`.
+//! - [`system`]: one system under test on either backend (devhost, in this process or as a
+//!   binary, or the real platform), so that a scenario is written once for both.
+//! - [`scenarios`]: the end-to-end and fault scenarios that run on both backends
+//!   (`tests/e2e.rs` and `tests/faults.rs` on devhost, `tests/platform.rs` on the platform).
 //! - `src/bin/demo.rs`: `make demo`; `src/bin/run-dapr.rs`: `make run-dapr`.
 
 pub mod api;
@@ -19,6 +23,8 @@ pub mod host;
 pub mod kafka;
 pub mod platform;
 pub mod scenario;
+pub mod scenarios;
+pub mod system;
 
 use std::path::PathBuf;
 

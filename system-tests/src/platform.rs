@@ -758,6 +758,28 @@ impl Platform {
         }
         Ok(())
     }
+
+    /// Whether `id` has a function binary to start (an app without `command` is served by the
+    /// test itself).
+    pub fn has_function(&self, id: &str) -> bool {
+        self.app(id).is_ok_and(|app| !app.command.is_empty())
+    }
+
+    /// The functions and daprds still running (neither killed nor exited), named as in
+    /// [`Platform::pids`].
+    pub fn running(&mut self) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        let mut running = std::collections::BTreeSet::new();
+        for (prefix, procs) in [("daprd-", &mut self.daprds), ("", &mut self.functions)] {
+            for (id, proc) in procs.iter_mut() {
+                if let Some(child) = proc.child.as_mut()
+                    && child.try_wait()?.is_none()
+                {
+                    running.insert(format!("{prefix}{id}"));
+                }
+            }
+        }
+        Ok(running)
+    }
 }
 
 /// The apps of a run file (`dapr.yaml` or [`crate::host::Setup`]'s copy) with fresh ports for

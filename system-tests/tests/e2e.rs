@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use shared::events::{task_id_for_request, topics, types};
 use system_tests::api::{Api, client, eventually, json_body};
 use system_tests::host::{Setup, task_create_url};
-use system_tests::scenario;
+use system_tests::system::TestSystem;
+use system_tests::{scenario, scenarios};
 use tokio::sync::Mutex;
 
 const USER: &str = "alice";
@@ -379,200 +380,32 @@ async fn poison_messages_go_to_the_dead_letter_topic_without_blocking() -> anyho
     Ok(())
 }
 
+// The scenarios below are `system_tests::scenarios`, shared with the same tests on the real
+// platform (`tests/platform.rs`).
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_doubly_completed_recurring_task_has_one_next_instance() -> anyhow::Result<()> {
-    let setup = Setup::new(&[])?;
-    let system = setup.start(true).await?;
-    let api = setup.api(USER)?;
-    let result = async {
-        let due = Utc::now() + chrono::Duration::hours(1);
-        let body = json!({
-            "title": "Water the plants", "tags": ["twice"], "time_zone": "America/New_York",
-            "due": due.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "recurrence": {"rule": "FREQ=DAILY;INTERVAL=2"},
-        });
-        let task = api.post("/v1/tasks", Some(&body), StatusCode::CREATED).await?;
-        let id = task["id"].as_str().context("id")?.to_owned();
-        // Two clients complete it at once; every event is delivered twice besides.
-        let path = format!("/v1/tasks/{id}/complete");
-        let (a, b) = tokio::join!(api.post(&path, None, StatusCode::OK), api.post(&path, None, StatusCode::OK));
-        let (a, b) = (a?, b?);
-        let versions: BTreeSet<u64> = [&a, &b].iter().filter_map(|t| t["version"].as_u64()).collect();
-        assert_eq!(versions.len(), 1, "both completions answer the one completed version: {a} {b}");
-        let next = eventually("the next instance", SETTLE, || async {
-            let page = api.get_query("/v1/tasks", &[("tag", "twice"), ("status", "open")]).await?;
-            Ok(page["items"].as_array().and_then(|items| items.first().cloned()))
-        })
-        .await?;
-        assert_eq!(next["series"]["index"], 1);
-        // Wait out every duplicate, then look again: still one.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let all = api.get_query("/v1/tasks", &[("tag", "twice")]).await?;
-        let items = all["items"].as_array().cloned().unwrap_or_default();
-        assert_eq!(items.len(), 2, "the completed task and one next instance: {all}");
-        let trail = api.get(&format!("/v1/tasks/{}/audit", next["id"].as_str().unwrap_or_default())).await?;
-        assert_eq!(trail["items"].as_array().map_or(0, Vec::len), 1, "one creation: {trail}");
-        anyhow::Ok(())
-    }
-    .await;
-    system.stop().await;
-    result
+    // Every event delivered twice besides (the platform replays the topics instead).
+    TestSystem::in_process(true).await?.play(scenarios::a_doubly_completed_recurring_task_has_one_next_instance).await
 }
 
-/// A live writer publishes a task's events in version order, but after a crash the outbox
-/// relay may publish an older event after a newer one (and two replicas changing one task may
-/// publish out of order), so consumers order by version, never by arrival. Here a recurring
-/// task's `completed` event is delivered before its `created` event, on one partition so that
-/// the order is certain: the audit trail still has both, in version order; the series gets
-/// exactly one next occurrence; the late `created` does not bring back the reminder the
-/// completion cancelled; nothing is dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completion_delivered_before_its_creation_is_applied_once() -> anyhow::Result<()> {
-    use shared::domain::validate::{NewTask, new_task};
-    use shared::events::{components, occurrence_request_id, task_event_id};
-
-    let setup = Setup::new(&[])?;
-    let system = setup.start(false).await?;
-    let api = setup.api(USER)?;
-    let sidecar = setup.sidecar("task-api")?.to_owned();
-    let http = client()?;
-    let result = async {
-        let id = task_id_for_request(USER, "reordered");
-        let input: NewTask = serde_json::from_value(json!({
-            "title": "Water the plants", "tags": ["reordered"],
-            "due": (Utc::now() + chrono::Duration::days(2)).to_rfc3339_opts(SecondsFormat::Secs, true),
-            "reminder": {"before_due_seconds": 3600},
-            "recurrence": {"rule": "FREQ=WEEKLY"},
-        }))?;
-        let created = new_task(id, USER, input, None, Utc::now())?;
-        let mut completed = created.clone();
-        assert!(completed.complete(Utc::now()));
-        // The store holds what task-api's transaction wrote: the completed version.
-        let saved = json_body(
-            http.post(format!("{sidecar}/v1.0/state/{}", components::TASKS_STORE)),
-            &json!([{"key": completed.key(), "value": completed}]),
-        )
-        .send()
-        .await?;
-        assert_eq!(saved.status(), StatusCode::NO_CONTENT);
-        // Its two events, with the ids the outbox gives them, in the wrong order.
-        for (event_type, task) in [(types::TASK_COMPLETED, &completed), (types::TASK_CREATED, &created)] {
-            let url = reqwest::Url::parse_with_params(
-                &format!("{sidecar}/v1.0/publish/{}/{}", components::PUBSUB, topics::TASK_EVENTS),
-                [
-                    ("metadata.cloudevent.type", event_type),
-                    ("metadata.cloudevent.id", &task_event_id(id, task.version)),
-                    ("metadata.cloudevent.subject", &id.to_string()),
-                    ("metadata.partitionKey", &id.to_string()),
-                ],
-            )?;
-            assert_eq!(
-                json_body(http.post(url), &serde_json::to_value(task)?).send().await?.status(),
-                StatusCode::NO_CONTENT
-            );
-        }
-        setup.settle(SETTLE).await?;
-
-        assert_eq!(audit_of(&api, &id.to_string()).await?, ["created", "completed"]);
-        let next = task_id_for_request(USER, &occurrence_request_id(id, 1));
-        let next = eventually("the next occurrence", SETTLE, || async {
-            let answer = api.call(reqwest::Method::GET, &format!("/v1/tasks/{next}"), None).await?;
-            Ok((answer.status == StatusCode::OK).then_some(answer.body))
-        })
-        .await?;
-        assert_eq!((next["status"].as_str(), next["series"]["index"].as_u64()), (Some("open"), Some(1)));
-        let all = api.get_query("/v1/tasks", &[("tag", "reordered")]).await?;
-        assert_eq!(all["items"].as_array().map_or(0, Vec::len), 2, "the completed task and one next occurrence: {all}");
-        let reminder = api.get(&format!("/v1/tasks/{id}/reminder")).await?;
-        assert_eq!(reminder["status"], "cancelled", "the late creation must not revive the reminder: {reminder}");
-        for app in ["create-task", "on-task-completed", "fire-reminder", "audit-writer"] {
-            assert!(setup.peek(&topics::dead_letter(app))?.is_empty(), "{app} dead-lettered an event");
-        }
-        anyhow::Ok(())
-    }
-    .await;
-    system.stop().await;
-    result
+    TestSystem::in_process(false)
+        .await?
+        .play(scenarios::a_completion_delivered_before_its_creation_is_applied_once)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reminder_moved_three_times_fires_once_at_the_last_time() -> anyhow::Result<()> {
-    let setup = Setup::new(&[])?;
-    let system = setup.start(false).await?;
-    let api = setup.api(USER)?;
-    let result = async {
-        let start = Utc::now();
-        let at = |secs: i64| (start + chrono::Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true);
-        let body = json!({ "title": "Call the dentist", "reminder": {"at": at(12)} });
-        let task = api.post("/v1/tasks", Some(&body), StatusCode::CREATED).await?;
-        let id = task["id"].as_str().context("id")?.to_owned();
-        // Moved earlier twice and later once: every earlier job must be gone, not just the last.
-        for secs in [9, 15, 5] {
-            let patch = json!({ "reminder": {"at": at(secs)} });
-            let answer = api.call(reqwest::Method::PATCH, &format!("/v1/tasks/{id}"), Some(&patch)).await?;
-            if answer.status != StatusCode::OK {
-                bail!("PATCH answered {}: {}", answer.status, answer.body);
-            }
-        }
-        let last = chrono::DateTime::parse_from_rfc3339(&at(5))?;
-        let fired = eventually("the reminder to fire", SETTLE, || async {
-            let r = api.get(&format!("/v1/tasks/{id}/reminder")).await?;
-            Ok((r["status"] == "fired").then_some(r))
-        })
-        .await?;
-        assert_eq!(chrono::DateTime::parse_from_rfc3339(fired["remind_at"].as_str().context("remind_at")?)?, last);
-        // Past every earlier time (the latest was +15 s): nothing else fired.
-        let quiet_until = start + chrono::Duration::seconds(17);
-        tokio::time::sleep((quiet_until - Utc::now()).to_std().unwrap_or_default()).await;
-        let events = reminder_events(&setup, &id)?;
-        assert_eq!(events.len(), 1, "{events:?}");
-        let remind_at = events[0]["data"]["remind_at"].as_str().context("remind_at")?;
-        assert_eq!(chrono::DateTime::parse_from_rfc3339(remind_at)?, last);
-        anyhow::Ok(())
-    }
-    .await;
-    system.stop().await;
-    result
+    TestSystem::in_process(false).await?.play(scenarios::a_reminder_moved_three_times_fires_once_at_the_last_time).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_occurrence_skips_it_until_the_series_is_ended() -> anyhow::Result<()> {
-    let setup = Setup::new(&[])?;
-    let system = setup.start(false).await?;
-    let api = setup.api(USER)?;
-    let result = async {
-        let due = (Utc::now() + chrono::Duration::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
-        let body = json!({ "title": "Stand-up", "tags": ["skip"], "due": due, "recurrence": {"rule": "FREQ=DAILY"} });
-        let first = api.post("/v1/tasks", Some(&body), StatusCode::CREATED).await?;
-        let open = || async {
-            let page = api.get_query("/v1/tasks", &[("tag", "skip"), ("status", "open")]).await?;
-            anyhow::Ok(page["items"].as_array().cloned().unwrap_or_default())
-        };
-        let delete = |id: String, query: &'static str| {
-            let api = api.clone();
-            async move {
-                let answer = api.call(reqwest::Method::DELETE, &format!("/v1/tasks/{id}{query}"), None).await?;
-                if answer.status != StatusCode::NO_CONTENT {
-                    bail!("DELETE answered {}: {}", answer.status, answer.body);
-                }
-                anyhow::Ok(())
-            }
-        };
-        delete(first["id"].as_str().context("id")?.to_owned(), "").await?;
-        let second = eventually("the occurrence after the deleted one", SETTLE, || async {
-            Ok(open().await?.into_iter().find(|t| t["series"]["index"] == 1))
-        })
-        .await?;
-        delete(second["id"].as_str().context("id")?.to_owned(), "?series=end").await?;
-        // Give the system time to (wrongly) create a third one.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let left = open().await?;
-        assert!(left.is_empty(), "the series was ended, yet: {left:?}");
-        let requests = setup.peek(topics::TASK_CREATE)?;
-        assert_eq!(requests.len(), 1, "one next-occurrence request in all: {requests:?}");
-        anyhow::Ok(())
-    }
-    .await;
-    system.stop().await;
-    result
+    TestSystem::in_process(false)
+        .await?
+        .play(scenarios::deleting_an_occurrence_skips_it_until_the_series_is_ended)
+        .await
 }
