@@ -10,7 +10,11 @@
 //!   each in the middle of a burst of creates: every create has exactly one effect;
 //! - poison messages go to the dead-letter topic without blocking the messages behind them;
 //! - every event delivered twice (replayed onto its topic) changes nothing a user sees: the
-//!   real-broker form of devhost's `--duplicate-delivery`.
+//!   real-broker form of devhost's `--duplicate-delivery`;
+//! - the scenarios of `tests/e2e.rs` and `tests/faults.rs` that are written once for both
+//!   backends (`system_tests::scenarios`), under the same names: a doubly completed recurring
+//!   task, a completion delivered before its creation, a reminder moved three times, deleting
+//!   an occurrence, SIGKILL at random moments during a mixed load, a store outage.
 
 use std::time::Duration;
 
@@ -21,7 +25,8 @@ use shared::events::topics;
 use system_tests::api::{Api, client, eventually, json_body};
 use system_tests::host::Setup;
 use system_tests::platform::{Options, Platform};
-use system_tests::scenario;
+use system_tests::system::{TestSystem, replay};
+use system_tests::{scenario, scenarios};
 
 const USER: &str = "alice";
 
@@ -450,34 +455,6 @@ async fn replaying_every_event_changes_nothing_a_user_sees() -> anyhow::Result<(
     result.with_context(|| format!("logs in {}", logs.display()))
 }
 
-/// Publishes every message of `topics` again, exactly as it is (the same CloudEvent, id
-/// included, as `application/cloudevents+json`, which Dapr forwards without a new envelope;
-/// the same partition key), all at once: a burst of duplicates on every partition. Returns how
-/// many were replayed.
-async fn replay(platform: &Platform, topics: &[&str]) -> anyhow::Result<usize> {
-    let kafka = platform.kafka().await?;
-    let sidecar = platform.sidecar("task-api")?;
-    let http = client()?;
-    let mut sends = Vec::new();
-    for topic in topics {
-        for message in kafka.messages(topic).await? {
-            let Some(value) = message.value else { continue };
-            let key = message.key.map(|k| String::from_utf8_lossy(&k).into_owned()).unwrap_or_default();
-            let mut url = reqwest::Url::parse(&format!("{sidecar}/v1.0/publish/pubsub/{topic}"))?;
-            url.query_pairs_mut().append_pair("metadata.partitionKey", &key);
-            let request = http.post(url).header("content-type", "application/cloudevents+json").body(value);
-            let topic = (*topic).to_owned();
-            sends.push(tokio::spawn(async move { (topic, request.send().await.map(|r| r.status())) }));
-        }
-    }
-    let replayed = sends.len();
-    for send in sends {
-        let (topic, status) = send.await?;
-        assert_eq!(status?, StatusCode::NO_CONTENT, "republishing to {topic}");
-    }
-    Ok(replayed)
-}
-
 /// No dead-letter topic holds anything: every message sent was valid, so one there means an
 /// expected outcome (a duplicate, a conflict) was treated as a failure and retried out.
 async fn assert_no_dead_letters(platform: &Platform) -> anyhow::Result<()> {
@@ -528,4 +505,104 @@ async fn tokens_are_honoured_by_real_daprd_and_the_functions() -> anyhow::Result
     let logs = platform.logs().to_owned();
     platform.stop()?;
     result.with_context(|| format!("logs in {}", logs.display()))
+}
+
+// --- The scenarios shared with devhost (`system_tests::scenarios`) -------------------------
+
+/// devhost runs this with every event delivered twice as it goes (`--duplicate-delivery`); a
+/// real broker has no such switch, so once the next instance is there every message of
+/// `task-create` and `task-events` is replayed (`TestSystem::deliver_twice`): the completion
+/// and the next-occurrence request reach their consumers a second time, and still there is one
+/// next instance, created once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doubly_completed_recurring_task_has_one_next_instance() -> anyhow::Result<()> {
+    TestSystem::platform("doubly-completed", Options::default())
+        .await?
+        .play(scenarios::a_doubly_completed_recurring_task_has_one_next_instance)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_delivered_before_its_creation_is_applied_once() -> anyhow::Result<()> {
+    TestSystem::platform("reordered", Options::default())
+        .await?
+        .play(scenarios::a_completion_delivered_before_its_creation_is_applied_once)
+        .await
+}
+
+/// The jobs are the real Scheduler's: moving the reminder overwrites one job of the same name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_moved_three_times_fires_once_at_the_last_time() -> anyhow::Result<()> {
+    TestSystem::platform("reminder-moved", Options::default())
+        .await?
+        .play(scenarios::a_reminder_moved_three_times_fires_once_at_the_last_time)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_occurrence_skips_it_until_the_series_is_ended() -> anyhow::Result<()> {
+    TestSystem::platform("skip-occurrence", Options::default())
+        .await?
+        .play(scenarios::deleting_an_occurrence_skips_it_until_the_series_is_ended)
+        .await
+}
+
+/// devhost's fault suite, on the platform: each kill SIGKILLs all five functions and all five
+/// daprds at once in the middle of the mixed load (Kafka, PostgreSQL and the Scheduler stay, as
+/// a cluster's would), then starts them again. Two kills by default rather than devhost's four
+/// (`FAULT_KILLS` sets it): a restart of ten processes, and the consumer groups' rebalance
+/// after it, take tens of seconds on two cores, and `make test-platform` must stay short.
+/// devhost's second run of it with `--duplicate-delivery` has no broker equivalent: here every
+/// request and event is replayed once more after the last restart, before the checks, so the
+/// same run also holds duplicates on top of crashes; and no dead-letter topic may hold anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_leaves_every_command_with_exactly_one_effect() -> anyhow::Result<()> {
+    let (kills, seed) = (scenarios::kills(2), scenarios::seed());
+    eprintln!("platform faults: seed {seed} (FAULT_SEED={seed} replays this run)");
+    let report = TestSystem::platform("random-kills", Options::default())
+        .await?
+        .play(async |system| {
+            let report = scenarios::random_kills(system, kills, seed, true).await?;
+            assert_no_dead_letters(system.platform_mut()?).await?;
+            Ok(report)
+        })
+        .await?;
+    eprintln!(
+        "platform faults: {} kills of every function and daprd survived, {} commands sent ({} answers lost and \
+         sent again), {} tasks and {} audit entries checked after every message was delivered twice",
+        report.kills, report.commands, report.lost, report.tasks, report.audit_entries
+    );
+    assert_eq!(report.kills, kills);
+    Ok(())
+}
+
+/// How long PostgreSQL is down: past the client's 5 s timeout, well inside the 8 retries of
+/// the `pubsubInbound` policy (about 25 s).
+const PG_OUTAGE: Duration = Duration::from_secs(6);
+
+/// devhost's store outage (SQLite's write lock held from outside) is, on the platform,
+/// PostgreSQL itself gone: stopped immediately (SIGQUIT, crash recovery on restart) in the
+/// middle of the mixed load and started again [`PG_OUTAGE`] later. Both state stores and the
+/// outbox are unavailable meanwhile; afterwards every accepted command has exactly one effect,
+/// nothing is dead-lettered, and every function and daprd is still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_delays_work_and_loses_nothing() -> anyhow::Result<()> {
+    let seed = scenarios::seed();
+    eprintln!("platform outage: seed {seed} (FAULT_SEED={seed} replays this run)");
+    let report = TestSystem::platform("store-outage", Options::default())
+        .await?
+        .play(async |system| {
+            scenarios::store_outage(system, seed, PG_OUTAGE, async |system, outage| {
+                system.platform_mut()?.restart_postgres(outage).await
+            })
+            .await
+        })
+        .await?;
+    eprintln!(
+        "platform outage: PostgreSQL down {PG_OUTAGE:?} survived; {} answers lost and sent again, {} tasks and {} \
+         audit entries checked, no dead letters",
+        report.lost, report.tasks, report.audit_entries
+    );
+    assert!(report.lost > 0, "no command met the outage: it proved nothing");
+    Ok(())
 }
