@@ -2,8 +2,10 @@
 //!
 //! API (dapr/dapr `pkg/api/http/jobs.go`, `pkg/api/universal/jobs.go`, 1.16+ semantics):
 //! - the body is decoded like protojson with `DiscardUnknown`: camelCase and snake_case names,
-//!   unknown fields ignored; `name` in the body is a 400; neither `schedule` nor `dueTime` is a
-//!   400; `overwrite: false` (the default) on an existing name is a 409;
+//!   unknown fields ignored; a field of the wrong type is `ERR_MALFORMED_REQUEST`; `name` in the
+//!   body is a 400 `DAPR_SCHEDULER_JOB_NAME`; neither `schedule` nor `dueTime` is a 400
+//!   `DAPR_SCHEDULER_SCHEDULE_EMPTY`; `overwrite: false` (the default) on an existing name is a
+//!   409; every `DAPR_SCHEDULER_*` error carries an `ErrorInfo` with the app-id and namespace;
 //! - `dueTime` and `ttl` are RFC 3339 or a Go duration from now; `schedule` is
 //!   [`crate::schedule::Schedule`]; `repeats` bounds the number of triggers;
 //! - `failurePolicy` is `{"constant":{"interval":"5s","maxRetries":N}}` (protobuf Duration, so
@@ -14,10 +16,12 @@
 //!
 //! Triggering (dapr/dapr `pkg/runtime/scheduler/internal/cluster/streamer.go`,
 //! `pkg/channel/http/http_channel.go` `constructJobRequest`): `POST /job/<name>` on the owning
-//! app with the raw `data` JSON as the body; 2xx or 404 is done, anything else (or no
-//! connection) is retried under the failure policy; a job is not triggered again before its
-//! previous trigger finished. A job that came due while devhost was down, or before its app was
-//! ready, fires as soon as the app is ready (1.15+ staging queue); a recurring job catches up
+//! app with the raw `data` JSON as the body, `Content-Type: application/json`, the app token and
+//! no trace context; 2xx or 404 is done, anything else (or no connection) is retried under the
+//! failure policy, `interval` after the failed attempt began; a job is not triggered again
+//! before its previous trigger finished. A job that came due while devhost was down, or before
+//! its app was ready, fires as soon as the app is ready (1.15+ staging queue); a recurring job
+//! catches up
 //! its missed ticks one after another, computing each tick from the previous one
 //! (`cron.Next(last)`).
 
@@ -45,6 +49,8 @@ pub struct StoredJob {
     pub due_time: Option<String>,
     pub repeats: Option<u32>,
     pub ttl: Option<String>,
+    /// `None`: the request had no `data` (GET then fails, as on daprd); `Some(Null)`: `null`.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
     pub failure_policy: FailurePolicy,
     pub created_ms: i64,
@@ -82,12 +88,30 @@ impl FailurePolicy {
     }
 }
 
+/// A field that is there, `null` included.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
 fn field<'a>(obj: &'a Map<String, Value>, camel: &str, snake: &str) -> Option<&'a Value> {
     obj.get(camel).or_else(|| obj.get(snake)).filter(|v| !v.is_null())
 }
 
+/// A job the Scheduler refuses (bad name, times or schedule): `SchedulerScheduleJob` with the
+/// gRPC code Unknown, which daprd answers as a 500 (the Scheduler's validation errors carry no
+/// code of their own).
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "DAPR_SCHEDULER_SCHEDULE_JOB", message)
+    ApiError::internal("DAPR_SCHEDULER_SCHEDULE_JOB", format!("failed to schedule job due to: {}", message.into()))
+}
+
+/// A body protojson cannot decode (a field of the wrong type, a Duration not in seconds):
+/// `ErrMalformedRequest`, before the request reaches the Scheduler.
+fn malformed(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "ERR_MALFORMED_REQUEST",
+        format!("failed deserializing HTTP body: {}", message.into()),
+    )
 }
 
 fn string_field(obj: &Map<String, Value>, camel: &str, snake: &str) -> Result<Option<String>, ApiError> {
@@ -95,7 +119,7 @@ fn string_field(obj: &Map<String, Value>, camel: &str, snake: &str) -> Result<Op
         None => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(bad(format!("`{camel}` must be a string, found {other}"))),
+        Some(other) => Err(malformed(format!("`{camel}` must be a string, found {other}"))),
     }
 }
 
@@ -109,19 +133,26 @@ fn parse_time(text: &str, now: DateTime<Utc>, what: &str) -> Result<DateTime<Utc
     chrono::Duration::from_std(d).map(|d| now + d).map_err(|_| bad(format!("{what} {text:?} is too far away")))
 }
 
-/// Checks the job name the way the Scheduler does (DNS-1123 once `_ : - space` are removed).
+/// Checks the job name the way the Scheduler does (diagridio/go-etcd-cron v0.12
+/// `internal/api/validator`): not empty, at most 512 bytes, no `/`, `\`, `#`, `?` or control
+/// characters, not `.` or `..`. A refused name is a 500 like every Scheduler validation error.
 pub fn validate_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | ' ' | '.'));
-    if ok {
-        Ok(())
+    let why = if name.is_empty() {
+        Some("job name cannot be empty")
+    } else if name.len() > 512 {
+        Some("must be at most 512 characters")
+    } else if name.contains(['/', '\\', '#', '?']) {
+        Some("must not contain '/', '\\', '#' or '?'")
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if name == "." || name == ".." {
+        Some("must not be a path traversal sequence")
     } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "DAPR_SCHEDULER_JOB_NAME",
-            format!("job name {name:?} is invalid: use letters, digits, '-', '_', ':' and '.'"),
-        ))
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(bad(format!("job name is invalid {name:?}: {why}"))),
     }
 }
 
@@ -145,26 +176,26 @@ pub fn parse_request(body: &[u8], now: DateTime<Utc>) -> Result<(StoredJob, bool
     let ttl = string_field(&obj, "ttl", "ttl")?;
     let repeats = match field(&obj, "repeats", "repeats") {
         None => None,
-        Some(Value::Number(n)) => {
-            Some(n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("`repeats` must be a uint32"))?)
-        }
-        Some(Value::String(s)) => Some(s.parse::<u32>().map_err(|_| bad("`repeats` must be a uint32"))?),
-        Some(_) => return Err(bad("`repeats` must be a uint32")),
+        Some(Value::Number(n)) => Some(
+            n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| malformed("`repeats` must be a uint32"))?,
+        ),
+        Some(Value::String(s)) => Some(s.parse::<u32>().map_err(|_| malformed("`repeats` must be a uint32"))?),
+        Some(_) => return Err(malformed("`repeats` must be a uint32")),
     };
     let overwrite = match field(&obj, "overwrite", "overwrite") {
         None => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(bad("`overwrite` must be a boolean")),
+        Some(_) => return Err(malformed("`overwrite` must be a boolean")),
     };
     let failure_policy = match field(&obj, "failurePolicy", "failure_policy") {
         None => FailurePolicy::default(),
         Some(Value::Object(p)) => {
             if let Some(c) = p.get("constant").filter(|v| !v.is_null()) {
-                let Value::Object(c) = c else { return Err(bad("failurePolicy.constant must be an object")) };
+                let Value::Object(c) = c else { return Err(malformed("failurePolicy.constant must be an object")) };
                 let interval_ms = match string_field(c, "interval", "interval")? {
                     None => 0,
                     Some(text) => duration::parse_proto(&text)
-                        .map_err(|e| bad(format!("failurePolicy.constant.interval: {e}")))?
+                        .map_err(|e| malformed(format!("failurePolicy.constant.interval: {e}")))?
                         .as_millis() as u64,
                 };
                 let max_retries = match field(c, "maxRetries", "max_retries") {
@@ -172,10 +203,10 @@ pub fn parse_request(body: &[u8], now: DateTime<Utc>) -> Result<(StoredJob, bool
                     Some(Value::Number(n)) => Some(
                         n.as_u64()
                             .and_then(|n| u32::try_from(n).ok())
-                            .ok_or_else(|| bad("maxRetries must be a uint32"))?,
+                            .ok_or_else(|| malformed("maxRetries must be a uint32"))?,
                     ),
-                    Some(Value::String(s)) => Some(s.parse().map_err(|_| bad("maxRetries must be a uint32"))?),
-                    Some(_) => return Err(bad("maxRetries must be a uint32")),
+                    Some(Value::String(s)) => Some(s.parse().map_err(|_| malformed("maxRetries must be a uint32"))?),
+                    Some(_) => return Err(malformed("maxRetries must be a uint32")),
                 };
                 FailurePolicy::Constant { interval_ms, max_retries }
             } else if p.get("drop").is_some() {
@@ -184,11 +215,13 @@ pub fn parse_request(body: &[u8], now: DateTime<Utc>) -> Result<(StoredJob, bool
                 FailurePolicy::default()
             }
         }
-        Some(_) => return Err(bad("`failurePolicy` must be an object")),
+        Some(_) => return Err(malformed("`failurePolicy` must be an object")),
     };
-    let data = field(&obj, "data", "data").cloned();
+    // `null` is kept (daprd stores a null Value); only a missing `data` is none.
+    let data = obj.get("data").cloned();
     if schedule.is_none() && due_time.is_none() {
-        return Err(bad("a job needs a schedule or a dueTime"));
+        // `apierrors.Empty("Schedule", ..., SchedulerScheduleEmpty)`.
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "DAPR_SCHEDULER_SCHEDULE_EMPTY", "Schedule is empty"));
     }
     let parsed_schedule = schedule.as_deref().map(Schedule::parse).transpose().map_err(bad)?;
     let first_due = match (&due_time, &parsed_schedule) {
@@ -392,8 +425,16 @@ pub async fn run_scheduler(host: Arc<Host>) {
     }
 }
 
+/// Why a trigger of a job without `data` fails on daprd 1.18 (and `GET` of it too).
+pub const NO_DATA: &str = "proto: google.protobuf.Value: none of the oneof fields is set";
+
 /// One trigger of one job, with its failure policy, then the bookkeeping of the next tick.
 async fn trigger(host: &Host, due: &Due) {
+    // The scheduler loop read `due` before it saw that no trigger was in flight: a trigger that
+    // finished in between (and advanced or removed the job) would fire the same tick again.
+    if !still_due(host, due).await {
+        return;
+    }
     let Ok(job) = serde_json::from_str::<StoredJob>(&due.spec) else {
         warn!(app_id = %due.app_id, job = %due.name, "unreadable job in the database; deleting it");
         let _ = delete(host, &due.app_id, &due.name).await;
@@ -405,31 +446,40 @@ async fn trigger(host: &Host, due: &Due) {
     let late_ms = now_ms() - due.next_due;
     let mut retries = 0u32;
     loop {
+        // The Scheduler's retry interval runs from the attempt, not from the app's answer.
+        let attempt = tokio::time::Instant::now();
+        // No trace context: the trigger comes from the Scheduler's stream, with no span (as
+        // daprd without a tracing configuration sends it).
         let mut request = host
             .http
             .post(&url)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header("traceparent", crate::cloudevent::child_traceparent(None))
             .timeout(Duration::from_secs(60))
             .body(body.clone());
         if let Some(token) = &host.options.app_token {
             request = request.header("dapr-api-token", token);
         }
-        let outcome = tokio::select! {
-            r = request.send() => r,
-            () = host.shutdown.cancelled() => return,
-        };
-        let failure = match outcome {
-            Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {
-                if r.status() == reqwest::StatusCode::NOT_FOUND {
-                    warn!(app_id = %due.app_id, job = %due.name, "app answered 404 to the job trigger: done, not retried (Dapr 1.15+)");
-                } else {
-                    info!(app_id = %due.app_id, job = %due.name, late_ms, "job triggered");
+        let failure = if job.data.is_none() {
+            // daprd 1.18 cannot build the request for a job scheduled without `data` (its empty
+            // protobuf Any does not convert to JSON): every attempt fails before reaching the app.
+            Some(format!("error returned from app channel while sending triggered job to app: {NO_DATA}"))
+        } else {
+            let outcome = tokio::select! {
+                r = request.send() => r,
+                () = host.shutdown.cancelled() => return,
+            };
+            match outcome {
+                Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {
+                    if r.status() == reqwest::StatusCode::NOT_FOUND {
+                        warn!(app_id = %due.app_id, job = %due.name, "app answered 404 to the job trigger: done, not retried (Dapr 1.15+)");
+                    } else {
+                        info!(app_id = %due.app_id, job = %due.name, late_ms, "job triggered");
+                    }
+                    None
                 }
-                None
+                Ok(r) => Some(format!("app answered HTTP {}", r.status().as_u16())),
+                Err(e) => Some(format!("app unreachable: {e}")),
             }
-            Ok(r) => Some(format!("app answered HTTP {}", r.status().as_u16())),
-            Err(e) => Some(format!("app unreachable: {e}")),
         };
         let Some(reason) = failure else { break };
         let retry_after = match &job.failure_policy {
@@ -445,7 +495,7 @@ async fn trigger(host: &Host, due: &Due) {
         warn!(app_id = %due.app_id, job = %due.name, %reason, retry = retries + 1, "job trigger failed; retrying under its failure policy");
         retries += 1;
         tokio::select! {
-            () = tokio::time::sleep(pause) => {}
+            () = tokio::time::sleep_until(attempt + pause) => {}
             () = host.shutdown.cancelled() => return,
         }
         // Stop retrying a job that was deleted or replaced meanwhile.
@@ -454,6 +504,26 @@ async fn trigger(host: &Host, due: &Due) {
         }
     }
     advance(host, due, &job).await;
+}
+
+/// The job is still at the tick `due` was read at (not advanced, replaced or deleted since).
+async fn still_due(host: &Host, due: &Due) -> bool {
+    let (app, name, spec, next_due, triggered) =
+        (due.app_id.clone(), due.name.clone(), due.spec.clone(), due.next_due, due.triggered);
+    host.db
+        .read(move |conn| -> Result<bool, JobDbError> {
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM jobs WHERE app_id = ?1 AND name = ?2 AND spec = ?3 AND next_due = ?4 \
+                     AND triggered = ?5",
+                    params![app, name, spec, next_due, triggered],
+                    |_| Ok(true),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+        .unwrap_or(true)
 }
 
 async fn still_current(host: &Host, due: &Due) -> bool {

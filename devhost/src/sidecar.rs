@@ -1,10 +1,15 @@
 //! The sidecar HTTP API, one server per app: what daprd serves on `DAPR_HTTP_PORT`.
 //!
 //! Status codes and body shapes follow dapr/dapr `pkg/api/http/http.go`, `jobs.go` and
-//! `pkg/messages/errorcodes/errorcodes.go`; errors are `{"errorCode": "ERR_...", "message": ...}`.
+//! `pkg/messages/errorcodes/errorcodes.go`; errors are `{"errorCode": "ERR_...", "message": ...}`,
+//! plus the `details` (google.rpc `ErrorInfo`, `ResourceInfo`, `BadRequest`) where daprd builds
+//! the error with dapr/kit's error builder (`pkg/api/errors/*.go`): unknown stores and pub/subs,
+//! illegal keys, publish and query failures, every Jobs API error. Checked against a real
+//! daprd by `system-tests/tests/conformance.rs`.
 //! Components are visible only to the app-ids in their `scopes`, as if the component were not
-//! loaded for other apps. With `DAPR_API_TOKEN` set, every call but `/v1.0/healthz` and
-//! `/v1.0/healthz/outbound` needs the header `dapr-api-token` (dapr/dapr
+//! loaded for other apps. With `DAPR_API_TOKEN` set, every call but `GET /v1.0/healthz` and
+//! `GET /v1.0/healthz/outbound` needs the header `dapr-api-token`, and a call without it gets
+//! Go's `http.Error`: 401 with the plain text `invalid api token` (dapr/dapr
 //! `pkg/api/http/middlewares.go`).
 
 use std::collections::BTreeMap;
@@ -30,16 +35,61 @@ use crate::resources::ComponentKind;
 use crate::state::{self, Op, StateError};
 
 /// A Dapr API error answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// google.rpc error details, as dapr/kit's `JSONErrorValue` writes them (empty: none).
+    pub details: Vec<Value>,
+}
+
+/// google.rpc `ErrorInfo` (dapr/kit `convertErrorDetails`): `metadata` is `null` when the error
+/// has none.
+pub fn error_info(reason: &str, metadata: Value) -> Value {
+    json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "dapr.io", "metadata": metadata})
+}
+
+/// google.rpc `ResourceInfo` of a component.
+pub fn resource_info(resource_type: &str, name: &str, description: &str) -> Value {
+    json!({"@type": "type.googleapis.com/google.rpc.ResourceInfo", "resource_type": resource_type,
+           "resource_name": name, "owner": "", "description": description})
+}
+
+/// google.rpc `BadRequest` with one field violation.
+pub fn field_violation(field: &str, description: &str) -> Value {
+    json!({"@type": "type.googleapis.com/google.rpc.BadRequest",
+           "field_violations": [{"field": field, "description": description}]})
+}
+
+/// The namespace daprd reports: `NAMESPACE`, else `default` (dapr/dapr `security.CurrentNamespace`).
+pub fn namespace() -> String {
+    std::env::var("NAMESPACE").unwrap_or_else(|_| "default".to_owned())
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), details: Vec::new() }
+    }
+
+    pub fn with_details(mut self, details: Vec<Value>) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// A Jobs API error as `pkg/api/universal/jobs.go` builds it: its code is its `ErrorInfo`
+    /// reason, with the app-id and namespace (the job name error has the app-id only).
+    pub fn for_jobs(self, app_id: &str) -> Self {
+        if !self.code.starts_with("DAPR_SCHEDULER_") {
+            return self;
+        }
+        let metadata = if self.code == "DAPR_SCHEDULER_JOB_NAME" {
+            json!({"appID": app_id})
+        } else {
+            json!({"appID": app_id, "namespace": namespace()})
+        };
+        let reason = self.code;
+        self.with_details(vec![error_info(reason, metadata)])
     }
 
     pub fn internal(code: &'static str, message: impl Into<String>) -> Self {
@@ -54,7 +104,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         debug!(status = self.status.as_u16(), code = self.code, message = %self.message, "API error");
-        (self.status, axum::Json(json!({"errorCode": self.code, "message": self.message}))).into_response()
+        let mut body = json!({"errorCode": self.code, "message": self.message});
+        if !self.details.is_empty() {
+            body["details"] = Value::Array(self.details);
+        }
+        (self.status, axum::Json(body)).into_response()
     }
 }
 
@@ -90,14 +144,19 @@ pub fn router(host: Arc<Host>, app_id: &str) -> Router {
 
 async fn require_api_token(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
     use subtle::ConstantTimeEq as _;
-    let path = request.uri().path();
-    let exempt = path == "/v1.0/healthz" || path == "/v1.0/healthz/outbound";
+    let path = request.uri().path().trim_matches('/');
+    let exempt = request.method() == Method::GET && (path == "v1.0/healthz" || path == "v1.0/healthz/outbound");
     if let Some(token) = &ctx.host.options.api_token
         && !exempt
     {
         let presented = request.headers().get("dapr-api-token").map(HeaderValue::as_bytes).unwrap_or_default();
         if !bool::from(presented.ct_eq(token.as_bytes())) {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "ERR_API_TOKEN", "invalid api token").into_response();
+            // Go's `http.Error`, not a Dapr error body.
+            let headers = [
+                (http::header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ];
+            return (StatusCode::UNAUTHORIZED, headers, "invalid api token\n").into_response();
         }
     }
     next.run(request).await
@@ -186,9 +245,56 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 // Pub/sub
 // ------------------------------------------------------------------------------------------
 
-async fn publish_without_topic(State(ctx): State<Ctx>, Path(pubsub): Path<String>) -> ApiError {
+async fn publish_without_topic(
+    State(ctx): State<Ctx>,
+    Path(pubsub): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiError {
     let _ = ctx;
-    ApiError::new(StatusCode::NOT_FOUND, "ERR_TOPIC_NAME_EMPTY", format!("topic is empty in pubsub {pubsub}"))
+    topic_empty(&pubsub, &metadata_params(&query))
+}
+
+/// dapr/dapr `pkg/api/errors/pubsub.go`: a `ResourceInfo` of the pub/sub (unless `skip`) and an
+/// `ErrorInfo` with `metadata`.
+fn pubsub_error(
+    status: StatusCode,
+    code: &'static str,
+    reason: &str,
+    pubsub: &str,
+    message: String,
+    metadata: Value,
+    skip_resource: bool,
+) -> ApiError {
+    let mut details = Vec::new();
+    if !skip_resource {
+        details.push(resource_info("pubsub", pubsub, &message));
+    }
+    details.push(error_info(reason, metadata));
+    ApiError::new(status, code, message).with_details(details)
+}
+
+fn topic_empty(pubsub: &str, metadata: &BTreeMap<String, String>) -> ApiError {
+    pubsub_error(
+        StatusCode::NOT_FOUND,
+        "ERR_TOPIC_NAME_EMPTY",
+        "DAPR_PUBSUB_TOPIC_NAME_EMPTY",
+        pubsub,
+        format!("topic is empty in pubsub {pubsub}"),
+        json!(metadata),
+        false,
+    )
+}
+
+fn publish_failed(pubsub: &str, topic: &str, error: &str) -> ApiError {
+    pubsub_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ERR_PUBSUB_PUBLISH_MESSAGE",
+        "DAPR_PUBSUB_PUBLISH_MESSAGE",
+        pubsub,
+        format!("error when publishing to topic {topic} in pubsub {pubsub}: {error}"),
+        json!({"topic": topic, "error": error}),
+        false,
+    )
 }
 
 /// `POST /v1.0/publish/{pubsub}/{topic}`: 204 once the message is committed to the log.
@@ -200,34 +306,46 @@ async fn publish(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let host = &ctx.host;
-    if topic.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ERR_TOPIC_NAME_EMPTY",
-            format!("topic is empty in pubsub {pubsub}"),
-        ));
-    }
+    let metadata = metadata_params(&query);
+    // The order of dapr/dapr `validateAndGetPubsubAndTopic`.
     if !host.has_kind_for(&ctx.app_id, false) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "ERR_PUBSUB_NOT_CONFIGURED", "no pubsub is configured"));
+        return Err(pubsub_error(
+            StatusCode::BAD_REQUEST,
+            "ERR_PUBSUB_NOT_CONFIGURED",
+            "DAPR_PUBSUB_NOT_CONFIGURED",
+            &pubsub,
+            format!("pubsub {pubsub} is not configured"),
+            json!(metadata),
+            true,
+        ));
     }
     let Some(component) = host.pubsub_for(&ctx.app_id, &pubsub) else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "ERR_PUBSUB_NOT_FOUND", format!("pubsub {pubsub} not found")));
-    };
-    if !component.allowed(&ctx.app_id, &topic, true) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "ERR_PUBSUB_FORBIDDEN",
-            format!("topic {topic} is not allowed for app id {}", ctx.app_id),
+        return Err(pubsub_error(
+            StatusCode::NOT_FOUND,
+            "ERR_PUBSUB_NOT_FOUND",
+            "DAPR_PUBSUB_NOT_FOUND",
+            &pubsub,
+            format!("pubsub {pubsub} is not found"),
+            json!(metadata),
+            true,
         ));
+    };
+    if topic.is_empty() {
+        return Err(topic_empty(&pubsub, &metadata));
     }
-    let metadata = metadata_params(&query);
     let raw = match metadata.get("rawPayload") {
         None => false,
         Some(v) => crate::fields::parse_go_bool(v).ok_or_else(|| {
-            ApiError::new(
+            pubsub_error(
                 StatusCode::BAD_REQUEST,
                 "ERR_PUBSUB_REQUEST_METADATA",
-                format!("failed deserializing metadata: rawPayload {v:?} is not a boolean"),
+                "DAPR_PUBSUB_METADATA_DESERIALIZATION",
+                &pubsub,
+                format!(
+                    "failed deserializing metadata. Error: rawPayload value must be a valid boolean: actual is '{v}'"
+                ),
+                json!(metadata),
+                false,
             )
         })?,
     };
@@ -236,6 +354,7 @@ async fn publish(
         (body.to_vec(), content_type.map(str::to_owned))
     } else {
         let traceparent = cloudevent::child_traceparent(header(&headers, "traceparent"));
+        let tracestate = header(&headers, "tracestate").unwrap_or_default().to_owned();
         let ce = cloudevent::wrap(&cloudevent::Publish {
             source: &ctx.app_id,
             pubsub: &pubsub,
@@ -244,15 +363,21 @@ async fn publish(
             body: &body,
             metadata: &metadata,
             traceparent,
-            tracestate: header(&headers, "tracestate").unwrap_or_default().to_owned(),
+            tracestate,
         })
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "ERR_PUBSUB_CLOUD_EVENTS_SER", e))?;
-        let bytes = serde_json::to_vec(&ce).map_err(|e| {
-            ApiError::internal(
+        .map_err(|e| {
+            // `CloudEventCreation`: 500 with the gRPC code InvalidArgument.
+            pubsub_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
                 "ERR_PUBSUB_CLOUD_EVENTS_SER",
-                format!("error when marshalling cloud event envelope: {e}"),
+                "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
+                &pubsub,
+                "cannot create cloudevent".to_owned(),
+                json!({"appID": &*ctx.app_id, "error": e}),
+                false,
             )
         })?;
+        let bytes = serde_json::to_vec(&ce).map_err(|e| publish_failed(&pubsub, &topic, &e.to_string()))?;
         (bytes, Some(CLOUDEVENTS_CONTENT_TYPE.to_owned()))
     };
     let partition = match metadata.get("partitionNumber") {
@@ -274,12 +399,19 @@ async fn publish(
         content_type: stored_type,
         body,
     };
-    host.publish(vec![message]).await.map_err(|e| {
-        ApiError::internal(
-            "ERR_PUBSUB_PUBLISH_MESSAGE",
-            format!("error when publish to topic {topic} in pubsub {pubsub}: {e}"),
-        )
-    })?;
+    if !component.allowed(&ctx.app_id, &topic, true) {
+        let message = format!("topic {topic} is not allowed for app id {}", ctx.app_id);
+        return Err(pubsub_error(
+            StatusCode::FORBIDDEN,
+            "ERR_PUBSUB_FORBIDDEN",
+            "DAPR_PUBSUB_FORBIDDEN",
+            &pubsub,
+            message.clone(),
+            json!({"topic": topic, "error": message}),
+            false,
+        ));
+    }
+    host.publish(vec![message]).await.map_err(|e| publish_failed(&pubsub, &topic, &e.to_string()))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -289,16 +421,37 @@ async fn publish(
 
 /// Looks up a store for the app: 500 when the app has none at all, 400 when this one is unknown.
 fn store<'a>(ctx: &'a Ctx, name: &str) -> Result<&'a crate::resources::StateComponent, ApiError> {
+    // dapr/dapr `pkg/api/errors/state.go` `NotConfigured`, `NotFound`: no ResourceInfo.
+    let app = json!({"appID": &*ctx.app_id});
     if !ctx.host.has_kind_for(&ctx.app_id, true) {
-        return Err(ApiError::internal("ERR_STATE_STORE_NOT_CONFIGURED", "state store is not configured"));
+        return Err(ApiError::internal(
+            "ERR_STATE_STORE_NOT_CONFIGURED",
+            format!("state store {name} is not configured"),
+        )
+        .with_details(vec![error_info("DAPR_STATE_NOT_CONFIGURED", app)]));
     }
     ctx.host.state_store_for(&ctx.app_id, name).ok_or_else(|| {
         ApiError::new(StatusCode::BAD_REQUEST, "ERR_STATE_STORE_NOT_FOUND", format!("state store {name} is not found"))
+            .with_details(vec![error_info("DAPR_STATE_NOT_FOUND", app)])
     })
 }
 
+/// `InvalidKeyName`: the key as a field violation, the store, `DAPR_STATE_ILLEGAL_KEY`.
 fn full_key(ctx: &Ctx, store_name: &str, prefix: &crate::resources::KeyPrefix, key: &str) -> Result<String, ApiError> {
-    state::full_key(prefix, store_name, &ctx.app_id, key).map_err(ApiError::malformed)
+    state::full_key(prefix, store_name, &ctx.app_id, key).map_err(|e| {
+        let message = format!("api error: code = InvalidArgument desc = {e}");
+        ApiError::malformed(message.clone()).with_details(vec![
+            field_violation(key, &message),
+            resource_info("state", store_name, ""),
+            error_info("DAPR_STATE_ILLEGAL_KEY", Value::Null),
+        ])
+    })
+}
+
+/// `QueryFailed`: 500 for every query that fails, a body that does not parse included.
+fn query_failed(store_name: &str, detail: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("ERR_STATE_QUERY", format!("state store {store_name} query failed: {detail}"))
+        .with_details(vec![resource_info("state", store_name, ""), error_info("DAPR_STATE_QUERY_FAILED", Value::Null)])
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -565,17 +718,18 @@ async fn query_state(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     store(&ctx, &store_name)?;
-    let request = parse_json(&body)?;
-    let query = query::parse_query(&request).map_err(|e| ApiError::malformed(format!("failed parsing query: {e}")))?;
-    query::check_query(&query)
-        .map_err(|e| ApiError::internal("ERR_STATE_QUERY", format!("failed query in state store {store_name}: {e}")))?;
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| query_failed(&store_name, format!("failed to parse JSON query body: {e}")))?;
+    let query = query::parse_query(&request)
+        .map_err(|e| query_failed(&store_name, format!("failed to parse JSON query body: {e}")))?;
+    query::check_query(&query).map_err(|e| query_failed(&store_name, e))?;
     let name = store_name.clone();
     let (hits, token) = ctx
         .host
         .db
         .call(move |inner| -> Result<_, StateError> { Ok(query::run(inner, &name, &query)?) })
         .await
-        .map_err(|e| ApiError::internal("ERR_STATE_QUERY", format!("failed query in state store {store_name}: {e}")))?;
+        .map_err(|e| query_failed(&store_name, e))?;
     if hits.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -605,31 +759,39 @@ async fn query_state(
 // ------------------------------------------------------------------------------------------
 
 async fn schedule_job(State(ctx): State<Ctx>, Path(name): Path<String>, body: Bytes) -> Result<StatusCode, ApiError> {
-    jobs::validate_name(&name)?;
-    let (job, overwrite) = jobs::parse_request(&body, chrono::Utc::now())?;
-    if jobs::schedule(&ctx.host, &ctx.app_id, &name, job, overwrite).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "DAPR_SCHEDULER_SCHEDULE_JOB",
-            format!("failed to schedule job due to: job {name} already exists (set overwrite to replace it)"),
-        ))
-    }
+    let scheduled = async {
+        let (job, overwrite) = jobs::parse_request(&body, chrono::Utc::now())?;
+        jobs::validate_name(&name)?;
+        if jobs::schedule(&ctx.host, &ctx.app_id, &name, job, overwrite).await? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "DAPR_SCHEDULER_SCHEDULE_JOB",
+                format!("failed to schedule job due to: job {name} already exists (set overwrite to replace it)"),
+            ))
+        }
+    };
+    scheduled.await.map_err(|e| e.for_jobs(&ctx.app_id))
 }
 
 /// A missing job is a 500, as in Dapr (`SchedulerGetJob`).
 async fn get_job(State(ctx): State<Ctx>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    match jobs::get(&ctx.host, &ctx.app_id, &name).await? {
+    match jobs::get(&ctx.host, &ctx.app_id, &name).await.map_err(|e| e.for_jobs(&ctx.app_id))? {
+        // daprd stores a job without `data` with an empty Any, which protojson cannot encode.
+        Some(job) if job.data.is_none() => {
+            Err(ApiError::internal("ERR_INTERNAL", format!("failed to encode response as JSON: {}", jobs::NO_DATA)))
+        }
         Some(job) => Ok(axum::Json(jobs::to_wire(&name, &job)).into_response()),
         None => Err(ApiError::internal(
             "DAPR_SCHEDULER_GET_JOB",
             format!("failed to get job due to: job not found: {name}"),
-        )),
+        )
+        .for_jobs(&ctx.app_id)),
     }
 }
 
 async fn delete_job(State(ctx): State<Ctx>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    jobs::delete(&ctx.host, &ctx.app_id, &name).await?;
+    jobs::delete(&ctx.host, &ctx.app_id, &name).await.map_err(|e| e.for_jobs(&ctx.app_id))?;
     Ok(StatusCode::NO_CONTENT)
 }

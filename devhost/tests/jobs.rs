@@ -59,15 +59,13 @@ async fn schedule_get_overwrite_and_delete() {
 }
 
 #[tokio::test]
-async fn bad_requests_are_400() {
+async fn bad_requests_are_400_and_what_the_scheduler_refuses_500() {
     let app = FakeApp::start(None).await;
     let d = start(&[("a", &app)], ":memory:").await;
     let s = Sidecar::new(d.sidecar_url("a"));
     let cases = [
         json!({"name": "x", "dueTime": "1s"}),
         json!({"data": 1}),
-        json!({"dueTime": "tomorrow"}),
-        json!({"schedule": "@sometimes"}),
         json!({"dueTime": "1s", "failurePolicy": {"constant": {"interval": "200ms"}}}),
         json!({"dueTime": "1s", "repeats": -1}),
     ];
@@ -76,7 +74,12 @@ async fn bad_requests_are_400() {
         assert_eq!(r.status, 400, "{body} → {}", String::from_utf8_lossy(&r.body));
     }
     assert_eq!(s.send(http::Method::POST, "/v1.0-alpha1/jobs/j", &[], Some(b"not json".to_vec())).await.status, 400);
-    assert_eq!(s.post_json("/v1.0-alpha1/jobs/bad%2Fname", &json!({"dueTime": "1s"})).await.status, 400);
+    // The Scheduler's own validation errors come back as 500s (as on daprd 1.18).
+    for body in [json!({"dueTime": "tomorrow"}), json!({"schedule": "@sometimes"})] {
+        let r = s.post_json("/v1.0-alpha1/jobs/j", &body).await;
+        assert_eq!((r.status, r.error_code().as_str()), (500, "DAPR_SCHEDULER_SCHEDULE_JOB"), "{body}");
+    }
+    assert_eq!(s.post_json("/v1.0-alpha1/jobs/bad%2Fname", &json!({"dueTime": "1s"})).await.status, 500);
     d.shutdown().await;
 }
 
@@ -111,9 +114,11 @@ async fn failures_are_retried_under_the_failure_policy() {
     app.respond(|_| (500, String::new()));
     let d = start(&[("a", &app)], ":memory:").await;
     let s = Sidecar::new(d.sidecar_url("a"));
-    let constant = json!({"dueTime": "0s", "failurePolicy": {"constant": {"interval": "0.05s", "maxRetries": 2}}});
+    let constant =
+        json!({"dueTime": "0s", "data": {}, "failurePolicy": {"constant": {"interval": "0.05s", "maxRetries": 2}}});
     s.post_json("/v1.0-alpha1/jobs/retried", &constant).await;
-    s.post_json("/v1.0-alpha1/jobs/dropped", &json!({"dueTime": "0s", "failurePolicy": {"drop": {}}})).await;
+    s.post_json("/v1.0-alpha1/jobs/dropped", &json!({"dueTime": "0s", "data": {}, "failurePolicy": {"drop": {}}}))
+        .await;
     let calls = app.wait_posts("/job/retried", 3, WAIT).await;
     let gap = calls[1].at.duration_since(calls[0].at);
     assert!(gap >= Duration::from_millis(45), "retried after the interval, got {gap:?}");
@@ -130,7 +135,7 @@ async fn jobs_belong_to_the_app_that_scheduled_them() {
     let (a, b) = (FakeApp::start(None).await, FakeApp::start(None).await);
     let d = start(&[("a", &a), ("b", &b)], ":memory:").await;
     let (sa, sb) = (Sidecar::new(d.sidecar_url("a")), Sidecar::new(d.sidecar_url("b")));
-    sa.post_json("/v1.0-alpha1/jobs/mine", &json!({"dueTime": "2099-01-01T00:00:00Z"})).await;
+    sa.post_json("/v1.0-alpha1/jobs/mine", &json!({"dueTime": "2099-01-01T00:00:00Z", "data": {}})).await;
     assert_eq!(sb.get("/v1.0-alpha1/jobs/mine").await.status, 500);
     assert_eq!(sb.delete("/v1.0-alpha1/jobs/mine", None).await.status, 204);
     assert_eq!(sa.get("/v1.0-alpha1/jobs/mine").await.status, 200, "b's delete did not touch a's job");
@@ -170,5 +175,27 @@ async fn a_job_due_while_devhost_was_down_fires_after_restart() {
     let d = start(&[("a", &app)], &db).await;
     let calls = app.wait_posts("/job/late", 1, WAIT).await;
     assert_eq!(calls[0].json(), json!("late"));
+    d.shutdown().await;
+}
+
+/// daprd 1.18 stores a job scheduled without `data` with an empty protobuf Any that it cannot
+/// turn into JSON: `GET` answers 500 `ERR_INTERNAL` and every trigger fails before reaching the
+/// app (retried under the failure policy, then dropped). `data: null` is a value and works.
+#[tokio::test]
+async fn a_job_without_data_is_never_delivered() {
+    let app = FakeApp::start(None).await;
+    let d = start(&[("a", &app)], ":memory:").await;
+    let s = Sidecar::new(d.sidecar_url("a"));
+    let policy = json!({"constant": {"interval": "0.05s", "maxRetries": 2}});
+    s.post_json("/v1.0-alpha1/jobs/bare", &json!({"dueTime": "1h"})).await;
+    let got = s.get("/v1.0-alpha1/jobs/bare").await;
+    assert_eq!((got.status, got.error_code().as_str()), (500, "ERR_INTERNAL"));
+    s.post_json("/v1.0-alpha1/jobs/bare", &json!({"dueTime": "0s", "overwrite": true, "failurePolicy": policy})).await;
+    s.post_json("/v1.0-alpha1/jobs/null", &json!({"dueTime": "0s", "data": null})).await;
+    assert_eq!(app.wait_posts("/job/null", 1, WAIT).await[0].body, b"null");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(app.posts("/job/bare").is_empty(), "never reaches the app");
+    let gone = s.get("/v1.0-alpha1/jobs/bare").await;
+    assert_eq!(gone.error_code(), "DAPR_SCHEDULER_GET_JOB", "the tick is consumed after the retries");
     d.shutdown().await;
 }

@@ -189,7 +189,7 @@ async fn errors_not_found_forbidden_bad_metadata() {
             Some(b"[1]".to_vec()),
         )
         .await;
-    assert_eq!((r.status, r.error_code().as_str()), (400, "ERR_PUBSUB_CLOUD_EVENTS_SER"));
+    assert_eq!((r.status, r.error_code().as_str()), (500, "ERR_PUBSUB_CLOUD_EVENTS_SER"));
     d.shutdown().await;
 }
 
