@@ -102,7 +102,13 @@ async fn wait_healthy(host: &Host, app: &App, timeout: Option<Duration>) -> anyh
 /// A routing rule outside the supported CEL subset fails startup.
 async fn read_subscriptions(host: &Host, app: &App) -> anyhow::Result<Vec<SubscriptionSpec>> {
     let url = format!("{}/dapr/subscribe", app.base_url());
-    let mut request = host.http.get(&url).timeout(Duration::from_secs(10));
+    // The headers daprd sends (`GetSubscriptionsHTTP`): JSON content type and its app-id.
+    let mut request = host
+        .http
+        .get(&url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("dapr-app-id", &app.app_id)
+        .timeout(Duration::from_secs(10));
     if let Some(token) = &host.options.app_token {
         request = request.header("dapr-api-token", token);
     }

@@ -4,8 +4,12 @@
 //!   components-contrib `pubsub/envelope.go` `NewCloudEventsEnvelope` / `FromCloudEvent` /
 //!   `ApplyMetadata`;
 //! - raw-payload subscriptions: `FromRawPayload`;
-//! - trace context: the sidecar continues the caller's `traceparent` (same trace id, new span id)
-//!   or starts a new trace (dapr/dapr `pkg/api/http/http.go` `onPublish`).
+//! - trace context: as daprd without a tracing configuration (the case of
+//!   `dapr-components/local`, which has no `Configuration`): the sidecar starts no span of its
+//!   own, so the envelope carries the caller's `traceparent`/`tracestate` unchanged, or empty
+//!   strings when the caller sent none (dapr/dapr `pkg/api/http/http.go` `onPublish`,
+//!   `diag.TraceIDAndStateFromSpan`; observed on daprd 1.18 by the conformance tests).
+//!   [`child_traceparent`] (a span of the sidecar's own) is what a sampled trace would carry.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +52,40 @@ pub fn child_traceparent(incoming: Option<&str>) -> String {
     format!("00-{}-{span}-01", uuid::Uuid::new_v4().simple())
 }
 
+/// A W3C `traceparent` daprd accepts (dapr/dapr `diag.SpanContextFromW3CString`): version 00,
+/// a 32-hex trace id and a 16-hex span id, neither all zeros, 2-hex flags.
+pub fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.trim().split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    let nonzero = |s: &str| s.chars().any(|c| c != '0');
+    parts.len() == 4
+        && parts[0] == "00"
+        && hex(parts[1], 32)
+        && nonzero(parts[1])
+        && hex(parts[2], 16)
+        && nonzero(parts[2])
+        && hex(parts[3], 2)
+}
+
+/// The trace context a publish puts into its envelope without tracing: the caller's, unchanged,
+/// when its `traceparent` is valid; else none (two empty strings).
+pub fn caller_trace(traceparent: Option<&str>, tracestate: Option<&str>) -> (String, String) {
+    match traceparent.map(str::trim).filter(|t| is_traceparent(t)) {
+        Some(t) => (t.to_owned(), tracestate.unwrap_or_default().trim().to_owned()),
+        None => (String::new(), String::new()),
+    }
+}
+
+/// The `traceparent` header of a delivery: the envelope's `traceparent` (else `traceid`) when it
+/// is valid, else the all-zero context daprd sends when the event carries no trace.
+pub fn delivery_traceparent(event: &Value) -> String {
+    let carried = event.get("traceparent").or_else(|| event.get("traceid")).and_then(Value::as_str);
+    match carried.map(str::trim).filter(|t| is_traceparent(t)) {
+        Some(t) => t.to_owned(),
+        None => "00-00000000000000000000000000000000-0000000000000000-00".to_owned(),
+    }
+}
+
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -66,8 +104,8 @@ pub struct Publish<'a> {
     pub tracestate: String,
 }
 
-/// Builds the CloudEvent a publish call produces. `Err` is a 400 (`application/cloudevents+json`
-/// that is not a JSON object, bad `ttlInSeconds`).
+/// Builds the CloudEvent a publish call produces. `Err`: `application/cloudevents+json` that is
+/// not a JSON object (daprd's `CloudEventCreation`, a 500).
 pub fn wrap(p: &Publish<'_>) -> Result<Value, String> {
     let content_type = p.content_type.filter(|c| !c.is_empty());
     let mut ce = if let Some(ct) = content_type.filter(|c| is_cloudevent(c)) {
@@ -77,18 +115,22 @@ pub fn wrap(p: &Publish<'_>) -> Result<Value, String> {
                 .to_owned());
         };
         let _ = ct;
-        // FromCloudEvent: trace and routing fields are always (re)set, the rest kept; missing
-        // required attributes get Dapr's defaults.
-        m.insert("traceid".into(), json!(p.traceparent));
-        m.insert("traceparent".into(), json!(p.traceparent));
-        m.insert("tracestate".into(), json!(p.tracestate));
+        // FromCloudEvent: the routing fields are always set; the trace fields and the time only
+        // when absent; a missing (or null) source, type or specversion gets Dapr's default
+        // (source `Dapr`, not the app-id); a missing id stays missing.
+        if !m.contains_key("traceid") {
+            m.insert("traceid".into(), json!(p.traceparent));
+            m.insert("traceparent".into(), json!(p.traceparent));
+        }
+        m.entry("tracestate").or_insert_with(|| json!(p.tracestate));
+        m.entry("time").or_insert_with(|| json!(now_rfc3339()));
         m.insert("topic".into(), json!(p.topic));
         m.insert("pubsubname".into(), json!(p.pubsub));
-        m.entry("id").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
-        m.entry("source").or_insert_with(|| json!(p.source));
-        m.entry("type").or_insert_with(|| json!(DEFAULT_TYPE));
-        m.entry("specversion").or_insert_with(|| json!("1.0"));
-        m.entry("time").or_insert_with(|| json!(now_rfc3339()));
+        for (field, default) in [("source", "Dapr"), ("type", DEFAULT_TYPE), ("specversion", "1.0")] {
+            if m.get(field).is_none_or(Value::is_null) {
+                m.insert(field.into(), json!(default));
+            }
+        }
         m
     } else {
         let meta = |key: &str| p.metadata.get(&format!("cloudevent.{key}")).filter(|v| !v.is_empty()).cloned();
@@ -113,8 +155,8 @@ pub fn wrap(p: &Publish<'_>) -> Result<Value, String> {
         }
         m
     };
-    if let Some(ttl) = p.metadata.get("ttlInSeconds") {
-        let secs: i64 = ttl.trim().parse().map_err(|_| format!("metadata.ttlInSeconds {ttl:?} is not an integer"))?;
+    // ApplyMetadata: an unparsable TTL is ignored (no expiration), not an error.
+    if let Some(secs) = p.metadata.get("ttlInSeconds").and_then(|t| t.trim().parse::<i64>().ok()) {
         let expiration = chrono::Utc::now() + chrono::Duration::seconds(secs);
         ce.insert("expiration".into(), json!(expiration.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
     }

@@ -12,7 +12,8 @@
 //!    configured, as Dapr does);
 //! 4. `POST <route>` with `Content-Type: application/cloudevents+json`, the stored bytes as the
 //!    body, the Kafka metadata as headers (`__key`, `__topic`, `__partition`, `__offset`,
-//!    `__timestamp`, the record headers), `traceparent`, and `dapr-api-token` with an app token;
+//!    `__timestamp`, the record headers), `traceparent` (the event's, else all zeros; no
+//!    `tracestate`), and `dapr-api-token` with an app token;
 //! 5. the answer: 2xx with an empty, non-JSON or status-less body, or `SUCCESS`: done; `DROP` or
 //!    404: dead letter (or acknowledged with a warning); `RETRY`, an unknown status, any other
 //!    status or no connection: retried under the Resiliency inbound retry policy of the pub/sub
@@ -397,7 +398,8 @@ impl Subscriber {
             .timeout(self.policy.timeout.unwrap_or(Duration::from_secs(300)))
             .body(body.to_vec());
         for (name, value) in &message.headers {
-            if name.starts_with("__") || name.eq_ignore_ascii_case("content-type") {
+            let trace = name.eq_ignore_ascii_case("traceparent") || name.eq_ignore_ascii_case("tracestate");
+            if name.starts_with("__") || name.eq_ignore_ascii_case("content-type") || trace {
                 continue;
             }
             if let (Ok(n), Ok(v)) =
@@ -417,13 +419,9 @@ impl Subscriber {
         {
             request = request.header("__key", v);
         }
-        for field in ["traceparent", "tracestate"] {
-            if let Some(v) = event.get(field).and_then(Value::as_str).filter(|v| !v.is_empty())
-                && let Ok(v) = http::HeaderValue::try_from(v)
-            {
-                request = request.header(field, v);
-            }
-        }
+        // The event's trace context, or the all-zero one; never `tracestate` (daprd 1.18
+        // without a tracing configuration, as the conformance tests observe it).
+        request = request.header("traceparent", cloudevent::delivery_traceparent(event));
         if let Some(token) = &self.host.options.app_token {
             request = request.header("dapr-api-token", token);
         }

@@ -353,8 +353,10 @@ async fn publish(
     let (body, stored_type) = if raw {
         (body.to_vec(), content_type.map(str::to_owned))
     } else {
-        let traceparent = cloudevent::child_traceparent(header(&headers, "traceparent"));
-        let tracestate = header(&headers, "tracestate").unwrap_or_default().to_owned();
+        // daprd without a tracing configuration starts no span of its own: the caller's trace
+        // context goes into the envelope as it came, or nothing.
+        let (traceparent, tracestate) =
+            cloudevent::caller_trace(header(&headers, "traceparent"), header(&headers, "tracestate"));
         let ce = cloudevent::wrap(&cloudevent::Publish {
             source: &ctx.app_id,
             pubsub: &pubsub,
