@@ -5,8 +5,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ROOT
 # Crate names = Dapr app-ids = image names.
 FUNCTIONS=(task-api create-task on-task-completed fire-reminder audit-writer)
-# Fixed: the outbox's internal topic names (<namespace><app-id><topic>outbox) are declared in
-# manifests/base/kafka-topics/topics.txt with it.
+# Fixed: the namespace the manifests render into (`namespace: todo` in the kustomizations under
+# manifests/), where the scripts create Secrets, run the topics Job and wait for rollouts.
 NAMESPACE=todo
 
 log() { printf '\n==> %s\n' "$*" >&2; }
