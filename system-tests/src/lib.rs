@@ -15,6 +15,7 @@
 pub mod api;
 pub mod host;
 pub mod kafka;
+pub mod outbox_support;
 pub mod scenario;
 
 use std::path::PathBuf;
