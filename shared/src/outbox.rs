@@ -138,7 +138,8 @@ pub struct OutboxConfig {
     /// timeout.
     #[serde(default = "default_relay_min_age_ms")]
     pub outbox_relay_min_age_ms: u64,
-    /// Records read per Query API call.
+    /// Records read per Query API call. A page that holds only records that do not decode
+    /// (nothing but this module writes the marker field, so: none) would hide the rest.
     #[serde(default = "default_relay_batch")]
     pub outbox_relay_batch: u32,
 }
@@ -375,8 +376,9 @@ impl Outbox {
         }
     }
 
-    /// Runs relay passes every `OUTBOX_RELAY_INTERVAL_MS` (jittered) until `stopping` fires.
-    /// A pass in progress finishes the record it is publishing, then stops.
+    /// Runs a relay pass at once (a replica that starts after a crash publishes what the crash
+    /// left without waiting), then one every `OUTBOX_RELAY_INTERVAL_MS` (jittered), until
+    /// `stopping` fires. A pass in progress finishes the record it is publishing, then stops.
     pub async fn run_relay(self, stopping: Stopping) {
         info!(
             store = %self.store,
@@ -384,17 +386,17 @@ impl Outbox {
             min_age_ms = self.config.outbox_relay_min_age_ms,
             "outbox relay running"
         );
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(jittered(self.config.relay_interval())) => {}
-                () = stopping.stopped() => break,
-            }
+        while !stopping.is_stopped() {
             match self.relay_once(&stopping).await {
                 Ok(pass) if pass == RelayPass::default() => {}
                 Ok(pass) => debug!(store = %self.store, ?pass, "outbox relay pass"),
                 Err(error) => {
                     warn!(store = %self.store, error = format!("{error:#}"), "outbox relay pass failed; trying again")
                 }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(jittered(self.config.relay_interval())) => {}
+                () = stopping.stopped() => break,
             }
         }
         info!(store = %self.store, "outbox relay stopped");
