@@ -52,7 +52,9 @@
 //! # Where devhost differs from Dapr
 //!
 //! On purpose or as a simplification; everything else follows the dapr/dapr and
-//! components-contrib sources cited in each module.
+//! components-contrib sources cited in each module, and `system-tests/tests/conformance.rs`
+//! holds devhost to a real daprd 1.18 call by call (status, `errorCode`, body shape, what the
+//! app receives). The differences it can see are asserted there on both sides.
 //!
 //! - **Outbox: same two phases and timing, first phase inside the transaction.** As in Dapr, a
 //!   transaction on an outbox store appends each upsert's event to the writer's internal topic
@@ -68,6 +70,11 @@
 //! - **Partitioner.** FNV-1a of the key instead of Sarama's hash: the same key keeps one
 //!   partition (ordering is the same), but its partition number differs from a real cluster's.
 //!   Messages are kept forever (no retention); a topic's partition count is fixed when created.
+//! - **Topics are created on first use**, as a broker with `auto.create.topics.enable` does. The
+//!   real platform and the clusters turn that off and create the topics of
+//!   `manifests/base/kafka-topics/topics.txt`: there a publish to any other topic answers 500
+//!   `ERR_PUBSUB_PUBLISH_MESSAGE` (devhost: 204; the conformance test asserts both), and a
+//!   subscription to one fails the app's whole consumer session.
 //! - **Offsets** are committed after each batch of up to 64 settled messages of a partition
 //!   (Kafka commits marked offsets periodically; either way a crash redelivers what was
 //!   processed since the last commit). A commit the store refused is made again with the next
@@ -78,7 +85,15 @@
 //! - **Health.** Apps must answer `GET /healthz` before they are subscribed (Dapr probes only with
 //!   app health checks enabled) and are not probed again afterwards.
 //! - **Jobs** run on UTC; retries of a trigger live in memory (a restart during them triggers the
-//!   tick again); job-name validation is simplified.
+//!   tick again).
+//! - **Inbound retries** wait exactly the exponential policy's intervals; Dapr randomises each
+//!   by ±50 % (the total stays of the same order; the conformance test checks the window).
+//! - **Tracing** is daprd's without a tracing `Configuration` (none are emulated): no spans of
+//!   its own, the caller's trace context passed through unchanged (see [`cloudevent`]). A
+//!   sampled daprd would put its own span ids into envelopes and deliveries.
+//! - **Error texts** (`message`, and the descriptions inside `details`) are devhost's own words;
+//!   `errorCode`, status and the `details` shape are daprd's. The namespace in error details is
+//!   `NAMESPACE`, else `default`, as daprd's.
 //! - **`kill -9` of devhost** leaves its app processes running (devhost uses no `unsafe`, so no
 //!   parent-death signal); stop them before starting devhost again.
 //! - **Not emulated** (404 `ERR_DEVHOST_NOT_EMULATED` or a startup error): service invocation,
