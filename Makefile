@@ -65,7 +65,7 @@ faults: ## Run only the fault suite and print its summary (part of make test too
 	$(CARGO) test --locked -p system-tests --test faults -- --nocapture
 
 .PHONY: bench
-bench: ## Measure start time, memory, size, throughput and latencies; writes BENCHMARKS.md (~15 min)
+bench: platform ## Measure start time, memory, size, throughput and latencies on devhost and the real platform; writes BENCHMARKS.md (~1 h)
 	$(CARGO) build --workspace --locked --release
 	./target/release/bench
 

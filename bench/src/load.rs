@@ -1,13 +1,30 @@
-//! The system figures, each on a fresh private system (devhost in this process, the release
-//! binaries as its apps): sustained creations through `create-task`, create-to-audit latency,
-//! reminder lateness, and task-api's list over many tasks.
+//! The system figures, each on a fresh private system of one [`Backend`], the release binaries
+//! as its apps: sustained creations through `create-task`, create-to-audit latency, reminder
+//! lateness, and task-api's list over many tasks.
 //!
 //! Load is offered the way producers offer it: `todo.task.create` requests published to
-//! `task-create` through a sidecar, at a fixed rate, bounded in time and count. Backlog is read
-//! from devhost's consumer offsets; audit entries and reminder records straight from its
-//! database (read-only), so measuring adds no load to the functions.
+//! `task-create` through task-api's sidecar, at a fixed rate, bounded in time and count. What
+//! the figures read besides task-api is read beside the functions, never through them, so
+//! measuring adds no load to what is measured:
+//!
+//! - devhost: backlog from its consumer offsets, audit entries and reminder records straight
+//!   from its SQLite database (read-only).
+//! - the real platform: backlog from the Kafka broker, each consumer group's committed offsets
+//!   against the end of each partition it subscribes to (`Kafka::lag_of` for every app-id and
+//!   the topics of its `GET /dapr/subscribe`). Not [`Platform::lag`]: it counts a group only
+//!   from the group's first commit, and right after a start it read an empty backlog while
+//!   create-task still had hundreds of requests to go. Audit entries and reminder records from
+//!   PostgreSQL with `psql` (the `state` store's table, see [`Bench::state`]). Reading them
+//!   through task-api would be backend-neutral, but it would put the measurement's own requests
+//!   on the sidecar and store being measured, and task-api shows a user only their own audit
+//!   trail, one task at a time.
+//!
+//! daprd's Kafka consumer (sarama, as components-contrib configures it) commits the offsets it
+//! has processed once a second, so the platform's backlog reads high by up to a second's worth
+//! of messages per consumer group, and a drain time there has about a second of resolution.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +35,8 @@ use serde_json::{Value, json};
 use shared::events::{task_id_for_request, topics};
 use system_tests::api::{eventually, json_body};
 use system_tests::host::{Profile, Setup, children_of, task_create_url};
+use system_tests::kafka::Kafka;
+use system_tests::platform::{Options, Paths, Platform};
 use tokio::sync::{Mutex, Semaphore};
 use uuid::Uuid;
 
@@ -30,63 +49,255 @@ const MAX_IN_FLIGHT: usize = 256;
 const TICK: Duration = Duration::from_millis(10);
 /// The most a backlog may take to drain before the run counts it as not drained.
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+/// The most the list figure waits for its tasks to be created: 10,000 of them may take a slow
+/// backend minutes, and the figure is the list, not the creation.
+const LIST_DRAIN_LIMIT: Duration = Duration::from_secs(300);
+/// How long the warm-up creation may take to be audited: the first messages wait for every
+/// consumer group to join (a few seconds on a loaded machine).
+const WARM_UP_LIMIT: Duration = Duration::from_secs(90);
+/// The `state` store's table and key prefix on the platform (`dapr-components/local/state.yaml`:
+/// `tableName: todo_state`, `keyPrefix: name`, so every key is `state||<key>`).
+const STATE_TABLE: &str = "todo_state";
+const STATE_KEY_PREFIX: &str = "state||";
 
-/// A private release-build system.
+/// Which system the figures run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// devhost in this process, as the sidecar of every function.
+    Devhost,
+    /// The real platform (`make platform`): a daprd beside each function, the Dapr Scheduler,
+    /// one Kafka broker and PostgreSQL, as processes of this one.
+    Platform,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Devhost => "devhost",
+            Self::Platform => "platform",
+        }
+    }
+
+    /// A comma-separated list (`devhost,platform`), in the order given, each once.
+    pub fn parse_list(list: &str) -> anyhow::Result<Vec<Self>> {
+        let mut backends = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let backend = match name {
+                "devhost" => Self::Devhost,
+                "platform" => Self::Platform,
+                other => bail!("unknown backend {other:?} (devhost, platform)"),
+            };
+            if !backends.contains(&backend) {
+                backends.push(backend);
+            }
+        }
+        if backends.is_empty() {
+            bail!("no backend in {list:?} (devhost, platform)");
+        }
+        Ok(backends)
+    }
+}
+
+/// The running system under a [`Bench`].
+enum System {
+    Devhost(devhost::system::System),
+    Platform {
+        /// Boxed: it is most of the enum's size.
+        platform: Box<Platform>,
+        /// One client for the whole figure: the backlog is polled often.
+        kafka: Kafka,
+        /// `psql` of the PostgreSQL that `make platform` found.
+        psql: PathBuf,
+        /// Each consumer group (app-id) and the topics it subscribes to.
+        consumers: Vec<(String, Vec<String>)>,
+    },
+}
+
+/// A private release-build system on one backend.
 pub struct Bench {
+    pub backend: Backend,
     pub setup: Setup,
-    system: Option<devhost::system::System>,
+    system: Option<System>,
     http: reqwest::Client,
     /// Where creation requests are published (task-api's sidecar).
     publish_url: reqwest::Url,
 }
 
 impl Bench {
-    pub async fn start() -> anyhow::Result<Self> {
+    /// Starts a fresh system; the platform's lives in `$TMPDIR/todo-bench/<name>` (replaced).
+    /// Returns once one warm-up creation has been audited and every backlog drained.
+    pub async fn start(backend: Backend, name: &str) -> anyhow::Result<Self> {
         let setup = Setup::with_profile(Profile::Release, &[("LIST_SCAN_LIMIT", "50000")])?;
-        let system = setup.start(false).await?;
-        let publish_url = task_create_url(setup.sidecar("task-api")?, &[])?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .no_proxy()
             .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .build()?;
-        Ok(Self { setup, system: Some(system), http, publish_url })
+        let system = match backend {
+            Backend::Devhost => System::Devhost(setup.start(false).await?),
+            Backend::Platform => {
+                let psql = Paths::load()?.postgres_bin.join("psql");
+                let dir = Self::platform_dir(name);
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+                }
+                let platform = Platform::start(&setup.run_file, &dir, Options::default()).await?;
+                let kafka = platform.kafka().await?;
+                let consumers = consumers(&http, &platform).await?;
+                System::Platform { platform: Box::new(platform), kafka, psql, consumers }
+            }
+        };
+        let publish_url = task_create_url(setup.sidecar("task-api")?, &[])?;
+        let bench = Self { backend, setup, system: Some(system), http, publish_url };
+        if let Err(error) = bench.warm_up().await {
+            bench.stop().await;
+            return Err(error.context("warming up"));
+        }
+        Ok(bench)
+    }
+
+    fn platform_dir(name: &str) -> PathBuf {
+        std::env::temp_dir().join("todo-bench").join(name)
     }
 
     pub async fn stop(mut self) {
-        if let Some(system) = self.system.take() {
-            system.stop().await;
+        match self.system.take() {
+            Some(System::Devhost(system)) => system.stop().await,
+            Some(System::Platform { platform, .. }) => {
+                // Dropping it would SIGKILL what is left, so a failed stop leaves nothing running.
+                if let Err(error) = platform.stop() {
+                    eprintln!("bench: stopping the platform: {error:#}");
+                }
+            }
+            None => {}
         }
     }
 
-    /// Runs one figure on a fresh system, and stops the system however the figure ends.
-    pub async fn run<T>(figure: impl AsyncFnOnce(&Self) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let bench = Self::start().await?;
-        let result = figure(&bench).await;
-        bench.stop().await;
+    /// Runs one figure on a fresh system, and stops the system however the figure ends. The
+    /// platform's folder is removed after a figure that succeeded, and kept (with every
+    /// process's log) after one that failed.
+    pub async fn run<T>(
+        backend: Backend,
+        name: &str,
+        figure: impl AsyncFnOnce(&Self) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let result = match Self::start(backend, name).await {
+            Ok(bench) => {
+                let result = figure(&bench).await;
+                bench.stop().await;
+                result
+            }
+            Err(error) => Err(error.context("starting the system")),
+        };
+        if backend == Backend::Platform {
+            let dir = Self::platform_dir(name);
+            match &result {
+                Ok(_) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                Err(_) => return result.with_context(|| format!("logs in {}", dir.join("logs").display())),
+            }
+        }
         result
     }
 
-    /// Waits until every consumer group has caught up, or fails past [`DRAIN_LIMIT`].
-    pub async fn drained(&self) -> anyhow::Result<()> {
-        if self.drain().await?.is_none() {
-            bail!("the backlog did not drain within {DRAIN_LIMIT:?}");
+    /// One creation, waited for until audited: on the platform a consumer group joins Kafka
+    /// only once its daprd is up, and without this the first messages of a figure would
+    /// measure the joins. Then waits for every backlog to drain.
+    async fn warm_up(&self) -> anyhow::Result<()> {
+        let offered = self.offer("warmup", 1000, 1, Duration::from_secs(10), |_| json!({ "title": "warm-up" })).await?;
+        let Some((request_id, _)) = offered.accepted.first() else {
+            bail!("the warm-up creation was not accepted by task-api's sidecar");
+        };
+        let task_id = task_id_for_request("warmup", request_id).to_string();
+        eventually("the warm-up creation to be audited", WARM_UP_LIMIT, || async {
+            let entries = self.state("audit:").await?;
+            Ok(entries.iter().any(|e| e["task_id"] == task_id.as_str()).then_some(()))
+        })
+        .await?;
+        self.drained(DRAIN_LIMIT).await
+    }
+
+    /// Messages published and not yet processed, over every consumer group and topic.
+    pub async fn backlog(&self) -> anyhow::Result<i64> {
+        match self.system()? {
+            System::Devhost(_) => self.setup.backlog(),
+            System::Platform { kafka, consumers, .. } => {
+                let mut backlog = 0;
+                for (group, topics) in consumers {
+                    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+                    backlog += kafka.lag_of(group, &topics).await?.iter().map(|l| l.lag).sum::<i64>();
+                }
+                Ok(backlog)
+            }
+        }
+    }
+
+    fn system(&self) -> anyhow::Result<&System> {
+        self.system.as_ref().context("the system is stopped")
+    }
+
+    /// Waits until every consumer group has caught up, or fails past `limit`.
+    pub async fn drained(&self, limit: Duration) -> anyhow::Result<()> {
+        if self.drain(limit).await?.is_none() {
+            bail!("the backlog did not drain within {limit:?}");
         }
         Ok(())
     }
 
     /// Waits until every consumer group has caught up; how long that took, or `None` past
-    /// [`DRAIN_LIMIT`].
-    pub async fn drain(&self) -> anyhow::Result<Option<Duration>> {
+    /// `limit`.
+    pub async fn drain(&self, limit: Duration) -> anyhow::Result<Option<Duration>> {
+        // devhost's offsets are a local read; the platform's take a few requests to the broker,
+        // whose committed offsets move once a second anyway.
+        let poll = match self.backend {
+            Backend::Devhost => Duration::from_millis(20),
+            Backend::Platform => Duration::from_millis(250),
+        };
         let started = Instant::now();
         loop {
-            if self.setup.backlog()? == 0 {
+            if self.backlog().await? == 0 {
                 return Ok(Some(started.elapsed()));
             }
-            if started.elapsed() > DRAIN_LIMIT {
+            if started.elapsed() > limit {
                 return Ok(None);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// How many messages `topic` holds (all of them: nothing expires during a figure).
+    pub async fn topic_messages(&self, topic: &str) -> anyhow::Result<u64> {
+        match self.system()? {
+            System::Devhost(_) => Ok(devhost::peek::messages(&self.setup.database, "pubsub", topic)?.len() as u64),
+            System::Platform { kafka, .. } => {
+                let ends = kafka.end_offsets(topic).await?;
+                Ok(ends.values().map(|end| u64::try_from(*end).unwrap_or(0)).sum())
+            }
+        }
+    }
+
+    /// The values of the `state` store (audit entries, reminder records) whose keys start with
+    /// `prefix`. On the platform: one `psql` query on the store's table, beside daprd (the
+    /// table is Dapr's `state.postgresql` v1 layout: `key text`, `value jsonb`); `value::text`
+    /// is one line per row, JSON strings keeping their newlines escaped.
+    pub async fn state(&self, prefix: &str) -> anyhow::Result<Vec<Value>> {
+        match self.system()? {
+            System::Devhost(_) => {
+                Ok(devhost::peek::state(&self.setup.database, "state", prefix)?.into_iter().map(|(_, v)| v).collect())
+            }
+            System::Platform { platform, psql, .. } => {
+                let (psql, url) = (psql.clone(), platform.postgres_url());
+                let key = format!("{STATE_KEY_PREFIX}{prefix}").replace('\'', "''");
+                let sql = format!("SELECT value::text FROM {STATE_TABLE} WHERE starts_with(key, '{key}')");
+                tokio::task::spawn_blocking(move || psql_lines(&psql, &url, &sql))
+                    .await??
+                    .iter()
+                    .map(|line| {
+                        serde_json::from_str(line).with_context(|| format!("a {prefix} value is not JSON: {line}"))
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -147,19 +358,75 @@ impl Bench {
         Ok(Offered { accepted, failed: failed.load(std::sync::atomic::Ordering::Relaxed), offering, per_second })
     }
 
-    /// Resident memory of each function process now, in MiB.
-    pub fn function_rss(&self) -> anyhow::Result<Vec<(String, f64)>> {
-        let mut out = Vec::new();
-        for pid in children_of(std::process::id())? {
-            // `comm` is cut at 15 characters (`on-task-complet`).
-            let Some(name) = comm(pid) else { continue };
-            if let Some(function) = crate::FUNCTIONS.iter().find(|f| f.starts_with(&name)) {
-                out.push(((*function).to_owned(), rss_mib(pid)?));
+    /// Resident memory now, in MiB, by process: each function (devhost runs in this process,
+    /// so only the functions are separate); on the platform also each function's daprd
+    /// (`daprd-<function>`), `kafka`, `scheduler` and `postgres` (the postmaster and every
+    /// process it forked, summed: shared buffers count once per process that touched them).
+    pub fn memory(&self) -> anyhow::Result<BTreeMap<String, f64>> {
+        let mut out = BTreeMap::new();
+        match self.system()? {
+            System::Devhost(_) => {
+                for pid in children_of(std::process::id())? {
+                    // `comm` is cut at 15 characters (`on-task-complet`).
+                    let Some(name) = comm(pid) else { continue };
+                    if let Some(function) = crate::FUNCTIONS.iter().find(|f| f.starts_with(&name)) {
+                        out.insert((*function).to_owned(), rss_mib(pid)?);
+                    }
+                }
+            }
+            System::Platform { platform, .. } => {
+                for (name, pid) in platform.pids() {
+                    let mut mib = rss_mib(pid)?;
+                    if name == "postgres" {
+                        for child in children_of(pid)? {
+                            // A backend may exit between the listing and the read.
+                            mib += rss_mib(child).unwrap_or(0.0);
+                        }
+                    }
+                    out.insert(name, mib);
+                }
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+}
+
+/// Each app of `platform` that subscribes to anything, with its topics on the `pubsub`
+/// component, as its own `GET /dapr/subscribe` tells daprd: its app-id is its consumer group
+/// (`consumerGroup: "{appID}"` in `dapr-components/local/pubsub.yaml`).
+async fn consumers(http: &reqwest::Client, platform: &Platform) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let mut consumers = Vec::new();
+    for app in platform.apps() {
+        let url = format!("http://127.0.0.1:{}/dapr/subscribe", app.app_port);
+        let answer = http.get(&url).send().await.and_then(reqwest::Response::error_for_status);
+        let text = answer.with_context(|| format!("GET {url}"))?.text().await?;
+        let subscriptions: Vec<Value> =
+            serde_json::from_str(&text).with_context(|| format!("{url} answered {text}"))?;
+        let mut topics: Vec<String> = subscriptions
+            .iter()
+            .filter(|s| s["pubsubname"] == "pubsub")
+            .filter_map(|s| s["topic"].as_str().map(str::to_owned))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        if !topics.is_empty() {
+            consumers.push((app.id.clone(), topics));
+        }
+    }
+    Ok(consumers)
+}
+
+/// Runs `sql` with `psql` against `url`; the rows, one per line (unaligned, tuples only).
+fn psql_lines(psql: &Path, url: &str, sql: &str) -> anyhow::Result<Vec<String>> {
+    let output = std::process::Command::new(psql)
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .with_context(|| format!("running {}", psql.display()))?;
+    if !output.status.success() {
+        bail!("psql {sql:?}: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
 }
 
 /// A request id the sidecar accepted, with when it was sent.
@@ -176,7 +443,7 @@ pub struct Offered {
 }
 
 /// Sustained creations: what was offered and accepted per second, the backlog while loaded,
-/// how long it took to drain after the load stopped, and memory after the load.
+/// how long it took to drain after the load stopped, and memory before and after the load.
 #[derive(Debug, Clone)]
 pub struct Throughput {
     pub offered_per_sec: f64,
@@ -186,39 +453,47 @@ pub struct Throughput {
     pub drain: Option<Duration>,
     /// Per second: (offered, backlog at the end of that second).
     pub timeline: Vec<(u64, i64)>,
-    pub rss_after_mib: Vec<(String, f64)>,
-    pub events: usize,
+    /// [`Bench::memory`] after the warm-up, before the load.
+    pub rss_idle_mib: BTreeMap<String, f64>,
+    /// [`Bench::memory`] once the backlog drained (or the drain gave up).
+    pub rss_after_mib: BTreeMap<String, f64>,
+    /// `task-events` messages published during the run.
+    pub events: u64,
 }
 
-pub async fn throughput(rate: u32, secs: u64) -> anyhow::Result<Throughput> {
-    Bench::run(async |bench| {
-        let samples: Arc<Mutex<Vec<i64>>> = Arc::default();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sampler = {
-            let (samples, stop, db) = (samples.clone(), stop.clone(), bench.setup.database.clone());
-            tokio::spawn(async move {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let backlog = system_tests::host::backlog(&db).unwrap_or(-1);
-                    samples.lock().await.push(backlog);
-                }
-            })
+pub async fn throughput(backend: Backend, rate: u32, secs: u64) -> anyhow::Result<Throughput> {
+    Bench::run(backend, "throughput", async |bench| {
+        // Let the warm-up's work settle (connections, allocator) before idle is read.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss_idle_mib = bench.memory()?;
+        let events_before = bench.topic_messages(topics::TASK_EVENTS).await?;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let sampling = async {
+            let mut samples = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                samples.push(bench.backlog().await.unwrap_or(-1));
+            }
+            samples
         };
-        let offered = bench
-            .offer(
-                "load",
-                rate,
-                u64::from(rate) * secs,
-                Duration::from_secs(secs),
-                |n| json!({ "title": format!("load {n}"), "priority": "medium", "tags": ["bench"] }),
-            )
-            .await?;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let drain = bench.drain().await?;
-        sampler.await?;
-        let rss_after_mib = bench.function_rss()?;
-        let events = devhost::peek::messages(&bench.setup.database, "pubsub", topics::TASK_EVENTS)?.len();
-        let backlog = samples.lock().await.clone();
+        let offering = async {
+            let offered = bench
+                .offer(
+                    "load",
+                    rate,
+                    u64::from(rate) * secs,
+                    Duration::from_secs(secs),
+                    |n| json!({ "title": format!("load {n}"), "priority": "medium", "tags": ["bench"] }),
+                )
+                .await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            offered
+        };
+        let (backlog, offered) = tokio::join!(sampling, offering);
+        let offered = offered?;
+        let drain = bench.drain(DRAIN_LIMIT).await?;
+        let rss_after_mib = bench.memory()?;
+        let events = bench.topic_messages(topics::TASK_EVENTS).await?.saturating_sub(events_before);
         let offered_total: u64 = offered.per_second.iter().sum();
         // Over the run's duration: the nominal one, or longer if the driver fell behind its
         // schedule (the last batch goes out on the tick at the end, hence one tick of slack).
@@ -235,6 +510,7 @@ pub async fn throughput(rate: u32, secs: u64) -> anyhow::Result<Throughput> {
                 .copied()
                 .zip(backlog.iter().copied().chain(std::iter::repeat(0)))
                 .collect(),
+            rss_idle_mib,
             rss_after_mib,
             events,
         })
@@ -242,9 +518,17 @@ pub async fn throughput(rate: u32, secs: u64) -> anyhow::Result<Throughput> {
     .await
 }
 
+/// Latencies of one run of a figure, in milliseconds, and how many of its samples never
+/// arrived (not audited, not fired) within the figure's bound.
+#[derive(Debug, Clone, Default)]
+pub struct Latencies {
+    pub values_ms: Vec<f64>,
+    pub missing: usize,
+}
+
 /// Milliseconds from publishing each creation request to its `created` audit entry.
-pub async fn audit_latency(rate: u32, secs: u64) -> anyhow::Result<Vec<f64>> {
-    Bench::run(async |bench| {
+pub async fn audit_latency(backend: Backend, rate: u32, secs: u64) -> anyhow::Result<Latencies> {
+    Bench::run(backend, "audit", async |bench| {
         let offered = bench
             .offer(
                 "latency",
@@ -254,11 +538,13 @@ pub async fn audit_latency(rate: u32, secs: u64) -> anyhow::Result<Vec<f64>> {
                 |n| json!({ "title": format!("latency {n}") }),
             )
             .await?;
-        bench.drained().await?;
+        // Not drained within the limit: what was audited is still the figure, the rest is
+        // reported as missing.
+        bench.drain(DRAIN_LIMIT).await?;
         let sent: HashMap<Uuid, DateTime<Utc>> =
             offered.accepted.iter().map(|(id, at)| (task_id_for_request("latency", id), *at)).collect();
-        let mut latencies = Vec::with_capacity(sent.len());
-        for (_, entry) in devhost::peek::state(&bench.setup.database, "state", "audit:")? {
+        let mut values_ms = Vec::with_capacity(sent.len());
+        for entry in bench.state("audit:").await? {
             let (Some(task_id), Some(recorded_at)) = (
                 entry["task_id"].as_str().and_then(|t| t.parse::<Uuid>().ok()),
                 entry["recorded_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()),
@@ -268,21 +554,19 @@ pub async fn audit_latency(rate: u32, secs: u64) -> anyhow::Result<Vec<f64>> {
             if entry["change"] == "created"
                 && let Some(at) = sent.get(&task_id)
             {
-                latencies.push((recorded_at.to_utc() - *at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+                values_ms.push((recorded_at.to_utc() - *at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
             }
         }
-        if latencies.len() != sent.len() {
-            bail!("{} creations accepted but {} audited", sent.len(), latencies.len());
-        }
-        Ok(latencies)
+        let missing = sent.len().saturating_sub(values_ms.len());
+        Ok(Latencies { values_ms, missing })
     })
     .await
 }
 
 /// How late each of `count` reminders due within the same minute fired, in milliseconds, and
 /// how many did not fire at all.
-pub async fn reminder_lateness(count: u64) -> anyhow::Result<(Vec<f64>, usize)> {
-    Bench::run(async |bench| {
+pub async fn reminder_lateness(backend: Backend, count: u64) -> anyhow::Result<Latencies> {
+    Bench::run(backend, "reminders", async |bench| {
         // Time to create them all and schedule their jobs before the minute starts.
         let minute = Utc::now() + chrono::Duration::seconds(20);
         let spacing_ms = 60_000 / count.max(1);
@@ -297,32 +581,28 @@ pub async fn reminder_lateness(count: u64) -> anyhow::Result<(Vec<f64>, usize)> 
         }
         let end = minute + chrono::Duration::seconds(60);
         tokio::time::sleep((end - Utc::now()).to_std().unwrap_or_default()).await;
-        let db = bench.setup.database.clone();
-        let records = eventually("every reminder to fire", Duration::from_secs(60), || {
-            let db = db.clone();
-            async move {
-                let records = devhost::peek::state(&db, "state", "reminder:")?;
-                let done = records.iter().filter(|(_, r)| r["status"] == "fired" || r["status"] == "missed").count();
-                Ok((done as u64 >= count).then_some(records))
-            }
+        let records = eventually("every reminder to fire", Duration::from_secs(60), || async {
+            let records = bench.state("reminder:").await?;
+            let done = records.iter().filter(|r| r["status"] == "fired" || r["status"] == "missed").count();
+            Ok((done as u64 >= count).then_some(records))
         })
         .await;
         let records = match records {
             Ok(records) => records,
             // Report what fired; the table shows the rest as not fired.
-            Err(_) => devhost::peek::state(&db, "state", "reminder:")?,
+            Err(_) => bench.state("reminder:").await?,
         };
-        let lateness: Vec<f64> = records.iter().filter_map(|(_, r)| r["late_by_ms"].as_u64()).map(|ms| ms as f64).collect();
-        let missing = count as usize - lateness.len().min(count as usize);
-        Ok((lateness, missing))
+        let values_ms: Vec<f64> = records.iter().filter_map(|r| r["late_by_ms"].as_u64()).map(|ms| ms as f64).collect();
+        let missing = count as usize - values_ms.len().min(count as usize);
+        Ok(Latencies { values_ms, missing })
     })
     .await
 }
 
 /// Milliseconds per `GET /v1/tasks` with search, filter and sort over `tasks` tasks of one
 /// user, over `requests` requests after a warm-up.
-pub async fn list_latency(tasks: u64, requests: usize) -> anyhow::Result<Vec<f64>> {
-    Bench::run(async |bench| {
+pub async fn list_latency(backend: Backend, tasks: u64, requests: usize) -> anyhow::Result<Latencies> {
+    Bench::run(backend, "list", async |bench| {
         let priorities = ["low", "medium", "high", "urgent"];
         let offered = bench
             .offer("lister", 2000, tasks, Duration::from_secs(120), |n| {
@@ -339,22 +619,35 @@ pub async fn list_latency(tasks: u64, requests: usize) -> anyhow::Result<Vec<f64
         if offered.accepted.len() as u64 != tasks {
             bail!("only {} of {tasks} tasks were accepted", offered.accepted.len());
         }
-        bench.drained().await?;
+        bench.drained(LIST_DRAIN_LIMIT).await?;
         let api = bench.setup.api("lister")?;
         let query = [("q", "report"), ("status", "open"), ("priority", "high"), ("tag", "work"), ("sort", "-due"), ("limit", "50")];
         let first = api.get_query("/v1/tasks", &query).await?;
         if first["items"].as_array().is_none_or(Vec::is_empty) {
             bail!("the list query found nothing: {first}");
         }
-        let mut latencies = Vec::with_capacity(requests);
+        let mut values_ms = Vec::with_capacity(requests);
         for i in 0..requests + 5 {
             let started = Instant::now();
             api.get_query("/v1/tasks", &query).await.context("list")?;
             if i >= 5 {
-                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                values_ms.push(started.elapsed().as_secs_f64() * 1000.0);
             }
         }
-        Ok(latencies)
+        Ok(Latencies { values_ms, missing: 0 })
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_parse_in_order_once_each() {
+        assert_eq!(Backend::parse_list("devhost,platform").unwrap(), [Backend::Devhost, Backend::Platform]);
+        assert_eq!(Backend::parse_list(" platform , devhost,platform").unwrap(), [Backend::Platform, Backend::Devhost]);
+        assert!(Backend::parse_list("kubernetes").is_err());
+        assert!(Backend::parse_list(" , ").is_err());
+    }
 }

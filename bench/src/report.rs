@@ -33,31 +33,33 @@ pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     out.push('\n');
 }
 
-/// Percentiles of one latency figure for the plot, as fractions of its target.
+/// Percentiles of one latency figure on one backend for the plot, as fractions of its target.
 #[derive(Debug, Clone)]
 pub struct LatencyBars {
     pub label: String,
+    pub backend: String,
     pub target_ms: f64,
     pub values_ms: Vec<f64>,
 }
 
 const PERCENTILES: [f64; 3] = [50.0, 90.0, 99.0];
 
-/// An SVG with two panels: latency percentiles relative to each target (1.0 = the target), and
-/// the offered rate and backlog per second of the throughput run.
-pub fn plot(latencies: &[LatencyBars], timeline: &[(u64, i64)]) -> String {
-    let (w, h, pad) = (960.0, 360.0, 48.0);
+/// An SVG with the latency percentiles of every figure and backend relative to each one's
+/// target (1.0 = the target) across the top, and below it one panel per backend with the
+/// offered rate and backlog per second of its first throughput run.
+pub fn plot(latencies: &[LatencyBars], timelines: &[(String, Vec<(u64, i64)>)]) -> String {
+    let (w, h, pad) = (960.0, 680.0, 48.0);
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
 <rect width="{w}" height="{h}" fill="white"/>
 "#
     );
-    // Panel 1: p50/p90/p99 of each latency figure, as a fraction of its target (capped at 3x).
-    let (x0, x1, y0, y1) = (pad, w / 2.0 - pad / 2.0, h - pad, pad);
+    // Top: p50/p90/p99 of each latency figure, as a fraction of its target (capped at 3x).
+    let (x0, x1, y0, y1) = (pad, w - pad, 300.0, pad);
     let scale = |ratio: f64| y0 - (ratio.min(3.0) / 3.0) * (y0 - y1);
     let _ = writeln!(
         svg,
-        r#"<text x="{x0}" y="{}">Latency percentiles (p50, p90, p99) relative to target</text>"#,
+        r#"<text x="{x0}" y="{}">Latency percentiles (p50, p90, p99) relative to each backend's target (capped at 3x)</text>"#,
         y1 - 16.0
     );
     let _ = writeln!(svg, r#"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/>"#);
@@ -79,53 +81,60 @@ pub fn plot(latencies: &[LatencyBars], timeline: &[(u64, i64)]) -> String {
             let y = scale(v / bars.target_ms);
             let _ = writeln!(
                 svg,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>p{p}: {v:.1} ms</title></rect>"#,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} p{p}: {v:.1} ms</title></rect>"#,
                 bw * 0.9,
                 y0 - y,
-                colors[i]
+                colors[i],
+                escape(&bars.backend)
             );
             let _ = writeln!(svg, r#"<text x="{x:.1}" y="{:.1}" font-size="10">{v:.0}</text>"#, y - 3.0);
         }
         let _ = writeln!(svg, r#"<text x="{:.1}" y="{}">{}</text>"#, gx + 4.0, y0 + 16.0, escape(&bars.label));
         let _ = writeln!(
             svg,
-            r#"<text x="{:.1}" y="{}" font-size="10">target {} ms</text>"#,
+            r#"<text x="{:.1}" y="{}" font-size="10">{}, target {} ms</text>"#,
             gx + 4.0,
             y0 + 30.0,
+            escape(&bars.backend),
             bars.target_ms
         );
     }
-    // Panel 2: offered creations per second (bars) and backlog (line).
-    let (x0, x1) = (w / 2.0 + pad / 2.0, w - pad);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{x0}" y="{}">Throughput run: offered per second (bars), backlog (line)</text>"#,
-        y1 - 16.0
-    );
-    let _ = writeln!(svg, r#"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/>"#);
-    let max_rate = timeline.iter().map(|(r, _)| *r).max().unwrap_or(1).max(1) as f64;
-    let max_backlog = timeline.iter().map(|(_, b)| *b).max().unwrap_or(1).max(1) as f64;
-    let step = (x1 - x0) / timeline.len().max(1) as f64;
-    let mut line = String::new();
-    for (i, (rate, backlog)) in timeline.iter().enumerate() {
-        let x = x0 + i as f64 * step;
-        let y = y0 - (*rate as f64 / max_rate) * (y0 - y1);
+    // Below: one panel per backend, offered creations per second (bars) and backlog (line).
+    let (y0, y1) = (h - pad, 400.0);
+    let width = (w - pad) / timelines.len().max(1) as f64;
+    for (n, (backend, timeline)) in timelines.iter().enumerate() {
+        let (x0, x1) = (pad + n as f64 * width, pad + (n + 1) as f64 * width - pad);
         let _ = writeln!(
             svg,
-            r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="#8ecae6"/>"##,
-            step * 0.8,
-            y0 - y
+            r#"<text x="{x0}" y="{}">{}: throughput run, offered per second (bars), backlog (line)</text>"#,
+            y1 - 16.0,
+            escape(backend)
         );
-        let by = y0 - (*backlog as f64 / max_backlog) * (y0 - y1);
-        let _ = write!(line, "{:.1},{by:.1} ", x + step * 0.4);
+        let _ = writeln!(svg, r#"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/>"#);
+        let max_rate = timeline.iter().map(|(r, _)| *r).max().unwrap_or(1).max(1) as f64;
+        let max_backlog = timeline.iter().map(|(_, b)| *b).max().unwrap_or(1).max(1) as f64;
+        let step = (x1 - x0) / timeline.len().max(1) as f64;
+        let mut line = String::new();
+        for (i, (rate, backlog)) in timeline.iter().enumerate() {
+            let x = x0 + i as f64 * step;
+            let y = y0 - (*rate as f64 / max_rate) * (y0 - y1);
+            let _ = writeln!(
+                svg,
+                r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="#8ecae6"/>"##,
+                step * 0.8,
+                y0 - y
+            );
+            let by = y0 - (*backlog as f64 / max_backlog) * (y0 - y1);
+            let _ = write!(line, "{:.1},{by:.1} ", x + step * 0.4);
+        }
+        let _ = writeln!(svg, r##"<polyline points="{line}" fill="none" stroke="#fb8500" stroke-width="2"/>"##);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{x0}" y="{}">0 to {max_rate:.0}/s; backlog 0 to {max_backlog:.0}; {} s</text>"#,
+            y0 + 16.0,
+            timeline.len()
+        );
     }
-    let _ = writeln!(svg, r##"<polyline points="{line}" fill="none" stroke="#fb8500" stroke-width="2"/>"##);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{x0}" y="{}">0 to {max_rate:.0}/s; backlog 0 to {max_backlog:.0}; {} s</text>"#,
-        y0 + 16.0,
-        timeline.len()
-    );
     svg.push_str("</svg>\n");
     svg
 }
@@ -150,11 +159,22 @@ mod tests {
     }
 
     #[test]
-    fn the_plot_is_one_svg_with_a_bar_per_percentile() {
-        let bars = [LatencyBars { label: "a<b".into(), target_ms: 100.0, values_ms: vec![10.0, 20.0, 30.0] }];
-        let svg = plot(&bars, &[(10, 0), (20, 5)]);
+    fn the_plot_is_one_svg_with_a_bar_per_percentile_and_backend() {
+        let bars = [
+            LatencyBars {
+                label: "a<b".into(),
+                backend: "devhost".into(),
+                target_ms: 100.0,
+                values_ms: vec![10.0, 20.0],
+            },
+            LatencyBars { label: "a<b".into(), backend: "platform".into(), target_ms: 250.0, values_ms: vec![300.0] },
+        ];
+        let timelines = [("devhost".to_owned(), vec![(10, 0), (20, 5)]), ("platform".to_owned(), vec![(5, 9)])];
+        let svg = plot(&bars, &timelines);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
-        assert_eq!(svg.matches("<title>p").count(), 3);
+        assert_eq!(svg.matches("<title>devhost p").count(), 3);
+        assert_eq!(svg.matches("<title>platform p").count(), 3);
+        assert_eq!(svg.matches("<polyline").count(), 2, "one throughput panel per backend");
         assert!(svg.contains("a&lt;b"));
     }
 }
