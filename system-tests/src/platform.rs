@@ -538,18 +538,57 @@ impl Platform {
         Ok(body["results"].as_array().map_or(0, Vec::len))
     }
 
+    /// The topics each app's sidecar subscribes to (`GET /v1.0/metadata`), by app-id (= its
+    /// consumer group).
+    pub async fn subscriptions(&self) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+        let http = crate::api::client()?;
+        let mut subscriptions = BTreeMap::new();
+        for app in &self.apps {
+            let url = format!("{}/v1.0/metadata", app.sidecar_url());
+            let mut request = http.get(&url);
+            if let Some(token) = &self.options.dapr_api_token {
+                request = request.header("dapr-api-token", token);
+            }
+            let response = request.send().await.with_context(|| format!("GET {url}"))?;
+            let status = response.status();
+            let metadata: serde_json::Value = serde_json::from_slice(&response.bytes().await?).unwrap_or_default();
+            if !status.is_success() {
+                bail!("GET {url} answered {status}: {metadata}");
+            }
+            let topics: Vec<String> = metadata["subscriptions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["topic"].as_str().map(str::to_owned))
+                .collect();
+            if !topics.is_empty() {
+                subscriptions.insert(app.id.clone(), topics);
+            }
+        }
+        Ok(subscriptions)
+    }
+
     /// Waits until every event is published and every consumer group has consumed everything
     /// of every topic it follows; if that does not happen within `timeout`, the error names
     /// each group and topic still behind, and the outbox records not yet published (an event
     /// whose writer died after its commit is in no topic until the relay publishes it).
+    ///
+    /// A group that has not committed yet is invisible to the broker's own group list, so the
+    /// subscriptions the sidecars report are checked too: such a group's whole log is behind.
     pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
+        let subscriptions = self.subscriptions().await?;
         let behind = || async {
-            let lags = self.lag().await?;
-            let mut behind: Vec<String> =
+            let kafka = self.kafka().await?;
+            let mut lags = kafka.lag().await?;
+            for (group, topics) in &subscriptions {
+                let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+                lags.extend(kafka.lag_of(group, &topics).await?);
+            }
+            let mut behind: std::collections::BTreeSet<String> =
                 lags.iter().filter(|l| l.lag != 0).map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag)).collect();
             let unpublished = self.unpublished().await?;
             if unpublished > 0 {
-                behind.push(format!("{unpublished} outbox records not yet published"));
+                behind.insert(format!("{unpublished} outbox records not yet published"));
             }
             anyhow::Ok(behind)
         };
@@ -560,7 +599,7 @@ impl Platform {
         match caught_up {
             Ok(()) => Ok(()),
             Err(error) => {
-                let still = behind().await.map(|b| b.join(", ")).unwrap_or_default();
+                let still = behind().await.map(|b| b.into_iter().collect::<Vec<_>>().join(", ")).unwrap_or_default();
                 Err(error.context(format!("still behind: {still}")))
             }
         }

@@ -10,7 +10,6 @@
 //! ([`TestSystem::kill_all`], [`TestSystem::revive_all`]). What only one backend can do (hold
 //! SQLite's write lock, stop PostgreSQL) is passed to the scenario by the test.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,7 +39,7 @@ enum Backend {
     /// `devhost-<n>.log` in the setup's folder.
     Spawned { devhost: Option<Spawned>, flags: Vec<String>, starts: u32 },
     /// The real platform, and the sidecar API token it was given.
-    Platform { platform: Box<Platform>, dapr_api_token: Option<String> },
+    Platform { platform: Box<Platform> },
 }
 
 impl TestSystem {
@@ -70,9 +69,8 @@ impl TestSystem {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
-        let dapr_api_token = options.dapr_api_token.clone();
         let platform = Box::new(Platform::start(&setup.run_file, &dir, options).await?);
-        Ok(Self { setup, backend: Backend::Platform { platform, dapr_api_token } })
+        Ok(Self { setup, backend: Backend::Platform { platform } })
     }
 
     /// Plays `scenario` on this system, stops it whatever the outcome, and returns the
@@ -149,42 +147,11 @@ impl TestSystem {
     }
 
     /// Waits until every outbox record is published and every consumer group has processed
-    /// everything. devhost: `Setup::settle`. The platform: what `Platform::settle` waits for
-    /// (the outbox, and the lag of every group on the topics it has committed offsets for),
-    /// and besides, for each subscription a sidecar reports, its group's lag on that topic
-    /// counting a partition without a committed offset as unread: right after the start a
-    /// group may not have joined or committed yet, and the broker then knows nothing of it, so
-    /// `Platform::settle` alone calls a system settled before the first event was consumed.
+    /// everything: `Setup::settle` on devhost, `Platform::settle` on the platform.
     pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
-        let Backend::Platform { platform, dapr_api_token } = &self.backend else {
-            return self.setup.settle(timeout).await;
-        };
-        let subscriptions = subscriptions(platform, dapr_api_token.as_deref()).await?;
-        let behind = || async {
-            let kafka = platform.kafka().await?;
-            let mut lags = kafka.lag().await?;
-            for (group, topics) in &subscriptions {
-                let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-                lags.extend(kafka.lag_of(group, &topics).await?);
-            }
-            let mut behind: BTreeSet<String> =
-                lags.iter().filter(|l| l.lag != 0).map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag)).collect();
-            let unpublished = platform.unpublished().await?;
-            if unpublished > 0 {
-                behind.insert(format!("{unpublished} outbox records not yet published"));
-            }
-            anyhow::Ok(behind)
-        };
-        let caught_up = crate::api::eventually("every consumer group to catch up", timeout, || async {
-            Ok(behind().await?.is_empty().then_some(()))
-        })
-        .await;
-        match caught_up {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                let still: Vec<String> = behind().await.map(|b| b.into_iter().collect()).unwrap_or_default();
-                Err(error.context(format!("still behind: {}", still.join(", "))))
-            }
+        match &self.backend {
+            Backend::Platform { platform, .. } => platform.settle(timeout).await,
+            _ => self.setup.settle(timeout).await,
         }
     }
 
@@ -318,37 +285,6 @@ impl TestSystem {
             Backend::Platform { platform, .. } => platform.stop(),
         }
     }
-}
-
-/// The topics each app's sidecar subscribed to, by consumer group (the app-id, as
-/// `dapr-components/local/pubsub.yaml` sets `consumerGroup`): daprd's own account, from its
-/// metadata API.
-async fn subscriptions(platform: &Platform, token: Option<&str>) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
-    let http = client()?;
-    let mut subscriptions = BTreeMap::new();
-    for app in platform.apps() {
-        let url = format!("{}/v1.0/metadata", app.sidecar_url());
-        let mut request = http.get(&url);
-        if let Some(token) = token {
-            request = request.header("dapr-api-token", token);
-        }
-        let response = request.send().await.with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        let metadata: Value = serde_json::from_slice(&response.bytes().await?).unwrap_or_default();
-        if !status.is_success() {
-            bail!("GET {url} answered {status}: {metadata}");
-        }
-        let topics: Vec<String> = metadata["subscriptions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["topic"].as_str().map(str::to_owned))
-            .collect();
-        if !topics.is_empty() {
-            subscriptions.insert(app.id.clone(), topics);
-        }
-    }
-    Ok(subscriptions)
 }
 
 /// Publishes every message of `topics` on `platform` again, exactly as it is (the same
