@@ -80,6 +80,35 @@ impl Api {
         Ok(answer.body)
     }
 
+    /// The changes of a task's audit trail (`created`, `completed`, ...), oldest first.
+    pub async fn audit_changes(&self, task_id: &str) -> anyhow::Result<Vec<String>> {
+        let trail = self.get(&format!("/v1/tasks/{task_id}/audit")).await?;
+        Ok(trail["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["change"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Every task a list query returns, following `next_cursor` page by page.
+    pub async fn list_all(&self, query: &[(&str, &str)]) -> anyhow::Result<Vec<Value>> {
+        let mut tasks = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut page_query = query.to_vec();
+            if let Some(c) = &cursor {
+                page_query.push(("cursor", c.as_str()));
+            }
+            let page = self.get_query("/v1/tasks", &page_query).await?;
+            tasks.extend(page["items"].as_array().into_iter().flatten().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(tasks),
+            }
+        }
+    }
+
     /// Waits until task-api answers its health check.
     pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
         eventually("task-api to be up", timeout, || async { Ok(self.healthy().await.then_some(())) }).await

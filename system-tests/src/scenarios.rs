@@ -34,17 +34,6 @@ async fn reminder_events(system: &TestSystem, task_id: &str) -> anyhow::Result<V
     Ok(system.messages(topics::REMINDERS).await?.into_iter().filter(|e| e["data"]["task_id"] == task_id).collect())
 }
 
-/// The changes of a task's audit trail, oldest first.
-async fn audit_of(api: &Api, task_id: &str) -> anyhow::Result<Vec<String>> {
-    let trail = api.get(&format!("/v1/tasks/{task_id}/audit")).await?;
-    Ok(trail["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["change"].as_str().map(str::to_owned))
-        .collect())
-}
-
 /// Two clients complete a recurring task at once, and every event is delivered twice besides
 /// (devhost: `--duplicate-delivery`; the platform: every message of `task-create` and
 /// `task-events` replayed once the next instance is there, see [`TestSystem::deliver_twice`]):
@@ -129,7 +118,7 @@ pub async fn a_completion_delivered_before_its_creation_is_applied_once(system: 
     }
     system.settle(SETTLE).await?;
 
-    let changes = audit_of(&api, &id.to_string()).await?;
+    let changes = api.audit_changes(&id.to_string()).await?;
     ensure!(changes == ["created", "completed"], "audit trail {changes:?}");
     let next = task_id_for_request(USER, &occurrence_request_id(id, 1));
     let next = eventually("the next occurrence", SETTLE, || async {
@@ -614,4 +603,55 @@ async fn check(api: &Api, task: &Model) -> anyhow::Result<usize> {
         }
     }
     Ok(entries.len())
+}
+
+/// A create, through task-api (with an `Idempotency-Key`) or published to `task-create` (with
+/// a request id), as a client that retries after an unknown outcome would make it.
+#[derive(Debug, Clone)]
+pub struct Create {
+    pub owner: String,
+    pub key: String,
+    pub via_api: bool,
+}
+
+impl Create {
+    /// The id the task gets: derived from (owner, key) either way.
+    pub fn task_id(&self) -> String {
+        task_id_for_request(&self.owner, &self.key).to_string()
+    }
+
+    fn body(&self) -> Value {
+        json!({ "title": format!("burst {}", self.key), "tags": ["burst"] })
+    }
+
+    /// `Ok(true)` when the system accepted it, `Ok(false)` when the outcome is unknown (the
+    /// connection failed or a 5xx: the system may or may not have it).
+    pub async fn send(&self, api: &Api, http: &reqwest::Client, sidecar: &str) -> anyhow::Result<bool> {
+        if self.via_api {
+            let request = http
+                .post(format!("{}/v1/tasks", api.base()))
+                .bearer_auth(api.token())
+                .header("idempotency-key", &self.key);
+            return match json_body(request, &self.body()).send().await {
+                Ok(r) if matches!(r.status(), StatusCode::CREATED | StatusCode::OK) => Ok(true),
+                Ok(r) if r.status().is_server_error() => Ok(false),
+                Ok(r) => bail!("create {} answered {}: {}", self.key, r.status(), r.text().await.unwrap_or_default()),
+                Err(_) => Ok(false),
+            };
+        }
+        let request = json!({ "request_id": self.key, "owner": self.owner, "task": self.body() });
+        let published = publish_create(http, sidecar, &request, &[("partitionKey", &self.owner)]).await;
+        Ok(matches!(published, Ok(StatusCode::NO_CONTENT)))
+    }
+}
+
+/// Publishes `data` to `task-create` as a `todo.task.create` request through a sidecar, with
+/// `metadata.*` settings.
+pub async fn publish_create(
+    http: &reqwest::Client,
+    sidecar: &str,
+    data: &Value,
+    metadata: &[(&str, &str)],
+) -> anyhow::Result<StatusCode> {
+    Ok(json_body(http.post(crate::host::task_create_url(sidecar, metadata)?), data).send().await?.status())
 }

@@ -21,8 +21,9 @@ use chrono::{SecondsFormat, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::{task_id_for_request, topics, types};
-use system_tests::api::{Api, client, eventually, json_body};
-use system_tests::host::{Setup, task_create_url};
+use system_tests::api::{client, eventually};
+use system_tests::host::Setup;
+use system_tests::scenarios::{Create, publish_create};
 use system_tests::system::TestSystem;
 use system_tests::{scenario, scenarios};
 use tokio::sync::Mutex;
@@ -133,65 +134,6 @@ fn reminder_events(setup: &Setup, task_id: &str) -> anyhow::Result<Vec<Value>> {
         .collect())
 }
 
-/// A create, through task-api (with an `Idempotency-Key`) or published to `task-create`
-/// (with a request id), as a client that retries after an unknown outcome would make it.
-#[derive(Debug, Clone)]
-struct Create {
-    key: String,
-    via_api: bool,
-}
-
-impl Create {
-    fn task_id(&self) -> String {
-        task_id_for_request(USER, &self.key).to_string()
-    }
-
-    fn body(&self) -> Value {
-        json!({ "title": format!("burst {}", self.key), "tags": ["burst"] })
-    }
-
-    /// `Ok(true)` when the system accepted it, `Ok(false)` when the outcome is unknown (the
-    /// connection failed: the system may or may not have it).
-    async fn send(&self, api: &Api, http: &reqwest::Client, sidecar: &str) -> anyhow::Result<bool> {
-        if self.via_api {
-            let request = http
-                .post(format!("{}/v1/tasks", api.base()))
-                .bearer_auth(api.token())
-                .header("idempotency-key", &self.key);
-            let request = json_body(request, &self.body());
-            return match request.send().await {
-                Ok(r) if matches!(r.status(), StatusCode::CREATED | StatusCode::OK) => Ok(true),
-                Ok(r) if r.status().is_server_error() => Ok(false),
-                Ok(r) => bail!("create {} answered {}: {}", self.key, r.status(), r.text().await.unwrap_or_default()),
-                Err(_) => Ok(false),
-            };
-        }
-        let request = json!({ "request_id": self.key, "owner": USER, "task": self.body() });
-        Ok(matches!(publish(http, sidecar, &request, &[("partitionKey", USER)]).await, Ok(StatusCode::NO_CONTENT)))
-    }
-}
-
-/// Publishes `data` to `task-create` as a `todo.task.create` request through a sidecar.
-async fn publish(
-    http: &reqwest::Client,
-    sidecar: &str,
-    data: &Value,
-    metadata: &[(&str, &str)],
-) -> anyhow::Result<StatusCode> {
-    Ok(json_body(http.post(task_create_url(sidecar, metadata)?), data).send().await?.status())
-}
-
-/// `GET path`, tolerating a system that is not back yet.
-async fn audit_of(api: &Api, task_id: &str) -> anyhow::Result<Vec<String>> {
-    let trail = api.get(&format!("/v1/tasks/{task_id}/audit")).await?;
-    Ok(trail["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["change"].as_str().map(str::to_owned))
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     let setup = Setup::new(&[])?;
@@ -220,8 +162,9 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
         async move {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                let round: Vec<Create> =
-                    (n..n + 4).map(|i| Create { key: format!("burst-{i}"), via_api: i % 2 == 0 }).collect();
+                let round: Vec<Create> = (n..n + 4)
+                    .map(|i| Create { owner: USER.to_owned(), key: format!("burst-{i}"), via_api: i % 2 == 0 })
+                    .collect();
                 n += 4;
                 let requests: Vec<_> = round
                     .into_iter()
@@ -282,7 +225,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     for (create, _) in &sent {
         let id = create.task_id();
         let changes = eventually("the task and its audit entry", SETTLE, || async {
-            let changes = audit_of(&api, &id).await?;
+            let changes = api.audit_changes(&id).await?;
             Ok((!changes.is_empty()).then_some(changes))
         })
         .await
@@ -290,21 +233,8 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
         assert_eq!(changes, ["created"], "audit trail of {create:?}");
     }
     let mut listed = BTreeMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut query = vec![("tag", "burst".to_owned()), ("limit", "100".to_owned())];
-        if let Some(c) = &cursor {
-            query.push(("cursor", c.clone()));
-        }
-        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let page = api.get_query("/v1/tasks", &query).await?;
-        for task in page["items"].as_array().into_iter().flatten() {
-            *listed.entry(task["title"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
+    for task in api.list_all(&[("tag", "burst"), ("limit", "100")]).await? {
+        *listed.entry(task["title"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
     }
     assert_eq!(listed.len(), sent.len(), "one task per create");
     assert!(listed.values().all(|n| *n == 1), "{listed:?}");
@@ -348,12 +278,13 @@ async fn poison_messages_go_to_the_dead_letter_topic_without_blocking() -> anyho
     let result = async {
         for (n, (id, body)) in poison.iter().enumerate() {
             let n = u32::try_from(n)?;
-            let status = publish(&http, sidecar, &valid(n), &[("partitionKey", "one-key")]).await?;
+            let status = publish_create(&http, sidecar, &valid(n), &[("partitionKey", "one-key")]).await?;
             assert_eq!(status, StatusCode::NO_CONTENT);
-            let status = publish(&http, sidecar, body, &[("partitionKey", "one-key"), ("cloudevent.id", id)]).await?;
+            let status =
+                publish_create(&http, sidecar, body, &[("partitionKey", "one-key"), ("cloudevent.id", id)]).await?;
             assert_eq!(status, StatusCode::NO_CONTENT);
         }
-        publish(&http, sidecar, &valid(99), &[("partitionKey", "one-key")]).await?;
+        publish_create(&http, sidecar, &valid(99), &[("partitionKey", "one-key")]).await?;
         for n in [0, 1, 2, 3, 99] {
             let id = task_id_for_request(USER, &format!("valid-{n}"));
             eventually("a valid request behind poison to be processed", SETTLE, || async {

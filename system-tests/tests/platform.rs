@@ -22,9 +22,10 @@ use anyhow::Context as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::topics;
-use system_tests::api::{Api, client, eventually, json_body};
+use system_tests::api::{client, eventually, json_body};
 use system_tests::host::Setup;
 use system_tests::platform::{Options, Platform};
+use system_tests::scenarios::{Create, publish_create};
 use system_tests::system::{TestSystem, replay};
 use system_tests::{scenario, scenarios};
 
@@ -50,17 +51,6 @@ async fn events_of(platform: &Platform, topic: &str, task_id: &str) -> anyhow::R
         .into_iter()
         .filter_map(|m| serde_json::from_slice::<Value>(m.value.as_deref()?).ok())
         .filter(|event| event["data"]["task_id"] == task_id || event["data"]["id"] == task_id)
-        .collect())
-}
-
-/// The changes of a task's audit trail, oldest first.
-async fn audit_of(api: &Api, task_id: &str) -> anyhow::Result<Vec<String>> {
-    let trail = api.get(&format!("/v1/tasks/{task_id}/audit")).await?;
-    Ok(trail["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["change"].as_str().map(str::to_owned))
         .collect())
 }
 
@@ -120,9 +110,9 @@ async fn a_replayed_create_does_not_hold_up_later_events() -> anyhow::Result<()>
         later.push(task["id"].as_str().context("id")?.to_owned());
     }
     let audited = eventually("every later event audited", Duration::from_secs(30), || async {
-        let mut all = audit_of(&api, &first_id).await? == ["created", "completed"];
+        let mut all = api.audit_changes(&first_id).await? == ["created", "completed"];
         for id in &later {
-            all &= audit_of(&api, id).await? == ["created"];
+            all &= api.audit_changes(id).await? == ["created"];
         }
         Ok(all.then_some(()))
     })
@@ -130,43 +120,6 @@ async fn a_replayed_create_does_not_hold_up_later_events() -> anyhow::Result<()>
     let logs = platform.logs().to_owned();
     platform.stop()?;
     audited.with_context(|| format!("logs in {}", logs.display()))
-}
-
-/// A create, through task-api (with an `Idempotency-Key`) or published to `task-create` (with a
-/// request id), as a client that retries after an unknown outcome would make it.
-#[derive(Debug, Clone)]
-struct Create {
-    key: String,
-    via_api: bool,
-}
-
-impl Create {
-    fn task_id(&self) -> String {
-        shared::events::task_id_for_request(USER, &self.key).to_string()
-    }
-
-    fn body(&self) -> Value {
-        json!({ "title": format!("burst {}", self.key), "tags": ["burst"] })
-    }
-
-    /// `Ok(true)` when the system accepted it, `Ok(false)` when the outcome is unknown.
-    async fn send(&self, api: &Api, http: &reqwest::Client, sidecar: &str) -> anyhow::Result<bool> {
-        if self.via_api {
-            let request = http
-                .post(format!("{}/v1/tasks", api.base()))
-                .bearer_auth(api.token())
-                .header("idempotency-key", &self.key);
-            return match json_body(request, &self.body()).send().await {
-                Ok(r) if matches!(r.status(), StatusCode::CREATED | StatusCode::OK) => Ok(true),
-                Ok(r) if r.status().is_server_error() => Ok(false),
-                Ok(r) => anyhow::bail!("create {} answered {}: {}", self.key, r.status(), r.text().await?),
-                Err(_) => Ok(false),
-            };
-        }
-        let request = json!({ "request_id": self.key, "owner": USER, "task": self.body() });
-        let url = system_tests::host::task_create_url(sidecar, &[("partitionKey", USER)])?;
-        Ok(matches!(json_body(http.post(url), &request).send().await, Ok(r) if r.status() == StatusCode::NO_CONTENT))
-    }
 }
 
 /// Sends creates four at a time for as long as `fault` runs against the platform, then retries
@@ -190,8 +143,9 @@ async fn creates_survive(
             let mut sent = Vec::new();
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                let round: Vec<Create> =
-                    (n..n + 4).map(|i| Create { key: format!("burst-{i}"), via_api: i % 2 == 0 }).collect();
+                let round: Vec<Create> = (n..n + 4)
+                    .map(|i| Create { owner: USER.to_owned(), key: format!("burst-{i}"), via_api: i % 2 == 0 })
+                    .collect();
                 n += 4;
                 let requests: Vec<_> = round
                     .into_iter()
@@ -233,7 +187,7 @@ async fn creates_survive(
     for (create, _) in &sent {
         let id = create.task_id();
         let changes = eventually("the task and its audit entry", SETTLE, || async {
-            let changes = audit_of(&api, &id).await?;
+            let changes = api.audit_changes(&id).await?;
             Ok((!changes.is_empty()).then_some(changes))
         })
         .await
@@ -243,26 +197,13 @@ async fn creates_survive(
     // Settled: no audit entry is still on its way to double one of those just read.
     platform.settle(SETTLE).await?;
     let mut titles = std::collections::BTreeMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut query = vec![("tag", "burst".to_owned()), ("limit", "100".to_owned())];
-        if let Some(c) = &cursor {
-            query.push(("cursor", c.clone()));
-        }
-        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let page = api.get_query("/v1/tasks", &query).await?;
-        for task in page["items"].as_array().into_iter().flatten() {
-            *titles.entry(task["title"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
+    for task in api.list_all(&[("tag", "burst"), ("limit", "100")]).await? {
+        *titles.entry(task["title"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
     }
     assert_eq!(titles.len(), sent.len(), "one task per create");
     assert!(titles.values().all(|n| *n == 1), "{titles:?}");
     for (create, _) in &sent {
-        assert_eq!(audit_of(&api, &create.task_id()).await?, ["created"], "after settling: {create:?}");
+        assert_eq!(api.audit_changes(&create.task_id()).await?, ["created"], "after settling: {create:?}");
     }
     // After the crash, every request and event once more, on every partition at once: still
     // one effect each, and nothing valid in a dead-letter topic (no expected outcome, such as
@@ -271,7 +212,7 @@ async fn creates_survive(
     assert!(replayed >= sent.len(), "replayed {replayed} messages for {} creates", sent.len());
     platform.settle(SETTLE).await?;
     for (create, _) in &sent {
-        assert_eq!(audit_of(&api, &create.task_id()).await?, ["created"], "after the replay: {create:?}");
+        assert_eq!(api.audit_changes(&create.task_id()).await?, ["created"], "after the replay: {create:?}");
     }
     assert_no_dead_letters(platform).await?;
     Ok(sent.len())
@@ -334,17 +275,6 @@ async fn a_postgres_restart_mid_load_loses_and_doubles_nothing() -> anyhow::Resu
     platform.stop()?;
     result.with_context(|| format!("logs in {}", logs.display()))?;
     Ok(())
-}
-
-/// Publishes `data` to `task-create` through `sidecar` with `metadata.*` settings.
-async fn publish_create(
-    http: &reqwest::Client,
-    sidecar: &str,
-    data: &Value,
-    metadata: &[(&str, &str)],
-) -> anyhow::Result<StatusCode> {
-    let url = system_tests::host::task_create_url(sidecar, metadata)?;
-    Ok(json_body(http.post(url), data).send().await?.status())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,8 +358,8 @@ async fn replaying_every_event_changes_nothing_a_user_sees() -> anyhow::Result<(
             titles.sort();
             Ok(json!({
                 "tasks": titles,
-                "first": audit_of(&api, &outcome.task_id).await?,
-                "next": audit_of(&api, &outcome.next_task_id).await?,
+                "first": api.audit_changes(&outcome.task_id).await?,
+                "next": api.audit_changes(&outcome.next_task_id).await?,
                 "reminder": api.get(&format!("/v1/tasks/{}/reminder", outcome.task_id)).await?,
             }))
         };
@@ -487,7 +417,7 @@ async fn tokens_are_honoured_by_real_daprd_and_the_functions() -> anyhow::Result
         let task = api.post("/v1/tasks", Some(&json!({ "title": "behind tokens" })), StatusCode::CREATED).await?;
         let id = task["id"].as_str().context("id")?.to_owned();
         eventually("the creation audited through token-guarded sidecars", SETTLE, || async {
-            Ok((audit_of(&api, &id).await? == ["created"]).then_some(()))
+            Ok((api.audit_changes(&id).await? == ["created"]).then_some(()))
         })
         .await?;
         let sidecar = platform.sidecar("task-api")?;
