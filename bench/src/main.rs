@@ -446,8 +446,14 @@ fn render(config: &Config, processes: &[process::ProcessFigures], figures: &[Fig
     )?;
     writeln!(out, "`GET /v1/tasks?q=report&status=open&priority=high&tag=work&sort=-due&limit=50`, sequential.\n")?;
     latency_section(&mut out, figures, |f| f.lists.as_slice(), None, 95.0, |t| t.list_p95_ms);
+    // Figures of a design this tree no longer has, kept beside the current ones they led to.
+    out.push_str(BEFORE_PROJECT_OUTBOX);
     Ok(out)
 }
+
+/// Issue 12's "before": the real platform with Dapr's own outbox, measured once at the last
+/// commit that used it (it cannot be measured from this tree).
+const BEFORE_PROJECT_OUTBOX: &str = include_str!("../before-dapr-outbox.md");
 
 /// A latency figure's table (a row per backend and run) and a verdict line per backend:
 /// percentile `p` of each run, its median over the runs against the backend's `target`.
