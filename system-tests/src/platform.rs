@@ -265,10 +265,22 @@ impl Platform {
         let ids: Vec<String> = platform.apps.iter().map(|a| a.id.clone()).collect();
         for id in &ids {
             platform.start_function(id)?;
-            platform.start_daprd(id)?;
         }
-        for id in &ids {
-            platform.wait_app(id).await?;
+        // One sidecar first, the others once it is up: on a fresh database every
+        // state.postgresql component creates its tables at init, and PostgreSQL's
+        // `CREATE TABLE IF NOT EXISTS` is not safe against itself run concurrently (one of them
+        // fails on the table's row type: "type ... already exists", SQLSTATE 42710), which
+        // daprd treats as fatal. A cluster's kubelet restarts such a sidecar; here the first
+        // one creates the tables alone.
+        if let Some((first, rest)) = ids.split_first() {
+            platform.start_daprd(first)?;
+            platform.wait_app(first).await?;
+            for id in rest {
+                platform.start_daprd(id)?;
+            }
+            for id in rest {
+                platform.wait_app(id).await?;
+            }
         }
         Ok(platform)
     }
