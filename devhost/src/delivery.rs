@@ -39,6 +39,13 @@ use crate::resources::{InboundPolicy, PubSubComponent, SubscriptionSpec};
 /// How soon an idle partition tries again to commit an offset whose commit failed.
 const COMMIT_RETRY: Duration = Duration::from_secs(1);
 
+/// The least time between two commits of a busy partition. Sarama, under daprd, marks each
+/// processed offset and commits the marks once a second (`Consumer.Offsets.AutoCommit`); a
+/// commit per batch instead cost devhost one write per message and consumer group whenever
+/// batches were small, which is most of the time. A partition that goes idle commits at once,
+/// so its lag reads zero as soon as it has caught up.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+
 /// A subscription of one app, ready to run.
 #[derive(Debug)]
 pub struct Subscriber {
@@ -129,7 +136,7 @@ impl Subscriber {
 
     async fn run_partition(self: Arc<Self>, partition: u32) {
         let shutdown = self.host.shutdown.clone();
-        let mut wake = self.host.notifier.subscribe(&self.spec.pubsub, &self.spec.topic);
+        let mut wake = self.host.notifier.subscribe(&self.spec.pubsub, &self.spec.topic, partition);
         let mut next = loop {
             let (group, pubsub, topic, initial) =
                 (self.group.clone(), self.spec.pubsub.clone(), self.spec.topic.clone(), self.component.initial_offset);
@@ -158,8 +165,11 @@ impl Subscriber {
                 }
             }
         };
-        // What the database holds for this partition; behind `next` only while a commit failed.
+        // What the database holds for this partition; behind `next` while a commit failed or
+        // waits for COMMIT_INTERVAL.
         let mut committed = next;
+        let mut last_commit = tokio::time::Instant::now();
+        let mut commit_failed = false;
         loop {
             wake.borrow_and_update();
             let (pubsub, topic) = (self.spec.pubsub.clone(), self.spec.topic.clone());
@@ -181,21 +191,37 @@ impl Subscriber {
                 }
             };
             if batch.is_empty() {
-                // A failed commit is tried again before the loop idles: else a partition that
-                // goes quiet keeps its lag (and KEDA its replicas) until the next message.
-                if committed != next && self.commit(partition, next).await {
-                    committed = next;
+                // An idle partition commits what it processed once COMMIT_INTERVAL has passed
+                // since its last commit (a failed one is tried again after COMMIT_RETRY): else a
+                // partition that goes quiet keeps its lag (and KEDA its replicas) until the
+                // next message.
+                let wait = if commit_failed { COMMIT_RETRY } else { COMMIT_INTERVAL };
+                if committed != next && last_commit.elapsed() >= wait {
+                    commit_failed = !self.commit(partition, next).await;
+                    if !commit_failed {
+                        committed = next;
+                    }
+                    last_commit = tokio::time::Instant::now();
                 }
+                let wait = if commit_failed { COMMIT_RETRY } else { COMMIT_INTERVAL };
                 tokio::select! {
                     r = wake.changed() => if r.is_err() { return },
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(COMMIT_RETRY), if committed != next => {}
+                    () = shutdown.cancelled() => {
+                        // As a consumer commits its marks when it closes: a restart then
+                        // redelivers nothing this loop has processed.
+                        if committed != next {
+                            self.commit(partition, next).await;
+                        }
+                        return;
+                    }
+                    () = tokio::time::sleep_until(last_commit + wait), if committed != next => {}
                 }
                 continue;
             }
-            // The offset is committed once per batch, as a Kafka consumer commits marked offsets
-            // periodically rather than per message: one write instead of up to 64, and a crash
-            // only redelivers what was processed since (at-least-once either way).
+            // The offset is committed at most every COMMIT_INTERVAL while busy, and as soon as
+            // the partition is idle, as a Kafka consumer commits marked offsets periodically
+            // rather than per message: a crash only redelivers what was processed since
+            // (at-least-once either way).
             for message in batch {
                 let rounds = if self.host.options.duplicate_delivery { 2 } else { 1 };
                 for _ in 0..rounds {
@@ -208,8 +234,12 @@ impl Subscriber {
                 }
                 next = message.offset + 1;
             }
-            if self.commit(partition, next).await {
-                committed = next;
+            if last_commit.elapsed() >= COMMIT_INTERVAL {
+                commit_failed = !self.commit(partition, next).await;
+                if !commit_failed {
+                    committed = next;
+                }
+                last_commit = tokio::time::Instant::now();
             }
         }
     }

@@ -204,7 +204,7 @@ struct Relay {
 impl Relay {
     async fn run_partition(self: Arc<Self>, partition: u32) {
         let shutdown = self.host.shutdown.clone();
-        let mut wake = self.host.notifier.subscribe(&self.outbox.outbox_pubsub, &self.topic);
+        let mut wake = self.host.notifier.subscribe(&self.outbox.outbox_pubsub, &self.topic, partition);
         let mut next = loop {
             let (group, pubsub_name, topic) =
                 (self.group.clone(), self.outbox.outbox_pubsub.clone(), self.topic.clone());
@@ -297,7 +297,7 @@ impl Relay {
         self.host
             .db
             .call_then(
-                move |inner: &mut DbInner| -> Result<Vec<(String, String)>, StateError> {
+                move |inner: &mut DbInner| -> Result<Vec<crate::pubsub::Touched>, StateError> {
                     let DbInner { conn, cache } = inner;
                     let result = (|| {
                         let tx = conn.savepoint()?;

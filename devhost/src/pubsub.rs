@@ -123,7 +123,7 @@ pub fn append(
     cache: &mut Cache,
     messages: &[NewMessage],
     default_partitions: u32,
-) -> rusqlite::Result<Vec<(String, String)>> {
+) -> rusqlite::Result<Vec<Touched>> {
     let now = now_ms();
     let mut touched = Vec::new();
     let mut insert = conn.prepare_cached(
@@ -147,7 +147,7 @@ pub fn append(
         let headers = serde_json::to_string(&m.headers).unwrap_or_else(|_| "{}".to_owned());
         insert.execute(params![m.pubsub, m.topic, partition, offset, m.key, headers, m.content_type, m.body, now])?;
         cache.next_offsets.insert((m.pubsub.clone(), m.topic.clone(), partition), offset + 1);
-        let id = (m.pubsub.clone(), m.topic.clone());
+        let id = (m.pubsub.clone(), m.topic.clone(), partition);
         if !touched.contains(&id) {
             touched.push(id);
         }
@@ -230,22 +230,33 @@ pub fn commit(
     Ok(())
 }
 
-/// Wakes the delivery loops of a topic when something was appended to it.
+/// A partition an append wrote to: pub/sub, topic, partition.
+pub type Touched = (String, String, u32);
+
+/// Wakes the delivery loops of a partition when something was appended to it.
+///
+/// Per partition, not per topic: a loop woken for another partition's message would only
+/// read nothing on a reader thread. Per topic, every event woke every partition loop of every
+/// consumer group (18 reads for one `task-events` message), which cost devhost more CPU than
+/// the writes themselves.
 #[derive(Debug, Default)]
 pub struct Notifier {
-    topics: Mutex<HashMap<(String, String), watch::Sender<u64>>>,
+    partitions: Mutex<HashMap<Touched, watch::Sender<u64>>>,
 }
 
 impl Notifier {
-    pub fn subscribe(&self, pubsub: &str, topic: &str) -> watch::Receiver<u64> {
-        let mut topics = self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        topics.entry((pubsub.to_owned(), topic.to_owned())).or_insert_with(|| watch::channel(0).0).subscribe()
+    pub fn subscribe(&self, pubsub: &str, topic: &str, partition: u32) -> watch::Receiver<u64> {
+        let mut partitions = self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        partitions
+            .entry((pubsub.to_owned(), topic.to_owned(), partition))
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
-    pub fn notify(&self, touched: &[(String, String)]) {
-        let topics = self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn notify(&self, touched: &[Touched]) {
+        let partitions = self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for id in touched {
-            if let Some(sender) = topics.get(id) {
+            if let Some(sender) = partitions.get(id) {
                 sender.send_modify(|n| *n = n.wrapping_add(1));
             }
         }

@@ -98,7 +98,7 @@ pub fn apply(
     ops: &[Op],
     messages: &[NewMessage],
     partitions: u32,
-) -> Result<Vec<(String, String)>, StateError> {
+) -> Result<Vec<crate::pubsub::Touched>, StateError> {
     let DbInner { conn, cache } = inner;
     let saved_etag = cache.last_etag;
     let mut written = Vec::with_capacity(ops.len());
