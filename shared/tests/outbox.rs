@@ -62,7 +62,7 @@ async fn the_transaction_holds_the_change_and_one_complete_record_per_event() {
     let outbox = outbox(&stub, Clock::fixed(at("2026-12-05T10:00:00Z")));
     outbox.commit(vec![change()], &[event("thing-1:v2")]).await.unwrap();
 
-    let transactions = stub.transactions(STORE);
+    let transactions = stub.writes(STORE);
     assert_eq!(transactions.len(), 1, "one transaction");
     assert_eq!(
         transactions[0].body,
@@ -85,16 +85,21 @@ async fn after_the_commit_the_event_is_published_with_its_metadata_then_its_reco
     let outbox = outbox(&stub, Clock::system());
     let committed = outbox.commit(vec![change()], &[event("thing-1:v2")]).await.unwrap();
     assert_eq!((committed.published, committed.left_for_relay), (1, 0));
+    stub.wait_until_swept(STORE).await;
 
-    let calls: Vec<(Method, String)> = stub.requests().into_iter().map(|r| (r.method, r.path)).collect();
+    let calls: Vec<(Method, String)> = stub.all_requests().into_iter().map(|r| (r.method, r.path)).collect();
     assert_eq!(
         calls,
         [
             (Method::POST, "/v1.0/state/tasks/transaction".to_owned()),
             (Method::POST, "/v1.0/publish/pubsub/things".to_owned()),
-            (Method::DELETE, "/v1.0/state/tasks/outbox:thing-1:v2".to_owned()),
+            (Method::POST, "/v1.0/state/tasks/transaction".to_owned()),
         ],
-        "commit, then publish, then delete"
+        "commit, then publish, then a transaction that deletes the record"
+    );
+    assert_eq!(
+        stub.transactions(STORE)[1].body,
+        json!({"operations": [{"operation": "delete", "request": {"key": "outbox:thing-1:v2"}}]})
     );
     let published = &stub.published("things")[0];
     assert_eq!(published.query.get("metadata.cloudevent.id").map(String::as_str), Some("thing-1:v2"));
@@ -169,6 +174,31 @@ async fn the_relay_publishes_and_deletes_old_records_oldest_first_and_skips_youn
 }
 
 #[tokio::test]
+async fn published_records_are_deleted_many_per_transaction() {
+    let stub = StubSidecar::start().await;
+    let outbox = outbox(&stub, Clock::system());
+    // Ten writers at once: their records reach the sweeper while its first delete is out.
+    let mut commits = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let outbox = outbox.clone();
+        commits.spawn(async move { outbox.commit(Vec::new(), &[event(&format!("t{n}:v1"))]).await.unwrap() });
+    }
+    while let Some(done) = commits.join_next().await {
+        done.unwrap();
+    }
+    stub.wait_until_swept(STORE).await;
+    let deletes: Vec<usize> = stub
+        .transactions(STORE)
+        .iter()
+        .map(|t| t.body["operations"].as_array().unwrap())
+        .filter(|ops| ops.iter().all(|op| op["operation"] == "delete"))
+        .map(Vec::len)
+        .collect();
+    assert_eq!(deletes.iter().sum::<usize>(), 10, "every record deleted once: {deletes:?}");
+    assert!(deletes.len() < 10, "some transactions deleted several records: {deletes:?}");
+}
+
+#[tokio::test]
 async fn the_relay_stops_at_a_failed_publish_and_leaves_the_record() {
     let stub = StubSidecar::start().await;
     let record = OutboxRecord::new(event("a:v1"), at("2026-12-05T10:00:00Z"));
@@ -230,6 +260,7 @@ async fn a_create_with_a_derived_id_that_exists_reads_and_writes_nothing() {
     let store = TaskStore::new(stub.client(None));
     let task = sample_task(Uuid::from_u128(9), "alice");
     assert_eq!(store.create(&task, IdOrigin::Derived).await.unwrap(), Created::Inserted);
+    stub.wait_until_swept(STORE).await;
     stub.clear_requests();
 
     let mut replay = task.clone();

@@ -37,7 +37,7 @@ async fn a_request_creates_the_task_with_its_event_in_one_transaction() {
     assert_eq!(app.deliver(create_task::ROUTE, &event, None).await, (200, json!({"status": "SUCCESS"})));
 
     let id = task_id_for_request("alice", "import-1");
-    let transactions = stub.transactions("tasks");
+    let transactions = stub.writes("tasks");
     assert_eq!(transactions.len(), 1);
     let ops = transactions[0].body["operations"].as_array().unwrap();
     assert_eq!(ops.len(), 2, "the task and its outbox record");
@@ -132,7 +132,7 @@ async fn invalid_requests_are_dropped_and_write_nothing() {
     for event in cases {
         assert_eq!(app.deliver(create_task::ROUTE, &event, None).await.1, json!({"status": "DROP"}), "{event}");
     }
-    assert!(stub.transactions("tasks").is_empty());
+    assert!(stub.writes("tasks").is_empty());
 }
 
 #[tokio::test]
@@ -163,7 +163,7 @@ async fn deliveries_need_the_app_token() {
     let stub = StubSidecar::start().await;
     let app = app(stub.client(None), Some("tok")).await;
     assert_eq!(app.deliver(create_task::ROUTE, &request("r", json!({"title": "x"})), Some("bad")).await.0, 401);
-    assert!(stub.transactions("tasks").is_empty());
+    assert!(stub.writes("tasks").is_empty());
     assert_eq!(app.http.get(format!("{}/healthz", app.url)).send().await.unwrap().status().as_u16(), 200);
 }
 

@@ -35,7 +35,7 @@ async fn create_answers_201_commits_the_task_with_its_outbox_record_then_publish
     assert_eq!(task["created_at"], json!(now()));
 
     let event_id = task_event_id(Uuid::parse_str(id).unwrap(), 1);
-    let transactions = h.stub.requests_to(Method::POST, "/v1.0/state/tasks/transaction");
+    let transactions = h.stub.writes("tasks");
     assert_eq!(transactions.len(), 1);
     assert_eq!(transactions[0].path, "/v1.0/state/tasks/transaction");
     assert_eq!(
@@ -66,7 +66,10 @@ async fn create_answers_201_commits_the_task_with_its_outbox_record_then_publish
     assert_eq!(published[0].query.get("metadata.cloudevent.subject").map(String::as_str), Some(id));
     assert_eq!(published[0].query.get("metadata.partitionKey").map(String::as_str), Some(id));
     assert_eq!(published[0].body, task);
-    assert_eq!(h.stub.requests_to(Method::DELETE, &format!("/v1.0/state/tasks/outbox:{event_id}")).len(), 1);
+    h.stub.wait_until_swept("tasks").await;
+    let sweeps: Vec<_> = h.stub.transactions("tasks").into_iter().filter(|t| t.is_outbox_sweep()).collect();
+    assert_eq!(sweeps.len(), 1, "the record deleted once, after the publish");
+    assert_eq!(sweeps[0].body["operations"][0]["request"]["key"], format!("outbox:{event_id}"));
     assert_eq!(
         h.stub.all_state("tasks").into_iter().collect::<Vec<_>>(),
         [(format!("task:{id}"), task)],

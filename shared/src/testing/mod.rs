@@ -40,6 +40,18 @@ impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// A state transaction that only deletes outbox records: the sweeper's.
+    pub fn is_outbox_sweep(&self) -> bool {
+        self.path.ends_with("/transaction")
+            && self.body["operations"].as_array().is_some_and(|ops| {
+                !ops.is_empty()
+                    && ops.iter().all(|op| {
+                        op["operation"] == "delete"
+                            && op["request"]["key"].as_str().is_some_and(|k| k.starts_with(crate::outbox::KEY_PREFIX))
+                    })
+            })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -125,14 +137,21 @@ impl StubSidecar {
         self.inner.lock().expect("stub state")
     }
 
-    /// Every request so far, health checks excluded.
+    /// Every request so far, health checks and the outbox sweeper's deletes excluded: those run
+    /// in the background, after the work that queued them, and would land at random in
+    /// whatever a test looks at. [`Self::all_requests`] and [`Self::transactions`] have them.
     pub fn requests(&self) -> Vec<Recorded> {
+        self.all_requests().into_iter().filter(|r| !r.is_outbox_sweep()).collect()
+    }
+
+    /// Every request so far, health checks excluded.
+    pub fn all_requests(&self) -> Vec<Recorded> {
         self.lock().requests.iter().filter(|r| !r.path.starts_with("/v1.0/healthz")).cloned().collect()
     }
 
-    /// Requests with this method whose path starts with `prefix`.
+    /// Requests with this method whose path starts with `prefix`, sweeps included.
     pub fn requests_to(&self, method: Method, prefix: &str) -> Vec<Recorded> {
-        self.requests().into_iter().filter(|r| r.method == method && r.path.starts_with(prefix)).collect()
+        self.all_requests().into_iter().filter(|r| r.method == method && r.path.starts_with(prefix)).collect()
     }
 
     /// Publishes to `topic` (any pub/sub component).
@@ -146,6 +165,27 @@ impl StubSidecar {
     /// Transactions sent to `store`.
     pub fn transactions(&self, store: &str) -> Vec<Recorded> {
         self.requests_to(Method::POST, &format!("/v1.0/state/{store}/transaction"))
+    }
+
+    /// Waits until `store` holds no outbox record (the sweeper deletes them in the background),
+    /// panicking after 5 s with the keys still there.
+    pub async fn wait_until_swept(&self, store: &str) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let left: Vec<String> =
+                self.all_state(store).into_keys().filter(|k| k.starts_with(crate::outbox::KEY_PREFIX)).collect();
+            if left.is_empty() {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "outbox records never swept from {store}: {left:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Transactions on `store` other than the outbox sweeper's deletes of published records,
+    /// which run in the background and may land before or after whatever a test looks at.
+    pub fn writes(&self, store: &str) -> Vec<Recorded> {
+        self.transactions(store).into_iter().filter(|r| !r.is_outbox_sweep()).collect()
     }
 
     pub fn clear_requests(&self) {

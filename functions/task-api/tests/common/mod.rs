@@ -206,7 +206,7 @@ impl Harness {
 
     /// Transactions on the `tasks` store so far.
     pub fn task_transactions(&self) -> Vec<Recorded> {
-        self.stub.transactions("tasks")
+        self.stub.writes("tasks")
     }
 
     /// Every request that reads or writes state (get, save, bulk, transaction, query).
