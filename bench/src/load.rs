@@ -40,7 +40,7 @@ use system_tests::platform::{Options, Paths, Platform};
 use tokio::sync::{Mutex, Semaphore};
 use uuid::Uuid;
 
-use crate::process::{comm, rss_mib};
+use crate::process::{comm, cpu_seconds, rss_mib};
 
 /// Requests in flight at most: enough to keep the sidecar busy, bounded so a stalled system
 /// shows up as a missed rate, not as an unbounded queue in the driver.
@@ -226,7 +226,9 @@ impl Bench {
                 let mut backlog = 0;
                 for (group, topics) in consumers {
                     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-                    backlog += kafka.lag_of(group, &topics).await?.iter().map(|l| l.lag).sum::<i64>();
+                    let lag = kafka.lag_of(group, &topics).await?.iter().map(|l| l.lag).sum::<i64>();
+                    tracing::debug!(group, lag, "consumer group lag");
+                    backlog += lag;
                 }
                 Ok(backlog)
             }
@@ -391,6 +393,50 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// CPU seconds used so far, by process, named as in [`Bench::memory`]; `postgres` counts the
+    /// backends it has reaped too. On devhost `devhost + driver` is this process: the embedded
+    /// host and the load driver together. On the platform `driver` is this process.
+    pub fn cpu(&self) -> anyhow::Result<BTreeMap<String, f64>> {
+        let mut out = BTreeMap::new();
+        match self.system()? {
+            System::Devhost(_) => {
+                out.insert("devhost + driver".to_owned(), cpu_seconds(std::process::id())?);
+                for pid in children_of(std::process::id())? {
+                    let Some(name) = comm(pid) else { continue };
+                    if let Some(function) = crate::FUNCTIONS.iter().find(|f| f.starts_with(&name)) {
+                        out.insert((*function).to_owned(), cpu_seconds(pid)?);
+                    }
+                }
+            }
+            System::Platform { platform, .. } => {
+                out.insert("driver".to_owned(), cpu_seconds(std::process::id())?);
+                for (name, pid) in platform.pids() {
+                    let mut seconds = cpu_seconds(pid)?;
+                    if name == "postgres" {
+                        for child in children_of(pid)? {
+                            seconds += cpu_seconds(child).unwrap_or(0.0);
+                        }
+                    }
+                    out.insert(name, seconds);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// CPU milliseconds per unit of work, by process, between two [`Bench::cpu`] readings.
+pub fn cpu_ms_per(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, units: u64) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .filter_map(|(name, end)| {
+            let start = before.get(name)?;
+            Some((name.clone(), (end - start).max(0.0) * 1000.0 / units.max(1) as f64))
+        })
+        .collect()
+}
+
 /// Each app of `platform` that subscribes to anything, with its topics on the `pubsub`
 /// component, as its own `GET /dapr/subscribe` tells daprd: its app-id is its consumer group
 /// (`consumerGroup: "{appID}"` in `dapr-components/local/pubsub.yaml`).
@@ -457,6 +503,9 @@ pub struct Throughput {
     pub rss_idle_mib: BTreeMap<String, f64>,
     /// [`Bench::memory`] once the backlog drained (or the drain gave up).
     pub rss_after_mib: BTreeMap<String, f64>,
+    /// CPU milliseconds each process spent per accepted creation, from the load's start until
+    /// the backlog drained.
+    pub cpu_ms_per_creation: BTreeMap<String, f64>,
     /// `task-events` messages published during the run.
     pub events: u64,
 }
@@ -467,6 +516,7 @@ pub async fn throughput(backend: Backend, rate: u32, secs: u64) -> anyhow::Resul
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss_idle_mib = bench.memory()?;
         let events_before = bench.topic_messages(topics::TASK_EVENTS).await?;
+        let cpu_before = bench.cpu()?;
         let stop = std::sync::atomic::AtomicBool::new(false);
         let sampling = async {
             let mut samples = Vec::new();
@@ -492,6 +542,7 @@ pub async fn throughput(backend: Backend, rate: u32, secs: u64) -> anyhow::Resul
         let (backlog, offered) = tokio::join!(sampling, offering);
         let offered = offered?;
         let drain = bench.drain(DRAIN_LIMIT).await?;
+        let cpu_after = bench.cpu()?;
         let rss_after_mib = bench.memory()?;
         let events = bench.topic_messages(topics::TASK_EVENTS).await?.saturating_sub(events_before);
         let offered_total: u64 = offered.per_second.iter().sum();
@@ -512,6 +563,7 @@ pub async fn throughput(backend: Backend, rate: u32, secs: u64) -> anyhow::Resul
                 .collect(),
             rss_idle_mib,
             rss_after_mib,
+            cpu_ms_per_creation: cpu_ms_per(&cpu_before, &cpu_after, offered.accepted.len() as u64),
             events,
         })
     })

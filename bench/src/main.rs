@@ -722,6 +722,55 @@ fn render_throughput(out: &mut String, config: &Config, figures: &[Figures]) -> 
             failures_note(&f.throughputs)
         )?;
     }
+    cpu_section(out, figures, config)
+}
+
+/// Where the CPU of the throughput runs went: milliseconds per accepted creation, by process,
+/// against what the machine has per creation at each backend's target rate.
+fn cpu_section(out: &mut String, figures: &[Figures], config: &Config) -> anyhow::Result<()> {
+    let measured: Vec<(&Figures, Vec<&load::Throughput>)> = figures
+        .iter()
+        .map(|f| (f, f.throughputs.iter().flatten().collect::<Vec<_>>()))
+        .filter(|(_, runs)| !runs.is_empty())
+        .collect();
+    if measured.is_empty() {
+        return Ok(());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    writeln!(
+        out,
+        "### CPU per creation (ms, median over runs)\n\nCPU time (user + system, `/proc/<pid>/stat`) each process \
+         used from the load's start until its backlog drained, over the creations accepted. The budget is \
+         what {cores} cores give one creation at the backend's target rate: above it, the target cannot be met \
+         on this machine whatever the latency of any one step.\n"
+    )?;
+    let mut names: Vec<String> =
+        measured.iter().flat_map(|(_, runs)| runs.iter().flat_map(|t| t.cpu_ms_per_creation.keys().cloned())).collect();
+    names.sort();
+    names.dedup();
+    let median_of = |runs: &[&load::Throughput], name: &str| {
+        Spread::of(&runs.iter().filter_map(|t| t.cpu_ms_per_creation.get(name).copied()).collect::<Vec<_>>())
+            .map(|s| s.median)
+    };
+    let mut rows = Vec::new();
+    for name in &names {
+        let mut row = vec![name.clone()];
+        row.extend(measured.iter().map(|(_, runs)| median_of(runs, name).map_or("–".into(), |m| format!("{m:.3}"))));
+        rows.push(row);
+    }
+    let mut total = vec!["**all processes**".to_owned()];
+    total.extend(measured.iter().map(|(_, runs)| {
+        let sums: Vec<f64> = runs.iter().map(|t| t.cpu_ms_per_creation.values().sum()).collect();
+        Spread::of(&sums).map_or("–".into(), |s| format!("**{:.3}**", s.median))
+    }));
+    rows.push(total);
+    let mut budget = vec!["budget at the target rate".to_owned()];
+    budget.extend(measured.iter().map(|(f, _)| format!("{:.3}", cores as f64 * 1000.0 / f64::from(config.rate(f.backend)))));
+    rows.push(budget);
+    let mut header = vec!["process".to_owned()];
+    header.extend(measured.iter().map(|(f, _)| f.backend.name().to_owned()));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    report::table(out, &header, &rows);
     Ok(())
 }
 
