@@ -223,8 +223,8 @@ async fn bad_parameters_are_400_naming_the_parameter_and_read_nothing() {
 #[tokio::test]
 async fn every_query_page_is_read_and_the_scan_limit_is_reported() {
     let h = Harness::start().await;
-    // More than one Query API page (500).
-    for n in 1..=501 {
+    // More than one Query API page.
+    for n in 1..=task_api::scan::PAGE_SIZE as u128 + 1 {
         h.put_task(&task(n, "alice", "t"));
     }
     let mut total = 0;
@@ -238,10 +238,14 @@ async fn every_query_page_is_read_and_the_scan_limit_is_reported() {
             None => break,
         }
     }
-    assert_eq!(total, 501);
+    assert_eq!(total, task_api::scan::PAGE_SIZE + 1);
     let first_request: Vec<_> =
         h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query").into_iter().take(2).collect();
-    assert_eq!(first_request[1].body["page"]["token"], "500", "the continuation token is followed");
+    assert_eq!(
+        first_request[1].body["page"]["token"],
+        task_api::scan::PAGE_SIZE.to_string(),
+        "the continuation token is followed"
+    );
 
     let mut config = common::config();
     config.list_scan_limit = 3;
