@@ -187,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    let mut speeds = vec![("before the figures".to_owned(), process::calibration_ms())];
     let mut figures = Vec::new();
     for backend in backends {
         let name = backend.name();
@@ -216,10 +217,11 @@ async fn main() -> anyhow::Result<()> {
                 f.lists.push(record(&say, load::list_latency(backend, config.list_tasks, 200).await));
             }
         }
+        speeds.push((format!("after {}", backend.name()), process::calibration_ms()));
         figures.push(f);
     }
 
-    let markdown = render(&config, &processes, &figures)?;
+    let markdown = render(&config, &processes, &figures, &speeds)?;
     let out = workspace_root().join(&config.out);
     std::fs::write(&out, markdown).with_context(|| format!("writing {}", out.display()))?;
     // Each latency figure's bars side by side for the backends, so they compare at a glance.
@@ -327,7 +329,12 @@ fn failures_note<T>(runs: &[Run<T>]) -> String {
     if failed == 0 { String::new() } else { format!(" ({failed} of {} runs failed)", runs.len()) }
 }
 
-fn render(config: &Config, processes: &[process::ProcessFigures], figures: &[Figures]) -> anyhow::Result<String> {
+fn render(
+    config: &Config,
+    processes: &[process::ProcessFigures],
+    figures: &[Figures],
+    speeds: &[(String, f64)],
+) -> anyhow::Result<String> {
     let measured = |backend: Backend| figures.iter().any(|f| f.backend == backend);
     let mut out = String::new();
     writeln!(out, "# Benchmarks\n")?;
@@ -342,6 +349,15 @@ fn render(config: &Config, processes: &[process::ProcessFigures], figures: &[Fig
         machine(),
         config.starts,
         config.runs
+    )?;
+    let speed_cells: Vec<String> = speeds.iter().map(|(when, ms)| format!("{ms:.0} ms {when}")).collect();
+    writeln!(
+        out,
+        "Machine speed: a fixed single-thread loop took {} (lower is faster). This machine shares its host: \
+         the same loop has varied by a third within one session, and every figure below moves with it, so \
+         compare figures of one report, and prefer CPU per creation (below the throughput table) to rates \
+         when comparing reports.\n",
+        speed_cells.join(", ")
     )?;
     writeln!(
         out,
@@ -765,7 +781,9 @@ fn cpu_section(out: &mut String, figures: &[Figures], config: &Config) -> anyhow
     }));
     rows.push(total);
     let mut budget = vec!["budget at the target rate".to_owned()];
-    budget.extend(measured.iter().map(|(f, _)| format!("{:.3}", cores as f64 * 1000.0 / f64::from(config.rate(f.backend)))));
+    budget.extend(
+        measured.iter().map(|(f, _)| format!("{:.3}", cores as f64 * 1000.0 / f64::from(config.rate(f.backend)))),
+    );
     rows.push(budget);
     let mut header = vec!["process".to_owned()];
     header.extend(measured.iter().map(|(f, _)| f.backend.name().to_owned()));

@@ -115,6 +115,22 @@ fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
     Some(ticks?.iter().sum::<f64>() / 100.0)
 }
 
+/// Milliseconds a fixed single-thread integer workload takes: how fast this machine is right
+/// now, so that a report can say how fast it was while its figures ran.
+pub fn calibration_ms() -> f64 {
+    let started = Instant::now();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..200_000_000u64 {
+        // xorshift steps: nothing the compiler can fold, no memory traffic.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = x.wrapping_add(std::hint::black_box(i));
+    }
+    std::hint::black_box(x);
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
