@@ -269,8 +269,7 @@ impl Sweeper {
     async fn run(dapr: Dapr, store: String, mut keys: mpsc::UnboundedReceiver<String>) {
         let mut batch = Vec::with_capacity(SWEEP_BATCH);
         while keys.recv_many(&mut batch, SWEEP_BATCH).await > 0 {
-            let operations: Vec<TxOp> =
-                batch.drain(..).map(|key| TxOp::Delete { key, etag: None }).collect();
+            let operations: Vec<TxOp> = batch.drain(..).map(|key| TxOp::Delete { key, etag: None }).collect();
             if let Err(error) = dapr.transact(&store, &operations).await {
                 warn!(
                     store = %store, records = operations.len(), error = format!("{error:#}"),
