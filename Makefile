@@ -65,7 +65,7 @@ faults: ## Run only the fault suite and print its summary (part of make test too
 	$(CARGO) test --locked -p system-tests --test faults -- --nocapture
 
 .PHONY: bench
-bench: platform ## Measure start time, memory, size, throughput and latencies on devhost and the real platform; writes BENCHMARKS.md (~1 h)
+bench: platform ## Measure start time, memory, size, throughput and latencies on devhost and the real platform; writes BENCHMARKS.md (~40 min)
 	$(CARGO) build --workspace --locked --release
 	./target/release/bench
 
