@@ -365,6 +365,24 @@ impl Bench {
     /// (`daprd-<function>`), `kafka`, `scheduler` and `postgres` (the postmaster and every
     /// process it forked, summed: shared buffers count once per process that touched them).
     pub fn memory(&self) -> anyhow::Result<BTreeMap<String, f64>> {
+        self.per_process(rss_mib)
+    }
+
+    /// CPU seconds used so far, by process, named as in [`Bench::memory`]; `postgres` counts the
+    /// backends it has reaped too. On devhost `devhost + driver` is this process: the embedded
+    /// host and the load driver together. On the platform `driver` is this process.
+    pub fn cpu(&self) -> anyhow::Result<BTreeMap<String, f64>> {
+        let mut out = self.per_process(cpu_seconds)?;
+        let this = match self.system()? {
+            System::Devhost(_) => "devhost + driver",
+            System::Platform { .. } => "driver",
+        };
+        out.insert(this.to_owned(), cpu_seconds(std::process::id())?);
+        Ok(out)
+    }
+
+    /// `read` of each process of the system, by name; `postgres` sums its children.
+    fn per_process(&self, read: fn(u32) -> anyhow::Result<f64>) -> anyhow::Result<BTreeMap<String, f64>> {
         let mut out = BTreeMap::new();
         match self.system()? {
             System::Devhost(_) => {
@@ -372,53 +390,20 @@ impl Bench {
                     // `comm` is cut at 15 characters (`on-task-complet`).
                     let Some(name) = comm(pid) else { continue };
                     if let Some(function) = crate::FUNCTIONS.iter().find(|f| f.starts_with(&name)) {
-                        out.insert((*function).to_owned(), rss_mib(pid)?);
+                        out.insert((*function).to_owned(), read(pid)?);
                     }
                 }
             }
             System::Platform { platform, .. } => {
                 for (name, pid) in platform.pids() {
-                    let mut mib = rss_mib(pid)?;
+                    let mut value = read(pid)?;
                     if name == "postgres" {
                         for child in children_of(pid)? {
                             // A backend may exit between the listing and the read.
-                            mib += rss_mib(child).unwrap_or(0.0);
+                            value += read(child).unwrap_or(0.0);
                         }
                     }
-                    out.insert(name, mib);
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl Bench {
-    /// CPU seconds used so far, by process, named as in [`Bench::memory`]; `postgres` counts the
-    /// backends it has reaped too. On devhost `devhost + driver` is this process: the embedded
-    /// host and the load driver together. On the platform `driver` is this process.
-    pub fn cpu(&self) -> anyhow::Result<BTreeMap<String, f64>> {
-        let mut out = BTreeMap::new();
-        match self.system()? {
-            System::Devhost(_) => {
-                out.insert("devhost + driver".to_owned(), cpu_seconds(std::process::id())?);
-                for pid in children_of(std::process::id())? {
-                    let Some(name) = comm(pid) else { continue };
-                    if let Some(function) = crate::FUNCTIONS.iter().find(|f| f.starts_with(&name)) {
-                        out.insert((*function).to_owned(), cpu_seconds(pid)?);
-                    }
-                }
-            }
-            System::Platform { platform, .. } => {
-                out.insert("driver".to_owned(), cpu_seconds(std::process::id())?);
-                for (name, pid) in platform.pids() {
-                    let mut seconds = cpu_seconds(pid)?;
-                    if name == "postgres" {
-                        for child in children_of(pid)? {
-                            seconds += cpu_seconds(child).unwrap_or(0.0);
-                        }
-                    }
-                    out.insert(name, seconds);
+                    out.insert(name, value);
                 }
             }
         }
