@@ -82,12 +82,18 @@ impl Api {
 
     /// The changes of a task's audit trail (`created`, `completed`, ...), oldest first.
     pub async fn audit_changes(&self, task_id: &str) -> anyhow::Result<Vec<String>> {
+        self.audit_field(task_id, "change").await
+    }
+
+    /// One text field of every entry of a task's audit trail (`change`, `event_id`, ...),
+    /// oldest first.
+    pub async fn audit_field(&self, task_id: &str, field: &str) -> anyhow::Result<Vec<String>> {
         let trail = self.get(&format!("/v1/tasks/{task_id}/audit")).await?;
         Ok(trail["items"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|e| e["change"].as_str().map(str::to_owned))
+            .filter_map(|e| e[field].as_str().map(str::to_owned))
             .collect())
     }
 

@@ -552,17 +552,29 @@ impl Platform {
         let url = format!("{}/v1.0-alpha1/state/{store}/query", self.sidecar("task-api")?);
         let query =
             serde_json::json!({ "filter": { "EQ": { MARKER_FIELD: MARKER_VALUE } }, "page": { "limit": 1000 } });
-        let mut request = crate::api::json_body(crate::api::client()?.post(&url), &query);
+        let body =
+            self.sidecar_json(crate::api::json_body(crate::api::client()?.post(&url), &query), "POST", &url).await?;
+        Ok(body["results"].as_array().map_or(0, Vec::len))
+    }
+
+    /// Sends `request` to a sidecar with this platform's API token, and returns its JSON answer,
+    /// or an error naming `method url`, the status and the body when it is not a success.
+    async fn sidecar_json(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        method: &str,
+        url: &str,
+    ) -> anyhow::Result<serde_json::Value> {
         if let Some(token) = &self.options.dapr_api_token {
             request = request.header("dapr-api-token", token);
         }
-        let response = request.send().await.with_context(|| format!("POST {url}"))?;
+        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
         let status = response.status();
         let body: serde_json::Value = serde_json::from_slice(&response.bytes().await?).unwrap_or_default();
         if !status.is_success() {
-            bail!("POST {url} answered {status}: {body}");
+            bail!("{method} {url} answered {status}: {body}");
         }
-        Ok(body["results"].as_array().map_or(0, Vec::len))
+        Ok(body)
     }
 
     /// The topics each app's sidecar subscribes to (`GET /v1.0/metadata`), by app-id (= its
@@ -572,16 +584,7 @@ impl Platform {
         let mut subscriptions = BTreeMap::new();
         for app in &self.apps {
             let url = format!("{}/v1.0/metadata", app.sidecar_url());
-            let mut request = http.get(&url);
-            if let Some(token) = &self.options.dapr_api_token {
-                request = request.header("dapr-api-token", token);
-            }
-            let response = request.send().await.with_context(|| format!("GET {url}"))?;
-            let status = response.status();
-            let metadata: serde_json::Value = serde_json::from_slice(&response.bytes().await?).unwrap_or_default();
-            if !status.is_success() {
-                bail!("GET {url} answered {status}: {metadata}");
-            }
+            let metadata = self.sidecar_json(http.get(&url), "GET", &url).await?;
             let topics: Vec<String> = metadata["subscriptions"]
                 .as_array()
                 .into_iter()

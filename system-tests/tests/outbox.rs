@@ -32,13 +32,7 @@ fn published_with_id(setup: &Setup, id: &str) -> anyhow::Result<Vec<devhost::pee
 
 /// The event ids in the audit trail of `task_id`.
 async fn audited_ids(api: &Api, task_id: &str) -> anyhow::Result<Vec<String>> {
-    let trail = api.get(&format!("/v1/tasks/{task_id}/audit")).await?;
-    Ok(trail["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
-        .collect())
+    api.audit_field(task_id, "event_id").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
