@@ -3,9 +3,10 @@
 //! lateness, and task-api's list over many tasks.
 //!
 //! Load is offered the way producers offer it: `todo.task.create` requests published to
-//! `task-create` through task-api's sidecar, at a fixed rate, bounded in time and count. What
-//! the figures read besides task-api is read beside the functions, never through them, so
-//! measuring adds no load to what is measured:
+//! `task-create` through on-task-completed's sidecar (the one app the pub/sub scopes let publish
+//! there), at a fixed rate, bounded in time and count. What the figures read besides task-api
+//! is read beside the functions, never through them, so measuring adds no load to what is
+//! measured:
 //!
 //! - devhost: backlog from its consumer offsets, audit entries and reminder records straight
 //!   from its SQLite database (read-only).
@@ -34,7 +35,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::{task_id_for_request, topics};
 use system_tests::api::{eventually, json_body};
-use system_tests::host::{Profile, Setup, children_of, task_create_url};
+use system_tests::host::{Profile, Setup, TASK_CREATE_PUBLISHER, children_of, task_create_url};
 use system_tests::kafka::Kafka;
 use system_tests::platform::{Options, Paths, Platform};
 use tokio::sync::{Mutex, Semaphore};
@@ -147,7 +148,7 @@ impl Bench {
                 System::Platform { platform: Box::new(platform), kafka, psql, consumers }
             }
         };
-        let publish_url = task_create_url(setup.sidecar("task-api")?, &[])?;
+        let publish_url = task_create_url(setup.sidecar(TASK_CREATE_PUBLISHER)?, &[])?;
         let bench = Self { backend, setup, system: Some(system), http, publish_url };
         if let Err(error) = bench.warm_up().await {
             bench.stop().await;

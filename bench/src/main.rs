@@ -671,7 +671,7 @@ fn render_throughput(out: &mut String, config: &Config, figures: &[Figures]) -> 
         figures.iter().map(|f| format!("{} {}/s", f.backend.name(), config.rate(f.backend))).collect();
     writeln!(
         out,
-        "Offered: `todo.task.create` requests published to `task-create` through task-api's sidecar, at \
+        "Offered: `todo.task.create` requests published to `task-create` through on-task-completed's sidecar, at \
          each backend's target rate ({}) for {} s. Accepted: answered 204 by the sidecar. Rates are over the \
          run's duration, longer than nominal only if the driver fell behind its schedule. Backlog: messages \
          not yet processed by create-task, on-task-completed, fire-reminder and audit-writer together, \

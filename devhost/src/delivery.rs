@@ -325,6 +325,15 @@ impl Subscriber {
         let Some(dlq) = &self.spec.dead_letter_topic else {
             return Settled::Done;
         };
+        // daprd publishes dead letters through its publisher, which applies the component's
+        // publishingScopes like any publish (dapr v1.18.2 subscription.go `sendToDeadLetter`):
+        // a consumer not granted its dead-letter topic cannot settle a message that way.
+        if !self.component.allowed(&self.app.app_id, dlq, true) {
+            return Settled::Failed(format!(
+                "publishing to the dead-letter topic {dlq} failed: topic {dlq} is not allowed for app id {}",
+                self.app.app_id
+            ));
+        }
         let letter = NewMessage {
             pubsub: self.spec.pubsub.clone(),
             topic: dlq.clone(),

@@ -37,6 +37,85 @@ pub mod topics {
     }
 }
 
+/// Who may publish and consume each topic: the trust boundary of the event flow.
+///
+/// Every message on a topic acts for a user (a task's owner), so a topic has exactly the
+/// publishers that need it, and Dapr enforces this table through the pub/sub component's
+/// `publishingScopes` and `subscriptionScopes` (daprd answers 403 to any other publish, dead
+/// letters included, and ignores any other subscription). The strings in
+/// `dapr-components/{local,k8s}/pubsub.yaml` are [`authority::publishing_scopes`] and
+/// [`authority::subscription_scopes`]; tests compare them. A program outside the system creates
+/// tasks through task-api's REST API, as the user its token names, never on `task-create`.
+pub mod authority {
+    use super::topics;
+
+    /// One topic, its producers and its consumers (app ids).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Topic {
+        pub name: &'static str,
+        pub publishers: &'static [&'static str],
+        pub consumers: &'static [&'static str],
+    }
+
+    /// The app ids of the system, in the order the scope strings list them.
+    pub const APPS: [&str; 5] = ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer"];
+
+    /// The topics and who touches them. task-api and create-task write tasks and publish their
+    /// events; only on-task-completed asks for a task on `task-create`, computed from the stored
+    /// series task; only fire-reminder publishes reminders (their consumer, a notifier, is not
+    /// part of the system yet).
+    pub const TOPICS: [Topic; 3] = [
+        Topic { name: topics::TASK_CREATE, publishers: &["on-task-completed"], consumers: &["create-task"] },
+        Topic {
+            name: topics::TASK_EVENTS,
+            publishers: &["task-api", "create-task"],
+            consumers: &["on-task-completed", "fire-reminder", "audit-writer"],
+        },
+        Topic { name: topics::REMINDERS, publishers: &["fire-reminder"], consumers: &[] },
+    ];
+
+    /// The topics `app` may publish: its own, and its dead-letter topic if it consumes any
+    /// (daprd publishes dead letters under the app's scopes).
+    pub fn publishes(app: &str) -> Vec<String> {
+        let mut topics: Vec<String> =
+            TOPICS.iter().filter(|t| t.publishers.contains(&app)).map(|t| t.name.to_owned()).collect();
+        if !subscribes(app).is_empty() {
+            topics.push(topics::dead_letter(app));
+        }
+        topics
+    }
+
+    /// The topics `app` may subscribe to.
+    pub fn subscribes(app: &str) -> Vec<String> {
+        TOPICS.iter().filter(|t| t.consumers.contains(&app)).map(|t| t.name.to_owned()).collect()
+    }
+
+    /// Whether `app` may publish to `topic`.
+    pub fn may_publish(app: &str, topic: &str) -> bool {
+        publishes(app).iter().any(|t| t == topic)
+    }
+
+    /// The first app that may publish to `topic` (a test publishing there does so as that app).
+    pub fn publisher_of(topic: &str) -> Option<&'static str> {
+        APPS.into_iter().find(|app| may_publish(app, topic))
+    }
+
+    /// The component's `publishingScopes`: `app=topic,topic;...`, every app listed (an app left
+    /// out could publish anywhere; `app=` grants nothing).
+    pub fn publishing_scopes() -> String {
+        scopes(publishes)
+    }
+
+    /// The component's `subscriptionScopes`, every app listed likewise.
+    pub fn subscription_scopes() -> String {
+        scopes(subscribes)
+    }
+
+    fn scopes(of: fn(&str) -> Vec<String>) -> String {
+        APPS.iter().map(|app| format!("{app}={}", of(app).join(","))).collect::<Vec<_>>().join(";")
+    }
+}
+
 /// CloudEvent `type` values.
 pub mod types {
     pub const TASK_CREATE: &str = "todo.task.create";
@@ -190,6 +269,26 @@ mod tests {
             assert_eq!(TaskChange::from_event_type(change.event_type()), Some(change));
         }
         assert_eq!(TaskChange::from_event_type("todo.task.create"), None);
+    }
+
+    #[test]
+    fn every_topic_has_exactly_the_publishers_that_need_it() {
+        assert_eq!(
+            authority::publishing_scopes(),
+            "task-api=task-events;create-task=task-events,create-task-dlq;\
+             on-task-completed=task-create,on-task-completed-dlq;fire-reminder=reminders,fire-reminder-dlq;\
+             audit-writer=audit-writer-dlq"
+        );
+        assert_eq!(
+            authority::subscription_scopes(),
+            "task-api=;create-task=task-create;on-task-completed=task-events;fire-reminder=task-events;\
+             audit-writer=task-events"
+        );
+        assert!(!authority::may_publish("task-api", topics::TASK_CREATE), "users create through the REST API");
+        assert!(!authority::may_publish("audit-writer", topics::TASK_EVENTS));
+        assert_eq!(authority::publisher_of(topics::TASK_CREATE), Some("on-task-completed"));
+        assert_eq!(authority::publisher_of(topics::TASK_EVENTS), Some("task-api"));
+        assert_eq!(authority::publisher_of("elsewhere"), None);
     }
 
     #[test]

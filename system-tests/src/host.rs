@@ -49,8 +49,13 @@ pub fn binary_in(profile: Profile, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The URL that publishes a `todo.task.create` request to `task-create` through `sidecar`,
-/// with `metadata.<name>` query parameters (`partitionKey`, `cloudevent.id`, ...).
+/// The app whose sidecar may publish `task-create` (on-task-completed: the pub/sub component's
+/// `publishingScopes` refuse every other): tests and the bench publish requests as that app.
+pub const TASK_CREATE_PUBLISHER: &str = "on-task-completed";
+
+/// The URL that publishes a `todo.task.create` request to `task-create` through `sidecar` (the
+/// sidecar of [`TASK_CREATE_PUBLISHER`]), with `metadata.<name>` query parameters
+/// (`partitionKey`, `cloudevent.id`, ...).
 pub fn task_create_url(sidecar: &str, metadata: &[(&str, &str)]) -> anyhow::Result<reqwest::Url> {
     use shared::events::{topics, types};
     let mut url = reqwest::Url::parse(&format!("{sidecar}/v1.0/publish/pubsub/{}", topics::TASK_CREATE))?;

@@ -241,6 +241,7 @@ impl Platform {
             scheduler_metrics: free_port()?,
         };
         let resources = dir.join("resources");
+        let resources_from = resources_path(run_file)?;
         let mut platform = Self {
             dir: dir.to_owned(),
             logs,
@@ -255,7 +256,7 @@ impl Platform {
             daprds: BTreeMap::new(),
             functions: BTreeMap::new(),
         };
-        platform.write_resources()?;
+        platform.write_resources(&resources_from)?;
         platform.start_postgres()?;
         platform.start_kafka()?;
         platform.start_scheduler()?;
@@ -343,11 +344,11 @@ impl Platform {
         &self.logs
     }
 
-    /// `dapr-components/local/*.yaml`, with this platform's broker address.
-    fn write_resources(&self) -> anyhow::Result<()> {
-        let source = workspace_root().join("dapr-components/local");
+    /// The run file's resources (`dapr-components/local/*.yaml` for `dapr.yaml`), with this
+    /// platform's broker address.
+    fn write_resources(&self, source: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.resources)?;
-        for entry in std::fs::read_dir(&source).with_context(|| format!("reading {}", source.display()))? {
+        for entry in std::fs::read_dir(source).with_context(|| format!("reading {}", source.display()))? {
             let path = entry?.path();
             if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
                 continue;
@@ -849,6 +850,18 @@ impl Platform {
         }
         Ok(running)
     }
+}
+
+/// The run file's `common.resourcesPath`, as `dapr run` reads it (relative to the run file's
+/// folder); `dapr-components/local` when it names none.
+fn resources_path(run_file: &Path) -> anyhow::Result<PathBuf> {
+    let text = std::fs::read_to_string(run_file).with_context(|| format!("reading {}", run_file.display()))?;
+    let run: Value = serde_norway::from_str(&text).with_context(|| format!("parsing {}", run_file.display()))?;
+    let Some(path) = run.get("common").and_then(|c| c.get("resourcesPath")).and_then(Value::as_str) else {
+        return Ok(workspace_root().join("dapr-components/local"));
+    };
+    let base = run_file.parent().unwrap_or_else(|| Path::new("."));
+    Ok(base.join(path))
 }
 
 /// The apps of a run file (`dapr.yaml` or [`crate::host::Setup`]'s copy) with fresh ports for

@@ -143,6 +143,51 @@ pub async fn a_completion_delivered_before_its_creation_is_applied_once(system: 
 
 /// A reminder moved earlier twice and later once fires once, at the last time it was given:
 /// every earlier job is gone, not just the last one.
+/// The pub/sub trust boundary as the sidecars enforce it with the repository's components:
+/// every publish an app is not granted (`shared::events::authority`) is refused with 403 before
+/// it reaches the broker, above all a `task-create` request (which names the owner it acts for)
+/// from any app but on-task-completed, and a forged task event from the consumers. The forged
+/// request creates nothing.
+pub async fn only_the_granted_apps_may_publish(system: &mut TestSystem) -> anyhow::Result<()> {
+    use shared::events::authority;
+    let api = system.api(USER)?;
+    let http = client()?;
+    let mut topics: Vec<String> = authority::TOPICS.iter().map(|t| t.name.to_owned()).collect();
+    topics.extend(
+        authority::APPS.iter().filter(|app| !authority::subscribes(app).is_empty()).map(|app| topics::dead_letter(app)),
+    );
+    let forged = json!({ "request_id": "forged", "owner": USER, "task": {"title": "forged"} });
+    let mut refused = 0;
+    for app in authority::APPS {
+        let sidecar = system.sidecar(app)?;
+        for topic in topics.iter().filter(|topic| !authority::may_publish(app, topic)) {
+            let url = reqwest::Url::parse_with_params(
+                &format!("{sidecar}/v1.0/publish/pubsub/{topic}"),
+                [("metadata.cloudevent.type", types::TASK_CREATE)],
+            )?;
+            let answer = json_body(http.post(url), &forged).send().await?;
+            let status = answer.status();
+            let body = answer.text().await.unwrap_or_default();
+            ensure!(status == StatusCode::FORBIDDEN, "{app} publishing to {topic} answered {status}: {body}");
+            ensure!(body.contains("ERR_PUBSUB_FORBIDDEN"), "{app} publishing to {topic}: {body}");
+            refused += 1;
+        }
+    }
+    // 5 apps x 7 topics (3 and 4 dead-letter topics), less the 8 grants.
+    ensure!(refused == 27, "{refused} forbidden publishes checked, not 27");
+    // A legitimate change still flows, and the forged request created nothing.
+    let task = api.post("/v1/tasks", Some(&json!({"title": "after the forgeries"})), StatusCode::CREATED).await?;
+    let id = task["id"].as_str().context("id")?.to_owned();
+    eventually("the legitimate creation audited", SETTLE, || async {
+        Ok((api.audit_changes(&id).await? == ["created"]).then_some(()))
+    })
+    .await?;
+    let forged_id = task_id_for_request(USER, "forged");
+    let answer = api.call(Method::GET, &format!("/v1/tasks/{forged_id}"), None).await?;
+    ensure!(answer.status == StatusCode::NOT_FOUND, "the forged request created a task: {}", answer.status);
+    Ok(())
+}
+
 pub async fn a_reminder_moved_three_times_fires_once_at_the_last_time(system: &mut TestSystem) -> anyhow::Result<()> {
     let api = system.api(USER)?;
     let start = Utc::now();

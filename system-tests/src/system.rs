@@ -294,10 +294,13 @@ impl TestSystem {
 /// replayed.
 pub async fn replay(platform: &Platform, topics: &[&str]) -> anyhow::Result<usize> {
     let kafka = platform.kafka().await?;
-    let sidecar = platform.sidecar("task-api")?;
     let http = client()?;
     let mut sends = Vec::new();
     for topic in topics {
+        // As the app the pub/sub scopes let publish there.
+        let publisher =
+            shared::events::authority::publisher_of(topic).with_context(|| format!("no app may publish to {topic}"))?;
+        let sidecar = platform.sidecar(publisher)?;
         for message in kafka.messages(topic).await? {
             let Some(value) = message.value else { continue };
             let key = message.key.map(|k| String::from_utf8_lossy(&k).into_owned()).unwrap_or_default();

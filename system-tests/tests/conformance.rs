@@ -10,10 +10,11 @@
 //! the sidecar makes (subscription discovery, deliveries, job callbacks) and answers as each
 //! message or job asks (`SUCCESS`, `RETRY`, `DROP`, 404, 500, ...). Its run file has no
 //! `command`, so neither devhost nor the platform starts a process for it. It runs as app-id
-//! `task-api`, one of the app-ids `dapr-components/local` scopes every component to (the
-//! platform loads those resources as they are), on topics that exist on the platform's broker
-//! (auto-creation is off there): `task-create` with the dead-letter topic `create-task-dlq`, and
-//! `reminders` without one.
+//! `task-api`, one of the app-ids `dapr-components/local` scopes every component to (both
+//! backends load those resources, with the pub/sub scopes of this test: [`PUBLISHING_SCOPES`]),
+//! on topics that exist on the platform's broker (auto-creation is off there): `task-create`
+//! with the dead-letter topic `create-task-dlq`, and `reminders` without one. `task-events` is
+//! outside its publishing scope: publishing there is refused by both.
 //!
 //! Both sidecars run with `DAPR_API_TOKEN` and `APP_API_TOKEN`: the state test checks which
 //! paths answer without the API token, the others that the app token comes with subscription
@@ -205,9 +206,22 @@ impl Drop for TestApp {
 // The two backends
 // ------------------------------------------------------------------------------------------
 
-/// The run file of the one external app: no `command`, fixed ports, the repository's resources.
+/// The run file of the one external app: no `command`, fixed ports, the repository's resources
+/// with the pub/sub scopes of [`PUBLISHING_SCOPES`] and [`SUBSCRIPTION_SCOPES`] in place of the
+/// functions' own (which grant `task-api` only `task-events`).
 fn write_run_file(dir: &Path, app_port: u16, sidecar_port: u16) -> anyhow::Result<PathBuf> {
-    let resources = workspace_root().join("dapr-components/local");
+    let resources = dir.join("resources");
+    std::fs::create_dir_all(&resources)?;
+    let source = workspace_root().join("dapr-components/local");
+    for entry in std::fs::read_dir(&source).with_context(|| format!("reading {}", source.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().context("a resource file name")?;
+        let mut text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        if name == "pubsub.yaml" {
+            text = with_scopes(&text)?;
+        }
+        std::fs::write(resources.join(name), text)?;
+    }
     let text = format!(
         "version: 1\ncommon:\n  resourcesPath: {resources}\napps:\n  - appID: {APP_ID}\n    appDirPath: {dir}\n    \
          appPort: {app_port}\n    daprHTTPPort: {sidecar_port}\n",
@@ -217,6 +231,38 @@ fn write_run_file(dir: &Path, app_port: u16, sidecar_port: u16) -> anyhow::Resul
     let path = dir.join("dapr.yaml");
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+/// What the conformance app may publish: its two subscribed topics, the dead-letter topic, and
+/// the topic no broker has (to compare that error). Not `task-events`: the forbidden publish.
+const PUBLISHING_SCOPES: &str = "task-api=task-create,create-task-dlq,reminders,conformance-no-such-topic";
+const SUBSCRIPTION_SCOPES: &str = "task-api=task-create,reminders";
+/// Exists on the platform's broker, outside [`PUBLISHING_SCOPES`].
+const FORBIDDEN_TOPIC: &str = "task-events";
+
+/// `pubsub.yaml` with the values of `publishingScopes` and `subscriptionScopes` replaced.
+fn with_scopes(component: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut replace = None;
+    let mut replaced = 0;
+    for line in component.lines() {
+        if let Some(value) = replace.take() {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            anyhow::ensure!(line.trim_start().starts_with("value:"), "a scope name without a value: {line}");
+            out.push_str(&format!("{indent}value: \"{value}\"\n"));
+            replaced += 1;
+            continue;
+        }
+        replace = match line.trim() {
+            "- name: publishingScopes" => Some(PUBLISHING_SCOPES),
+            "- name: subscriptionScopes" => Some(SUBSCRIPTION_SCOPES),
+            _ => None,
+        };
+        out.push_str(line);
+        out.push('\n');
+    }
+    anyhow::ensure!(replaced == 2, "dapr-components/local/pubsub.yaml sets {replaced} of the two scopes");
+    Ok(out)
 }
 
 #[derive(Debug)]
@@ -754,6 +800,15 @@ async fn pubsub_calls(b: &Backend) -> anyhow::Result<Steps> {
         &b.call(Method::POST, "/v1.0/publish/nope/task-create", Some(json!({}))).await?,
     );
     let started = Instant::now();
+    // Scoping: daprd refuses a topic outside the app's publishingScopes before the broker.
+    let forbidden = publish(FORBIDDEN_TOPIC, &[], json!({"n": 0})).await?;
+    anyhow::ensure!(
+        forbidden.status == StatusCode::FORBIDDEN,
+        "{}: a forbidden publish answered {:?}",
+        b.name,
+        forbidden
+    );
+    s.answer("publish to a topic outside publishingScopes", &forbidden);
     let unknown_topic = publish("conformance-no-such-topic", &[], json!({"n": 1})).await?;
     s.answer("publish to a topic the broker does not have", &unknown_topic);
     println!("{}: publish to a missing topic answered after {:.1?}", b.name, started.elapsed());

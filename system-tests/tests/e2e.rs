@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::{task_id_for_request, topics, types};
 use system_tests::api::{client, eventually};
-use system_tests::host::Setup;
+use system_tests::host::{Setup, TASK_CREATE_PUBLISHER};
 use system_tests::scenarios::{Create, publish_create};
 use system_tests::system::TestSystem;
 use system_tests::{scenario, scenarios};
@@ -138,7 +138,7 @@ fn reminder_events(setup: &Setup, task_id: &str) -> anyhow::Result<Vec<Value>> {
 async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     let setup = Setup::new(&[])?;
     let api = setup.api(USER)?;
-    let sidecar = setup.sidecar("task-api")?.to_owned();
+    let sidecar = setup.sidecar(TASK_CREATE_PUBLISHER)?.to_owned();
     let http = client()?;
 
     let mut devhost = setup.spawn()?;
@@ -261,7 +261,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_without_blocking() -> anyho
     let system = setup.start(false).await?;
     let api = setup.api(USER)?;
     let http = client()?;
-    let sidecar = setup.sidecar("task-api")?;
+    let sidecar = setup.sidecar(TASK_CREATE_PUBLISHER)?;
 
     let valid =
         |n: u32| json!({ "request_id": format!("valid-{n}"), "owner": USER, "task": {"title": format!("valid {n}")} });
@@ -318,6 +318,11 @@ async fn poison_messages_go_to_the_dead_letter_topic_without_blocking() -> anyho
 async fn a_doubly_completed_recurring_task_has_one_next_instance() -> anyhow::Result<()> {
     // Every event delivered twice besides (the platform replays the topics instead).
     TestSystem::in_process(true).await?.play(scenarios::a_doubly_completed_recurring_task_has_one_next_instance).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_granted_apps_may_publish() -> anyhow::Result<()> {
+    TestSystem::in_process(false).await?.play(scenarios::only_the_granted_apps_may_publish).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::topics;
 use system_tests::api::{client, eventually, json_body};
-use system_tests::host::Setup;
+use system_tests::host::{Setup, TASK_CREATE_PUBLISHER};
 use system_tests::platform::{Options, Platform};
 use system_tests::scenarios::{Create, publish_create};
 use system_tests::system::{TestSystem, replay};
@@ -134,7 +134,7 @@ async fn creates_survive(
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let api = setup.api(USER)?;
-    let sidecar = platform.sidecar("task-api")?;
+    let sidecar = platform.sidecar(TASK_CREATE_PUBLISHER)?;
     let http = client()?;
     let stop = Arc::new(AtomicBool::new(false));
     let burst = tokio::spawn({
@@ -282,7 +282,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_without_blocking() -> anyho
     let (setup, platform) = start("poison", Options::default()).await?;
     let api = setup.api(USER)?;
     let http = client()?;
-    let sidecar = platform.sidecar("task-api")?;
+    let sidecar = platform.sidecar(TASK_CREATE_PUBLISHER)?;
     let valid =
         |n: u32| json!({ "request_id": format!("valid-{n}"), "owner": USER, "task": {"title": format!("valid {n}")} });
     let poison = [
@@ -450,6 +450,11 @@ async fn a_doubly_completed_recurring_task_has_one_next_instance() -> anyhow::Re
         .await?
         .play(scenarios::a_doubly_completed_recurring_task_has_one_next_instance)
         .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_granted_apps_may_publish() -> anyhow::Result<()> {
+    TestSystem::platform("scopes", Options::default()).await?.play(scenarios::only_the_granted_apps_may_publish).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
