@@ -9,10 +9,16 @@
 //! the previous instance) and requested on `task-create` with a request id derived from
 //! (series, occurrence index) as both CloudEvent id and idempotency key: duplicate events, on
 //! any replica, create the next instance once.
+//!
+//! The request acts for the task's owner, so it is computed from the task as stored, never from
+//! the event body: the event only says which version of which task to look at, and an event the
+//! store contradicts is dropped. on-task-completed is the one app the pub/sub scopes let publish
+//! on `task-create` (`shared::events::authority`), which is why create-task may trust the owner
+//! a request names.
 
 use shared::dapr::{Dapr, Publish};
 use shared::domain::occurrence::next_instance;
-use shared::domain::task::{Status, Task};
+use shared::domain::task::Task;
 use shared::events::{components, task_id_for_request, topics, types};
 use shared::runtime::{Event, Function, HandlerError, HandlerResult, Subscription};
 use shared::tasks::TaskStore;
@@ -43,41 +49,37 @@ struct Recurrer {
 
 impl Recurrer {
     async fn handle(self, event: Event<Task>) -> HandlerResult {
-        let task = event.data;
-        // When this occurrence was done with: completed, or deleted while still open.
-        let done_at = match event.event_type.as_str() {
-            types::TASK_COMPLETED if task.status == Status::Completed => task.completed_at.unwrap_or(task.updated_at),
-            types::TASK_COMPLETED => {
-                return Err(HandlerError::drop(format!(
-                    "completion event for task {} whose status is {}",
-                    task.id, task.status
-                )));
-            }
-            types::TASK_DELETED => match (task.deleted_at, task.completed_at) {
-                (None, _) => {
-                    return Err(HandlerError::drop(format!("deletion event for task {} without deleted_at", task.id)));
-                }
-                // Its completion already asked for the next occurrence.
-                (Some(_), Some(_)) => return Ok(()),
-                (Some(deleted_at), None) => deleted_at,
-            },
+        let completed = match event.event_type.as_str() {
+            types::TASK_COMPLETED => true,
+            types::TASK_DELETED => false,
             other => return Err(HandlerError::drop(format!("routed a {other:?} event to the recurrence handler"))),
         };
-        if task.recurrence.is_none() {
+        // The event names a version of a task; what that task is comes from the store. A task
+        // the writer published without a recurrence needs no read: nothing follows it, and a
+        // forged event could only ask for less.
+        let claimed = event.data;
+        if claimed.recurrence.is_none() {
             return Ok(());
         }
-        // The event must not be ahead of the store: act only on a completion the store has.
-        match self.tasks.get(task.id).await? {
-            None => return Err(HandlerError::retry(anyhow::anyhow!("task {} is not in the store yet", task.id))),
-            Some(stored) if stored.value.version < task.version => {
+        let stored = match self.tasks.get(claimed.id).await? {
+            None => return Err(HandlerError::retry(anyhow::anyhow!("task {} is not in the store yet", claimed.id))),
+            Some(stored) if stored.value.version < claimed.version => {
                 return Err(HandlerError::retry(anyhow::anyhow!(
                     "store has version {} of task {}, the event version {}",
                     stored.value.version,
-                    task.id,
-                    task.version
+                    claimed.id,
+                    claimed.version
                 )));
             }
-            Some(_) => {}
+            Some(stored) => stored.value,
+        };
+        let task = trusted(&claimed, stored).map_err(HandlerError::drop)?;
+        let Some(done_at) = done_at(&task, completed).map_err(HandlerError::drop)? else {
+            // Deleted after its completion, which already asked for the next occurrence.
+            return Ok(());
+        };
+        if task.recurrence.is_none() {
+            return Ok(());
         }
         let next = next_instance(&task, done_at)
             .map_err(|e| HandlerError::drop(format!("cannot evaluate the recurrence of task {}: {e}", task.id)))?;
@@ -91,5 +93,35 @@ impl Recurrer {
         self.tasks.dapr().publish(components::PUBSUB, topics::TASK_CREATE, &request, &options).await?;
         info!(task_id = %task.id, next_task_id = %next_id, request_id = %request.request_id, "next occurrence requested");
         Ok(())
+    }
+}
+
+/// The task to act on: the stored one, once it is shown to be the one the event speaks of. At
+/// the event's own version the two must be equal; a later stored version (edited since) must
+/// still belong to the same owner. Anything else is an event no writer published.
+fn trusted(claimed: &Task, stored: Task) -> Result<Task, String> {
+    if stored.owner != claimed.owner {
+        return Err(format!("the event gives task {} another owner than the store does", claimed.id));
+    }
+    if stored.version == claimed.version && &stored != claimed {
+        return Err(format!(
+            "the event's version {} of task {} differs from the stored one",
+            claimed.version, claimed.id
+        ));
+    }
+    Ok(stored)
+}
+
+/// When the stored occurrence was done with: its completion time for a completion event, its
+/// deletion time for the deletion of an open occurrence, `None` for the deletion of one
+/// completed before (its completion asked for the next one already). An event the store
+/// contradicts (a completion of a task never completed) is an error.
+fn done_at(task: &Task, completed: bool) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    match (completed, task.completed_at, task.deleted_at) {
+        (true, Some(completed_at), _) => Ok(Some(completed_at)),
+        (true, None, _) => Err(format!("completion event for task {}, which the store has {}", task.id, task.status)),
+        (false, Some(_), Some(_)) => Ok(None),
+        (false, None, Some(deleted_at)) => Ok(Some(deleted_at)),
+        (false, _, None) => Err(format!("deletion event for task {}, which the store has not deleted", task.id)),
     }
 }

@@ -219,9 +219,48 @@ async fn malformed_or_inconsistent_completions_are_dropped() {
     let app = app(stub.client(None)).await;
     let garbage = cloudevent("e", "todo.task.completed", "task-events", json!({"id": "not-a-uuid"}));
     assert_eq!(app.deliver(on_task_completed::ROUTE, &garbage, None).await.1, json!({"status": "DROP"}));
-    let open = sample_task(Uuid::from_u128(3), "alice");
-    assert_eq!(app.deliver(on_task_completed::ROUTE, &completion(&open), None).await.1, json!({"status": "DROP"}));
+    // A completion of a task the store has open, and a deletion of one it has not deleted.
+    let mut open = completed_monthly("FREQ=MONTHLY");
+    open.id = Uuid::from_u128(3);
+    open.status = Default::default();
+    open.completed_at = None;
+    stub.put_state("tasks", &open.key(), serde_json::to_value(&open).unwrap());
+    let mut claimed = open.clone();
+    claimed.complete(t("2026-12-01T09:00:00Z"));
+    claimed.version = open.version;
+    assert_eq!(app.deliver(on_task_completed::ROUTE, &completion(&claimed), None).await.1, json!({"status": "DROP"}));
+    assert_eq!(app.deliver(on_task_completed::ROUTE, &deletion(&open), None).await.1, json!({"status": "DROP"}));
     assert!(stub.requests_to(Method::POST, "/v1.0/publish").is_empty());
+}
+
+/// The request acts for the stored task's owner with the stored task's content: an event body
+/// that differs from the store at its own version, or names another owner, asks for nothing.
+#[tokio::test]
+async fn the_next_occurrence_comes_from_the_store_not_from_the_event() {
+    let stub = StubSidecar::start().await;
+    let task = completed_monthly("FREQ=MONTHLY;COUNT=3");
+    stub.put_state("tasks", &task.key(), serde_json::to_value(&task).unwrap());
+    let app = app(stub.client(None)).await;
+
+    let mut other_owner = task.clone();
+    other_owner.owner = "mallory".into();
+    let mut other_content = task.clone();
+    other_content.title = "Transfer the savings".into();
+    for forged in [&other_owner, &other_content] {
+        assert_eq!(app.deliver(on_task_completed::ROUTE, &completion(forged), None).await.1, json!({"status": "DROP"}));
+    }
+    assert!(stub.published("task-create").is_empty(), "{:?}", stub.published("task-create"));
+
+    // An older event of a task edited since: the stored (edited) task is the one repeated.
+    let mut edited = task.clone();
+    edited.title = "Pay the rent (edited)".into();
+    edited.version += 1;
+    stub.put_state("tasks", &edited.key(), serde_json::to_value(&edited).unwrap());
+    assert_eq!(app.deliver(on_task_completed::ROUTE, &completion(&task), None).await.1, json!({"status": "SUCCESS"}));
+    let published = stub.published("task-create");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].body["owner"], "alice");
+    assert_eq!(published[0].body["task"]["title"], "Pay the rent (edited)");
 }
 
 #[tokio::test]
