@@ -23,7 +23,7 @@ pub struct Settings {
     pub duplicate_delivery: bool,
     /// `DAPR_API_TOKEN`, enforced on the sidecars and passed to the apps.
     pub api_token: Option<String>,
-    /// `APP_API_TOKEN`, sent to the apps and passed to them.
+    /// `APP_API_TOKEN`, sent to the apps and passed to them; a random one when unset.
     pub app_token: Option<String>,
     /// How long apps get after SIGTERM.
     pub grace: Duration,
@@ -66,12 +66,15 @@ impl System {
     /// Starts everything in `run_file`; on any failure the apps started so far are stopped.
     pub async fn start(run_file: &Path, settings: &Settings) -> anyhow::Result<Self> {
         let run = RunFile::load(run_file)?;
+        // Every app gets an app token even when none is configured, as the Dapr injector gives
+        // one from the app's Secret: the functions refuse to start without one. Random per run.
+        let app_token = settings.app_token.clone().or_else(|| Some(uuid::Uuid::new_v4().simple().to_string()));
         let mut builder = Devhost::builder()
             .database(settings.database.clone())
             .partitions(settings.partitions)
             .duplicate_delivery(settings.duplicate_delivery)
             .api_token(settings.api_token.clone())
-            .app_token(settings.app_token.clone())
+            .app_token(app_token.clone())
             .ready_timeout(settings.ready_timeout);
         for dir in &run.resources_paths {
             builder = builder.resources_dir(dir.clone());
@@ -109,7 +112,7 @@ impl System {
             if app.is_external() {
                 continue;
             }
-            match apps::spawn(app, *port, sidecar_port, settings.api_token.as_deref(), settings.app_token.as_deref()) {
+            match apps::spawn(app, *port, sidecar_port, settings.api_token.as_deref(), app_token.as_deref()) {
                 Ok(p) => processes.push(p),
                 Err(e) => {
                     apps::stop_all(&mut processes, settings.grace).await;

@@ -311,3 +311,49 @@ async fn background_tasks_run_beside_the_server_and_stop_with_it() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(ticks.load(Ordering::SeqCst), after, "nothing runs after serve returned");
 }
+
+/// With `METRICS_PORT`, probes and Prometheus use that port without the app token, so the app
+/// port can stay on loopback behind the token.
+#[tokio::test]
+async fn the_metrics_port_serves_health_and_metrics_without_the_token() {
+    let stub = StubSidecar::start().await;
+    let metrics_port = system_free_port();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = RuntimeConfig {
+        app_api_token: Some("tok".into()),
+        metrics_port: Some(metrics_port),
+        metrics_host: Some("127.0.0.1".into()),
+        ..RuntimeConfig::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        shared::runtime::serve(function(stub.client(None), Arc::new(AtomicUsize::new(0))), &config, listener, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let client = reqwest::Client::new();
+    let metrics = format!("http://127.0.0.1:{metrics_port}");
+    let mut health = None;
+    for _ in 0..50 {
+        if let Ok(answer) = client.get(format!("{metrics}/healthz")).send().await {
+            health = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let health = health.expect("the metrics port answers");
+    assert_eq!(health.status(), 200);
+    assert_eq!(serde_json::from_slice::<Value>(&health.bytes().await.unwrap()).unwrap()["app_id"], "test-fn");
+    assert_eq!(client.get(format!("{metrics}/metrics")).send().await.unwrap().status(), 200);
+    // The app port keeps its Dapr routes behind the token, and no longer serves /metrics.
+    assert_eq!(client.get(format!("{url}/dapr/subscribe")).send().await.unwrap().status(), 401);
+    assert_eq!(client.get(format!("{url}/metrics")).send().await.unwrap().status(), 401);
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("server stops").unwrap().unwrap();
+}
+
+fn system_free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -217,6 +217,9 @@ pub struct Platform {
     apps: Vec<AppSpec>,
     daprds: BTreeMap<String, Proc>,
     functions: BTreeMap<String, Proc>,
+    /// Each app's `APP_API_TOKEN` when [`Options::app_api_token`] names none: random, one per
+    /// app, as the Dapr injector gives each app its own from its Secret.
+    app_tokens: BTreeMap<String, String>,
 }
 
 impl Platform {
@@ -255,7 +258,10 @@ impl Platform {
             apps,
             daprds: BTreeMap::new(),
             functions: BTreeMap::new(),
+            app_tokens: BTreeMap::new(),
         };
+        platform.app_tokens =
+            platform.apps.iter().map(|app| (app.id.clone(), uuid::Uuid::new_v4().simple().to_string())).collect();
         platform.write_resources(&resources_from)?;
         platform.start_postgres()?;
         platform.start_kafka()?;
@@ -680,12 +686,13 @@ impl Platform {
 
     // --- daprd and the functions ------------------------------------------------------------
 
-    fn tokens(&self) -> Vec<(&'static str, String)> {
+    /// The tokens `id`'s daprd and function share.
+    fn tokens(&self, id: &str) -> Vec<(&'static str, String)> {
         let mut env = Vec::new();
         if let Some(token) = &self.options.dapr_api_token {
             env.push(("DAPR_API_TOKEN", token.clone()));
         }
-        if let Some(token) = &self.options.app_api_token {
+        if let Some(token) = self.options.app_api_token.as_ref().or_else(|| self.app_tokens.get(id)) {
             env.push(("APP_API_TOKEN", token.clone()));
         }
         env
@@ -709,7 +716,7 @@ impl Platform {
             .env("TODO_PG_CONNECTION_STRING", self.postgres_url())
             // Kubernetes runs the functions in namespace `todo`; the same here.
             .env("NAMESPACE", "todo")
-            .envs(self.tokens());
+            .envs(self.tokens(id));
         let proc = Proc::spawn(&format!("daprd-{id}"), daprd, &self.logs)?;
         self.daprds.insert(id.to_owned(), proc);
         self.record_pids()
@@ -732,7 +739,7 @@ impl Platform {
             .env("DAPR_HTTP_ENDPOINT", app.sidecar_url())
             .env("TODO_PLATFORM_DIR", &self.dir)
             .envs(self.options.function_env.iter().map(|(k, v)| (k, v)))
-            .envs(self.tokens());
+            .envs(self.tokens(id));
         let proc = Proc::spawn(id, function, &self.logs)?;
         self.functions.insert(id.to_owned(), proc);
         self.record_pids()

@@ -219,6 +219,9 @@ where
 {
     let config = RuntimeConfig::from_env()?;
     init_tracing(config.log_format);
+    if config.app_api_token.is_none() {
+        warn!("APP_API_TOKEN_OPTIONAL: the Dapr-facing routes accept calls without the app token (development only)");
+    }
     let dapr = Dapr::from_env().context("Dapr sidecar client")?;
     let function = build(dapr)?;
     let listener = TcpListener::bind((config.app_host.as_str(), config.app_port))
@@ -240,9 +243,9 @@ pub async fn serve(
     let addr = listener.local_addr().context("listener address")?;
     let metrics_listener = match config.metrics_port {
         Some(port) => Some(
-            TcpListener::bind((config.app_host.as_str(), port))
+            TcpListener::bind((config.metrics_host(), port))
                 .await
-                .with_context(|| format!("binding metrics port {port}"))?,
+                .with_context(|| format!("binding metrics port {}:{port}", config.metrics_host()))?,
         ),
         None => None,
     };
@@ -276,7 +279,10 @@ pub async fn serve(
         .collect();
 
     if let Some(listener) = metrics_listener {
-        let metrics_router = Router::new().route("/metrics", get(render_metrics));
+        // Health here too: kubelet probes this port when the app port is on loopback.
+        let metrics_router = Router::new()
+            .route("/metrics", get(render_metrics))
+            .route("/healthz", get(move || async move { axum::Json(json!({"status": "ok", "app_id": app_id})) }));
         let rx = stop_rx.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, metrics_router).with_graceful_shutdown(stopped(rx)).await;
