@@ -71,6 +71,52 @@ fi
 "${bin}/python" -m json.tool "${ROOT}/manifests/monitoring/dashboards/todo-functions.json" >/dev/null ||
   fail "the Grafana dashboard is not valid JSON"
 
+step "Deploy script guards (scripts/deploy-cloud.sh, scripts/lib.sh)"
+# The cloud deploy refuses what would weaken the trust boundaries, before it changes anything:
+# run without a cluster (DRY_RUN=1 renders only), with the pinned kubectl first on PATH.
+guard_env=(env -i "PATH=${bin}:${PATH}" "HOME=${HOME}" DRY_RUN=1 REGISTRY=registry.example.com/todo IMAGE_TAG=abc123
+  KUBE_CONTEXT=none KAFKA_BROKERS=kafka-1.example.com:9093 API_HOST=todo.example.com
+  KAFKA_EGRESS_CIDR=10.20.0.0/24 POSTGRES_EGRESS_CIDR=10.30.0.0/24)
+# expect_refusal <what> <message it must print> <extra env>...
+expect_refusal() {
+  local what="$1" message="$2" output
+  shift 2
+  if output="$("${guard_env[@]}" "$@" "${ROOT}/scripts/deploy-cloud.sh" 2>&1)"; then
+    fail "deploy-cloud accepted ${what}"
+  elif ! grep -q -- "${message}" <<<"${output}"; then
+    fail "deploy-cloud refused ${what} without saying '${message}': ${output##*error: }"
+  fi
+}
+expect_refusal "no JWT_ISSUER" "JWT_ISSUER is not set" JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks
+expect_refusal "no JWT_AUDIENCE" "JWT_AUDIENCE is not set" JWT_ISSUER=https://idp.example.com/ JWT_JWKS_URL=https://idp.example.com/jwks
+expect_refusal "neither a JWKS URL nor an HS256 key" "JWT_JWKS_URL" JWT_ISSUER=https://idp.example.com/ JWT_AUDIENCE=todo-api
+expect_refusal "the placeholder egress range" "documentation range" JWT_ISSUER=https://idp.example.com/ \
+  JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks KAFKA_EGRESS_CIDR=192.0.2.0/24
+if "${guard_env[@]}" JWT_ISSUER=https://idp.example.com/ JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks \
+  "${ROOT}/scripts/deploy-cloud.sh" >/dev/null 2>"${out}/deploy-cloud.log"; then
+  for want in "cidr: 10.20.0.0/24" "cidr: 10.30.0.0/24" "jwt-issuer: https://idp.example.com/" "jwt-audience: todo-api"; do
+    grep -qF "${want}" "${ROOT}/target/deploy/cloud.yaml" || fail "deploy-cloud's dry run did not render '${want}'"
+  done
+else
+  fail "deploy-cloud's dry run failed with every setting given: $(tail -3 "${out}/deploy-cloud.log")"
+fi
+# Every PostgreSQL connection string verifies the server; the value is never echoed.
+(
+  for good in "host=db port=5432 user=u password=<p> dbname=todo sslmode=verify-full" \
+    "postgres://u:<p>@db:5432/todo?sslmode=verify-full&sslrootcert=system"; do
+    (require_verify_full GOOD "${good}") 2>/dev/null || fail "require_verify_full refused a verify-full string"
+  done
+  for bad in "host=db user=u password=<p> dbname=todo" "host=db sslmode=require" \
+    "postgres://u:<p>@db/todo?sslmode=verify-ca" "host=db sslmode=verify-full sslmode=disable"; do
+    if message="$( (require_verify_full BAD "${bad}") 2>&1)"; then
+      fail "require_verify_full accepted a connection string without sslmode=verify-full"
+    elif grep -qF "<p>" <<<"${message}"; then
+      fail "require_verify_full printed the connection string"
+    fi
+  done
+  exit "${failed}"
+) || failed=1
+
 step "Dockerfile: hadolint"
 "${bin}/hadolint" "${ROOT}/Dockerfile" || fail "hadolint"
 
