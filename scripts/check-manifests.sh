@@ -116,6 +116,27 @@ fi
   done
   exit "${failed}"
 ) || failed=1
+# A changed Secret restarts exactly the functions that read it: the checksum on each pod
+# template moves with that function's Secrets and only with them. `kube` is replaced by the
+# listing the real one prints (name, then key=base64 pairs in key order).
+(
+  listing=$'create-task-app-api-token token=YQ==,\njwt secret=Yg==,\nother x=Yw==,\ntask-api-dapr-api-token token=ZA==,\n'
+  # shellcheck disable=SC2329 # called by secrets_checksum
+  kube() { printf '%s' "${listing}"; }
+  api="$(secrets_checksum task-api)" worker="$(secrets_checksum create-task)"
+  listing="${listing/secret=Yg==/secret=Zg==}"
+  [ "$(secrets_checksum task-api)" != "${api}" ] || fail "secrets_checksum: task-api's did not change with Secret jwt"
+  [ "$(secrets_checksum create-task)" = "${worker}" ] || fail "secrets_checksum: create-task's changed with Secret jwt"
+  api="$(secrets_checksum task-api)"
+  listing="${listing/x=Yw==/x=eA==}"
+  [ "$(secrets_checksum task-api)" = "${api}" ] || fail "secrets_checksum: changed with a Secret no function reads"
+  listing="${listing/token=YQ==/token=eQ==}"
+  [ "$(secrets_checksum create-task)" != "${worker}" ] ||
+    fail "secrets_checksum: create-task's did not change with its app token"
+  [ "$(secrets_checksum_patches | grep -c 'todo-functions/secrets-checksum: "[0-9a-f]\{32\}"')" = "${#FUNCTIONS[@]}" ] ||
+    fail "secrets_checksum_patches does not stamp every function's pod template"
+  exit "${failed}"
+) || failed=1
 
 step "Dockerfile: hadolint"
 "${bin}/hadolint" "${ROOT}/Dockerfile" || fail "hadolint"
