@@ -302,6 +302,16 @@ async fn every_function_crate_has_a_deployment_whose_app_id_is_the_crate_name() 
                 )
             });
             if id != task_api::APP_ID {
+                // The metrics port binds METRICS_HOST (APP_HOST when unset): it must face the
+                // kubelet and Prometheus even though the app port does not.
+                failures.check(env_value(c, "METRICS_HOST").as_deref() == Some("0.0.0.0"), || {
+                    format!(
+                        "Deployment {id} in manifests/{}: METRICS_HOST must be 0.0.0.0 (probes and scrapes come from \
+                         outside the pod; APP_HOST is loopback), is {:?}",
+                        overlay.name,
+                        env_value(c, "METRICS_HOST")
+                    )
+                });
                 for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
                     let get = &c[probe]["httpGet"];
                     failures.check(get["path"] == "/healthz" && get["port"] == "metrics", || {
