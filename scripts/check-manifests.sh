@@ -71,6 +71,73 @@ fi
 "${bin}/python" -m json.tool "${ROOT}/manifests/monitoring/dashboards/todo-functions.json" >/dev/null ||
   fail "the Grafana dashboard is not valid JSON"
 
+step "Deploy script guards (scripts/deploy-cloud.sh, scripts/lib.sh)"
+# The cloud deploy refuses what would weaken the trust boundaries, before it changes anything:
+# run without a cluster (DRY_RUN=1 renders only), with the pinned kubectl first on PATH.
+guard_env=(env -i "PATH=${bin}:${PATH}" "HOME=${HOME}" DRY_RUN=1 REGISTRY=registry.example.com/todo IMAGE_TAG=abc123
+  KUBE_CONTEXT=none KAFKA_BROKERS=kafka-1.example.com:9093 API_HOST=todo.example.com
+  KAFKA_EGRESS_CIDR=10.20.0.0/24 POSTGRES_EGRESS_CIDR=10.30.0.0/24)
+# expect_refusal <what> <message it must print> <extra env>...
+expect_refusal() {
+  local what="$1" message="$2" output
+  shift 2
+  if output="$("${guard_env[@]}" "$@" "${ROOT}/scripts/deploy-cloud.sh" 2>&1)"; then
+    fail "deploy-cloud accepted ${what}"
+  elif ! grep -q -- "${message}" <<<"${output}"; then
+    fail "deploy-cloud refused ${what} without saying '${message}': ${output##*error: }"
+  fi
+}
+expect_refusal "no JWT_ISSUER" "JWT_ISSUER is not set" JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks
+expect_refusal "no JWT_AUDIENCE" "JWT_AUDIENCE is not set" JWT_ISSUER=https://idp.example.com/ JWT_JWKS_URL=https://idp.example.com/jwks
+expect_refusal "neither a JWKS URL nor an HS256 key" "JWT_JWKS_URL" JWT_ISSUER=https://idp.example.com/ JWT_AUDIENCE=todo-api
+expect_refusal "the placeholder egress range" "documentation range" JWT_ISSUER=https://idp.example.com/ \
+  JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks KAFKA_EGRESS_CIDR=192.0.2.0/24
+if "${guard_env[@]}" JWT_ISSUER=https://idp.example.com/ JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks \
+  "${ROOT}/scripts/deploy-cloud.sh" >/dev/null 2>"${out}/deploy-cloud.log"; then
+  for want in "cidr: 10.20.0.0/24" "cidr: 10.30.0.0/24" "jwt-issuer: https://idp.example.com/" "jwt-audience: todo-api"; do
+    grep -qF "${want}" "${ROOT}/target/deploy/cloud.yaml" || fail "deploy-cloud's dry run did not render '${want}'"
+  done
+else
+  fail "deploy-cloud's dry run failed with every setting given: $(tail -3 "${out}/deploy-cloud.log")"
+fi
+# Every PostgreSQL connection string verifies the server; the value is never echoed.
+(
+  for good in "host=db port=5432 user=u password=<p> dbname=todo sslmode=verify-full" \
+    "postgres://u:<p>@db:5432/todo?sslmode=verify-full&sslrootcert=system"; do
+    (require_verify_full GOOD "${good}") 2>/dev/null || fail "require_verify_full refused a verify-full string"
+  done
+  for bad in "host=db user=u password=<p> dbname=todo" "host=db sslmode=require" \
+    "postgres://u:<p>@db/todo?sslmode=verify-ca" "host=db sslmode=verify-full sslmode=disable"; do
+    if message="$( (require_verify_full BAD "${bad}") 2>&1)"; then
+      fail "require_verify_full accepted a connection string without sslmode=verify-full"
+    elif grep -qF "<p>" <<<"${message}"; then
+      fail "require_verify_full printed the connection string"
+    fi
+  done
+  exit "${failed}"
+) || failed=1
+# A changed Secret restarts exactly the functions that read it: the checksum on each pod
+# template moves with that function's Secrets and only with them. `kube` is replaced by the
+# listing the real one prints (name, then key=base64 pairs in key order).
+(
+  listing=$'create-task-app-api-token token=YQ==,\njwt secret=Yg==,\nother x=Yw==,\ntask-api-dapr-api-token token=ZA==,\n'
+  # shellcheck disable=SC2329 # called by secrets_checksum
+  kube() { printf '%s' "${listing}"; }
+  api="$(secrets_checksum task-api)" worker="$(secrets_checksum create-task)"
+  listing="${listing/secret=Yg==/secret=Zg==}"
+  [ "$(secrets_checksum task-api)" != "${api}" ] || fail "secrets_checksum: task-api's did not change with Secret jwt"
+  [ "$(secrets_checksum create-task)" = "${worker}" ] || fail "secrets_checksum: create-task's changed with Secret jwt"
+  api="$(secrets_checksum task-api)"
+  listing="${listing/x=Yw==/x=eA==}"
+  [ "$(secrets_checksum task-api)" = "${api}" ] || fail "secrets_checksum: changed with a Secret no function reads"
+  listing="${listing/token=YQ==/token=eQ==}"
+  [ "$(secrets_checksum create-task)" != "${worker}" ] ||
+    fail "secrets_checksum: create-task's did not change with its app token"
+  [ "$(secrets_checksum_patches | grep -c 'todo-functions/secrets-checksum: "[0-9a-f]\{32\}"')" = "${#FUNCTIONS[@]}" ] ||
+    fail "secrets_checksum_patches does not stamp every function's pod template"
+  exit "${failed}"
+) || failed=1
+
 step "Dockerfile: hadolint"
 "${bin}/hadolint" "${ROOT}/Dockerfile" || fail "hadolint"
 

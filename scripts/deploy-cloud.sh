@@ -5,25 +5,45 @@
 # overlay and waits for the rollout.
 #
 #   REGISTRY=ghcr.io/acme/todo IMAGE_TAG=$(git rev-parse HEAD) KUBE_CONTEXT=prod \
-#   KAFKA_BROKERS=... KAFKA_USERNAME=... KAFKA_PASSWORD=... \
-#   POSTGRES_CONNECTION_STRING=... JWT_SECRET=... API_HOST=todo.example.com \
-#   make deploy-cloud
+#   KAFKA_BROKERS=... KAFKA_USERNAME=... KAFKA_PASSWORD=... KAFKA_EGRESS_CIDR=10.20.0.0/24 \
+#   POSTGRES_CONNECTION_STRING_TASK_API=... (one per function) POSTGRES_EGRESS_CIDR=10.30.0.0/24 \
+#   JWT_ISSUER=https://login.example.com/ JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://... \
+#   API_HOST=todo.example.com make deploy-cloud
 #
 # Required environment (connection secrets come from here, never from a file in the repo):
 #   REGISTRY                    image repository prefix: images are $REGISTRY/<function>
 #   IMAGE_TAG                   image tag (a commit SHA or a release version; not `latest`)
 #   KUBE_CONTEXT                kubeconfig context of the target cluster
 #   KAFKA_BROKERS               host:port[,host:port] of the SASL/TLS listener
-#   KAFKA_USERNAME, KAFKA_PASSWORD          SASL credentials
-#   POSTGRES_CONNECTION_STRING  e.g. "host=... port=5432 user=todo password=... dbname=todo sslmode=verify-full"
-#   JWT_SECRET                  task-api's HS256 key, at least 32 bytes
+#   KAFKA_USERNAME, KAFKA_PASSWORD   SASL credentials of the shared `kafka` Secret
+#   KAFKA_EGRESS_CIDR           the brokers' address range (NetworkPolicy egress; one CIDR)
+#   POSTGRES_CONNECTION_STRING_<FUNCTION>   per function (TASK_API, CREATE_TASK,
+#                               ON_TASK_COMPLETED, FIRE_REMINDER, AUDIT_WRITER): its own
+#                               database role, into Secret <app-id>-postgres. Every connection
+#                               string must set sslmode=verify-full, e.g. "host=db.example.com
+#                               port=5432 user=todo_task_api password=... dbname=todo
+#                               sslmode=verify-full sslrootcert=system"
+#   POSTGRES_EGRESS_CIDR        the database's address range (NetworkPolicy egress; one CIDR)
+#   JWT_ISSUER, JWT_AUDIENCE    the `iss` and `aud` every token must carry (task-api runs with
+#                               JWT_STRICT=true and refuses to start without them)
+#   JWT_JWKS_URL and/or JWT_SECRET   how tokens are verified: the OIDC provider's JWKS URL
+#                               (RS256/ES256), and/or an HS256 key of at least 32 bytes
 #   API_HOST                    public host name of task-api (DNS pointing at the ingress)
 # Optional:
-#   DAPR_API_TOKEN, APP_API_TOKEN   set to rotate; otherwise generated once and kept
-#   JWT_ISSUER, JWT_AUDIENCE        required token claims (empty: not checked)
-#   BUILD_IMAGES=0                  the images already exist (CD: CI pushed them for this commit)
-#   INSTALL_PLATFORM=0              leave the Dapr and KEDA installations alone
-#   DRY_RUN=1                       only render what would be applied (target/deploy/cloud.yaml)
+#   POSTGRES_CONNECTION_STRING  for every function without its own string (one role for all,
+#                               with a warning), and for KEDA's trigger (Secret `postgres`)
+#                               unless POSTGRES_CONNECTION_STRING_KEDA is set
+#   POSTGRES_CONNECTION_STRING_KEDA   KEDA's read-only role for fire-reminder's wake-up query
+#   KAFKA_PASSWORD_<FUNCTION>   the SASL password of the function's own Kafka user (user name =
+#                               app-id), into Secret <app-id>-kafka key `password`
+#   JWT_SECRET_PREVIOUS         the previous HS256 key, still accepted during a rotation
+#   KAFKA_EGRESS_PORT (9093), POSTGRES_EGRESS_PORT (5432)
+#   BUILD_IMAGES=0              the images already exist (CD: CI pushed them for this commit)
+#   INSTALL_PLATFORM=0          leave the Dapr and KEDA installations alone
+#   DRY_RUN=1                   only render what would be applied (target/deploy/cloud.yaml)
+# Each function's Dapr token pair (Secrets <app-id>-dapr-api-token, <app-id>-app-api-token) is
+# generated once and kept: delete one and deploy again to rotate it. Pods restart when a Secret
+# they read has changed (a checksum annotation on each pod template, scripts/lib.sh).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -47,15 +67,83 @@ require_env IMAGE_TAG "the image tag to deploy, e.g. the commit SHA CI pushed"
 require_env KUBE_CONTEXT "the kubeconfig context of the target cluster (kubectl config get-contexts)"
 require_env KAFKA_BROKERS "host:port of the managed Kafka's SASL/TLS listener"
 require_env API_HOST "task-api's public host name"
+require_env KAFKA_EGRESS_CIDR "the managed Kafka brokers' address range, e.g. 10.20.0.0/24 (NetworkPolicy egress)"
+require_env POSTGRES_EGRESS_CIDR "the managed PostgreSQL's address range, e.g. 10.30.0.0/24 (NetworkPolicy egress)"
+# Tokens: a production deployment checks who issued a token and for whom (task-api's JWT_STRICT).
+require_env JWT_ISSUER "the issuer (iss) of the tokens task-api accepts, e.g. your OIDC provider's issuer URL"
+require_env JWT_AUDIENCE "the audience (aud) the tokens must name, e.g. the API's identifier at your OIDC provider"
+[ -n "${JWT_JWKS_URL:-}" ] || [ -n "${JWT_SECRET:-}" ] ||
+  die "set JWT_JWKS_URL (your OIDC provider's JWKS URL, RS256/ES256) and/or JWT_SECRET (an HS256 key of at least 32 bytes): task-api needs a way to verify tokens"
 [ "${IMAGE_TAG}" != latest ] || die "IMAGE_TAG=latest is not allowed: deploy an immutable tag"
+
+# Values spliced into YAML are checked first (before anything is built or changed): hosts,
+# broker lists, CIDRs and ports by shape; the token settings are quoted.
+[[ "${API_HOST}" =~ ^[A-Za-z0-9.-]+$ ]] || die "API_HOST must be a host name, not '${API_HOST}'"
+[[ "${KAFKA_BROKERS}" =~ ^[A-Za-z0-9.:,_-]+$ ]] || die "KAFKA_BROKERS must be host:port[,host:port]"
+KAFKA_EGRESS_PORT="${KAFKA_EGRESS_PORT:-9093}"
+POSTGRES_EGRESS_PORT="${POSTGRES_EGRESS_PORT:-5432}"
+for var in KAFKA_EGRESS_CIDR POSTGRES_EGRESS_CIDR; do
+  [[ "${!var}" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ || "${!var}" =~ ^[0-9A-Fa-f:]+/[0-9]{1,3}$ ]] ||
+    die "${var} must be one CIDR (for example 10.20.0.0/24), not '${!var}'"
+  case "${!var}" in
+    192.0.2.* | 198.51.100.* | 203.0.113.*)
+      die "${var}=${!var} is a documentation range (the overlay's placeholder): set your service's address range"
+      ;;
+    0.0.0.0/0 | ::/0) warn "${var}=${!var} allows egress to every address on that port" ;;
+  esac
+done
+for var in KAFKA_EGRESS_PORT POSTGRES_EGRESS_PORT; do
+  { [[ "${!var}" =~ ^[0-9]{1,5}$ ]] && [ "${!var}" -ge 1 ] && [ "${!var}" -le 65535 ]; } ||
+    die "${var} must be a port number, not '${!var}'"
+done
+if [ -n "${JWT_JWKS_URL:-}" ]; then
+  [[ "${JWT_JWKS_URL}" =~ ^https://[^[:space:]\"]+$ ]] || die "JWT_JWKS_URL must be an https:// URL"
+fi
+for var in JWT_ISSUER JWT_AUDIENCE; do
+  [[ "${!var}" =~ ^[^[:space:]\"\\]+$ ]] || die "${var} must not contain spaces, quotes or backslashes"
+done
+for var in JWT_SECRET JWT_SECRET_PREVIOUS; do
+  value="${!var:-}"
+  [ -z "${value}" ] || [ "${#value}" -ge 32 ] || die "${var} must be at least 32 bytes"
+done
+unset value
+
+# upper_name create-task -> CREATE_TASK: the suffix of a function's environment variables.
+upper_name() { printf '%s' "$1" | tr 'a-z-' 'A-Z_'; }
+# pg_var <app-id>: the variable holding the function's connection string.
+pg_var() {
+  local var
+  var="POSTGRES_CONNECTION_STRING_$(upper_name "$1")"
+  if [ -n "${!var:-}" ]; then
+    echo "${var}"
+  else
+    echo POSTGRES_CONNECTION_STRING
+  fi
+}
 if [ "${DRY_RUN}" != 1 ]; then
   require_env KAFKA_USERNAME "the SASL user of the managed Kafka"
   require_env KAFKA_PASSWORD "the SASL password of the managed Kafka"
-  require_env POSTGRES_CONNECTION_STRING "the managed PostgreSQL connection string"
-  require_env JWT_SECRET "task-api's token signing key (at least 32 bytes)"
-  [ "${#JWT_SECRET}" -ge 32 ] || die "JWT_SECRET must be at least 32 bytes"
-fi
-if [ "${DRY_RUN}" != 1 ]; then
+  # Every database connection verifies the server (sslmode=verify-full): checked before
+  # anything changes in the cluster.
+  shared=()
+  for fn in "${FUNCTIONS[@]}"; do
+    var="$(pg_var "${fn}")"
+    if [ "${var}" = POSTGRES_CONNECTION_STRING ]; then
+      require_env POSTGRES_CONNECTION_STRING \
+        "set POSTGRES_CONNECTION_STRING_$(upper_name "${fn}") (${fn}'s own database role) or POSTGRES_CONNECTION_STRING"
+      shared+=("${fn}")
+    fi
+    require_verify_full "${var}" "${!var}"
+  done
+  [ "${#shared[@]}" -eq 0 ] ||
+    warn "no connection string of their own for: ${shared[*]}; they share POSTGRES_CONNECTION_STRING's database role"
+  if [ -n "${POSTGRES_CONNECTION_STRING_KEDA:-}" ]; then
+    require_verify_full POSTGRES_CONNECTION_STRING_KEDA "${POSTGRES_CONNECTION_STRING_KEDA}"
+  else
+    require_env POSTGRES_CONNECTION_STRING \
+      "set POSTGRES_CONNECTION_STRING_KEDA (KEDA's read-only role) or POSTGRES_CONNECTION_STRING"
+    require_verify_full POSTGRES_CONNECTION_STRING "${POSTGRES_CONNECTION_STRING}"
+  fi
   kube cluster-info >/dev/null || die "cannot reach the cluster of context ${KUBE_CONTEXT}"
 fi
 
@@ -69,18 +157,18 @@ if [ "${INSTALL_PLATFORM:-1}" != 0 ]; then
   install_dapr_and_keda --set global.ha.enabled=true
 fi
 
-log "Rendering ${OVERLAY}"
-# Values spliced into YAML: hosts and broker lists only, never free text.
-[[ "${API_HOST}" =~ ^[A-Za-z0-9.-]+$ ]] || die "API_HOST must be a host name, not '${API_HOST}'"
-[[ "${KAFKA_BROKERS}" =~ ^[A-Za-z0-9.:,_-]+$ ]] || die "KAFKA_BROKERS must be host:port[,host:port]"
 yaml_string() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
 mkdir -p "${ROOT}/target/deploy"
 rendered="${ROOT}/target/deploy/cloud.yaml"
-# The committed overlay with this deployment's images, endpoints and token claims; the
-# settings components run again so that the new values reach every resource that carries them.
-extra="$(
-  images_kustomization "${REGISTRY}" "${IMAGE_TAG}" ghcr.io/todo-functions/todo-functions
-  cat <<EOF
+
+# render [kustomization text]: the committed overlay with this deployment's images, endpoints
+# and token settings; the settings components run again so that the new values reach every
+# resource that carries them.
+render() {
+  local extra
+  extra="$(
+    images_kustomization "${REGISTRY}" "${IMAGE_TAG}" ghcr.io/todo-functions/todo-functions
+    cat <<EOF
 configMapGenerator:
   - name: platform-settings
     behavior: merge
@@ -89,52 +177,59 @@ configMapGenerator:
     literals:
       - kafka-brokers=${KAFKA_BROKERS}
       - api-host=${API_HOST}
+      - kafka-egress-cidr=${KAFKA_EGRESS_CIDR}
+      - kafka-egress-port=${KAFKA_EGRESS_PORT}
+      - postgres-egress-cidr=${POSTGRES_EGRESS_CIDR}
+      - postgres-egress-port=${POSTGRES_EGRESS_PORT}
+      - $(yaml_string "jwt-issuer=${JWT_ISSUER}")
+      - $(yaml_string "jwt-audience=${JWT_AUDIENCE}")
+      - $(yaml_string "jwt-jwks-url=${JWT_JWKS_URL:-}")
 components:
   - ../../../manifests/components/platform-settings
   - ../../../manifests/components/ingress-host
-patches:
-  - patch: |-
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: task-api
-      spec:
-        template:
-          spec:
-            containers:
-              - name: task-api
-                env:
-                  - name: JWT_ISSUER
-                    value: $(yaml_string "${JWT_ISSUER:-}")
-                  - name: JWT_AUDIENCE
-                    value: $(yaml_string "${JWT_AUDIENCE:-}")
+  - ../../../manifests/components/egress
 EOF
-)"
-render_overlay "${OVERLAY}" "${rendered}" "${extra}"
-if grep -q -e 'example\.invalid' -e 'set-by-deploy-cloud' "${rendered}"; then
-  die "the rendered overlay still contains a placeholder (image, broker or host): check ${OVERLAY}"
-fi
+    printf '%s\n' "$@"
+  )"
+  log "Rendering ${OVERLAY}"
+  render_overlay "${OVERLAY}" "${rendered}" "${extra}"
+  if grep -q -e 'example\.invalid' -e 'set-by-deploy-cloud' "${rendered}"; then
+    die "the rendered overlay still contains a placeholder (image, broker, host or token issuer): check ${OVERLAY}"
+  fi
+}
 
 if [ "${DRY_RUN}" = 1 ]; then
+  render
   log "Dry run: rendered ${rendered}, nothing applied"
   exit 0
 fi
 
 log "Secrets (namespace ${NAMESPACE})"
 kube apply -f "${ROOT}/manifests/base/namespace.yaml" >/dev/null
-apply_secret postgres "connectionString=${POSTGRES_CONNECTION_STRING}"
+for fn in "${FUNCTIONS[@]}"; do
+  var="$(pg_var "${fn}")"
+  apply_secret "${fn}-postgres" "connectionString=${!var}"
+  var="KAFKA_PASSWORD_$(upper_name "${fn}")"
+  if [ -n "${!var:-}" ]; then
+    apply_secret "${fn}-kafka" "password=${!var}"
+  fi
+done
+# KEDA's postgresql trigger (fire-reminder's wake-up query), and the shared Kafka user.
+apply_secret postgres "connectionString=${POSTGRES_CONNECTION_STRING_KEDA:-${POSTGRES_CONNECTION_STRING}}"
 apply_secret kafka "username=${KAFKA_USERNAME}" "password=${KAFKA_PASSWORD}"
-apply_secret task-api-jwt "secret=${JWT_SECRET}"
-if [ -n "${DAPR_API_TOKEN:-}" ]; then
-  apply_secret dapr-api-token "token=${DAPR_API_TOKEN}"
-else
-  ensure_secret dapr-api-token token "$(random_secret 32)"
-fi
-if [ -n "${APP_API_TOKEN:-}" ]; then
-  apply_secret app-api-token "token=${APP_API_TOKEN}"
-else
-  ensure_secret app-api-token token "$(random_secret 32)"
-fi
+# task-api's HS256 keys. Server-side apply drops a key this script no longer gives (the
+# previous one once a rotation is over); empty when only the JWKS is used (both keys are
+# optional in the pod).
+jwt=()
+[ -z "${JWT_SECRET:-}" ] || jwt+=("secret=${JWT_SECRET}")
+[ -z "${JWT_SECRET_PREVIOUS:-}" ] || jwt+=("previous=${JWT_SECRET_PREVIOUS}")
+apply_secret jwt "${jwt[@]}"
+unset jwt
+ensure_app_tokens
+
+# Rendered after the Secrets: each pod template carries the checksum of its Secrets, so the
+# apply below restarts exactly the functions whose Secrets changed.
+render "$(secrets_checksum_patches)"
 
 run_topics_job "${rendered}"
 

@@ -103,11 +103,10 @@ kube wait cluster.postgresql.cnpg.io/todo-pg -n postgres --for=condition=Ready -
 
 log "Secrets (namespace ${NAMESPACE})"
 kube apply -f "${ROOT}/manifests/base/namespace.yaml" >/dev/null
-# Generated once per cluster and kept: the tokens between the apps and their sidecars, and the
-# development JWT key of task-api.
-ensure_secret dapr-api-token token "$(random_secret 32)"
-ensure_secret app-api-token token "$(random_secret 32)"
-ensure_secret task-api-jwt secret "$(random_secret 32)"
+# Generated once per cluster and kept: each function's pair of tokens between it and its
+# sidecar, and the development HS256 key of task-api (`devhost dev-token` mints with it).
+ensure_app_tokens
+ensure_secret jwt secret "$(random_secret 32)"
 # The database password CloudNativePG generated, as the connection string Dapr and KEDA use.
 pg_password="$(kube get secret todo-pg-app -n postgres -o jsonpath='{.data.password}' | base64 -d)"
 [ -n "${pg_password}" ] || die "CloudNativePG has not created Secret postgres/todo-pg-app yet"
@@ -134,7 +133,9 @@ fi
 log "Rendering ${OVERLAY}"
 mkdir -p "${ROOT}/target/deploy"
 rendered="${ROOT}/target/deploy/minikube.yaml"
-render_overlay "${OVERLAY}" "${rendered}" "$(images_kustomization todo-functions "${IMAGE_TAG}")"
+# Each pod template carries the checksum of its Secrets: a changed Secret restarts its pods.
+render_overlay "${OVERLAY}" "${rendered}" "$(images_kustomization todo-functions "${IMAGE_TAG}")" \
+  "$(secrets_checksum_patches)"
 
 run_topics_job "${rendered}"
 
@@ -151,7 +152,8 @@ cat >&2 <<EOF
 
   task-api:   kubectl --context ${KUBE_CONTEXT} -n ${NAMESPACE} port-forward svc/task-api 8080:80
               then http://localhost:8080  (OpenAPI: http://localhost:8080/openapi.json)
-  a token:    kubectl --context ${KUBE_CONTEXT} -n ${NAMESPACE} exec deploy/task-api -c task-api -- /task-api dev-token alice
+  a token:    JWT_SECRET="\$(kubectl --context ${KUBE_CONTEXT} -n ${NAMESPACE} get secret jwt -o jsonpath='{.data.secret}' | base64 -d)" \\
+                cargo run -q -p devhost -- dev-token alice
   status:     make status      logs: make logs [FUNCTION=create-task]
 EOF
 if [ "${MONITORING:-0}" = 1 ]; then

@@ -204,3 +204,79 @@ wait_for_rollouts() {
     kube rollout status "deployment/${fn}" -n "${NAMESPACE}" --timeout=5m
   done
 }
+
+# ensure_app_tokens: each function's own pair of Dapr tokens (the sidecar requires the API
+# token from its app; the app requires the app token from its sidecar), Secrets
+# <app-id>-dapr-api-token and <app-id>-app-api-token with key `token` (the only key the Dapr
+# injector reads). Random, created once and kept; to rotate one, delete it and deploy again
+# (the checksum annotation restarts that function's pods).
+ensure_app_tokens() {
+  local fn
+  for fn in "${FUNCTIONS[@]}"; do
+    ensure_secret "${fn}-dapr-api-token" token "$(random_secret 32)"
+    ensure_secret "${fn}-app-api-token" token "$(random_secret 32)"
+  done
+}
+
+# function_secrets <app-id>: the Secrets whose data a function's pods read at start-up (env,
+# Dapr tokens, the sidecar's component credentials through dapr.io/env-from-secret): its own,
+# named by the agreed convention (<app-id>-dapr-api-token, <app-id>-app-api-token,
+# <app-id>-postgres, <app-id>-kafka, and <app-id> itself: the Secret Strimzi generates for
+# KafkaUser <app-id>), task-api's `jwt`, and the shared `postgres` and `kafka` Secrets of
+# the components that still use them.
+function_secrets() {
+  local fn="$1"
+  printf '%s\n' "${fn}" "${fn}-dapr-api-token" "${fn}-app-api-token" "${fn}-postgres" "${fn}-kafka" \
+    postgres kafka
+  if [ "${fn}" = task-api ]; then
+    echo jwt
+  fi
+}
+
+# secrets_checksum <app-id>: a digest of the data of function_secrets <app-id> as they are in
+# the cluster now (absent ones count as absent). The values go from kubectl through pipes into
+# sha256sum only: never printed, never on a command line or on disk.
+secrets_checksum() {
+  local fn="$1" wanted
+  wanted="$(function_secrets "${fn}" | tr '\n' ' ')"
+  # Go templates range over a map in key order, and the API lists Secrets by name: stable text.
+  # shellcheck disable=SC2016 # a Go template, not shell
+  kube get secrets -n "${NAMESPACE}" -o go-template='{{range .items}}{{.metadata.name}} {{range $k, $v := .data}}{{$k}}={{$v}},{{end}}{{"\n"}}{{end}}' |
+    awk -v wanted=" ${wanted}" 'index(wanted, " " $1 " ") > 0' |
+    sha256sum | cut -c1-32
+}
+
+# secrets_checksum_patches: kustomize `patches:` stamping each function's pod template with the
+# checksum of its Secrets (annotation todo-functions/secrets-checksum). Kubernetes does not
+# restart pods when a Secret they read changes (env and Dapr tokens are read once, at start):
+# a changed checksum changes the pod template, so `kubectl apply` rolls that Deployment, and
+# only that one. Unchanged Secrets leave the template as it was: no restart.
+secrets_checksum_patches() {
+  local fn
+  echo "patches:"
+  for fn in "${FUNCTIONS[@]}"; do
+    cat <<PATCH
+  - patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: ${fn}
+      spec:
+        template:
+          metadata:
+            annotations:
+              todo-functions/secrets-checksum: "$(secrets_checksum "${fn}")"
+PATCH
+  done
+}
+
+# require_verify_full <name> <connection string>: refuses a PostgreSQL connection string that
+# does not verify the server's certificate and host name (sslmode=verify-full), in either
+# form: key=value ("host=... sslmode=verify-full") or URL ("postgres://...?sslmode=verify-full").
+# The string itself is never printed.
+require_verify_full() {
+  local name="$1" value="$2" modes
+  modes="$(printf '%s' "${value}" | grep -oE '(^|[[:space:]?&])sslmode=[A-Za-z-]*' | sed 's/.*sslmode=//' | sort -u)"
+  [ "${modes}" = verify-full ] ||
+    die "${name} must set sslmode=verify-full (the server's certificate and host name verified; found: ${modes:-no sslmode}): see docs/deploy.md"
+}

@@ -9,7 +9,10 @@
 #   scripts/smoke.sh --scale-to-zero    # then: a worker scales back to zero after idling
 #
 # Environment: KUBE_CONTEXT (default: current context), STEP_TIMEOUT seconds per asynchronous
-# step (default 240: cold starts include KEDA's 15 s polling and a sidecar start).
+# step (default 240: cold starts include KEDA's 15 s polling and a sidecar start), DEVHOST (the
+# devhost binary that mints the test user's token; default target/{release,debug}/devhost, else
+# `cargo run -p devhost`). The token is minted here, with the HS256 key of the cluster's `jwt`
+# Secret: the images carry no token minting command.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -47,8 +50,27 @@ curl -fsS "${base}/healthz" >/dev/null || die "task-api does not answer ${base}/
 info "GET /healthz: ok"
 
 user="smoke-$(random_secret 4)"
-token="$(kube exec -n "${NAMESPACE}" deploy/task-api -c task-api -- /task-api dev-token "${user}" --ttl-hours 1)"
-[ -n "${token}" ] || die "could not mint a development token with task-api dev-token"
+if [ -n "${DEVHOST:-}" ]; then
+  devhost=("${DEVHOST}")
+elif [ -x "${ROOT}/target/release/devhost" ]; then
+  devhost=("${ROOT}/target/release/devhost")
+elif [ -x "${ROOT}/target/debug/devhost" ]; then
+  devhost=("${ROOT}/target/debug/devhost")
+elif command -v cargo >/dev/null 2>&1; then
+  devhost=(cargo run -q --manifest-path "${ROOT}/Cargo.toml" -p devhost --)
+else
+  die "no devhost to mint a token with: build it (cargo build -p devhost) or set DEVHOST"
+fi
+# The key and the claims task-api checks, from the cluster; the key only ever lives in this
+# process's environment and devhost's.
+jwt_secret="$(kube get secret jwt -n "${NAMESPACE}" -o jsonpath='{.data.secret}' | base64 -d)"
+[ -n "${jwt_secret}" ] ||
+  die "Secret ${NAMESPACE}/jwt has no HS256 key \`secret\` (a JWKS-only deployment): smoke-test with a token from your identity provider"
+setting() { kube get configmap platform-settings -n "${NAMESPACE}" -o jsonpath="{.data.$1}"; }
+token="$(JWT_SECRET="${jwt_secret}" JWT_ISSUER="$(setting jwt-issuer)" JWT_AUDIENCE="$(setting jwt-audience)" \
+  "${devhost[@]}" dev-token "${user}" --ttl-hours 1)"
+unset jwt_secret
+[ -n "${token}" ] || die "could not mint a development token with devhost dev-token"
 
 # api <method> <path> [json body]: prints the body, fails on a non-2xx answer.
 api() {

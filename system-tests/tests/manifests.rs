@@ -286,13 +286,52 @@ async fn every_function_crate_has_a_deployment_whose_app_id_is_the_crate_name() 
                     env_value(c, "APP_PORT")
                 )
             });
-            failures.check(env_value(c, "APP_HOST").as_deref() == Some("0.0.0.0"), || {
+            // task-api is reached through its Service; every other function only by its own
+            // sidecar (127.0.0.1 in the pod), so it listens on loopback and the kubelet probes
+            // /healthz on the metrics port.
+            let (host, why) = if id == task_api::APP_ID {
+                ("0.0.0.0", "its Service and the ingress controller reach it")
+            } else {
+                ("127.0.0.1", "its sidecar is its only caller")
+            };
+            failures.check(env_value(c, "APP_HOST").as_deref() == Some(host), || {
                 format!(
-                    "Deployment {id} in manifests/{}: APP_HOST must be 0.0.0.0 (the binary binds 127.0.0.1 by \
-                     default, unreachable for probes and Services)",
-                    overlay.name
+                    "Deployment {id} in manifests/{}: APP_HOST must be {host} ({why}), is {:?}",
+                    overlay.name,
+                    env_value(c, "APP_HOST")
                 )
             });
+            if id != task_api::APP_ID {
+                // The metrics port binds METRICS_HOST (APP_HOST when unset): it must face the
+                // kubelet and Prometheus even though the app port does not.
+                failures.check(env_value(c, "METRICS_HOST").as_deref() == Some("0.0.0.0"), || {
+                    format!(
+                        "Deployment {id} in manifests/{}: METRICS_HOST must be 0.0.0.0 (probes and scrapes come from \
+                         outside the pod; APP_HOST is loopback), is {:?}",
+                        overlay.name,
+                        env_value(c, "METRICS_HOST")
+                    )
+                });
+                for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+                    let get = &c[probe]["httpGet"];
+                    failures.check(get["path"] == "/healthz" && get["port"] == "metrics", || {
+                        format!(
+                            "Deployment {id} in manifests/{}: {probe} must GET /healthz on port `metrics` (the app \
+                             port listens on loopback), has {get}",
+                            overlay.name
+                        )
+                    });
+                }
+                let declares_app_port =
+                    c["ports"].as_array().is_some_and(|ps| ps.iter().any(|p| str_of(&p["containerPort"]) == app_port));
+                failures.check(!declares_app_port, || {
+                    format!(
+                        "Deployment {id} in manifests/{}: containerPort {app_port} is declared, but the app port \
+                         listens on loopback only",
+                        overlay.name
+                    )
+                });
+            }
             let metrics_port = env_value(c, "METRICS_PORT");
             let metrics_container_port = c["ports"]
                 .as_array()
@@ -638,6 +677,15 @@ fn sidecar_tokens_and_shutdown_timing_are_consistent() {
                 [("dapr.io/api-token-secret", "DAPR_API_TOKEN"), ("dapr.io/app-token-secret", "APP_API_TOKEN")]
             {
                 let secret = a.get(annotation).cloned();
+                // One pair per app: a leaked token opens one sidecar, not all of them.
+                let own = format!("{id}-{}", if var == "DAPR_API_TOKEN" { "dapr-api-token" } else { "app-api-token" });
+                failures.check(secret.as_deref() == Some(own.as_str()), || {
+                    format!(
+                        "Deployment {id} in manifests/{}: {annotation} must name the app's own Secret `{own}`, is \
+                         {secret:?}",
+                        overlay.name
+                    )
+                });
                 let from = env(c, var).map(|e| e["valueFrom"]["secretKeyRef"].clone());
                 failures.check(
                     secret.is_some()
@@ -776,9 +824,11 @@ fn no_image_uses_latest_and_no_secret_value_is_in_the_manifests() {
             if kind == "Component" {
                 for m in doc["spec"]["metadata"].as_array().into_iter().flatten() {
                     let key = str_of(&m["name"]);
-                    failures.check(!sensitive(&key) || m.get("secretKeyRef").is_some(), || {
+                    // A secretKeyRef (resolved by the Dapr operator) or an envRef (the sidecar's
+                    // environment, filled from a Secret by dapr.io/env-from-secret).
+                    failures.check(!sensitive(&key) || m.get("secretKeyRef").is_some() || m.get("envRef").is_some(), || {
                         format!(
-                            "Component {name} in manifests/{}: metadata `{key}` must come from a secretKeyRef",
+                            "Component {name} in manifests/{}: metadata `{key}` must come from a secretKeyRef or an envRef",
                             overlay.name
                         )
                     });
@@ -863,11 +913,18 @@ fn cloud_kafka_sasl_settings_agree_between_dapr_keda_and_the_topics_job() {
     failures.check(component_value(pubsub, "authType").as_deref() == Some("password"), || {
         "Dapr pubsub authType must be `password` in the cloud".into()
     });
-    for key in ["saslUsername", "saslPassword"] {
-        failures.check(component_meta(pubsub, key).is_some_and(|m| m.get("secretKeyRef").is_some()), || {
-            format!("Dapr pubsub {key} must come from the `kafka` Secret")
-        });
-    }
+    // The user from a Secret, or each app's own user named by its app-id; the password from a
+    // Secret, directly or through the sidecar's environment.
+    failures.check(
+        component_meta(pubsub, "saslUsername")
+            .is_some_and(|m| m.get("secretKeyRef").is_some() || m["value"] == "{appID}"),
+        || "Dapr pubsub saslUsername must come from a Secret or be \"{appID}\" (per-app Kafka users)".into(),
+    );
+    failures.check(
+        component_meta(pubsub, "saslPassword")
+            .is_some_and(|m| m.get("secretKeyRef").is_some() || m.get("envRef").is_some()),
+        || "Dapr pubsub saslPassword must come from a Secret (secretKeyRef or envRef)".into(),
+    );
     for so in overlay.all("ScaledObject") {
         for t in so["spec"]["triggers"].as_array().into_iter().flatten().filter(|t| t["type"] == "kafka") {
             let name = str_of(&so["metadata"]["name"]);
@@ -911,4 +968,426 @@ fn go_durations_parse() {
     assert_eq!(go_duration_secs("1m30s"), Some(90.0));
     assert_eq!(go_duration_secs("500ms"), Some(0.5));
     assert_eq!(go_duration_secs("20"), None);
+}
+
+/// Dapr's `publishingScopes` / `subscriptionScopes` syntax: `app=topic,topic;app=;...`.
+fn parse_scopes(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let (app, topics) = entry.split_once('=').unwrap_or((entry, ""));
+            let topics = topics.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
+            (app.trim().to_owned(), topics)
+        })
+        .collect()
+}
+
+/// The topics each app publishes on its own behalf (besides its dead letters, which the code's
+/// subscriptions name): the writers publish task events after each commit (shared::tasks and
+/// shared::outbox), on-task-completed asks for the next occurrence on task-create, fire-reminder
+/// publishes reminders. `publishes_in_source` keeps this table honest for the direct publishes.
+fn producers() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    BTreeMap::from([
+        (task_api::APP_ID, BTreeSet::from([topics::TASK_EVENTS])),
+        (create_task::APP_ID, BTreeSet::from([topics::TASK_EVENTS])),
+        (on_task_completed::APP_ID, BTreeSet::from([topics::TASK_CREATE])),
+        (fire_reminder::APP_ID, BTreeSet::from([topics::REMINDERS])),
+        (audit_writer::APP_ID, BTreeSet::new()),
+    ])
+}
+
+/// The strings of the common contract (dapr-components/local/pubsub.yaml carries the same).
+const PUBLISHING_SCOPES: &str = "task-api=task-events;create-task=task-events,create-task-dlq;\
+on-task-completed=task-create,on-task-completed-dlq;fire-reminder=reminders,fire-reminder-dlq;\
+audit-writer=audit-writer-dlq";
+const SUBSCRIPTION_SCOPES: &str = "task-api=;create-task=task-create;on-task-completed=task-events;fire-reminder=task-events;audit-writer=task-events";
+
+/// The shared::events topics a function's own source publishes to directly (`publish(` with
+/// `topics::NAME` on the same line).
+fn publishes_in_source(id: &str) -> BTreeSet<&'static str> {
+    let mut found = BTreeSet::new();
+    for file in files_under(&root().join("functions").join(id).join("src")) {
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        for line in text.lines().filter(|l| l.contains("publish(")) {
+            for (name, topic) in [
+                ("TASK_CREATE", topics::TASK_CREATE),
+                ("TASK_EVENTS", topics::TASK_EVENTS),
+                ("REMINDERS", topics::REMINDERS),
+            ] {
+                if line.contains(&format!("topics::{name}")) {
+                    found.insert(topic);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn pubsub_grants_each_topic_only_to_its_producers_and_consumers() {
+    let functions = functions().await;
+    let producers = producers();
+    let mut failures = Failures::default();
+    let mut publishing = BTreeMap::new();
+    let mut subscribing = BTreeMap::new();
+    for f in &functions {
+        let id = f.app_id();
+        let own = producers.get(id).cloned().unwrap_or_default();
+        for topic in publishes_in_source(id) {
+            failures.check(own.contains(topic), || {
+                format!(
+                    "functions/{id}/src publishes to `{topic}`, but producers() in system-tests/tests/manifests.rs does \
+                     not grant it: add it there and to publishingScopes (both pubsub components)"
+                )
+            });
+        }
+        let mut publishes: BTreeSet<String> = own.iter().map(|t| (*t).to_owned()).collect();
+        publishes.extend(f.subscriptions().iter().filter_map(|s| s.dead_letter()).map(str::to_owned));
+        publishing.insert(id.to_owned(), publishes);
+        subscribing
+            .insert(id.to_owned(), f.subscriptions().iter().map(|s| s.topic().to_owned()).collect::<BTreeSet<_>>());
+    }
+    failures.check(parse_scopes(PUBLISHING_SCOPES) == publishing, || {
+        format!("PUBLISHING_SCOPES {PUBLISHING_SCOPES:?} differs from what the code publishes: {publishing:?}")
+    });
+    failures.check(parse_scopes(SUBSCRIPTION_SCOPES) == subscribing, || {
+        format!("SUBSCRIPTION_SCOPES {SUBSCRIPTION_SCOPES:?} differs from what the code subscribes to: {subscribing:?}")
+    });
+    // The local component (devhost, `dapr run`) carries the same strings once it has them.
+    let local = std::fs::read_to_string(root().join("dapr-components/local/pubsub.yaml")).expect("local pubsub.yaml");
+    let local: Value = serde_norway::from_str(&local).expect("local pubsub.yaml is YAML");
+    for (key, expected) in [("publishingScopes", PUBLISHING_SCOPES), ("subscriptionScopes", SUBSCRIPTION_SCOPES)] {
+        if let Some(value) = component_value(&local, key) {
+            failures.check(parse_scopes(&value) == parse_scopes(expected), || {
+                format!("dapr-components/local/pubsub.yaml: {key} is {value:?}, the Kubernetes one {expected:?}")
+            });
+        }
+    }
+    for overlay in overlays() {
+        let Some(pubsub) = overlay.get("Component", components::PUBSUB) else { continue };
+        let loaded: BTreeSet<String> = pubsub["spec"]["scopes"].as_array().into_iter().flatten().map(str_of).collect();
+        for (key, expected) in [("publishingScopes", &publishing), ("subscriptionScopes", &subscribing)] {
+            let value = component_value(pubsub, key);
+            let Some(value) = value else {
+                failures.0.push(format!(
+                    "Component pubsub in manifests/{}: no {key}, so every app may use every topic",
+                    overlay.name
+                ));
+                continue;
+            };
+            let granted = parse_scopes(&value);
+            failures.check(&granted == expected, || {
+                format!(
+                    "Component pubsub in manifests/{}: {key} grants {granted:?}; the code needs exactly {expected:?}",
+                    overlay.name
+                )
+            });
+            // An app missing from the scopes may use every topic (Dapr's default).
+            let listed: BTreeSet<String> = granted.keys().cloned().collect();
+            failures.check(loaded.iter().all(|app| listed.contains(app)), || {
+                format!(
+                    "Component pubsub in manifests/{}: scoped to {loaded:?}, but {key} lists only {listed:?}; an app \
+                     not listed may use every topic",
+                    overlay.name
+                )
+            });
+        }
+        // Each topic: exactly its producers.
+        for topic in [topics::TASK_CREATE, topics::TASK_EVENTS, topics::REMINDERS] {
+            let granted: BTreeSet<String> = component_value(pubsub, "publishingScopes")
+                .map(|v| parse_scopes(&v))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, ts)| ts.contains(topic))
+                .map(|(app, _)| app)
+                .collect();
+            let expected: BTreeSet<String> =
+                producers.iter().filter(|(_, ts)| ts.contains(topic)).map(|(app, _)| (*app).to_owned()).collect();
+            failures.check(granted == expected, || {
+                format!(
+                    "Component pubsub in manifests/{}: `{topic}` may be published by {granted:?}, its producers are \
+                     {expected:?}",
+                    overlay.name
+                )
+            });
+        }
+    }
+    failures.assert_none("pub/sub scopes vs the code");
+}
+
+#[test]
+fn service_invocation_is_denied_and_nothing_uses_it() {
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        let Some(config) = overlay.get("Configuration", "todo-config") else {
+            failures.0.push(format!("manifests/{}: no Dapr Configuration todo-config", overlay.name));
+            continue;
+        };
+        let acl = &config["spec"]["accessControl"];
+        failures.check(acl["defaultAction"] == "deny", || {
+            format!("Configuration todo-config in manifests/{}: accessControl.defaultAction must be deny", overlay.name)
+        });
+        failures.check(acl["trustDomain"].as_str().is_some_and(|t| !t.is_empty()), || {
+            format!("Configuration todo-config in manifests/{}: accessControl needs a trustDomain", overlay.name)
+        });
+        failures.check(acl["policies"].as_array().is_none_or(Vec::is_empty), || {
+            format!(
+                "Configuration todo-config in manifests/{}: accessControl.policies {} allow an invocation no function makes",
+                overlay.name, acl["policies"]
+            )
+        });
+    }
+    // No function calls another through Dapr: the deny costs nothing.
+    for dir in ["functions", "shared/src"] {
+        for file in files_under(&root().join(dir)) {
+            if file.extension().is_none_or(|e| e != "rs") || file.components().any(|c| c.as_os_str() == "tests") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            failures.check(!text.contains("/v1.0/invoke"), || {
+                format!(
+                    "{} calls Dapr service invocation, which the Configuration denies",
+                    file.strip_prefix(root()).unwrap_or(&file).display()
+                )
+            });
+        }
+    }
+    failures.assert_none("service invocation");
+}
+
+#[test]
+fn no_pod_carries_a_kubernetes_api_token_it_has_no_rights_for() {
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        // Accounts some (Cluster)RoleBinding grants something to.
+        let bound: BTreeSet<String> = overlay
+            .docs
+            .iter()
+            .filter(|d| d["kind"] == "RoleBinding" || d["kind"] == "ClusterRoleBinding")
+            .flat_map(|b| b["subjects"].as_array().cloned().unwrap_or_default())
+            .filter(|s| s["kind"] == "ServiceAccount")
+            .map(|s| str_of(&s["name"]))
+            .collect();
+        for sa in overlay.all("ServiceAccount") {
+            let name = str_of(&sa["metadata"]["name"]);
+            failures.check(bound.contains(&name) || sa["automountServiceAccountToken"] == false, || {
+                format!(
+                    "ServiceAccount {name} in manifests/{}: no RBAC is bound to it, so automountServiceAccountToken must \
+                     be false",
+                    overlay.name
+                )
+            });
+        }
+        for doc in overlay.docs.iter().filter(|d| d["kind"] == "Deployment" || d["kind"] == "Job") {
+            let name = str_of(&doc["metadata"]["name"]);
+            let pod = &doc["spec"]["template"]["spec"];
+            let account = pod["serviceAccountName"].as_str().unwrap_or("default").to_owned();
+            let sa_off =
+                overlay.get("ServiceAccount", &account).is_some_and(|sa| sa["automountServiceAccountToken"] == false);
+            let off = pod["automountServiceAccountToken"] == false
+                || (pod["automountServiceAccountToken"].is_null() && sa_off);
+            failures.check(bound.contains(&account) || off, || {
+                format!(
+                    "{} {name} in manifests/{}: runs as {account}, which has no RBAC, with a mounted API token",
+                    str_of(&doc["kind"]),
+                    overlay.name
+                )
+            });
+        }
+        // Nothing loads a secret store in the sidecars (it would need that token).
+        for c in overlay.all("Component") {
+            failures.check(!str_of(&c["spec"]["type"]).starts_with("secretstores.kubernetes"), || {
+                format!(
+                    "Component {} in manifests/{}: a Kubernetes secret store in the sidecars needs an API token; the \
+                     Dapr operator resolves the components' secrets without one",
+                    str_of(&c["metadata"]["name"]),
+                    overlay.name
+                )
+            });
+        }
+    }
+    failures.assert_none("service account tokens");
+}
+
+#[test]
+fn task_api_takes_its_token_settings_from_platform_settings_and_the_jwt_secret() {
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        let settings = overlay.settings();
+        let Some(c) = overlay.get("Deployment", task_api::APP_ID).and_then(|d| container(d, task_api::APP_ID)) else {
+            failures.0.push(format!("manifests/{}: no task-api container", overlay.name));
+            continue;
+        };
+        for (var, key) in [
+            ("JWT_JWKS_URL", "jwt-jwks-url"),
+            ("JWT_ISSUER", "jwt-issuer"),
+            ("JWT_AUDIENCE", "jwt-audience"),
+            ("JWT_STRICT", "jwt-strict"),
+            ("JWT_MAX_LIFETIME_SECS", "jwt-max-lifetime-secs"),
+        ] {
+            let from = env(c, var).map(|e| e["valueFrom"]["configMapKeyRef"].clone());
+            failures.check(
+                from.as_ref().is_some_and(|r| r["name"] == "platform-settings" && r["key"] == key)
+                    && settings.contains_key(key),
+                || {
+                    format!(
+                        "task-api in manifests/{}: {var} must come from platform-settings key `{key}` (which must \
+                         exist), reads {from:?}",
+                        overlay.name
+                    )
+                },
+            );
+        }
+        failures.check(
+            settings.get("jwt-max-lifetime-secs").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > 0),
+            || {
+                format!(
+                    "platform-settings in manifests/{}: jwt-max-lifetime-secs must be a positive number",
+                    overlay.name
+                )
+            },
+        );
+        for (var, key) in [("JWT_SECRET", "secret"), ("JWT_SECRET_PREVIOUS", "previous")] {
+            let from = env(c, var).map(|e| e["valueFrom"]["secretKeyRef"].clone());
+            failures.check(
+                from.as_ref().is_some_and(|r| r["name"] == "jwt" && r["key"] == key && r["optional"] == true),
+                || {
+                    format!(
+                        "task-api in manifests/{}: {var} must come from Secret `jwt` key `{key}`, optional (a JWKS-only \
+                         deployment has no HS256 key), reads {from:?}",
+                        overlay.name
+                    )
+                },
+            );
+        }
+    }
+    // The cloud checks who issued a token and for whom, and refuses to start otherwise.
+    let cloud = Overlay::load("overlays/cloud").settings();
+    for key in ["jwt-issuer", "jwt-audience"] {
+        failures.check(cloud.get(key).is_some_and(|v| !v.trim().is_empty()), || {
+            format!("platform-settings in manifests/overlays/cloud: `{key}` must not be empty (deploy-cloud sets it)")
+        });
+    }
+    failures.check(cloud.get("jwt-strict").map(String::as_str) == Some("true"), || {
+        "platform-settings in manifests/overlays/cloud: jwt-strict must be \"true\"".into()
+    });
+    failures.assert_none("task-api token settings");
+}
+
+/// The numeric ports of a NetworkPolicy rule.
+fn ports_of(rule: &Value) -> BTreeSet<u64> {
+    rule["ports"].as_array().into_iter().flatten().filter_map(|p| p["port"].as_u64()).collect()
+}
+
+#[tokio::test]
+async fn egress_is_narrowed_to_the_services_and_ports_the_pods_use() {
+    let functions = functions().await;
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        for np in overlay.all("NetworkPolicy") {
+            let name = str_of(&np["metadata"]["name"]);
+            for rule in np["spec"]["egress"].as_array().into_iter().flatten() {
+                // Every egress rule names both where and which ports: no "anywhere" and no "any port".
+                failures.check(rule["to"].as_array().is_some_and(|t| !t.is_empty()), || {
+                    format!(
+                        "NetworkPolicy {name} in manifests/{}: an egress rule without `to` allows every address",
+                        overlay.name
+                    )
+                });
+                failures.check(!ports_of(rule).is_empty(), || {
+                    format!(
+                        "NetworkPolicy {name} in manifests/{}: an egress rule without ports allows every port",
+                        overlay.name
+                    )
+                });
+                for peer in rule["to"].as_array().into_iter().flatten() {
+                    let cidr = str_of(&peer["ipBlock"]["cidr"]);
+                    failures.check(cidr != "0.0.0.0/0" && cidr != "::/0", || {
+                        format!("NetworkPolicy {name} in manifests/{}: egress to {cidr}", overlay.name)
+                    });
+                    // Control plane: only the services and ports the sidecars use.
+                    if peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "dapr-system" {
+                        let app = str_of(&peer["podSelector"]["matchLabels"]["app"]);
+                        let allowed: &[u64] = match app.as_str() {
+                            "dapr-sentry" => &[50001, 443],
+                            "dapr-operator" => &[6500, 443],
+                            "dapr-scheduler-server" => &[50006, 443],
+                            _ => &[],
+                        };
+                        failures.check(ports_of(rule).iter().all(|p| allowed.contains(p)) && !allowed.is_empty(), || {
+                            format!(
+                                "NetworkPolicy {name} in manifests/{}: egress to dapr-system pods {app:?} on {:?}; only \
+                                 Sentry (50001/443), the operator (6500/443) and the Scheduler (50006/443) are needed",
+                                overlay.name,
+                                ports_of(rule)
+                            )
+                        });
+                    }
+                }
+            }
+        }
+        // The Scheduler only for the functions that own jobs.
+        let scheduler = overlay.get("NetworkPolicy", "allow-dapr-scheduler");
+        let selected = scheduler.map(|np| str_of(&np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]));
+        let with_jobs: Vec<&str> =
+            functions.iter().filter(|f| !f.job_prefixes().is_empty()).map(|f| f.app_id()).collect();
+        failures.check(with_jobs == [fire_reminder::APP_ID] && selected.as_deref() == Some(fire_reminder::APP_ID), || {
+            format!(
+                "manifests/{}: the Scheduler egress policy selects {selected:?}; the functions with jobs are {with_jobs:?}",
+                overlay.name
+            )
+        });
+    }
+    // The cloud: Kafka and PostgreSQL only at their configured ranges and ports.
+    let cloud = Overlay::load("overlays/cloud");
+    let settings = cloud.settings();
+    for (policy, service) in [("allow-managed-kafka", "kafka"), ("allow-managed-postgres", "postgres")] {
+        let cidr = settings.get(&format!("{service}-egress-cidr")).cloned().unwrap_or_default();
+        let port: Option<u64> = settings.get(&format!("{service}-egress-port")).and_then(|p| p.parse().ok());
+        let Some(np) = cloud.get("NetworkPolicy", policy) else {
+            failures.0.push(format!("manifests/overlays/cloud: no NetworkPolicy {policy}"));
+            continue;
+        };
+        let rules = np["spec"]["egress"].as_array().cloned().unwrap_or_default();
+        let ok = !rules.is_empty()
+            && rules.iter().all(|r| {
+                r["to"].as_array().is_some_and(|to| to.iter().all(|p| str_of(&p["ipBlock"]["cidr"]) == cidr))
+                    && port.is_some_and(|port| ports_of(r) == BTreeSet::from([port]))
+            });
+        failures.check(ok && !cidr.is_empty(), || {
+            format!(
+                "NetworkPolicy {policy} in manifests/overlays/cloud must allow only {service}-egress-cidr {cidr:?} on \
+                 {service}-egress-port {port:?} (platform-settings), has {}",
+                np["spec"]["egress"]
+            )
+        });
+    }
+    failures.assert_none("egress NetworkPolicies");
+}
+
+#[test]
+fn traces_leave_the_cloud_over_tls_only() {
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        let Some(config) = overlay.get("Configuration", "todo-config") else { continue };
+        let secure = &config["spec"]["tracing"]["otel"]["isSecure"];
+        let expected = overlay.name == "overlays/cloud";
+        failures.check(secure.as_bool() == Some(expected), || {
+            format!(
+                "Configuration todo-config in manifests/{}: tracing.otel.isSecure must be {expected} (TLS to the \
+                 collector in the cloud; minikube's in-cluster collector is plaintext), is {secure}",
+                overlay.name
+            )
+        });
+    }
+    failures.assert_none("trace export");
+}
+
+#[test]
+fn scopes_parse() {
+    let parsed = parse_scopes("a=x,y;b=;c=z");
+    assert_eq!(parsed["a"], BTreeSet::from(["x".to_owned(), "y".to_owned()]));
+    assert!(parsed["b"].is_empty());
+    assert_eq!(parsed.len(), 3);
 }
