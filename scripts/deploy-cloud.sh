@@ -21,9 +21,7 @@
 # Optional:
 #   DAPR_API_TOKEN, APP_API_TOKEN   set to rotate; otherwise generated once and kept
 #   JWT_ISSUER, JWT_AUDIENCE        required token claims (empty: not checked)
-#   BUILD_IMAGES=0                  the images already exist (CD: CI pushed them for this commit);
-#                                   then IMAGE_DIGESTS_FILE (`<function>=sha256:<hex>` lines) names
-#                                   them: the overlay pins every image by digest, never by tag
+#   BUILD_IMAGES=0                  the images already exist (CD: CI pushed them for this commit)
 #   INSTALL_PLATFORM=0              leave the Dapr and KEDA installations alone
 #   DRY_RUN=1                       only render what would be applied (target/deploy/cloud.yaml)
 set -euo pipefail
@@ -67,7 +65,9 @@ if [ "${BUILD_IMAGES:-1}" != 0 ]; then
   IMAGE_REPO="${REGISTRY}" IMAGE_TAG="${IMAGE_TAG}" PUSH=1 DIGESTS_FILE="${IMAGE_DIGESTS_FILE}" \
     "${ROOT}/scripts/images.sh"
 fi
-# Deploy by digest, never by a tag (a tag can be moved after the images were checked).
+# Deploy by digest, never by a tag (a tag can be moved after the images were checked):
+# IMAGE_DIGESTS_FILE has a `<function>=sha256:<hex>` line per function (CD writes it from the
+# verified digests; the build above writes it from its own pushes). Required unless DRY_RUN=1.
 if [ "${DRY_RUN}" != 1 ]; then
   require_env IMAGE_DIGESTS_FILE "lines <function>=sha256:<hex> of the images to deploy (CD writes it; scripts/images.sh DIGESTS_FILE too)"
   [ -r "${IMAGE_DIGESTS_FILE}" ] || die "IMAGE_DIGESTS_FILE ${IMAGE_DIGESTS_FILE} is not readable"
