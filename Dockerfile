@@ -10,12 +10,14 @@
 # (the crate names under functions/, which are also the Dapr app-ids and the image names).
 # `make images` builds all of them; scripts/images.sh is the single place that knows how.
 
-ARG RUST_VERSION=1.95
 ARG FUNCTION=task-api
 
 # ---------------------------------------------------------------------------------------- chef
 # Toolchain for a static musl build, plus cargo-chef to cache the dependency graph as a layer.
-FROM rust:${RUST_VERSION}-slim-trixie AS chef
+# Pinned by digest (the multi-arch index of rust:1.95-slim-trixie, i.e. Rust 1.95.0 on Debian 13):
+# a tag can be re-pointed, a digest cannot. Dependabot's docker ecosystem proposes new digests;
+# scripts/check_pipeline.py fails on any FROM of a registry image without one.
+FROM rust:1.95-slim-trixie@sha256:985053ebf77f576c742435c12c1923ee04dbe511e17f087dd1a8f022307d3aeb AS chef
 # musl-tools: `ring` (the only C code in the dependency graph) needs a musl C compiler.
 # Debian's package versions are tied to the pinned base image, so they are not pinned again.
 # hadolint ignore=DL3008

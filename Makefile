@@ -78,6 +78,9 @@ lint: ## fmt check, clippy -D warnings, offline checks of the deployment artifac
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --locked --all-targets --all-features -- -D warnings
 	$(MAKE) --no-print-directory check-manifests
+	@# Licenses, banned crates, sources of the dependency graph (deny.toml); the advisories need the
+	@# RustSec database from the network, so CI runs the full `cargo deny check`.
+	deny="$$(scripts/lint-tools.sh cargo-deny)" && "$$deny" deny --frozen check licenses bans sources --hide-inclusion-graph
 
 .PHONY: clean
 clean: ## Remove build output

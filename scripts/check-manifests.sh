@@ -4,7 +4,10 @@
 #   2. built-in kinds pass kubernetes-validate --strict (oldest and newest supported Kubernetes);
 #   3. Dapr, KEDA and Prometheus Operator resources pass the JSON schemas kept in schemas/;
 #   4. the schemas themselves are valid JSON Schema, the Grafana dashboard is valid JSON;
-#   5. hadolint (Dockerfile), actionlint and zizmor (workflows), shellcheck (scripts), yamllint.
+#   5. hadolint (Dockerfile), actionlint and zizmor (workflows), shellcheck (scripts), yamllint;
+#   6. the pipeline's supply-chain rules (scripts/check_pipeline.py: permissions, pinning, SBOM,
+#      provenance, signing, scanning, cargo deny, production refs, OIDC, deploy by digest) and
+#      that the deploy scripts pin every image by digest when given digests.
 # The rendered overlays are left in target/manifests/ for inspection; the Rust consistency test
 # (system-tests/tests/manifests.rs) renders them itself, with the same pinned kubectl when
 # target/deploy-tools exists.
@@ -144,6 +147,35 @@ step "Dockerfile: hadolint"
 step "Workflows: actionlint, zizmor"
 "${bin}/actionlint" -shellcheck="${bin}/shellcheck" "${ROOT}"/.github/workflows/*.yml || fail "actionlint"
 "${bin}/zizmor" --offline --no-progress --color never "${ROOT}/.github" || fail "zizmor"
+
+step "Pipeline rules: scripts/check_pipeline.py (self-test, then the repository)"
+"${bin}/python" "${ROOT}/scripts/check_pipeline.py" --self-test "${ROOT}" || fail "check_pipeline.py self-test"
+"${bin}/python" "${ROOT}/scripts/check_pipeline.py" "${ROOT}" || fail "pipeline rules"
+
+step "Deploy by digest: images_kustomization with IMAGE_DIGESTS_FILE (scripts/lib.sh)"
+digests="${out}/image-digests.env"
+for fn in "${FUNCTIONS[@]}"; do
+  printf '%s=sha256:%s\n' "${fn}" "$(printf '%s' "${fn}" | sha256sum | cut -d' ' -f1)"
+done >"${digests}"
+if (
+  PATH="${bin}:${PATH}"
+  IMAGE_DIGESTS_FILE="${digests}"
+  render_overlay manifests/overlays/cloud "${out}/cloud-by-digest.yaml" \
+    "$(images_kustomization ghcr.io/example/todo mutable-tag ghcr.io/todo-functions/todo-functions)"
+); then
+  for fn in "${FUNCTIONS[@]}"; do
+    want="image: ghcr.io/example/todo/${fn}@$(sed -n "s/^${fn}=//p" "${digests}")"
+    grep -qF "${want}" "${out}/cloud-by-digest.yaml" || fail "cloud overlay by digest: no '${want}'"
+  done
+  ! grep -n "mutable-tag" "${out}/cloud-by-digest.yaml" >&2 || fail "cloud overlay by digest still names a tag"
+else
+  fail "rendering the cloud overlay with IMAGE_DIGESTS_FILE"
+fi
+# A digest missing for one function is an error, never a silent fallback to the tag.
+grep -v '^audit-writer=' "${digests}" >"${digests}.partial"
+if (IMAGE_DIGESTS_FILE="${digests}.partial" images_kustomization r t >/dev/null 2>&1); then
+  fail "images_kustomization accepted a digests file without audit-writer"
+fi
 
 step "Scripts: shellcheck"
 "${bin}/shellcheck" "${ROOT}"/scripts/*.sh "${ROOT}/manifests/base/kafka-topics/create-topics.sh" ||

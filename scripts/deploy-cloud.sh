@@ -149,7 +149,16 @@ fi
 
 if [ "${BUILD_IMAGES:-1}" != 0 ]; then
   log "Images ${REGISTRY}/<function>:${IMAGE_TAG}"
-  IMAGE_REPO="${REGISTRY}" IMAGE_TAG="${IMAGE_TAG}" PUSH=1 "${ROOT}/scripts/images.sh"
+  IMAGE_DIGESTS_FILE="${ROOT}/target/deploy/image-digests.env"
+  IMAGE_REPO="${REGISTRY}" IMAGE_TAG="${IMAGE_TAG}" PUSH=1 DIGESTS_FILE="${IMAGE_DIGESTS_FILE}" \
+    "${ROOT}/scripts/images.sh"
+fi
+# Deploy by digest, never by a tag (a tag can be moved after the images were checked):
+# IMAGE_DIGESTS_FILE has a `<function>=sha256:<hex>` line per function (CD writes it from the
+# verified digests; the build above writes it from its own pushes). Required unless DRY_RUN=1.
+if [ "${DRY_RUN}" != 1 ]; then
+  require_env IMAGE_DIGESTS_FILE "lines <function>=sha256:<hex> of the images to deploy (CD writes it; scripts/images.sh DIGESTS_FILE too)"
+  [ -r "${IMAGE_DIGESTS_FILE}" ] || die "IMAGE_DIGESTS_FILE ${IMAGE_DIGESTS_FILE} is not readable"
 fi
 
 if [ "${INSTALL_PLATFORM:-1}" != 0 ]; then

@@ -11,6 +11,9 @@
 #   IMAGE_REPO   repository prefix (default todo-functions): images are $IMAGE_REPO/<function>
 #   IMAGE_TAG    tag (default dev); never `latest`
 #   PUSH=1       push after building (log in to the registry first)
+#   DIGESTS_FILE with PUSH=1: write `<function>=sha256:<hex>` per pushed image (the registry's
+#                digest), the format scripts/deploy-cloud.sh reads as IMAGE_DIGESTS_FILE so
+#                that a deployment names exactly the pushed bytes, never a movable tag
 #   PLATFORM     target platform (default: the build machine's), e.g. linux/amd64
 #   CACHE_REF    registry ref for BuildKit's cache (CI): read always, written when PUSH=1
 #   MAX_IMAGE_MB size budget per image (default 20)
@@ -52,6 +55,11 @@ fi
 [ -z "${PLATFORM:-}" ] || build+=(--platform "${PLATFORM}")
 
 revision="$(git -C "${ROOT}" rev-parse HEAD 2>/dev/null || echo unknown)"
+if [ -n "${DIGESTS_FILE:-}" ]; then
+  [ "${PUSH:-0}" = 1 ] || die "DIGESTS_FILE needs PUSH=1: only a pushed image has a registry digest"
+  mkdir -p "$(dirname "${DIGESTS_FILE}")"
+  : >"${DIGESTS_FILE}"
+fi
 max_bytes=$((MAX_IMAGE_MB * 1000 * 1000))
 for fn in "${selected[@]}"; do
   image="${IMAGE_REPO}/${fn}:${IMAGE_TAG}"
@@ -69,6 +77,14 @@ for fn in "${selected[@]}"; do
     die "${image} is $((size / 1000 / 1000)) MB, over the ${MAX_IMAGE_MB} MB budget"
   if [ "${PUSH:-0}" = 1 ]; then
     docker push "${image}"
+    if [ -n "${DIGESTS_FILE:-}" ]; then
+      # The registry's digest of what was just pushed (RepoDigests: <repo>@sha256:<hex>).
+      digest="$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "${image}" |
+        sed -n "s|^${IMAGE_REPO}/${fn}@\(sha256:[0-9a-f]\{64\}\)\$|\1|p" | head -n1)"
+      [ -n "${digest}" ] || die "no registry digest for ${image} after the push"
+      echo "${fn}=${digest}" >>"${DIGESTS_FILE}"
+      info "${IMAGE_REPO}/${fn}@${digest}"
+    fi
   fi
 done
 log "Images built: ${selected[*]} (${IMAGE_REPO}/<function>:${IMAGE_TAG})"

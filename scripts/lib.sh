@@ -151,14 +151,23 @@ render_overlay() {
 }
 
 # images_kustomization <repo prefix> <tag> [<name prefix the overlay uses>]: `images:` lines
-# retagging every function image.
+# retagging every function image. With IMAGE_DIGESTS_FILE set (lines `<function>=sha256:<hex>`,
+# as scripts/images.sh DIGESTS_FILE and the CD workflow write them) every image is pinned by its
+# digest instead: the cluster runs exactly the bytes that were scanned and signed, whatever
+# later happens to a tag. A function missing from the file is an error, not a fallback.
 images_kustomization() {
-  local repo="$1" tag="$2" from="${3:-todo-functions}" fn
+  local repo="$1" tag="$2" from="${3:-todo-functions}" fn digest
   echo "images:"
   for fn in "${FUNCTIONS[@]}"; do
     echo "  - name: ${from}/${fn}"
     echo "    newName: ${repo}/${fn}"
-    echo "    newTag: \"${tag}\""
+    if [ -n "${IMAGE_DIGESTS_FILE:-}" ]; then
+      digest="$(sed -n "s/^${fn}=\(sha256:[0-9a-f]\{64\}\)\$/\1/p" "${IMAGE_DIGESTS_FILE}" | head -n1)"
+      [ -n "${digest}" ] || die "${IMAGE_DIGESTS_FILE} has no sha256 digest for ${fn}"
+      echo "    digest: ${digest}"
+    else
+      echo "    newTag: \"${tag}\""
+    fi
   done
 }
 

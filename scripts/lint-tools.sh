@@ -2,9 +2,31 @@
 # Installs the pinned validators of scripts/lint-requirements.txt into a virtualenv under
 # target/ (re-created only when the pins change) and prints its bin directory. Needs Python 3.9+
 # with venv and PyPI access (the first run only).
+#
+#   scripts/lint-tools.sh              # the validators; prints their bin directory
+#   scripts/lint-tools.sh cargo-deny   # the pinned cargo-deny; prints the path of its binary
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
+
+# cargo-deny (deny.toml, `make lint`): built from crates.io with its own lock file, never a
+# prebuilt binary, into a directory under target/ keyed by its version (like the virtualenv
+# below, untracked). Cold: ~12 minutes measured on a busy 2-core machine; warm: nothing to do.
+CARGO_DENY_VERSION=0.20.2
+if [ "${1:-}" = cargo-deny ]; then
+  deny_root="${CARGO_DENY_ROOT:-${ROOT}/target/lint-tools/cargo-deny-${CARGO_DENY_VERSION}}"
+  if [ ! -x "${deny_root}/bin/cargo-deny" ]; then
+    command -v cargo >/dev/null 2>&1 || die "cargo is required to install cargo-deny (https://rustup.rs)"
+    info "installing cargo-deny ${CARGO_DENY_VERSION} into ${deny_root} (once, a few minutes)"
+    # Its own temporary target directory: the workspace's CARGO_TARGET_DIR stays untouched.
+    env -u CARGO_TARGET_DIR cargo install --quiet --locked "cargo-deny@${CARGO_DENY_VERSION}" \
+      --root "${deny_root}" >&2 ||
+      die "could not install cargo-deny ${CARGO_DENY_VERSION} from crates.io (see cargo's output above)"
+  fi
+  echo "${deny_root}/bin/cargo-deny"
+  exit 0
+fi
+[ "$#" -eq 0 ] || die "unknown argument '$1' (none, or cargo-deny)"
 
 python="${PYTHON:-python3}"
 command -v "${python}" >/dev/null 2>&1 ||
