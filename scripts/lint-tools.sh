@@ -10,11 +10,11 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 # cargo-deny (deny.toml, `make lint`): built from crates.io with its own lock file, never a
-# prebuilt binary, into a directory under target/ keyed by its version (like the virtualenv
-# below, untracked). Cold: ~12 minutes measured on a busy 2-core machine; warm: nothing to do.
+# prebuilt binary, into the user's cache keyed by its version, outside the clone: it is slow to
+# build (cold: ~12 minutes measured on a busy 2-core machine), and CI runs on fresh clones.
 CARGO_DENY_VERSION=0.20.2
 if [ "${1:-}" = cargo-deny ]; then
-  deny_root="${CARGO_DENY_ROOT:-${ROOT}/target/lint-tools/cargo-deny-${CARGO_DENY_VERSION}}"
+  deny_root="${CARGO_DENY_ROOT:-${XDG_CACHE_HOME:-${HOME}/.cache}/todo-functions/cargo-deny-${CARGO_DENY_VERSION}}"
   if [ ! -x "${deny_root}/bin/cargo-deny" ]; then
     command -v cargo >/dev/null 2>&1 || die "cargo is required to install cargo-deny (https://rustup.rs)"
     info "installing cargo-deny ${CARGO_DENY_VERSION} into ${deny_root} (once, a few minutes)"
