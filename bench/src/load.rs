@@ -56,10 +56,11 @@ const LIST_DRAIN_LIMIT: Duration = Duration::from_secs(300);
 /// How long the warm-up creation may take to be audited: the first messages wait for every
 /// consumer group to join (a few seconds on a loaded machine).
 const WARM_UP_LIMIT: Duration = Duration::from_secs(90);
-/// The `state` store's table and key prefix on the platform (`dapr-components/local/state.yaml`:
-/// `tableName: todo_state`, `keyPrefix: name`, so every key is `state||<key>`).
-const STATE_TABLE: &str = "todo_state";
-const STATE_KEY_PREFIX: &str = "state||";
+/// The `state` store (reminder records) and the `audit` store (audit entries). On the platform
+/// each store `<name>` is the table `todo_<name>` with keys `<name>||<key>`
+/// (`dapr-components/local/{state,audit}.yaml`: `tableName: todo_<name>`, `keyPrefix: name`).
+const STATE_STORE: &str = "state";
+const AUDIT_STORE: &str = "audit";
 
 /// Which system the figures run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +213,7 @@ impl Bench {
         };
         let task_id = task_id_for_request("warmup", request_id).to_string();
         eventually("the warm-up creation to be audited", WARM_UP_LIMIT, || async {
-            let entries = self.state("audit:").await?;
+            let entries = self.state(AUDIT_STORE, "audit:").await?;
             Ok(entries.iter().any(|e| e["task_id"] == task_id.as_str()).then_some(()))
         })
         .await?;
@@ -280,19 +281,19 @@ impl Bench {
         }
     }
 
-    /// The values of the `state` store (audit entries, reminder records) whose keys start with
-    /// `prefix`. On the platform: one `psql` query on the store's table, beside daprd (the
+    /// The values of `store` (`audit`: audit entries, `state`: reminder records) whose keys
+    /// start with `prefix`. On the platform: one `psql` query on the store's table, beside daprd (the
     /// table is Dapr's `state.postgresql` v1 layout: `key text`, `value jsonb`); `value::text`
     /// is one line per row, JSON strings keeping their newlines escaped.
-    pub async fn state(&self, prefix: &str) -> anyhow::Result<Vec<Value>> {
+    pub async fn state(&self, store: &str, prefix: &str) -> anyhow::Result<Vec<Value>> {
         match self.system()? {
             System::Devhost(_) => {
-                Ok(devhost::peek::state(&self.setup.database, "state", prefix)?.into_iter().map(|(_, v)| v).collect())
+                Ok(devhost::peek::state(&self.setup.database, store, prefix)?.into_iter().map(|(_, v)| v).collect())
             }
             System::Platform { platform, psql, .. } => {
                 let (psql, url) = (psql.clone(), platform.postgres_url());
-                let key = format!("{STATE_KEY_PREFIX}{prefix}").replace('\'', "''");
-                let sql = format!("SELECT value::text FROM {STATE_TABLE} WHERE starts_with(key, '{key}')");
+                let key = format!("{store}||{prefix}").replace('\'', "''");
+                let sql = format!("SELECT value::text FROM todo_{store} WHERE starts_with(key, '{key}')");
                 tokio::task::spawn_blocking(move || psql_lines(&psql, &url, &sql))
                     .await??
                     .iter()
@@ -582,7 +583,7 @@ pub async fn audit_latency(backend: Backend, rate: u32, secs: u64) -> anyhow::Re
         let sent: HashMap<Uuid, DateTime<Utc>> =
             offered.accepted.iter().map(|(id, at)| (task_id_for_request("latency", id), *at)).collect();
         let mut values_ms = Vec::with_capacity(sent.len());
-        for entry in bench.state("audit:").await? {
+        for entry in bench.state(AUDIT_STORE, "audit:").await? {
             let (Some(task_id), Some(recorded_at)) = (
                 entry["task_id"].as_str().and_then(|t| t.parse::<Uuid>().ok()),
                 entry["recorded_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()),
@@ -620,7 +621,7 @@ pub async fn reminder_lateness(backend: Backend, count: u64) -> anyhow::Result<L
         let end = minute + chrono::Duration::seconds(60);
         tokio::time::sleep((end - Utc::now()).to_std().unwrap_or_default()).await;
         let records = eventually("every reminder to fire", Duration::from_secs(60), || async {
-            let records = bench.state("reminder:").await?;
+            let records = bench.state(STATE_STORE, "reminder:").await?;
             let done = records.iter().filter(|r| r["status"] == "fired" || r["status"] == "missed").count();
             Ok((done as u64 >= count).then_some(records))
         })
@@ -628,7 +629,7 @@ pub async fn reminder_lateness(backend: Backend, count: u64) -> anyhow::Result<L
         let records = match records {
             Ok(records) => records,
             // Report what fired; the table shows the rest as not fired.
-            Err(_) => bench.state("reminder:").await?,
+            Err(_) => bench.state(STATE_STORE, "reminder:").await?,
         };
         let values_ms: Vec<f64> = records.iter().filter_map(|r| r["late_by_ms"].as_u64()).map(|ms| ms as f64).collect();
         let missing = count as usize - values_ms.len().min(count as usize);

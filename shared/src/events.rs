@@ -16,8 +16,13 @@ pub mod components {
     /// `state.postgresql` v1: `task:<id>`, and the outbox records of task changes
     /// ([`crate::outbox`]) written in the same transactions.
     pub const TASKS_STORE: &str = "tasks";
-    /// `state.postgresql` v1: reminder status and audit entries. Nothing here emits events.
+    /// `state.postgresql` v1: reminder status (fire-reminder writes, task-api reads). Nothing
+    /// here emits events.
     pub const STATE_STORE: &str = "state";
+    /// `state.postgresql` v1: audit entries, in a table of their own so that no role but
+    /// audit-writer's can write them, and it only insert-if-absent (audit-writer writes, task-api
+    /// reads; `manifests/base/postgres/roles.sql`).
+    pub const AUDIT_STORE: &str = "audit";
 }
 
 /// Kafka topics.

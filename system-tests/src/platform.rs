@@ -188,7 +188,21 @@ pub struct Options {
     pub dapr_log_level: Option<String>,
     /// More environment for every function (after the run file's).
     pub function_env: Vec<(String, String)>,
+    /// Each daprd connects to PostgreSQL as its app's own role of
+    /// `manifests/base/postgres/roles.sql` ([`postgres_role`]), as on Kubernetes, instead of as
+    /// the superuser.
+    pub postgres_roles: bool,
 }
+
+/// The PostgreSQL role of `manifests/base/postgres/roles.sql` that app `app_id` logs in as:
+/// the app-id with `_` for `-` (`task-api` → `task_api`).
+pub fn postgres_role(app_id: &str) -> String {
+    app_id.replace('-', "_")
+}
+
+/// The SQL that creates the roles, schemas and tables (run by [`Platform::start`] as the
+/// superuser, as the Kubernetes Job runs it as the administrator).
+pub const ROLES_SQL: &str = "manifests/base/postgres/roles.sql";
 
 #[derive(Debug, Clone, Copy)]
 struct Ports {
@@ -267,6 +281,7 @@ impl Platform {
         platform.start_kafka()?;
         platform.start_scheduler()?;
         platform.wait_postgres().await?;
+        platform.apply_roles()?;
         platform.wait_kafka().await?;
         platform.wait_scheduler().await?;
         let ids: Vec<String> = platform.apps.iter().map(|a| a.id.clone()).collect();
@@ -341,9 +356,53 @@ impl Platform {
         format!("127.0.0.1:{}", self.ports.kafka)
     }
 
-    /// The connection string the state stores get (through the `local-env` secret store).
+    /// The superuser's connection string (what the state stores get through the `local-env`
+    /// secret store, unless [`Options::postgres_roles`]).
     pub fn postgres_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", self.ports.postgres)
+        self.postgres_url_as("postgres")
+    }
+
+    /// The connection string of `role` (trust authentication: no password).
+    pub fn postgres_url_as(&self, role: &str) -> String {
+        format!("postgres://{role}@127.0.0.1:{}/postgres?sslmode=disable", self.ports.postgres)
+    }
+
+    /// The connection string `id`'s daprd gets.
+    fn daprd_postgres_url(&self, id: &str) -> String {
+        if self.options.postgres_roles { self.postgres_url_as(&postgres_role(id)) } else { self.postgres_url() }
+    }
+
+    /// Runs `sql` with `psql` as `role`: `Ok(Ok(output))` (unaligned, tuples only) when
+    /// PostgreSQL accepted every statement, `Ok(Err(message))` with psql's error output when it
+    /// refused one, `Err` when psql could not run at all.
+    pub fn psql(&self, role: &str, sql: &str) -> anyhow::Result<Result<String, String>> {
+        let output = Command::new(self.paths.postgres_bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.postgres_url_as(role))
+            .args(["-c", sql])
+            .output()
+            .context("running psql")?;
+        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        Ok(if output.status.success() { Ok(stdout) } else { Err(stderr) })
+    }
+
+    /// Applies [`ROLES_SQL`] as the superuser (idempotent: also on a reused database). The
+    /// components name their metadata tables in its `dapr_metadata` schema, so it runs before
+    /// any daprd starts, whichever role the sidecars log in as.
+    fn apply_roles(&self) -> anyhow::Result<()> {
+        let file = workspace_root().join(ROLES_SQL);
+        let output = Command::new(self.paths.postgres_bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.postgres_url())
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .context("running psql")?;
+        if !output.status.success() {
+            bail!("applying {}: {}", file.display(), String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(())
     }
 
     pub fn logs(&self) -> &Path {
@@ -713,7 +772,7 @@ impl Platform {
             .args(["--placement-host-address", ""])
             .args(["--log-level", self.options.dapr_log_level.as_deref().unwrap_or("info")])
             // The `local-env` secret store reads the connection string from daprd's environment.
-            .env("TODO_PG_CONNECTION_STRING", self.postgres_url())
+            .env("TODO_PG_CONNECTION_STRING", self.daprd_postgres_url(id))
             // Kubernetes runs the functions in namespace `todo`; the same here.
             .env("NAMESPACE", "todo")
             .envs(self.tokens(id));

@@ -12,6 +12,10 @@
 //! (the error is not an ETag error; docs/dapr-contract.md, "Resiliency"), so a burst of
 //! duplicates after a crash could open the breaker and fail the valid events behind them. Only
 //! two deliveries racing each other still reach the insert, which decides.
+//!
+//! Entries live in the `audit` store (its own table), not with the reminder records: its
+//! PostgreSQL role may only insert there and read, and a trigger refuses any overwrite, so no
+//! function's credentials can rewrite the trail (`manifests/base/postgres/roles.sql`).
 
 use serde_json::Value;
 use shared::clock::Clock;
@@ -51,8 +55,8 @@ impl AuditWriter {
             .ok_or_else(|| HandlerError::drop(format!("{:?} is not a task event type", event.event_type)))?;
         let entry = AuditEntry::new(&event.id, change, event.time, event.data, self.clock.now());
         let key = entry.key();
-        let duplicate = self.dapr.get_state::<Value>(components::STATE_STORE, &key).await?.is_some()
-            || self.dapr.insert_state(components::STATE_STORE, &key, &entry).await? == Inserted::AlreadyExists;
+        let duplicate = self.dapr.get_state::<Value>(components::AUDIT_STORE, &key).await?.is_some()
+            || self.dapr.insert_state(components::AUDIT_STORE, &key, &entry).await? == Inserted::AlreadyExists;
         info!(task_id = %entry.task_id, version = entry.task_version, change = ?entry.change, duplicate, "audit entry");
         Ok(())
     }

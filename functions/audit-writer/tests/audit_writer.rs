@@ -36,14 +36,14 @@ async fn an_event_becomes_one_audit_entry() {
     assert_eq!((status, body), (200, json!({"status": "SUCCESS"})));
 
     let key = format!("audit:{}:{id}", Uuid::from_u128(7));
-    let saves = stub.requests_to(Method::POST, "/v1.0/state/state");
+    let saves = stub.requests_to(Method::POST, "/v1.0/state/audit");
     assert_eq!(saves.len(), 1);
     let item = &saves[0].body[0];
     assert_eq!(item["key"], json!(key));
     assert_eq!(item["options"], json!({"concurrency": "first-write"}), "insert-if-absent");
     assert!(item.get("etag").is_none());
 
-    let entry = stub.state("state", &key).unwrap();
+    let entry = stub.state("audit", &key).unwrap();
     assert_eq!(entry["change"], "created");
     assert_eq!(entry["event_id"], json!(id));
     assert_eq!(entry["owner"], "alice");
@@ -60,14 +60,14 @@ async fn a_redelivered_event_is_recognised_by_a_read_and_writes_nothing() {
     let id = task_event_id(Uuid::from_u128(7), 1);
     let event = created_event(&id);
     assert_eq!(app.deliver(audit_writer::ROUTE, &event, None).await.1, json!({"status": "SUCCESS"}));
-    let first = stub.all_state("state");
+    let first = stub.all_state("audit");
     stub.clear_requests();
     assert_eq!(app.deliver(audit_writer::ROUTE, &event, None).await.1, json!({"status": "SUCCESS"}));
-    assert_eq!(stub.all_state("state"), first, "the duplicate left the trail as it was");
+    assert_eq!(stub.all_state("audit"), first, "the duplicate left the trail as it was");
     assert_eq!(first.len(), 1);
     // No insert that fails by design: Dapr would retry it and count it toward the breaker.
     let calls: Vec<(Method, String)> = stub.requests().into_iter().map(|r| (r.method, r.path)).collect();
-    assert_eq!(calls, [(Method::GET, format!("/v1.0/state/state/audit:{}:{id}", Uuid::from_u128(7)))]);
+    assert_eq!(calls, [(Method::GET, format!("/v1.0/state/audit/audit:{}:{id}", Uuid::from_u128(7)))]);
 }
 
 #[tokio::test]
@@ -77,9 +77,9 @@ async fn two_racing_deliveries_record_the_event_once() {
     let id = task_event_id(Uuid::from_u128(7), 1);
     let key = format!("audit:{}:{id}", Uuid::from_u128(7));
     // The other delivery writes the entry between this one's read and its insert.
-    stub.put_state_before(Method::POST, "/v1.0/state/state", "state", &key, json!({"written": "by the other"}));
+    stub.put_state_before(Method::POST, "/v1.0/state/audit", "audit", &key, json!({"written": "by the other"}));
     assert_eq!(app.deliver(audit_writer::ROUTE, &created_event(&id), None).await.1, json!({"status": "SUCCESS"}));
-    assert_eq!(stub.state("state", &key), Some(json!({"written": "by the other"})), "the insert-if-absent decided");
+    assert_eq!(stub.state("audit", &key), Some(json!({"written": "by the other"})), "the insert-if-absent decided");
 }
 
 #[tokio::test]
@@ -97,7 +97,7 @@ async fn each_distinct_event_is_recorded() {
     );
     // The completion may arrive first (reordering): both are recorded either way.
     app.deliver(audit_writer::ROUTE, &completed, None).await;
-    let trail = stub.all_state("state");
+    let trail = stub.all_state("audit");
     assert_eq!(trail.len(), 2);
     assert!(trail.values().any(|e| e["change"] == "completed" && e["task_version"] == 2));
 }
@@ -120,12 +120,12 @@ async fn an_unavailable_sidecar_or_store_is_retried() {
     assert_eq!(app.deliver(audit_writer::ROUTE, &created_event("e"), None).await.1, json!({"status": "RETRY"}));
 
     let stub = StubSidecar::start().await;
-    stub.fail(Method::POST, "/v1.0/state/state", 500, 1);
+    stub.fail(Method::POST, "/v1.0/state/audit", 500, 1);
     let app2 = self::app(stub.client(None), None).await;
     assert_eq!(app2.deliver(audit_writer::ROUTE, &created_event("e"), None).await.1, json!({"status": "RETRY"}));
-    assert!(stub.all_state("state").is_empty());
+    assert!(stub.all_state("audit").is_empty());
     assert_eq!(app2.deliver(audit_writer::ROUTE, &created_event("e"), None).await.1, json!({"status": "SUCCESS"}));
-    assert_eq!(stub.all_state("state").len(), 1);
+    assert_eq!(stub.all_state("audit").len(), 1);
 }
 
 #[tokio::test]

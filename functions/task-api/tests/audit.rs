@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 fn record(h: &Harness, event_id: &str, change: TaskChange, task: &Task, minutes: i64) {
     let entry = AuditEntry::new(event_id, change, Some(now() + Duration::minutes(minutes)), task.clone(), now());
-    h.stub.put_state("state", &entry.key(), serde_json::to_value(&entry).unwrap());
+    h.stub.put_state("audit", &entry.key(), serde_json::to_value(&entry).unwrap());
 }
 
 #[tokio::test]
@@ -46,7 +46,7 @@ async fn the_trail_is_sorted_by_version_and_holds_only_this_task_of_this_caller(
     assert_eq!(changes, vec!["created", "updated", "completed"]);
     assert!(items.iter().all(|e| e["owner"] == "alice" && e["task_id"] == t.id.to_string()));
 
-    let queries = h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/state/query");
+    let queries = h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/audit/query");
     assert_eq!(queries.len(), 1);
     assert_eq!(
         queries[0].body["filter"],

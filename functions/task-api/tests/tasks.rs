@@ -85,7 +85,7 @@ async fn another_users_task_is_404_everywhere_and_never_written() {
         assert_eq!(answer.body, json!({"error": "task not found"}), "indistinguishable from a missing task");
     }
     assert!(h.task_transactions().is_empty());
-    assert!(h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/state/query").is_empty(), "no audit read either");
+    assert!(h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/audit/query").is_empty(), "no audit read either");
     assert_eq!(h.stored(t.id), Some(t));
 }
 
@@ -237,7 +237,7 @@ async fn delete_writes_a_tombstone_then_the_task_is_gone_but_its_trail_is_not() 
         t.clone(),
         now(),
     );
-    h.stub.put_state("state", &entry.key(), serde_json::to_value(&entry).unwrap());
+    h.stub.put_state("audit", &entry.key(), serde_json::to_value(&entry).unwrap());
 
     let deleted = h.delete(&path(&t)).user("alice").send().await;
     assert_eq!((deleted.status, &deleted.body), (204, &serde_json::Value::Null));

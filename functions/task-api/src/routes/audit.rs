@@ -2,7 +2,8 @@
 //!
 //! The task must exist and be the caller's; a deleted task's trail stays readable (that is
 //! much of the point of an audit trail). The entries are queried by task id *and* owner, and
-//! re-checked after decoding, so the trail never shows another user's records.
+//! re-checked after decoding, so the trail never shows another user's records. They are read
+//! from the `audit` store, where task-api's role may only SELECT.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -30,7 +31,7 @@ pub async fn handler(
     let filter = json!({"AND": [{"EQ": {"task_id": id.to_string()}}, {"EQ": {"owner": user.id}}]});
     // Sorted on a unique field only to page over a stable order; the trail is sorted below.
     let query = Query::new().filter(filter).sort("event_id", SortOrder::Asc);
-    let scanned = scan(app.dapr(), components::STATE_STORE, query, app.scan_limit).await?;
+    let scanned = scan(app.dapr(), components::AUDIT_STORE, query, app.scan_limit).await?;
     let mut entries: Vec<AuditEntry> = scanned
         .items
         .into_iter()
