@@ -34,6 +34,12 @@
 #                               with a warning), and for KEDA's trigger (Secret `postgres`)
 #                               unless POSTGRES_CONNECTION_STRING_KEDA is set
 #   POSTGRES_CONNECTION_STRING_KEDA   KEDA's read-only role for fire-reminder's wake-up query
+#                               (role keda_reminders of manifests/base/postgres/roles.sql)
+#   POSTGRES_ADMIN_CONNECTION_STRING  an administrator (superuser, or CREATEROLE and owner of the
+#                               database): the postgres-roles Job then applies roles.sql (roles
+#                               task_api, create_task, ..., keda_reminders, the tables and grants)
+#                               and sets each role's password to the one in its connection string.
+#                               Without it, apply roles.sql yourself (docs/deploy.md)
 #   KAFKA_PASSWORD_<FUNCTION>   the SASL password of the function's own Kafka user (user name =
 #                               app-id), into Secret <app-id>-kafka key `password`
 #   JWT_SECRET_PREVIOUS         the previous HS256 key, still accepted during a rotation
@@ -217,14 +223,17 @@ log "Secrets (namespace ${NAMESPACE})"
 kube apply -f "${ROOT}/manifests/base/namespace.yaml" >/dev/null
 for fn in "${FUNCTIONS[@]}"; do
   var="$(pg_var "${fn}")"
-  apply_secret "${fn}-postgres" "connectionString=${!var}"
+  # `password`: what the postgres-roles Job sets on the role (roles.sql, psql \getenv).
+  apply_secret "${fn}-postgres" "connectionString=${!var}" "password=$(connection_password "${!var}")"
   var="KAFKA_PASSWORD_$(upper_name "${fn}")"
   if [ -n "${!var:-}" ]; then
     apply_secret "${fn}-kafka" "password=${!var}"
   fi
 done
 # KEDA's postgresql trigger (fire-reminder's wake-up query), and the shared Kafka user.
-apply_secret postgres "connectionString=${POSTGRES_CONNECTION_STRING_KEDA:-${POSTGRES_CONNECTION_STRING}}"
+keda_pg="${POSTGRES_CONNECTION_STRING_KEDA:-${POSTGRES_CONNECTION_STRING}}"
+apply_secret keda-postgres "connectionString=${keda_pg}" "password=$(connection_password "${keda_pg}")"
+unset keda_pg
 apply_secret kafka "username=${KAFKA_USERNAME}" "password=${KAFKA_PASSWORD}"
 # task-api's HS256 keys. Server-side apply drops a key this script no longer gives (the
 # previous one once a rotation is over); empty when only the JWKS is used (both keys are
@@ -241,6 +250,12 @@ ensure_app_tokens
 render "$(secrets_checksum_patches)"
 
 run_topics_job "${rendered}"
+if [ -n "${POSTGRES_ADMIN_CONNECTION_STRING:-}" ]; then
+  apply_secret postgres-admin "connectionString=${POSTGRES_ADMIN_CONNECTION_STRING}"
+  run_postgres_roles_job "${rendered}"
+else
+  warn "POSTGRES_ADMIN_CONNECTION_STRING is not set: apply manifests/base/postgres/roles.sql as an administrator yourself"
+fi
 
 log "Applying Dapr components, KEDA objects and the functions"
 kube apply -f "${rendered}"

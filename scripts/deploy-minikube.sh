@@ -107,11 +107,12 @@ kube apply -f "${ROOT}/manifests/base/namespace.yaml" >/dev/null
 # sidecar, and the development HS256 key of task-api (`devhost dev-token` mints with it).
 ensure_app_tokens
 ensure_secret jwt secret "$(random_secret 32)"
-# The database password CloudNativePG generated, as the connection string Dapr and KEDA use.
-pg_password="$(kube get secret todo-pg-app -n postgres -o jsonpath='{.data.password}' | base64 -d)"
-[ -n "${pg_password}" ] || die "CloudNativePG has not created Secret postgres/todo-pg-app yet"
-ensure_secret postgres connectionString \
-  "host=todo-pg-rw.postgres.svc.cluster.local port=5432 user=todo password=${pg_password} dbname=todo sslmode=require"
+# PostgreSQL: CloudNativePG's superuser (enableSuperuserAccess) runs roles.sql in the Job; each
+# function and KEDA get a role of their own with a generated password (scripts/lib.sh).
+pg_password="$(kube get secret todo-pg-superuser -n postgres -o jsonpath='{.data.password}' | base64 -d)"
+[ -n "${pg_password}" ] || die "CloudNativePG has not created Secret postgres/todo-pg-superuser yet"
+ensure_postgres_role_secrets \
+  "host=todo-pg-rw.postgres.svc.cluster.local port=5432 user=postgres password=${pg_password} dbname=todo sslmode=require"
 unset pg_password
 
 if [ "${SKIP_IMAGES:-0}" != 1 ]; then
@@ -138,6 +139,7 @@ render_overlay "${OVERLAY}" "${rendered}" "$(images_kustomization todo-functions
   "$(secrets_checksum_patches)"
 
 run_topics_job "${rendered}"
+run_postgres_roles_job "${rendered}"
 
 log "Applying Dapr components, KEDA objects and the functions"
 kube apply -f "${rendered}"

@@ -171,6 +171,52 @@ images_kustomization() {
   done
 }
 
+# ensure_postgres_role_secrets <administrator connection string>: the per-app PostgreSQL
+# credentials (manifests/base/postgres/roles.sql): Secret `<app-id>-postgres` for each function
+# and `keda-postgres` for fire-reminder's KEDA trigger, keys `password` (set on the role by the
+# postgres-roles Job) and `connectionString` (the administrator's host, port, dbname and sslmode
+# with the role's user and password; daprd gets it as PG_CONNECTION_STRING through
+# `dapr.io/env-from-secret`). Generated once and kept, like the tokens. The administrator's
+# string must be libpq keyword/value ("host=... user=... password=..."). Also writes Secret
+# `postgres-admin`, read only by the Job.
+ensure_postgres_role_secrets() {
+  local admin="$1" base fn role password
+  printf 'connectionString=%s\n' "${admin}" |
+    kube create secret generic postgres-admin -n "${NAMESPACE}" --from-env-file=/dev/stdin \
+      --dry-run=client -o yaml |
+    kube apply --server-side --force-conflicts --field-manager=todo-functions-deploy -f - >/dev/null
+  info "secret postgres-admin: applied"
+  base="$(printf '%s' "${admin}" | sed -E "s/(^|[[:space:]])(user|password)=('[^']*'|[^[:space:]]*)//g")"
+  for fn in "${FUNCTIONS[@]}" keda; do
+    if kube get secret "${fn}-postgres" -n "${NAMESPACE}" >/dev/null 2>&1; then
+      info "secret ${fn}-postgres: exists, kept"
+      continue
+    fi
+    role="${fn//-/_}"
+    [ "${fn}" != keda ] || role=keda_reminders
+    password="$(random_secret 24)"
+    printf 'password=%s\nconnectionString=%s user=%s password=%s\n' "${password}" "${base}" "${role}" "${password}" |
+      kube create secret generic "${fn}-postgres" -n "${NAMESPACE}" --from-env-file=/dev/stdin >/dev/null
+    info "secret ${fn}-postgres: created (role ${role})"
+  done
+}
+
+# connection_password <libpq keyword/value string>: its `password` value (unquoted), or nothing.
+connection_password() {
+  printf '%s' "$1" | sed -nE "s/.*(^|[[:space:]])password=('([^']*)'|([^[:space:]]*)).*/\3\4/p"
+}
+
+# run_postgres_roles_job <rendered manifests>: (re)creates the postgres-roles Job (roles,
+# tables and grants of manifests/base/postgres/roles.sql, role passwords from the Secrets above)
+# and waits for it, before any sidecar connects as its role.
+run_postgres_roles_job() {
+  local rendered="$1"
+  log "PostgreSQL roles"
+  kube delete job postgres-roles -n "${NAMESPACE}" --ignore-not-found --wait=true >/dev/null
+  kube apply -f "${rendered}" -l app.kubernetes.io/name=postgres-roles >/dev/null
+  wait_for_job postgres-roles 600
+}
+
 # run_topics_job <rendered manifests>: (re)creates the kafka-topics Job with its settings and
 # waits for it. A Job's pod template is immutable, so it is deleted first.
 run_topics_job() {
@@ -178,7 +224,7 @@ run_topics_job() {
   log "Kafka topics"
   kube apply -f "${ROOT}/manifests/base/namespace.yaml" >/dev/null
   kube delete job kafka-topics -n "${NAMESPACE}" --ignore-not-found --wait=true >/dev/null
-  kube apply -f "${rendered}" -l app.kubernetes.io/component=setup >/dev/null
+  kube apply -f "${rendered}" -l 'app.kubernetes.io/component=setup,app.kubernetes.io/name!=postgres-roles' >/dev/null
   wait_for_job kafka-topics 600
 }
 

@@ -573,7 +573,7 @@ fn dapr_components_match_the_names_and_the_state_contract_of_the_code() {
         }
         let mut tables = BTreeMap::new();
         let mut metadata_tables = BTreeMap::new();
-        for name in [components::TASKS_STORE, components::STATE_STORE] {
+        for name in [components::TASKS_STORE, components::STATE_STORE, components::AUDIT_STORE] {
             let Some(c) = overlay.get("Component", name) else {
                 failures.0.push(format!(
                     "manifests/{}: no state store Component `{name}` (shared::events::components)",
@@ -864,7 +864,17 @@ fn no_image_uses_latest_and_no_secret_value_is_in_the_manifests() {
             lower.match_indices("password=").any(|(i, m)| {
                 // A variable, a placeholder or an escape sequence is fine; a literal is not.
                 let value = l[i + m.len()..].trim_start_matches(['"', '\\', '\'']);
+                // So is a Secret reference of `dapr.io/env-from-secret` (`KAFKA_PASSWORD=<secret>:<key>`).
+                let token: String =
+                    value.chars().take_while(|c| !matches!(c, ',' | '"' | '\'') && !c.is_whitespace()).collect();
+                let secret_ref = token.split_once(':').is_some_and(|(secret, key)| {
+                    !secret.is_empty()
+                        && secret.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                        && !key.is_empty()
+                        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                });
                 !(value.is_empty()
+                    || secret_ref
                     || value.starts_with(['$', '<', '%', '.', '{'])
                     || value.starts_with(char::is_whitespace))
             })
