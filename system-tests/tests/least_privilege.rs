@@ -1,0 +1,262 @@
+//! Least privilege in the rendered Kubernetes manifests (`kubectl kustomize`, as
+//! tests/manifests.rs renders them): each function's sidecar reaches PostgreSQL and Kafka with
+//! credentials of its own, and each Kafka user may do exactly what the pub/sub scopes of the code
+//! let its app do (`shared::events::authority`). tests/privileges.rs proves on the real platform
+//! that the PostgreSQL roles behind those credentials are enough and no more.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde::Deserialize as _;
+use serde_json::Value;
+use shared::events::authority::{APPS, publishes, subscribes};
+use shared::events::components;
+
+fn root() -> PathBuf {
+    system_tests::workspace_root()
+}
+
+/// `$KUBECTL`, else the pinned one of scripts/lint-tools.sh, else `kubectl` on PATH.
+fn kubectl() -> PathBuf {
+    if let Some(path) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let pinned = root().join("target/deploy-tools/bin/kubectl");
+    if pinned.exists() { pinned } else { PathBuf::from("kubectl") }
+}
+
+/// `kubectl kustomize manifests/<target>`, one JSON value per document.
+fn render(target: &str) -> Vec<Value> {
+    let dir = root().join("manifests").join(target);
+    let output = Command::new(kubectl()).arg("kustomize").arg(&dir).output().unwrap_or_else(|e| {
+        panic!("cannot run kubectl kustomize {}: {e} (install kubectl 1.27+ or set KUBECTL)", dir.display())
+    });
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in the rendered manifests"))
+}
+
+fn meta<'a>(component: &'a Value, name: &str) -> &'a Value {
+    component["spec"]["metadata"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == name))
+        .unwrap_or_else(|| panic!("Component {} has no metadata {name}", component["metadata"]["name"]))
+}
+
+fn scopes(component: &Value) -> BTreeSet<String> {
+    component["scopes"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+}
+
+/// `dapr.io/env-from-secret` of `app`'s Deployment: variable → (Secret, key), parsed as the
+/// injector does (`VAR=secret:key,...`; pkg/injector/patcher/sidecar_container.go).
+fn env_from_secret(docs: &[Value], app: &str) -> BTreeMap<String, (String, String)> {
+    let deployment = find(docs, "Deployment", app);
+    let annotation = deployment["spec"]["template"]["metadata"]["annotations"]["dapr.io/env-from-secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("Deployment {app} has no dapr.io/env-from-secret annotation"));
+    annotation
+        .split(',')
+        .map(|pair| {
+            let (var, source) = pair.trim().split_once('=').unwrap();
+            let (secret, key) = source.split_once(':').unwrap();
+            (var.to_owned(), (secret.to_owned(), key.to_owned()))
+        })
+        .collect()
+}
+
+fn pair(secret: String, key: &str) -> (String, String) {
+    (secret, key.to_owned())
+}
+
+#[test]
+fn every_state_store_connects_as_the_sidecars_own_postgres_role() {
+    for overlay in ["overlays/minikube", "overlays/cloud"] {
+        let docs = render(overlay);
+        let stores: Vec<&Value> = docs.iter().filter(|d| d["spec"]["type"] == "state.postgresql").collect();
+        let names: BTreeSet<&str> = stores.iter().filter_map(|c| c["metadata"]["name"].as_str()).collect();
+        assert_eq!(
+            names,
+            BTreeSet::from([components::TASKS_STORE, components::STATE_STORE, components::AUDIT_STORE]),
+            "{overlay}"
+        );
+        for store in &stores {
+            let name = &store["metadata"]["name"];
+            let connection = meta(store, "connectionString");
+            assert_eq!(connection["envRef"], "PG_CONNECTION_STRING", "{overlay}: {name}'s connectionString");
+            assert!(connection.get("secretKeyRef").is_none() && connection.get("value").is_none(), "{overlay}: {name}");
+            // roles.sql gives the functions CREATE on this schema only (daprd's start runs
+            // CREATE TABLE IF NOT EXISTS on its metadata table).
+            let metadata_table = meta(store, "metadataTableName")["value"].as_str().unwrap_or_default();
+            assert!(
+                metadata_table.starts_with("dapr_metadata."),
+                "{overlay}: {name}'s metadataTableName {metadata_table}"
+            );
+            // TTL cleanup would need DELETE and a metadata write from every role.
+            assert_eq!(meta(store, "cleanupInterval")["value"], "0", "{overlay}: {name}'s cleanupInterval");
+            for app in scopes(store) {
+                let env = env_from_secret(&docs, &app);
+                assert_eq!(
+                    env.get("PG_CONNECTION_STRING"),
+                    Some(&pair(format!("{app}-postgres"), "connectionString")),
+                    "{overlay}: {app} loads {name}, so its sidecar needs its own connection string"
+                );
+            }
+        }
+        for app in APPS {
+            let env = env_from_secret(&docs, app);
+            assert!(env.contains_key("PG_CONNECTION_STRING"), "{overlay}: {app}");
+        }
+        let keda = find(&docs, "TriggerAuthentication", "postgres");
+        assert_eq!(keda["spec"]["secretTargetRef"][0]["name"], "keda-postgres", "{overlay}: KEDA has its own role");
+    }
+}
+
+#[test]
+fn audit_entries_are_written_by_audit_writer_alone_and_read_by_task_api() {
+    for overlay in ["overlays/minikube", "overlays/cloud"] {
+        let docs = render(overlay);
+        let of = |name: &str| scopes(find(&docs, "Component", name));
+        assert_eq!(
+            of(components::AUDIT_STORE),
+            BTreeSet::from(["task-api".into(), "audit-writer".into()]),
+            "{overlay}"
+        );
+        assert_eq!(
+            of(components::STATE_STORE),
+            BTreeSet::from(["task-api".into(), "fire-reminder".into()]),
+            "{overlay}"
+        );
+        assert_eq!(meta(find(&docs, "Component", components::AUDIT_STORE), "tableName")["value"], "todo_audit");
+    }
+}
+
+#[test]
+fn the_roles_job_applies_roles_sql_with_every_roles_password() {
+    let sql = std::fs::read_to_string(root().join("manifests/base/postgres/roles.sql")).unwrap();
+    for overlay in ["overlays/minikube", "overlays/cloud"] {
+        let docs = render(overlay);
+        assert_eq!(find(&docs, "ConfigMap", "postgres-roles")["data"]["roles.sql"], sql.as_str(), "{overlay}");
+        let job = find(&docs, "Job", "postgres-roles");
+        let env: BTreeMap<String, (String, String)> = job["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let r = &e["valueFrom"]["secretKeyRef"];
+                (
+                    e["name"].as_str().unwrap().to_owned(),
+                    pair(r["name"].as_str().unwrap().to_owned(), r["key"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(env.get("POSTGRES_ADMIN_CONNECTION"), Some(&pair("postgres-admin".into(), "connectionString")));
+        for (role, secret) in APPS
+            .iter()
+            .map(|a| (a.replace('-', "_"), format!("{a}-postgres")))
+            .chain([("keda_reminders".into(), "keda-postgres".into())])
+        {
+            let var = format!("{}_PASSWORD", role.to_uppercase());
+            assert_eq!(env.get(&var), Some(&pair(secret, "password")), "{overlay}: {var}");
+            // roles.sql reads the variable psql `\getenv`s for it.
+            assert!(
+                sql.contains(&format!("\\getenv {role}_password {var}")),
+                "roles.sql sets {role}'s password from {var}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cloud_sidecars_authenticate_to_kafka_as_their_own_user() {
+    let docs = render("overlays/cloud");
+    let pubsub = find(&docs, "Component", components::PUBSUB);
+    assert_eq!(meta(pubsub, "saslUsername")["value"], "{appID}");
+    assert_eq!(meta(pubsub, "saslPassword")["envRef"], "KAFKA_PASSWORD");
+    for app in APPS {
+        assert_eq!(
+            env_from_secret(&docs, app).get("KAFKA_PASSWORD"),
+            Some(&pair(format!("{app}-kafka"), "password")),
+            "cloud: {app}"
+        );
+    }
+    // minikube's broker has no authentication: no Kafka Secret is required there.
+    let minikube = render("overlays/minikube");
+    for app in APPS {
+        assert!(!env_from_secret(&minikube, app).contains_key("KAFKA_PASSWORD"), "minikube: {app}");
+    }
+}
+
+/// (resource type, name, pattern, operation) of a KafkaUser's ACLs.
+fn acls(user: &Value) -> BTreeSet<(String, String, String, String)> {
+    let mut set = BTreeSet::new();
+    for acl in user["spec"]["authorization"]["acls"].as_array().unwrap() {
+        let r = &acl["resource"];
+        for op in acl["operations"].as_array().unwrap() {
+            set.insert((
+                r["type"].as_str().unwrap().to_owned(),
+                r["name"].as_str().unwrap().to_owned(),
+                r["patternType"].as_str().unwrap_or("literal").to_owned(),
+                op.as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    set
+}
+
+fn acl(kind: &str, name: &str, op: &str) -> (String, String, String, String) {
+    (kind.into(), name.into(), "literal".into(), op.into())
+}
+
+#[test]
+fn kafka_users_have_exactly_the_acls_of_the_pubsub_scopes() {
+    let docs = render("kafka-users");
+    for app in APPS {
+        let user = find(&docs, "KafkaUser", app);
+        assert_eq!(user["spec"]["authentication"]["type"], "scram-sha-512", "{app}");
+        assert_eq!(user["spec"]["authorization"]["type"], "simple", "{app}");
+        let mut expected = BTreeSet::new();
+        for topic in subscribes(app) {
+            expected.insert(acl("topic", &topic, "Read"));
+            expected.insert(acl("topic", &topic, "Describe"));
+        }
+        if !subscribes(app).is_empty() {
+            // Dapr's consumerGroup is "{appID}".
+            expected.insert(acl("group", app, "Read"));
+        }
+        for topic in publishes(app) {
+            expected.insert(acl("topic", &topic, "Write"));
+            expected.insert(acl("topic", &topic, "Describe"));
+        }
+        assert_eq!(acls(user), expected, "{app}'s ACLs");
+    }
+    let admin = acls(find(&docs, "KafkaUser", "todo-admin"));
+    let allowed = ["Create", "Alter", "AlterConfigs", "Describe", "DescribeConfigs"];
+    assert!(!admin.is_empty());
+    for (kind, _, _, op) in &admin {
+        assert!(kind == "topic" && allowed.contains(&op.as_str()), "the topics admin may not {op} on a {kind}");
+    }
+    for (_, _, _, op) in acls(find(&docs, "KafkaUser", "keda")) {
+        assert_eq!(op, "Describe", "KEDA reads lag only");
+    }
+    let users: BTreeSet<&str> =
+        docs.iter().filter(|d| d["kind"] == "KafkaUser").filter_map(|d| d["metadata"]["name"].as_str()).collect();
+    let expected: BTreeSet<&str> = APPS.into_iter().chain(["todo-admin", "keda"]).collect();
+    assert_eq!(users, expected, "one KafkaUser per app, the topics admin and KEDA");
+}
