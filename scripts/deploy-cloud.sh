@@ -15,7 +15,11 @@
 #   IMAGE_TAG                   image tag (a commit SHA or a release version; not `latest`)
 #   KUBE_CONTEXT                kubeconfig context of the target cluster
 #   KAFKA_BROKERS               host:port[,host:port] of the SASL/TLS listener
-#   KAFKA_USERNAME, KAFKA_PASSWORD   SASL credentials of the shared `kafka` Secret
+#   KAFKA_USERNAME, KAFKA_PASSWORD   SASL credentials of the shared `kafka` Secret (the topics
+#                               admin: topics Job, KEDA, status)
+#   KAFKA_PASSWORD_<FUNCTION>   per function: the SASL password of its own Kafka user (user name =
+#                               app-id, ACLs in docs/deploy.md), into Secret <app-id>-kafka key
+#                               `password`, which its sidecar logs in with (dapr-components/k8s/sasl)
 #   KAFKA_EGRESS_CIDR           the brokers' address range (NetworkPolicy egress; one CIDR)
 #   POSTGRES_CONNECTION_STRING_<FUNCTION>   per function (TASK_API, CREATE_TASK,
 #                               ON_TASK_COMPLETED, FIRE_REMINDER, AUDIT_WRITER): its own
@@ -40,8 +44,6 @@
 #                               task_api, create_task, ..., keda_reminders, the tables and grants)
 #                               and sets each role's password to the one in its connection string.
 #                               Without it, apply roles.sql yourself (docs/deploy.md)
-#   KAFKA_PASSWORD_<FUNCTION>   the SASL password of the function's own Kafka user (user name =
-#                               app-id), into Secret <app-id>-kafka key `password`
 #   JWT_SECRET_PREVIOUS         the previous HS256 key, still accepted during a rotation
 #   KAFKA_EGRESS_PORT (9093), POSTGRES_EGRESS_PORT (5432)
 #   BUILD_IMAGES=0              the images already exist (CD: CI pushed them for this commit)
@@ -129,6 +131,9 @@ pg_var() {
 if [ "${DRY_RUN}" != 1 ]; then
   require_env KAFKA_USERNAME "the SASL user of the managed Kafka"
   require_env KAFKA_PASSWORD "the SASL password of the managed Kafka"
+  for fn in "${FUNCTIONS[@]}"; do
+    require_env "KAFKA_PASSWORD_$(upper_name "${fn}")" "${fn}'s own Kafka password (its sidecar logs in as user ${fn})"
+  done
   # Every database connection verifies the server (sslmode=verify-full): checked before
   # anything changes in the cluster.
   shared=()
@@ -226,9 +231,7 @@ for fn in "${FUNCTIONS[@]}"; do
   # `password`: what the postgres-roles Job sets on the role (roles.sql, psql \getenv).
   apply_secret "${fn}-postgres" "connectionString=${!var}" "password=$(connection_password "${!var}")"
   var="KAFKA_PASSWORD_$(upper_name "${fn}")"
-  if [ -n "${!var:-}" ]; then
-    apply_secret "${fn}-kafka" "password=${!var}"
-  fi
+  apply_secret "${fn}-kafka" "password=${!var}"
 done
 # KEDA's postgresql trigger (fire-reminder's wake-up query), and the shared Kafka user.
 keda_pg="${POSTGRES_CONNECTION_STRING_KEDA:-${POSTGRES_CONNECTION_STRING}}"
