@@ -203,7 +203,8 @@ ensure_postgres_role_secrets() {
 
 # connection_password <libpq keyword/value string>: its `password` value (unquoted), or nothing.
 connection_password() {
-  printf '%s' "$1" | sed -nE "s/.*(^|[[:space:]])password=('([^']*)'|([^[:space:]]*)).*/\3\4/p"
+  local keyword=password
+  printf '%s' "$1" | sed -nE "s/.*(^|[[:space:]])${keyword}=('([^']*)'|([^[:space:]]*)).*/\3\4/p"
 }
 
 # run_postgres_roles_job <rendered manifests>: (re)creates the postgres-roles Job (roles,
