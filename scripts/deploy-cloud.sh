@@ -15,8 +15,11 @@
 #   IMAGE_TAG                   image tag (a commit SHA or a release version; not `latest`)
 #   KUBE_CONTEXT                kubeconfig context of the target cluster
 #   KAFKA_BROKERS               host:port[,host:port] of the SASL/TLS listener
-#   KAFKA_USERNAME, KAFKA_PASSWORD   SASL credentials of the shared `kafka` Secret (the topics
-#                               admin: topics Job, KEDA, status)
+#   KAFKA_USERNAME, KAFKA_PASSWORD   SASL credentials of the `kafka` Secret (the topics admin:
+#                               the topics Job and make status)
+#   KAFKA_KEDA_USERNAME, KAFKA_KEDA_PASSWORD   KEDA's own Kafka user (describe-only: it reads
+#                               consumer lag), into Secret `keda-kafka`; the topics admin's with a
+#                               warning when unset
 #   KAFKA_PASSWORD_<FUNCTION>   per function: the SASL password of its own Kafka user (user name =
 #                               app-id, ACLs in docs/deploy.md), into Secret <app-id>-kafka key
 #                               `password`, which its sidecar logs in with (dapr-components/k8s/sasl)
@@ -238,6 +241,11 @@ keda_pg="${POSTGRES_CONNECTION_STRING_KEDA:-${POSTGRES_CONNECTION_STRING}}"
 apply_secret keda-postgres "connectionString=${keda_pg}" "password=$(connection_password "${keda_pg}")"
 unset keda_pg
 apply_secret kafka "username=${KAFKA_USERNAME}" "password=${KAFKA_PASSWORD}"
+if [ -z "${KAFKA_KEDA_USERNAME:-}" ] || [ -z "${KAFKA_KEDA_PASSWORD:-}" ]; then
+  warn "KAFKA_KEDA_USERNAME/KAFKA_KEDA_PASSWORD are not set: KEDA reads lag as the topics admin (give it the describe-only \`keda\` user)"
+fi
+apply_secret keda-kafka "username=${KAFKA_KEDA_USERNAME:-${KAFKA_USERNAME}}" \
+  "password=${KAFKA_KEDA_PASSWORD:-${KAFKA_PASSWORD}}"
 # task-api's HS256 keys. Server-side apply drops a key this script no longer gives (the
 # previous one once a rotation is over); empty when only the JWKS is used (both keys are
 # optional in the pod).
