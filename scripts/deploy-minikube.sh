@@ -151,7 +151,7 @@ cat >&2 <<EOF
 
   task-api:   kubectl --context ${KUBE_CONTEXT} -n ${NAMESPACE} port-forward svc/task-api 8080:80
               then http://localhost:8080  (OpenAPI: http://localhost:8080/openapi.json)
-  a token:    kubectl --context ${KUBE_CONTEXT} -n ${NAMESPACE} exec deploy/task-api -c task-api -- /task-api dev-token alice
+  a token:    JWT_SECRET="\$(kubectl --context ${KUBE_CONTEXT} -n ${NAMESPACE} get secret task-api-jwt -o jsonpath='{.data.secret}' | base64 -d)" ./target/debug/devhost dev-token alice
   status:     make status      logs: make logs [FUNCTION=create-task]
 EOF
 if [ "${MONITORING:-0}" = 1 ]; then

@@ -47,8 +47,18 @@ curl -fsS "${base}/healthz" >/dev/null || die "task-api does not answer ${base}/
 info "GET /healthz: ok"
 
 user="smoke-$(random_secret 4)"
-token="$(kube exec -n "${NAMESPACE}" deploy/task-api -c task-api -- /task-api dev-token "${user}" --ttl-hours 1)"
-[ -n "${token}" ] || die "could not mint a development token with task-api dev-token"
+# The image cannot mint tokens: devhost (built here, never shipped) signs one with the
+# deployment's own HS256 key, issuer and audience.
+devhost="${DEVHOST:-./target/debug/devhost}"
+[ -x "${devhost}" ] || cargo build --locked -q -p devhost || die "cannot build devhost for its dev-token command"
+task_api_env() {
+  kube get deploy -n "${NAMESPACE}" task-api \
+    -o jsonpath="{.spec.template.spec.containers[?(@.name==\"task-api\")].env[?(@.name==\"$1\")].value}"
+}
+token="$(JWT_SECRET="$(kube get secret -n "${NAMESPACE}" task-api-jwt -o jsonpath='{.data.secret}' | base64 -d)" \
+  JWT_ISSUER="$(task_api_env JWT_ISSUER)" JWT_AUDIENCE="$(task_api_env JWT_AUDIENCE)" \
+  "${devhost}" dev-token "${user}" --ttl-hours 1)"
+[ -n "${token}" ] || die "could not mint a development token with devhost dev-token"
 
 # api <method> <path> [json body]: prints the body, fails on a non-2xx answer.
 api() {
