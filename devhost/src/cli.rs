@@ -87,7 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::DevToken { user, ttl_hours }) => {
-            println!("{}", task_api::dev_token::run(user, *ttl_hours)?);
+            println!("{}", task_api::dev_token::run(user, Duration::from_secs(ttl_hours * 3600))?);
             return Ok(());
         }
         None => {}

@@ -26,9 +26,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty, Limited};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use reqwest::Url;
 use serde::Deserialize;
+use url::Url;
 
 use crate::config::JwksTiming;
 
@@ -37,6 +39,11 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// Smallest RSA modulus accepted (RFC 7518 §3.3 requires 2048 bits; ring also refuses fewer).
 pub const MIN_RSA_BITS: usize = 2048;
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Empty<Bytes>,
+>;
 
 /// A verification key from the set, with the one algorithm it may verify.
 #[derive(Clone)]
@@ -79,7 +86,7 @@ pub struct Jwks {
     timing: JwksTiming,
     /// `Err` only if the HTTP client could not be built (no TLS provider): every lookup is then
     /// `Unavailable` with this reason.
-    client: Result<reqwest::Client, String>,
+    client: Result<Client, String>,
     cache: RwLock<Cache>,
     /// Held while fetching: one fetch at a time, the others wait for its result.
     fetching: tokio::sync::Mutex<()>,
@@ -87,7 +94,7 @@ pub struct Jwks {
 
 impl Jwks {
     pub fn new(url: Url, timing: JwksTiming) -> Self {
-        let client = http_client(&timing).map_err(|e| {
+        let client = http_client().map_err(|e| {
             let reason = format!("cannot build the HTTP client for JWT_JWKS_URL: {e:#}");
             tracing::error!(%reason, "every JWKS-signed token will be answered with 503");
             reason
@@ -165,34 +172,42 @@ impl Jwks {
 
     async fn fetch(&self) -> anyhow::Result<(HashMap<String, PublicKey>, Duration)> {
         let client = self.client.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let response = client.get(self.url.clone()).send().await.context("request failed")?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!("HTTP {status}");
-        }
-        if response.content_length().is_some_and(|len| len > MAX_JWKS_BYTES as u64) {
-            bail!("the key set is larger than {MAX_JWKS_BYTES} bytes");
-        }
-        let max_age = max_age(response.headers(), &self.timing);
-        let body = response.bytes().await.context("reading the key set")?;
-        if body.len() > MAX_JWKS_BYTES {
-            bail!("the key set is larger than {MAX_JWKS_BYTES} bytes");
-        }
-        Ok((parse(&body)?, max_age))
+        let uri: http::Uri = self.url.as_str().parse().context("the URL")?;
+        let request = http::Request::get(uri)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Empty::<Bytes>::new())
+            .context("building the request")?;
+        let response = tokio::time::timeout(self.timing.fetch_timeout, async {
+            let response = client.request(request).await.context("request failed")?;
+            let (parts, body) = response.into_parts();
+            if !parts.status.is_success() {
+                bail!("HTTP {}", parts.status);
+            }
+            let body = Limited::new(body, MAX_JWKS_BYTES)
+                .collect()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the key set (at most {MAX_JWKS_BYTES} bytes): {e}"))?
+                .to_bytes();
+            Ok((parts.headers, body))
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {:?}", self.timing.fetch_timeout))?;
+        let (headers, body) = response?;
+        Ok((parse(&body)?, max_age(&headers, &self.timing)))
     }
 }
 
-/// A client for the provider: TLS with `ring` (the provider the binary already has) and the
-/// platform's trust roots, a timeout, no redirects to elsewhere.
-fn http_client(timing: &JwksTiming) -> anyhow::Result<reqwest::Client> {
-    // Idempotent; an error only means another provider (the same one) came first.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timing.fetch_timeout)
-        .connect_timeout(timing.fetch_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .context("building the client")
+/// An HTTPS (and loopback HTTP) client for the provider: rustls on `ring` (passed explicitly,
+/// so nothing process-wide is installed), the platform's trust roots, HTTP/1.1, no redirects
+/// (hyper follows none).
+fn http_client() -> anyhow::Result<Client> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_platform_verifier(rustls::crypto::ring::default_provider())
+        .context("TLS with the platform's trust roots")?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
 }
 
 /// How long a response is fresh: its `Cache-Control: max-age`, bounded; the minimum for
