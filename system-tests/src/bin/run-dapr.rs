@@ -5,7 +5,7 @@
 //! between runs, as devhost's stay in `.devhost/`.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use system_tests::platform::{Options, Platform};
