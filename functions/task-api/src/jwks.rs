@@ -40,10 +40,7 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Smallest RSA modulus accepted (RFC 7518 §3.3 requires 2048 bits; ring also refuses fewer).
 pub const MIN_RSA_BITS: usize = 2048;
 
-type Client = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Empty<Bytes>,
->;
+type Client = Arc<rustls::ClientConfig>;
 
 /// A verification key from the set, with the one algorithm it may verify.
 #[derive(Clone)]
@@ -94,8 +91,8 @@ pub struct Jwks {
 
 impl Jwks {
     pub fn new(url: Url, timing: JwksTiming) -> Self {
-        let client = http_client().map_err(|e| {
-            let reason = format!("cannot build the HTTP client for JWT_JWKS_URL: {e:#}");
+        let client = tls_connector().map_err(|e| {
+            let reason = format!("cannot set up TLS for JWT_JWKS_URL: {e:#}");
             tracing::error!(%reason, "every JWKS-signed token will be answered with 503");
             reason
         });
@@ -171,43 +168,76 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> anyhow::Result<(HashMap<String, PublicKey>, Duration)> {
-        let client = self.client.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let uri: http::Uri = self.url.as_str().parse().context("the URL")?;
-        let request = http::Request::get(uri)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
-            .context("building the request")?;
-        let response = tokio::time::timeout(self.timing.fetch_timeout, async {
-            let response = client.request(request).await.context("request failed")?;
-            let (parts, body) = response.into_parts();
-            if !parts.status.is_success() {
-                bail!("HTTP {}", parts.status);
-            }
-            let body = Limited::new(body, MAX_JWKS_BYTES)
-                .collect()
-                .await
-                .map_err(|e| anyhow::anyhow!("reading the key set (at most {MAX_JWKS_BYTES} bytes): {e}"))?
-                .to_bytes();
-            Ok((parts.headers, body))
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer within {:?}", self.timing.fetch_timeout))?;
-        let (headers, body) = response?;
+        let tls = self.client.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (headers, body) = tokio::time::timeout(self.timing.fetch_timeout, get(&self.url, tls))
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within {:?}", self.timing.fetch_timeout))??;
         Ok((parse(&body)?, max_age(&headers, &self.timing)))
     }
 }
 
-/// An HTTPS (and loopback HTTP) client for the provider: rustls on `ring` (passed explicitly,
-/// so nothing process-wide is installed), the platform's trust roots, HTTP/1.1, no redirects
-/// (hyper follows none).
-fn http_client() -> anyhow::Result<Client> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_platform_verifier(rustls::crypto::ring::default_provider())
-        .context("TLS with the platform's trust roots")?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
+/// TLS for the provider: rustls on `ring` (passed explicitly, so nothing process-wide is
+/// installed) with the platform's trust roots.
+fn tls_connector() -> anyhow::Result<Client> {
+    use rustls_platform_verifier::BuilderVerifierExt as _;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_platform_verifier()
+        .context("the platform's trust roots")?
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A byte stream: TCP, or TLS over TCP. One type, so the HTTP exchange is compiled once.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// `GET url` on a fresh HTTP/1.1 connection (a fetch every few minutes needs no pool):
+/// the response's headers and body, at most [`MAX_JWKS_BYTES`]. Redirects are not followed.
+async fn get(url: &Url, tls: &Client) -> anyhow::Result<(http::HeaderMap, Bytes)> {
+    let host = match url.host() {
+        Some(url::Host::Domain(domain)) => domain.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => bail!("the URL has no host"),
+    };
+    let port = url.port_or_known_default().context("the URL has no port")?;
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.context("connecting")?;
+    let io: Box<dyn Io> = if url.scheme() == "https" {
+        let name = rustls::pki_types::ServerName::try_from(host).context("the server name")?;
+        let connector = tokio_rustls::TlsConnector::from(tls.clone());
+        Box::new(connector.connect(name, tcp).await.context("TLS handshake")?)
+    } else {
+        Box::new(tcp)
+    };
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(hyper_util::rt::TokioIo::new(io))
+            .await
+            .context("HTTP handshake")?;
+    let driver = tokio::spawn(connection);
+    let result = async {
+        let request = http::Request::get(&url[url::Position::BeforePath..url::Position::AfterQuery])
+            .header(http::header::HOST, &url[url::Position::BeforeHost..url::Position::AfterPort])
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::USER_AGENT, "task-api")
+            .body(Empty::<Bytes>::new())
+            .context("building the request")?;
+        let response = sender.send_request(request).await.context("request failed")?;
+        let (parts, body) = response.into_parts();
+        if !parts.status.is_success() {
+            bail!("HTTP {}", parts.status);
+        }
+        let body = Limited::new(body, MAX_JWKS_BYTES)
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the key set (at most {MAX_JWKS_BYTES} bytes): {e}"))?
+            .to_bytes();
+        Ok((parts.headers, body))
+    }
+    .await;
+    driver.abort();
+    result
 }
 
 /// How long a response is fresh: its `Cache-Control: max-age`, bounded; the minimum for
