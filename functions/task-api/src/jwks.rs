@@ -425,6 +425,26 @@ mod tests {
         assert_eq!(max_age(&headers("no-store"), &t), t.min_max_age);
     }
 
+    /// An https URL is fetched over TLS, with certificate checks: a server that does not speak
+    /// TLS (here, plain HTTP on loopback) fails the handshake instead of being read.
+    #[tokio::test]
+    async fn https_means_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let _ = socket.writable().await;
+                let _ = socket.try_write(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{\"keys\":[]}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let jwks = Jwks::new(format!("https://127.0.0.1:{port}/jwks").parse().unwrap(), timing());
+        match jwks.key("any").await {
+            Lookup::Unavailable(reason) => assert!(reason.contains("TLS handshake"), "{reason}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn an_unreachable_provider_is_unavailable_not_unknown() {
         // Port 9 on loopback: nothing listens, the connection is refused at once.
