@@ -54,6 +54,16 @@ pub enum Command {
         #[arg(long, default_value = "pubsub")]
         pubsub: String,
     },
+    /// Print a development bearer token for USER, signed with JWT_SECRET (and carrying
+    /// JWT_ISSUER / JWT_AUDIENCE when set), and exit. Lives here, not in task-api, so that no
+    /// shipped image can mint tokens with a production secret.
+    DevToken {
+        /// The token's `sub`: the user whose tasks it opens.
+        user: String,
+        /// Lifetime in hours, at most task-api's default lifetime cap (JWT_MAX_LIFETIME_SECS).
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=task_api::dev_token::MAX_TTL_HOURS))]
+        ttl_hours: u64,
+    },
 }
 
 fn env_token(name: &str) -> Option<String> {
@@ -74,6 +84,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for lag in crate::peek::lag(&cli.db, pubsub)? {
                 println!("{:<24} {:<32} {:>8}", lag.group, lag.topic, lag.lag);
             }
+            return Ok(());
+        }
+        Some(Command::DevToken { user, ttl_hours }) => {
+            println!("{}", task_api::dev_token::run(user, Duration::from_secs(ttl_hours * 3600))?);
             return Ok(());
         }
         None => {}

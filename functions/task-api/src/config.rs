@@ -1,15 +1,20 @@
 //! task-api's own settings, read from the environment with envy (the runtime reads its own:
 //! port, body limit, log format).
 //!
-//! The process refuses to start without a usable `JWT_SECRET` rather than serving requests it
-//! can only answer with 401: a misconfigured deployment should crash-loop visibly, not look
-//! healthy.
+//! The process refuses to start without a usable way to check tokens (an HS256 `JWT_SECRET`, an
+//! OIDC provider's `JWT_JWKS_URL`, or both) rather than serving requests it can only answer
+//! with 401: a misconfigured deployment should crash-loop visibly, not look healthy. For the
+//! same reason a JWKS deployment, or one marked `JWT_STRICT=true`, refuses to start without
+//! `JWT_ISSUER` and `JWT_AUDIENCE`: a key set from a shared identity provider signs tokens for
+//! every application registered there, and only `iss` / `aud` tell ours apart.
 
 use std::fmt;
+use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use shared::outbox::OutboxConfig;
+use url::Url;
 
 /// HS256 keys shorter than the hash output (32 bytes) are brute-forceable; RFC 7518 §3.2
 /// requires at least this much.
@@ -18,18 +23,40 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// Default `LIST_SCAN_LIMIT`.
 pub const DEFAULT_LIST_SCAN_LIMIT: usize = 10_000;
 
+/// Default `JWT_MAX_LIFETIME_SECS`: a day. An identity provider's access tokens live minutes to
+/// hours; a token valid for longer is a leaked credential waiting to happen.
+pub const DEFAULT_MAX_LIFETIME_SECS: u64 = 24 * 3600;
+
 #[derive(Clone, Deserialize)]
 pub struct Config {
-    /// `JWT_SECRET`: the HS256 key bearer tokens are signed with. Required, at least
-    /// [`MIN_SECRET_BYTES`] bytes.
+    /// `JWT_SECRET`: the current HS256 key, which development tokens are signed with. At least
+    /// [`MIN_SECRET_BYTES`] bytes; optional when `JWT_JWKS_URL` is set.
     #[serde(default)]
     pub jwt_secret: Option<String>,
+    /// `JWT_SECRET_PREVIOUS`: the HS256 key being rotated out, still accepted so that tokens
+    /// signed before the rotation keep working until they expire.
+    #[serde(default)]
+    pub jwt_secret_previous: Option<String>,
+    /// `JWT_JWKS_URL`: the OIDC provider's key set (RS256 / ES256 keys by `kid`).
+    #[serde(default)]
+    pub jwt_jwks_url: Option<String>,
     /// `JWT_ISSUER`: when set, tokens must carry exactly this `iss`.
     #[serde(default)]
     pub jwt_issuer: Option<String>,
     /// `JWT_AUDIENCE`: when set, tokens must name this audience in `aud`.
     #[serde(default)]
     pub jwt_audience: Option<String>,
+    /// `JWT_MAX_LIFETIME_SECS`: the longest a token may be valid, from now and from its `iat`.
+    #[serde(default = "default_max_lifetime")]
+    pub jwt_max_lifetime_secs: u64,
+    /// `JWT_STRICT=true`: refuse to start unless `JWT_ISSUER` and `JWT_AUDIENCE` are set (the
+    /// cloud overlay sets it).
+    #[serde(default)]
+    pub jwt_strict: bool,
+    /// How the JWKS is cached and refetched. Not read from the environment: the defaults suit
+    /// every provider we know, and tests shorten them.
+    #[serde(skip)]
+    pub jwks_timing: JwksTiming,
     /// `LIST_SCAN_LIMIT`: the most tasks one list request reads from the store. Filters the
     /// Query API cannot express (search, tags, due range) run in memory, so this bounds the
     /// memory and latency of one request whatever a user has stored.
@@ -41,17 +68,64 @@ pub struct Config {
     pub outbox: OutboxConfig,
 }
 
+/// The JWKS cache's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwksTiming {
+    /// At most one fetch per this interval, whatever the tokens say: an unknown `kid` (a key
+    /// the provider just rotated in, or an attacker's made-up one) triggers a refetch only when
+    /// the last attempt is at least this old, so random kids cannot turn task-api into a
+    /// load generator against the provider.
+    pub min_refetch: Duration,
+    /// How long a fetched set is fresh when the response has no `Cache-Control: max-age`.
+    pub default_max_age: Duration,
+    /// Bounds on the provider's `max-age`: at least `min_max_age` (a `max-age=0` must not mean
+    /// one fetch per request), at most `max_max_age` (a key the provider removed is refused
+    /// within this time even if it asked for a day).
+    pub min_max_age: Duration,
+    pub max_max_age: Duration,
+    /// How long an expired set is still used while the provider cannot be reached, so that a
+    /// provider outage does not become a task-api outage for tokens whose keys are known.
+    pub stale_grace: Duration,
+    /// Timeout of one fetch.
+    pub fetch_timeout: Duration,
+}
+
+impl Default for JwksTiming {
+    fn default() -> Self {
+        Self {
+            min_refetch: Duration::from_secs(10),
+            default_max_age: Duration::from_secs(300),
+            min_max_age: Duration::from_secs(60),
+            max_max_age: Duration::from_secs(3600),
+            stale_grace: Duration::from_secs(3600),
+            fetch_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 fn default_scan_limit() -> usize {
     DEFAULT_LIST_SCAN_LIMIT
 }
 
-/// Never prints the secret, so a `{config:?}` in a log line cannot leak it.
+fn default_max_lifetime() -> u64 {
+    DEFAULT_MAX_LIFETIME_SECS
+}
+
+fn redacted(secret: &Option<String>) -> Option<String> {
+    secret.as_ref().map(|s| format!("<{} bytes>", s.len()))
+}
+
+/// Never prints the secrets, so a `{config:?}` in a log line cannot leak them.
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|s| format!("<{} bytes>", s.len())))
+            .field("jwt_secret", &redacted(&self.jwt_secret))
+            .field("jwt_secret_previous", &redacted(&self.jwt_secret_previous))
+            .field("jwt_jwks_url", &self.jwt_jwks_url)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_max_lifetime_secs", &self.jwt_max_lifetime_secs)
+            .field("jwt_strict", &self.jwt_strict)
             .field("list_scan_limit", &self.list_scan_limit)
             .field("outbox", &self.outbox)
             .finish()
@@ -63,8 +137,13 @@ impl Config {
     pub fn with_secret(secret: impl Into<String>) -> Self {
         Self {
             jwt_secret: Some(secret.into()),
+            jwt_secret_previous: None,
+            jwt_jwks_url: None,
             jwt_issuer: None,
             jwt_audience: None,
+            jwt_max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
+            jwt_strict: false,
+            jwks_timing: JwksTiming::default(),
             list_scan_limit: default_scan_limit(),
             outbox: OutboxConfig::default(),
         }
@@ -87,14 +166,54 @@ impl Config {
     /// Normalises (an empty variable, as manifests render an unset value, means "unset") and
     /// validates.
     pub fn checked(mut self) -> anyhow::Result<Self> {
-        self.jwt_issuer = self.jwt_issuer.filter(|v| !v.trim().is_empty());
-        self.jwt_audience = self.jwt_audience.filter(|v| !v.trim().is_empty());
-        match self.jwt_secret.as_deref() {
-            None | Some("") => bail!("JWT_SECRET is required: the HS256 key bearer tokens are signed with"),
-            Some(secret) if secret.len() < MIN_SECRET_BYTES => {
-                bail!("JWT_SECRET is too short: {} bytes, at least {MIN_SECRET_BYTES} are required", secret.len())
+        for value in [
+            &mut self.jwt_secret,
+            &mut self.jwt_secret_previous,
+            &mut self.jwt_jwks_url,
+            &mut self.jwt_issuer,
+            &mut self.jwt_audience,
+        ] {
+            *value = value.take().filter(|v| !v.trim().is_empty());
+        }
+        for (name, secret) in [("JWT_SECRET", &self.jwt_secret), ("JWT_SECRET_PREVIOUS", &self.jwt_secret_previous)] {
+            if let Some(secret) = secret
+                && secret.len() < MIN_SECRET_BYTES
+            {
+                bail!("{name} is too short: {} bytes, at least {MIN_SECRET_BYTES} are required", secret.len());
             }
-            Some(_) => {}
+        }
+        if self.jwt_secret_previous.is_some() && self.jwt_secret.is_none() {
+            bail!(
+                "JWT_SECRET_PREVIOUS is set without JWT_SECRET: the previous key is only accepted next to a current one"
+            );
+        }
+        if self.jwt_secret.is_none() && self.jwt_jwks_url.is_none() {
+            bail!(
+                "JWT_SECRET is required: the HS256 key bearer tokens are signed with \
+                 (or JWT_JWKS_URL, an OIDC provider's key set)"
+            );
+        }
+        if let Some(url) = &self.jwt_jwks_url {
+            jwks_url(url)?;
+        }
+        let missing: Vec<&str> = [("JWT_ISSUER", &self.jwt_issuer), ("JWT_AUDIENCE", &self.jwt_audience)]
+            .into_iter()
+            .filter_map(|(name, value)| value.is_none().then_some(name))
+            .collect();
+        if !missing.is_empty() {
+            let missing = missing.join(" and ");
+            if self.jwt_jwks_url.is_some() {
+                bail!(
+                    "JWT_JWKS_URL is set, so {missing} must be too: an identity provider's keys sign tokens \
+                     for every application it serves, and only iss and aud tell ours apart"
+                );
+            }
+            if self.jwt_strict {
+                bail!("JWT_STRICT=true: {missing} must be set, so that only tokens issued for task-api are accepted");
+            }
+        }
+        if self.jwt_max_lifetime_secs == 0 {
+            bail!("JWT_MAX_LIFETIME_SECS must be at least 1");
         }
         if self.list_scan_limit == 0 {
             bail!("LIST_SCAN_LIMIT must be at least 1");
@@ -102,9 +221,35 @@ impl Config {
         Ok(self)
     }
 
-    /// The secret as bytes. Empty only for a configuration that skipped [`Config::checked`].
+    /// The current secret as bytes. Empty when there is none (a JWKS-only configuration).
     pub fn secret(&self) -> &[u8] {
         self.jwt_secret.as_deref().unwrap_or_default().as_bytes()
+    }
+
+    /// The JWKS URL, parsed (it was checked by [`Config::checked`]).
+    pub fn jwks_url(&self) -> Option<anyhow::Result<Url>> {
+        self.jwt_jwks_url.as_deref().map(jwks_url)
+    }
+}
+
+/// `JWT_JWKS_URL` as a URL. HTTPS, except on loopback (a local provider in development and
+/// tests): keys fetched over plain HTTP could be swapped by anyone on the path, and then any
+/// token they sign would be accepted.
+fn jwks_url(raw: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(raw.trim()).with_context(|| format!("JWT_JWKS_URL {raw:?} is not a URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => bail!(
+            "JWT_JWKS_URL {raw:?} must be https (plain http only on loopback): the key set decides who can sign in"
+        ),
+        other => bail!("JWT_JWKS_URL {raw:?}: unsupported scheme {other:?}, expected https"),
     }
 }
 
@@ -174,6 +319,76 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_token_settings() {
+        let config = Config::from_vars(vars(&[
+            ("JWT_SECRET", SECRET),
+            ("JWT_SECRET_PREVIOUS", "previous-previous-previous-previous"),
+            ("JWT_JWKS_URL", "https://id.example/.well-known/jwks.json"),
+            ("JWT_ISSUER", "https://id.example"),
+            ("JWT_AUDIENCE", "todo"),
+            ("JWT_MAX_LIFETIME_SECS", "3600"),
+            ("JWT_STRICT", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(config.jwt_secret_previous.as_deref(), Some("previous-previous-previous-previous"));
+        assert_eq!(config.jwks_url().unwrap().unwrap().as_str(), "https://id.example/.well-known/jwks.json");
+        assert_eq!((config.jwt_max_lifetime_secs, config.jwt_strict), (3600, true));
+        let defaults = Config::from_vars(vars(&[("JWT_SECRET", SECRET)])).unwrap();
+        assert_eq!((defaults.jwt_max_lifetime_secs, defaults.jwt_strict), (DEFAULT_MAX_LIFETIME_SECS, false));
+        assert!(Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("JWT_MAX_LIFETIME_SECS", "0")])).is_err());
+    }
+
+    #[test]
+    fn strict_mode_refuses_to_start_without_issuer_and_audience() {
+        let error = Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("JWT_STRICT", "true")])).unwrap_err().to_string();
+        assert!(error.contains("JWT_STRICT=true: JWT_ISSUER and JWT_AUDIENCE must be set"), "{error}");
+        let error =
+            Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("JWT_STRICT", "true"), ("JWT_ISSUER", "https://id")]))
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("JWT_AUDIENCE must be set"), "{error}");
+        // An empty value, as a manifest renders an unset one, is unset.
+        let empty = vars(&[("JWT_SECRET", SECRET), ("JWT_STRICT", "true"), ("JWT_ISSUER", ""), ("JWT_AUDIENCE", "x")]);
+        assert!(Config::from_vars(empty).is_err());
+        let full = vars(&[("JWT_SECRET", SECRET), ("JWT_STRICT", "true"), ("JWT_ISSUER", "i"), ("JWT_AUDIENCE", "a")]);
+        assert!(Config::from_vars(full).is_ok());
+    }
+
+    #[test]
+    fn a_jwks_needs_issuer_and_audience_and_no_secret() {
+        let url = ("JWT_JWKS_URL", "https://id.example/jwks");
+        let error = Config::from_vars(vars(&[url])).unwrap_err().to_string();
+        assert!(error.contains("JWT_JWKS_URL is set, so JWT_ISSUER and JWT_AUDIENCE must be too"), "{error}");
+        let config =
+            Config::from_vars(vars(&[url, ("JWT_ISSUER", "https://id.example"), ("JWT_AUDIENCE", "todo")])).unwrap();
+        assert!(config.secret().is_empty(), "JWKS alone is enough");
+    }
+
+    #[test]
+    fn the_jwks_url_is_https_except_on_loopback() {
+        let with = |url: &str| {
+            Config::from_vars(vars(&[("JWT_JWKS_URL", url), ("JWT_ISSUER", "i"), ("JWT_AUDIENCE", "a")]))
+                .map_err(|e| e.to_string())
+        };
+        assert!(with("https://id.example/jwks").is_ok());
+        assert!(with("http://127.0.0.1:8081/jwks").is_ok());
+        assert!(with("http://localhost/jwks").is_ok());
+        assert!(with("http://[::1]:80/jwks").is_ok());
+        assert!(with("http://id.example/jwks").unwrap_err().contains("must be https"));
+        assert!(with("ftp://id.example/jwks").unwrap_err().contains("unsupported scheme"));
+        assert!(with("not a url").unwrap_err().contains("is not a URL"));
+    }
+
+    #[test]
+    fn the_previous_secret_needs_a_current_one_and_the_same_length() {
+        let previous = ("JWT_SECRET_PREVIOUS", "previous-previous-previous-previous");
+        let error = Config::from_vars(vars(&[previous])).unwrap_err().to_string();
+        assert!(error.contains("JWT_SECRET_PREVIOUS is set without JWT_SECRET"), "{error}");
+        let short = Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("JWT_SECRET_PREVIOUS", "short")]));
+        assert!(short.unwrap_err().to_string().contains("JWT_SECRET_PREVIOUS is too short"));
+    }
+
+    #[test]
     fn bad_scan_limits_are_refused() {
         assert!(Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("LIST_SCAN_LIMIT", "0")])).is_err());
         assert!(Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("LIST_SCAN_LIMIT", "many")])).is_err());
@@ -181,8 +396,11 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let shown = format!("{:?}", Config::with_secret(SECRET));
+        let mut config = Config::with_secret(SECRET);
+        config.jwt_secret_previous = Some("previous-previous-previous-previous".into());
+        let shown = format!("{config:?}");
         assert!(!shown.contains(SECRET), "{shown}");
+        assert!(!shown.contains("previous-previous"), "{shown}");
         assert!(shown.contains("<32 bytes>"), "{shown}");
     }
 }

@@ -62,6 +62,12 @@ pub enum ApiError {
     #[error("the task store is temporarily unavailable")]
     Unavailable(#[source] DaprError),
 
+    /// 503: the token names a key of the identity provider (`JWT_JWKS_URL`) that cannot be
+    /// fetched now. Not 401: the token may be valid, and the client should retry it, not
+    /// discard it. The reason (for the log) never reaches the client.
+    #[error("cannot check the token now: the identity provider's signing keys are unavailable; try again later")]
+    AuthUnavailable(String),
+
     /// 500: a bug or an unexpected answer. Logged with its context, answered generically.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -92,7 +98,7 @@ impl ApiError {
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,7 +108,7 @@ impl ApiError {
             Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
             Self::PreconditionFailed { .. } => Some("If-Match"),
             Self::UnsupportedMediaType { .. } => Some("Content-Type"),
-            Self::Unauthorized { .. } => Some("Authorization"),
+            Self::Unauthorized { .. } | Self::AuthUnavailable(_) => Some("Authorization"),
             _ => None,
         }
     }
@@ -122,6 +128,7 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(error) => tracing::error!(error = format!("{error:#}"), "request failed"),
             Self::Unavailable(error) => tracing::warn!(error = %error, "task store unavailable"),
+            Self::AuthUnavailable(reason) => tracing::warn!(%reason, "cannot verify the token: JWKS unavailable"),
             Self::Unauthorized { message, .. } => {
                 tracing::info!(reason = %message, "rejected the request: not authenticated")
             }
@@ -141,7 +148,7 @@ impl IntoResponse for ApiError {
                 };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::AuthUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}

@@ -18,10 +18,13 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `LIST_SCAN_LIMIT` and the
-//!   `OUTBOX_*` settings from the environment; refuses to start without a usable secret.
-//! - [`auth`]: bearer tokens (HS256) to a [`auth::User`], and minting them.
-//! - [`hs256`]: HS256 as jsonwebtoken's crypto provider (and no other algorithm).
+//! - [`config`]: `JWT_SECRET`, `JWT_SECRET_PREVIOUS`, `JWT_JWKS_URL`, `JWT_ISSUER`,
+//!   `JWT_AUDIENCE`, `JWT_MAX_LIFETIME_SECS`, `JWT_STRICT`, `LIST_SCAN_LIMIT` and the `OUTBOX_*`
+//!   settings from the environment; refuses to start without a usable way to check tokens.
+//! - [`auth`]: bearer tokens (HS256 by derived kid, RS256 / ES256 from the JWKS) to an
+//!   [`auth::User`]; with the `mint` feature, minting them.
+//! - [`jwks`]: the identity provider's key set: fetched, cached, refreshed by kid.
+//! - [`crypto`]: HS256, RS256 and ES256 on `ring` as jsonwebtoken's crypto provider.
 //! - [`error`]: [`error::ApiError`], every failure as `{"error", "field"}` with its status.
 //! - [`app`]: the state handlers share.
 //! - [`access`]: reading the caller's task (404 for anyone else's) and the read-modify-write
@@ -32,23 +35,27 @@
 //!   string, sort orders, keyset cursors, filter and page.
 //! - [`scan`]: reading all pages of a Query API request, bounded.
 //! - [`routes`]: one file per endpoint, and the router.
-//! - [`dev_token`]: the `task-api dev-token` subcommand.
+//! - `dev_token` (feature `mint`): development tokens for `devhost dev-token`.
 
 pub mod access;
 pub mod app;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod crypto;
 pub mod cursor;
+#[cfg(feature = "mint")]
 pub mod dev_token;
 pub mod error;
-pub mod hs256;
+pub mod jwks;
 pub mod listing;
 pub mod params;
 pub mod precondition;
 pub mod routes;
 pub mod scan;
 pub mod sort;
+#[cfg(any(test, feature = "testing"))]
+pub mod test_keys;
 
 use shared::clock::Clock;
 use shared::dapr::Dapr;
@@ -70,7 +77,7 @@ pub fn function(dapr: Dapr) -> anyhow::Result<Function> {
 pub const OUTBOX_RELAY: &str = "outbox-relay";
 
 /// The function with explicit configuration and clock (tests). `config` should have passed
-/// [`Config::checked`]; without a usable secret every token is refused.
+/// [`Config::checked`]; without a usable secret or JWKS every token is refused.
 pub fn build(dapr: Dapr, config: Config, clock: Clock) -> Function {
     let app = app::App::new(dapr, &config, clock);
     let relay = app.store.outbox().clone();

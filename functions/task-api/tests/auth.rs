@@ -41,7 +41,7 @@ async fn bad_tokens_are_401_with_a_bearer_challenge_on_every_route() {
         (None, "missing bearer token"),
         (Some("Basic YWxpY2U6cGFzcw==".into()), "the Authorization header must use the Bearer scheme"),
         (Some("Bearer not-a-jwt".into()), "malformed token"),
-        (Some(format!("Bearer {wrong_signature}")), "invalid token signature"),
+        (Some(format!("Bearer {wrong_signature}")), "unknown signing key (kid)"),
         (Some(format!("Bearer {}", expired())), "token expired"),
         (Some("Bearer ".into()), "missing bearer token"),
     ];
@@ -91,10 +91,26 @@ async fn issuer_and_audience_are_required_when_configured() {
 }
 
 #[tokio::test]
+async fn hs256_rotation_accepts_the_previous_key_and_refuses_unknown_ones() {
+    const PREVIOUS: &str = "the-previous-secret-0123456789abcdef";
+    let mut config = common::config();
+    config.jwt_secret_previous = Some(PREVIOUS.into());
+    let h = Harness::custom(config, RuntimeConfig::default(), |_| Clock::fixed(now())).await;
+    let bearer = |token: String| format!("Bearer {token}");
+    for secret in [SECRET, PREVIOUS] {
+        let token = mint(secret.as_bytes(), "alice", Duration::from_secs(600)).unwrap();
+        let answer = h.get("/v1/tasks").authorization(&bearer(token)).send().await;
+        assert_eq!(answer.status, 200, "{secret}: {:?}", answer.body);
+    }
+    let unknown = mint(b"a-key-nobody-configured-0123456789ab", "alice", Duration::from_secs(600)).unwrap();
+    let answer = h.get("/v1/tasks").authorization(&bearer(unknown)).send().await;
+    assert_eq!((answer.status, answer.body["error"].as_str()), (401, Some("unknown signing key (kid)")));
+}
+
+#[tokio::test]
 async fn a_dev_token_round_trips_through_the_api() {
     let h = Harness::start().await;
-    let args = task_api::dev_token::parse_args(&["dana".to_owned(), "--ttl-hours".to_owned(), "1".to_owned()]).unwrap();
-    let token = task_api::dev_token::token(&Config::with_secret(SECRET), &args).unwrap();
+    let token = task_api::dev_token::token(&Config::with_secret(SECRET), "dana", Duration::from_secs(3600)).unwrap();
     let created =
         h.post("/v1/tasks").authorization(&format!("Bearer {token}")).json(&json!({"title": "x"})).send().await;
     assert_eq!(created.status, 201);

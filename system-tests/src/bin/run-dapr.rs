@@ -5,7 +5,7 @@
 //! between runs, as devhost's stay in `.devhost/`.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use system_tests::platform::{Options, Platform};
@@ -38,7 +38,7 @@ async fn run() -> anyhow::Result<()> {
         ..Options::default()
     };
     let platform = Platform::start(&root.join("dapr.yaml"), &dir, options).await?;
-    let token = task_api::auth::mint(secret.as_bytes(), "alice", Duration::from_secs(30 * 24 * 3600))?;
+    let token = task_api::auth::mint(secret.as_bytes(), "alice", task_api::auth::DEFAULT_DEV_TTL)?;
     let url = platform.api_url()?;
     println!(
         "\n  up in {:.1} s (logs in {})\n  task-api:  {url}\n  dev token: export TOKEN={token}\n  try:       curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/tasks\n  demo:      make demo (in another terminal)\n",
