@@ -31,8 +31,8 @@
 #                               port=5432 user=todo_task_api password=... dbname=todo
 #                               sslmode=verify-full sslrootcert=system"
 #   POSTGRES_EGRESS_CIDR        the database's address range (NetworkPolicy egress; one CIDR)
-#   OIDC_EGRESS_CIDR            optional: where task-api may fetch the JWKS from on 443
-#                               (default 0.0.0.0/0: identity providers sit behind CDNs)
+#   OIDC_EGRESS_CIDR            with JWT_JWKS_URL: where task-api may fetch the JWKS from on
+#                               443 (one CIDR; an egress proxy's, or 0.0.0.0/0 knowingly)
 #   JWT_ISSUER, JWT_AUDIENCE    the `iss` and `aud` every token must carry (task-api runs with
 #                               JWT_STRICT=true and refuses to start without them)
 #   JWT_JWKS_URL and/or JWT_SECRET   how tokens are verified: the OIDC provider's JWKS URL
@@ -95,8 +95,15 @@ require_env JWT_AUDIENCE "the audience (aud) the tokens must name, e.g. the API'
 [[ "${KAFKA_BROKERS}" =~ ^[A-Za-z0-9.:,_-]+$ ]] || die "KAFKA_BROKERS must be host:port[,host:port]"
 KAFKA_EGRESS_PORT="${KAFKA_EGRESS_PORT:-9093}"
 POSTGRES_EGRESS_PORT="${POSTGRES_EGRESS_PORT:-5432}"
-# task-api's egress to the OIDC provider's JWKS (443): every address unless narrowed.
-OIDC_EGRESS_CIDR="${OIDC_EGRESS_CIDR:-0.0.0.0/0}"
+# task-api's egress to the OIDC provider's JWKS (443). Without a JWKS URL nothing is needed: the
+# overlay's placeholder range matches nothing.
+if [ -n "${JWT_JWKS_URL:-}" ]; then
+  require_env OIDC_EGRESS_CIDR "the address range task-api may fetch JWT_JWKS_URL from on 443 (NetworkPolicy egress)"
+fi
+OIDC_EGRESS_CIDR="${OIDC_EGRESS_CIDR:-192.0.2.1/32}"
+case "${OIDC_EGRESS_CIDR}" in
+  0.0.0.0/0 | ::/0) warn "OIDC_EGRESS_CIDR=${OIDC_EGRESS_CIDR} lets task-api reach every address on 443" ;;
+esac
 [[ "${OIDC_EGRESS_CIDR}" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ || "${OIDC_EGRESS_CIDR}" =~ ^[0-9A-Fa-f:]+/[0-9]{1,3}$ ]] ||
   die "OIDC_EGRESS_CIDR must be one CIDR (for example 10.40.0.0/24), not '${OIDC_EGRESS_CIDR}'"
 for var in KAFKA_EGRESS_CIDR POSTGRES_EGRESS_CIDR; do

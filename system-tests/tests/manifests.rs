@@ -19,7 +19,7 @@ use std::process::Command;
 use serde::Deserialize as _;
 use serde_json::Value;
 use shared::clock::Clock;
-use shared::events::{components, topics};
+use shared::events::{authority, components, topics};
 use shared::runtime::Function;
 
 const OVERLAYS: [&str; 2] = ["overlays/minikube", "overlays/cloud"];
@@ -993,25 +993,15 @@ fn parse_scopes(text: &str) -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
-/// The topics each app publishes on its own behalf (besides its dead letters, which the code's
-/// subscriptions name): the writers publish task events after each commit (shared::tasks and
-/// shared::outbox), on-task-completed asks for the next occurrence on task-create, fire-reminder
-/// publishes reminders. `publishes_in_source` keeps this table honest for the direct publishes.
+/// The topics each app produces (beside its dead letters), from the system's authority table
+/// (`shared::events::authority`, from which both pubsub components' scope strings are derived).
+/// `publishes_in_source` keeps the table honest for the direct publishes.
 fn producers() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    BTreeMap::from([
-        (task_api::APP_ID, BTreeSet::from([topics::TASK_EVENTS])),
-        (create_task::APP_ID, BTreeSet::from([topics::TASK_EVENTS])),
-        (on_task_completed::APP_ID, BTreeSet::from([topics::TASK_CREATE])),
-        (fire_reminder::APP_ID, BTreeSet::from([topics::REMINDERS])),
-        (audit_writer::APP_ID, BTreeSet::new()),
-    ])
+    authority::APPS
+        .into_iter()
+        .map(|app| (app, authority::TOPICS.iter().filter(|t| t.publishers.contains(&app)).map(|t| t.name).collect()))
+        .collect()
 }
-
-/// The strings of the common contract (dapr-components/local/pubsub.yaml carries the same).
-const PUBLISHING_SCOPES: &str = "task-api=task-events;create-task=task-events,create-task-dlq;\
-on-task-completed=task-create,on-task-completed-dlq;fire-reminder=reminders,fire-reminder-dlq;\
-audit-writer=audit-writer-dlq";
-const SUBSCRIPTION_SCOPES: &str = "task-api=;create-task=task-create;on-task-completed=task-events;fire-reminder=task-events;audit-writer=task-events";
 
 /// The shared::events topics a function's own source publishes to directly (`publish(` with
 /// `topics::NAME` on the same line).
@@ -1058,21 +1048,26 @@ async fn pubsub_grants_each_topic_only_to_its_producers_and_consumers() {
         subscribing
             .insert(id.to_owned(), f.subscriptions().iter().map(|s| s.topic().to_owned()).collect::<BTreeSet<_>>());
     }
-    failures.check(parse_scopes(PUBLISHING_SCOPES) == publishing, || {
-        format!("PUBLISHING_SCOPES {PUBLISHING_SCOPES:?} differs from what the code publishes: {publishing:?}")
+    let (publishing_scopes, subscription_scopes) = (authority::publishing_scopes(), authority::subscription_scopes());
+    failures.check(parse_scopes(&publishing_scopes) == publishing, || {
+        format!(
+            "authority::publishing_scopes() {publishing_scopes:?} differs from what the code publishes: {publishing:?}"
+        )
     });
-    failures.check(parse_scopes(SUBSCRIPTION_SCOPES) == subscribing, || {
-        format!("SUBSCRIPTION_SCOPES {SUBSCRIPTION_SCOPES:?} differs from what the code subscribes to: {subscribing:?}")
+    failures.check(parse_scopes(&subscription_scopes) == subscribing, || {
+        format!(
+            "authority::subscription_scopes() {subscription_scopes:?} differs from what the code subscribes to: \
+             {subscribing:?}"
+        )
     });
-    // The local component (devhost, `dapr run`) carries the same strings once it has them.
+    // The local component (devhost, `dapr run`) carries exactly the same strings.
     let local = std::fs::read_to_string(root().join("dapr-components/local/pubsub.yaml")).expect("local pubsub.yaml");
     let local: Value = serde_norway::from_str(&local).expect("local pubsub.yaml is YAML");
-    for (key, expected) in [("publishingScopes", PUBLISHING_SCOPES), ("subscriptionScopes", SUBSCRIPTION_SCOPES)] {
-        if let Some(value) = component_value(&local, key) {
-            failures.check(parse_scopes(&value) == parse_scopes(expected), || {
-                format!("dapr-components/local/pubsub.yaml: {key} is {value:?}, the Kubernetes one {expected:?}")
-            });
-        }
+    for (key, expected) in [("publishingScopes", &publishing_scopes), ("subscriptionScopes", &subscription_scopes)] {
+        let value = component_value(&local, key);
+        failures.check(value.as_ref() == Some(expected), || {
+            format!("dapr-components/local/pubsub.yaml: {key} is {value:?}, the authority table says {expected:?}")
+        });
     }
     for overlay in overlays() {
         let Some(pubsub) = overlay.get("Component", components::PUBSUB) else { continue };
