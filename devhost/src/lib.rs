@@ -47,7 +47,8 @@
 //! - [`apps`]: app processes, health, subscription discovery, shutdown.
 //! - [`system`]: a whole run file (sidecars + app processes) as one handle, for the CLI and
 //!   system tests.
-//! - [`cli`]: the `devhost` command.
+//! - [`cli`]: the `devhost` command, and `devhost dev-token`: development bearer tokens for
+//!   task-api (the shipped task-api cannot mint them).
 //!
 //! # Where devhost differs from Dapr
 //!

@@ -6,6 +6,8 @@
 //! - [`api`]: a small client of task-api, and polling with a deadline.
 //! - [`scenario`]: the demo scenario (recurring task, reminder, completion, next occurrence,
 //!   audit trail), played through task-api only.
+//! - [`kustomize`]: the Kubernetes manifests rendered as the clusters get them, for the tests
+//!   that check them against the code.
 //! - [`kafka`]: a small Kafka admin client (topics, consumer lag, reading a topic) for the tests
 //!   that run the functions on a real broker.
 //! - [`host`]: a private copy of the system (run file, database, JWT secret) started in-process
@@ -21,6 +23,7 @@
 pub mod api;
 pub mod host;
 pub mod kafka;
+pub mod kustomize;
 pub mod platform;
 pub mod scenario;
 pub mod scenarios;

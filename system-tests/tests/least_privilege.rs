@@ -8,9 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Command;
 
-use serde::Deserialize as _;
 use serde_json::Value;
 use shared::events::authority::{APPS, publishes, subscribes};
 use shared::events::components;
@@ -19,32 +17,9 @@ fn root() -> PathBuf {
     system_tests::workspace_root()
 }
 
-/// `$KUBECTL`, else the pinned one of scripts/lint-tools.sh, else `kubectl` on PATH.
-fn kubectl() -> PathBuf {
-    if let Some(path) = std::env::var_os("KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let pinned = root().join("target/deploy-tools/bin/kubectl");
-    if pinned.exists() { pinned } else { PathBuf::from("kubectl") }
-}
-
 /// `kubectl kustomize manifests/<target>`, one JSON value per document.
 fn render(target: &str) -> Vec<Value> {
-    let dir = root().join("manifests").join(target);
-    let output = Command::new(kubectl()).arg("kustomize").arg(&dir).output().unwrap_or_else(|e| {
-        panic!("cannot run kubectl kustomize {}: {e} (install kubectl 1.27+ or set KUBECTL)", dir.display())
-    });
-    assert!(
-        output.status.success(),
-        "kubectl kustomize {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    serde_norway::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).unwrap())
-        .filter(|doc| !doc.is_null())
-        .collect()
+    system_tests::kustomize::render(target).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {

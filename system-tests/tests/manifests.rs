@@ -14,9 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use serde::Deserialize as _;
 use serde_json::Value;
 use shared::clock::Clock;
 use shared::events::{authority, components, topics};
@@ -58,40 +56,9 @@ fn function_crates() -> BTreeSet<String> {
         .collect()
 }
 
-/// The kubectl to render with: `$KUBECTL`, else the pinned one scripts/lint-tools.sh installs
-/// (`make check-manifests`), else `kubectl` on PATH.
-fn kubectl() -> PathBuf {
-    if let Some(path) = std::env::var_os("KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let pinned = root().join("target/deploy-tools/bin/kubectl");
-    if pinned.exists() { pinned } else { PathBuf::from("kubectl") }
-}
-
 /// `kubectl kustomize manifests/<target>`, parsed into one JSON value per document.
 fn render(target: &str) -> Vec<Value> {
-    let dir = root().join("manifests").join(target);
-    let kubectl = kubectl();
-    let output = Command::new(&kubectl).arg("kustomize").arg(&dir).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run `{} kustomize {}`: {e}. This test renders the overlays with kubectl (1.27+, which \
-             embeds kustomize): install it (https://kubernetes.io/docs/tasks/tools/), run scripts/lint-tools.sh \
-             (installs a pinned one under target/deploy-tools), or set KUBECTL",
-            kubectl.display(),
-            dir.display()
-        )
-    });
-    assert!(
-        output.status.success(),
-        "`kubectl kustomize {}` failed:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).expect("kustomize output is UTF-8");
-    serde_norway::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).expect("kustomize output is valid YAML"))
-        .filter(|doc| !doc.is_null())
-        .collect()
+    system_tests::kustomize::render(target).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// One rendered overlay, indexed.
