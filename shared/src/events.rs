@@ -128,6 +128,8 @@ pub mod types {
     pub const TASK_UPDATED: &str = "todo.task.updated";
     pub const TASK_COMPLETED: &str = "todo.task.completed";
     pub const TASK_DELETED: &str = "todo.task.deleted";
+    /// A completed task made open again (`POST /v1/tasks/{id}/reopen`).
+    pub const TASK_REOPENED: &str = "todo.task.reopened";
     pub const REMINDER_DUE: &str = "todo.reminder.due";
 }
 
@@ -139,6 +141,7 @@ pub enum TaskChange {
     Updated,
     Completed,
     Deleted,
+    Reopened,
 }
 
 impl TaskChange {
@@ -148,6 +151,7 @@ impl TaskChange {
             Self::Updated => types::TASK_UPDATED,
             Self::Completed => types::TASK_COMPLETED,
             Self::Deleted => types::TASK_DELETED,
+            Self::Reopened => types::TASK_REOPENED,
         }
     }
 
@@ -157,6 +161,7 @@ impl TaskChange {
             types::TASK_UPDATED => Some(Self::Updated),
             types::TASK_COMPLETED => Some(Self::Completed),
             types::TASK_DELETED => Some(Self::Deleted),
+            types::TASK_REOPENED => Some(Self::Reopened),
             _ => None,
         }
     }
@@ -270,7 +275,9 @@ mod tests {
 
     #[test]
     fn event_types_round_trip() {
-        for change in [TaskChange::Created, TaskChange::Updated, TaskChange::Completed, TaskChange::Deleted] {
+        for change in
+            [TaskChange::Created, TaskChange::Updated, TaskChange::Completed, TaskChange::Deleted, TaskChange::Reopened]
+        {
             assert_eq!(TaskChange::from_event_type(change.event_type()), Some(change));
         }
         assert_eq!(TaskChange::from_event_type("todo.task.create"), None);

@@ -70,6 +70,44 @@ pub async fn a_doubly_completed_recurring_task_has_one_next_instance(system: &mu
     Ok(())
 }
 
+/// An occurrence completed, reopened and completed again (the second time in `after_completion`
+/// mode, so the next due date it computes differs): the series still has exactly one next
+/// occurrence, the one the first completion asked for, and the trail of the reopened task has
+/// all four changes in order.
+pub async fn reopening_an_occurrence_never_doubles_the_next(system: &mut TestSystem) -> anyhow::Result<()> {
+    let api = system.api(USER)?;
+    let due = Utc::now() + chrono::Duration::hours(1);
+    let body = json!({
+        "title": "Stretch", "tags": ["reopened"], "time_zone": "Europe/Berlin",
+        "due": due.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "recurrence": {"rule": "FREQ=DAILY", "mode": "after_completion"},
+    });
+    let task = api.post("/v1/tasks", Some(&body), StatusCode::CREATED).await?;
+    let id = task["id"].as_str().context("id")?.to_owned();
+    let next_of = || async {
+        let page = api.get_query("/v1/tasks", &[("tag", "reopened"), ("status", "open")]).await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        anyhow::Ok(items.into_iter().find(|t| t["id"].as_str() != Some(id.as_str())))
+    };
+    api.post(&format!("/v1/tasks/{id}/complete"), None, StatusCode::OK).await?;
+    let next = eventually("the next occurrence", SETTLE, next_of).await?;
+    let reopened = api.post(&format!("/v1/tasks/{id}/reopen"), None, StatusCode::OK).await?;
+    ensure!(reopened["status"] == "open" && reopened["completed_at"].is_null(), "reopened: {reopened}");
+    api.post(&format!("/v1/tasks/{id}/complete"), None, StatusCode::OK).await?;
+    eventually("the trail of the reopened task", SETTLE, || async {
+        let changes = api.audit_changes(&id).await?;
+        Ok((changes == ["created", "completed", "reopened", "completed"]).then_some(()))
+    })
+    .await?;
+    // Every event of the flow processed: still one next occurrence, the first one.
+    system.deliver_twice(&[topics::TASK_CREATE, topics::TASK_EVENTS], SETTLE).await?;
+    let all = api.get_query("/v1/tasks", &[("tag", "reopened")]).await?;
+    let items = all["items"].as_array().cloned().unwrap_or_default();
+    ensure!(items.len() == 2, "the reopened task and one next occurrence: {all}");
+    ensure!(next_of().await?.map(|t| t["id"].clone()) == Some(next["id"].clone()), "the same next occurrence: {all}");
+    Ok(())
+}
+
 /// A live writer publishes a task's events in version order, but after a crash the outbox
 /// relay may publish an older event after a newer one (and two replicas changing one task may
 /// publish out of order), so consumers order by version, never by arrival. Here a recurring

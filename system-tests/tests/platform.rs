@@ -453,6 +453,14 @@ async fn a_doubly_completed_recurring_task_has_one_next_instance() -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_an_occurrence_never_doubles_the_next() -> anyhow::Result<()> {
+    TestSystem::platform("reopened", Options::default())
+        .await?
+        .play(scenarios::reopening_an_occurrence_never_doubles_the_next)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_granted_apps_may_publish() -> anyhow::Result<()> {
     TestSystem::platform("scopes", Options::default()).await?.play(scenarios::only_the_granted_apps_may_publish).await
 }

@@ -73,9 +73,11 @@ impl Recurrer {
             }
             Some(stored) => stored.value,
         };
+        let later = stored.version > claimed.version;
         let task = trusted(&claimed, stored).map_err(HandlerError::drop)?;
-        let Some(done_at) = done_at(&task, completed).map_err(HandlerError::drop)? else {
-            // Deleted after its completion, which already asked for the next occurrence.
+        let Some(done_at) = done_at(&task, completed, later).map_err(HandlerError::drop)? else {
+            // Deleted after its completion, which already asked for the next occurrence, or
+            // reopened since: its next completion will ask.
             return Ok(());
         };
         if task.recurrence.is_none() {
@@ -114,11 +116,13 @@ fn trusted(claimed: &Task, stored: Task) -> Result<Task, String> {
 
 /// When the stored occurrence was done with: its completion time for a completion event, its
 /// deletion time for the deletion of an open occurrence, `None` for the deletion of one
-/// completed before (its completion asked for the next one already). An event the store
-/// contradicts (a completion of a task never completed) is an error.
-fn done_at(task: &Task, completed: bool) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+/// completed before (its completion asked for the next one already) and for a completion the
+/// store has undone since (`later`: reopened; completing it again asks). An event the store
+/// contradicts at its own version (a completion of a task never completed) is an error.
+fn done_at(task: &Task, completed: bool, later: bool) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
     match (completed, task.completed_at, task.deleted_at) {
         (true, Some(completed_at), _) => Ok(Some(completed_at)),
+        (true, None, _) if later => Ok(None),
         (true, None, _) => Err(format!("completion event for task {}, which the store has {}", task.id, task.status)),
         (false, Some(_), Some(_)) => Ok(None),
         (false, None, Some(deleted_at)) => Ok(Some(deleted_at)),

@@ -297,3 +297,25 @@ async fn deliveries_need_the_app_token() {
     assert_eq!(app.deliver(on_task_completed::ROUTE, &completion(&task), None).await.0, 401);
     assert!(stub.requests().is_empty());
 }
+
+/// A completion the store has undone since (the task was reopened) asks for nothing and is not
+/// a poison message: completing the task again asks, for the same next occurrence.
+#[tokio::test]
+async fn a_completion_reopened_since_waits_for_the_next_one() {
+    let stub = StubSidecar::start().await;
+    let task = completed_monthly("FREQ=MONTHLY;COUNT=3");
+    let mut reopened = task.clone();
+    assert!(reopened.reopen(t("2026-12-01T10:00:00Z")));
+    stub.put_state("tasks", &reopened.key(), serde_json::to_value(&reopened).unwrap());
+    let app = app(stub.client(None)).await;
+    assert_eq!(app.deliver(on_task_completed::ROUTE, &completion(&task), None).await.1, json!({"status": "SUCCESS"}));
+    assert!(stub.published("task-create").is_empty(), "{:?}", stub.published("task-create"));
+
+    let mut again = reopened.clone();
+    assert!(again.complete(t("2026-12-02T08:00:00Z")));
+    stub.put_state("tasks", &again.key(), serde_json::to_value(&again).unwrap());
+    assert_eq!(app.deliver(on_task_completed::ROUTE, &completion(&again), None).await.1, json!({"status": "SUCCESS"}));
+    let published = stub.published("task-create");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].body["request_id"], json!(format!("occurrence:{}:1", task.id)), "the same next occurrence");
+}

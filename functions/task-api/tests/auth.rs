@@ -34,6 +34,7 @@ async fn bad_tokens_are_401_with_a_bearer_challenge_on_every_route() {
         (Method::PATCH, format!("/v1/tasks/{id}")),
         (Method::DELETE, format!("/v1/tasks/{id}")),
         (Method::POST, format!("/v1/tasks/{id}/complete")),
+        (Method::POST, format!("/v1/tasks/{id}/reopen")),
         (Method::GET, format!("/v1/tasks/{id}/audit")),
         (Method::GET, format!("/v1/tasks/{id}/reminder")),
     ];

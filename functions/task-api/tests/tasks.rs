@@ -226,6 +226,32 @@ async fn completing_twice_writes_one_completion() {
 }
 
 #[tokio::test]
+async fn reopening_undoes_a_completion_once() {
+    let h = Harness::start().await;
+    let t = task(1, "alice", "Pay rent");
+    h.put_task(&t);
+    let open = h.post(&format!("{}/reopen", path(&t))).user("alice").send().await;
+    assert_eq!((open.status, open.body["version"].as_u64()), (200, Some(1)), "an open task: nothing to reopen");
+    assert!(h.task_transactions().is_empty());
+    assert_eq!(h.post(&format!("{}/reopen", path(&t))).user("bob").send().await.status, 404, "not bob's");
+
+    assert_eq!(h.post(&format!("{}/complete", path(&t))).user("alice").send().await.status, 200);
+    let reopened = h.post(&format!("{}/reopen", path(&t))).user("alice").header("If-Match", "\"2\"").send().await;
+    assert_eq!(reopened.status, 200);
+    assert_eq!(
+        (reopened.body["status"].as_str(), reopened.body["completed_at"].clone(), reopened.body["version"].as_u64()),
+        (Some("open"), serde_json::Value::Null, Some(3))
+    );
+    let again = h.post(&format!("{}/reopen", path(&t))).user("alice").send().await;
+    assert_eq!(again.body, reopened.body, "reopening twice changes nothing the second time");
+
+    let transactions = h.task_transactions();
+    assert_eq!(transactions.len(), 2, "one completion, one reopening");
+    assert_eq!(event(&transactions[1])["type"], "todo.task.reopened");
+    assert_eq!(h.stored(t.id).unwrap().status, Status::Open);
+}
+
+#[tokio::test]
 async fn delete_writes_a_tombstone_then_the_task_is_gone_but_its_trail_is_not() {
     let h = Harness::start().await;
     let t = task(1, "alice", "Pay rent");

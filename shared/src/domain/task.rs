@@ -186,6 +186,19 @@ impl Task {
         true
     }
 
+    /// Makes a completed task open again. Returns `false` (and changes nothing) if it was open,
+    /// so a repeated request emits no second `todo.task.reopened`. The series position stays:
+    /// completing the occurrence again asks for the same next occurrence, which exists already.
+    pub fn reopen(&mut self, now: DateTime<Utc>) -> bool {
+        if self.status == Status::Open {
+            return false;
+        }
+        self.status = Status::Open;
+        self.completed_at = None;
+        self.touch(now);
+        true
+    }
+
     /// Turns the task into a tombstone. Returns `false` if it already was one.
     pub fn delete(&mut self, now: DateTime<Utc>) -> bool {
         if self.is_deleted() {
@@ -230,6 +243,19 @@ mod tests {
         assert_eq!((task.status, task.version, task.completed_at), (Status::Completed, 2, Some(now)));
         assert!(!task.complete(now + chrono::Duration::seconds(5)));
         assert_eq!((task.version, task.completed_at), (2, Some(now)));
+    }
+
+    #[test]
+    fn reopening_undoes_a_completion_once() {
+        let mut task = sample();
+        let now = Utc::now();
+        assert!(!task.reopen(now), "an open task is not reopened");
+        assert_eq!(task.version, 1);
+        assert!(task.complete(now));
+        assert!(task.reopen(now + chrono::Duration::seconds(1)));
+        assert_eq!((task.status, task.version, task.completed_at), (Status::Open, 3, None));
+        assert!(!task.reopen(now + chrono::Duration::seconds(2)));
+        assert_eq!(task.version, 3);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod get;
 pub mod list;
 pub mod openapi;
 pub mod reminder;
+pub mod reopen;
 pub mod update;
 
 use axum::Router;
@@ -33,11 +34,12 @@ pub mod paths {
     pub const TASKS: &str = "/v1/tasks";
     pub const TASK: &str = "/v1/tasks/{id}";
     pub const COMPLETE: &str = "/v1/tasks/{id}/complete";
+    pub const REOPEN: &str = "/v1/tasks/{id}/reopen";
     pub const AUDIT: &str = "/v1/tasks/{id}/audit";
     pub const REMINDER: &str = "/v1/tasks/{id}/reminder";
     pub const OPENAPI: &str = "/openapi.json";
 
-    pub const ALL: [&str; 6] = [TASKS, TASK, COMPLETE, AUDIT, REMINDER, OPENAPI];
+    pub const ALL: [&str; 7] = [TASKS, TASK, COMPLETE, REOPEN, AUDIT, REMINDER, OPENAPI];
 }
 
 /// The public router, with its state. Unknown paths and methods answer in the API's JSON error
@@ -47,6 +49,7 @@ pub fn router(app: App) -> Router {
         .route(paths::TASKS, post(create::handler).get(list::handler))
         .route(paths::TASK, get_route(get::handler).patch(update::handler).delete(delete::handler))
         .route(paths::COMPLETE, post(complete::handler))
+        .route(paths::REOPEN, post(reopen::handler))
         .route(paths::AUDIT, get_route(audit::handler))
         .route(paths::REMINDER, get_route(reminder::handler))
         .route(paths::OPENAPI, get_route(openapi::handler))

@@ -219,6 +219,26 @@ fn paths_object() -> Value {
             }
         }
     }));
+    paths.insert(paths::REOPEN.to_owned(), json!({
+        "parameters": [{"$ref": "#/components/parameters/TaskId"}],
+        "post": {
+            "operationId": "reopenTask",
+            "tags": ["tasks"],
+            "summary": "Reopen a completed task",
+            "description": "Makes a completed task open again. Reopening an open task answers 200 and changes nothing. An occurrence of a recurring task keeps its place in the series: completing it again never creates a second next occurrence. No request body is needed.",
+            "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
+            "responses": {
+                "200": task_answer("The reopened task."),
+                "400": error_ref("BadRequest"),
+                "401": error_ref("Unauthorized"),
+                "404": error_ref("NotFound"),
+                "409": error_ref("Conflict"),
+                "412": error_ref("PreconditionFailed"),
+                "500": error_ref("Internal"),
+                "503": error_ref("Unavailable"),
+            }
+        }
+    }));
     paths.insert(paths::AUDIT.to_owned(), json!({
         "parameters": [{"$ref": "#/components/parameters/TaskId"}],
         "get": {
@@ -450,7 +470,7 @@ fn schemas() -> Value {
                 "task_id": {"type": "string", "format": "uuid"},
                 "owner": {"type": "string"},
                 "event_id": {"type": "string"},
-                "change": {"type": "string", "enum": ["created", "updated", "completed", "deleted"]},
+                "change": {"type": "string", "enum": ["created", "updated", "completed", "deleted", "reopened"]},
                 "task_version": {"type": "integer"},
                 "occurred_at": date_time,
                 "recorded_at": date_time,
