@@ -10,6 +10,7 @@ use shared::tasks::TaskStore;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::rate_limit::Limiter;
 
 #[derive(Debug, Clone)]
 pub struct App {
@@ -18,6 +19,16 @@ pub struct App {
     pub auth: Arc<Authenticator>,
     /// `LIST_SCAN_LIMIT`: the most records one list or audit request reads from the store.
     pub scan_limit: usize,
+    /// `RATE_LIMIT_PER_MINUTE`, applied by the [`crate::auth::User`] extractor.
+    pub limiter: Arc<RateGate>,
+}
+
+/// The rate limiter with the clock it reads: what the [`crate::auth::User`] extractor needs
+/// beside the authenticator.
+#[derive(Debug)]
+pub struct RateGate {
+    pub limiter: Limiter,
+    pub clock: Clock,
 }
 
 impl App {
@@ -27,11 +38,21 @@ impl App {
             clock,
             auth: Arc::new(Authenticator::new(config)),
             scan_limit: config.list_scan_limit.max(1),
+            // Wall time, not the injected clock: the limit is about how fast requests really
+            // come, and the injected clock is the tasks' notion of now (tests move it).
+            limiter: Arc::new(RateGate { limiter: Limiter::new(config.rate_limit_per_minute), clock: Clock::system() }),
         }
     }
 
     pub fn dapr(&self) -> &Dapr {
         self.store.dapr()
+    }
+}
+
+/// Lets the [`crate::auth::User`] extractor find the rate limiter in the router's state.
+impl FromRef<App> for Arc<RateGate> {
+    fn from_ref(app: &App) -> Self {
+        app.limiter.clone()
     }
 }
 

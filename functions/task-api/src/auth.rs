@@ -33,9 +33,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use shared::domain::validate::MAX_OWNER_CHARS;
 
+use crate::app::RateGate;
 use crate::config::{Config, MIN_SECRET_BYTES};
 use crate::error::ApiError;
 use crate::jwks::{Jwks, Lookup};
+use crate::rate_limit::{Decision, QuotaSlot};
 
 /// Clock skew tolerated on `exp`, `nbf` and the lifetime cap, in seconds.
 pub const LEEWAY_SECS: u64 = 30;
@@ -317,16 +319,35 @@ fn reason(kind: &ErrorKind) -> String {
     }
 }
 
+/// Authenticates, then counts the request against the user's rate limit: a caller is refused
+/// with 429 only once it is known who they are. The quota goes back to the response through the
+/// slot [`crate::routes`]' middleware leaves in the request, which turns it into the `RateLimit`
+/// fields.
 impl<S> FromRequestParts<S> for User
 where
     S: Send + Sync,
     Arc<Authenticator>: FromRef<S>,
+    Arc<RateGate>: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Arc::<Authenticator>::from_ref(state);
-        auth.authenticate(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes())).await
+        let user = auth.authenticate(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes())).await?;
+        let gate = Arc::<RateGate>::from_ref(state);
+        match gate.limiter.check(&user.id, gate.clock.now()) {
+            None => {}
+            Some(Decision::Allowed(quota)) => {
+                if let Some(slot) = parts.extensions.get::<QuotaSlot>() {
+                    slot.set(quota);
+                }
+            }
+            Some(Decision::Limited { quota, retry_after_secs }) => {
+                tracing::info!(retry_after_secs, "rate limited");
+                return Err(ApiError::RateLimited { quota, retry_after_secs });
+            }
+        }
+        Ok(user)
     }
 }
 

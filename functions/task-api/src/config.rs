@@ -62,6 +62,10 @@ pub struct Config {
     /// memory and latency of one request whatever a user has stored.
     #[serde(default = "default_scan_limit")]
     pub list_scan_limit: usize,
+    /// `RATE_LIMIT_PER_MINUTE`: requests one user may make per minute on one replica, in bursts
+    /// of as many ([`crate::rate_limit`]); 0 turns the limit off.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_minute: u32,
     /// `OUTBOX_*`: the outbox this function writes through and relays (read by
     /// [`OutboxConfig::from_vars`] from the same variables).
     #[serde(skip)]
@@ -103,6 +107,10 @@ impl Default for JwksTiming {
     }
 }
 
+fn default_rate_limit() -> u32 {
+    crate::rate_limit::DEFAULT_PER_MINUTE
+}
+
 fn default_scan_limit() -> usize {
     DEFAULT_LIST_SCAN_LIMIT
 }
@@ -127,6 +135,7 @@ impl fmt::Debug for Config {
             .field("jwt_max_lifetime_secs", &self.jwt_max_lifetime_secs)
             .field("jwt_strict", &self.jwt_strict)
             .field("list_scan_limit", &self.list_scan_limit)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("outbox", &self.outbox)
             .finish()
     }
@@ -145,6 +154,7 @@ impl Config {
             jwt_strict: false,
             jwks_timing: JwksTiming::default(),
             list_scan_limit: default_scan_limit(),
+            rate_limit_per_minute: default_rate_limit(),
             outbox: OutboxConfig::default(),
         }
     }

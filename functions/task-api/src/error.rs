@@ -13,6 +13,8 @@ use shared::dapr::DaprError;
 use shared::domain::validate::ValidationError;
 use shared::tasks::WriteError;
 
+use crate::rate_limit::{self, Quota};
+
 /// Seconds a client is told to wait when the sidecar or the store is unavailable. Short: the
 /// common cause is a sidecar restart or a store failover, both over in seconds.
 pub const RETRY_AFTER_SECS: u32 = 2;
@@ -58,6 +60,13 @@ pub enum ApiError {
     #[error("unsupported content type: expected {expected}")]
     UnsupportedMediaType { expected: &'static str },
 
+    /// 429: the caller used up their rate limit ([`crate::rate_limit`]).
+    #[error(
+        "too many requests: at most {} per minute per user; try again in {retry_after_secs} s",
+        quota.limit
+    )]
+    RateLimited { quota: Quota, retry_after_secs: u64 },
+
     /// 503: the sidecar or the store is unavailable; retrying later can succeed.
     #[error("the task store is temporarily unavailable")]
     Unavailable(#[source] DaprError),
@@ -98,6 +107,7 @@ impl ApiError {
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -150,6 +160,10 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(_) | Self::AuthUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            Self::RateLimited { quota, retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                rate_limit::insert_fields(headers, quota);
             }
             _ => {}
         }

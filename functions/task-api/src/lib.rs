@@ -34,6 +34,8 @@
 //! - [`params`], [`sort`], [`cursor`], [`listing`]: the list request as pure functions: query
 //!   string, sort orders, keyset cursors, filter and page.
 //! - [`scan`]: reading all pages of a Query API request, bounded.
+//! - [`rate_limit`]: a token bucket per user at the front door (429 and the IETF `RateLimit`
+//!   fields), per replica.
 //! - [`routes`]: one file per endpoint, and the router.
 //! - `dev_token` (feature `mint`): development tokens for `devhost dev-token`.
 
@@ -51,6 +53,7 @@ pub mod jwks;
 pub mod listing;
 pub mod params;
 pub mod precondition;
+pub mod rate_limit;
 pub mod routes;
 pub mod scan;
 pub mod sort;

@@ -56,3 +56,21 @@ async fn every_route_of_the_router_is_documented_with_its_methods() {
         }
     }
 }
+
+/// Every operation that authenticates (documents 401) also documents the rate limit's 429.
+#[test]
+fn every_authenticated_operation_documents_the_rate_limit() {
+    let doc = task_api::routes::openapi::document();
+    let mut authenticated = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap().iter().filter(|(_, o)| o.get("responses").is_some()) {
+            let responses = operation["responses"].as_object().unwrap();
+            if responses.contains_key("401") {
+                authenticated += 1;
+                assert_eq!(responses["429"]["$ref"], "#/components/responses/TooManyRequests", "{method} {path}");
+            }
+        }
+    }
+    assert!(authenticated >= 8, "{authenticated} authenticated operations");
+    assert!(doc["components"]["responses"]["TooManyRequests"]["headers"]["RateLimit"].is_object());
+}

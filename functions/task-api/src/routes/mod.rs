@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::precondition;
+use crate::rate_limit::{self, QuotaSlot};
 
 /// The paths this router serves, shared with the OpenAPI document and its tests.
 pub mod paths {
@@ -55,7 +56,20 @@ pub fn router(app: App) -> Router {
         .route(paths::OPENAPI, get_route(openapi::handler))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NoRoute })
+        .layer(axum::middleware::from_fn(rate_limit_fields))
         .with_state(app)
+}
+
+/// Gives every request an empty [`QuotaSlot`] for the [`crate::auth::User`] extractor and turns
+/// what it left there into the `RateLimit-Policy` / `RateLimit` fields of the answer.
+async fn rate_limit_fields(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let slot = QuotaSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    if let Some(quota) = slot.get() {
+        rate_limit::insert_fields(response.headers_mut(), &quota);
+    }
+    response
 }
 
 /// The `{id}` of a task path. Not a UUID means no such task: 404, like any id that does not

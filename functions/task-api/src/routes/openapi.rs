@@ -44,6 +44,27 @@ fn task_answer(description: &str) -> Value {
 
 /// The complete document.
 pub fn document() -> Value {
+    let mut document = base_document();
+    // Every operation that authenticates its caller also counts it against the rate limit.
+    if let Some(paths) = document["paths"].as_object_mut() {
+        let operations = paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+            .filter_map(Value::as_object_mut);
+        for operation in operations {
+            if let Some(responses) =
+                operation.get_mut("responses").and_then(Value::as_object_mut).filter(|r| r.contains_key("401"))
+            {
+                responses.insert("429".to_owned(), error_ref("TooManyRequests"));
+            }
+        }
+    }
+    document
+}
+
+/// The document before the rate limit's answers are added to every authenticated operation.
+fn base_document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -319,6 +340,8 @@ fn headers() -> Value {
         "Location": {"description": "The task's URL.", "schema": {"type": "string", "examples": ["/v1/tasks/0b6a3c52-5f0e-4f59-9a8e-4f1f8d8e2b11"]}},
         "RetryAfter": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
         "WWWAuthenticate": {"description": "The Bearer challenge (RFC 6750).", "schema": {"type": "string"}},
+        "RateLimitPolicy": {"description": "The per-user quota (IETF draft-ietf-httpapi-ratelimit-headers), e.g. `\"per-user\";q=600;w=60`: 600 requests per 60 s on one replica.", "schema": {"type": "string"}},
+        "RateLimit": {"description": "What is left of the quota, e.g. `\"per-user\";r=12;t=59`: 12 requests now, full again in 59 s.", "schema": {"type": "string"}},
     })
 }
 
@@ -337,6 +360,15 @@ fn responses() -> Value {
         "PayloadTooLarge": error("The body exceeds the server's limit (MAX_BODY_BYTES)."),
         "UnsupportedMediaType": error("The body must be `application/json` (or `application/merge-patch+json` for PATCH)."),
         "Internal": error("An unexpected error; details are in the server's logs."),
+        "TooManyRequests": {
+            "description": "You used up your rate limit (per user, per replica); retry after `Retry-After` seconds.",
+            "headers": {
+                "Retry-After": {"$ref": "#/components/headers/RetryAfter"},
+                "RateLimit-Policy": {"$ref": "#/components/headers/RateLimitPolicy"},
+                "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+            },
+            "content": json_content(schema_ref("Error")),
+        },
         "Unavailable": {
             "description": "The task store is temporarily unavailable; retry after `Retry-After` seconds.",
             "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
