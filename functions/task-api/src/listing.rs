@@ -135,6 +135,7 @@ mod tests {
             completed_at: None,
             deleted_at: None,
             version: 1,
+            request_digest: None,
         }
     }
 
