@@ -306,10 +306,8 @@ pub(crate) fn check_user_id(user: &str) -> Result<(), String> {
             user.len()
         ));
     }
-    if let Some(c) = user.chars().find(|c| c.is_control() || matches!(c, ':' | '/')) {
-        return Err(format!(
-            "the token's sub (user id) contains {c:?}; user ids may not contain ':', '/' or control characters"
-        ));
+    if user.chars().any(|c| c.is_control() || matches!(c, ':' | '/')) {
+        return Err("the token's sub (user id) contains ':', '/' or a control character, which user ids may not".into());
     }
     Ok(())
 }
