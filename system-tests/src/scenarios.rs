@@ -344,6 +344,9 @@ pub fn kills(default: u32) -> u32 {
 struct Model {
     key: String,
     id: String,
+    /// The due time of its create request, fixed once: a retried create must send the same
+    /// body, or task-api refuses the reused Idempotency-Key (422).
+    due: String,
     recurring: bool,
     created: bool,
     renames: u32,
@@ -374,7 +377,7 @@ async fn send(api: &Api, http: &reqwest::Client, task: &Model, op: Op) -> anyhow
         Op::Create => {
             let mut body = json!({
                 "title": format!("{} v0", task.key), "tags": ["faults"],
-                "due": (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339(),
+                "due": task.due,
                 "reminder": {"before_due_seconds": 3600},
             });
             if task.recurring {
@@ -466,7 +469,8 @@ impl Worker {
             if i == self.tasks.len() {
                 let key = format!("w{worker}-t{i}");
                 let id = task_id_for_request(FAULTY, &key).to_string();
-                self.tasks.push(Model { recurring: rng.below(3) == 0, key, id, ..Model::default() });
+                let due = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+                self.tasks.push(Model { recurring: rng.below(3) == 0, key, id, due, ..Model::default() });
             }
             self.commands += 1;
             match send(api, http, &self.tasks[i], op).await? {

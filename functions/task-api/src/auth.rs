@@ -292,17 +292,32 @@ impl Authenticator {
     }
 }
 
-/// The owner invariants of `shared::domain::validate::check`, enforced at the door: a token
-/// whose `sub` could never own a task is not a valid identity here.
+/// The owner invariants of `shared::domain::validate::check`, enforced at the door, plus what
+/// keeps a user id safe where it is spliced into text: state keys and request-id namespaces
+/// join parts with `:` and `/`, and logs are line-based, so a `sub` holding those or control
+/// characters could collide with another user's keys or forge log lines. The length is bounded
+/// in bytes, because keys and headers are. A token whose `sub` could never own a task is not a
+/// valid identity here; `dev-token` refuses to mint one.
 pub(crate) fn check_user_id(user: &str) -> Result<(), String> {
     if user.trim().is_empty() {
         return Err("the token's sub (user id) is empty".into());
     }
-    if user.chars().count() > MAX_OWNER_CHARS || user.chars().any(char::is_control) {
-        return Err(format!("the token's sub (user id) must be 1 to {MAX_OWNER_CHARS} printable characters"));
+    if user.len() > MAX_USER_ID_BYTES {
+        return Err(format!(
+            "the token's sub (user id) is {} bytes; at most {MAX_USER_ID_BYTES} are accepted",
+            user.len()
+        ));
+    }
+    if user.chars().any(|c| c.is_control() || matches!(c, ':' | '/')) {
+        return Err("the token's sub (user id) contains ':', '/' or a control character, which user ids may not".into());
     }
     Ok(())
 }
+
+/// Longest user id (`sub`) accepted, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 128;
+// Every id accepted here must also be a valid task owner (bytes bound characters).
+const _: () = assert!(MAX_USER_ID_BYTES <= MAX_OWNER_CHARS);
 
 /// What the client is told. Specific enough to fix a client, never the token itself.
 fn reason(kind: &ErrorKind) -> String {

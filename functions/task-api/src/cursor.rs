@@ -2,9 +2,12 @@
 //! base64url JSON.
 //!
 //! A keyset cursor says "after this point in the order", not "skip n items", so a task created
-//! or deleted between two page requests neither duplicates nor hides an item. The cursor names
-//! its sort, because a key of one order is meaningless in another: a cursor replayed with a
-//! different `sort` is refused rather than silently restarting. It is opaque to clients, but not
+//! or deleted between two page requests neither duplicates nor hides an item. The cursor is
+//! bound to the query that produced it: it names its sort (a key of one order is meaningless in
+//! another) and carries a fingerprint of the filters and sort ([`crate::params::ListParams::
+//! fingerprint`]), so a cursor replayed with other filters or another sort is refused (400,
+//! field `cursor`) rather than paging a list that page 1 never showed. `limit` is not part of
+//! the query: a client may change its page size between pages. It is opaque to clients, but not
 //! secret or signed: a forged cursor can only move the caller within their own list.
 
 use base64::Engine as _;
@@ -19,13 +22,19 @@ use crate::sort::{SortBy, SortKey};
 /// title); anything bigger is not ours.
 pub const MAX_CURSOR_CHARS: usize = 4096;
 
-/// A decoded cursor: resume strictly after `(key, id)` in the order `sort`.
+/// A decoded cursor: resume strictly after `(key, id)` in the order `sort`, for the query whose
+/// fingerprint is `query`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub sort: SortBy,
     pub key: SortKey,
     pub id: Uuid,
+    pub query: String,
 }
+
+/// The message of a cursor used with another query, as the brief of issue 14 words it; the
+/// detail says which part changed.
+pub const DIFFERENT_QUERY: &str = "made for a different query (filters or sort changed); start again without cursor";
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,20 +45,26 @@ struct Wire {
     s: String,
     k: SortKey,
     id: Uuid,
+    /// The fingerprint of the query (filters and sort) that produced the cursor. Defaulted so
+    /// that a version-1 cursor, which has none, reaches the version check and is named as such.
+    #[serde(default)]
+    q: String,
 }
 
-const VERSION: u8 = 1;
+/// 2 since cursors carry their query's fingerprint; a version-1 cursor is refused as
+/// incompatible (it cannot be bound to a query).
+const VERSION: u8 = 2;
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        let wire = Wire { v: VERSION, s: self.sort.name(), k: self.key.clone(), id: self.id };
+        let wire = Wire { v: VERSION, s: self.sort.name(), k: self.key.clone(), id: self.id, q: self.query.clone() };
         // Serialising plain data into memory cannot fail; an empty cursor would only be refused.
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default())
     }
 
-    /// Decodes `raw` and checks that it belongs to `sort`. Every failure is a 400 naming
-    /// `cursor`.
-    pub fn decode(raw: &str, sort: SortBy) -> Result<Self, ApiError> {
+    /// Decodes `raw` and checks that it belongs to the query with this `sort` and fingerprint
+    /// `query`. Every failure is a 400 naming `cursor`.
+    pub fn decode(raw: &str, sort: SortBy, query: &str) -> Result<Self, ApiError> {
         let bad = |why: &str| ApiError::bad_request("cursor", format!("invalid cursor: {why}"));
         if raw.len() > MAX_CURSOR_CHARS {
             return Err(bad("too long"));
@@ -60,13 +75,18 @@ impl Cursor {
             return Err(bad("from an incompatible version; start again without a cursor"));
         }
         if wire.s != sort.name() || wire.k.field() != sort.field {
-            return Err(bad(&format!(
-                "it was issued for sort={}, not sort={}; use the same sort to page on",
-                wire.s,
-                sort.name()
-            )));
+            return Err(ApiError::bad_request(
+                "cursor",
+                format!("{DIFFERENT_QUERY} (it was made for sort={}, this request has sort={})", wire.s, sort.name()),
+            ));
         }
-        Ok(Self { sort, key: wire.k, id: wire.id })
+        if wire.q != query {
+            return Err(ApiError::bad_request(
+                "cursor",
+                format!("{DIFFERENT_QUERY} (the filters q, status, priority, tag, due_before or due_after differ)"),
+            ));
+        }
+        Ok(Self { sort, key: wire.k, id: wire.id, query: wire.q })
     }
 }
 
@@ -98,10 +118,10 @@ mod tests {
         ];
         for (sort, key) in cases {
             let sort = SortBy::parse(sort).unwrap();
-            let cursor = Cursor { sort, key, id: Uuid::new_v4() };
+            let cursor = Cursor { sort, key, id: Uuid::new_v4(), query: "f1".into() };
             let encoded = cursor.encode();
             assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{encoded}");
-            assert_eq!(Cursor::decode(&encoded, sort).unwrap(), cursor);
+            assert_eq!(Cursor::decode(&encoded, sort, "f1").unwrap(), cursor);
         }
     }
 
@@ -110,21 +130,49 @@ mod tests {
         let sort = SortBy::default();
         for raw in ["", "!!!", "bm90IGpzb24", &URL_SAFE_NO_PAD.encode(br#"{"v":1,"s":"-created"}"#), &"A".repeat(5000)]
         {
-            assert_eq!(field_of(Cursor::decode(raw, sort).unwrap_err()), "cursor", "{raw:?}");
+            assert_eq!(field_of(Cursor::decode(raw, sort, "").unwrap_err()), "cursor", "{raw:?}");
         }
     }
 
     #[test]
     fn a_cursor_of_another_sort_is_refused() {
-        let cursor = Cursor { sort: SortBy::parse("due").unwrap(), key: SortKey::Due(None), id: Uuid::nil() };
+        let cursor =
+            Cursor { sort: SortBy::parse("due").unwrap(), key: SortKey::Due(None), id: Uuid::nil(), query: "f".into() };
         let encoded = cursor.encode();
-        assert_eq!(field_of(Cursor::decode(&encoded, SortBy::parse("-due").unwrap()).unwrap_err()), "cursor");
-        assert_eq!(field_of(Cursor::decode(&encoded, SortBy::parse("title").unwrap()).unwrap_err()), "cursor");
+        let err = Cursor::decode(&encoded, SortBy::parse("-due").unwrap(), "f").unwrap_err();
+        assert!(err.to_string().starts_with(DIFFERENT_QUERY), "{err}");
+        assert!(err.to_string().contains("sort=due, this request has sort=-due"), "{err}");
+        assert_eq!(field_of(Cursor::decode(&encoded, SortBy::parse("title").unwrap(), "f").unwrap_err()), "cursor");
         // The name matches but the key was tampered into another field's kind.
         let forged = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&serde_json::json!({"v": 1, "s": "due", "k": {"title": "x"}, "id": Uuid::nil()}))
+            serde_json::to_vec(
+                &serde_json::json!({"v": 2, "s": "due", "k": {"title": "x"}, "id": Uuid::nil(), "q": "f"}),
+            )
+            .unwrap(),
+        );
+        assert_eq!(field_of(Cursor::decode(&forged, SortBy::parse("due").unwrap(), "f").unwrap_err()), "cursor");
+    }
+
+    #[test]
+    fn a_cursor_of_other_filters_is_refused() {
+        let sort = SortBy::parse("due").unwrap();
+        let encoded = Cursor { sort, key: SortKey::Due(None), id: Uuid::nil(), query: "tag=home".into() }.encode();
+        let err = Cursor::decode(&encoded, sort, "tag=work").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{DIFFERENT_QUERY} (the filters q, status, priority, tag, due_before or due_after differ)")
+        );
+        assert_eq!(field_of(err), "cursor");
+    }
+
+    #[test]
+    fn a_cursor_without_a_query_is_from_an_old_version() {
+        let old = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&serde_json::json!({"v": 1, "s": "due", "k": {"due": null}, "id": Uuid::nil()}))
                 .unwrap(),
         );
-        assert_eq!(field_of(Cursor::decode(&forged, SortBy::parse("due").unwrap()).unwrap_err()), "cursor");
+        let err = Cursor::decode(&old, SortBy::parse("due").unwrap(), "").unwrap_err();
+        assert!(err.to_string().contains("incompatible version"), "{err}");
+        assert_eq!(field_of(err), "cursor");
     }
 }

@@ -48,6 +48,12 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict { field: Option<String>, message: String },
 
+    /// 422: the request is well-formed but cannot be applied: a merge patch whose result is not
+    /// a valid task (RFC 5789 §2.2), a reminder already in the past, an `Idempotency-Key`
+    /// reused with another body (draft-ietf-httpapi-idempotency-key-header).
+    #[error("{message}")]
+    Unprocessable { field: Option<String>, message: String },
+
     /// 412: `If-Match` names a version that is no longer current.
     #[error("the task was changed: its current version is {current}")]
     PreconditionFailed { current: u64 },
@@ -105,6 +111,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -115,7 +122,9 @@ impl ApiError {
 
     fn field(&self) -> Option<&str> {
         match self {
-            Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
+            Self::BadRequest { field, .. } | Self::Conflict { field, .. } | Self::Unprocessable { field, .. } => {
+                field.as_deref()
+            }
             Self::PreconditionFailed { .. } => Some("If-Match"),
             Self::UnsupportedMediaType { .. } => Some("Content-Type"),
             Self::Unauthorized { .. } | Self::AuthUnavailable(_) => Some("Authorization"),
@@ -180,6 +189,13 @@ impl From<ValidationError> for ApiError {
             _ => error.field,
         };
         Self::BadRequest { field: Some(field), message: error.message }
+    }
+}
+
+impl ApiError {
+    /// A 422 from a rule the well-formed request breaks, naming its field.
+    pub fn unprocessable(error: ValidationError) -> Self {
+        Self::Unprocessable { field: Some(error.field), message: error.message }
     }
 }
 

@@ -90,7 +90,9 @@ pub fn page(candidates: Vec<Task>, owner: &str, params: &ListParams) -> Page {
     let rest = keyed.len().saturating_sub(start);
     let items: Vec<_> = keyed.into_iter().skip(start).take(params.limit).collect();
     let next_cursor = match items.last() {
-        Some((key, task)) if rest > params.limit => Some(Cursor { sort, key: key.clone(), id: task.id }.encode()),
+        Some((key, task)) if rest > params.limit => {
+            Some(Cursor { sort, key: key.clone(), id: task.id, query: params.fingerprint() }.encode())
+        }
         _ => None,
     };
     Page { items: items.into_iter().map(|(_, task)| task).collect(), next_cursor }
@@ -133,6 +135,7 @@ mod tests {
             completed_at: None,
             deleted_at: None,
             version: 1,
+            request_digest: None,
         }
     }
 

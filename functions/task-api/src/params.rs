@@ -138,11 +138,51 @@ pub fn parse(query: Option<&str>) -> Result<ListParams, ApiError> {
             _ => {}
         }
     }
-    // The cursor is checked against the final sort, wherever `sort` appeared.
+    // The cursor is checked against the final query, wherever `sort` or a filter appeared.
     if let Some(raw) = raw_cursor {
-        params.cursor = Some(Cursor::decode(&raw, params.sort)?);
+        params.cursor = Some(Cursor::decode(&raw, params.sort, &params.fingerprint())?);
     }
     Ok(params)
+}
+
+impl ListParams {
+    /// What a cursor is bound to: the filters and the sort, in a canonical form (parameter
+    /// order, repetition and comma lists, `+01:00` against `Z` do not matter), hashed with
+    /// SHA-256 and cut to 128 bits, which keeps cursors short and is far beyond any chance
+    /// collision. Not a secret and not a signature: it only tells an honest client that it
+    /// changed its query between pages. `limit` and `cursor` are not part of it.
+    pub fn fingerprint(&self) -> String {
+        use base64::Engine as _;
+        // Fed to the hash piece by piece, each piece length-prefixed so that no two queries
+        // run together into the same bytes; no formatting, which task-api's 8 MB budget feels.
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut piece = |bytes: &[u8]| {
+            hash.update(&(bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
+        };
+        piece(self.q.as_deref().unwrap_or("\0").as_bytes());
+        piece(self.status.map_or("", Status::as_str).as_bytes());
+        let mut priorities: Vec<Priority> = self.priorities.clone();
+        priorities.sort_unstable();
+        for priority in priorities {
+            piece(priority.as_str().as_bytes());
+        }
+        piece(b"tags");
+        for tag in &self.tags {
+            piece(tag.as_bytes());
+        }
+        for bound in [self.due_before, self.due_after] {
+            let nanos = bound.map(|t| (t.timestamp(), t.timestamp_subsec_nanos()));
+            piece(&nanos.map_or([0xff; 12], |(secs, sub)| {
+                let mut bytes = [0; 12];
+                bytes[..8].copy_from_slice(&secs.to_le_bytes());
+                bytes[8..].copy_from_slice(&sub.to_le_bytes());
+                bytes
+            }));
+        }
+        piece(self.sort.name().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&hash.finish().as_ref()[..16])
+    }
 }
 
 /// An RFC 3339 instant. A `+` in a query string means a space, so an unencoded offset
@@ -274,14 +314,54 @@ mod tests {
         assert_eq!(field_of(parse(Some(&long_q))), "q");
     }
 
+    fn cursor_for(query: &str) -> Cursor {
+        let params = parse(Some(query)).unwrap();
+        Cursor { sort: params.sort, key: SortKey::Title("m".into()), id: Uuid::nil(), query: params.fingerprint() }
+    }
+
     #[test]
     fn the_cursor_is_checked_against_the_final_sort() {
-        let cursor = Cursor { sort: SortBy::parse("title").unwrap(), key: SortKey::Title("m".into()), id: Uuid::nil() };
+        let cursor = cursor_for("sort=title");
         let encoded = cursor.encode();
         let params = parse(Some(&format!("cursor={encoded}&sort=title"))).unwrap();
         assert_eq!(params.cursor, Some(cursor));
         assert_eq!(field_of(parse(Some(&format!("cursor={encoded}")))), "cursor", "default sort is -created");
         assert_eq!(parse(Some("cursor=")).unwrap().cursor, None, "an empty cursor is the first page");
+    }
+
+    #[test]
+    fn the_cursor_is_bound_to_the_filters() {
+        let encoded = cursor_for("sort=title&tag=home&priority=high,urgent&status=open").encode();
+        // The same query, spelled differently, and with another page size: accepted.
+        let same = format!("priority=urgent&priority=high&tag=home&status=open&sort=title&limit=5&cursor={encoded}");
+        assert!(parse(Some(&same)).unwrap().cursor.is_some());
+        for changed in [
+            "tag=work",
+            "tag=home&tag=x",
+            "priority=high",
+            "status=completed",
+            "q=rent",
+            "due_before=2027-01-01T00:00:00Z",
+            "due_after=2026-01-01T00:00:00Z",
+        ] {
+            let query = match changed.split('=').next().unwrap() {
+                "tag" => format!("sort=title&{changed}&priority=high,urgent&status=open"),
+                "priority" => format!("sort=title&tag=home&{changed}&status=open"),
+                "status" => format!("sort=title&tag=home&priority=high,urgent&{changed}"),
+                _ => format!("sort=title&tag=home&priority=high,urgent&status=open&{changed}"),
+            };
+            let err = parse(Some(&format!("{query}&cursor={encoded}"))).unwrap_err();
+            assert!(err.to_string().contains("made for a different query"), "{query}: {err}");
+            assert_eq!(field_of(Err(err)), "cursor", "{query}");
+        }
+    }
+
+    #[test]
+    fn equal_instants_give_the_same_fingerprint() {
+        let a = parse(Some("due_before=2026-12-01T09:00:00%2B01:00")).unwrap().fingerprint();
+        let b = parse(Some("due_before=2026-12-01T08:00:00Z")).unwrap().fingerprint();
+        assert_eq!(a, b);
+        assert_ne!(a, parse(Some("due_after=2026-12-01T08:00:00Z")).unwrap().fingerprint());
     }
 
     #[test]

@@ -143,22 +143,23 @@ async fn a_patch_that_changes_nothing_is_200_without_a_write() {
 }
 
 #[tokio::test]
-async fn an_invalid_patch_is_400_naming_the_field_and_writes_nothing() {
+async fn an_invalid_patch_is_400_or_422_naming_the_field_and_writes_nothing() {
     let h = Harness::start().await;
     let t = task(1, "alice", "Pay rent");
     h.put_task(&t);
+    // 400: not a merge patch of a task. 422: a well-formed patch whose merged result is invalid.
     let cases = [
-        (json!({"title": ""}), "title"),
-        (json!({"title": null}), "title"),
-        (json!({"priority": null}), "priority"),
-        (json!({"status": "completed"}), "status"),
-        (json!({"priority": "whenever"}), "priority"),
-        (json!({"recurrence": {"rule": "FREQ=WEEKLY"}}), "due"),
-        (json!({"reminder": {"before_due_seconds": 60}}), "reminder.before_due_seconds"),
+        (json!({"title": ""}), 422, "title"),
+        (json!({"title": null}), 400, "title"),
+        (json!({"priority": null}), 400, "priority"),
+        (json!({"status": "completed"}), 400, "status"),
+        (json!({"priority": "whenever"}), 400, "priority"),
+        (json!({"recurrence": {"rule": "FREQ=WEEKLY"}}), 422, "due"),
+        (json!({"reminder": {"before_due_seconds": 60}}), 422, "reminder.before_due_seconds"),
     ];
-    for (patch, field) in cases {
+    for (patch, status, field) in cases {
         let answer = h.patch(&path(&t)).user("alice").json(&patch).send().await;
-        assert_eq!((answer.status, answer.field()), (400, Some(field)), "{patch}: {:?}", answer.body);
+        assert_eq!((answer.status, answer.field()), (status, Some(field)), "{patch}: {:?}", answer.body);
     }
     let wrong_type = h.patch(&path(&t)).user("alice").raw_body(b"{}", Some("text/plain")).send().await;
     assert_eq!(wrong_type.status, 415);

@@ -87,6 +87,7 @@ mod tests {
             completed_at: Some(t("2026-01-31T10:00:00Z")),
             deleted_at: None,
             version: 2,
+            request_digest: None,
         }
     }
 

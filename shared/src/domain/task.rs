@@ -153,6 +153,13 @@ pub struct Task {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Starts at 1 and grows by one with every change.
     pub version: u64,
+    /// For a task created through task-api with an `Idempotency-Key`: a digest of the
+    /// normalised request that created it. A retry with the same key is compared against this,
+    /// not against the task's fields, which PATCH may have changed since: the same request gets
+    /// the task back, another request under the same key is refused. Never changed after
+    /// creation; absent for other tasks (and for those created before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<String>,
 }
 
 fn utc() -> Tz {

@@ -4,13 +4,14 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::recurrence::{Mode, first_non_occurrence};
+use super::recurrence::{Mode, Rule, first_non_occurrence};
+use super::reminder::fire_time;
 use super::task::{Priority, Recurrence, Reminder, Series, Status, Task};
 
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -57,7 +58,12 @@ pub struct NewTask {
     pub recurrence: Option<Recurrence>,
 }
 
-/// A JSON merge patch (RFC 7396) of a task: an absent field is unchanged, `null` clears it.
+/// A JSON merge patch (RFC 7396) of a task: an absent member is unchanged, `null` removes it,
+/// and an object merges into the object it patches, member by member, recursively. So
+/// `{"recurrence": {"mode": "after_completion"}}` changes only the mode and keeps the rule and
+/// the skipped dates, and an array (`exdates`) is replaced whole, as RFC 7396 does with every
+/// non-object value. Parsing checks the shape (unknown members, types: 400); [`apply_patch`]
+/// merges and then checks the result as a whole, refusing one that is not a valid task (422).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
@@ -74,9 +80,40 @@ pub struct TaskPatch {
     #[serde(default, deserialize_with = "present")]
     pub time_zone: Option<Tz>,
     #[serde(default, deserialize_with = "nullable")]
-    pub reminder: Option<Option<Reminder>>,
+    pub reminder: Option<Option<ReminderPatch>>,
     #[serde(default, deserialize_with = "nullable")]
-    pub recurrence: Option<Option<Recurrence>>,
+    pub recurrence: Option<Option<RecurrencePatch>>,
+}
+
+/// The members of a merge patch of `reminder` (RFC 7396: merged into the current reminder).
+///
+/// A reminder is `{"at": ...}` or `{"before_due_seconds": ...}`, one member. Merging is the
+/// RFC's, member by member, so `{"at": X}` onto `{"before_due_seconds": N}` gives an object with
+/// both, which is not a reminder: that is refused (422) rather than guessed, and the message
+/// says to switch with `{"at": X, "before_due_seconds": null}` (or to send `"reminder": null`
+/// to remove it). Setting the member the reminder already has just changes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderPatch {
+    #[serde(default, deserialize_with = "nullable")]
+    pub at: Option<Option<DateTime<FixedOffset>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub before_due_seconds: Option<Option<u32>>,
+}
+
+/// The members of a merge patch of `recurrence` (RFC 7396: merged into the current recurrence).
+/// `mode: null` restores the default (`strict`), `exdates: null` skips nothing; `rule: null`
+/// would leave a recurrence without a rule, which is refused (send `"recurrence": null` to end
+/// the series). Onto a task without recurrence the patch must bring a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecurrencePatch {
+    #[serde(default, deserialize_with = "nullable")]
+    pub rule: Option<Option<Rule>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub mode: Option<Option<Mode>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub exdates: Option<Option<Vec<DateTime<FixedOffset>>>>,
 }
 
 /// Tells "absent" (outer `None`, via `#[serde(default)]`) from "null" (`Some(None)`).
@@ -153,6 +190,7 @@ pub fn new_task(
         completed_at: None,
         deleted_at: None,
         version: 1,
+        request_digest: None,
     };
     check(&task)?;
     Ok(task)
@@ -161,6 +199,10 @@ pub fn new_task(
 /// The task after `patch`, or `None` if the patch changes nothing (so no event is emitted).
 /// Editing the due time or the rule of a recurring task re-anchors its series at this
 /// occurrence: the change applies to the future occurrences, never rewrites the past ones.
+///
+/// Every error is about the merged result, not the patch's shape (the parse checked that):
+/// task-api answers it with 422. A patch that moves the reminder's fire time into the past is
+/// one of them ([`check_reminder_not_past`]).
 pub fn apply_patch(task: &Task, patch: TaskPatch, now: DateTime<Utc>) -> Result<Option<Task>, ValidationError> {
     let mut next = task.clone();
     if let Some(title) = patch.title {
@@ -181,12 +223,8 @@ pub fn apply_patch(task: &Task, patch: TaskPatch, now: DateTime<Utc>) -> Result<
     if let Some(time_zone) = patch.time_zone {
         next.time_zone = time_zone;
     }
-    if let Some(reminder) = patch.reminder {
-        next.reminder = reminder;
-    }
-    if let Some(recurrence) = patch.recurrence {
-        next.recurrence = recurrence.map(normalize_recurrence);
-    }
+    next.reminder = merge_reminder(task.reminder, patch.reminder)?;
+    next.recurrence = merge_recurrence(task.recurrence.as_ref(), patch.recurrence)?;
     let recurrence_changed =
         next.due != task.due || next.recurrence != task.recurrence || next.time_zone != task.time_zone;
     if recurrence_changed
@@ -202,8 +240,116 @@ pub fn apply_patch(task: &Task, patch: TaskPatch, now: DateTime<Utc>) -> Result<
     if next == *task {
         return Ok(None);
     }
+    check_reminder_not_past(&next, Some(task), now)?;
     next.touch(now);
     Ok(Some(next))
+}
+
+/// RFC 7396 on `reminder`: absent keeps it, `null` removes it, an object merges member by
+/// member into `{"at": ...}` or `{"before_due_seconds": ...}`; the result must be exactly one.
+fn merge_reminder(
+    current: Option<Reminder>,
+    patch: Option<Option<ReminderPatch>>,
+) -> Result<Option<Reminder>, ValidationError> {
+    let patch = match patch {
+        None => return Ok(current),
+        Some(None) => return Ok(None),
+        Some(Some(patch)) => patch,
+    };
+    let (mut at, mut before) = match current {
+        Some(Reminder::At(at)) => (Some(at), None),
+        Some(Reminder::BeforeDueSeconds(seconds)) => (None, Some(seconds)),
+        None => (None, None),
+    };
+    if let Some(value) = patch.at {
+        at = value;
+    }
+    if let Some(value) = patch.before_due_seconds {
+        before = value;
+    }
+    match (at, before) {
+        (Some(at), None) => Ok(Some(Reminder::At(at))),
+        (None, Some(seconds)) => Ok(Some(Reminder::BeforeDueSeconds(seconds))),
+        (Some(_), Some(_)) => Err(ValidationError::new(
+            "reminder",
+            "merged into the current reminder this gives both at and before_due_seconds, but a reminder is one \
+             of them: to switch, send the other as null, like {\"reminder\": {\"at\": \"2026-12-31T07:30:00Z\", \
+             \"before_due_seconds\": null}}",
+        )),
+        (None, None) => Err(ValidationError::new(
+            "reminder",
+            "merged into the current reminder this leaves neither at nor before_due_seconds: to remove the \
+             reminder send \"reminder\": null; to set one send {\"reminder\": {\"before_due_seconds\": 900}} \
+             or {\"reminder\": {\"at\": \"2026-12-31T07:30:00Z\"}}",
+        )),
+    }
+}
+
+/// RFC 7396 on `recurrence`: absent keeps it, `null` ends it, an object merges member by member
+/// (an absent `mode` is `strict`, absent `exdates` skip nothing). The result needs a rule.
+fn merge_recurrence(
+    current: Option<&Recurrence>,
+    patch: Option<Option<RecurrencePatch>>,
+) -> Result<Option<Recurrence>, ValidationError> {
+    let patch = match patch {
+        None => return Ok(current.cloned()),
+        Some(None) => return Ok(None),
+        Some(Some(patch)) => patch,
+    };
+    let (mut rule, mut mode, mut exdates) = match current {
+        Some(r) => (Some(r.rule.clone()), r.mode, r.exdates.clone()),
+        None => (None, Mode::default(), Vec::new()),
+    };
+    if let Some(value) = patch.rule {
+        rule = value;
+    }
+    if let Some(value) = patch.mode {
+        mode = value.unwrap_or_default();
+    }
+    if let Some(value) = patch.exdates {
+        exdates = value.unwrap_or_default();
+    }
+    let Some(rule) = rule else {
+        let message = if current.is_some() {
+            "a recurrence cannot lose its rule: to end the series send \"recurrence\": null"
+        } else {
+            "this task does not recur, so there is no rule to merge mode or exdates into: send the whole \
+             recurrence, like {\"recurrence\": {\"rule\": \"FREQ=WEEKLY\", \"mode\": \"after_completion\"}}"
+        };
+        return Err(ValidationError::new("recurrence.rule", message));
+    };
+    Ok(Some(normalize_recurrence(Recurrence { rule, mode, exdates })))
+}
+
+/// Refuses a reminder that would fire before `now`, when the request sets it: a reminder in the
+/// past would never fire (fire-reminder records it as missed), which the owner would only
+/// notice when it stayed silent. `before` is the task before a patch: a reminder the patch
+/// leaves at the same instant is not the client's doing (it may have fired already) and passes.
+///
+/// Deliberately allowed: a due time in the past (overdue tasks are normal: recording what is
+/// late is the point of a to-do list), and an absolute reminder after the due time ("chase this
+/// up the day after the deadline"; `before_due_seconds` cannot express that, `at` can).
+/// Tasks created from a topic (the next occurrence of a series after a late completion) do not
+/// pass here: the system, not a client, chose their reminder.
+pub fn check_reminder_not_past(task: &Task, before: Option<&Task>, now: DateTime<Utc>) -> Result<(), ValidationError> {
+    let Some(fires) = fire_time(task) else {
+        return Ok(());
+    };
+    if before.and_then(fire_time) == Some(fires) || fires >= now {
+        return Ok(());
+    }
+    let how = match task.reminder {
+        Some(Reminder::BeforeDueSeconds(seconds)) => format!(" ({seconds} s before the due time)"),
+        _ => String::new(),
+    };
+    Err(ValidationError::new(
+        "reminder",
+        format!(
+            "fires at {}{how}, which is in the past (now is {}); choose a later time or send \"reminder\": null",
+            fires.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Secs, true),
+            now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        ),
+    ))
 }
 
 /// Skipped occurrences in order, each once (compared as instants).
@@ -531,5 +677,147 @@ mod tests {
             parse_json(br#"{"recurrence":{"rule":"FREQ=MONTHLY","exdates":["2026-06-01T09:00:00+02:00"]}}"#).unwrap();
         let err = apply_patch(&patched, patch, now()).unwrap_err();
         assert!(err.message.contains("2026-06-01T09:00:00+02:00"), "{err}");
+    }
+
+    fn patched(task: &Task, patch: serde_json::Value) -> Result<Option<Task>, ValidationError> {
+        apply_patch(task, parse_json(&serde_json::to_vec(&patch).unwrap()).unwrap(), now())
+    }
+
+    fn weekly_with_skips() -> Task {
+        // Mondays at 09:00 in Berlin from 2026-11-23; the 30th is skipped.
+        create(json!({
+            "title": "Team sync", "due": "2026-11-23T09:00:00+01:00", "time_zone": "Europe/Berlin",
+            "recurrence": {"rule": "FREQ=WEEKLY", "mode": "strict", "exdates": ["2026-11-30T09:00:00+01:00"]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_recurrence_patch_merges_member_by_member() {
+        let task = weekly_with_skips();
+        let before = task.recurrence.clone().unwrap();
+
+        // Only the rule: mode and exdates stay.
+        let next = patched(&task, json!({"recurrence": {"rule": "FREQ=WEEKLY;INTERVAL=1"}})).unwrap();
+        assert_eq!(next, None, "the same rule in another spelling changes nothing");
+        let next = patched(&task, json!({"recurrence": {"rule": "FREQ=WEEKLY;COUNT=10"}})).unwrap().unwrap();
+        let merged = next.recurrence.unwrap();
+        assert_eq!(merged.rule.count(), Some(10));
+        assert_eq!((merged.mode, &merged.exdates), (Mode::Strict, &before.exdates));
+
+        // One more skipped date means sending the whole list: an array is replaced whole.
+        let next = patched(&task, json!({"recurrence": {"exdates": ["2026-12-07T09:00:00+01:00"]}})).unwrap().unwrap();
+        let exdates: Vec<String> = next.recurrence.unwrap().exdates.iter().map(|d| d.to_rfc3339()).collect();
+        assert_eq!(exdates, ["2026-12-07T09:00:00+01:00"]);
+        let next = patched(
+            &task,
+            json!({"recurrence": {"exdates": ["2026-11-30T09:00:00+01:00", "2026-12-07T09:00:00+01:00"]}}),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(next.recurrence.unwrap().exdates.len(), 2);
+
+        // `exdates: null` skips nothing; then only the mode changes.
+        let plain = patched(&task, json!({"recurrence": {"exdates": null}})).unwrap().unwrap();
+        assert!(plain.recurrence.as_ref().unwrap().exdates.is_empty());
+        let next = patched(&plain, json!({"recurrence": {"mode": "after_completion"}})).unwrap().unwrap();
+        let merged = next.recurrence.unwrap();
+        assert_eq!((merged.mode, merged.rule), (Mode::AfterCompletion, before.rule.clone()));
+        // `mode: null` is the default, strict.
+        let mut after = plain.clone();
+        after.recurrence.as_mut().unwrap().mode = Mode::AfterCompletion;
+        let next = patched(&after, json!({"recurrence": {"mode": null}})).unwrap().unwrap();
+        assert_eq!(next.recurrence.unwrap().mode, Mode::Strict);
+
+        // `null` ends the series.
+        assert_eq!(patched(&task, json!({"recurrence": null})).unwrap().unwrap().recurrence, None);
+    }
+
+    #[test]
+    fn a_recurrence_patch_that_leaves_an_invalid_recurrence_names_the_field() {
+        let task = weekly_with_skips();
+        // after_completion cannot skip dates: the kept exdates make the merged result invalid.
+        let err = patched(&task, json!({"recurrence": {"mode": "after_completion"}})).unwrap_err();
+        assert_eq!(err.field, "recurrence.exdates");
+        let err = patched(&task, json!({"recurrence": {"rule": null}})).unwrap_err();
+        assert_eq!(err.field, "recurrence.rule");
+        assert!(err.message.contains("\"recurrence\": null"), "{err}");
+
+        // A task without recurrence has nothing to merge a mode into.
+        let single = create(json!({"title": "x", "due": "2026-12-01T09:00:00Z"})).unwrap();
+        for patch in [json!({"recurrence": {"mode": "after_completion"}}), json!({"recurrence": {}})] {
+            let err = patched(&single, patch.clone()).unwrap_err();
+            assert_eq!(err.field, "recurrence.rule", "{patch}");
+            assert!(err.message.contains("does not recur"), "{err}");
+        }
+        let next = patched(&single, json!({"recurrence": {"rule": "FREQ=DAILY"}})).unwrap().unwrap();
+        assert_eq!(next.recurrence.unwrap().mode, Mode::Strict);
+    }
+
+    #[test]
+    fn a_reminder_patch_merges_and_must_leave_one_kind() {
+        let task = create(json!({
+            "title": "x", "due": "2026-12-01T09:00:00Z", "reminder": {"before_due_seconds": 600}
+        }))
+        .unwrap();
+        // The same member: changed.
+        let next = patched(&task, json!({"reminder": {"before_due_seconds": 900}})).unwrap().unwrap();
+        assert_eq!(next.reminder, Some(Reminder::BeforeDueSeconds(900)));
+        // The other member merged in gives both: refused, telling how to switch.
+        let err = patched(&task, json!({"reminder": {"at": "2026-12-01T08:00:00Z"}})).unwrap_err();
+        assert_eq!(err.field, "reminder");
+        assert!(err.message.contains("both at and before_due_seconds") && err.message.contains("null"), "{err}");
+        // Switching explicitly works.
+        let next = patched(&task, json!({"reminder": {"at": "2026-12-01T08:00:00Z", "before_due_seconds": null}}))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(next.reminder, Some(Reminder::At(at)) if at.to_rfc3339() == "2026-12-01T08:00:00+00:00"));
+        // Removing its only member leaves no reminder object: refused; `null` removes it.
+        let err = patched(&task, json!({"reminder": {"before_due_seconds": null}})).unwrap_err();
+        assert_eq!(err.field, "reminder");
+        assert!(err.message.contains("\"reminder\": null"), "{err}");
+        assert_eq!(patched(&task, json!({"reminder": null})).unwrap().unwrap().reminder, None);
+        // An empty object merges nothing.
+        assert_eq!(patched(&task, json!({"reminder": {}})).unwrap(), None);
+    }
+
+    #[test]
+    fn a_reminder_set_in_the_past_is_refused_saying_so() {
+        let task = create(json!({"title": "x", "due": "2026-12-01T09:00:00Z"})).unwrap();
+        let err = patched(&task, json!({"reminder": {"at": "2026-01-01T08:00:00Z"}})).unwrap_err();
+        assert_eq!(err.field, "reminder");
+        assert!(err.message.starts_with("fires at 2026-01-01T08:00:00Z, which is in the past"), "{err}");
+        // A lead that reaches before now, too (due in 10 days, lead of 11).
+        let err = patched(&task, json!({"reminder": {"before_due_seconds": 11 * 86400}})).unwrap_err();
+        assert!(err.message.contains("before the due time"), "{err}");
+        // Moving the due time so that an existing relative reminder falls in the past.
+        let with = patched(&task, json!({"reminder": {"before_due_seconds": 3600}})).unwrap().unwrap();
+        let err = patched(&with, json!({"due": "2026-11-22T10:30:00Z"})).unwrap_err();
+        assert_eq!(err.field, "reminder");
+        // Now exactly is not the past.
+        assert!(patched(&task, json!({"reminder": {"at": "2026-11-22T10:00:00Z"}})).is_ok());
+
+        // A reminder already past that the patch leaves alone does not block other edits.
+        let mut old = with.clone();
+        old.reminder = Some(Reminder::At(DateTime::parse_from_rfc3339("2026-01-01T08:00:00Z").unwrap()));
+        assert_eq!(patched(&old, json!({"title": "y"})).unwrap().unwrap().title, "y");
+
+        // A due time in the past is allowed (overdue tasks are normal), and so is an absolute
+        // reminder after the due time.
+        let overdue = patched(&task, json!({"due": "2026-01-01T09:00:00Z"})).unwrap().unwrap();
+        assert!(check_reminder_not_past(&overdue, None, now()).is_ok());
+        let after_due = create(json!({
+            "title": "x", "due": "2026-12-01T09:00:00Z", "reminder": {"at": "2026-12-02T09:00:00Z"}
+        }))
+        .unwrap();
+        assert!(check_reminder_not_past(&after_due, None, now()).is_ok());
+
+        // A new task: the same check, with nothing before it.
+        let past = create(json!({"title": "x", "reminder": {"at": "2026-11-22T09:59:59Z"}})).unwrap();
+        assert_eq!(check_reminder_not_past(&past, None, now()).unwrap_err().field, "reminder");
+        // A completed task's reminder never fires: nothing to refuse.
+        let mut done = past.clone();
+        done.complete(now());
+        assert!(check_reminder_not_past(&done, None, now()).is_ok());
     }
 }

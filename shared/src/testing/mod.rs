@@ -662,5 +662,6 @@ pub fn sample_task(id: uuid::Uuid, owner: &str) -> crate::domain::task::Task {
         completed_at: None,
         deleted_at: None,
         version: 1,
+        request_digest: None,
     }
 }

@@ -104,7 +104,7 @@ fn paths_object() -> Value {
             "operationId": "createTask",
             "tags": ["tasks"],
             "summary": "Create a task",
-            "description": "With `Idempotency-Key`, the task id is derived from your user id and the key: repeating the request returns the existing task with 200 instead of creating another.",
+            "description": "With `Idempotency-Key`, the task id is derived from your user id and the key: repeating the request returns the existing task with 200 instead of creating another; the same key with a different body is 422. A reminder that would fire in the past is 422 (a due time in the past is fine). See docs/request-semantics.md.",
             "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
             "requestBody": {"required": true, "content": json_content(schema_ref("NewTask"))},
             "responses": {
@@ -122,6 +122,7 @@ fn paths_object() -> Value {
                 "401": error_ref("Unauthorized"),
                 "409": error_ref("Conflict"),
                 "413": error_ref("PayloadTooLarge"),
+                "422": error_ref("Unprocessable"),
                 "415": error_ref("UnsupportedMediaType"),
                 "500": error_ref("Internal"),
                 "503": error_ref("Unavailable"),
@@ -131,7 +132,7 @@ fn paths_object() -> Value {
             "operationId": "listTasks",
             "tags": ["tasks"],
             "summary": "List, search, filter and sort your tasks",
-            "description": "Keyset pagination: pass `next_cursor` back as `cursor` with the same `sort` to get the next page; tasks created or deleted in between neither repeat nor go missing. Deleted tasks are never listed.",
+            "description": "Keyset pagination: pass `next_cursor` back as `cursor` with the same filters and `sort` (a cursor is bound to its query: other filters or another sort are 400) to get the next page; tasks created or deleted in between neither repeat nor go missing. Deleted tasks are never listed.",
             "parameters": [
                 {"$ref": "#/components/parameters/q"},
                 {"$ref": "#/components/parameters/status"},
@@ -180,7 +181,7 @@ fn paths_object() -> Value {
             "operationId": "updateTask",
             "tags": ["tasks"],
             "summary": "Change a task (JSON merge patch)",
-            "description": "RFC 7396: an absent field is unchanged, `null` clears it. A patch that changes nothing answers 200 and writes nothing. Without `If-Match`, a concurrent change is merged by re-applying the patch.",
+            "description": "RFC 7396: an absent field is unchanged, `null` clears it, objects (`reminder`, `recurrence`) merge member by member, arrays are replaced whole. A patch whose merged result is not a valid task is 422 naming the field. A patch that changes nothing answers 200 and writes nothing. Without `If-Match`, a concurrent change is merged by re-applying the patch.",
             "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
             "requestBody": {"required": true, "content": {
                 "application/merge-patch+json": {"schema": schema_ref("TaskPatch")},
@@ -195,6 +196,7 @@ fn paths_object() -> Value {
                 "412": error_ref("PreconditionFailed"),
                 "413": error_ref("PayloadTooLarge"),
                 "415": error_ref("UnsupportedMediaType"),
+                "422": error_ref("Unprocessable"),
                 "500": error_ref("Internal"),
                 "503": error_ref("Unavailable"),
             }
@@ -330,7 +332,7 @@ fn parameters() -> Value {
         "due_after": {"name": "due_after", "in": "query", "description": "Only tasks due strictly after this instant (tasks without a due time are excluded).", "schema": {"type": "string", "format": "date-time"}},
         "sort": {"name": "sort", "in": "query", "description": "Sort key; `-` for descending. Ties are ordered by id. Tasks without a due time come last for both `due` and `-due`. Titles sort case-insensitively.", "schema": {"type": "string", "enum": SortBy::all_names(), "default": SortBy::default().name()}},
         "limit": {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
-        "cursor": {"name": "cursor", "in": "query", "description": "`next_cursor` of the previous page. Only valid with the same `sort`.", "schema": {"type": "string", "maxLength": MAX_CURSOR_CHARS}},
+        "cursor": {"name": "cursor", "in": "query", "description": "`next_cursor` of the previous page. Bound to the query that produced it: only valid with the same filters and `sort` (`limit` may change).", "schema": {"type": "string", "maxLength": MAX_CURSOR_CHARS}},
     })
 }
 
@@ -356,6 +358,7 @@ fn responses() -> Value {
         },
         "NotFound": error("No such task for you (missing, deleted, or not yours)."),
         "Conflict": error("The task kept changing concurrently (retry), or the Idempotency-Key belongs to a deleted task."),
+        "Unprocessable": error("Well-formed but cannot be applied: the merged task breaks a rule, a reminder would fire in the past, or the Idempotency-Key was used with another body; `field` names what."),
         "PreconditionFailed": error("`If-Match` names a version that is no longer current; read the task again."),
         "PayloadTooLarge": error("The body exceeds the server's limit (MAX_BODY_BYTES)."),
         "UnsupportedMediaType": error("The body must be `application/json` (or `application/merge-patch+json` for PATCH)."),
@@ -449,8 +452,27 @@ fn schemas() -> Value {
                 "tags": {"type": ["array", "null"], "maxItems": MAX_TAGS, "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS}},
                 "due": {"type": ["string", "null"], "format": "date-time"},
                 "time_zone": {"type": "string"},
-                "reminder": {"oneOf": [schema_ref("Reminder"), {"type": "null"}]},
-                "recurrence": {"oneOf": [schema_ref("Recurrence"), {"type": "null"}]}
+                "reminder": {"oneOf": [schema_ref("ReminderPatch"), {"type": "null"}]},
+                "recurrence": {"oneOf": [schema_ref("RecurrencePatch"), {"type": "null"}]}
+            }
+        },
+        "ReminderPatch": {
+            "type": "object",
+            "additionalProperties": false,
+            "description": "Merged into the current reminder. The result must have exactly one member: to switch kinds send the other as null.",
+            "properties": {
+                "at": {"type": ["string", "null"], "format": "date-time"},
+                "before_due_seconds": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_REMINDER_LEAD_SECONDS}
+            }
+        },
+        "RecurrencePatch": {
+            "type": "object",
+            "additionalProperties": false,
+            "description": "Merged into the current recurrence (a task without one needs `rule`). `exdates` is replaced whole; `mode: null` is strict.",
+            "properties": {
+                "rule": {"type": "string"},
+                "mode": {"type": ["string", "null"], "enum": ["strict", "after_completion", null]},
+                "exdates": {"type": ["array", "null"], "maxItems": 366, "items": {"type": "string", "format": "date-time"}}
             }
         },
         "Task": {
@@ -473,7 +495,8 @@ fn schemas() -> Value {
                 "updated_at": date_time,
                 "completed_at": {"type": ["string", "null"], "format": "date-time"},
                 "deleted_at": {"type": ["string", "null"], "format": "date-time", "description": "Set on deleted tasks (seen only in audit snapshots)."},
-                "version": {"type": "integer", "minimum": 1, "description": "Grows by one with every change; the ETag."}
+                "version": {"type": "integer", "minimum": 1, "description": "Grows by one with every change; the ETag."},
+                "request_digest": {"type": "string", "description": "Set on tasks created with an Idempotency-Key: SHA-256 of the normalised create request, compared when the key is used again."}
             }
         },
         "TaskPage": {

@@ -4,6 +4,11 @@
 //! that changes nothing answers 200 with the task and writes nothing (no version bump, no
 //! `todo.task.updated` for consumers to process). `If-Match: "<version>"` makes the change
 //! conditional; without it, a concurrent change is merged by re-applying the patch.
+//!
+//! Objects merge recursively (RFC 7396; see [`TaskPatch`]). A body that is not a merge patch of
+//! a task (not JSON, an unknown member, a wrong type) is 400; a well-formed patch whose merged
+//! result breaks a rule of the task (an empty title, a reminder with both kinds, a mode without
+//! a rule, a reminder that would fire in the past) is 422 naming the field (RFC 5789 §2.2).
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -34,7 +39,7 @@ pub async fn handler(
     let bytes = body::bytes(payload)?;
     let patch: TaskPatch = validate::parse_json(&bytes)?;
     let outcome = modify(&app, &user, id, &precondition, TaskChange::Updated, |task, now| {
-        Ok(validate::apply_patch(task, patch.clone(), now)?)
+        validate::apply_patch(task, patch.clone(), now).map_err(ApiError::unprocessable)
     })
     .await?;
     Ok(task_response(StatusCode::OK, outcome.task()))

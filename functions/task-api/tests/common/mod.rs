@@ -250,6 +250,7 @@ pub fn task(n: u128, owner: &str, title: &str) -> Task {
         completed_at: None,
         deleted_at: None,
         version: 1,
+        request_digest: None,
     }
 }
 
