@@ -160,12 +160,13 @@ impl IntoResponse for ApiError {
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
         // `parse_json` names no field (or `?`, serde_path_to_error's unknown position) for a body
-        // that is not JSON at all; then the body is the field.
-        let field = match error.field.as_str() {
-            "" | "." | "?" => "body".to_owned(),
-            _ => error.field,
-        };
-        Self::BadRequest { field: Some(field), message: error.message }
+        // that is not JSON at all; then the body is the field, and its message says so itself.
+        // Any other message starts with the field it is about ("due: must be RFC 3339 ..."),
+        // so that the `error` text alone, as a person reads it in a log or a terminal, is whole.
+        match error.field.as_str() {
+            "" | "." | "?" => Self::BadRequest { field: Some("body".to_owned()), message: error.message },
+            _ => Self::BadRequest { message: format!("{}: {}", error.field, error.message), field: Some(error.field) },
+        }
     }
 }
 
@@ -206,9 +207,9 @@ mod tests {
     async fn validation_errors_name_the_field() {
         let (status, _, body) = render(ValidationError::new("title", "must not be empty").into()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body, json!({"error": "must not be empty", "field": "title"}));
-        let (_, _, body) = render(ValidationError::new("", "expected value").into()).await;
-        assert_eq!(body["field"], "body");
+        assert_eq!(body, json!({"error": "title: must not be empty", "field": "title"}));
+        let (_, _, body) = render(ValidationError::new("", "the body is not valid JSON").into()).await;
+        assert_eq!(body, json!({"error": "the body is not valid JSON", "field": "body"}));
     }
 
     #[tokio::test]
