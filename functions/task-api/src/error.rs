@@ -33,6 +33,12 @@ pub enum ApiError {
     #[error("task not found")]
     NotFound,
 
+    /// 404 from `GET /v1/tasks/{id}/reminder`: the task is the caller's, but it has no
+    /// reminder and never had one. Not "task not found": the task is there, and a client that
+    /// took this for a missing task would drop it from its view.
+    #[error("this task has no reminder")]
+    NoReminder,
+
     /// 404 for a path no route serves.
     #[error("no such route")]
     NoRoute,
@@ -92,7 +98,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoReminder | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
@@ -107,6 +113,7 @@ impl ApiError {
         match self {
             Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
             Self::PreconditionFailed { .. } => Some("If-Match"),
+            Self::NoReminder => Some("reminder"),
             Self::UnsupportedMediaType { .. } => Some("Content-Type"),
             Self::Unauthorized { .. } | Self::AuthUnavailable(_) => Some("Authorization"),
             _ => None,
@@ -227,6 +234,13 @@ mod tests {
         let (status, _, body) = render(ApiError::NotFound).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body, json!({"error": "task not found"}));
+    }
+
+    #[tokio::test]
+    async fn a_task_without_a_reminder_is_not_a_missing_task() {
+        let (status, _, body) = render(ApiError::NoReminder).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, json!({"error": "this task has no reminder", "field": "reminder"}));
     }
 
     #[tokio::test]
