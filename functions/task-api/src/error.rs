@@ -52,9 +52,10 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict { field: Option<String>, message: String },
 
-    /// 412: `If-Match` names a version that is no longer current.
-    #[error("the task was changed: its current version is {current}")]
-    PreconditionFailed { current: u64 },
+    /// 412: `If-Match` names a version that is no longer current, or only weak tags (`W/"3"`),
+    /// which never match (RFC 9110 §13.1.1); `weak` is the first of those, to say so.
+    #[error("{}", precondition_failed(*current, *weak))]
+    PreconditionFailed { current: u64, weak: Option<u64> },
 
     /// 413: the body is larger than `MAX_BODY_BYTES`.
     #[error("request body too large")]
@@ -77,6 +78,19 @@ pub enum ApiError {
     /// 500: a bug or an unexpected answer. Logged with its context, answered generically.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// The 412 message: a weak tag is no stale copy, so "the task was changed" would mislead.
+fn precondition_failed(current: u64, weak: Option<u64>) -> String {
+    match weak {
+        Some(version) => format!(
+            "If-Match: weak entity tags such as W/\"{version}\" are not accepted, because a write needs the exact \
+             version: send the task's ETag as task-api gave it, like \"{version}\" (a proxy that compresses \
+             responses may have weakened it), or * to require only that the task exists; its current version \
+             is {current}"
+        ),
+        None => format!("the task was changed: its current version is {current}"),
+    }
 }
 
 impl ApiError {
