@@ -27,12 +27,13 @@ const JARGON: &[&str] = &[
 ];
 
 /// (body, the field named, a fragment of the message). The field of a body that is not JSON at
-/// all is `body`.
+/// all is `body`, or the value it breaks off in.
 const CASES: &[(&str, &str, &str)] = &[
     ("", "body", "the body is empty"),
     ("[]", "body", "must be a JSON object"),
     ("{", "body", "the body is not valid JSON"),
     (r#"{"title": "Buy milk""#, "body", "the body is not valid JSON"),
+    (r#"{"title": "x", "due": "2026-12-31T09:"#, "due", "the body is not valid JSON: it ends before"),
     (r#"{"title" "Buy milk"}"#, "body", r#"near `{"title" "Buy milk"#),
     (r#"{"title": "Buy milk",}"#, "body", "the body is not valid JSON"),
     (r#"{"title": "Buy milk"} x"#, "body", "something follows the object"),

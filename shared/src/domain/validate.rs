@@ -146,8 +146,9 @@ fn describe(body: &[u8], path: &str, error: &serde_json::Error) -> ValidationErr
     use serde_json::error::Category;
     let detail = without_position(error);
     match error.classify() {
+        // The path names the value that is cut off, when the parser was inside one.
         Category::Eof => ValidationError::new(
-            "",
+            path,
             "the body is not valid JSON: it ends before the object is complete (a closing quote, ] or } is missing)",
         ),
         // serde_json also reports a well-formed value of the wrong kind for an enum (`3` for a
@@ -772,6 +773,7 @@ mod messages {
     fn a_body_that_is_not_json_says_so_and_where() {
         let err = parse_json::<NewTask>(br#"{"title": "x", "due": "#).unwrap_err();
         assert!(err.message.starts_with("the body is not valid JSON: it ends before"), "{err:?}");
+        assert_eq!(err.field, "due", "the value that is cut off");
         let err = parse_json::<NewTask>(br#"{"title" "Buy milk"}"#).unwrap_err();
         assert!(err.message.starts_with("the body is not valid JSON, near `"), "{err:?}");
         assert!(err.message.contains(r#"{"title" "Buy"#), "{err:?}");
