@@ -57,6 +57,7 @@ pub enum Command {
     /// Print a development bearer token for USER, signed with JWT_SECRET (and carrying
     /// JWT_ISSUER / JWT_AUDIENCE when set), and exit. Lives here, not in task-api, so that no
     /// shipped image can mint tokens with a production secret.
+    #[command(after_help = DEV_TOKEN_ENV)]
     DevToken {
         /// The token's `sub`: the user whose tasks it opens.
         user: String,
@@ -65,6 +66,17 @@ pub enum Command {
         ttl_hours: u64,
     },
 }
+
+/// The variables `dev-token` reads: the ones task-api checks tokens with, so that the token
+/// opens the system they configure (`make run` keeps its secret in `.devhost/jwt-secret`).
+const DEV_TOKEN_ENV: &str = "Environment:
+  JWT_SECRET    the HS256 key task-api verifies with, at least 32 bytes (required;
+                `make run` keeps it in .devhost/jwt-secret)
+  JWT_ISSUER    the token's iss, when task-api requires one
+  JWT_AUDIENCE  the token's aud, when task-api requires one
+
+Example:
+  JWT_SECRET=\"$(cat .devhost/jwt-secret)\" devhost dev-token alice";
 
 fn env_token(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|t| !t.is_empty())
@@ -142,5 +154,36 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use clap::error::ErrorKind;
+
+    #[test]
+    fn dev_token_help_names_the_variables_it_reads_and_exits_0() {
+        let error = Cli::try_parse_from(["devhost", "dev-token", "--help"]).unwrap_err();
+        assert_eq!((error.kind(), error.exit_code()), (ErrorKind::DisplayHelp, 0));
+        let help = error.render().to_string();
+        assert!(help.contains("Print a development bearer token for USER"), "{help}");
+        for var in ["JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", ".devhost/jwt-secret", "--ttl-hours"] {
+            assert!(help.contains(var), "{var} missing from\n{help}");
+        }
+    }
+
+    #[test]
+    fn unknown_options_and_missing_users_exit_2() {
+        for args in
+            [&["devhost", "dev-token", "alice", "--bogus"][..], &["devhost", "dev-token"], &["devhost", "--nope"]]
+        {
+            let error = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
+        }
+        let cli = Cli::try_parse_from(["devhost", "dev-token", "alice"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::DevToken { ref user, ttl_hours: 12 }) if user == "alice"));
     }
 }

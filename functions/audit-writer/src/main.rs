@@ -1,6 +1,31 @@
-//! audit-writer: see the library documentation.
+//! audit-writer: see the library documentation. The command line is the runtime's
+//! (`shared::runtime::cli`): `--help` lists the variables below and the runtime's own.
+
+use shared::runtime::About;
+
+const ABOUT: About = About {
+    name: "audit-writer",
+    version: env!("CARGO_PKG_VERSION"),
+    summary: "appends one immutable audit entry per task-events event, exactly once in effect",
+    env: &[],
+    elsewhere: &[],
+};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    shared::runtime::run(audit_writer::function).await
+async fn main() -> std::process::ExitCode {
+    shared::runtime::main(&ABOUT, audit_writer::function).await
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::runtime::cli::{Invocation, parse};
+
+    #[test]
+    fn main_hands_its_command_line_to_the_runtime() {
+        let source = include_str!("main.rs");
+        assert!(source.contains(concat!("shared::runtime::main(&ABOUT, ", "audit_writer::function)")));
+        let Invocation::Print(help) = parse(&super::ABOUT, ["--help"]) else { panic!("--help must print") };
+        assert!(help.starts_with("audit-writer "), "{help}");
+        assert!(matches!(parse(&super::ABOUT, ["--bogus"]), Invocation::Usage(_)));
+    }
 }

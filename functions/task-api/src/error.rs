@@ -35,6 +35,12 @@ pub enum ApiError {
     #[error("task not found")]
     NotFound,
 
+    /// 404 from `GET /v1/tasks/{id}/reminder`: the task is the caller's, but it has no
+    /// reminder and never had one. Not "task not found": the task is there, and a client that
+    /// took this for a missing task would drop it from its view.
+    #[error("this task has no reminder")]
+    NoReminder,
+
     /// 404 for a path no route serves.
     #[error("no such route")]
     NoRoute,
@@ -54,9 +60,10 @@ pub enum ApiError {
     #[error("{message}")]
     Unprocessable { field: Option<String>, message: String },
 
-    /// 412: `If-Match` names a version that is no longer current.
-    #[error("the task was changed: its current version is {current}")]
-    PreconditionFailed { current: u64 },
+    /// 412: `If-Match` names a version that is no longer current, or only weak tags (`W/"3"`),
+    /// which never match (RFC 9110 §13.1.1); `weak` is the first of those, to say so.
+    #[error("{}", precondition_failed(*current, *weak))]
+    PreconditionFailed { current: u64, weak: Option<u64> },
 
     /// 413: the body is larger than `MAX_BODY_BYTES`.
     #[error("request body too large")]
@@ -88,6 +95,19 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// The 412 message: a weak tag is no stale copy, so "the task was changed" would mislead.
+fn precondition_failed(current: u64, weak: Option<u64>) -> String {
+    match weak {
+        Some(version) => format!(
+            "If-Match: weak entity tags such as W/\"{version}\" are not accepted, because a write needs the exact \
+             version: send the task's ETag as task-api gave it, like \"{version}\" (a proxy that compresses \
+             responses may have weakened it), or * to require only that the task exists; its current version \
+             is {current}"
+        ),
+        None => format!("the task was changed: its current version is {current}"),
+    }
+}
+
 impl ApiError {
     pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
         Self::BadRequest { field: Some(field.to_owned()), message: message.into() }
@@ -107,7 +127,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoReminder | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
@@ -126,6 +146,7 @@ impl ApiError {
                 field.as_deref()
             }
             Self::PreconditionFailed { .. } => Some("If-Match"),
+            Self::NoReminder => Some("reminder"),
             Self::UnsupportedMediaType { .. } => Some("Content-Type"),
             Self::Unauthorized { .. } | Self::AuthUnavailable(_) => Some("Authorization"),
             _ => None,
@@ -183,12 +204,13 @@ impl IntoResponse for ApiError {
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
         // `parse_json` names no field (or `?`, serde_path_to_error's unknown position) for a body
-        // that is not JSON at all; then the body is the field.
-        let field = match error.field.as_str() {
-            "" | "." | "?" => "body".to_owned(),
-            _ => error.field,
-        };
-        Self::BadRequest { field: Some(field), message: error.message }
+        // that is not JSON at all; then the body is the field, and its message says so itself.
+        // Any other message starts with the field it is about ("due: must be RFC 3339 ..."),
+        // so that the `error` text alone, as a person reads it in a log or a terminal, is whole.
+        match error.field.as_str() {
+            "" | "." | "?" => Self::BadRequest { field: Some("body".to_owned()), message: error.message },
+            _ => Self::BadRequest { message: format!("{}: {}", error.field, error.message), field: Some(error.field) },
+        }
     }
 }
 
@@ -236,9 +258,9 @@ mod tests {
     async fn validation_errors_name_the_field() {
         let (status, _, body) = render(ValidationError::new("title", "must not be empty").into()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body, json!({"error": "must not be empty", "field": "title"}));
-        let (_, _, body) = render(ValidationError::new("", "expected value").into()).await;
-        assert_eq!(body["field"], "body");
+        assert_eq!(body, json!({"error": "title: must not be empty", "field": "title"}));
+        let (_, _, body) = render(ValidationError::new("", "the body is not valid JSON").into()).await;
+        assert_eq!(body, json!({"error": "the body is not valid JSON", "field": "body"}));
     }
 
     #[tokio::test]
@@ -256,6 +278,13 @@ mod tests {
         let (status, _, body) = render(ApiError::NotFound).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body, json!({"error": "task not found"}));
+    }
+
+    #[tokio::test]
+    async fn a_task_without_a_reminder_is_not_a_missing_task() {
+        let (status, _, body) = render(ApiError::NoReminder).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, json!({"error": "this task has no reminder", "field": "reminder"}));
     }
 
     #[tokio::test]

@@ -24,8 +24,9 @@ pub enum Precondition {
     None,
     /// `If-Match: *`: the task must exist.
     Exists,
-    /// `If-Match: "3", "4"`: the current version must be one of these.
-    Versions(Vec<u64>),
+    /// `If-Match: "3", "4"`: the current version must be one of `strong`. The versions of weak
+    /// tags (`W/"3"`) are kept only to explain the 412: they never match.
+    Versions { strong: Vec<u64>, weak: Vec<u64> },
 }
 
 impl Precondition {
@@ -33,6 +34,7 @@ impl Precondition {
     /// header: silently ignoring it would turn a conditional write into an unconditional one.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
         let mut versions = Vec::new();
+        let mut weak_versions = Vec::new();
         let mut any = false;
         let mut seen = false;
         for value in headers.get_all(header::IF_MATCH) {
@@ -42,20 +44,22 @@ impl Precondition {
                 if tag == "*" {
                     any = true;
                 } else if let Some(weak) = tag.strip_prefix("W/") {
-                    // Weak tags never match under If-Match's strong comparison; keeping them
-                    // (as an impossible version) makes the request fail with 412 as it must.
-                    parse_quoted(IF_MATCH, weak)?;
-                    versions.push(u64::MAX);
+                    // Weak tags never match under If-Match's strong comparison (RFC 9110
+                    // §13.1.1), so the write fails with 412 as the RFC asks, but with a
+                    // message that says why and what to send: task-api issues only strong
+                    // tags, and a client (or a compressing proxy that weakened the ETag) would
+                    // otherwise re-read the task and retry the same weak tag forever.
+                    weak_versions.push(parse_quoted(IF_MATCH, weak)?);
                 } else {
                     versions.push(parse_quoted(IF_MATCH, tag)?);
                 }
             }
         }
-        match (seen, any, versions.is_empty()) {
+        match (seen, any, versions.is_empty() && weak_versions.is_empty()) {
             (false, _, _) => Ok(Self::None),
             (true, true, _) => Ok(Self::Exists),
             (true, false, true) => Err(bad(IF_MATCH, "must be * or a list of quoted versions such as \"3\"")),
-            (true, false, false) => Ok(Self::Versions(versions)),
+            (true, false, false) => Ok(Self::Versions { strong: versions, weak: weak_versions }),
         }
     }
 
@@ -67,8 +71,8 @@ impl Precondition {
     pub fn check(&self, current: u64) -> Result<(), ApiError> {
         match self {
             Self::None | Self::Exists => Ok(()),
-            Self::Versions(versions) if versions.contains(&current) => Ok(()),
-            Self::Versions(_) => Err(ApiError::PreconditionFailed { current }),
+            Self::Versions { strong, .. } if strong.contains(&current) => Ok(()),
+            Self::Versions { weak, .. } => Err(ApiError::PreconditionFailed { current, weak: weak.first().copied() }),
         }
     }
 }
@@ -129,9 +133,10 @@ mod tests {
     fn parses_the_forms_clients_send() {
         assert_eq!(parse(&[]).unwrap(), Precondition::None);
         assert_eq!(parse(&["*"]).unwrap(), Precondition::Exists);
-        assert_eq!(parse(&["\"3\""]).unwrap(), Precondition::Versions(vec![3]));
-        assert_eq!(parse(&["\"3\", \"4\""]).unwrap(), Precondition::Versions(vec![3, 4]));
-        assert_eq!(parse(&["\"3\"", "\"5\""]).unwrap(), Precondition::Versions(vec![3, 5]));
+        let strong = |strong: Vec<u64>| Precondition::Versions { strong, weak: vec![] };
+        assert_eq!(parse(&["\"3\""]).unwrap(), strong(vec![3]));
+        assert_eq!(parse(&["\"3\", \"4\""]).unwrap(), strong(vec![3, 4]));
+        assert_eq!(parse(&["\"3\"", "\"5\""]).unwrap(), strong(vec![3, 5]));
     }
 
     #[test]
@@ -175,7 +180,23 @@ mod tests {
         assert!(Precondition::None.check(9).is_ok());
         assert!(Precondition::Exists.check(9).is_ok());
         assert!(parse(&["\"9\""]).unwrap().check(9).is_ok());
-        assert!(matches!(parse(&["\"8\""]).unwrap().check(9), Err(ApiError::PreconditionFailed { current: 9 })));
+        assert!(matches!(
+            parse(&["\"8\""]).unwrap().check(9),
+            Err(ApiError::PreconditionFailed { current: 9, weak: None })
+        ));
         assert!(parse(&["W/\"9\""]).unwrap().check(9).is_err(), "a weak tag never matches");
+    }
+
+    #[test]
+    fn a_weak_if_match_fails_explaining_that_weak_tags_are_not_accepted() {
+        for values in [&["W/\"9\""][..], &["\"8\", W/\"9\""], &["\"8\"", "W/\"9\""]] {
+            let error = parse(values).unwrap().check(9).unwrap_err();
+            assert!(matches!(error, ApiError::PreconditionFailed { current: 9, weak: Some(9) }), "{values:?}");
+            let message = error.to_string();
+            assert!(message.contains("weak entity tags such as W/\"9\" are not accepted"), "{message}");
+            assert!(message.contains("send the task's ETag as task-api gave it, like \"9\""), "{message}");
+        }
+        // A strong tag in the list that matches still wins.
+        assert!(parse(&["W/\"8\", \"9\""]).unwrap().check(9).is_ok());
     }
 }

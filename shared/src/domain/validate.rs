@@ -137,25 +137,198 @@ where
 /// Parses a JSON object body, naming the first offending field. Anything but an object is
 /// refused up front: derived structs would also accept an array of their fields in declaration
 /// order, which no client means.
+///
+/// Messages are written for the person reading the response, not for the parser's author:
+/// serde's own texts ("premature end of input", "invalid type: integer `1`, expected ...",
+/// "at line 1 column 39") are replaced by what the field must be, with an example to copy
+/// ([`field_hint`]), and a body that is not JSON at all is said to be so, pointing at the spot
+/// with the text around it rather than a line and column.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ValidationError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ValidationError::new("", format!("the body is empty: send a JSON object, like {EXAMPLE_BODY}")));
+    }
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ValidationError::new("", "the body must be a JSON object"));
+        return Err(ValidationError::new("", format!("the body must be a JSON object, like {EXAMPLE_BODY}")));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        let field = if field == "." { unknown_field(&inner.to_string()).unwrap_or_default() } else { field };
-        ValidationError { field, message: inner.to_string() }
+        let path = e.path().to_string();
+        describe(body, if path == "." { "" } else { &path }, &e.into_inner())
     })?;
-    de.end().map_err(|e| ValidationError::new("", format!("trailing characters after the JSON value: {e}")))?;
+    de.end().map_err(|e| describe(body, "", &e))?;
     Ok(value)
 }
 
-/// serde reports an unknown or missing field at the parent path; name the field itself.
-fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("missing field `"))?;
-    Some(rest.split('`').next()?.to_owned())
+/// Deserializes an already parsed JSON value found at `field` (a JSON path, `""` for the whole
+/// body) with the same messages as [`parse_json`]: for input that is merged as a
+/// [`serde_json::Value`] before it is typed, such as a merge patch's nested objects.
+pub fn parse_value<T: DeserializeOwned>(field: &str, value: serde_json::Value) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = match (field, path.as_str()) {
+            (_, ".") => field.to_owned(),
+            ("", inner) => inner.to_owned(),
+            (outer, inner) if inner.starts_with('[') => format!("{outer}{inner}"),
+            (outer, inner) => format!("{outer}.{inner}"),
+        };
+        describe(&[], &path, &e.into_inner())
+    })
+}
+
+/// A body to copy when the body is not an object at all.
+const EXAMPLE_BODY: &str = r#"{"title": "Buy milk", "due": "2026-12-31T09:00:00+01:00"}"#;
+
+/// The [`ValidationError`] for a serde failure at `path` (a JSON path, `""` for the body itself).
+fn describe(body: &[u8], path: &str, error: &serde_json::Error) -> ValidationError {
+    use serde_json::error::Category;
+    let detail = without_position(error);
+    match error.classify() {
+        // The path names the value that is cut off, when the parser was inside one.
+        Category::Eof => ValidationError::new(
+            path,
+            "the body is not valid JSON: it ends before the object is complete (a closing quote, ] or } is missing)",
+        ),
+        // serde_json also reports a well-formed value of the wrong kind for an enum (`3` for a
+        // priority) as a syntax error ("expected value"): a body that parses is about content.
+        Category::Syntax if body.is_empty() => data_error(path, &detail),
+        Category::Syntax if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) => {
+            let null = value_at(&value, path).is_some_and(serde_json::Value::is_null);
+            data_error(path, if null { "invalid type: null" } else { &detail })
+        }
+        Category::Syntax | Category::Io => {
+            let near = near(body, error.line(), error.column());
+            let what = if detail.starts_with("trailing characters") {
+                "the body is not valid JSON: something follows the object"
+            } else {
+                "the body is not valid JSON"
+            };
+            // The path is where the parser was, so it names the field whose value is broken.
+            ValidationError::new(path, format!("{what}{near}"))
+        }
+        Category::Data => data_error(path, &detail),
+    }
+}
+
+/// A well-formed body whose content does not fit: name the field and say what it must be.
+fn data_error(path: &str, detail: &str) -> ValidationError {
+    // serde_path_to_error ends the path with an unknown field's own name, but stops at the
+    // object for a missing one.
+    let join = |name: &str| match path {
+        "" => name.to_owned(),
+        _ if path == name || path.ends_with(&format!(".{name}")) => path.to_owned(),
+        _ => format!("{path}.{name}"),
+    };
+    if let Some(name) = quoted_after(detail, "unknown field `") {
+        let field = join(&name);
+        let known = backticked(detail.split_once("expected").map_or("", |(_, list)| list));
+        let message = if known.is_empty() {
+            "is not a known field: this object takes no fields".to_owned()
+        } else {
+            format!("is not a known field; the fields here are {}", known.join(", "))
+        };
+        return ValidationError { field, message };
+    }
+    if let Some(name) = quoted_after(detail, "missing field `") {
+        let field = join(&name);
+        let message = format!("is required: it {}", field_hint(&field));
+        return ValidationError { field, message };
+    }
+    if let Some(name) = quoted_after(detail, "duplicate field `") {
+        return ValidationError { field: join(&name), message: "is given twice; send it once".to_owned() };
+    }
+    let hint = field_hint(path);
+    let message = if detail.starts_with("invalid type: null") {
+        format!("cannot be null (it cannot be removed, only changed): it {hint}")
+    } else if path == "recurrence.rule" && !is_serde_jargon(detail) {
+        // The rule parser's own message names the RRULE part at fault; keep it.
+        format!("{detail}; the rule {hint}")
+    } else {
+        hint.to_owned()
+    };
+    ValidationError { field: path.to_owned(), message }
+}
+
+/// What the value at `path` must be, with an example: the tail of "<field> must be ...".
+pub fn field_hint(path: &str) -> &'static str {
+    // `tags[3]` and `recurrence.exdates[0]` take the hint of their list's items.
+    let (list, item) = match path.split_once('[') {
+        Some((list, _)) => (list, true),
+        None => (path, false),
+    };
+    match (list, item) {
+        ("title", _) => r#"must be a text of 1 to 200 characters on one line, like "Buy milk""#,
+        ("description", _) => r#"must be a text of at most 10000 characters, like "Semi-skimmed, 2 litres""#,
+        ("priority", _) => "must be one of low, medium, high or urgent",
+        ("tags", false) => r#"must be a list of short words without spaces, like ["home", "errands"]"#,
+        ("tags", true) => r#"must be a word of 1 to 32 characters without spaces, like "errands""#,
+        ("due", _) => "must be RFC 3339 with an offset, like 2026-12-31T09:00:00+01:00",
+        ("time_zone", _) => "must be an IANA time zone, like Europe/Berlin",
+        ("reminder", _) => {
+            r#"must be {"at": <time>} or {"before_due_seconds": <seconds>}, like {"before_due_seconds": 900}"#
+        }
+        ("reminder.at", _) => "must be RFC 3339 with an offset, like 2026-12-31T08:45:00+01:00",
+        ("reminder.before_due_seconds", _) => "must be a whole number of seconds (0 or more), like 900",
+        ("recurrence", _) => {
+            r#"must be an object with a rule, like {"rule": "FREQ=WEEKLY;BYDAY=MO", "mode": "strict"}"#
+        }
+        ("recurrence.rule", _) => "must be an RFC 5545 RRULE, like FREQ=WEEKLY;BYDAY=MO",
+        ("recurrence.mode", _) => "must be strict or after_completion",
+        ("recurrence.exdates", false) => {
+            r#"must be a list of RFC 3339 times with an offset, like ["2026-12-31T09:00:00+01:00"]"#
+        }
+        ("recurrence.exdates", true) => "must be RFC 3339 with an offset, like 2026-12-31T09:00:00+01:00",
+        _ => "has a value of the wrong kind",
+    }
+}
+
+/// The fragments of serde's and its parsers' messages that mean nothing to a client.
+fn is_serde_jargon(message: &str) -> bool {
+    ["invalid type", "invalid value", "invalid length", "expected", "premature end", "input contains"]
+        .iter()
+        .any(|fragment| message.contains(fragment))
+}
+
+/// serde_json's message without the " at line L column C" it appends.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    text.strip_suffix(&suffix).map(str::to_owned).unwrap_or(text)
+}
+
+/// `", near `…`"`: the text around a line/column position, so that a person can find it.
+fn near(body: &[u8], line: usize, column: usize) -> String {
+    if line == 0 || body.is_empty() {
+        return String::new();
+    }
+    let line_start: usize = body.split(|b| *b == b'\n').take(line - 1).map(|l| l.len() + 1).sum();
+    let at = (line_start + column.saturating_sub(1)).min(body.len());
+    let from = at.saturating_sub(20);
+    let to = (at + 10).min(body.len());
+    let text: String =
+        String::from_utf8_lossy(&body[from..to]).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if text.trim().is_empty() { String::new() } else { format!(", near `{text}`") }
+}
+
+/// The value at a serde_path_to_error path such as `recurrence.exdates[0]`.
+fn value_at<'v>(value: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
+    path.split('.').filter(|s| !s.is_empty()).try_fold(value, |value, segment| {
+        let (key, indexes) = segment.split_once('[').map_or((segment, ""), |(k, rest)| (k, rest));
+        let value = value.get(key)?;
+        indexes
+            .split('[')
+            .filter(|i| !i.is_empty())
+            .try_fold(value, |value, index| value.get(index.trim_end_matches(']').parse::<usize>().ok()?))
+    })
+}
+
+/// The name in `"<prefix>name`..."`.
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    Some(message.strip_prefix(prefix)?.split('`').next()?.to_owned())
+}
+
+/// Every `name` quoted in backticks in `text`, in order.
+fn backticked(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
 }
 
 /// A new task (version 1) from validated input. A recurring task without a series starts its
@@ -583,11 +756,10 @@ mod tests {
 
     #[test]
     fn only_objects_are_accepted() {
-        assert_eq!(
-            parse_json::<NewTask>(br#"["Buy milk", "", "high"]"#).unwrap_err().message,
-            "the body must be a JSON object"
-        );
-        assert!(parse_json::<NewTask>(b"  ").is_err());
+        let err = parse_json::<NewTask>(br#"["Buy milk", "", "high"]"#).unwrap_err();
+        assert!(err.message.starts_with("the body must be a JSON object, like {"), "{err}");
+        let err = parse_json::<NewTask>(b"  ").unwrap_err();
+        assert!(err.message.starts_with("the body is empty"), "{err}");
     }
 
     #[test]
@@ -819,5 +991,101 @@ mod tests {
         let mut done = past.clone();
         done.complete(now());
         assert!(check_reminder_not_past(&done, None, now()).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod messages {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// Parser vocabulary that must never reach a client.
+    const JARGON: &[&str] = &[
+        "premature end",
+        "expected value",
+        "at line",
+        "column",
+        "invalid type",
+        "invalid value",
+        "unknown variant",
+        "input contains",
+        "EOF",
+        "trailing characters",
+    ];
+
+    fn assert_human(err: &ValidationError) {
+        for fragment in JARGON {
+            assert!(!err.message.contains(fragment), "{fragment:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn values_of_the_wrong_kind_name_the_field_and_show_an_example() {
+        let cases = [
+            (r#"{"title": "x", "due": "tomorrow"}"#, "due", "like 2026-12-31T09:00:00+01:00"),
+            (r#"{"title": "x", "due": "2026-12-01T09:00:00"}"#, "due", "RFC 3339 with an offset"),
+            (r#"{"title": "x", "time_zone": "Mars/Olympus"}"#, "time_zone", "IANA time zone, like Europe/Berlin"),
+            (r#"{"title": "x", "priority": "whenever"}"#, "priority", "low, medium, high or urgent"),
+            (r#"{"title": "x", "priority": 3}"#, "priority", "low, medium, high or urgent"),
+            (r#"{"title": "x", "recurrence": {"rule": "FREQ=DAILY", "mode": 1}}"#, "recurrence.mode", "strict"),
+            (r#"{"title": "x", "colour": "red"}"#, "colour", "the fields here are title, description"),
+            (r#"{"title": "x", "reminder": {"in": 60}}"#, "reminder", r#"{"before_due_seconds": 900}"#),
+            (r#"{"title": "x", "reminder": {"before_due_seconds": -1}}"#, "reminder.before_due_seconds", "900"),
+            (r#"{"title": "x", "recurrence": {"mode": "strict"}}"#, "recurrence.rule", "is required"),
+            (r#"{"title": "x", "recurrence": {"rule": "FREQ=DAILY", "x": 1}}"#, "recurrence.x", "rule, mode, exdates"),
+            (r#"{"title": "x", "recurrence": {"rule": "FREQ=SOMETIMES"}}"#, "recurrence.rule", "FREQ: unknown"),
+            (r#"{"title": "x", "tags": [1]}"#, "tags[0]", r#"like "errands""#),
+            (r#"{"title": 1}"#, "title", r#"like "Buy milk""#),
+            (r#"{"title": "x", "title": "y"}"#, "title", "given twice"),
+        ];
+        for (body, field, says) in cases {
+            let err = parse_json::<NewTask>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.field, field, "{body}");
+            assert!(err.message.contains(says), "{body}: {err:?} does not say {says:?}");
+            assert_human(&err);
+        }
+        for field in ["title", "priority", "time_zone"] {
+            let err = parse_json::<TaskPatch>(format!(r#"{{"{field}": null}}"#).as_bytes()).unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.message.starts_with("cannot be null"), "{err:?}");
+            assert_human(&err);
+        }
+        let value = serde_json::json!({"a": {"b": [1, {"c": null}]}});
+        assert_eq!(value_at(&value, "a.b[1].c"), Some(&serde_json::Value::Null));
+        assert_eq!(value_at(&value, "a.b[0]"), Some(&serde_json::json!(1)));
+        assert_eq!(value_at(&value, "a.x"), None);
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_says_so_and_where() {
+        let err = parse_json::<NewTask>(br#"{"title": "x", "due": "#).unwrap_err();
+        assert!(err.message.starts_with("the body is not valid JSON: it ends before"), "{err:?}");
+        assert_eq!(err.field, "due", "the value that is cut off");
+        let err = parse_json::<NewTask>(br#"{"title" "Buy milk"}"#).unwrap_err();
+        assert!(err.message.starts_with("the body is not valid JSON, near `"), "{err:?}");
+        assert!(err.message.contains(r#"{"title" "Buy"#), "{err:?}");
+        let err = parse_json::<NewTask>(br#"{"title": "x"} {"#).unwrap_err();
+        assert!(err.message.contains("something follows the object"), "{err:?}");
+        for body in [&b"{\"title\": \"x\",\n\n  oops}"[..], b"{\x01}", b"{\"title\": tru}"] {
+            let err = parse_json::<NewTask>(body).unwrap_err();
+            assert!(err.message.starts_with("the body is not valid JSON"), "{err:?}");
+            assert!(!err.message.chars().any(char::is_control), "{err:?}");
+            assert_human(&err);
+        }
+    }
+
+    #[test]
+    fn parse_value_names_fields_below_its_own() {
+        let value = serde_json::json!({"rule": "FREQ=DAILY", "mode": "sometimes"});
+        let err = parse_value::<Recurrence>("recurrence", value).unwrap_err();
+        assert_eq!(err.field, "recurrence.mode");
+        assert_eq!(err.message, "must be strict or after_completion");
+        let err = parse_value::<Reminder>("reminder", serde_json::json!({"at": "soon"})).unwrap_err();
+        assert_eq!(err.field, "reminder.at");
+        assert_human(&err);
+        let err =
+            parse_value::<Vec<DateTime<FixedOffset>>>("recurrence.exdates", serde_json::json!(["x"])).unwrap_err();
+        assert_eq!(err.field, "recurrence.exdates[0]");
     }
 }

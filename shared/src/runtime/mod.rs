@@ -10,9 +10,17 @@
 //!     Ok(())
 //! }
 //!
+//! const ABOUT: shared::runtime::About = shared::runtime::About {
+//!     name: "audit-writer",
+//!     version: env!("CARGO_PKG_VERSION"),
+//!     summary: "appends one audit entry per task event",
+//!     env: &[],
+//!     elsewhere: &[],
+//! };
+//!
 //! #[tokio::main]
-//! async fn main() -> anyhow::Result<()> {
-//!     shared::runtime::run(|_dapr| {
+//! async fn main() -> std::process::ExitCode {
+//!     shared::runtime::main(&ABOUT, |_dapr| {
 //!         Ok(Function::new("audit-writer")
 //!             .subscribe(Subscription::new("pubsub", "task-events").route("/events/task-events", handle)))
 //!     })
@@ -20,6 +28,7 @@
 //! }
 //! ```
 //!
+//! (`--help` prints the summary and every environment variable the binary reads, see [`cli`]),
 //! and the runtime serves:
 //! - `GET /dapr/subscribe`: the subscriptions in Dapr's v2 format, with routing rules and the
 //!   dead-letter topic;
@@ -39,6 +48,7 @@
 //! same deadline.
 
 pub mod background;
+pub mod cli;
 pub mod cloudevent;
 mod config;
 pub mod metrics;
@@ -64,6 +74,7 @@ use tokio::net::TcpListener;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use background::{Background, StopSignal, Stopping};
+pub use cli::About;
 pub use cloudevent::{Delivery, Event};
 pub use config::{LogFormat, RuntimeConfig};
 pub use outcome::{HandlerError, HandlerResult, Outcome};
@@ -208,6 +219,25 @@ impl Function {
             router = router.merge(public);
         }
         router
+    }
+}
+
+/// A function binary's whole `main`: the command line ([`cli`]: `--help` and `--version` exit
+/// 0, anything else 2), then [`run`]. A failure to start is printed as `Error: ...` with its
+/// causes, exit code 1, as a `main` returning `anyhow::Result` would.
+pub async fn main<F>(about: &About, build: F) -> std::process::ExitCode
+where
+    F: FnOnce(Dapr) -> anyhow::Result<Function>,
+{
+    if let Some(code) = cli::handle_args(about) {
+        return code;
+    }
+    match run(build).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

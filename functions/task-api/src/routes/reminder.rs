@@ -4,6 +4,11 @@
 //! (`reminder:<task id>` in the `state` store) and answers `pending` while fire-reminder has not
 //! yet handled the task's latest change, so a client can tell "scheduled for 08:45" from "sent
 //! at 08:45:00.3, 300 ms late" without consuming the `reminders` topic.
+//!
+//! A task that never had a reminder answers 404 with "this task has no reminder" and `field:
+//! reminder`, the status the OpenAPI document has always promised: the reminder resource does not
+//! exist. The message and field tell it apart from a missing task ("task not found", no field),
+//! so a client does not take a task without a reminder for a deleted one.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -27,6 +32,6 @@ pub async fn handler(
     let record = app.dapr().get_state::<ReminderRecord>(components::STATE_STORE, &reminder_key(id)).await?;
     match reminder::view(&task, record.as_ref().map(|r| &r.value)) {
         Some(view) => Ok(axum::Json(view).into_response()),
-        None => Err(ApiError::NotFound),
+        None => Err(ApiError::NoReminder),
     }
 }
