@@ -16,7 +16,8 @@
 //!   event through the outbox.
 //! - [`runtime`]: the function runtime: subscriptions, job callbacks, CloudEvent parsing,
 //!   SUCCESS / RETRY / DROP mapping, app-token check, health, metrics, logs, graceful shutdown.
-//!   A function's `main` is `runtime::run(build)`.
+//!   A function's `main` is `runtime::main(&ABOUT, build)`: its command line (`--help`), then
+//!   `runtime::run(build)`.
 //! - [`clock`]: the time source handlers read, fixed or advanced in tests.
 //! - [`trace`]: W3C trace context carried from a trigger to every sidecar call.
 //! - `testing` (feature `testing`): a recording stub sidecar and a harness that serves a
