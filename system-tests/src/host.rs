@@ -146,7 +146,7 @@ pub struct Setup {
 impl Setup {
     /// Rewrites the repository's `dapr.yaml`: every app on free ports, its command an absolute
     /// path to the debug binary, the resources of `dapr-components/local`, and `extra_env`
-    /// plus a fresh `JWT_SECRET` in the common environment.
+    /// plus a fresh `JWT_SECRET` and no rate limit in the common environment.
     pub fn new(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         Self::with_profile(Profile::Debug, extra_env)
     }
@@ -162,6 +162,9 @@ impl Setup {
         let env = common.get_mut("env").and_then(Value::as_mapping_mut).context("common.env")?;
         env.insert("JWT_SECRET".into(), jwt_secret.clone().into());
         env.insert("RUST_LOG".into(), "warn".into());
+        // The tests and the bench drive the system as one user, far faster than any person or
+        // agent would; the rate limit has its own tests (functions/task-api/tests/rate_limit.rs).
+        env.insert("RATE_LIMIT_PER_MINUTE".into(), "0".into());
         for (k, v) in extra_env {
             env.insert((*k).into(), (*v).into());
         }
