@@ -62,8 +62,9 @@ pub enum ApiError {
 
     /// 412: `If-Match` names a version that is no longer current, or only weak tags (`W/"3"`),
     /// which never match (RFC 9110 §13.1.1); `weak` is the first of those, to say so.
-    #[error("{}", precondition_failed(*current, *weak))]
-    PreconditionFailed { current: u64, weak: Option<u64> },
+    /// `empty`: the header named no tag at all (an empty list, which matches nothing).
+    #[error("{}", precondition_failed(*current, *weak, *empty))]
+    PreconditionFailed { current: u64, weak: Option<u64>, empty: bool },
 
     /// 413: the body is larger than `MAX_BODY_BYTES`.
     #[error("request body too large")]
@@ -96,7 +97,13 @@ pub enum ApiError {
 }
 
 /// The 412 message: a weak tag is no stale copy, so "the task was changed" would mislead.
-fn precondition_failed(current: u64, weak: Option<u64>) -> String {
+fn precondition_failed(current: u64, weak: Option<u64>, empty: bool) -> String {
+    if empty {
+        return format!(
+            "If-Match is empty, so it names no version and never matches: send the task's ETag, like \"{current}\", \
+             or * to require only that the task exists"
+        );
+    }
     match weak {
         Some(version) => format!(
             "If-Match: weak entity tags such as W/\"{version}\" are not accepted, because a write needs the exact \
@@ -156,8 +163,12 @@ impl ApiError {
 
 /// The wire shape of every error.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Error))]
 pub struct ErrorBody<'a> {
+    /// What went wrong, for people.
     pub error: String,
+    /// The offending body field (a JSON path such as `reminder.before_due_seconds`), query
+    /// parameter or header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'a str>,
 }

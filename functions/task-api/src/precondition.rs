@@ -55,11 +55,12 @@ impl Precondition {
                 }
             }
         }
-        match (seen, any, versions.is_empty() && weak_versions.is_empty()) {
-            (false, _, _) => Ok(Self::None),
-            (true, true, _) => Ok(Self::Exists),
-            (true, false, true) => Err(bad(IF_MATCH, "must be * or a list of quoted versions such as \"3\"")),
-            (true, false, false) => Ok(Self::Versions { strong: versions, weak: weak_versions }),
+        match (seen, any) {
+            (false, _) => Ok(Self::None),
+            (true, true) => Ok(Self::Exists),
+            // An empty `If-Match` is an empty list of tags (RFC 9110 §5.6.1 allows one), which
+            // no version matches: 412, never an unconditional write.
+            (true, false) => Ok(Self::Versions { strong: versions, weak: weak_versions }),
         }
     }
 
@@ -72,7 +73,11 @@ impl Precondition {
         match self {
             Self::None | Self::Exists => Ok(()),
             Self::Versions { strong, .. } if strong.contains(&current) => Ok(()),
-            Self::Versions { weak, .. } => Err(ApiError::PreconditionFailed { current, weak: weak.first().copied() }),
+            Self::Versions { strong, weak } => Err(ApiError::PreconditionFailed {
+                current,
+                weak: weak.first().copied(),
+                empty: strong.is_empty() && weak.is_empty(),
+            }),
         }
     }
 }
@@ -84,11 +89,9 @@ pub fn not_modified(headers: &HeaderMap, current: u64) -> Result<bool, ApiError>
     let mut matched = false;
     for value in headers.get_all(header::IF_NONE_MATCH) {
         let value = value.to_str().map_err(|_| bad(IF_NONE_MATCH, "must be ASCII"))?;
-        let tags: Vec<&str> = value.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
-        if tags.is_empty() {
-            return Err(bad(IF_NONE_MATCH, "must be * or a list of quoted versions such as \"3\""));
-        }
-        for tag in tags {
+        // An empty value is an empty list (RFC 9110 §5.6.1), which names no version: the read
+        // goes ahead as if the header were absent.
+        for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             matched |= tag == "*" || parse_quoted(IF_NONE_MATCH, tag.strip_prefix("W/").unwrap_or(tag))? == current;
         }
     }
@@ -141,7 +144,7 @@ mod tests {
 
     #[test]
     fn malformed_values_are_400_naming_the_header() {
-        for bad in ["3", "\"three\"", "", "\"3"] {
+        for bad in ["3", "\"three\"", "\"3"] {
             match parse(&[bad]) {
                 Err(ApiError::BadRequest { field, .. }) => assert_eq!(field.as_deref(), Some("If-Match"), "{bad:?}"),
                 other => panic!("{bad:?}: {other:?}"),
@@ -165,13 +168,29 @@ mod tests {
         assert!(check(&["\"1\"", "\"3\""], 3).unwrap());
         assert!(check(&["*"], 3).unwrap());
         assert!(!check(&["\"2\""], 3).unwrap(), "a stale copy gets the task");
-        for bad in ["3", "\"x\"", "", "\"3"] {
+        assert!(!check(&[""], 3).unwrap(), "an empty list names no version: send the task");
+        assert!(!check(&[" , "], 3).unwrap(), "an empty list names no version: send the task");
+        for bad in ["3", "\"x\"", "\"3"] {
             match check(&[bad], 3) {
                 Err(ApiError::BadRequest { field, .. }) => {
                     assert_eq!(field.as_deref(), Some("If-None-Match"), "{bad:?}");
                 }
                 other => panic!("{bad:?}: {other:?}"),
             }
+        }
+    }
+
+    /// RFC 9110 §5.6.1 allows an empty list, and no version is in it: an empty `If-Match` (a
+    /// client whose ETag variable was blank) fails with 412 saying so, and never writes
+    /// unconditionally.
+    #[test]
+    fn an_empty_if_match_matches_nothing_and_says_it_is_empty() {
+        for empty in ["", " ", ",", " , "] {
+            let precondition = parse(&[empty]).unwrap();
+            assert!(precondition.is_conditional(), "{empty:?}");
+            let error = precondition.check(4).unwrap_err();
+            assert!(matches!(error, ApiError::PreconditionFailed { current: 4, empty: true, .. }), "{empty:?}");
+            assert!(error.to_string().contains("If-Match is empty"), "{error}");
         }
     }
 
@@ -182,7 +201,7 @@ mod tests {
         assert!(parse(&["\"9\""]).unwrap().check(9).is_ok());
         assert!(matches!(
             parse(&["\"8\""]).unwrap().check(9),
-            Err(ApiError::PreconditionFailed { current: 9, weak: None })
+            Err(ApiError::PreconditionFailed { current: 9, weak: None, empty: false })
         ));
         assert!(parse(&["W/\"9\""]).unwrap().check(9).is_err(), "a weak tag never matches");
     }
@@ -191,7 +210,7 @@ mod tests {
     fn a_weak_if_match_fails_explaining_that_weak_tags_are_not_accepted() {
         for values in [&["W/\"9\""][..], &["\"8\", W/\"9\""], &["\"8\"", "W/\"9\""]] {
             let error = parse(values).unwrap().check(9).unwrap_err();
-            assert!(matches!(error, ApiError::PreconditionFailed { current: 9, weak: Some(9) }), "{values:?}");
+            assert!(matches!(error, ApiError::PreconditionFailed { current: 9, weak: Some(9), .. }), "{values:?}");
             let message = error.to_string();
             assert!(message.contains("weak entity tags such as W/\"9\" are not accepted"), "{message}");
             assert!(message.contains("send the task's ETag as task-api gave it, like \"9\""), "{message}");
