@@ -135,6 +135,7 @@ pub mod types {
 
 /// What happened to a task; each kind is one CloudEvent type on `task-events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TaskChange {
     Created,

@@ -12,6 +12,7 @@ use super::task::Task;
 use crate::events::TaskChange;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub task_id: Uuid,
     /// Copied from the task so that the trail can be listed by owner and checked for access

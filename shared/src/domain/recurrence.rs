@@ -91,6 +91,7 @@ const SUPPORTED_PARTS: &str = "FREQ, INTERVAL, BYMONTH, BYMONTHDAY, BYDAY, BYSET
 
 /// How the next instance of a recurring task is placed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// The next occurrence of the fixed schedule after the previous due time, skipping those

@@ -163,14 +163,29 @@ pub fn plan(task: &Task, record: Option<&ReminderRecord>, now: DateTime<Utc>) ->
 
 /// What a client is told about a task's reminder (`GET /v1/tasks/{id}/reminder`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReminderView {
     pub task_id: Uuid,
     /// `pending` until fire-reminder has handled the task's latest version, then the record's
     /// status: `scheduled`, `fired`, `missed` or `cancelled`.
+    #[cfg_attr(feature = "openapi", schema(value_type = ViewStatus))]
     pub status: String,
     pub remind_at: Option<DateTime<Utc>>,
     pub fired_at: Option<DateTime<Utc>>,
+    /// How late the reminder fired, in milliseconds.
     pub late_by_ms: Option<u64>,
+}
+
+/// The values of [`ReminderView::status`], for the schema: `pending` and a record's status.
+#[cfg(feature = "openapi")]
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase", description = "Where a reminder stands.")]
+pub enum ViewStatus {
+    Pending,
+    Scheduled,
+    Fired,
+    Missed,
+    Cancelled,
 }
 
 /// The reminder of `task` as far as it is known: the record when it reflects the task's current

@@ -19,6 +19,11 @@ use super::recurrence::{Mode, Rule};
 /// How urgent a task is. Declared in ascending order of importance, so `Ord` sorts
 /// `low < medium < high < urgent`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(description = "How urgent a task is, from `low` to `urgent` (the order `sort=priority` uses).")
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Low,
@@ -48,6 +53,7 @@ impl fmt::Display for Priority {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     #[default]
@@ -81,17 +87,58 @@ pub enum Reminder {
     BeforeDueSeconds(u32),
 }
 
+/// The schema of [`Reminder`], built rather than derived: utoipa cannot bound a tuple variant's
+/// number, and the bound (at most a year) is what a client most needs to know.
+#[cfg(feature = "openapi")]
+mod reminder_schema {
+    use utoipa::openapi::schema::{AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{RefOr, Schema};
+
+    use crate::domain::validate::MAX_REMINDER_LEAD_SECONDS;
+
+    fn one_member(name: &str, value: ObjectBuilder) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .property(name, value)
+            .required(name)
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+    }
+
+    impl utoipa::PartialSchema for super::Reminder {
+        fn schema() -> RefOr<Schema> {
+            let at = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .description(Some("RFC 3339 with an offset; must not be in the past when it is set."));
+            let lead = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(MAX_REMINDER_LEAD_SECONDS))
+                .description(Some("Seconds before the due time; the task needs a due time."));
+            OneOfBuilder::new()
+                .item(one_member("at", at))
+                .item(one_member("before_due_seconds", lead))
+                .description(Some("At an absolute instant, or a fixed time before the due time (moving with it)."))
+                .into()
+        }
+    }
+
+    impl utoipa::ToSchema for super::Reminder {}
+}
+
 /// What the owner asked for: an RFC 5545 RRULE evaluated in the task's time zone, and whether the
 /// next occurrence counts from the previous due time or from the completion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Recurrence {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, examples("FREQ=MONTHLY;BYMONTHDAY=31", "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10")))]
     pub rule: Rule,
     #[serde(default)]
     pub mode: Mode,
     /// Occurrences to skip (RFC 5545 EXDATE), as the instants they fall on: each must be an
     /// occurrence of the series. A skipped occurrence keeps its index; the series goes on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 366))]
     pub exdates: Vec<DateTime<FixedOffset>>,
 }
 
@@ -101,6 +148,7 @@ pub struct Recurrence {
 /// `anchor_index`), never from the previous instance, so monthly-on-the-31st cannot drift.
 /// The id of occurrence `n` is derived from `(id, n)`, so duplicate completions create it once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Series {
     pub id: Uuid,
     pub index: u32,
@@ -117,23 +165,30 @@ impl Series {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     pub id: Uuid,
     /// The user id (JWT `sub`) of the only user who can see and change the task.
     pub owner: String,
     pub title: String,
+    // `required` in the schema: always written, though older stored tasks may lack the field.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub description: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub priority: Priority,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub tags: BTreeSet<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub status: Status,
     #[serde(default)]
     pub due: Option<DateTime<FixedOffset>>,
     /// IANA zone in which recurrence is evaluated (wall-clock time survives DST changes).
     #[serde(default = "utc")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, example = "Europe/Berlin"))]
     pub time_zone: Tz,
     #[serde(default)]
     pub reminder: Option<Reminder>,
@@ -145,19 +200,20 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub completed_at: Option<DateTime<Utc>>,
-    /// Deleted tasks stay as tombstones: the version history never restarts (an id re-created
-    /// at version 1 would reuse the first event's id, which consumers would take for a
-    /// duplicate), `todo.task.deleted` carries the task as deleted, and the audit trail stays
-    /// readable.
+    /// Set on deleted tasks (seen only in audit snapshots).
+    // Deleted tasks stay as tombstones: the version history never restarts (an id re-created at
+    // version 1 would reuse the first event's id, which consumers would take for a duplicate),
+    // `todo.task.deleted` carries the task as deleted, and the audit trail stays readable.
     #[serde(default)]
     pub deleted_at: Option<DateTime<Utc>>,
-    /// Starts at 1 and grows by one with every change.
+    /// Starts at 1 and grows by one with every change; the ETag is this number, quoted.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub version: u64,
-    /// For a task created through task-api with an `Idempotency-Key`: a digest of the
-    /// normalised request that created it. A retry with the same key is compared against this,
-    /// not against the task's fields, which PATCH may have changed since: the same request gets
-    /// the task back, another request under the same key is refused. Never changed after
-    /// creation; absent for other tasks (and for those created before it was kept).
+    /// Set on tasks created with an `Idempotency-Key`: a digest of the normalised request that
+    /// created it, compared when the key is used again.
+    // Compared against this rather than the task's fields, which PATCH may have changed since:
+    // the same request gets the task back, another request under the same key is refused.
+    // Never changed after creation; absent for other tasks (and those created before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_digest: Option<String>,
 }

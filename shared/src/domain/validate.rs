@@ -39,24 +39,41 @@ impl ValidationError {
 
 /// The fields a client may set when creating a task (`POST /v1/tasks`, `todo.task.create`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
+    /// One line; surrounding whitespace is trimmed.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub title: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 10_000))]
     pub description: String,
     #[serde(default)]
     pub priority: Priority,
+    /// Distinct, without whitespace.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20, value_type = Vec<TagSchema>))]
     pub tags: Vec<String>,
+    /// RFC 3339 with an offset, like `2026-12-31T09:00:00+01:00`. May be in the past.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub due: Option<DateTime<FixedOffset>>,
+    /// The IANA time zone recurrence is evaluated in (default `UTC`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "Europe/Berlin"))]
     pub time_zone: Option<Tz>,
     #[serde(default)]
     pub reminder: Option<Reminder>,
+    /// Requires `due`.
     #[serde(default)]
     pub recurrence: Option<Recurrence>,
 }
+
+/// A tag, as the schema of one item of `tags`.
+#[cfg(feature = "openapi")]
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = Tag, min_length = 1, max_length = 32, pattern = r"^\S+$")]
+pub struct TagSchema(pub String);
 
 /// A JSON merge patch (RFC 7396) of a task: an absent member is unchanged, `null` removes it,
 /// and an object merges into the object it patches, member by member, recursively. So
@@ -65,23 +82,41 @@ pub struct NewTask {
 /// non-object value. Parsing checks the shape (unknown members, types: 400); [`apply_patch`]
 /// merges and then checks the result as a whole, refusing one that is not a valid task (422).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        description = "A JSON merge patch (RFC 7396): an absent member is unchanged, `null` removes it (description, tags, due, reminder, recurrence), objects (`reminder`, `recurrence`) merge member by member and arrays are replaced whole. A patch whose merged result is not a valid task is 422."
+    )
+)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
     #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 200))]
     pub title: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 10_000))]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Priority))]
     pub priority: Option<Priority>,
+    /// Replaces the tags whole.
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<TagSchema>>, max_items = 20))]
     pub tags: Option<Option<Vec<String>>>,
+    /// RFC 3339 with an offset.
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub due: Option<Option<DateTime<FixedOffset>>>,
+    /// An IANA time zone.
     #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "Europe/Berlin"))]
     pub time_zone: Option<Tz>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ReminderPatch>))]
     pub reminder: Option<Option<ReminderPatch>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RecurrencePatch>))]
     pub recurrence: Option<Option<RecurrencePatch>>,
 }
 
@@ -93,11 +128,14 @@ pub struct TaskPatch {
 /// says to switch with `{"at": X, "before_due_seconds": null}` (or to send `"reminder": null`
 /// to remove it). Setting the member the reminder already has just changes it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReminderPatch {
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub at: Option<Option<DateTime<FixedOffset>>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, maximum = 31_622_400))]
     pub before_due_seconds: Option<Option<u32>>,
 }
 
@@ -106,13 +144,19 @@ pub struct ReminderPatch {
 /// would leave a recurrence without a rule, which is refused (send `"recurrence": null` to end
 /// the series). Onto a task without recurrence the patch must bring a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecurrencePatch {
+    /// An RFC 5545 RRULE. `null` is refused: send `"recurrence": null` to end the series.
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub rule: Option<Option<Rule>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Mode>))]
     pub mode: Option<Option<Mode>>,
+    /// Replaces the skipped occurrences whole.
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<DateTime<FixedOffset>>>, max_items = 366))]
     pub exdates: Option<Option<Vec<DateTime<FixedOffset>>>>,
 }
 

@@ -45,5 +45,12 @@ pub async fn handler(
         .filter(|entry| entry.task_id == id && entry.owner == user.id)
         .collect();
     sort_trail(&mut entries);
-    Ok(axum::Json(json!({"items": entries})).into_response())
+    Ok(axum::Json(AuditTrail { items: entries }).into_response())
+}
+
+/// A task's audit trail: one entry per change, ordered by task version.
+#[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditTrail {
+    pub items: Vec<AuditEntry>,
 }

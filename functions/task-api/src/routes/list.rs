@@ -22,6 +22,16 @@ use crate::scan::scan;
 
 pub const TRUNCATED_HEADER: &str = "x-scan-truncated";
 
+/// One page of the list.
+// A struct rather than `json!`, which would sort each task's fields alphabetically unlike GET.
+#[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TaskPage<'a> {
+    pub items: &'a [Task],
+    /// Pass as `cursor` for the next page (with the same filters and sort); null on the last page.
+    pub next_cursor: Option<&'a str>,
+}
+
 pub async fn handler(State(app): State<App>, user: User, uri: Uri) -> Result<Response, ApiError> {
     let params = params::parse(uri.query())?;
     // Sorted by id only so that the store's offset-based continuation tokens page over a
@@ -41,13 +51,7 @@ pub async fn handler(State(app): State<App>, user: User, uri: Uri) -> Result<Res
         })
         .collect();
     let page = listing::page(candidates, &user.id, &params);
-    // A struct rather than `json!`, which would sort each task's fields alphabetically unlike GET.
-    #[derive(serde::Serialize)]
-    struct Answer<'a> {
-        items: &'a [Task],
-        next_cursor: Option<&'a str>,
-    }
-    let answer = Answer { items: &page.items, next_cursor: page.next_cursor.as_deref() };
+    let answer = TaskPage { items: &page.items, next_cursor: page.next_cursor.as_deref() };
     let mut response = axum::Json(answer).into_response();
     if scanned.truncated {
         response.headers_mut().insert(TRUNCATED_HEADER, HeaderValue::from_static("true"));
