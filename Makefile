@@ -53,6 +53,15 @@ test: ## Run every test of the workspace (the end-to-end tests run the built bin
 	$(CARGO) test --workspace --locked
 	$(CARGO) test --locked -p shared --features tls --lib dapr::
 
+.PHONY: test-api
+test-api: ## schemathesis against task-api on devhost: every check, response schemas included (installs it, ~1 min)
+	$(CARGO) build --workspace --locked
+	bash scripts/test-api.sh
+
+.PHONY: openapi
+openapi: ## Regenerate functions/task-api/openapi.json from the Rust types (commit the result)
+	UPDATE_OPENAPI=1 $(CARGO) test --locked -p task-api --test openapi the_served_file_is_generated_from_the_types
+
 .PHONY: test-platform
 test-platform: platform ## The end-to-end and fault tests on the real platform (daprd, Scheduler, Kafka, PostgreSQL)
 	$(CARGO) build --workspace --locked
