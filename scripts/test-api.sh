@@ -4,7 +4,8 @@
 # scripts/schemathesis.toml), including response-schema conformance. The store is
 # seeded first with tasks that have reminders (both kinds), recurrences (with skipped dates),
 # tags, a completed, a reopened and a deleted task, so the responses it validates carry every
-# optional part of a task, not only what the fuzzer manages to create.
+# optional part of a task, not only what the fuzzer manages to create. Before it, the README's
+# API examples run as written against the same system.
 #
 # Installs schemathesis (PyPI, pinned) into a venv cached outside the repo. The run is
 # reproducible (fixed seed); SCHEMATHESIS_SEED=random, SCHEMATHESIS_MAX_EXAMPLES=N to explore.
@@ -90,6 +91,27 @@ curl -fsS -o /dev/null -X POST -H "$auth" "$base/v1/tasks/$reopened/complete"
 curl -fsS -o /dev/null -X POST -H "$auth" "$base/v1/tasks/$reopened/reopen"
 gone="$(create '{"title":"Old idea"}')"
 curl -fsS -o /dev/null -X DELETE -H "$auth" "$base/v1/tasks/$gone"
+
+# The README's API examples, exactly as written, as a user on this fresh system would paste them:
+# every call must succeed (curl --fail-with-body) and the values they pass on must be real.
+readme="$(awk '/^```sh$/ { inside = 1; block = ""; next }
+               /^```$/  { if (inside && block ~ /^# Create \(201\)/) printf "%s", block; inside = 0; next }
+               inside   { block = block $0 "\n" }' README.md)"
+[[ -n "$readme" ]] || { echo "test-api: the README's API examples (the block starting '# Create (201)') are missing" >&2; exit 1; }
+echo "test-api: running the README's API examples"
+if ! API="$base" TOKEN="$("$bin/devhost" dev-token alice)" bash -c '
+    set -euo pipefail
+    curl() { command curl --fail-with-body "$@"; }
+    eval "$1"
+    [[ "$ID" =~ ^[0-9a-f-]{36}$ ]] || { echo "ID is not a task id: $ID" >&2; exit 1; }
+    [[ -n "$NEXT_CURSOR" ]] || { echo "the first page had no next_cursor" >&2; exit 1; }
+    [[ "$NEXT_ID" =~ ^[0-9a-f-]{36}$ && "$NEXT_ID" != "$ID" ]] || { echo "NEXT_ID is not the next occurrence: $NEXT_ID" >&2; exit 1; }
+  ' readme "$readme" > "$work/readme.log" 2>&1; then
+  cat "$work/readme.log" >&2
+  echo >&2
+  echo "test-api: the README's API examples failed as written (output above)" >&2
+  exit 1
+fi
 
 seed_args=(--seed "$seed")
 [[ "$seed" == random ]] && seed_args=()
