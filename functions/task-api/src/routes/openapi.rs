@@ -394,7 +394,7 @@ mod generate {
                 "content": json_content(schema_ref("Error")),
             },
             "Unavailable": {
-                "description": "The task store is temporarily unavailable; retry after `Retry-After` seconds.",
+                "description": "Temporarily unavailable: the task store, or (with JWT_JWKS_URL) the token issuer's keys needed to verify your token; retry after `Retry-After` seconds.",
                 "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
                 "content": json_content(schema_ref("Error")),
             },
