@@ -33,6 +33,7 @@ bin="${CARGO_TARGET_DIR:-$repo/target}/debug"
 
 work="$(mktemp -d)"
 devhost_pid=""
+# shellcheck disable=SC2329 # called by the EXIT trap
 cleanup() {
   if [[ -n "$devhost_pid" ]] && kill -0 "$devhost_pid" 2>/dev/null; then
     kill -TERM "$devhost_pid" 2>/dev/null || true
@@ -54,7 +55,8 @@ sed -e "s#\./target/debug/#$bin/#" \
     dapr.yaml > "$work/dapr.yaml"
 grep -q "appPort: $port" "$work/dapr.yaml" || { echo "test-api: could not place task-api on port $port" >&2; exit 1; }
 
-export JWT_SECRET="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+JWT_SECRET="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+export JWT_SECRET
 # Thousands of requests from one user within a minute: the limit would answer most with 429.
 export RATE_LIMIT_PER_MINUTE=0
 export RUST_LOG=warn
