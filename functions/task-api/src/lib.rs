@@ -31,8 +31,9 @@
 //!   loop with ETags and conflict retries.
 //! - [`body`]: media types and body bytes, with axum's rejections mapped to API errors.
 //! - [`precondition`]: `ETag` / `If-Match` over task versions.
-//! - [`params`], [`sort`], [`cursor`], [`listing`]: the list request as pure functions: query
-//!   string, sort orders, keyset cursors, filter and page.
+//! - [`params`], [`sort`], [`cursor`], [`listing`], [`search`]: the list request as pure
+//!   functions: query string, sort orders, keyset cursors, filter and page, and what `q` matches
+//!   (Unicode compatibility caseless matching).
 //! - [`scan`]: reading all pages of a Query API request, bounded.
 //! - [`rate_limit`]: a token bucket per user at the front door (429 and the IETF `RateLimit`
 //!   fields), per replica.
@@ -56,6 +57,7 @@ pub mod precondition;
 pub mod rate_limit;
 pub mod routes;
 pub mod scan;
+pub mod search;
 pub mod sort;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_keys;

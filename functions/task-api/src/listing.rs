@@ -11,6 +11,7 @@ use shared::domain::task::Task;
 
 use crate::cursor::Cursor;
 use crate::params::ListParams;
+use crate::search;
 
 /// The Query API filter for the candidates of `owner`'s list.
 ///
@@ -47,8 +48,8 @@ pub fn matches(task: &Task, owner: &str, params: &ListParams) -> bool {
         return false;
     }
     if let Some(q) = &params.q
-        && !task.title.to_lowercase().contains(q)
-        && !task.description.to_lowercase().contains(q)
+        && !search::contains(&task.title, q)
+        && !search::contains(&task.description, q)
     {
         return false;
     }
@@ -176,6 +177,16 @@ mod tests {
         let tasks = [task(1, "MILK the cow"), described, task(3, "Walk")];
         assert_eq!(ids(&list(&tasks, "q=milk&sort=created")), vec![1, 2]);
         assert_eq!(ids(&list(&tasks, "q=oat+MILK")), vec![2]);
+    }
+
+    #[test]
+    fn search_is_unicode_caseless() {
+        let mut described = task(3, "Errand");
+        described.description = "Pick up the parcel at Cafe\u{301} Müller".into();
+        let tasks = [task(1, "Hauptstraße 5"), task(2, "Μουσακάς"), described];
+        assert_eq!(ids(&list(&tasks, "q=STRASSE")), vec![1]);
+        assert_eq!(ids(&list(&tasks, "q=%CE%9C%CE%9F%CE%A5%CE%A3")), vec![2], "ΜΟΥΣ");
+        assert_eq!(ids(&list(&tasks, "q=caf%C3%A9+M%C3%BCller")), vec![3], "NFC query, NFD text");
     }
 
     #[test]

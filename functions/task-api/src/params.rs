@@ -13,6 +13,7 @@ use shared::domain::validate::{MAX_TAG_CHARS, MAX_TAGS};
 
 use crate::cursor::Cursor;
 use crate::error::ApiError;
+use crate::search;
 use crate::sort::SortBy;
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -29,7 +30,9 @@ pub const NAMES: [&str; 10] =
 /// A validated list request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListParams {
-    /// Lower-cased search text, matched against title and description.
+    /// The search text's [`search::key`] (normalised and case-folded), matched against the
+    /// keys of title and description. The key, not the text as sent, is what the cursor is
+    /// bound to: `STRASSE` and `straße` are one query with one result.
     pub q: Option<String>,
     pub status: Option<Status>,
     /// Any of these (empty: all).
@@ -85,10 +88,12 @@ pub fn parse(query: Option<&str>) -> Result<ListParams, ApiError> {
         match name {
             "q" => {
                 let q = value.trim();
+                // Counted as sent: folding can lengthen a query (`ß` is `ss`) but not beyond a
+                // small factor, so this still bounds the scan's cost.
                 if q.chars().count() > MAX_Q_CHARS {
                     return Err(bad("q", format!("at most {MAX_Q_CHARS} characters")));
                 }
-                params.q = (!q.is_empty()).then(|| q.to_lowercase());
+                params.q = (!q.is_empty()).then(|| search::key(q));
             }
             "status" => {
                 params.status = Some(match value.as_str() {
@@ -312,6 +317,21 @@ mod tests {
         }
         let long_q = format!("q={}", "x".repeat(MAX_Q_CHARS + 1));
         assert_eq!(field_of(parse(Some(&long_q))), "q");
+    }
+
+    #[test]
+    fn q_is_kept_as_its_search_key_and_counted_as_sent() {
+        assert_eq!(parse(Some("q=STRA%C3%9FE")).unwrap().q.as_deref(), Some("strasse"));
+        // `ß` folds to two characters; the limit is on what the user typed.
+        let sharp = format!("q={}", "%C3%9F".repeat(MAX_Q_CHARS));
+        assert_eq!(parse(Some(&sharp)).unwrap().q.map(|q| q.chars().count()), Some(2 * MAX_Q_CHARS));
+        let too_long = format!("q={}", "%C3%9F".repeat(MAX_Q_CHARS + 1));
+        assert_eq!(field_of(parse(Some(&too_long))), "q");
+        // One search, one fingerprint: a cursor from `STRASSE` serves `straße`.
+        assert_eq!(
+            parse(Some("q=STRASSE")).unwrap().fingerprint(),
+            parse(Some("q=stra%C3%9Fe")).unwrap().fingerprint()
+        );
     }
 
     fn cursor_for(query: &str) -> Cursor {

@@ -1,5 +1,5 @@
-//! `GET /v1/tasks`: isolation, the Query API request, every filter and sort, keyset pagination
-//! across pages, and parameter errors.
+//! `GET /v1/tasks`: isolation, the Query API request, every filter and sort, Unicode search,
+//! keyset pagination across pages, and parameter errors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -121,6 +121,41 @@ async fn each_filter() {
     }
     // Task 1 is due 2026-12-01T08:00Z exactly: `due_before` is exclusive.
     assert_eq!(ids(&list(&h, "?due_before=2026-12-01T08:00:00.001Z&sort=due").await), vec![3, 1]);
+}
+
+/// `q` is a compatibility caseless match (src/search.rs): full case folding and Unicode
+/// normalisation of both sides, so spelling, case and encoding of the same text do not matter.
+#[tokio::test]
+async fn search_is_unicode_caseless() {
+    let h = Harness::start().await;
+    let mut cafe_nfd = task(3, "alice", "Errand");
+    cafe_nfd.description = "Beans from Cafe\u{301} Central".into();
+    let tasks = [
+        task(1, "alice", "Hauptstraße 5"),
+        task(2, "alice", "Café order"),
+        cafe_nfd,
+        task(4, "alice", "STRASSENFEST planen"),
+        task(5, "bob", "Hauptstraße 7"),
+    ];
+    for t in &tasks {
+        h.put_task(t);
+    }
+    let cases: [(&str, Vec<u128>); 5] = [
+        ("?q=STRASSE&sort=created", vec![1, 4]),
+        ("?q=stra%C3%9Fe&sort=created", vec![1, 4]),
+        ("?q=Hauptstrasse+5", vec![1]),
+        // "Café" sent decomposed (e + U+0301) and precomposed: each finds both spellings.
+        ("?q=Cafe%CC%81&sort=created", vec![2, 3]),
+        ("?q=CAF%C3%89&sort=created", vec![2, 3]),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(ids(&list(&h, query).await), expected, "{query}");
+    }
+    // One search however it is spelled: a cursor from `STRASSE` pages on under `straße`.
+    let first = list(&h, "?q=STRASSE&sort=created&limit=1").await;
+    assert_eq!(ids(&first), vec![1]);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    assert_eq!(ids(&list(&h, &format!("?q=stra%C3%9Fe&sort=created&limit=1&cursor={cursor}")).await), vec![4]);
 }
 
 #[tokio::test]
