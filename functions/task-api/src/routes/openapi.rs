@@ -344,7 +344,7 @@ mod generate {
                 "description": "Makes the create idempotent: the same key returns the same task.",
                 "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_CHARS, "pattern": "^[!-~]+$"}
             },
-            "q": {"name": "q", "in": "query", "description": "Substring of the title or the description, compared as Unicode compatibility caseless text (NFKC with full case folding): `STRASSE` finds `Straße`, and decomposed and precomposed accents match each other; accents are not ignored. At most 200 characters as sent.", "schema": {"type": "string", "maxLength": MAX_Q_CHARS}},
+            "q": {"name": "q", "in": "query", "description": format!("Substring of the title or the description, compared as Unicode compatibility caseless text (NFKC with full case folding): `STRASSE` finds `Straße`, and decomposed and precomposed accents match each other; accents are not ignored. At most {MAX_Q_CHARS} characters as sent."), "schema": {"type": "string", "maxLength": MAX_Q_CHARS}},
             "status": {"name": "status", "in": "query", "schema": schema_ref("Status")},
             "priority": {"name": "priority", "in": "query", "description": "Any of these (repeat the parameter, or separate with commas).", "style": "form", "explode": true, "schema": {"type": "array", "items": schema_ref("Priority")}},
             "tag": {"name": "tag", "in": "query", "description": "All of these tags (repeat the parameter).", "style": "form", "explode": true, "schema": {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS}}},
