@@ -16,13 +16,18 @@
 
 CONTROL_PLANE_PIDS=()
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+# free_port <variable>: sets it to a TCP port on 127.0.0.1 that nothing listens on now and that
+# no earlier call handed out (run in this shell, not in $(...): a subshell's $RANDOM may repeat
+# its parent's, and the ports handed out are remembered here).
+CONTROL_PLANE_PORTS=" "
 free_port() {
   local port
   while :; do
     port=$((20000 + RANDOM % 30000))
+    case "${CONTROL_PLANE_PORTS}" in *" ${port} "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
-      echo "${port}"
+      CONTROL_PLANE_PORTS+="${port} "
+      printf -v "$1" '%s' "${port}"
       return
     fi
   done
@@ -35,7 +40,10 @@ control_plane_start() {
   : "${ETCD:?run scripts/keda-platform.sh and source its keda-platform.env}" "${KUBE_APISERVER:?}" "${KUBECTL:?}"
   command -v openssl >/dev/null 2>&1 || apt_install openssl
   mkdir -p "${dir}" && chmod 0700 "${dir}"
-  etcd_port="$(free_port)" peer_port="$(free_port)" metrics_port="$(free_port)" api_port="$(free_port)"
+  free_port etcd_port
+  free_port peer_port
+  free_port metrics_port
+  free_port api_port
 
   "${ETCD}" --name control-plane --data-dir "${dir}/etcd" \
     --listen-client-urls "http://127.0.0.1:${etcd_port}" --advertise-client-urls "http://127.0.0.1:${etcd_port}" \
@@ -117,9 +125,14 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   . "${TODO_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-functions/platform}/keda-platform.env"
   KUBECTL="${KUBECTL:-$("${ROOT}/scripts/lint-tools.sh")/kubectl}"
   state="$(mktemp -d "${TMPDIR:-/tmp}/control-plane.XXXXXX")"
-  trap 'control_plane_stop; rm -rf "${state}"' EXIT
+  sleeper=""
+  trap 'kill ${sleeper} 2>/dev/null; control_plane_stop; rm -rf "${state}"' EXIT
   trap 'exit 130' INT TERM
   control_plane_start "${state}"
   log "KUBECONFIG=${KUBECONFIG} (Ctrl-C stops etcd and kube-apiserver)"
-  while :; do sleep 3600; done
+  while :; do
+    sleep 3600 &
+    sleeper=$!
+    wait "${sleeper}"
+  done
 fi
