@@ -27,6 +27,14 @@ run: ## Build and run the whole system on devhost (task-api on :8080); Ctrl-C st
 platform: ## Build and cache the real platform: daprd + Scheduler, Kafka, PostgreSQL (cold ~15 min, warm seconds)
 	bash scripts/platform.sh
 
+.PHONY: keda-platform
+keda-platform: ## Build and cache etcd, kube-apiserver and the KEDA operator + CRDs (cold ~20 min, warm seconds)
+	bash scripts/keda-platform.sh
+
+.PHONY: test-keda
+test-keda: ## Every rendered manifest server-side dry-run applied on a real kube-apiserver with the real CRDs
+	bash scripts/test-keda.sh
+
 .PHONY: run-dapr
 run-dapr: platform ## The same system on real daprd + Scheduler + Kafka + PostgreSQL; Ctrl-C stops it
 	$(CARGO) build --workspace --locked

@@ -38,6 +38,23 @@ require_env() {
   [ -n "${!name:-}" ] || die "${name} is not set: $2"
 }
 
+# as_root <command...>: runs it as root (directly, or through sudo).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
+    die "installing packages needs root: run as root or install them yourself: ${*: -1}"
+  fi
+}
+# apt_install <package...>: Debian packages (apt-get update once per script).
+apt_updated=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* with your package manager"
+  if [ "${apt_updated}" -eq 0 ]; then
+    as_root apt-get update -qq >&2
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
 load_versions() {
   # shellcheck source=/dev/null
   . "${ROOT}/manifests/platform/versions.env"

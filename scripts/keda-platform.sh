@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# `make keda-platform`: builds and caches a real Kubernetes control plane without a kubelet, for
+# checking the rendered manifests against a real API server and running the KEDA operator
+# against it (scripts/test-keda.sh). Versions from manifests/platform/versions.env:
+#   - etcd ETCD_VERSION, through the wrapper module platform/etcd/;
+#   - kube-apiserver KUBERNETES_VERSION, through the wrapper module platform/kube-apiserver/;
+#   - the KEDA operator KEDA_VERSION, built inside a copy of its published module
+#     (github.com/kedacore/keda/v2), so that its own replace block applies;
+#   - the CRDs the rendered manifests need, each from a pinned published Go module: KEDA's
+#     (config/crd/bases), Dapr's (DAPR_VERSION, charts/dapr/crds), the Prometheus Operator's
+#     (PROMETHEUS_OPERATOR_VERSION, example/prometheus-operator-crd) and CloudNativePG's
+#     (CNPG_VERSION, config/crd/bases). Strimzi's are published by no registry reachable here.
+# Everything lands outside the work tree, in TODO_PLATFORM_CACHE (default
+# ~/.cache/todo-functions/platform), one folder per version: a warm run only checks that the
+# files are there. Prints each cold build's time; writes ${CACHE}/keda-platform.env.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+load_versions
+
+CACHE="${TODO_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-functions/platform}"
+ETCD_DIR="${CACHE}/etcd-${ETCD_VERSION}"
+APISERVER_DIR="${CACHE}/kube-apiserver-${KUBERNETES_VERSION}"
+KEDA_DIR="${CACHE}/keda-${KEDA_VERSION}"
+mkdir -p "${CACHE}/build"
+started=$(date +%s)
+built=()
+
+require_tools "go|Go >= 1.26 is needed (KEDA ${KEDA_VERSION}'s go.mod says go 1.26.0): https://go.dev/dl/"
+export CGO_ENABLED=0 GOFLAGS="-buildvcs=false"
+
+# timed <what> <command...>: runs the command, then prints how long it took.
+timed() {
+  local what="$1" t0
+  shift
+  t0=$(date +%s)
+  "$@"
+  info "${what}: built in $(($(date +%s) - t0)) s"
+}
+
+# module_dir <module>@<version>: downloads a published module (Go module proxy) and prints the
+# read-only folder it was unpacked to.
+module_dir() {
+  local dir
+  dir="$(cd "${CACHE}/build" && GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  [ -n "${dir}" ] && [ -d "${dir}" ] || die "go mod download $1 gave no folder"
+  echo "${dir}"
+}
+
+# wrapper_copy <platform/<name>> <build folder>: a fresh copy of a wrapper module to build in.
+wrapper_copy() {
+  rm -rf "$2" && mkdir -p "$2"
+  cp "${ROOT}/$1"/go.mod "${ROOT}/$1"/go.sum "${ROOT}/$1"/*.go "$2/"
+}
+
+# --- etcd ------------------------------------------------------------------------------------
+build_etcd() {
+  if [ -x "${ETCD_DIR}/etcd" ]; then
+    info "etcd ${ETCD_VERSION}: cached in ${ETCD_DIR}"
+    return
+  fi
+  grep -q "go.etcd.io/etcd/server/v3 v${ETCD_VERSION}\$" "${ROOT}/platform/etcd/go.mod" ||
+    die "platform/etcd/go.mod does not require go.etcd.io/etcd/server/v3 v${ETCD_VERSION} (versions.env): update both together"
+  log "building etcd ${ETCD_VERSION} (cold: ~3 min on 2 cores)"
+  local src="${CACHE}/build/etcd-${ETCD_VERSION}"
+  wrapper_copy platform/etcd "${src}"
+  mkdir -p "${ETCD_DIR}.tmp"
+  (cd "${src}" && timed etcd go build -mod=readonly -trimpath -ldflags "-s -w" -o "${ETCD_DIR}.tmp/etcd" go.etcd.io/etcd/server/v3)
+  rm -rf "${ETCD_DIR}" && mv "${ETCD_DIR}.tmp" "${ETCD_DIR}"
+  built+=(etcd)
+}
+
+# --- kube-apiserver --------------------------------------------------------------------------
+build_apiserver() {
+  if [ -x "${APISERVER_DIR}/kube-apiserver" ]; then
+    info "kube-apiserver ${KUBERNETES_VERSION}: cached in ${APISERVER_DIR}"
+    return
+  fi
+  local module="${ROOT}/platform/kube-apiserver" staging minor="${KUBERNETES_VERSION#*.}"
+  grep -q "^require k8s.io/kubernetes v${KUBERNETES_VERSION}\$" "${module}/go.mod" ||
+    die "platform/kube-apiserver/go.mod does not require k8s.io/kubernetes v${KUBERNETES_VERSION} (versions.env): update both together"
+  staging="v0.${minor}"
+  log "building kube-apiserver ${KUBERNETES_VERSION} (cold: ~11 min on 2 cores)"
+  local src="${CACHE}/build/kube-apiserver-${KUBERNETES_VERSION}"
+  wrapper_copy platform/kube-apiserver "${src}"
+  # The replace block must be upstream's list of staging modules, each at its published version.
+  (cd "${src}" && GOFLAGS=-mod=mod go mod download "k8s.io/kubernetes@v${KUBERNETES_VERSION}")
+  local upstream
+  upstream="$(cd "${src}" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@v${KUBERNETES_VERSION}" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')"
+  diff <(grep -E '=> ./staging' "${upstream}" | awk -v v="${staging}" '{print "\t"$1" => "$1" "v}') \
+    <(grep -E '^	k8s.io/[^ ]+ => k8s.io/' "${module}/go.mod") >&2 ||
+    die "platform/kube-apiserver/go.mod's replace block differs from upstream's staging modules at ${staging} (regenerate it: see its header)"
+  local major="${KUBERNETES_VERSION%%.*}" kminor="${minor%%.*}"
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v${KUBERNETES_VERSION}"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=${major} -X k8s.io/component-base/version.gitMinor=${kminor}"
+  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  mkdir -p "${APISERVER_DIR}.tmp"
+  (cd "${src}" && timed kube-apiserver go build -mod=readonly -trimpath -ldflags "${ldflags}" \
+    -o "${APISERVER_DIR}.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+  rm -rf "${APISERVER_DIR}" && mv "${APISERVER_DIR}.tmp" "${APISERVER_DIR}"
+  built+=(kube-apiserver)
+}
+
+# --- KEDA operator and its CRDs --------------------------------------------------------------
+build_keda() {
+  if [ -x "${KEDA_DIR}/keda" ] && [ -f "${KEDA_DIR}/crds/keda.sh_scaledobjects.yaml" ]; then
+    info "KEDA ${KEDA_VERSION}: cached in ${KEDA_DIR}"
+    return
+  fi
+  log "building the KEDA operator ${KEDA_VERSION} (cold: ~6 min on 2 cores)"
+  local upstream src="${CACHE}/build/keda-${KEDA_VERSION}"
+  upstream="$(module_dir "github.com/kedacore/keda/v2@v${KEDA_VERSION}")"
+  # A writable copy of the published module: built as its own main module, its replace block
+  # (k8s.io and controller-runtime pins) applies as upstream builds it. Module zips carry no
+  # vendor/ folder, hence -mod=mod (go.sum is upstream's and is verified).
+  rm -rf "${src}" && cp -R "${upstream}" "${src}" && chmod -R u+w "${src}"
+  mkdir -p "${KEDA_DIR}.tmp/crds"
+  (cd "${src}" && timed keda go build -mod=mod -trimpath \
+    -ldflags "-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION} -X=github.com/kedacore/keda/v2/version.GitCommit=v${KEDA_VERSION}" \
+    -o "${KEDA_DIR}.tmp/keda" ./cmd/operator)
+  cp "${upstream}"/config/crd/bases/*.yaml "${KEDA_DIR}.tmp/crds/"
+  rm -rf "${KEDA_DIR}" && mv "${KEDA_DIR}.tmp" "${KEDA_DIR}"
+  rm -rf "${src}"
+  built+=(keda)
+}
+
+# --- CRDs of the other operators ---------------------------------------------------------------
+# copy_crds <folder> <module>@<version> <path in the module> [<file>...]: the module's CRD files
+# (all of that path, or only the files named) into <folder>.
+copy_crds() {
+  local dest="$1" module="$2" path="$3" upstream file
+  shift 3
+  if [ -f "${dest}/complete" ]; then
+    info "CRDs of ${module}: cached in ${dest}"
+    return
+  fi
+  upstream="$(module_dir "${module}")"
+  rm -rf "${dest}" && mkdir -p "${dest}"
+  if [ "$#" -eq 0 ]; then
+    cp "${upstream}/${path}"/*.yaml "${dest}/"
+  else
+    for file in "$@"; do cp "${upstream}/${path}/${file}" "${dest}/"; done
+  fi
+  touch "${dest}/complete"
+  info "CRDs of ${module}: $(find "${dest}" -name '*.yaml' | wc -l) files"
+}
+
+fetch_crds() {
+  log "CRDs"
+  copy_crds "${CACHE}/crds/dapr-${DAPR_VERSION}" "github.com/dapr/dapr@v${DAPR_VERSION}" charts/dapr/crds
+  # Only the kinds the manifests use: the others are large (Prometheus, Alertmanager) and unused.
+  copy_crds "${CACHE}/crds/prometheus-operator-${PROMETHEUS_OPERATOR_VERSION}" \
+    "github.com/prometheus-operator/prometheus-operator@v${PROMETHEUS_OPERATOR_VERSION}" example/prometheus-operator-crd \
+    monitoring.coreos.com_podmonitors.yaml monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml
+  copy_crds "${CACHE}/crds/cloudnative-pg-${CNPG_VERSION}" \
+    "github.com/cloudnative-pg/cloudnative-pg@v${CNPG_VERSION}" config/crd/bases postgresql.cnpg.io_clusters.yaml
+}
+
+build_etcd
+build_apiserver
+build_keda
+fetch_crds
+
+# What scripts/test-keda.sh and scripts/control-plane.sh read: the paths of this build.
+cat >"${CACHE}/keda-platform.env" <<ENV
+ETCD=${ETCD_DIR}/etcd
+KUBE_APISERVER=${APISERVER_DIR}/kube-apiserver
+KEDA_OPERATOR=${KEDA_DIR}/keda
+CRD_DIRS="${KEDA_DIR}/crds ${CACHE}/crds/dapr-${DAPR_VERSION} ${CACHE}/crds/prometheus-operator-${PROMETHEUS_OPERATOR_VERSION} ${CACHE}/crds/cloudnative-pg-${CNPG_VERSION}"
+ENV
+
+elapsed=$(($(date +%s) - started))
+log "KEDA platform ready in ${elapsed} s${built[*]:+ (built: ${built[*]})}: ${CACHE}/keda-platform.env"
+size() { du -sh "$1" | cut -f1; }
+info "etcd           $(size "${ETCD_DIR}/etcd")"
+info "kube-apiserver $(size "${APISERVER_DIR}/kube-apiserver")"
+info "keda           $(size "${KEDA_DIR}/keda")"
