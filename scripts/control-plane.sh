@@ -122,7 +122,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   "${ROOT}/scripts/keda-platform.sh"
   # shellcheck source=/dev/null
-  . "${TODO_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-functions/platform}/keda-platform.env"
+  . "${PLATFORM_CACHE}/keda-platform.env"
   KUBECTL="${KUBECTL:-$("${ROOT}/scripts/lint-tools.sh")/kubectl}"
   state="$(mktemp -d "${TMPDIR:-/tmp}/control-plane.XXXXXX")"
   sleeper=""

@@ -18,7 +18,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 load_versions
 
-CACHE="${TODO_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-functions/platform}"
+CACHE="${PLATFORM_CACHE}"
 ETCD_DIR="${CACHE}/etcd-${ETCD_VERSION}"
 APISERVER_DIR="${CACHE}/kube-apiserver-${KUBERNETES_VERSION}"
 KEDA_DIR="${CACHE}/keda-${KEDA_VERSION}"

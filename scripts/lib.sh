@@ -55,6 +55,11 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
 
+# Where `make platform` and `make keda-platform` cache what they build, one folder per version
+# (TODO_PLATFORM_CACHE overrides it).
+PLATFORM_CACHE="${TODO_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-functions/platform}"
+export PLATFORM_CACHE
+
 load_versions() {
   # shellcheck source=/dev/null
   . "${ROOT}/manifests/platform/versions.env"

@@ -13,7 +13,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 load_versions
 
-CACHE="${TODO_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-functions/platform}"
+CACHE="${PLATFORM_CACHE}"
 DAPR_DIR="${CACHE}/dapr-${DAPR_VERSION}"
 KAFKA_DIR="${CACHE}/kafka-${KAFKA_VERSION}"
 mkdir -p "${CACHE}"

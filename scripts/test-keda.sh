@@ -19,7 +19,7 @@ load_versions
 started=$(date +%s)
 "${ROOT}/scripts/keda-platform.sh"
 # shellcheck source=/dev/null
-. "${TODO_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-functions/platform}/keda-platform.env"
+. "${PLATFORM_CACHE}/keda-platform.env"
 # The pinned kubectl that renders the overlays everywhere (scripts/lint-requirements.txt).
 KUBECTL="$("${ROOT}/scripts/lint-tools.sh")/kubectl"
 k() { "${KUBECTL}" "$@"; }
