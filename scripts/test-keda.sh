@@ -11,6 +11,8 @@
 # minikube overlay, applied for real, must be Ready, or not Ready only because no Kafka broker runs here.
 # Not checked, listed on every run: Strimzi's kinds (Kafka, KafkaNodePool, KafkaUser), whose CRDs
 # no registry reachable here publishes (docs/deploy.md).
+# `make test-keda` then runs system-tests/tests/keda.rs: the same control plane and operator
+# (scripts/control-plane.sh --keda) scaling the functions on the real platform's Kafka lag.
 set -euo pipefail
 # shellcheck source=scripts/control-plane.sh
 . "$(dirname "$0")/control-plane.sh"
