@@ -8,8 +8,14 @@
 //! here because its port is chosen at start). The control plane and the operator are
 //! `scripts/control-plane.sh --keda`, the same code `make test-keda` runs for its dry run.
 //!
-//! Not covered here (yet): the reminder that wakes fire-reminder through its postgresql trigger,
-//! and 1 -> N (no kube-controller-manager runs, so the HPA KEDA creates is never reconciled).
+//! Two phases on one platform: a request published to `task-create` wakes create-task and then
+//! the `task-events` consumers, and all go back to 0; then a reminder due in a few minutes wakes
+//! fire-reminder from zero through its postgresql trigger (reminders due within 3 minutes)
+//! before it is due, and it fires on time. At idle the HPAs KEDA creates are checked against the
+//! ScaledObjects (bounds, metric, target).
+//!
+//! Not covered: 1 -> N (no kube-controller-manager runs, so those HPAs are never reconciled and
+//! KEDA itself only writes 0 or 1).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use chrono::{SecondsFormat, Utc};
 use reqwest::{Method, StatusCode};
 use serde_norway::Value;
 use system_tests::api::client;
@@ -134,7 +141,7 @@ fn secret_refs(value: &Value, refs: &mut BTreeSet<(String, String)>) {
 /// keda_reminders), then the ScaledObjects (KEDA reconciles one at once, and a Ready=False for a
 /// Secret created a moment later would stand until its next retry). Returns the Deployments
 /// that scale to zero.
-fn apply_overlay(kubelet: &Kubelet, platform: &Platform, dir: &Path) -> anyhow::Result<Vec<String>> {
+fn apply_overlay(kubelet: &Kubelet, platform: &Platform, dir: &Path) -> anyhow::Result<(Vec<String>, Vec<Value>)> {
     let docs = render(kubelet, &platform.kafka_bootstrap())?;
     let (scaled, rest): (Vec<&Value>, Vec<&Value>) = docs.iter().partition(|d| kind(d) == "ScaledObject");
     let write = |name: &str, docs: &[&Value]| -> anyhow::Result<PathBuf> {
@@ -178,7 +185,99 @@ fn apply_overlay(kubelet: &Kubelet, platform: &Platform, dir: &Path) -> anyhow::
         .filter(|so| so["spec"].get("minReplicaCount").and_then(Value::as_i64) == Some(0))
         .filter_map(|so| so["spec"]["scaleTargetRef"]["name"].as_str().map(str::to_owned))
         .collect();
-    Ok(workers)
+    Ok((workers, scaled.into_iter().cloned().collect()))
+}
+
+/// The HPA KEDA made for each ScaledObject (`keda-hpa-<name>`) against the ScaledObject:
+/// bounds (min 1: KEDA itself does 0 <-> 1; max = maxReplicaCount), one metric per trigger with
+/// the trigger's target (kafka: AverageValue lagThreshold; postgresql: AverageValue
+/// targetQueryValue; cpu: Utilization value), and the scale-down behaviour. Returns one line per
+/// HPA for the report.
+fn check_hpas(kubelet: &Kubelet, scaled: &[Value]) -> anyhow::Result<Vec<String>> {
+    let list: serde_json::Value =
+        serde_json::from_str(&kubelet.kubectl(&["get", "hpa", "-n", NAMESPACE, "-o", "json"])?)?;
+    let hpas: BTreeMap<&str, &serde_json::Value> = list["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter_map(|h| Some((h["metadata"]["name"].as_str()?, h)))
+        .collect();
+    let mut report = Vec::new();
+    for so in scaled {
+        let name = so["metadata"]["name"].as_str().context("a ScaledObject without a name")?;
+        let spec = &so["spec"];
+        let hpa = hpas.get(format!("keda-hpa-{name}").as_str()).with_context(|| format!("no HPA for {name}"))?;
+        let h = &hpa["spec"];
+        ensure!(h["scaleTargetRef"]["name"] == name, "{name}: HPA targets {}", h["scaleTargetRef"]);
+        let min = spec.get("minReplicaCount").and_then(Value::as_i64).unwrap_or(0).max(1);
+        let max = spec.get("maxReplicaCount").and_then(Value::as_i64).context("maxReplicaCount")?;
+        ensure!(
+            h["minReplicas"] == min && h["maxReplicas"] == max,
+            "{name}: HPA bounds {}..{}",
+            h["minReplicas"],
+            h["maxReplicas"]
+        );
+        let triggers = spec["triggers"].as_sequence().context("triggers")?;
+        let metrics = h["metrics"].as_array().context("HPA metrics")?;
+        ensure!(metrics.len() == triggers.len(), "{name}: {} metrics for {} triggers", metrics.len(), triggers.len());
+        let mut described = Vec::new();
+        for (i, (trigger, metric)) in triggers.iter().zip(metrics).enumerate() {
+            let kind = trigger["type"].as_str().context("trigger type")?;
+            let meta = &trigger["metadata"];
+            let (expected, got) = match kind {
+                "kafka" | "postgresql" => {
+                    let key = if kind == "kafka" { "lagThreshold" } else { "targetQueryValue" };
+                    let want = meta[key].as_str().context("the trigger's target")?;
+                    let metric_name = metric["external"]["metric"]["name"].as_str().unwrap_or_default();
+                    ensure!(
+                        metric["type"] == "External" && metric_name.starts_with(&format!("s{i}-{kind}")),
+                        "{name}: metric {i} is {metric}"
+                    );
+                    (
+                        format!("AverageValue {want}"),
+                        format!(
+                            "{} {}",
+                            metric["external"]["target"]["type"].as_str().unwrap_or("?"),
+                            metric["external"]["target"]["averageValue"].as_str().unwrap_or("?")
+                        ),
+                    )
+                }
+                "cpu" => {
+                    // With `containerName` the HPA measures that container alone (ContainerResource).
+                    let want = meta["value"].as_str().context("cpu value")?;
+                    let (key, container) = match meta.get("containerName").and_then(Value::as_str) {
+                        Some(container) => ("containerResource", Some(container)),
+                        None => ("resource", None),
+                    };
+                    let resource = &metric[key];
+                    ensure!(
+                        resource["name"] == "cpu" && resource["container"].as_str() == container,
+                        "{name}: metric {i} is {metric}"
+                    );
+                    let target = &resource["target"];
+                    (
+                        format!("Utilization {want}"),
+                        format!("{} {}", target["type"].as_str().unwrap_or("?"), target["averageUtilization"]),
+                    )
+                }
+                other => bail!("{name}: a {other} trigger this test does not know"),
+            };
+            ensure!(expected == got, "{name}: metric {i} ({kind}) targets {got}, the trigger says {expected}");
+            described.push(format!("{kind} {got}"));
+        }
+        let window =
+            spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"]
+                .as_i64();
+        if let Some(window) = window {
+            ensure!(
+                h["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == window,
+                "{name}: HPA scale-down window {}",
+                h["behavior"]["scaleDown"]
+            );
+        }
+        report.push(format!("{name}: {min}..{max}, {}", described.join(", ")));
+    }
+    Ok(report)
 }
 
 /// Each ScaledObject's Ready condition (`True`, `False: <message>`, or `none`).
@@ -246,7 +345,7 @@ struct Timings {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keda_scales_the_functions_from_zero_and_back_on_real_lag() -> anyhow::Result<()> {
+async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> anyhow::Result<()> {
     let setup = Setup::new(&[])?;
     let dir = std::env::temp_dir().join("todo-platform-tests").join("keda");
     Platform::kill_leftovers(&dir)?;
@@ -258,7 +357,12 @@ async fn keda_scales_the_functions_from_zero_and_back_on_real_lag() -> anyhow::R
     let mut platform =
         Platform::start(&setup.run_file, &dir, Options { no_functions: true, ..Options::default() }).await?;
     let mut kubelet = Kubelet::new(&control.kubectl, &control.kubeconfig, NAMESPACE);
-    let outcome = scenario(&setup, &mut platform, &mut kubelet, &dir).await;
+    let outcome = async {
+        let timings = scenario(&setup, &mut platform, &mut kubelet, &dir).await?;
+        let reminder = reminder_wakes_fire_reminder(&setup, &mut platform, &mut kubelet).await?;
+        anyhow::Ok((timings, reminder))
+    }
+    .await;
     if outcome.is_err() {
         eprintln!(
             "deployments:\n{}",
@@ -273,7 +377,7 @@ async fn keda_scales_the_functions_from_zero_and_back_on_real_lag() -> anyhow::R
     platform.stop()?;
     drop(control);
     stopped?;
-    let t = outcome.with_context(|| format!("logs in {}", logs.display()))?;
+    let (t, r) = outcome.with_context(|| format!("logs in {}", logs.display()))?;
     println!(
         "\nbackend: real platform (daprd 1.18.2, Kafka 4.1.1, KEDA 2.20.2), pollingInterval 1 s, cooldownPeriod 5 s"
     );
@@ -285,7 +389,116 @@ async fn keda_scales_the_functions_from_zero_and_back_on_real_lag() -> anyhow::R
         println!("  {app}: spec.replicas 1 seen at +{woke:.1} s, healthy at +{healthy:.1} s");
     }
     println!("  audit entry -> every worker back at 0 replicas:     {:.1} s", t.all_zero_after_audit);
+    println!("reminder due {:.0} s after its creation (postgresql trigger: due within 180 s):", r.due_in);
+    println!("  fire-reminder scheduled it and went back to 0 after: {:.1} s", r.back_to_zero);
+    println!(
+        "  woken by the postgresql trigger {:.1} s before it was due ({:.1} s after it entered the window)",
+        r.woken_before_due, r.woken_after_window
+    );
+    println!("  fired {} ms late; fire-reminder back at 0 {:.1} s after it fired", r.late_by_ms, r.zero_after_fired);
     Ok(())
+}
+
+/// What the reminder phase measured (seconds).
+#[derive(Debug)]
+struct ReminderTimings {
+    due_in: f64,
+    back_to_zero: f64,
+    woken_before_due: f64,
+    woken_after_window: f64,
+    late_by_ms: u64,
+    zero_after_fired: f64,
+}
+
+/// The shipped wake-up window of fire-reminder's postgresql trigger (keda/fire-reminder.yaml:
+/// reminders due within 3 minutes).
+const REMINDER_WINDOW: Duration = Duration::from_secs(180);
+/// How long before the window opens fire-reminder has to schedule the reminder and go back to
+/// zero (a few seconds with a 5 s cooldown).
+const REMINDER_LEAD: Duration = Duration::from_secs(40);
+
+/// Phase 2, everything at 0: a task with a reminder due in REMINDER_WINDOW + REMINDER_LEAD.
+/// fire-reminder wakes on the task event, schedules the reminder and goes back to 0; once the
+/// reminder is due within the window the postgresql trigger alone (no lag anywhere) wakes it
+/// again, before the reminder is due, and the reminder fires on time; then it goes back to 0.
+async fn reminder_wakes_fire_reminder(
+    setup: &Setup,
+    platform: &mut Platform,
+    kubelet: &mut Kubelet,
+) -> anyhow::Result<ReminderTimings> {
+    const APP: &str = "fire-reminder";
+    let (base, base_utc) = (Instant::now(), Utc::now());
+    let utc = move |at: Instant| {
+        base_utc + chrono::Duration::from_std(at.saturating_duration_since(base)).unwrap_or_default()
+    };
+    let api = setup.api(USER)?;
+    let due_in = REMINDER_WINDOW + REMINDER_LEAD;
+    let remind_at = Utc::now() + chrono::Duration::from_std(due_in)?;
+    let window_opens = remind_at - chrono::Duration::from_std(REMINDER_WINDOW)?;
+    let body = serde_json::json!({
+        "title": "wake fire-reminder",
+        "reminder": { "at": remind_at.to_rfc3339_opts(SecondsFormat::Millis, true) },
+    });
+    let created = api.post("/v1/tasks", Some(&body), StatusCode::CREATED).await?;
+    let task_id = created["id"].as_str().context("the created task's id")?.to_owned();
+    let path = format!("/v1/tasks/{task_id}/reminder");
+    drive(kubelet, platform, "the reminder scheduled by fire-reminder", Duration::from_secs(60), async |_, _| {
+        Ok((api.get(&path).await?["status"] == "scheduled").then_some(()))
+    })
+    .await?;
+    let asleep =
+        drive(kubelet, platform, "fire-reminder back at 0 after scheduling", Duration::from_secs(60), async |k, p| {
+            Ok((k.replicas()?.get(APP) == Some(&0) && !p.is_up(APP)?).then(Instant::now))
+        })
+        .await?;
+    ensure!(
+        utc(asleep) < window_opens,
+        "fire-reminder was not back at 0 before the reminder entered the trigger's window (raise REMINDER_LEAD)"
+    );
+    ensure!(api.get(&path).await?["status"] == "scheduled", "the reminder is no longer scheduled");
+    let lags = platform.lag().await?;
+    ensure!(lags.iter().filter(|l| l.group == APP).all(|l| l.lag == 0), "fire-reminder still has lag: {lags:?}");
+    let stops = kubelet.history().len();
+
+    // Only the postgresql trigger can wake it now.
+    let wake_timeout = due_in + Duration::from_secs(30);
+    let woke =
+        drive(kubelet, platform, "fire-reminder woken by the reminder coming due", wake_timeout, async |k, _| {
+            Ok(k.history()[stops..].iter().find(|c| c.app == APP && c.started).cloned())
+        })
+        .await?;
+    let others: Vec<String> =
+        kubelet.history()[stops..].iter().filter(|c| c.app != APP).map(|c| c.app.clone()).collect();
+    ensure!(others.is_empty(), "other functions woke while only the reminder was pending: {others:?}");
+    let woke_at = utc(woke.seen);
+    ensure!(woke_at < remind_at, "fire-reminder woke at {woke_at}, after the reminder was due ({remind_at})");
+    // Not before the window opened (one polling interval of slack for the clocks' conversion).
+    ensure!(
+        woke_at >= window_opens - chrono::Duration::seconds(1),
+        "fire-reminder woke at {woke_at}, before the reminder entered the window ({window_opens}): not the postgresql trigger"
+    );
+
+    let fired = drive(kubelet, platform, "the reminder to fire", due_in + Duration::from_secs(60), async |_, _| {
+        let reminder = api.get(&path).await?;
+        Ok((reminder["status"] == "fired").then(|| (reminder, Instant::now())))
+    })
+    .await?;
+    let late_by_ms = fired.0["late_by_ms"].as_u64().context("late_by_ms of the fired reminder")?;
+    // On time: the Scheduler fires the job at its time to the sidecar that is already up.
+    ensure!(late_by_ms <= 2_000, "the reminder fired {late_by_ms} ms late");
+    let zero =
+        drive(kubelet, platform, "fire-reminder back at 0 after firing", Duration::from_secs(60), async |k, p| {
+            Ok((k.replicas()?.get(APP) == Some(&0) && !p.is_up(APP)?).then(Instant::now))
+        })
+        .await?;
+    Ok(ReminderTimings {
+        due_in: due_in.as_secs_f64(),
+        back_to_zero: secs(base, asleep),
+        woken_before_due: (remind_at - woke_at).num_milliseconds() as f64 / 1000.0,
+        woken_after_window: (woke_at - window_opens).num_milliseconds() as f64 / 1000.0,
+        late_by_ms,
+        zero_after_fired: secs(fired.1, zero),
+    })
 }
 
 async fn scenario(
@@ -295,7 +508,7 @@ async fn scenario(
     dir: &Path,
 ) -> anyhow::Result<Timings> {
     let publisher = platform.start_publisher(TASK_CREATE_PUBLISHER).await?;
-    let workers = apply_overlay(kubelet, platform, dir)?;
+    let (workers, scaled) = apply_overlay(kubelet, platform, dir)?;
     let expected: BTreeSet<&str> = ["create-task", "on-task-completed", "fire-reminder", "audit-writer"].into();
     ensure!(
         workers.iter().map(String::as_str).collect::<BTreeSet<_>>() == expected,
@@ -321,6 +534,9 @@ async fn scenario(
     )
     .await?;
     println!("idle: every worker at 0 replicas, every ScaledObject Ready, after {:.1} s", idle.elapsed().as_secs_f64());
+    for line in check_hpas(kubelet, &scaled)? {
+        println!("  HPA {line}");
+    }
 
     // The kubelet's first pass starts task-api (minReplicaCount 1) and nothing else.
     let first = kubelet.reconcile(platform).await?;
