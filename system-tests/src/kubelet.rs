@@ -110,12 +110,14 @@ impl Kubelet {
             let up = platform.is_up(app)?;
             if replicas >= 1 && !up {
                 platform.start_app(app).await.with_context(|| format!("starting {app} (spec.replicas {replicas})"))?;
+                let done = Instant::now();
                 self.set_status(app, 1)?;
-                changes.push(Change { app: app.clone(), wanted: replicas, started: true, seen, done: Instant::now() });
+                changes.push(Change { app: app.clone(), wanted: replicas, started: true, seen, done });
             } else if replicas == 0 && up {
                 platform.stop_app(app, GRACE)?;
+                let done = Instant::now();
                 self.set_status(app, 0)?;
-                changes.push(Change { app: app.clone(), wanted: 0, started: false, seen, done: Instant::now() });
+                changes.push(Change { app: app.clone(), wanted: 0, started: false, seen, done });
             }
         }
         self.history.extend(changes.iter().cloned());

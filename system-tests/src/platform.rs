@@ -768,12 +768,23 @@ impl Platform {
     /// Starts `id`'s daprd.
     pub fn start_daprd(&mut self, id: &str) -> anyhow::Result<()> {
         let app = self.app(id)?.clone();
+        let ports = [app.http_port, app.grpc_port, app.internal_grpc_port, app.metrics_port];
+        let mut daprd = self.daprd_command(id, ports);
+        daprd.args(["--app-port", &app.app_port.to_string(), "--app-protocol", "http"]);
+        let proc = Proc::spawn(&format!("daprd-{id}"), daprd, &self.logs)?;
+        self.daprds.insert(id.to_owned(), proc);
+        self.record_pids()
+    }
+
+    /// daprd for app-id `id` on `[http, grpc, internal grpc, metrics]` ports, without an app
+    /// port (the caller adds one for an app).
+    fn daprd_command(&self, id: &str, [http, grpc, internal_grpc, metrics]: [u16; 4]) -> Command {
         let mut daprd = Command::new(&self.paths.daprd);
         daprd
-            .args(["--app-id", &app.id, "--app-port", &app.app_port.to_string(), "--app-protocol", "http"])
-            .args(["--dapr-http-port", &app.http_port.to_string(), "--dapr-grpc-port", &app.grpc_port.to_string()])
-            .args(["--dapr-internal-grpc-port", &app.internal_grpc_port.to_string()])
-            .args(["--metrics-port", &app.metrics_port.to_string()])
+            .args(["--app-id", id])
+            .args(["--dapr-http-port", &http.to_string(), "--dapr-grpc-port", &grpc.to_string()])
+            .args(["--dapr-internal-grpc-port", &internal_grpc.to_string()])
+            .args(["--metrics-port", &metrics.to_string()])
             .arg("--resources-path")
             .arg(&self.resources)
             .args(["--scheduler-host-address", &format!("127.0.0.1:{}", self.ports.scheduler)])
@@ -784,9 +795,7 @@ impl Platform {
             // Kubernetes runs the functions in namespace `todo`; the same here.
             .env("NAMESPACE", "todo")
             .envs(self.tokens(id));
-        let proc = Proc::spawn(&format!("daprd-{id}"), daprd, &self.logs)?;
-        self.daprds.insert(id.to_owned(), proc);
-        self.record_pids()
+        daprd
     }
 
     /// Starts `id`'s function binary. An app without a `command` is external (a test serves it
@@ -869,22 +878,8 @@ impl Platform {
     pub async fn start_publisher(&mut self, id: &str) -> anyhow::Result<String> {
         self.app(id)?;
         let name = format!("{id}-publisher");
-        let (http_port, grpc_port, internal_grpc_port, metrics_port) =
-            (free_port()?, free_port()?, free_port()?, free_port()?);
-        let mut daprd = Command::new(&self.paths.daprd);
-        daprd
-            .args(["--app-id", id])
-            .args(["--dapr-http-port", &http_port.to_string(), "--dapr-grpc-port", &grpc_port.to_string()])
-            .args(["--dapr-internal-grpc-port", &internal_grpc_port.to_string()])
-            .args(["--metrics-port", &metrics_port.to_string()])
-            .arg("--resources-path")
-            .arg(&self.resources)
-            .args(["--scheduler-host-address", &format!("127.0.0.1:{}", self.ports.scheduler)])
-            .args(["--placement-host-address", ""])
-            .args(["--log-level", self.options.dapr_log_level.as_deref().unwrap_or("info")])
-            .env("TODO_PG_CONNECTION_STRING", self.daprd_postgres_url(id))
-            .env("NAMESPACE", "todo")
-            .envs(self.tokens(id));
+        let http_port = free_port()?;
+        let daprd = self.daprd_command(id, [http_port, free_port()?, free_port()?, free_port()?]);
         let proc = Proc::spawn(&format!("daprd-{name}"), daprd, &self.logs)?;
         self.daprds.insert(name.clone(), proc);
         self.record_pids()?;

@@ -342,6 +342,8 @@ struct Timings {
     audited: f64,
     all_zero_after_audit: f64,
     woken: Vec<(String, f64, f64)>,
+    /// The Deployments that scale to zero.
+    workers: Vec<String>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,7 +361,7 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
     let mut kubelet = Kubelet::new(&control.kubectl, &control.kubeconfig, NAMESPACE);
     let outcome = async {
         let timings = scenario(&setup, &mut platform, &mut kubelet, &dir).await?;
-        let reminder = reminder_wakes_fire_reminder(&setup, &mut platform, &mut kubelet).await?;
+        let reminder = reminder_wakes_fire_reminder(&setup, &mut platform, &mut kubelet, &timings.workers).await?;
         anyhow::Ok((timings, reminder))
     }
     .await;
@@ -390,7 +392,7 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
     }
     println!("  audit entry -> every worker back at 0 replicas:     {:.1} s", t.all_zero_after_audit);
     println!("reminder due {:.0} s after its creation (postgresql trigger: due within 180 s):", r.due_in);
-    println!("  fire-reminder scheduled it and went back to 0 after: {:.1} s", r.back_to_zero);
+    println!("  fire-reminder scheduled it, every worker back at 0 after: {:.1} s", r.back_to_zero);
     println!(
         "  woken by the postgresql trigger {:.1} s before it was due ({:.1} s after it entered the window)",
         r.woken_before_due, r.woken_after_window
@@ -425,6 +427,7 @@ async fn reminder_wakes_fire_reminder(
     setup: &Setup,
     platform: &mut Platform,
     kubelet: &mut Kubelet,
+    workers: &[String],
 ) -> anyhow::Result<ReminderTimings> {
     const APP: &str = "fire-reminder";
     let (base, base_utc) = (Instant::now(), Utc::now());
@@ -446,14 +449,21 @@ async fn reminder_wakes_fire_reminder(
         Ok((api.get(&path).await?["status"] == "scheduled").then_some(()))
     })
     .await?;
+    // The task event woke every task-events consumer: all of them back at 0 and stopped.
     let asleep =
-        drive(kubelet, platform, "fire-reminder back at 0 after scheduling", Duration::from_secs(60), async |k, p| {
-            Ok((k.replicas()?.get(APP) == Some(&0) && !p.is_up(APP)?).then(Instant::now))
+        drive(kubelet, platform, "every worker back at 0 after scheduling", Duration::from_secs(60), async |k, p| {
+            let replicas = k.replicas()?;
+            for w in workers {
+                if replicas.get(w) != Some(&0) || p.is_up(w)? {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(Instant::now()))
         })
         .await?;
     ensure!(
         utc(asleep) < window_opens,
-        "fire-reminder was not back at 0 before the reminder entered the trigger's window (raise REMINDER_LEAD)"
+        "the workers were not back at 0 before the reminder entered the trigger's window (raise REMINDER_LEAD)"
     );
     ensure!(api.get(&path).await?["status"] == "scheduled", "the reminder is no longer scheduled");
     let lags = platform.lag().await?;
@@ -618,5 +628,6 @@ async fn scenario(
         audited: secs(published, audited),
         all_zero_after_audit: secs(audited, zero),
         woken,
+        workers,
     })
 }
