@@ -201,7 +201,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   KUBECTL="${KUBECTL:-$("${ROOT}/scripts/lint-tools.sh")/kubectl}"
   state="$(mktemp -d "${TMPDIR:-/tmp}/control-plane.XXXXXX")"
   sleeper=""
-  trap 'kill ${sleeper} 2>/dev/null; control_plane_stop; rm -rf "${state}"' EXIT
+  trap 'kill ${sleeper} 2>/dev/null || true; control_plane_stop; rm -rf "${state}"' EXIT
   trap 'exit 130' INT TERM
   control_plane_start "${state}"
   if [ "${with_keda}" = 1 ]; then
@@ -213,8 +213,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     mv "${env_file}.tmp" "${env_file}"
   fi
   log "KUBECONFIG=${KUBECONFIG} (Ctrl-C stops everything this started)"
-  while :; do
-    sleep 3600 &
+  # Up until Ctrl-C or SIGTERM, or until the process that started it is gone: a test killed
+  # before its clean-up ran leaves no etcd, kube-apiserver or KEDA behind.
+  parent="${PPID}"
+  while kill -0 "${parent}" 2>/dev/null; do
+    sleep 1 &
     sleeper=$!
     wait "${sleeper}"
   done
