@@ -380,8 +380,14 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
     drop(control);
     stopped?;
     let (t, r) = outcome.with_context(|| format!("logs in {}", logs.display()))?;
+    let versions = std::fs::read_to_string(workspace_root().join("manifests/platform/versions.env"))?;
+    let version =
+        |name: &str| versions.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).unwrap_or("?").to_owned();
     println!(
-        "\nbackend: real platform (daprd 1.18.2, Kafka 4.1.1, KEDA 2.20.2), pollingInterval 1 s, cooldownPeriod 5 s"
+        "\nbackend: real platform (daprd {}, Kafka {}, KEDA {}), pollingInterval 1 s, cooldownPeriod 5 s",
+        version("DAPR_VERSION"),
+        version("KAFKA_VERSION"),
+        version("KEDA_VERSION")
     );
     println!("  first message -> create-task spec.replicas 1 (seen): {:.1} s", t.publish_to_replicas);
     println!("  create-task pair start (function + daprd healthy):   {:.1} s", t.pair_start);
