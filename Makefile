@@ -32,8 +32,10 @@ keda-platform: ## Build and cache etcd, kube-apiserver and the KEDA operator + C
 	bash scripts/keda-platform.sh
 
 .PHONY: test-keda
-test-keda: ## Every rendered manifest server-side dry-run applied on a real kube-apiserver with the real CRDs
+test-keda: platform ## Rendered manifests dry-run on a real kube-apiserver; then KEDA scales the functions 0 -> 1 -> 0 on real lag
 	bash scripts/test-keda.sh
+	$(CARGO) build --workspace --locked
+	$(CARGO) test --locked -p system-tests --features platform --test keda -- --test-threads=1 --nocapture
 
 .PHONY: run-dapr
 run-dapr: platform ## The same system on real daprd + Scheduler + Kafka + PostgreSQL; Ctrl-C stops it

@@ -3,10 +3,15 @@
 # built by scripts/keda-platform.sh, in a temporary folder, with the flags envtest uses.
 #
 # Sourced (scripts/test-keda.sh): `control_plane_start <dir>` starts both, waits for /readyz and
-# writes <dir>/kubeconfig (exported as KUBECONFIG); `control_plane_stop` stops them by PID (the
-# caller traps EXIT). Run directly, it starts one and waits until Ctrl-C:
+# writes <dir>/kubeconfig (exported as KUBECONFIG); `control_plane_crds` applies every CRD of
+# keda-platform.env; `keda_operator_start <dir>` runs the KEDA operator out of cluster against
+# it; `control_plane_stop` stops them all by PID (the caller traps EXIT). Run directly, it starts
+# one and waits until Ctrl-C (or SIGTERM):
 #
 #   scripts/control-plane.sh        # then: KUBECONFIG=<printed path> kubectl get ns
+#   scripts/control-plane.sh --keda --env-file <file>
+#       # also the CRDs and the KEDA operator; once all is ready, writes KUBECONFIG=... and
+#       # KUBECTL=... to <file> (in one rename), which a test waits for (system-tests/tests/keda.rs)
 #
 # Needs KUBECTL (a kubectl binary) and the binaries of ${TODO_PLATFORM_CACHE}/keda-platform.env.
 # The admin's bearer token is random, lives only in <dir> (mode 0700) and is never printed.
@@ -107,6 +112,64 @@ KUBECONFIG
   info "control plane ready in $((($(date +%s%N) - t0) / 1000000)) ms: kube-apiserver https://127.0.0.1:${api_port}, etcd :${etcd_port}"
 }
 
+# control_plane_crds: applies the CRDs of CRD_DIRS (KEDA, Dapr, Prometheus Operator,
+# CloudNativePG) for real and waits until they are established.
+control_plane_crds() {
+  local dir
+  # shellcheck disable=SC2086 # CRD_DIRS is a list of folders
+  for dir in ${CRD_DIRS:?}; do
+    "${KUBECTL}" apply --server-side --field-manager=control-plane -f "${dir}" -o name | sed 's/^/    /' >&2
+  done
+  "${KUBECTL}" wait --for condition=Established --timeout=60s crd --all >/dev/null
+}
+
+# http_status <port> <path>: the HTTP status code of GET http://127.0.0.1:<port><path> (bash only).
+http_status() {
+  local status
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+  read -r _ status _ <&3 || true
+  exec 3<&-
+  echo "${status:-none}"
+}
+
+# keda_operator_start <dir>: the KEDA operator, out of cluster as KEDA's `make run` runs it,
+# against the API server of KUBECONFIG (its CRDs applied), with a self-made certificate folder
+# for its metrics service in <dir>/keda-certs and its log in <dir>/keda.log; returns once its
+# /readyz answers 200.
+keda_operator_start() {
+  local dir="$1" certs="$1/keda-certs" probe_port="" metrics_port="" service_port="" t0 waited=0
+  : "${KEDA_OPERATOR:?run scripts/keda-platform.sh and source its keda-platform.env}"
+  mkdir -p "${certs}"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=keda-test-ca \
+    -keyout "${certs}/ca.key" -out "${certs}/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=keda-operator -keyout "${certs}/tls.key" \
+    -out "${certs}/tls.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"${certs}/san.ext"
+  openssl x509 -req -in "${certs}/tls.csr" -CA "${certs}/ca.crt" -CAkey "${certs}/ca.key" \
+    -CAcreateserial -days 1 -extfile "${certs}/san.ext" -out "${certs}/tls.crt" 2>/dev/null
+  "${KUBECTL}" create namespace keda -o name >/dev/null
+  free_port probe_port
+  free_port metrics_port
+  free_port service_port
+  t0=$(date +%s%N)
+  env WATCH_NAMESPACE="" KEDA_CLUSTER_OBJECT_NAMESPACE=keda POD_NAMESPACE=keda \
+    "${KEDA_OPERATOR}" --metrics-bind-address "127.0.0.1:${metrics_port}" \
+    --health-probe-bind-address "127.0.0.1:${probe_port}" \
+    --metrics-service-bind-address "127.0.0.1:${service_port}" --cert-dir "${certs}" \
+    >"${dir}/keda.log" 2>&1 &
+  CONTROL_PLANE_PIDS+=("$!")
+  until [ "$(http_status "${probe_port}" /readyz 2>/dev/null)" = 200 ]; do
+    sleep 0.2
+    waited=$((waited + 1))
+    if [ "${waited}" -ge 300 ] || ! kill -0 "${CONTROL_PLANE_PIDS[-1]}" 2>/dev/null; then
+      tail -n 30 "${dir}/keda.log" >&2
+      die "the KEDA operator did not become ready"
+    fi
+  done
+  info "KEDA operator ready in $((($(date +%s%N) - t0) / 1000000)) ms"
+}
+
 # control_plane_stop: stops what control_plane_start started, the API server first.
 control_plane_stop() {
   local i pid
@@ -120,18 +183,41 @@ control_plane_stop() {
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
+  with_keda=0 env_file=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --keda) with_keda=1 ;;
+      --env-file)
+        env_file="${2:?--env-file needs a path}"
+        shift
+        ;;
+      *) die "unknown argument $1 (use: [--keda] [--env-file <file>])" ;;
+    esac
+    shift
+  done
   "${ROOT}/scripts/keda-platform.sh"
   # shellcheck source=/dev/null
   . "${PLATFORM_CACHE}/keda-platform.env"
   KUBECTL="${KUBECTL:-$("${ROOT}/scripts/lint-tools.sh")/kubectl}"
   state="$(mktemp -d "${TMPDIR:-/tmp}/control-plane.XXXXXX")"
   sleeper=""
-  trap 'kill ${sleeper} 2>/dev/null; control_plane_stop; rm -rf "${state}"' EXIT
+  trap 'kill ${sleeper} 2>/dev/null || true; control_plane_stop; rm -rf "${state}"' EXIT
   trap 'exit 130' INT TERM
   control_plane_start "${state}"
-  log "KUBECONFIG=${KUBECONFIG} (Ctrl-C stops etcd and kube-apiserver)"
-  while :; do
-    sleep 3600 &
+  if [ "${with_keda}" = 1 ]; then
+    control_plane_crds
+    keda_operator_start "${state}"
+  fi
+  if [ -n "${env_file}" ]; then
+    printf 'KUBECONFIG=%s\nKUBECTL=%s\nKEDA_LOG=%s\n' "${KUBECONFIG}" "${KUBECTL}" "${state}/keda.log" >"${env_file}.tmp"
+    mv "${env_file}.tmp" "${env_file}"
+  fi
+  log "KUBECONFIG=${KUBECONFIG} (Ctrl-C stops everything this started)"
+  # Up until Ctrl-C or SIGTERM, or until the process that started it is gone: a test killed
+  # before its clean-up ran leaves no etcd, kube-apiserver or KEDA behind.
+  parent="${PPID}"
+  while kill -0 "${parent}" 2>/dev/null; do
+    sleep 1 &
     sleeper=$!
     wait "${sleeper}"
   done

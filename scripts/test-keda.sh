@@ -11,6 +11,8 @@
 # minikube overlay, applied for real, must be Ready, or not Ready only because no Kafka broker runs here.
 # Not checked, listed on every run: Strimzi's kinds (Kafka, KafkaNodePool, KafkaUser), whose CRDs
 # no registry reachable here publishes (docs/deploy.md).
+# `make test-keda` then runs system-tests/tests/keda.rs: the same control plane and operator
+# (scripts/control-plane.sh --keda) scaling the functions on the real platform's Kafka lag.
 set -euo pipefail
 # shellcheck source=scripts/control-plane.sh
 . "$(dirname "$0")/control-plane.sh"
@@ -51,11 +53,7 @@ log "Control plane"
 control_plane_start "${work}/cluster"
 
 log "CRDs"
-# shellcheck disable=SC2086 # CRD_DIRS is a list of folders
-for dir in ${CRD_DIRS}; do
-  k apply --server-side --field-manager=test-keda -f "${dir}" -o name | sed 's/^/    /' >&2
-done
-k wait --for condition=Established --timeout=60s crd --all >/dev/null
+control_plane_crds
 
 log "Namespaces (created for real)"
 namespaces="$(cat "${out}"/*.yaml | awk '/^kind: Namespace$/ {ns=1} /^  name:/ && ns {print $2; ns=0} /^  namespace:/ {print $2}' | sort -u)"
@@ -108,52 +106,12 @@ printf '%s\n' "${skipped}" >&2
 
 [ "${failed}" -eq 0 ] || die "some objects were rejected (above)"
 
-# http_status <port> <path>: the HTTP status code of GET http://127.0.0.1:<port><path> (bash only).
-http_status() {
-  local status
-  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-  read -r _ status _ <&3 || true
-  exec 3<&-
-  echo "${status:-none}"
-}
-
 # The KEDA operator, out of cluster as KEDA's `make run` runs it, against this API server; the
 # minikube overlay applied for real; every ScaledObject must get a Ready condition, True, or False
 # only because no Kafka broker runs here (the scaler dials it after parsing the trigger).
 if [ "${RUN_KEDA_OPERATOR:-1}" = 1 ]; then
   log "KEDA operator ${KEDA_VERSION} (out of cluster)"
-  certs="${work}/keda-certs"
-  mkdir -p "${certs}"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=keda-test-ca \
-    -keyout "${certs}/ca.key" -out "${certs}/ca.crt" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj /CN=keda-operator -keyout "${certs}/tls.key" \
-    -out "${certs}/tls.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"${certs}/san.ext"
-  openssl x509 -req -in "${certs}/tls.csr" -CA "${certs}/ca.crt" -CAkey "${certs}/ca.key" \
-    -CAcreateserial -days 1 -extfile "${certs}/san.ext" -out "${certs}/tls.crt" 2>/dev/null
-  k create namespace keda -o name >/dev/null
-  probe_port="" metrics_port="" service_port=""
-  free_port probe_port
-  free_port metrics_port
-  free_port service_port
-  t0=$(date +%s%N)
-  env WATCH_NAMESPACE="" KEDA_CLUSTER_OBJECT_NAMESPACE=keda POD_NAMESPACE=keda \
-    "${KEDA_OPERATOR}" --metrics-bind-address "127.0.0.1:${metrics_port}" \
-    --health-probe-bind-address "127.0.0.1:${probe_port}" \
-    --metrics-service-bind-address "127.0.0.1:${service_port}" --cert-dir "${certs}" \
-    >"${work}/keda.log" 2>&1 &
-  CONTROL_PLANE_PIDS+=("$!")
-  waited=0
-  until [ "$(http_status "${probe_port}" /readyz 2>/dev/null)" = 200 ]; do
-    sleep 0.2
-    waited=$((waited + 1))
-    if [ "${waited}" -ge 300 ] || ! kill -0 "${CONTROL_PLANE_PIDS[-1]}" 2>/dev/null; then
-      tail -n 30 "${work}/keda.log" >&2
-      die "the KEDA operator did not become ready"
-    fi
-  done
-  info "KEDA operator ready in $((($(date +%s%N) - t0) / 1000000)) ms"
+  keda_operator_start "${work}"
 
   log "The minikube overlay applied for real; the ScaledObjects' conditions"
   # The ScaledObjects go in last, once the Secrets they need exist: KEDA reconciles a

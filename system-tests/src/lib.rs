@@ -14,6 +14,8 @@
 //!   or as the `devhost` binary.
 //! - [`platform`]: the same system on the real platform: PostgreSQL, a Kafka broker, the Dapr
 //!   Scheduler and a real daprd beside each function, as processes built by `make platform`.
+//! - [`kubelet`]: plays kubelet for the function Deployments of a real API server: runs as
+//!   many (function + daprd) pairs on the [`platform`] as KEDA asks for (0 or 1).
 //! - [`system`]: one system under test on either backend (devhost, in this process or as a
 //!   binary, or the real platform), so that a scenario is written once for both.
 //! - [`scenarios`]: the end-to-end and fault scenarios that run on both backends
@@ -23,6 +25,7 @@
 pub mod api;
 pub mod host;
 pub mod kafka;
+pub mod kubelet;
 pub mod kustomize;
 pub mod platform;
 pub mod scenario;

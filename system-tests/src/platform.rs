@@ -192,6 +192,10 @@ pub struct Options {
     /// `manifests/base/postgres/roles.sql` ([`postgres_role`]), as on Kubernetes, instead of as
     /// the superuser.
     pub postgres_roles: bool,
+    /// Start no function and no daprd: the platform alone (PostgreSQL, Kafka, Scheduler), and
+    /// each app's pair is started and stopped on demand ([`Platform::start_app`],
+    /// [`Platform::stop_app`]), as `crate::kubelet` does for the replicas KEDA asks for.
+    pub no_functions: bool,
 }
 
 /// The PostgreSQL role of `manifests/base/postgres/roles.sql` that app `app_id` logs in as:
@@ -284,7 +288,11 @@ impl Platform {
         platform.apply_roles()?;
         platform.wait_kafka().await?;
         platform.wait_scheduler().await?;
-        let ids: Vec<String> = platform.apps.iter().map(|a| a.id.clone()).collect();
+        let ids: Vec<String> = if platform.options.no_functions {
+            Vec::new()
+        } else {
+            platform.apps.iter().map(|a| a.id.clone()).collect()
+        };
         for id in &ids {
             platform.start_function(id)?;
         }
@@ -760,12 +768,23 @@ impl Platform {
     /// Starts `id`'s daprd.
     pub fn start_daprd(&mut self, id: &str) -> anyhow::Result<()> {
         let app = self.app(id)?.clone();
+        let ports = [app.http_port, app.grpc_port, app.internal_grpc_port, app.metrics_port];
+        let mut daprd = self.daprd_command(id, ports);
+        daprd.args(["--app-port", &app.app_port.to_string(), "--app-protocol", "http"]);
+        let proc = Proc::spawn(&format!("daprd-{id}"), daprd, &self.logs)?;
+        self.daprds.insert(id.to_owned(), proc);
+        self.record_pids()
+    }
+
+    /// daprd for app-id `id` on `[http, grpc, internal grpc, metrics]` ports, without an app
+    /// port (the caller adds one for an app).
+    fn daprd_command(&self, id: &str, [http, grpc, internal_grpc, metrics]: [u16; 4]) -> Command {
         let mut daprd = Command::new(&self.paths.daprd);
         daprd
-            .args(["--app-id", &app.id, "--app-port", &app.app_port.to_string(), "--app-protocol", "http"])
-            .args(["--dapr-http-port", &app.http_port.to_string(), "--dapr-grpc-port", &app.grpc_port.to_string()])
-            .args(["--dapr-internal-grpc-port", &app.internal_grpc_port.to_string()])
-            .args(["--metrics-port", &app.metrics_port.to_string()])
+            .args(["--app-id", id])
+            .args(["--dapr-http-port", &http.to_string(), "--dapr-grpc-port", &grpc.to_string()])
+            .args(["--dapr-internal-grpc-port", &internal_grpc.to_string()])
+            .args(["--metrics-port", &metrics.to_string()])
             .arg("--resources-path")
             .arg(&self.resources)
             .args(["--scheduler-host-address", &format!("127.0.0.1:{}", self.ports.scheduler)])
@@ -776,9 +795,7 @@ impl Platform {
             // Kubernetes runs the functions in namespace `todo`; the same here.
             .env("NAMESPACE", "todo")
             .envs(self.tokens(id));
-        let proc = Proc::spawn(&format!("daprd-{id}"), daprd, &self.logs)?;
-        self.daprds.insert(id.to_owned(), proc);
-        self.record_pids()
+        daprd
     }
 
     /// Starts `id`'s function binary. An app without a `command` is external (a test serves it
@@ -821,6 +838,63 @@ impl Platform {
             if Instant::now() > deadline {
                 let tail = self.daprds.get(id).map(|p| p.tail(30)).unwrap_or_default();
                 bail!("daprd of {id} not healthy within {READY:?}; the end of its log:\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts `id`'s function and its daprd, and returns once the sidecar is healthy (what a
+    /// kubelet does for one replica of a Deployment with its readiness probe).
+    pub async fn start_app(&mut self, id: &str) -> anyhow::Result<()> {
+        self.start_function(id)?;
+        self.start_daprd(id)?;
+        self.wait_app(id).await
+    }
+
+    /// Stops `id`'s pair gracefully, as a pod is deleted: SIGTERM to daprd first, which stops
+    /// its subscriptions and finishes the deliveries in flight (they need the app), then to the
+    /// function; each is SIGKILLed after `grace`.
+    pub fn stop_app(&mut self, id: &str, grace: Duration) -> anyhow::Result<()> {
+        if let Some(proc) = self.daprds.get_mut(id) {
+            proc.stop(grace)?;
+        }
+        if let Some(proc) = self.functions.get_mut(id) {
+            proc.stop(grace)?;
+        }
+        self.record_pids()
+    }
+
+    /// Whether `id`'s daprd runs (started and not exited).
+    pub fn is_up(&mut self, id: &str) -> anyhow::Result<bool> {
+        match self.daprds.get_mut(id).and_then(|p| p.child.as_mut()) {
+            Some(child) => Ok(child.try_wait()?.is_none()),
+            None => Ok(false),
+        }
+    }
+
+    /// Starts a daprd with app-id `id` and no app (no `--app-port`: it subscribes to nothing,
+    /// so it joins no consumer group and wakes nothing) and returns its HTTP URL once healthy:
+    /// a publisher with `id`'s publishing scopes while `id` itself is scaled to zero.
+    pub async fn start_publisher(&mut self, id: &str) -> anyhow::Result<String> {
+        self.app(id)?;
+        let name = format!("{id}-publisher");
+        let http_port = free_port()?;
+        let daprd = self.daprd_command(id, [http_port, free_port()?, free_port()?, free_port()?]);
+        let proc = Proc::spawn(&format!("daprd-{name}"), daprd, &self.logs)?;
+        self.daprds.insert(name.clone(), proc);
+        self.record_pids()?;
+        let url = format!("http://127.0.0.1:{http_port}");
+        let http = crate::api::client()?;
+        let deadline = Instant::now() + READY;
+        loop {
+            if let Some(proc) = self.daprds.get_mut(&name) {
+                proc.check_running()?;
+            }
+            if http.get(format!("{url}/v1.0/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(url);
+            }
+            if Instant::now() > deadline {
+                bail!("the publisher daprd of {id} not healthy within {READY:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
