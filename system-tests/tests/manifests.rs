@@ -456,6 +456,43 @@ async fn scaled_objects_follow_the_subscriptions_in_the_code() {
     failures.assert_none("KEDA ScaledObjects vs subscriptions");
 }
 
+/// The kafka-topics Job gives each consumer group a committed offset on every partition where it
+/// has none (consumers.txt says why; tests/kafka_offsets.rs shows it on real Kafka). A group
+/// missing from its list would be kept awake by expired messages: the list must be exactly the
+/// (topic, app-id) pairs the functions subscribe with.
+#[tokio::test]
+async fn the_topics_job_knows_every_consumer_group_the_code_subscribes_with() {
+    let functions = functions().await;
+    let expected: BTreeSet<(String, String)> = functions
+        .iter()
+        .flat_map(|f| {
+            f.subscriptions().iter().map(|s| (s.topic().to_owned(), f.app_id().to_owned())).collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(expected.len() >= 4, "the functions subscribe with {expected:?}");
+    for overlay in overlays() {
+        let cm = overlay.get("ConfigMap", "kafka-topics").expect("the kafka-topics ConfigMap");
+        let list = cm["data"]["consumers.txt"]
+            .as_str()
+            .unwrap_or_else(|| panic!("manifests/{}: the kafka-topics ConfigMap has no consumers.txt", overlay.name));
+        let listed: BTreeSet<(String, String)> = list
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .flat_map(|l| {
+                let mut fields = l.split_whitespace();
+                let topic = fields.next().unwrap_or_default().to_owned();
+                fields.map(move |group| (topic.clone(), group.to_owned())).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            listed, expected,
+            "manifests/{}: consumers.txt (manifests/base/kafka-topics) vs the functions' subscriptions",
+            overlay.name
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_topic_the_code_uses_exists_with_its_dead_letter_topics() {
     let functions = functions().await;
