@@ -28,7 +28,10 @@ CONTROL_PLANE_PORTS=" "
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 30000))
+    # Below 32768, where Linux's ephemeral ports start (ip_local_port_range): an outgoing
+    # connection's local port there could take the port between this check and etcd's bind (a
+    # CI run lost etcd's client port that way: "bind: address already in use").
+    port=$((20000 + RANDOM % 12000))
     case "${CONTROL_PLANE_PORTS}" in *" ${port} "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
       CONTROL_PLANE_PORTS+="${port} "
