@@ -315,6 +315,18 @@ impl Platform {
         Ok(platform)
     }
 
+    /// `$TMPDIR/todo-platform-tests/<name>`, emptied of an earlier run (whose processes
+    /// [`Platform::kill_leftovers`] stops first): a test's platform stays there after it (every
+    /// process's log in `logs/`) until the next run of the same test replaces it.
+    pub fn fresh_dir(name: &str) -> anyhow::Result<PathBuf> {
+        let dir = std::env::temp_dir().join("todo-platform-tests").join(name);
+        Self::kill_leftovers(&dir)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        Ok(dir)
+    }
+
     /// SIGKILLs what an earlier platform in `dir` left running: a test process that was itself
     /// killed never ran its destructors. Only processes whose command line names `dir` are
     /// touched, so a recycled pid is safe.

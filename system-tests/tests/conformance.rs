@@ -319,10 +319,7 @@ impl Backend {
         let dir = tempfile::tempdir()?;
         let sidecar_port = free_port()?;
         let run_file = write_run_file(dir.path(), app.port, sidecar_port)?;
-        let platform_dir = std::env::temp_dir().join("todo-platform-tests").join(format!("conformance-{area}"));
-        if platform_dir.exists() {
-            std::fs::remove_dir_all(&platform_dir)?;
-        }
+        let platform_dir = Platform::fresh_dir(&format!("conformance-{area}"))?;
         let options = Options {
             dapr_api_token: Some(API_TOKEN.to_owned()),
             app_api_token: Some(APP_TOKEN.to_owned()),

@@ -104,11 +104,7 @@ fn offsets(bin: &Path, bootstrap: &str, group: &str, topic: &str) -> anyhow::Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_topics_job_gives_every_group_a_committed_offset_so_expired_messages_wake_nothing() -> anyhow::Result<()> {
     let setup = Setup::new(&[])?;
-    let dir = std::env::temp_dir().join("todo-platform-tests").join("kafka-offsets");
-    Platform::kill_leftovers(&dir)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
+    let dir = Platform::fresh_dir("kafka-offsets")?;
     let platform = Platform::start(&setup.run_file, &dir, Options { no_functions: true, ..Options::default() }).await?;
     let bootstrap = platform.kafka_bootstrap();
     let bin = dir.join("kafka-bin");

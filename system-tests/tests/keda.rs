@@ -349,11 +349,7 @@ struct Timings {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> anyhow::Result<()> {
     let setup = Setup::new(&[])?;
-    let dir = std::env::temp_dir().join("todo-platform-tests").join("keda");
-    Platform::kill_leftovers(&dir)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
+    let dir = Platform::fresh_dir("keda")?;
     std::fs::create_dir_all(dir.join("logs"))?;
     let control = ControlPlane::start(&dir)?;
     let mut platform =

@@ -35,11 +35,7 @@ const USER: &str = "alice";
 /// kept after the test (logs of every process in `logs/`), replaced by the next run of it.
 async fn start(name: &str, options: Options) -> anyhow::Result<(Setup, Platform)> {
     let setup = Setup::new(&[])?;
-    let dir = std::env::temp_dir().join("todo-platform-tests").join(name);
-    Platform::kill_leftovers(&dir)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
+    let dir = Platform::fresh_dir(name)?;
     let platform = Platform::start(&setup.run_file, &dir, options).await?;
     Ok((setup, platform))
 }
