@@ -5,13 +5,16 @@
 # Sourced (scripts/test-keda.sh): `control_plane_start <dir>` starts both, waits for /readyz and
 # writes <dir>/kubeconfig (exported as KUBECONFIG); `control_plane_crds` applies every CRD of
 # keda-platform.env; `keda_operator_start <dir>` runs the KEDA operator out of cluster against
-# it; `control_plane_stop` stops them all by PID (the caller traps EXIT). Run directly, it starts
+# it, `keda_metrics_apiserver_start <dir>` KEDA's metrics API server behind the aggregation
+# layer and `controller_manager_start <dir>` kube-controller-manager's HPA controller;
+# `control_plane_stop` stops them all by PID (the caller traps EXIT). Run directly, it starts
 # one and waits until Ctrl-C (or SIGTERM):
 #
 #   scripts/control-plane.sh        # then: KUBECONFIG=<printed path> kubectl get ns
 #   scripts/control-plane.sh --keda --env-file <file>
-#       # also the CRDs and the KEDA operator; once all is ready, writes KUBECONFIG=... and
-#       # KUBECTL=... to <file> (in one rename), which a test waits for (system-tests/tests/keda.rs)
+#       # also the CRDs, the KEDA operator, its metrics API server and the HPA controller;
+#       # once all is ready, writes KUBECONFIG=..., KUBECTL=..., KEDA_LOG=... and LOG_DIR=...
+#       # to <file> (in one rename), which a test waits for (system-tests/tests/keda.rs)
 #
 # Needs KUBECTL (a kubectl binary) and the binaries of ${TODO_PLATFORM_CACHE}/keda-platform.env.
 # The admin's bearer token is random, lives only in <dir> (mode 0700) and is never printed.
@@ -41,6 +44,21 @@ free_port() {
   done
 }
 
+# make_ca <path> <CN>: a self-signed CA valid one day, <path>.crt and <path>.key.
+make_ca() {
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$2" -keyout "$1.key" -out "$1.crt" 2>/dev/null
+}
+
+# make_cert <ca path> <path> <CN> <extension>: a key and a certificate signed by the CA, valid
+# one day, with one X.509 v3 extension line (subjectAltName=..., extendedKeyUsage=...).
+make_cert() {
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$3" -keyout "$2.key" -out "$2.csr" 2>/dev/null
+  printf '%s\n' "$4" >"$2.ext"
+  openssl x509 -req -in "$2.csr" -CA "$1.crt" -CAkey "$1.key" -CAcreateserial -days 1 \
+    -extfile "$2.ext" -out "$2.crt" 2>/dev/null
+  rm -f "$2.csr" "$2.ext"
+}
+
 # control_plane_start <dir>: etcd + kube-apiserver with their state under <dir>.
 control_plane_start() {
   local dir="$1" t0 etcd_port peer_port metrics_port api_port token waited=0
@@ -66,6 +84,16 @@ control_plane_start() {
   openssl rsa -in "${dir}/sa.key" -pubout -out "${dir}/sa.pub" 2>/dev/null
   token="$(random_secret 32)"
   (umask 077 && printf '%s,admin,admin,system:masters\n' "${token}" >"${dir}/tokens.csv")
+  # The aggregation layer's front proxy, as kubeadm sets it up: the API server authenticates
+  # to an aggregated API server (KEDA's metrics API server) with this client certificate and
+  # passes the caller's name in X-Remote-* headers, which that server trusts because the
+  # certificate is signed by the CA the API server publishes (kube-system/
+  # extension-apiserver-authentication).
+  make_ca "${dir}/front-proxy-ca" front-proxy-ca
+  make_cert "${dir}/front-proxy-ca" "${dir}/front-proxy-client" front-proxy-client extendedKeyUsage=clientAuth
+  # A client CA signs no one here (users authenticate by token), but the API server publishes it
+  # beside the front proxy's, and aggregated servers expect both.
+  make_ca "${dir}/client-ca" client-ca
 
   "${KUBE_APISERVER}" --etcd-servers "http://127.0.0.1:${etcd_port}" \
     --cert-dir "${dir}/certs" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
@@ -74,6 +102,10 @@ control_plane_start() {
     --service-account-issuer "https://127.0.0.1:${api_port}" \
     --service-account-key-file "${dir}/sa.pub" --service-account-signing-key-file "${dir}/sa.key" \
     --authorization-mode RBAC --token-auth-file "${dir}/tokens.csv" \
+    --client-ca-file "${dir}/client-ca.crt" --requestheader-client-ca-file "${dir}/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "${dir}/front-proxy-client.crt" --proxy-client-key-file "${dir}/front-proxy-client.key" \
     >"${dir}/kube-apiserver.log" 2>&1 &
   CONTROL_PLANE_PIDS+=("$!")
 
@@ -144,17 +176,18 @@ keda_operator_start() {
   local dir="$1" certs="$1/keda-certs" probe_port="" metrics_port="" service_port="" t0 waited=0
   : "${KEDA_OPERATOR:?run scripts/keda-platform.sh and source its keda-platform.env}"
   mkdir -p "${certs}"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=keda-test-ca \
-    -keyout "${certs}/ca.key" -out "${certs}/ca.crt" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj /CN=keda-operator -keyout "${certs}/tls.key" \
-    -out "${certs}/tls.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"${certs}/san.ext"
-  openssl x509 -req -in "${certs}/tls.csr" -CA "${certs}/ca.crt" -CAkey "${certs}/ca.key" \
-    -CAcreateserial -days 1 -extfile "${certs}/san.ext" -out "${certs}/tls.crt" 2>/dev/null
+  # One certificate for KEDA's two servers, as its cert rotation makes it in a cluster: the
+  # operator's gRPC metrics service (dialled at 127.0.0.1) and the metrics API server (dialled
+  # by the aggregation layer by its Service's name); both also present it as gRPC client and
+  # server to each other (mutual TLS, the same CA).
+  make_ca "${certs}/ca" keda-test-ca
+  make_cert "${certs}/ca" "${certs}/tls" keda-operator \
+    "subjectAltName=DNS:localhost,DNS:keda-operator-metrics-apiserver.keda.svc,IP:127.0.0.1"
   "${KUBECTL}" create namespace keda -o name >/dev/null
   free_port probe_port
   free_port metrics_port
   free_port service_port
+  KEDA_SERVICE_PORT="${service_port}"
   t0=$(date +%s%N)
   env WATCH_NAMESPACE="" KEDA_CLUSTER_OBJECT_NAMESPACE=keda POD_NAMESPACE=keda \
     "${KEDA_OPERATOR}" --metrics-bind-address "127.0.0.1:${metrics_port}" \
@@ -171,6 +204,88 @@ keda_operator_start() {
     fi
   done
   info "KEDA operator ready in $((($(date +%s%N) - t0) / 1000000)) ms"
+}
+
+# keda_metrics_apiserver_start <dir>: KEDA's metrics API server ("keda-operator-metrics-apiserver"
+# in a cluster), out of cluster, registered as external.metrics.k8s.io through the aggregation
+# layer: a Service of type ExternalName `localhost` (the aggregator resolves it to
+# https://localhost:<APIService port>, k8s.io/apiserver/pkg/util/proxy.ResolveCluster) and an
+# APIService trusting the certificate of keda_operator_start, whose gRPC metrics service it
+# asks for each value. Returns once the API server serves the group (the APIService is
+# Available). Its log: <dir>/keda-adapter.log.
+keda_metrics_apiserver_start() {
+  local dir="$1" certs="$1/keda-certs" secure_port="" metrics_port="" t0 waited=0
+  : "${KEDA_ADAPTER:?run scripts/keda-platform.sh and source its keda-platform.env}"
+  : "${KEDA_SERVICE_PORT:?start the KEDA operator first (keda_operator_start)}"
+  free_port secure_port
+  free_port metrics_port
+  t0=$(date +%s%N)
+  env WATCH_NAMESPACE="" KEDA_CLUSTER_OBJECT_NAMESPACE=keda POD_NAMESPACE=keda \
+    "${KEDA_ADAPTER}" --secure-port "${secure_port}" --bind-address 127.0.0.1 \
+    --cert-dir "${certs}" --tls-cert-file "${certs}/tls.crt" --tls-private-key-file "${certs}/tls.key" \
+    --lister-kubeconfig "${KUBECONFIG}" --authentication-kubeconfig "${KUBECONFIG}" \
+    --authorization-kubeconfig "${KUBECONFIG}" \
+    --metrics-service-address "127.0.0.1:${KEDA_SERVICE_PORT}" --port "${metrics_port}" \
+    >"${dir}/keda-adapter.log" 2>&1 &
+  CONTROL_PLANE_PIDS+=("$!")
+  "${KUBECTL}" apply --server-side --field-manager=control-plane -o name -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: keda-operator-metrics-apiserver, namespace: keda}
+spec: {type: ExternalName, externalName: localhost}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.external.metrics.k8s.io}
+spec:
+  group: external.metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  service: {name: keda-operator-metrics-apiserver, namespace: keda, port: ${secure_port}}
+  caBundle: $(base64 -w0 "${certs}/ca.crt")
+YAML
+  until "${KUBECTL}" get --raw /apis/external.metrics.k8s.io/v1beta1 >/dev/null 2>&1; do
+    sleep 0.2
+    waited=$((waited + 1))
+    if [ "${waited}" -ge 300 ] || ! kill -0 "${CONTROL_PLANE_PIDS[-1]}" 2>/dev/null; then
+      tail -n 30 "${dir}/keda-adapter.log" >&2
+      "${KUBECTL}" get apiservice v1beta1.external.metrics.k8s.io -o yaml >&2 || true
+      die "KEDA's metrics API server did not become available through the API server"
+    fi
+  done
+  info "KEDA metrics API server available in $((($(date +%s%N) - t0) / 1000000)) ms"
+}
+
+# controller_manager_start <dir>: kube-controller-manager with its HPA controller only, which
+# reconciles the HPAs KEDA creates from the external metrics above (1 <-> N; KEDA itself does
+# 0 <-> 1). Every second (a cluster's default is 15 s), so that a test sees N replicas
+# within seconds; the HPA's own rules (tolerance, behavior, stabilization) are unchanged. The
+# controllers that would run pods (Deployment, ReplicaSet) stay off: the test's kubelet
+# stand-in runs `spec.replicas` processes itself. Returns once its /healthz answers 200; its
+# log: <dir>/kube-controller-manager.log.
+controller_manager_start() {
+  local dir="$1" kcm_port="" t0 waited=0
+  : "${KUBE_CONTROLLER_MANAGER:?run scripts/keda-platform.sh and source its keda-platform.env}"
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  free_port kcm_port
+  t0=$(date +%s%N)
+  "${KUBE_CONTROLLER_MANAGER}" --kubeconfig "${KUBECONFIG}" \
+    --authentication-kubeconfig "${KUBECONFIG}" --authorization-kubeconfig "${KUBECONFIG}" \
+    --controllers horizontalpodautoscaling --leader-elect=false --use-service-account-credentials=false \
+    --bind-address 127.0.0.1 --secure-port "${kcm_port}" --cert-dir "${dir}/kcm-certs" \
+    --horizontal-pod-autoscaler-sync-period 1s \
+    >"${dir}/kube-controller-manager.log" 2>&1 &
+  CONTROL_PLANE_PIDS+=("$!")
+  until [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:${kcm_port}/healthz" 2>/dev/null)" = 200 ]; do
+    sleep 0.2
+    waited=$((waited + 1))
+    if [ "${waited}" -ge 300 ] || ! kill -0 "${CONTROL_PLANE_PIDS[-1]}" 2>/dev/null; then
+      tail -n 30 "${dir}/kube-controller-manager.log" >&2
+      die "kube-controller-manager did not become healthy"
+    fi
+  done
+  info "kube-controller-manager (HPA controller) healthy in $((($(date +%s%N) - t0) / 1000000)) ms"
 }
 
 # control_plane_stop: stops what control_plane_start started, the API server first.
@@ -210,9 +325,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   if [ "${with_keda}" = 1 ]; then
     control_plane_crds
     keda_operator_start "${state}"
+    keda_metrics_apiserver_start "${state}"
+    controller_manager_start "${state}"
   fi
   if [ -n "${env_file}" ]; then
-    printf 'KUBECONFIG=%s\nKUBECTL=%s\nKEDA_LOG=%s\n' "${KUBECONFIG}" "${KUBECTL}" "${state}/keda.log" >"${env_file}.tmp"
+    printf 'KUBECONFIG=%s\nKUBECTL=%s\nKEDA_LOG=%s\nLOG_DIR=%s\n' "${KUBECONFIG}" "${KUBECTL}" "${state}/keda.log" "${state}" >"${env_file}.tmp"
     mv "${env_file}.tmp" "${env_file}"
   fi
   log "KUBECONFIG=${KUBECONFIG} (Ctrl-C stops everything this started)"

@@ -3,9 +3,10 @@
 # checking the rendered manifests against a real API server and running the KEDA operator
 # against it (scripts/test-keda.sh). Versions from manifests/platform/versions.env:
 #   - etcd ETCD_VERSION, through the wrapper module platform/etcd/;
-#   - kube-apiserver KUBERNETES_VERSION, through the wrapper module platform/kube-apiserver/;
-#   - the KEDA operator KEDA_VERSION, built inside a copy of its published module
-#     (github.com/kedacore/keda/v2), so that its own replace block applies;
+#   - kube-apiserver and kube-controller-manager KUBERNETES_VERSION, through the wrapper module
+#     platform/kube-apiserver/;
+#   - the KEDA operator and its metrics API server KEDA_VERSION, built inside a copy of its
+#     published module (github.com/kedacore/keda/v2), so that its own replace block applies;
 #   - the CRDs the rendered manifests need, each from a pinned published Go module: KEDA's
 #     (config/crd/bases), Dapr's (DAPR_VERSION, charts/dapr/crds), the Prometheus Operator's
 #     (PROMETHEUS_OPERATOR_VERSION, example/prometheus-operator-crd) and CloudNativePG's
@@ -21,6 +22,7 @@ load_versions
 CACHE="${PLATFORM_CACHE}"
 ETCD_DIR="${CACHE}/etcd-${ETCD_VERSION}"
 APISERVER_DIR="${CACHE}/kube-apiserver-${KUBERNETES_VERSION}"
+CONTROLLER_MANAGER_DIR="${CACHE}/kube-controller-manager-${KUBERNETES_VERSION}"
 KEDA_DIR="${CACHE}/keda-${KEDA_VERSION}"
 mkdir -p "${CACHE}/build"
 started=$(date +%s)
@@ -70,18 +72,21 @@ build_etcd() {
   built+=(etcd)
 }
 
-# --- kube-apiserver --------------------------------------------------------------------------
-build_apiserver() {
-  if [ -x "${APISERVER_DIR}/kube-apiserver" ]; then
-    info "kube-apiserver ${KUBERNETES_VERSION}: cached in ${APISERVER_DIR}"
+# --- kube-apiserver and kube-controller-manager ----------------------------------------------
+# build_kubernetes <command> <folder>: k8s.io/kubernetes/cmd/<command> into <folder>/<command>,
+# through the wrapper module platform/kube-apiserver (one module for both commands).
+build_kubernetes() {
+  local command="$1" dest="$2"
+  if [ -x "${dest}/${command}" ]; then
+    info "${command} ${KUBERNETES_VERSION}: cached in ${dest}"
     return
   fi
   local module="${ROOT}/platform/kube-apiserver" staging minor="${KUBERNETES_VERSION#*.}"
   grep -q "^require k8s.io/kubernetes v${KUBERNETES_VERSION}\$" "${module}/go.mod" ||
     die "platform/kube-apiserver/go.mod does not require k8s.io/kubernetes v${KUBERNETES_VERSION} (versions.env): update both together"
   staging="v0.${minor}"
-  log "building kube-apiserver ${KUBERNETES_VERSION} (cold: ~11 min on 2 cores)"
-  local src="${CACHE}/build/kube-apiserver-${KUBERNETES_VERSION}"
+  log "building ${command} ${KUBERNETES_VERSION} (cold: ~11 min on 2 cores for the first of the two, ~2 min for the other)"
+  local src="${CACHE}/build/kubernetes-${KUBERNETES_VERSION}"
   wrapper_copy platform/kube-apiserver "${src}"
   # The replace block must be upstream's list of staging modules, each at its published version.
   (cd "${src}" && GOFLAGS=-mod=mod go mod download "k8s.io/kubernetes@v${KUBERNETES_VERSION}")
@@ -94,34 +99,44 @@ build_apiserver() {
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v${KUBERNETES_VERSION}"
   ldflags+=" -X k8s.io/component-base/version.gitMajor=${major} -X k8s.io/component-base/version.gitMinor=${kminor}"
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
-  mkdir -p "${APISERVER_DIR}.tmp"
-  (cd "${src}" && timed kube-apiserver go build -mod=readonly -trimpath -ldflags "${ldflags}" \
-    -o "${APISERVER_DIR}.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
-  rm -rf "${APISERVER_DIR}" && mv "${APISERVER_DIR}.tmp" "${APISERVER_DIR}"
-  built+=(kube-apiserver)
+  rm -rf "${dest}.tmp" && mkdir -p "${dest}.tmp"
+  (cd "${src}" && timed "${command}" go build -mod=readonly -trimpath -ldflags "${ldflags}" \
+    -o "${dest}.tmp/${command}" "k8s.io/kubernetes/cmd/${command}")
+  rm -rf "${dest}" && mv "${dest}.tmp" "${dest}"
+  built+=("${command}")
 }
 
-# --- KEDA operator and its CRDs --------------------------------------------------------------
+# --- KEDA operator, its metrics API server and its CRDs ---------------------------------------
+# The operator (./cmd/operator) scales 0 <-> 1 and creates the HPAs; the metrics API server
+# (./cmd/adapter, "keda-operator-metrics-apiserver" in a cluster) serves external.metrics.k8s.io,
+# which the HPA controller reads for 1 <-> N. Each is built only when missing from KEDA_DIR.
 build_keda() {
-  if [ -x "${KEDA_DIR}/keda" ] && [ -f "${KEDA_DIR}/crds/keda.sh_scaledobjects.yaml" ]; then
+  local missing=() name
+  [ -x "${KEDA_DIR}/keda" ] || missing+=(operator)
+  [ -x "${KEDA_DIR}/keda-adapter" ] || missing+=(adapter)
+  if [ "${#missing[@]}" -eq 0 ] && [ -f "${KEDA_DIR}/crds/keda.sh_scaledobjects.yaml" ]; then
     info "KEDA ${KEDA_VERSION}: cached in ${KEDA_DIR}"
     return
   fi
-  log "building the KEDA operator ${KEDA_VERSION} (cold: ~6 min on 2 cores)"
+  log "building KEDA ${KEDA_VERSION}: ${missing[*]:-CRDs only} (cold: ~6 min on 2 cores, +2 min for the second)"
   local upstream src="${CACHE}/build/keda-${KEDA_VERSION}"
   upstream="$(module_dir "github.com/kedacore/keda/v2@v${KEDA_VERSION}")"
   # A writable copy of the published module: built as its own main module, its replace block
   # (k8s.io and controller-runtime pins) applies as upstream builds it. Module zips carry no
   # vendor/ folder, hence -mod=mod (go.sum is upstream's and is verified).
   rm -rf "${src}" && cp -R "${upstream}" "${src}" && chmod -R u+w "${src}"
-  mkdir -p "${KEDA_DIR}.tmp/crds"
-  (cd "${src}" && timed keda go build -mod=mod -trimpath \
-    -ldflags "-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION} -X=github.com/kedacore/keda/v2/version.GitCommit=v${KEDA_VERSION}" \
-    -o "${KEDA_DIR}.tmp/keda" ./cmd/operator)
-  cp "${upstream}"/config/crd/bases/*.yaml "${KEDA_DIR}.tmp/crds/"
-  rm -rf "${KEDA_DIR}" && mv "${KEDA_DIR}.tmp" "${KEDA_DIR}"
+  mkdir -p "${KEDA_DIR}/crds"
+  local ldflags="-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION} -X=github.com/kedacore/keda/v2/version.GitCommit=v${KEDA_VERSION}"
+  for name in "${missing[@]}"; do
+    local out="keda"
+    [ "${name}" = operator ] || out="keda-${name}"
+    (cd "${src}" && timed "keda ${name}" go build -mod=mod -trimpath -ldflags "${ldflags}" \
+      -o "${KEDA_DIR}/${out}.tmp" "./cmd/${name}")
+    mv "${KEDA_DIR}/${out}.tmp" "${KEDA_DIR}/${out}"
+    built+=("keda-${name}")
+  done
+  cp "${upstream}"/config/crd/bases/*.yaml "${KEDA_DIR}/crds/"
   rm -rf "${src}"
-  built+=(keda)
 }
 
 # --- CRDs of the other operators ---------------------------------------------------------------
@@ -157,7 +172,8 @@ fetch_crds() {
 }
 
 build_etcd
-build_apiserver
+build_kubernetes kube-apiserver "${APISERVER_DIR}"
+build_kubernetes kube-controller-manager "${CONTROLLER_MANAGER_DIR}"
 build_keda
 fetch_crds
 
@@ -165,7 +181,9 @@ fetch_crds
 cat >"${CACHE}/keda-platform.env" <<ENV
 ETCD=${ETCD_DIR}/etcd
 KUBE_APISERVER=${APISERVER_DIR}/kube-apiserver
+KUBE_CONTROLLER_MANAGER=${CONTROLLER_MANAGER_DIR}/kube-controller-manager
 KEDA_OPERATOR=${KEDA_DIR}/keda
+KEDA_ADAPTER=${KEDA_DIR}/keda-adapter
 CRD_DIRS="${KEDA_DIR}/crds ${CACHE}/crds/dapr-${DAPR_VERSION} ${CACHE}/crds/prometheus-operator-${PROMETHEUS_OPERATOR_VERSION} ${CACHE}/crds/cloudnative-pg-${CNPG_VERSION}"
 ENV
 
@@ -174,4 +192,6 @@ log "KEDA platform ready in ${elapsed} s${built[*]:+ (built: ${built[*]})}: ${CA
 size() { du -sh "$1" | cut -f1; }
 info "etcd           $(size "${ETCD_DIR}/etcd")"
 info "kube-apiserver $(size "${APISERVER_DIR}/kube-apiserver")"
+info "kube-controller-manager $(size "${CONTROLLER_MANAGER_DIR}/kube-controller-manager")"
 info "keda           $(size "${KEDA_DIR}/keda")"
+info "keda-adapter   $(size "${KEDA_DIR}/keda-adapter")"

@@ -1,5 +1,5 @@
-// kube-apiserver for the KEDA platform (scripts/keda-platform.sh), built by module name from
-// the Go module proxy: `go build k8s.io/kubernetes/cmd/kube-apiserver` from this module.
+// kube-apiserver and kube-controller-manager for the KEDA platform (scripts/keda-platform.sh),
+// built by module name from the Go module proxy: `go build k8s.io/kubernetes/cmd/<name>` here.
 // k8s.io/kubernetes points its staging modules at ./staging, which a module download has no
 // use for: the replace block below sends each one to its published version instead. It is
 // generated from upstream's go.mod (scripts/keda-platform.sh checks it still matches):
