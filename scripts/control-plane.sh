@@ -148,14 +148,21 @@ KUBECONFIG
 }
 
 # control_plane_crds: applies the CRDs of CRD_DIRS (KEDA, Dapr, Prometheus Operator,
-# CloudNativePG) for real and waits until they are established.
+# CloudNativePG, Strimzi) for real and waits until they are established.
 control_plane_crds() {
-  local dir
+  local dir tries=0 err
   # shellcheck disable=SC2086 # CRD_DIRS is a list of folders
   for dir in ${CRD_DIRS:?}; do
     "${KUBECTL}" apply --server-side --field-manager=control-plane -f "${dir}" -o name | sed 's/^/    /' >&2
   done
-  "${KUBECTL}" wait --for condition=Established --timeout=60s crd --all >/dev/null
+  # A CRD applied a moment ago may have no status yet, which `kubectl wait` takes for an error
+  # (".status.conditions accessor error"), not for "not yet" (seen with the CRDs applied last):
+  # try again, for up to 30 s.
+  until err="$("${KUBECTL}" wait --for condition=Established --timeout=60s crd --all 2>&1 >/dev/null)"; do
+    tries=$((tries + 1))
+    [ "${tries}" -lt 30 ] || die "the CRDs are not established: ${err}"
+    sleep 1
+  done
 }
 
 # http_status <port> <path>: the HTTP status code of GET http://127.0.0.1:<port><path> (bash only).

