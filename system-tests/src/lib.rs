@@ -15,7 +15,9 @@
 //! - [`platform`]: the same system on the real platform: PostgreSQL, a Kafka broker, the Dapr
 //!   Scheduler and a real daprd beside each function, as processes built by `make platform`.
 //! - [`kubelet`]: plays kubelet for the function Deployments of a real API server: runs as
-//!   many (function + daprd) pairs on the [`platform`] as KEDA asks for (0 or 1).
+//!   many (function + daprd) pairs on the [`platform`] as KEDA and the HPA controller ask for.
+//! - [`keda`]: the control plane with KEDA (`scripts/control-plane.sh --keda`), the overlay
+//!   applied for real, idle, and one wake-up from zero measured (`make test-keda`, `make bench`).
 //! - [`system`]: one system under test on either backend (devhost, in this process or as a
 //!   binary, or the real platform), so that a scenario is written once for both.
 //! - [`scenarios`]: the end-to-end and fault scenarios that run on both backends
@@ -25,6 +27,7 @@
 pub mod api;
 pub mod host;
 pub mod kafka;
+pub mod keda;
 pub mod kubelet;
 pub mod kustomize;
 pub mod platform;
