@@ -8,14 +8,20 @@
 //! Why a stand-in and what it leaves out: with etcd, kube-apiserver and the KEDA operator but
 //! no kubelet, KEDA writes `spec.replicas` and nothing runs pods (`scripts/control-plane.sh`).
 //! This runs processes instead of pods; no images, probes beyond the sidecar's health, restarts
-//! or Pods. At most one pair per app: the platform gives each app fixed ports, and without
-//! kube-controller-manager the HPA that KEDA creates is never reconciled, so KEDA itself only
-//! ever writes 0 or 1 (its activation step). A Deployment asking for more is run at 1 and the
-//! [`Change`] says so.
+//! or Pods.
 //!
-//! It also writes the Deployment's `status` (replicas, ready, available) once a pair is up or
-//! gone, so that `kubectl get deploy` shows what runs, as a kubelet and the Deployment
-//! controller together would.
+//! Any number of pairs per app. KEDA itself only writes 0 or 1 (its activation step); above 1
+//! the HPA it creates decides, which kube-controller-manager's HPA controller reconciles on the
+//! metrics KEDA's metrics adapter serves. The first pair of an app is the run file's, on its
+//! fixed ports; every further one gets ports of its own ([`Platform::start_replica`]), so N
+//! pairs run side by side on one host as N pods would on their own network namespaces, in one
+//! consumer group. Pairs start one at a time, each healthy before the next (a Deployment's
+//! surge is not modelled), and stop newest first (as a ReplicaSet picks the youngest pods to
+//! delete), the first instance last.
+//!
+//! It also writes the Deployment's `status` (replicas, ready, available) after every pair that
+//! is up or gone, so that `kubectl get deploy` shows what runs, as a kubelet and the Deployment
+//! controller together would, and the HPA controller reads the replica count it scales from.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,8 +43,11 @@ pub struct Change {
     pub app: String,
     /// `spec.replicas` when it acted.
     pub wanted: i64,
-    /// `true`: a pair was started (and is healthy); `false`: it was stopped.
+    /// `true`: a pair was started (and is healthy); `false`: it was stopped. One [`Change`]
+    /// per pair: scaling 0 -> 3 gives three with `started`, `running` 1, 2 and 3.
     pub started: bool,
+    /// The app's pairs running once it was done ([`Platform::replicas`]).
+    pub running: usize,
     /// When it saw the new `spec.replicas`.
     pub seen: Instant,
     /// When the pair was healthy, or gone.
@@ -96,9 +105,13 @@ impl Kubelet {
         Ok(replicas)
     }
 
-    /// One pass: for every Deployment named like an app of `platform`, starts its pair when
-    /// `spec.replicas` >= 1 and none runs, stops it when `spec.replicas` is 0 and one runs.
-    /// Returns what it did in this pass (also kept in [`Kubelet::history`]).
+    /// One pass: for every Deployment named like an app of `platform`, makes the number of
+    /// running pairs equal `spec.replicas`: starts the missing ones one at a time (the first
+    /// instance when it is not up, else a further replica), each healthy before the next, or
+    /// stops the extra ones newest first (the first instance last). A pair that exited on its
+    /// own no longer counts, so it is replaced, as a kubelet restarts a failed container.
+    /// Returns what it did in this pass, one [`Change`] per pair (also kept in
+    /// [`Kubelet::history`]).
     pub async fn reconcile(&mut self, platform: &mut Platform) -> anyhow::Result<Vec<Change>> {
         let seen = Instant::now();
         let wanted = self.replicas()?;
@@ -107,17 +120,29 @@ impl Kubelet {
             if !platform.has_function(app) {
                 continue;
             }
-            let up = platform.is_up(app)?;
-            if replicas >= 1 && !up {
-                platform.start_app(app).await.with_context(|| format!("starting {app} (spec.replicas {replicas})"))?;
+            // A negative count is refused by the API server; 0 if one ever came through.
+            let target = usize::try_from(replicas).unwrap_or(0);
+            let mut running = platform.replicas(app)?;
+            while running != target {
+                let started = running < target;
+                if started {
+                    let what = || format!("starting {app} pair {} (spec.replicas {replicas})", running + 1);
+                    if platform.is_up(app)? {
+                        platform.start_replica(app).await.with_context(what)?;
+                    } else {
+                        platform.start_app(app).await.with_context(what)?;
+                    }
+                } else if !platform.stop_replica(app, GRACE)? {
+                    platform.stop_app(app, GRACE)?;
+                }
                 let done = Instant::now();
-                self.set_status(app, 1)?;
-                changes.push(Change { app: app.clone(), wanted: replicas, started: true, seen, done });
-            } else if replicas == 0 && up {
-                platform.stop_app(app, GRACE)?;
-                let done = Instant::now();
-                self.set_status(app, 0)?;
-                changes.push(Change { app: app.clone(), wanted: 0, started: false, seen, done });
+                let now = platform.replicas(app)?;
+                if now == running {
+                    bail!("{app}: {running} pairs running after {} one", if started { "starting" } else { "stopping" });
+                }
+                running = now;
+                self.set_status(app, running)?;
+                changes.push(Change { app: app.clone(), wanted: replicas, started, running, seen, done });
             }
         }
         self.history.extend(changes.iter().cloned());
@@ -126,7 +151,7 @@ impl Kubelet {
 
     /// Writes the Deployment's status subresource as the Deployment controller would once
     /// `ready` replicas run.
-    fn set_status(&self, app: &str, ready: i64) -> anyhow::Result<()> {
+    fn set_status(&self, app: &str, ready: usize) -> anyhow::Result<()> {
         let status = serde_json::json!({ "status": {
             "replicas": ready, "updatedReplicas": ready, "readyReplicas": ready, "availableReplicas": ready,
         }});
@@ -144,10 +169,11 @@ impl Kubelet {
         .map(drop)
     }
 
-    /// Stops every pair it runs (SIGTERM, as at a node's shutdown).
+    /// Stops every pair it runs (SIGTERM, as at a node's shutdown), newest first.
     pub fn stop_all(&mut self, platform: &mut Platform) -> anyhow::Result<()> {
         let ids: Vec<String> = platform.apps().iter().map(|a| a.id.clone()).collect();
         for id in ids {
+            while platform.stop_replica(&id, GRACE)? {}
             if platform.is_up(&id)? {
                 platform.stop_app(&id, GRACE)?;
             }

@@ -9,6 +9,11 @@
 //!
 //! The resources are `dapr-components/local/` as they are, with one substitution: the Kafka
 //! broker's address (`localhost:9092` there, for `dapr run`) becomes this platform's.
+//!
+//! Each app's first instance is the run file's, on the run file's ports ([`Platform::start_app`]).
+//! More instances of an app ([`Platform::start_replica`], as a Deployment's replicas beyond the
+//! first) each get every port fresh, since a pod's ports are its own and here all share one
+//! host; they share the app-id (so the consumer group), components, tokens and environment.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -135,6 +140,14 @@ impl Proc {
         Ok(())
     }
 
+    /// Whether it runs (started and not exited).
+    fn is_running(&mut self) -> anyhow::Result<bool> {
+        match self.child.as_mut() {
+            Some(child) => Ok(child.try_wait().with_context(|| format!("checking {}", self.name))?.is_none()),
+            None => Ok(false),
+        }
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill(&mut self) -> anyhow::Result<()> {
         self.signal_and_wait("KILL", Duration::from_secs(10))
@@ -193,9 +206,39 @@ pub struct Options {
     /// the superuser.
     pub postgres_roles: bool,
     /// Start no function and no daprd: the platform alone (PostgreSQL, Kafka, Scheduler), and
-    /// each app's pair is started and stopped on demand ([`Platform::start_app`],
-    /// [`Platform::stop_app`]), as `crate::kubelet` does for the replicas KEDA asks for.
+    /// each app's pairs are started and stopped on demand ([`Platform::start_app`],
+    /// [`Platform::start_replica`], [`Platform::stop_replica`], [`Platform::stop_app`]), as
+    /// `crate::kubelet` does for the replicas KEDA and its HPA ask for.
     pub no_functions: bool,
+}
+
+/// An instance of an app beyond its first: its own function and daprd on ports of its own.
+#[derive(Debug)]
+struct Replica {
+    /// 2, 3, ... (the first instance is 1): its processes and logs are `<id>-<n>` and
+    /// `daprd-<id>-<n>`, so that each replica's output can be told apart.
+    n: usize,
+    /// The app's spec with this replica's ports.
+    spec: AppSpec,
+    /// `None` for an app the test serves itself (no `command`).
+    function: Option<Proc>,
+    daprd: Proc,
+}
+
+impl Replica {
+    fn name(&self) -> String {
+        format!("{}-{}", self.spec.id, self.n)
+    }
+
+    /// As [`Platform::stop_app`]: daprd first (it finishes the deliveries in flight, which need
+    /// the app), then the function.
+    fn stop(&mut self, grace: Duration) -> anyhow::Result<()> {
+        self.daprd.stop(grace)?;
+        if let Some(function) = self.function.as_mut() {
+            function.stop(grace)?;
+        }
+        Ok(())
+    }
 }
 
 /// The PostgreSQL role of `manifests/base/postgres/roles.sql` that app `app_id` logs in as:
@@ -235,6 +278,8 @@ pub struct Platform {
     apps: Vec<AppSpec>,
     daprds: BTreeMap<String, Proc>,
     functions: BTreeMap<String, Proc>,
+    /// Each app's instances beyond the first ([`Platform::start_replica`]), oldest first.
+    extra: BTreeMap<String, Vec<Replica>>,
     /// Each app's `APP_API_TOKEN` when [`Options::app_api_token`] names none: random, one per
     /// app, as the Dapr injector gives each app its own from its Secret.
     app_tokens: BTreeMap<String, String>,
@@ -276,6 +321,7 @@ impl Platform {
             apps,
             daprds: BTreeMap::new(),
             functions: BTreeMap::new(),
+            extra: BTreeMap::new(),
             app_tokens: BTreeMap::new(),
         };
         platform.app_tokens =
@@ -780,12 +826,17 @@ impl Platform {
     /// Starts `id`'s daprd.
     pub fn start_daprd(&mut self, id: &str) -> anyhow::Result<()> {
         let app = self.app(id)?.clone();
-        let ports = [app.http_port, app.grpc_port, app.internal_grpc_port, app.metrics_port];
-        let mut daprd = self.daprd_command(id, ports);
-        daprd.args(["--app-port", &app.app_port.to_string(), "--app-protocol", "http"]);
-        let proc = Proc::spawn(&format!("daprd-{id}"), daprd, &self.logs)?;
+        let proc = self.spawn_daprd(&app, &format!("daprd-{id}"))?;
         self.daprds.insert(id.to_owned(), proc);
         self.record_pids()
+    }
+
+    /// daprd for the app instance `spec` (its ports, and its app port), as process `name`.
+    fn spawn_daprd(&self, spec: &AppSpec, name: &str) -> anyhow::Result<Proc> {
+        let ports = [spec.http_port, spec.grpc_port, spec.internal_grpc_port, spec.metrics_port];
+        let mut daprd = self.daprd_command(&spec.id, ports);
+        daprd.args(["--app-port", &spec.app_port.to_string(), "--app-protocol", "http"]);
+        Proc::spawn(name, daprd, &self.logs)
     }
 
     /// daprd for app-id `id` on `[http, grpc, internal grpc, metrics]` ports, without an app
@@ -814,45 +865,38 @@ impl Platform {
     /// itself): it gets its daprd and nothing is spawned, as `dapr run` does without a command.
     pub fn start_function(&mut self, id: &str) -> anyhow::Result<()> {
         let app = self.app(id)?.clone();
-        let Some((program, args)) = app.command.split_first() else { return Ok(()) };
-        let mut function = Command::new(program);
-        function
-            .args(args)
-            .current_dir(workspace_root())
-            .envs(&app.env)
-            .env("APP_ID", &app.id)
-            .env("APP_PORT", app.app_port.to_string())
-            .env("DAPR_HTTP_PORT", app.http_port.to_string())
-            .env("DAPR_GRPC_PORT", app.grpc_port.to_string())
-            .env("DAPR_HTTP_ENDPOINT", app.sidecar_url())
-            .env("TODO_PLATFORM_DIR", &self.dir)
-            .envs(self.options.function_env.iter().map(|(k, v)| (k, v)))
-            .envs(self.tokens(id));
-        let proc = Proc::spawn(id, function, &self.logs)?;
+        let Some(proc) = self.spawn_function(&app, id, &[])? else { return Ok(()) };
         self.functions.insert(id.to_owned(), proc);
         self.record_pids()
     }
 
+    /// The function of the app instance `spec` (its ports), as process `name`, with `overrides`
+    /// last in its environment; `None` for an external app.
+    fn spawn_function(&self, spec: &AppSpec, name: &str, overrides: &[(&str, String)]) -> anyhow::Result<Option<Proc>> {
+        let Some((program, args)) = spec.command.split_first() else { return Ok(None) };
+        let mut function = Command::new(program);
+        function
+            .args(args)
+            .current_dir(workspace_root())
+            .envs(&spec.env)
+            .env("APP_ID", &spec.id)
+            .env("APP_PORT", spec.app_port.to_string())
+            .env("DAPR_HTTP_PORT", spec.http_port.to_string())
+            .env("DAPR_GRPC_PORT", spec.grpc_port.to_string())
+            .env("DAPR_HTTP_ENDPOINT", spec.sidecar_url())
+            // Also what `kill_leftovers` recognises a function by (its command line is only
+            // the binary).
+            .env("TODO_PLATFORM_DIR", &self.dir)
+            .envs(self.options.function_env.iter().map(|(k, v)| (k, v)))
+            .envs(self.tokens(&spec.id))
+            .envs(overrides.iter().map(|(k, v)| (k, v)));
+        Proc::spawn(name, function, &self.logs).map(Some)
+    }
+
     /// Waits until `id`'s daprd answers its health check (components loaded, app reachable).
     pub async fn wait_app(&mut self, id: &str) -> anyhow::Result<()> {
-        let url = format!("{}/v1.0/healthz", self.sidecar(id)?);
-        let http = crate::api::client()?;
-        let deadline = Instant::now() + READY;
-        loop {
-            for procs in [&mut self.daprds, &mut self.functions] {
-                if let Some(proc) = procs.get_mut(id) {
-                    proc.check_running()?;
-                }
-            }
-            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let tail = self.daprds.get(id).map(|p| p.tail(30)).unwrap_or_default();
-                bail!("daprd of {id} not healthy within {READY:?}; the end of its log:\n{tail}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let sidecar = self.sidecar(id)?;
+        wait_healthy(id, &sidecar, self.daprds.get_mut(id), self.functions.get_mut(id)).await
     }
 
     /// Starts `id`'s function and its daprd, and returns once the sidecar is healthy (what a
@@ -882,6 +926,92 @@ impl Platform {
             Some(child) => Ok(child.try_wait()?.is_none()),
             None => Ok(false),
         }
+    }
+
+    /// Starts one more instance of `id` (function and daprd) beside those running, and returns
+    /// its number `n` (2, 3, ...: its processes and logs are `<id>-<n>` and `daprd-<id>-<n>`)
+    /// once its sidecar is healthy, as [`Platform::start_app`] does for the first. `n` is one
+    /// above the highest kept, so a number freed by [`Platform::stop_replica`] is given again
+    /// and its log appended to, as the first instance's is on a restart.
+    ///
+    /// Every port is fresh (app, daprd's HTTP, gRPC, internal gRPC and metrics, and the
+    /// function's `METRICS_PORT` if its environment sets one): on Kubernetes each pod has its
+    /// own network namespace, here every replica shares the host's. Everything else is the
+    /// first instance's: app-id (hence the Kafka consumer group, whose partitions the replicas
+    /// share), components, configuration, PostgreSQL role, tokens and environment. A replica
+    /// needs no first instance running, but starting one while none is up on a fresh database
+    /// races the first's table creation (see [`Platform::start`]).
+    pub async fn start_replica(&mut self, id: &str) -> anyhow::Result<usize> {
+        let first = self.app(id)?.clone();
+        let n = self.extra.get(id).and_then(|r| r.iter().map(|r| r.n).max()).unwrap_or(1) + 1;
+        let spec = AppSpec {
+            app_port: free_port()?,
+            http_port: free_port()?,
+            grpc_port: free_port()?,
+            internal_grpc_port: free_port()?,
+            metrics_port: free_port()?,
+            ..first
+        };
+        let name = format!("{id}-{n}");
+        // The function's own metrics listener, when the run file or the options give it one:
+        // a fixed port would stop the second replica from binding it.
+        let sets_metrics_port =
+            spec.env.contains_key("METRICS_PORT") || self.options.function_env.iter().any(|(k, _)| k == "METRICS_PORT");
+        let overrides = if sets_metrics_port { vec![("METRICS_PORT", free_port()?.to_string())] } else { Vec::new() };
+        let function = self.spawn_function(&spec, &name, &overrides)?;
+        let daprd = self.spawn_daprd(&spec, &format!("daprd-{name}"))?;
+        let sidecar = spec.sidecar_url();
+        // Kept even if it never gets healthy (as `start_app` keeps its pair): its logs stay
+        // named, and `stop`, `pids` and `kill_leftovers` see it.
+        let replicas = self.extra.entry(id.to_owned()).or_default();
+        replicas.push(Replica { n, spec, function, daprd });
+        self.record_pids()?;
+        let replica = self.extra.get_mut(id).and_then(|r| r.last_mut()).context("the replica just started")?;
+        wait_healthy(&name, &sidecar, Some(&mut replica.daprd), replica.function.as_mut()).await?;
+        Ok(n)
+    }
+
+    /// Stops `id`'s newest instance beyond the first gracefully, as [`Platform::stop_app`] stops
+    /// a pair (SIGTERM to daprd, then to the function; SIGKILL after `grace`), the way a scaled
+    /// down Deployment removes its youngest pods first. Replicas that exited on their own are
+    /// reaped on the way. `false` when no replica beyond the first was running: the first
+    /// instance is stopped only by [`Platform::stop_app`].
+    pub fn stop_replica(&mut self, id: &str, grace: Duration) -> anyhow::Result<bool> {
+        self.app(id)?;
+        let mut stopped = false;
+        while let Some(mut replica) = self.extra.get_mut(id).and_then(Vec::pop) {
+            let running = replica.daprd.is_running()?;
+            replica.stop(grace).with_context(|| format!("stopping {}", replica.name()))?;
+            if running {
+                stopped = true;
+                break;
+            }
+        }
+        self.record_pids()?;
+        Ok(stopped)
+    }
+
+    /// How many instances of `id` run, the first included: those whose daprd runs (started
+    /// and not exited), as [`Platform::is_up`] counts the first.
+    pub fn replicas(&mut self, id: &str) -> anyhow::Result<usize> {
+        let mut running = usize::from(self.is_up(id)?);
+        for replica in self.extra.get_mut(id).into_iter().flatten() {
+            running += usize::from(replica.daprd.is_running()?);
+        }
+        Ok(running)
+    }
+
+    /// The app instance of `id`'s replica `n` (its ports: `app_port`, `sidecar_url()`); `n` 1
+    /// is the first, [`Platform::app`].
+    pub fn replica(&self, id: &str, n: usize) -> anyhow::Result<&AppSpec> {
+        if n == 1 {
+            return self.app(id);
+        }
+        self.extra
+            .get(id)
+            .and_then(|r| r.iter().find(|r| r.n == n))
+            .map(|r| &r.spec)
+            .with_context(|| format!("{id} has no replica {n}"))
     }
 
     /// Starts a daprd with app-id `id` and no app (no `--app-port`: it subscribes to nothing,
@@ -940,7 +1070,8 @@ impl Platform {
         self.wait_app(id).await
     }
 
-    /// Processes of this platform, by name (`postgres`, `kafka`, `scheduler`, `daprd-<id>`, `<id>`).
+    /// Processes of this platform, by name (`postgres`, `kafka`, `scheduler`, `daprd-<id>`, `<id>`,
+    /// and for replicas beyond the first `daprd-<id>-<n>`, `<id>-<n>`).
     pub fn pids(&self) -> BTreeMap<String, u32> {
         let mut pids = BTreeMap::new();
         for (name, proc) in [("postgres", &self.postgres), ("kafka", &self.kafka), ("scheduler", &self.scheduler)] {
@@ -958,6 +1089,15 @@ impl Platform {
                 pids.insert(id.clone(), pid);
             }
         }
+        for replica in self.extra.values().flatten() {
+            let name = replica.name();
+            if let Some(pid) = replica.daprd.pid() {
+                pids.insert(format!("daprd-{name}"), pid);
+            }
+            if let Some(pid) = replica.function.as_ref().and_then(Proc::pid) {
+                pids.insert(name, pid);
+            }
+        }
         pids
     }
 
@@ -965,6 +1105,11 @@ impl Platform {
     /// PostgreSQL.
     pub fn stop(mut self) -> anyhow::Result<()> {
         let grace = Duration::from_secs(10);
+        for replicas in self.extra.values_mut() {
+            for replica in replicas.iter_mut().rev() {
+                replica.stop(grace)?;
+            }
+        }
         for proc in self.functions.values_mut() {
             proc.stop(grace)?;
         }
@@ -1000,7 +1145,45 @@ impl Platform {
                 }
             }
         }
+        for replica in self.extra.values_mut().flatten() {
+            let name = replica.name();
+            if replica.daprd.is_running()? {
+                running.insert(format!("daprd-{name}"));
+            }
+            if let Some(function) = replica.function.as_mut()
+                && function.is_running()?
+            {
+                running.insert(name);
+            }
+        }
         Ok(running)
+    }
+}
+
+/// Waits until the daprd at `sidecar` answers its health check (components loaded, app
+/// reachable), failing early with the log's end if `daprd` or `function` exits; `name` is the
+/// instance's, for the error.
+async fn wait_healthy(
+    name: &str,
+    sidecar: &str,
+    mut daprd: Option<&mut Proc>,
+    mut function: Option<&mut Proc>,
+) -> anyhow::Result<()> {
+    let url = format!("{sidecar}/v1.0/healthz");
+    let http = crate::api::client()?;
+    let deadline = Instant::now() + READY;
+    loop {
+        for proc in [daprd.as_deref_mut(), function.as_deref_mut()].into_iter().flatten() {
+            proc.check_running()?;
+        }
+        if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let tail = daprd.as_deref().map(|p| p.tail(30)).unwrap_or_default();
+            bail!("daprd of {name} not healthy within {READY:?}; the end of its log:\n{tail}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

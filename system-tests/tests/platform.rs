@@ -15,6 +15,9 @@
 //!   backends (`system_tests::scenarios`), under the same names: a doubly completed recurring
 //!   task, a completion delivered before its creation, a reminder moved three times, deleting
 //!   an occurrence, SIGKILL at random moments during a mixed load, a store outage.
+//! - a second replica of create-task (`Platform::start_replica`, what `src/kubelet.rs` runs for
+//!   `spec.replicas` 2) shares the consumer group with the first: both process creates, each
+//!   create has exactly one effect, and the replica stops gracefully.
 
 use std::time::Duration;
 
@@ -543,5 +546,105 @@ async fn a_store_outage_delays_work_and_loses_nothing() -> anyhow::Result<()> {
         report.lost, report.tasks, report.audit_entries
     );
     assert!(report.lost > 0, "no command met the outage: it proved nothing");
+    Ok(())
+}
+
+/// Two instances of create-task side by side, as a Deployment at 2 replicas (`src/kubelet.rs`):
+/// the second on ports of its own, the same app-id and so the same consumer group, which splits
+/// `task-create`'s partitions between them. Creates are published on many partition keys until
+/// both have handled one (a rebalance after the second joins takes a moment); each create then
+/// has exactly one effect. Stopped, the replica's partitions go back to the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_replica_shares_the_consumer_group_and_doubles_nothing() -> anyhow::Result<()> {
+    // `info`: each function logs every request it handles ("task request" for create-task),
+    // which is how the test tells which replica handled one.
+    let setup = Setup::new(&[("RUST_LOG", "info")])?;
+    let dir = Platform::fresh_dir("replicas")?;
+    let mut platform = Platform::start(&setup.run_file, &dir, Options::default()).await?;
+    let outcome = replicas_share(&setup, &mut platform).await;
+    let logs = platform.logs().to_owned();
+    platform.stop()?;
+    outcome.with_context(|| format!("logs in {}", logs.display()))
+}
+
+async fn replicas_share(setup: &Setup, platform: &mut Platform) -> anyhow::Result<()> {
+    use anyhow::ensure;
+    const APP: &str = "create-task";
+    let n = platform.start_replica(APP).await?;
+    ensure!(n == 2, "the first replica beyond the first instance is number {n}");
+    ensure!(platform.replicas(APP)? == 2, "{} replicas of {APP} run", platform.replicas(APP)?);
+    let (first, second) = (platform.replica(APP, 1)?.clone(), platform.replica(APP, 2)?.clone());
+    ensure!(first.app_port != second.app_port && first.http_port != second.http_port, "the replica shares ports");
+    let running = platform.running()?;
+    ensure!(running.contains("create-task-2") && running.contains("daprd-create-task-2"), "running: {running:?}");
+    ensure!(platform.pids().contains_key("daprd-create-task-2"), "the replica is not in pids()");
+
+    let logs = platform.logs().to_owned();
+    let handled = |name: &str| -> anyhow::Result<usize> {
+        let path = logs.join(format!("{name}.log"));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(text.lines().filter(|l| l.contains("task request")).count())
+    };
+    let api = setup.api(USER)?;
+    let http = client()?;
+    let publisher = platform.sidecar(TASK_CREATE_PUBLISHER)?;
+    let mut sent: Vec<Create> = Vec::new();
+    let publish = async |key: String, sent: &mut Vec<Create>| -> anyhow::Result<()> {
+        let body = json!({ "title": format!("burst {key}"), "tags": ["burst"] });
+        let request = json!({ "request_id": key, "owner": USER, "task": body });
+        // One partition key per create: spread over the partitions of both replicas.
+        let status = publish_create(&http, &publisher, &request, &[("partitionKey", &key)]).await?;
+        ensure!(status == StatusCode::NO_CONTENT, "publishing {key}: {status}");
+        sent.push(Create { owner: USER.to_owned(), key, via_api: false });
+        Ok(())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        for _ in 0..12 {
+            publish(format!("replica-{}", sent.len()), &mut sent).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (by_first, by_second) = (handled(APP)?, handled("create-task-2")?);
+        if by_first > 0 && by_second > 0 {
+            println!("{} creates: {by_first} handled by {APP}, {by_second} by {APP}-2 so far", sent.len());
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "after {} creates, not both replicas handled one: {by_first} by {APP}, {by_second} by {APP}-2",
+            sent.len()
+        );
+    }
+
+    platform.settle(SETTLE).await?;
+    for create in &sent {
+        assert_eq!(api.audit_changes(&create.task_id()).await?, ["created"], "audit trail of {create:?}");
+    }
+    let mut titles = std::collections::BTreeMap::new();
+    for task in api.list_all(&[("tag", "burst"), ("limit", "100")]).await? {
+        *titles.entry(task["title"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
+    }
+    assert_eq!(titles.len(), sent.len(), "one task per create");
+    assert!(titles.values().all(|n| *n == 1), "{titles:?}");
+
+    ensure!(platform.stop_replica(APP, Duration::from_secs(10))?, "no replica of {APP} was running to stop");
+    ensure!(platform.replicas(APP)? == 1, "{} replicas of {APP} run after stopping one", platform.replicas(APP)?);
+    ensure!(!platform.running()?.iter().any(|name| name.ends_with("create-task-2")), "the replica still runs");
+    ensure!(!platform.stop_replica(APP, Duration::from_secs(10))?, "a second replica was stopped");
+    // Its partitions went back to the first: creates on every key are handled again.
+    let before = sent.len();
+    for i in 0..12 {
+        publish(format!("after-stop-{i}"), &mut sent).await?;
+    }
+    for create in &sent[before..] {
+        let id = create.task_id();
+        let changes = eventually("a create after the replica stopped", SETTLE, || async {
+            let changes = api.audit_changes(&id).await?;
+            Ok((!changes.is_empty()).then_some(changes))
+        })
+        .await
+        .with_context(|| format!("{create:?}"))?;
+        assert_eq!(changes, ["created"], "audit trail of {create:?}");
+    }
     Ok(())
 }
