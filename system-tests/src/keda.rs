@@ -385,12 +385,12 @@ pub async fn prepare(
     let hpas = check_hpas(kubelet, &scaled)?;
 
     let first = kubelet.reconcile(platform).await?;
-    let started: Vec<&str> = first.iter().filter(|c| c.started).map(|c| c.app.as_str()).collect();
-    ensure!(started == ["task-api"], "the kubelet's first pass started {started:?}");
+    let started: BTreeSet<&str> = first.iter().filter(|c| c.started).map(|c| c.app.as_str()).collect();
+    ensure!(started == BTreeSet::from(["task-api"]), "the kubelet's first pass started {started:?}");
     setup.api(USER)?.wait_healthy(Duration::from_secs(30)).await?;
     let replicas = kubelet.replicas()?;
     for w in &workers {
-        ensure!(!platform.is_up(w)? && replicas.get(w) == Some(&0), "{w} is awake before any message");
+        ensure!(platform.replicas(w)? == 0 && replicas.get(w) == Some(&0), "{w} is awake before any message");
     }
     Ok(Idle { publisher, workers, scaled, hpas, idle_after })
 }
@@ -489,7 +489,7 @@ pub async fn all_asleep(
     drive(kubelet, platform, what, Duration::from_secs(120), async |k, p| {
         let replicas = k.replicas()?;
         for w in workers {
-            if replicas.get(w) != Some(&0) || p.is_up(w)? {
+            if replicas.get(w) != Some(&0) || p.replicas(w)? > 0 {
                 return Ok(None);
             }
         }

@@ -172,7 +172,7 @@ async fn reminder_wakes_fire_reminder(
     ensure!(late_by_ms <= 2_000, "the reminder fired {late_by_ms} ms late");
     let zero =
         drive(kubelet, platform, "fire-reminder back at 0 after firing", Duration::from_secs(60), async |k, p| {
-            Ok((k.replicas()?.get(APP) == Some(&0) && !p.is_up(APP)?).then(Instant::now))
+            Ok((k.replicas()?.get(APP) == Some(&0) && p.replicas(APP)? == 0).then(Instant::now))
         })
         .await?;
     Ok(ReminderTimings {
