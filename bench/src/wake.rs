@@ -13,6 +13,7 @@
 //! idle again.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use serde_norway::Value;
@@ -35,6 +36,10 @@ pub struct Wakes {
     pub polling_secs: Option<i64>,
     /// create-task's `cooldownPeriod` as applied (s).
     pub cooldown_secs: Option<i64>,
+    /// From the start to idle: control plane, platform, overlay (s).
+    pub setup_secs: f64,
+    /// The whole figure, stopping everything included (s).
+    pub total_secs: f64,
 }
 
 /// `$TMPDIR/todo-bench/wake`: the platform's and the overlay's files, every process's log in
@@ -65,10 +70,15 @@ pub async fn measure(count: usize, say: &impl Fn(&str)) -> anyhow::Result<Wakes>
 }
 
 async fn run(count: usize, say: &impl Fn(&str), dir: &std::path::Path) -> anyhow::Result<Wakes> {
+    let started = Instant::now();
+    let elapsed = || started.elapsed().as_secs_f64();
     let setup = Setup::with_profile(Profile::Release, &[])?;
     say("wake: starting the control plane (etcd, kube-apiserver, KEDA, the HPA controller)");
     let control = ControlPlane::start(dir).context("starting the control plane")?;
-    say("wake: starting the platform (no functions: the kubelet stand-in starts them)");
+    say(&format!(
+        "wake: control plane up at {:.0} s; starting the platform (no functions: the kubelet stand-in starts them)",
+        elapsed()
+    ));
     let mut platform =
         match Platform::start(&setup.run_file, dir, Options { no_functions: true, ..Options::default() }).await {
             Ok(platform) => platform,
@@ -77,7 +87,11 @@ async fn run(count: usize, say: &impl Fn(&str), dir: &std::path::Path) -> anyhow
     let mut kubelet = Kubelet::new(&control.kubectl, &control.kubeconfig, NAMESPACE);
     let outcome = async {
         let idle = prepare(&setup, &mut platform, &mut kubelet, dir).await.context("bringing the system to idle")?;
-        say(&format!("wake: idle (every worker at 0, every ScaledObject Ready) after {:.1} s", idle.idle_after));
+        say(&format!(
+            "wake: idle (every worker at 0, every ScaledObject Ready) {:.1} s after the overlay, at {:.0} s",
+            idle.idle_after,
+            elapsed()
+        ));
         let create_task = idle.scaled.iter().find(|so| so["metadata"]["name"].as_str() == Some("create-task"));
         let spec = |key: &str| create_task.and_then(|so| so["spec"].get(key)).and_then(Value::as_i64);
         let mut wakes = Wakes {
@@ -85,14 +99,21 @@ async fn run(count: usize, say: &impl Fn(&str), dir: &std::path::Path) -> anyhow
             asked: count,
             polling_secs: spec("pollingInterval"),
             cooldown_secs: spec("cooldownPeriod"),
+            setup_secs: elapsed(),
+            total_secs: 0.0,
         };
         for i in 1..=count {
             match wake_once(&setup, &mut platform, &mut kubelet, &idle).await {
                 Ok(t) => {
                     say(&format!(
                         "wake {i}/{count}: replicas 1 at {:.1} s, pair up {:.1} s later, processed at {:.1} s, \
-                         audited at {:.1} s, all at 0 {:.1} s after",
-                        t.publish_to_replicas, t.pair_start, t.first_processed, t.audited, t.all_zero_after_audit
+                         audited at {:.1} s, all at 0 {:.1} s after (at {:.0} s)",
+                        t.publish_to_replicas,
+                        t.pair_start,
+                        t.first_processed,
+                        t.audited,
+                        t.all_zero_after_audit,
+                        elapsed()
                     ));
                     wakes.runs.push(Ok(t));
                 }
@@ -132,9 +153,11 @@ async fn run(count: usize, say: &impl Fn(&str), dir: &std::path::Path) -> anyhow
     let stopped = kubelet.stop_all(&mut platform).context("stopping the functions");
     let platform_stopped = platform.stop().context("stopping the platform");
     drop(control);
-    let wakes = outcome?;
+    say(&format!("wake: stopped at {:.0} s", elapsed()));
+    let mut wakes = outcome?;
     stopped?;
     platform_stopped?;
+    wakes.total_secs = elapsed();
     Ok(wakes)
 }
 
