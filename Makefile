@@ -84,9 +84,9 @@ faults: ## Run only the fault suite and print its summary (part of make test too
 	$(CARGO) test --locked -p system-tests --test faults -- --nocapture
 
 .PHONY: bench
-bench: platform ## Measure start time, memory, size, throughput and latencies on devhost and the real platform; writes BENCHMARKS.md (~40 min)
+bench: platform keda-platform ## Measure start time, memory, size, throughput and latencies on devhost and the real platform, and scale from zero with KEDA; writes BENCHMARKS.md (~42 min)
 	$(CARGO) build --workspace --locked --release
-	./target/release/bench
+	"$${CARGO_TARGET_DIR:-target}/release/bench"
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -16,6 +16,9 @@
 //! - [`load`]: system figures on a private system of either [`load::Backend`]: sustained
 //!   creations (with memory of every process, on the platform each function's daprd and the
 //!   platform's own), create-to-audit latency, reminder lateness, list latency.
+//! - [`wake`]: scale from zero with KEDA, on the platform only: first message → first
+//!   processed from a fully idle system, with the real KEDA operator on a real kube-apiserver
+//!   (`system_tests::keda`, as `make test-keda` runs it), repeated from idle.
 //! - [`stats`]: percentiles, median and spread.
 //! - [`report`]: the Markdown tables and the SVG plot.
 //!
@@ -27,8 +30,9 @@
 //! per function, 20), `BENCH_RATE` (creations per second offered to devhost, 1000: its target),
 //! `BENCH_PLATFORM_RATE` (offered to the platform, 500: its target), `BENCH_LOAD_SECS` (60),
 //! `BENCH_LATENCY_RATE` (200), `BENCH_LATENCY_SECS` (20), `BENCH_REMINDERS` (1000),
-//! `BENCH_LIST_TASKS` (10000), `BENCH_OUT` (`BENCHMARKS.md`), `BENCH_ONLY` (a comma-separated
-//! subset of `process,throughput,audit,reminders,list`; the others show as not measured).
+//! `BENCH_LIST_TASKS` (10000), `BENCH_WAKES` (wake-ups from zero with KEDA, on one platform, 10),
+//! `BENCH_OUT` (`BENCHMARKS.md`), `BENCH_ONLY` (a comma-separated subset of
+//! `process,throughput,audit,reminders,list,wake`; the others show as not measured).
 
 /// The allocator devhost's own binary runs with (devhost/src/main.rs), since devhost runs in
 /// this process: its figures should be the ones `make run` gets.
@@ -39,6 +43,7 @@ mod load;
 mod process;
 mod report;
 mod stats;
+mod wake;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -65,8 +70,10 @@ struct Config {
     latency_secs: u64,
     reminders: u64,
     list_tasks: u64,
+    /// Wake-ups from zero with KEDA (platform only), each from a fully idle system.
+    wakes: usize,
     out: String,
-    /// Only these figures (comma-separated: process, throughput, audit, reminders, list).
+    /// Only these figures (comma-separated: process, throughput, audit, reminders, list, wake).
     only: Option<String>,
 }
 
@@ -83,6 +90,7 @@ impl Default for Config {
             latency_secs: 20,
             reminders: 1000,
             list_tasks: 10_000,
+            wakes: 10,
             out: "BENCHMARKS.md".to_owned(),
             only: None,
         }
@@ -141,7 +149,7 @@ impl Targets {
 }
 
 /// One run of a figure: what it measured, or why it could not.
-type Run<T> = Result<T, String>;
+pub type Run<T> = Result<T, String>;
 
 /// A backend's system figures, run by run.
 struct Figures {
@@ -193,6 +201,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut speeds = vec![("before the figures".to_owned(), process::calibration_ms())];
+    // KEDA scales the platform's functions only: devhost has none.
+    let wake_wanted = want("wake") && config.wakes > 0 && backends.contains(&Backend::Platform);
     let mut figures = Vec::new();
     for backend in backends {
         let name = backend.name();
@@ -225,8 +235,16 @@ async fn main() -> anyhow::Result<()> {
         speeds.push((format!("after {}", backend.name()), process::calibration_ms()));
         figures.push(f);
     }
+    let wakes = if wake_wanted {
+        say(&format!("platform: {} wake-ups from zero with KEDA (release binaries)", config.wakes));
+        let wakes = record(&say, wake::measure(config.wakes, &say).await);
+        speeds.push(("after wake".to_owned(), process::calibration_ms()));
+        Some(wakes)
+    } else {
+        None
+    };
 
-    let markdown = render(&config, &processes, &figures, &speeds)?;
+    let markdown = render(&config, &processes, &figures, wakes.as_ref(), &speeds)?;
     let out = workspace_root().join(&config.out);
     std::fs::write(&out, markdown).with_context(|| format!("writing {}", out.display()))?;
     // Each latency figure's bars side by side for the backends, so they compare at a glance.
@@ -255,7 +273,12 @@ async fn main() -> anyhow::Result<()> {
     let plot = out.with_extension("svg");
     std::fs::write(&plot, report::plot(&bars, &timelines)).with_context(|| format!("writing {}", plot.display()))?;
     say(&format!("wrote {} and {}", out.display(), plot.display()));
-    let failed: usize = figures.iter().map(Figures::failed).sum();
+    let failed_wakes = match &wakes {
+        Some(Ok(w)) => w.runs.iter().filter(|r| r.is_err()).count(),
+        Some(Err(_)) => 1,
+        None => 0,
+    };
+    let failed: usize = figures.iter().map(Figures::failed).sum::<usize>() + failed_wakes;
     if failed > 0 {
         anyhow::bail!("{failed} run(s) of a system figure failed: their errors are in {}", out.display());
     }
@@ -297,8 +320,7 @@ fn commit() -> String {
 /// The pinned versions of the platform (`manifests/platform/versions.env`) and the PostgreSQL
 /// that `make platform` found, for the report's header; what cannot be read is left out.
 fn platform_versions() -> String {
-    let env = std::fs::read_to_string(workspace_root().join("manifests/platform/versions.env")).unwrap_or_default();
-    let vars: BTreeMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
+    let vars = pinned_versions();
     let mut parts = Vec::new();
     if let Some(v) = vars.get("DAPR_VERSION") {
         parts.push(format!("Dapr {v}"));
@@ -316,6 +338,13 @@ fn platform_versions() -> String {
         parts.push(format!("PostgreSQL {v}"));
     }
     parts.join(", ")
+}
+
+/// The pinned versions of `manifests/platform/versions.env` (`DAPR_VERSION`, `KEDA_VERSION`,
+/// ...); empty if it cannot be read.
+fn pinned_versions() -> BTreeMap<String, String> {
+    let env = std::fs::read_to_string(workspace_root().join("manifests/platform/versions.env")).unwrap_or_default();
+    env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect()
 }
 
 /// A table cell from an error: one line, no column separators, bounded.
@@ -338,6 +367,7 @@ fn render(
     config: &Config,
     processes: &[process::ProcessFigures],
     figures: &[Figures],
+    wakes: Option<&Run<wake::Wakes>>,
     speeds: &[(String, f64)],
 ) -> anyhow::Result<String> {
     let measured = |backend: Backend| figures.iter().any(|f| f.backend == backend);
@@ -467,9 +497,115 @@ fn render(
     )?;
     writeln!(out, "`GET /v1/tasks?q=report&status=open&priority=high&tag=work&sort=-due&limit=50`, sequential.\n")?;
     latency_section(&mut out, figures, |f| f.lists.as_slice(), None, 95.0, |t| t.list_p95_ms);
+    render_wake(&mut out, config, wakes)?;
     // Figures of a design this tree no longer has, kept beside the current ones they led to.
     out.push_str(BEFORE_PROJECT_OUTBOX);
     Ok(out)
+}
+
+/// Scale from zero with KEDA (platform only, no target): the median and range over the wake-ups
+/// of each step, and each wake-up that failed with its error.
+fn render_wake(out: &mut String, config: &Config, wakes: Option<&Run<wake::Wakes>>) -> anyhow::Result<()> {
+    writeln!(out, "## Scale from zero with KEDA, first message → first processed (s; platform only, no target)\n")?;
+    let Some(wakes) = wakes else {
+        writeln!(out, "Not measured in this run (`BENCH_ONLY=wake`, with the platform among `BENCH_BACKENDS`).\n")?;
+        return Ok(());
+    };
+    let keda = pinned_versions().get("KEDA_VERSION").map(|v| format!(" {v}")).unwrap_or_default();
+    let applied = wakes.as_ref().ok();
+    let secs = |v: Option<i64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+    let polling = applied.and_then(|w| w.polling_secs);
+    let shipped = wake::shipped_polling_secs();
+    let more = match (shipped, polling) {
+        (Some(s), Some(p)) if s > p => format!(": expect up to {} s more of waiting for the poll there", s - p),
+        _ => String::new(),
+    };
+    writeln!(
+        out,
+        "Backend: the real platform (a daprd beside each function, one Kafka broker, PostgreSQL, the Dapr \
+         Scheduler) with the real KEDA operator{keda}, its metrics API server and kube-controller-manager's HPA \
+         controller on a real kube-apiserver and etcd (`scripts/control-plane.sh --keda`, as `make test-keda` \
+         runs them). The minikube overlay is applied through the test-only overlay `system-tests/keda-overlay`: \
+         pollingInterval {} s and cooldownPeriod {} s on the workers (the shipped ScaledObjects poll every {} s{more}). \
+         Release binaries. Pods are processes the kubelet stand-in (`system_tests::kubelet`) starts when a \
+         Deployment's `spec.replicas` asks: no image pull, no container runtime, no scheduling, which a cluster \
+         adds to the pair start.\n",
+        secs(polling),
+        secs(applied.and_then(|w| w.cooldown_secs)),
+        secs(shipped),
+    )?;
+    writeln!(
+        out,
+        "{} wake-ups on one control plane and platform, each from a fully idle system (every worker at 0 \
+         replicas and stopped, every consumer group without lag): one `todo.task.create` request published to \
+         `task-create` wakes create-task, its `created` event wakes on-task-completed, fire-reminder and \
+         audit-writer, and the next wake-up starts once all are back at 0. Times are read by the loop that also \
+         drives the kubelet stand-in: about every 0.2 s plus its `kubectl` calls, later when its pass started a \
+         pair, so each has a few tenths of a second of resolution (the pair start is timed within the pass). \
+         No target: issue 15 sets none.\n",
+        config.wakes
+    )?;
+    let wakes = match wakes {
+        Ok(wakes) => wakes,
+        Err(error) => {
+            writeln!(out, "{}\n", error_cell(error))?;
+            return Ok(());
+        }
+    };
+    writeln!(
+        out,
+        "This run: idle {:.0} s after the start (control plane, platform, overlay), {:.0} s for the whole \
+         figure.\n",
+        wakes.setup_secs, wakes.total_secs
+    )?;
+    let measured: Vec<&system_tests::keda::Timings> = wakes.runs.iter().flatten().collect();
+    type Pick = fn(&system_tests::keda::Timings) -> f64;
+    let cell = |pick: Pick, digits: usize| {
+        report::spread_cell(stats::Spread::of(&measured.iter().map(|t| pick(t)).collect::<Vec<_>>()), digits)
+    };
+    // The pair start is timed within the kubelet's pass: two decimals.
+    let steps: [(&str, Pick, usize); 5] = [
+        ("publish → create-task `spec.replicas` 1 (KEDA's poll saw the lag)", |t| t.publish_to_replicas, 1),
+        ("create-task pair start: from `spec.replicas` 1 to function and daprd healthy", |t| t.pair_start, 2),
+        ("**first message → first processed** (the task readable through task-api)", |t| t.first_processed, 1),
+        ("first message → audit entry written (audit-writer woken by the task event)", |t| t.audited, 1),
+        (
+            "audit entry → every worker back at 0 and stopped (cooldown, polls, graceful stop)",
+            |t| t.all_zero_after_audit,
+            1,
+        ),
+    ];
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .map(|(what, pick, digits)| vec![(*what).to_owned(), cell(*pick, *digits), "no target".to_owned()])
+        .collect();
+    report::table(out, &["step", "median (min–max), s", "target"], &rows);
+    let failed: Vec<String> = wakes
+        .runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| format!("- wake-up {}: {}", i + 1, error_cell(e))))
+        .collect();
+    let not_run = wakes.asked.saturating_sub(wakes.runs.len());
+    let mut notes = Vec::new();
+    if !failed.is_empty() {
+        notes.push(format!("{} failed", failed.len()));
+    }
+    if not_run > 0 {
+        notes.push(format!("{not_run} not run"));
+    }
+    writeln!(
+        out,
+        "**platform + KEDA**: first message → first processed {} s over {} of {} wake-ups; no target{}.\n",
+        cell(|t| t.first_processed, 1),
+        measured.len(),
+        wakes.asked,
+        if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) }
+    )?;
+    if !failed.is_empty() {
+        writeln!(out, "{}\n", failed.join("\n"))?;
+    }
+    Ok(())
 }
 
 /// Issue 12's "before": the real platform with Dapr's own outbox, measured once at the last
@@ -816,6 +952,39 @@ mod tests {
         assert_eq!(drain_median(&[Some(0.5), None, Some(0.1)]), Some(Some(0.5)));
         assert_eq!(drain_median(&[None, None, Some(0.1)]), Some(None));
         assert_eq!(drain_median(&[Some(2.0)]), Some(Some(2.0)));
+    }
+
+    #[test]
+    fn the_wake_section_has_medians_of_the_wake_ups_and_each_failure() {
+        let timings = |first_processed: f64| system_tests::keda::Timings {
+            publish_to_replicas: 1.0,
+            pair_start: 2.0,
+            first_processed,
+            audited: first_processed + 1.0,
+            all_zero_after_audit: 9.0,
+            woken: vec![],
+        };
+        let wakes = wake::Wakes {
+            runs: vec![Ok(timings(3.0)), Err("a | b".into()), Ok(timings(5.0)), Ok(timings(4.0))],
+            asked: 5,
+            polling_secs: Some(1),
+            cooldown_secs: Some(5),
+            setup_secs: 20.0,
+            total_secs: 60.0,
+        };
+        let mut out = String::new();
+        render_wake(&mut out, &Config::default(), Some(&Ok(wakes))).unwrap();
+        assert!(out.contains("| **first message → first processed** (the task readable through task-api) | 4.0 (3.0–5.0) | no target |"), "{out}");
+        assert!(out.contains("pollingInterval 1 s and cooldownPeriod 5 s"), "{out}");
+        assert!(out.contains("over 3 of 5 wake-ups; no target (1 failed, 1 not run)."), "{out}");
+        assert!(out.contains("- wake-up 2: failed: a / b"), "{out}");
+
+        let mut out = String::new();
+        render_wake(&mut out, &Config::default(), Some(&Err("no control plane".into()))).unwrap();
+        assert!(out.contains("failed: no control plane"), "{out}");
+        let mut out = String::new();
+        render_wake(&mut out, &Config::default(), None).unwrap();
+        assert!(out.contains("Not measured in this run"), "{out}");
     }
 
     #[test]
