@@ -28,11 +28,11 @@ platform: ## Build and cache the real platform: daprd + Scheduler, Kafka, Postgr
 	bash scripts/platform.sh
 
 .PHONY: keda-platform
-keda-platform: ## Build and cache etcd, kube-apiserver and the KEDA operator + CRDs (cold ~20 min, warm seconds)
+keda-platform: ## Build and cache etcd, kube-apiserver, kube-controller-manager, KEDA (operator, metrics API server) + CRDs (cold ~20 min, warm seconds)
 	bash scripts/keda-platform.sh
 
 .PHONY: test-keda
-test-keda: platform ## Rendered manifests dry-run on a real kube-apiserver; then KEDA scales the functions 0 -> 1 -> 0 on real lag
+test-keda: platform ## Rendered manifests dry-run on a real kube-apiserver; then KEDA + the HPA controller scale the functions 0 -> 1 -> N -> 0 on real lag
 	bash scripts/test-keda.sh
 	$(CARGO) build --workspace --locked
 	$(CARGO) test --locked -p system-tests --features platform --test keda -- --test-threads=1 --nocapture
