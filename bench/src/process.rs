@@ -37,9 +37,12 @@ pub fn measure(function: &str, samples: usize, rss_samples: usize) -> anyhow::Re
             .env("APP_HOST", "127.0.0.1")
             .env("DAPR_HTTP_PORT", sidecar.to_string())
             .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret!!")
+            // Required, as in production: the token the sidecar would send (nothing calls here).
+            .env("APP_API_TOKEN", "bench-app-token-bench-app-token")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Kept for the error below: a function that refuses to start says why on stderr.
+            .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let healthy = loop {
@@ -57,9 +60,16 @@ pub fn measure(function: &str, samples: usize, rss_samples: usize) -> anyhow::Re
             idle_rss_mib.push(rss_mib(child.id())?);
         }
         let _ = child.kill();
-        let _ = child.wait();
+        let status = child.wait();
         let Some(elapsed) = healthy else {
-            bail!("{function} did not answer /healthz within {START_TIMEOUT:?}");
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            bail!(
+                "{function} did not answer /healthz within {START_TIMEOUT:?} (exit: {status:?}); its stderr: {}",
+                stderr.trim()
+            );
         };
         startup_ms.push(elapsed.as_secs_f64() * 1000.0);
     }
