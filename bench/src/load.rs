@@ -12,7 +12,7 @@
 //!   from its SQLite database (read-only).
 //! - the real platform: backlog from the Kafka broker, each consumer group's committed offsets
 //!   against the end of each partition it subscribes to (`Kafka::lag_of` for every app-id and
-//!   the topics of its `GET /dapr/subscribe`). Not [`Platform::lag`]: it counts a group only
+//!   the topics its sidecar subscribed to, `Platform::subscriptions`). Not [`Platform::lag`]: it counts a group only
 //!   from the group's first commit, and right after a start it read an empty backlog while
 //!   create-task still had hundreds of requests to go. Audit entries and reminder records from
 //!   PostgreSQL with `psql` (the `state` store's table, see [`Bench::state`]). Reading them
@@ -145,7 +145,9 @@ impl Bench {
                 }
                 let platform = Platform::start(&setup.run_file, &dir, Options::default()).await?;
                 let kafka = platform.kafka().await?;
-                let consumers = consumers(&http, &platform).await?;
+                // What each sidecar subscribed to (its app-id is its consumer group:
+                // `consumerGroup: "{appID}"` in `dapr-components/local/pubsub.yaml`).
+                let consumers = platform.subscriptions().await?.into_iter().collect();
                 System::Platform { platform: Box::new(platform), kafka, psql, consumers }
             }
         };
@@ -422,31 +424,6 @@ pub fn cpu_ms_per(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>,
             Some((name.clone(), (end - start).max(0.0) * 1000.0 / units.max(1) as f64))
         })
         .collect()
-}
-
-/// Each app of `platform` that subscribes to anything, with its topics on the `pubsub`
-/// component, as its own `GET /dapr/subscribe` tells daprd: its app-id is its consumer group
-/// (`consumerGroup: "{appID}"` in `dapr-components/local/pubsub.yaml`).
-async fn consumers(http: &reqwest::Client, platform: &Platform) -> anyhow::Result<Vec<(String, Vec<String>)>> {
-    let mut consumers = Vec::new();
-    for app in platform.apps() {
-        let url = format!("http://127.0.0.1:{}/dapr/subscribe", app.app_port);
-        let answer = http.get(&url).send().await.and_then(reqwest::Response::error_for_status);
-        let text = answer.with_context(|| format!("GET {url}"))?.text().await?;
-        let subscriptions: Vec<Value> =
-            serde_json::from_str(&text).with_context(|| format!("{url} answered {text}"))?;
-        let mut topics: Vec<String> = subscriptions
-            .iter()
-            .filter(|s| s["pubsubname"] == "pubsub")
-            .filter_map(|s| s["topic"].as_str().map(str::to_owned))
-            .collect();
-        topics.sort();
-        topics.dedup();
-        if !topics.is_empty() {
-            consumers.push((app.id.clone(), topics));
-        }
-    }
-    Ok(consumers)
 }
 
 /// Runs `sql` with `psql` against `url`; the rows, one per line (unaligned, tuples only).
