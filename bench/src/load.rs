@@ -12,9 +12,9 @@
 //!   from its SQLite database (read-only).
 //! - the real platform: backlog from the Kafka broker, each consumer group's committed offsets
 //!   against the end of each partition it subscribes to (`Kafka::lag_of` for every app-id and
-//!   the topics its sidecar subscribed to, `Platform::subscriptions`). Not [`Platform::lag`]: it counts a group only
-//!   from the group's first commit, and right after a start it read an empty backlog while
-//!   create-task still had hundreds of requests to go. Audit entries and reminder records from
+//!   the topics its sidecar subscribed to, `Platform::subscriptions`). Not [`Platform::lag`]:
+//!   it counts a group only from the group's first commit, and right after a start it read an
+//!   empty backlog while create-task still had hundreds of requests to go. Audit entries and reminder records from
 //!   PostgreSQL with `psql` (the `state` store's table, see [`Bench::state`]). Reading them
 //!   through task-api would be backend-neutral, but it would put the measurement's own requests
 //!   on the sidecar and store being measured, and task-api shows a user only their own audit
