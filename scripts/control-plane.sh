@@ -175,12 +175,33 @@ http_status() {
   echo "${status:-none}"
 }
 
+# http_ok <port> <path>: GET http://127.0.0.1:<port><path> answers 200.
+http_ok() {
+  [ "$(http_status "$1" "$2" 2>/dev/null)" = 200 ]
+}
+
+# await_ready <log> <message> <probe...>: waits until the probe command succeeds for the
+# process started last; if that process exits first, or 60 s pass, prints the end of its log
+# and dies with the message.
+await_ready() {
+  local log="$1" message="$2" waited=0
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    sleep 0.2
+    waited=$((waited + 1))
+    if [ "${waited}" -ge 300 ] || ! kill -0 "${CONTROL_PLANE_PIDS[-1]}" 2>/dev/null; then
+      tail -n 30 "${log}" >&2
+      die "${message}"
+    fi
+  done
+}
+
 # keda_operator_start <dir>: the KEDA operator, out of cluster as KEDA's `make run` runs it,
 # against the API server of KUBECONFIG (its CRDs applied), with a self-made certificate folder
 # for its metrics service in <dir>/keda-certs and its log in <dir>/keda.log; returns once its
 # /readyz answers 200.
 keda_operator_start() {
-  local dir="$1" certs="$1/keda-certs" probe_port="" metrics_port="" service_port="" t0 waited=0
+  local dir="$1" certs="$1/keda-certs" probe_port="" metrics_port="" service_port="" t0
   : "${KEDA_OPERATOR:?run scripts/keda-platform.sh and source its keda-platform.env}"
   mkdir -p "${certs}"
   # One certificate for KEDA's two servers, as its cert rotation makes it in a cluster: the
@@ -202,14 +223,7 @@ keda_operator_start() {
     --metrics-service-bind-address "127.0.0.1:${service_port}" --cert-dir "${certs}" \
     >"${dir}/keda.log" 2>&1 &
   CONTROL_PLANE_PIDS+=("$!")
-  until [ "$(http_status "${probe_port}" /readyz 2>/dev/null)" = 200 ]; do
-    sleep 0.2
-    waited=$((waited + 1))
-    if [ "${waited}" -ge 300 ] || ! kill -0 "${CONTROL_PLANE_PIDS[-1]}" 2>/dev/null; then
-      tail -n 30 "${dir}/keda.log" >&2
-      die "the KEDA operator did not become ready"
-    fi
-  done
+  await_ready "${dir}/keda.log" "the KEDA operator did not become ready" http_ok "${probe_port}" /readyz
   info "KEDA operator ready in $((($(date +%s%N) - t0) / 1000000)) ms"
 }
 
@@ -221,7 +235,7 @@ keda_operator_start() {
 # asks for each value. Returns once the API server serves the group (the APIService is
 # Available). Its log: <dir>/keda-adapter.log.
 keda_metrics_apiserver_start() {
-  local dir="$1" certs="$1/keda-certs" secure_port="" metrics_port="" t0 waited=0
+  local dir="$1" certs="$1/keda-certs" secure_port="" metrics_port="" t0
   : "${KEDA_ADAPTER:?run scripts/keda-platform.sh and source its keda-platform.env}"
   : "${KEDA_SERVICE_PORT:?start the KEDA operator first (keda_operator_start)}"
   free_port secure_port
@@ -252,15 +266,9 @@ spec:
   service: {name: keda-operator-metrics-apiserver, namespace: keda, port: ${secure_port}}
   caBundle: $(base64 -w0 "${certs}/ca.crt")
 YAML
-  until "${KUBECTL}" get --raw /apis/external.metrics.k8s.io/v1beta1 >/dev/null 2>&1; do
-    sleep 0.2
-    waited=$((waited + 1))
-    if [ "${waited}" -ge 300 ] || ! kill -0 "${CONTROL_PLANE_PIDS[-1]}" 2>/dev/null; then
-      tail -n 30 "${dir}/keda-adapter.log" >&2
-      "${KUBECTL}" get apiservice v1beta1.external.metrics.k8s.io -o yaml >&2 || true
-      die "KEDA's metrics API server did not become available through the API server"
-    fi
-  done
+  await_ready "${dir}/keda-adapter.log" \
+    "KEDA's metrics API server did not become available through the API server (kubectl get apiservice)" \
+    "${KUBECTL}" get --raw /apis/external.metrics.k8s.io/v1beta1
   info "KEDA metrics API server available in $((($(date +%s%N) - t0) / 1000000)) ms"
 }
 
@@ -272,7 +280,7 @@ YAML
 # stand-in runs `spec.replicas` processes itself. Returns once its /healthz answers 200; its
 # log: <dir>/kube-controller-manager.log.
 controller_manager_start() {
-  local dir="$1" kcm_port="" t0 waited=0
+  local dir="$1" kcm_port="" t0
   : "${KUBE_CONTROLLER_MANAGER:?run scripts/keda-platform.sh and source its keda-platform.env}"
   command -v curl >/dev/null 2>&1 || apt_install curl
   free_port kcm_port
@@ -284,14 +292,8 @@ controller_manager_start() {
     --horizontal-pod-autoscaler-sync-period 1s \
     >"${dir}/kube-controller-manager.log" 2>&1 &
   CONTROL_PLANE_PIDS+=("$!")
-  until [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:${kcm_port}/healthz" 2>/dev/null)" = 200 ]; do
-    sleep 0.2
-    waited=$((waited + 1))
-    if [ "${waited}" -ge 300 ] || ! kill -0 "${CONTROL_PLANE_PIDS[-1]}" 2>/dev/null; then
-      tail -n 30 "${dir}/kube-controller-manager.log" >&2
-      die "kube-controller-manager did not become healthy"
-    fi
-  done
+  await_ready "${dir}/kube-controller-manager.log" "kube-controller-manager did not become healthy" \
+    curl -skf -o /dev/null "https://127.0.0.1:${kcm_port}/healthz"
   info "kube-controller-manager (HPA controller) healthy in $((($(date +%s%N) - t0) / 1000000)) ms"
 }
 
