@@ -28,7 +28,7 @@ platform: ## Build and cache the real platform: daprd + Scheduler, Kafka, Postgr
 	bash scripts/platform.sh
 
 .PHONY: keda-platform
-keda-platform: ## Build and cache etcd, kube-apiserver, kube-controller-manager, KEDA (operator, metrics API server) + CRDs (cold ~20 min, warm seconds)
+keda-platform: ## Build and cache etcd, kube-apiserver, kube-controller-manager, KEDA (operator, metrics API server) + CRDs (cold ~25 min, warm seconds)
 	bash scripts/keda-platform.sh
 
 .PHONY: test-keda
