@@ -37,7 +37,7 @@ use crate::app::RateGate;
 use crate::config::{Config, MIN_SECRET_BYTES};
 use crate::error::ApiError;
 use crate::jwks::{Jwks, Lookup};
-use crate::rate_limit::{Decision, QuotaSlot};
+use crate::rate_limit::{Counted, Decision, QuotaSlot};
 
 /// Clock skew tolerated on `exp`, `nbf` and the lifetime cap, in seconds.
 pub const LEEWAY_SECS: u64 = 30;
@@ -335,7 +335,8 @@ fn reason(kind: &ErrorKind) -> String {
 }
 
 /// Authenticates, then counts the request against the user's rate limit: a caller is refused
-/// with 429 only once it is known who they are. The quota goes back to the response through the
+/// with 429 only once it is known who they are. A request marked [`Counted`] (an MCP tool's
+/// REST request) is authenticated but not counted again. The quota goes back to the response through the
 /// slot [`crate::routes`]' middleware leaves in the request, which turns it into the `RateLimit`
 /// fields.
 impl<S> FromRequestParts<S> for User
@@ -349,6 +350,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Arc::<Authenticator>::from_ref(state);
         let user = auth.authenticate(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes())).await?;
+        if parts.extensions.get::<Counted>().is_some() {
+            return Ok(user);
+        }
         let gate = Arc::<RateGate>::from_ref(state);
         match gate.limiter.check(&user.id, gate.clock.now()) {
             None => {}

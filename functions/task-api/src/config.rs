@@ -66,6 +66,25 @@ pub struct Config {
     /// of as many ([`crate::rate_limit`]); 0 turns the limit off.
     #[serde(default = "default_rate_limit")]
     pub rate_limit_per_minute: u32,
+    /// `MCP_RESOURCE_URL`: the URL of `/mcp` as MCP clients reach it (`https://todo.example/mcp`
+    /// behind an Ingress): the `resource` of the protected-resource metadata (RFC 9728) and the
+    /// base of the `resource_metadata` link in a 401. Unset, both are derived from each
+    /// request's `Host` (and `X-Forwarded-Proto`), which is right on devhost and `dapr run`.
+    #[serde(default)]
+    pub mcp_resource_url: Option<String>,
+    /// `MCP_ALLOWED_HOSTS`: comma-separated `Host` values `/mcp` accepts besides the defaults
+    /// ([`crate::mcp::DEFAULT_ALLOWED_HOSTS`]: loopback and the in-cluster names of the
+    /// `task-api` Service in namespace `todo`) and the host of `MCP_RESOURCE_URL`. Any other
+    /// `Host` is refused with 403 (DNS-rebinding protection). A deployment whose clients reach
+    /// `/mcp` by another name (an Ingress host, another namespace) lists it here.
+    #[serde(default)]
+    pub mcp_allowed_hosts: Option<String>,
+    /// `MCP_ALLOWED_ORIGINS`: comma-separated browser origins (`https://app.example`, a port or
+    /// `:*` allowed) whose pages may call `/mcp`, besides loopback origins and the origin of
+    /// `MCP_RESOURCE_URL`. A request with any other `Origin` is refused with 403; requests
+    /// without one (every non-browser client) pass.
+    #[serde(default)]
+    pub mcp_allowed_origins: Option<String>,
     /// `OUTBOX_*`: the outbox this function writes through and relays (read by
     /// [`OutboxConfig::from_vars`] from the same variables).
     #[serde(skip)]
@@ -136,6 +155,9 @@ impl fmt::Debug for Config {
             .field("jwt_strict", &self.jwt_strict)
             .field("list_scan_limit", &self.list_scan_limit)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("mcp_resource_url", &self.mcp_resource_url)
+            .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
+            .field("mcp_allowed_origins", &self.mcp_allowed_origins)
             .field("outbox", &self.outbox)
             .finish()
     }
@@ -155,6 +177,9 @@ impl Config {
             jwks_timing: JwksTiming::default(),
             list_scan_limit: default_scan_limit(),
             rate_limit_per_minute: default_rate_limit(),
+            mcp_resource_url: None,
+            mcp_allowed_hosts: None,
+            mcp_allowed_origins: None,
             outbox: OutboxConfig::default(),
         }
     }
@@ -182,6 +207,9 @@ impl Config {
             &mut self.jwt_jwks_url,
             &mut self.jwt_issuer,
             &mut self.jwt_audience,
+            &mut self.mcp_resource_url,
+            &mut self.mcp_allowed_hosts,
+            &mut self.mcp_allowed_origins,
         ] {
             *value = value.take().filter(|v| !v.trim().is_empty());
         }
@@ -227,6 +255,9 @@ impl Config {
         }
         if self.list_scan_limit == 0 {
             bail!("LIST_SCAN_LIMIT must be at least 1");
+        }
+        if let Some(url) = &self.mcp_resource_url {
+            crate::mcp::resource_url(url)?;
         }
         Ok(self)
     }
@@ -396,6 +427,22 @@ mod tests {
         assert!(error.contains("JWT_SECRET_PREVIOUS is set without JWT_SECRET"), "{error}");
         let short = Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("JWT_SECRET_PREVIOUS", "short")]));
         assert!(short.unwrap_err().to_string().contains("JWT_SECRET_PREVIOUS is too short"));
+    }
+
+    #[test]
+    fn reads_the_mcp_settings() {
+        let config = Config::from_vars(vars(&[
+            ("JWT_SECRET", SECRET),
+            ("MCP_RESOURCE_URL", "https://todo.example/mcp"),
+            ("MCP_ALLOWED_HOSTS", "todo.example, api.todo.example"),
+            ("MCP_ALLOWED_ORIGINS", "https://app.todo.example"),
+        ]))
+        .unwrap();
+        assert_eq!(config.mcp_resource_url.as_deref(), Some("https://todo.example/mcp"));
+        assert_eq!(config.mcp_allowed_hosts.as_deref(), Some("todo.example, api.todo.example"));
+        assert_eq!(config.mcp_allowed_origins.as_deref(), Some("https://app.todo.example"));
+        let bad = Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("MCP_RESOURCE_URL", "todo.example/mcp")]));
+        assert!(bad.unwrap_err().to_string().contains("MCP_RESOURCE_URL"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! REST over the caller's tasks: create, read, change (JSON merge patch), complete, delete,
 //! list with search / filter / sort / keyset pagination, and a task's audit trail, all behind
-//! JWT bearer auth, plus `GET /openapi.json`. Every change is one transaction on the `tasks`
+//! JWT bearer auth, plus `GET /openapi.json`; and the same operations as MCP tools at `/mcp`
+//! for AI agents, which call the REST routes in process. Every change is one transaction on the `tasks`
 //! store through the project's outbox ([`shared::outbox`]), so the task and its `todo.task.*`
 //! event on `task-events` commit together; the other functions react to those events.
 //! task-api itself subscribes to nothing: the runtime serves it like any function (health,
@@ -19,8 +20,9 @@
 //! # Layout
 //!
 //! - [`config`]: `JWT_SECRET`, `JWT_SECRET_PREVIOUS`, `JWT_JWKS_URL`, `JWT_ISSUER`,
-//!   `JWT_AUDIENCE`, `JWT_MAX_LIFETIME_SECS`, `JWT_STRICT`, `LIST_SCAN_LIMIT` and the `OUTBOX_*`
-//!   settings from the environment; refuses to start without a usable way to check tokens.
+//!   `JWT_AUDIENCE`, `JWT_MAX_LIFETIME_SECS`, `JWT_STRICT`, `LIST_SCAN_LIMIT`, the `MCP_*` and the
+//!   `OUTBOX_*` settings from the environment; refuses to start without a usable way to check
+//!   tokens.
 //! - [`auth`]: bearer tokens (HS256 by derived kid, RS256 / ES256 from the JWKS) to an
 //!   [`auth::User`]; with the `mint` feature, minting them.
 //! - [`jwks`]: the identity provider's key set: fetched, cached, refreshed by kid.
@@ -38,6 +40,8 @@
 //! - [`rate_limit`]: a token bucket per user at the front door (429 and the IETF `RateLimit`
 //!   fields), per replica.
 //! - [`routes`]: one file per endpoint, and the router.
+//! - [`mcp`]: `/mcp`, the MCP server for AI agents: one file per tool, each calling its REST
+//!   route in process; the bearer-token gate, session owners and protected-resource metadata.
 //! - `dev_token` (feature `mint`): development tokens for `devhost dev-token`.
 
 pub mod access;
@@ -52,6 +56,7 @@ pub mod dev_token;
 pub mod error;
 pub mod jwks;
 pub mod listing;
+pub mod mcp;
 pub mod params;
 pub mod precondition;
 pub mod rate_limit;
@@ -86,7 +91,7 @@ pub const OUTBOX_RELAY: &str = "outbox-relay";
 pub fn build(dapr: Dapr, config: Config, clock: Clock) -> Function {
     let app = app::App::new(dapr, &config, clock);
     let relay = app.store.outbox().clone();
-    let function = Function::new(APP_ID).public_routes(routes::router(app));
+    let function = Function::new(APP_ID).public_routes(routes::router(app, mcp::Settings::from_config(&config)));
     if config.outbox.outbox_relay_enabled {
         function.background(OUTBOX_RELAY, move |stopping| relay.run_relay(stopping))
     } else {

@@ -8,8 +8,8 @@ use shared::runtime::About;
 const ABOUT: About = About {
     name: "task-api",
     version: env!("CARGO_PKG_VERSION"),
-    summary: "the REST front door of the todo system; bearer tokens (JWT) required. Development \
-              tokens: `devhost dev-token <user>`",
+    summary: "the REST front door of the todo system, and its MCP server at /mcp for AI agents; bearer \
+              tokens (JWT) required. Development tokens: `devhost dev-token <user>`",
     env: &[
         ("JWT_SECRET", "HS256 key of bearer tokens, at least 32 bytes (or JWT_JWKS_URL)"),
         ("JWT_SECRET_PREVIOUS", "the key before a rotation, still accepted"),
@@ -20,6 +20,9 @@ const ABOUT: About = About {
         ("JWT_STRICT", "true: refuse to start without JWT_ISSUER and JWT_AUDIENCE"),
         ("LIST_SCAN_LIMIT", "most tasks one list request reads (10000)"),
         ("RATE_LIMIT_PER_MINUTE", "requests per user per minute on this replica, 0 = off (600)"),
+        ("MCP_RESOURCE_URL", "public URL of /mcp (default: from each request's Host)"),
+        ("MCP_ALLOWED_HOSTS", "Host values /mcp accepts besides loopback and task-api[.todo[.svc...]]"),
+        ("MCP_ALLOWED_ORIGINS", "browser origins /mcp accepts besides loopback"),
         ("OUTBOX_PUBLISH_TIMEOUT_MS", "wait for a write's own publish before leaving it to the relay (3000)"),
         ("OUTBOX_RELAY_ENABLED", "run the outbox relay (true)"),
         ("OUTBOX_RELAY_INTERVAL_MS", "pause between relay passes (2000)"),

@@ -35,6 +35,12 @@ pub const DEFAULT_PER_MINUTE: u32 = 600;
 /// Forget idle buckets once the map holds this many (and at most every `WINDOW_SECS`).
 const PRUNE_ABOVE: usize = 10_000;
 
+/// Marks a request as counted already: the in-process REST request of an MCP tool call
+/// ([`crate::mcp::rest`]), whose `/mcp` request was counted when it came in. Only code in this
+/// process can set an extension, so no client can skip its limit with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted;
+
 /// The limit as the response fields state it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {

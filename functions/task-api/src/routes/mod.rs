@@ -43,9 +43,17 @@ pub mod paths {
     pub const ALL: [&str; 7] = [TASKS, TASK, COMPLETE, REOPEN, AUDIT, REMINDER, OPENAPI];
 }
 
-/// The public router, with its state. Unknown paths and methods answer in the API's JSON error
+/// The public router: the REST routes and, beside them, `/mcp` ([`crate::mcp`]), whose tools
+/// send their requests through the REST routes.
+pub fn router(app: App, mcp_settings: crate::mcp::Settings) -> Router {
+    let rest = rest(app.clone());
+    let mcp = crate::mcp::router(app, rest.clone(), mcp_settings).layer(axum::middleware::from_fn(rate_limit_fields));
+    rest.merge(mcp)
+}
+
+/// The REST routes, with their state. Unknown paths and methods answer in the API's JSON error
 /// shape (axum adds `Allow` to the 405).
-pub fn router(app: App) -> Router {
+pub fn rest(app: App) -> Router {
     Router::new()
         .route(paths::TASKS, post(create::handler).get(list::handler))
         .route(paths::TASK, get_route(get::handler).patch(update::handler).delete(delete::handler))
