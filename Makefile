@@ -23,6 +23,15 @@ run: ## Build and run the whole system on devhost (task-api on :8080, MCP at /mc
 	    "$(TASK_API_URL)" "$(TASK_API_URL)" "$$token" "$(TASK_API_URL)"; \
 	  exec ./target/debug/devhost --run-file dapr.yaml --db $(DEVHOST_DIR)/devhost.sqlite
 
+# `make token TOKEN_USER=bob`: whose token `make token` mints.
+TOKEN_USER ?= alice
+
+.PHONY: token
+token: ## Print a development token (12 h) of `make run`'s system for TOKEN_USER (default alice), for curl or an MCP client
+	@test -s $(DEVHOST_DIR)/jwt-secret || { echo "no $(DEVHOST_DIR)/jwt-secret yet: start the system once with make run" >&2; exit 1; }
+	@$(CARGO) build --quiet --locked -p devhost
+	@JWT_SECRET="$$(cat $(DEVHOST_DIR)/jwt-secret)" ./target/debug/devhost dev-token "$(TOKEN_USER)"
+
 .PHONY: platform
 platform: ## Build and cache the real platform: daprd + Scheduler, Kafka, PostgreSQL (cold ~15 min, warm seconds)
 	bash scripts/platform.sh
