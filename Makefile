@@ -30,7 +30,7 @@ TOKEN_USER ?= alice
 token: ## Print a development token (12 h) of `make run`'s system for TOKEN_USER (default alice), for curl or an MCP client
 	@test -s $(DEVHOST_DIR)/jwt-secret || { echo "no $(DEVHOST_DIR)/jwt-secret yet: start the system once with make run" >&2; exit 1; }
 	@$(CARGO) build --quiet --locked -p devhost
-	@JWT_SECRET="$$(cat $(DEVHOST_DIR)/jwt-secret)" ./target/debug/devhost dev-token "$(TOKEN_USER)"
+	@JWT_SECRET="$$(cat $(DEVHOST_DIR)/jwt-secret)" "$${CARGO_TARGET_DIR:-target}/debug/devhost" dev-token "$(TOKEN_USER)"
 
 .PHONY: platform
 platform: ## Build and cache the real platform: daprd + Scheduler, Kafka, PostgreSQL (cold ~15 min, warm seconds)
