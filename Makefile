@@ -13,15 +13,24 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## Build and run the whole system on devhost (task-api on :8080); Ctrl-C stops it
+run: ## Build and run the whole system on devhost (task-api on :8080, MCP at /mcp); Ctrl-C stops it
 	$(CARGO) build --workspace --locked
 	@mkdir -p $(DEVHOST_DIR)
 	@test -s $(DEVHOST_DIR)/jwt-secret || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > $(DEVHOST_DIR)/jwt-secret; chmod 600 $(DEVHOST_DIR)/jwt-secret; }
 	@export JWT_SECRET="$$(cat $(DEVHOST_DIR)/jwt-secret)"; \
 	  token="$$(./target/debug/devhost dev-token alice)"; \
-	  printf '\n  task-api:  %s\n  dev token: export TOKEN=%s\n  try:       curl -H "Authorization: Bearer $$TOKEN" %s/v1/tasks\n  demo:      make demo (in another terminal)\n\n' \
-	    "$(TASK_API_URL)" "$$token" "$(TASK_API_URL)"; \
+	  printf '\n  task-api:  %s\n  MCP:       %s/mcp (for AI agents: README, "Use it from an AI agent")\n  dev token: export TOKEN=%s\n  try:       curl -H "Authorization: Bearer $$TOKEN" %s/v1/tasks\n  demo:      make demo (in another terminal)\n\n' \
+	    "$(TASK_API_URL)" "$(TASK_API_URL)" "$$token" "$(TASK_API_URL)"; \
 	  exec ./target/debug/devhost --run-file dapr.yaml --db $(DEVHOST_DIR)/devhost.sqlite
+
+# `make token TOKEN_USER=bob`: whose token `make token` mints.
+TOKEN_USER ?= alice
+
+.PHONY: token
+token: ## Print a development token (12 h) of `make run`'s system for TOKEN_USER (default alice), for curl or an MCP client
+	@test -s $(DEVHOST_DIR)/jwt-secret || { echo "no $(DEVHOST_DIR)/jwt-secret yet: start the system once with make run" >&2; exit 1; }
+	@$(CARGO) build --quiet --locked -p devhost
+	@JWT_SECRET="$$(cat $(DEVHOST_DIR)/jwt-secret)" "$${CARGO_TARGET_DIR:-target}/debug/devhost" dev-token "$(TOKEN_USER)"
 
 .PHONY: platform
 platform: ## Build and cache the real platform: daprd + Scheduler, Kafka, PostgreSQL (cold ~15 min, warm seconds)

@@ -288,4 +288,4 @@ wait_for_rollouts
 
 log "Deployed ${IMAGE_TAG} to ${KUBE_CONTEXT}"
 kube get deployments,scaledobjects,ingress -n "${NAMESPACE}"
-info "task-api: https://${API_HOST}/healthz"
+info "task-api: https://${API_HOST}/healthz (REST: /v1/tasks, MCP for AI agents: https://${API_HOST}/mcp)"

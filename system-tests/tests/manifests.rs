@@ -1400,3 +1400,149 @@ fn scopes_parse() {
     assert!(parsed["b"].is_empty());
     assert_eq!(parsed.len(), 3);
 }
+
+/// Paths a client of task-api uses from outside the cluster: every path of the REST API's
+/// OpenAPI document, and the MCP server's (`/mcp` and its protected-resource metadata).
+fn public_paths() -> Vec<String> {
+    let file = root().join("functions/task-api/openapi.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("openapi.json")).expect("JSON");
+    let mut paths: Vec<String> = doc["paths"]
+        .as_object()
+        .expect("openapi.json has paths")
+        .keys()
+        .map(|p| p.replace("{id}", "0190c1f0-0000-7000-8000-000000000000"))
+        .collect();
+    paths.extend(
+        [task_api::mcp::PATH, task_api::mcp::METADATA_PATH, task_api::mcp::METADATA_PATH_FOR_MCP].map(str::to_owned),
+    );
+    paths
+}
+
+/// How well an Ingress path rule matches `path` (Kubernetes semantics: `Exact`, or `Prefix`
+/// by whole path elements; the longest match wins, `Exact` before `Prefix`): `None` if not.
+fn ingress_match(rule: &Value, path: &str) -> Option<(usize, bool)> {
+    let rule_path = str_of(&rule["path"]);
+    let elements = |p: &str| p.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    match rule["pathType"].as_str() {
+        Some("Exact") => (rule_path == path).then_some((rule_path.len(), true)),
+        Some("Prefix") => elements(path).starts_with(&elements(&rule_path)).then_some((rule_path.len(), false)),
+        // ImplementationSpecific depends on the controller: not a route this test can vouch for.
+        _ => None,
+    }
+}
+
+#[test]
+fn the_ingress_routes_every_public_path_to_task_api_and_mcp_knows_its_public_url() {
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        let settings = overlay.settings();
+        let Some(c) = overlay.get("Deployment", task_api::APP_ID).and_then(|d| container(d, task_api::APP_ID)) else {
+            failures.0.push(format!("manifests/{}: no task-api container", overlay.name));
+            continue;
+        };
+        let app_port = env_value(c, "APP_PORT").and_then(|p| p.parse::<u64>().ok());
+        // The ingress controller may reach the app port (the REST API and /mcp share it).
+        let admitted = overlay
+            .get("NetworkPolicy", "allow-task-api-ingress")
+            .and_then(|np| np["spec"]["ingress"].as_array().cloned())
+            .unwrap_or_default();
+        let namespace = settings.get("ingress-namespace").cloned().unwrap_or_default();
+        failures.check(
+            admitted.iter().any(|rule| {
+                app_port.is_some_and(|p| ports_of(rule).contains(&p))
+                    && rule["from"].to_string().contains(&format!("\"{namespace}\""))
+            }),
+            || {
+                format!(
+                    "manifests/{}: NetworkPolicy allow-task-api-ingress must admit the ingress controller's namespace \
+                     `{namespace}` on task-api's APP_PORT {app_port:?}, has {admitted:?}",
+                    overlay.name
+                )
+            },
+        );
+        let resource_url = env_value(c, "MCP_RESOURCE_URL").filter(|v| !v.is_empty());
+        let Some(ingress) = overlay.get("Ingress", task_api::APP_ID) else {
+            // No Ingress (minikube: kubectl port-forward): MCP derives its URL from the Host.
+            failures.check(resource_url.is_none(), || {
+                format!(
+                    "manifests/{}: MCP_RESOURCE_URL {resource_url:?} is set but there is no Ingress: the URL clients \
+                     reach /mcp by is the port-forward's, derived from each request's Host",
+                    overlay.name
+                )
+            });
+            continue;
+        };
+        let host = settings.get("api-host").cloned().unwrap_or_default();
+        failures.check(
+            resource_url.as_deref() == Some(format!("https://{host}{}", task_api::mcp::PATH).as_str()),
+            || {
+                format!(
+                    "task-api in manifests/{}: MCP_RESOURCE_URL must be https://{host}{} (the Ingress host, TLS), is \
+                 {resource_url:?}",
+                    overlay.name,
+                    task_api::mcp::PATH
+                )
+            },
+        );
+        failures.check(ingress["spec"]["tls"].to_string().contains(&format!("\"{host}\"")), || {
+            format!("Ingress task-api in manifests/{}: no TLS for host {host}", overlay.name)
+        });
+        let service = overlay.get("Service", task_api::APP_ID);
+        let http_port = service
+            .and_then(|s| s["spec"]["ports"].as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|p| p["targetPort"] == "http" || p["targetPort"].as_u64() == app_port);
+        let container_http = c["ports"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "http"))
+            .and_then(|p| p["containerPort"].as_u64());
+        failures.check(http_port.is_some() && container_http.is_some() && container_http == app_port, || {
+            format!(
+                "manifests/{}: Service task-api must have a port targeting the container port `http` ({container_http:?}), \
+                 which must be APP_PORT ({app_port:?}); ports {:?}",
+                overlay.name,
+                service.map(|s| s["spec"]["ports"].clone())
+            )
+        });
+        let rules: Vec<Value> = ingress["spec"]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["host"] == host.as_str())
+            .flat_map(|r| r["http"]["paths"].as_array().cloned().unwrap_or_default())
+            .collect();
+        for path in public_paths() {
+            let best = rules.iter().filter_map(|r| ingress_match(r, &path).map(|m| (m, r))).max_by_key(|(m, _)| *m);
+            let backend = best.map(|(_, r)| r["backend"]["service"].clone());
+            let ok = backend.as_ref().is_some_and(|b| {
+                b["name"] == task_api::APP_ID
+                    && http_port.as_ref().is_some_and(|p| {
+                        (b["port"]["name"].is_string() && b["port"]["name"] == p["name"])
+                            || (b["port"]["number"].is_u64() && b["port"]["number"] == p["port"])
+                    })
+            });
+            failures.check(ok, || {
+                format!(
+                    "Ingress task-api in manifests/{}: {path} (served by task-api) must route to Service task-api, port \
+                     {:?}, on host {host}; routes to {backend:?}",
+                    overlay.name,
+                    http_port.as_ref().map(|p| p["name"].clone())
+                )
+            });
+        }
+    }
+    failures.assert_none("the public paths of task-api");
+}
+
+#[test]
+fn ingress_paths_match_like_kubernetes() {
+    let rule = |path: &str, kind: &str| serde_json::json!({"path": path, "pathType": kind});
+    assert!(ingress_match(&rule("/", "Prefix"), "/mcp").is_some());
+    assert!(ingress_match(&rule("/v1", "Prefix"), "/v1/tasks").is_some());
+    assert!(ingress_match(&rule("/v1/", "Prefix"), "/v1").is_some());
+    assert!(ingress_match(&rule("/mc", "Prefix"), "/mcp").is_none());
+    assert!(ingress_match(&rule("/mcp", "Exact"), "/mcp").is_some());
+    assert!(ingress_match(&rule("/mcp", "Exact"), "/mcp/x").is_none());
+    assert!(ingress_match(&rule("/", "ImplementationSpecific"), "/mcp").is_none());
+}

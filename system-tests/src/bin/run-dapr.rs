@@ -41,7 +41,7 @@ async fn run() -> anyhow::Result<()> {
     let token = task_api::auth::mint(secret.as_bytes(), "alice", task_api::auth::DEFAULT_DEV_TTL)?;
     let url = platform.api_url()?;
     println!(
-        "\n  up in {:.1} s (logs in {})\n  task-api:  {url}\n  dev token: export TOKEN={token}\n  try:       curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/tasks\n  demo:      make demo (in another terminal)\n",
+        "\n  up in {:.1} s (logs in {})\n  task-api:  {url}\n  MCP:       {url}/mcp (for AI agents: README, \"Use it from an AI agent\")\n  dev token: export TOKEN={token}\n  try:       curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/tasks\n  demo:      make demo (in another terminal)\n",
         started.elapsed().as_secs_f64(),
         platform.logs().display()
     );
