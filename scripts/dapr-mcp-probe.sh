@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Dapr as the MCP client of an MCP server (issue 22, point 9; docs/mcp-dapr.md), with the real
-# daprd of `make platform` and the resource dapr-components/local/mcp/todo-tasks.yaml (its URL
+# daprd of `make platform` and the resource dapr-components/local-agent/mcpserver.yaml (its URL
 # replaced by MCP_URL). Its workflow engine gets what the platform does not start: placement
 # (built here once, from the same dapr module as daprd), the Dapr Scheduler, and an in-memory
 # actor state store.
@@ -52,7 +52,7 @@ trap 'exit 130' INT TERM
 
 mkdir -p "${work}/resources" "${work}/scheduler-etcd"
 chmod 700 "${work}/scheduler-etcd"
-sed "s|^      url: .*|      url: ${MCP_URL}|" "${ROOT}/dapr-components/local/mcp/todo-tasks.yaml" >"${work}/resources/todo-tasks.yaml"
+sed "s|^      url: .*|      url: ${MCP_URL}|" "${ROOT}/dapr-components/local-agent/mcpserver.yaml" >"${work}/resources/todo-tasks.yaml"
 cat >"${work}/resources/actorstate.yaml" <<'EOF'
 apiVersion: dapr.io/v1alpha1
 kind: Component

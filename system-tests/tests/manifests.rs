@@ -1532,9 +1532,9 @@ async fn the_mcp_server_resource_points_at_task_apis_service_and_mcp_path() {
         });
     }
 
-    // The self-hosted twin (dapr-components/local/mcp/): task-api's app port of dapr.yaml.
-    let local = std::fs::read_to_string(root().join("dapr-components/local/mcp/todo-tasks.yaml"))
-        .expect("dapr-components/local/mcp/todo-tasks.yaml");
+    // The self-hosted twin (dapr-components/local-agent/): task-api's app port of dapr.yaml.
+    let local = std::fs::read_to_string(root().join("dapr-components/local-agent/mcpserver.yaml"))
+        .expect("dapr-components/local-agent/mcpserver.yaml");
     let local: Value = serde_norway::from_str(&local).expect("the local MCPServer is YAML");
     let run: Value = serde_norway::from_str(&std::fs::read_to_string(root().join("dapr.yaml")).expect("dapr.yaml"))
         .expect("dapr.yaml is YAML");
@@ -1552,7 +1552,7 @@ async fn the_mcp_server_resource_points_at_task_apis_service_and_mcp_path() {
         }),
         || {
             format!(
-                "dapr-components/local/mcp/todo-tasks.yaml: url {url:?}, expected http://localhost:<task-api's appPort in \
+                "dapr-components/local-agent/mcpserver.yaml: url {url:?}, expected http://localhost:<task-api's appPort in \
                  dapr.yaml, {run_port:?}>{MCP_PATH}"
             )
         },
@@ -1560,7 +1560,7 @@ async fn the_mcp_server_resource_points_at_task_apis_service_and_mcp_path() {
     let local_scopes: BTreeSet<String> = local["scopes"].as_array().into_iter().flatten().map(str_of).collect();
     failures.check(!local_scopes.is_empty() && local_scopes.is_disjoint(&app_ids), || {
         format!(
-            "dapr-components/local/mcp/todo-tasks.yaml: scopes {local_scopes:?} must be non-empty and name no function"
+            "dapr-components/local-agent/mcpserver.yaml: scopes {local_scopes:?} must be non-empty and name no function"
         )
     });
     failures.assert_none("MCPServer vs task-api");
