@@ -8,7 +8,8 @@
 # KafkaUsers of manifests/kafka-users (in namespace kafka, as docs/deploy.md applies them). The
 # API server checks each object against its real schema (built-in kinds and CRDs alike), with
 # strict field validation: a wrong type or an unknown field fails the run. A negative check
-# proves that: broken copies of a rendered ScaledObject and of a KafkaUser must be rejected.
+# proves that: broken copies of a rendered ScaledObject, of a KafkaUser and of the MCPServer (its
+# CEL rule included) must be rejected.
 # Then (RUN_KEDA_OPERATOR=0
 # skips it) the real KEDA operator runs against the API server and every ScaledObject of the
 # minikube overlay, applied for real, must be Ready, or not Ready only because no Kafka broker runs here.
@@ -121,6 +122,25 @@ for broken in ku-unknown-operation ku-unknown-field; do
   cmp -s "${work}/ku.yaml" "${work}/${broken}.yaml" && die "${broken}: the sed above broke nothing"
   if server_dry_run "${work}/${broken}.yaml" kafka >/dev/null 2>"${work}/${broken}.err"; then
     printf 'FAILED: %s was accepted: the dry run does not check the KafkaUser schema\n' "${broken}" >&2
+    failed=1
+  else
+    info "${broken}: rejected: $(grep -v '^Warning:' "${work}/${broken}.err" | head -c 300)"
+  fi
+done
+
+log "Negative check: broken copies of the MCPServer must be rejected"
+# The rendered MCPServer of the minikube overlay (dapr-components/k8s/mcpserver.yaml), as it is...
+awk 'BEGIN {RS = "\n---\n"} /\nkind: MCPServer\n/ {print; exit}' "${out}/minikube.yaml" >"${work}/mcp.yaml"
+grep -q '^    streamableHTTP:$' "${work}/mcp.yaml" || die "the minikube overlay renders no MCPServer with spec.endpoint.streamableHTTP"
+server_dry_run "${work}/mcp.yaml" >/dev/null 2>"${work}/mcp.err" || die "the unbroken MCPServer is not accepted: $(cat "${work}/mcp.err")"
+# ...with a second transport (the CRD's CEL rule: exactly one of streamableHTTP, sse, stdio),
+# then with an unknown (misspelled) field.
+sed 's|^    streamableHTTP:$|    sse:\n      url: http://task-api.todo.svc.cluster.local/sse\n    streamableHTTP:|' "${work}/mcp.yaml" >"${work}/mcp-two-transports.yaml"
+sed 's|^      timeout: |      timeOut: |' "${work}/mcp.yaml" >"${work}/mcp-unknown-field.yaml"
+for broken in mcp-two-transports mcp-unknown-field; do
+  cmp -s "${work}/mcp.yaml" "${work}/${broken}.yaml" && die "${broken}: the sed above broke nothing"
+  if server_dry_run "${work}/${broken}.yaml" >/dev/null 2>"${work}/${broken}.err"; then
+    printf 'FAILED: %s was accepted: the dry run does not check the MCPServer schema\n' "${broken}" >&2
     failed=1
   else
     info "${broken}: rejected: $(grep -v '^Warning:' "${work}/${broken}.err" | head -c 300)"

@@ -1546,3 +1546,178 @@ fn ingress_paths_match_like_kubernetes() {
     assert!(ingress_match(&rule("/mcp", "Exact"), "/mcp/x").is_none());
     assert!(ingress_match(&rule("/", "ImplementationSpecific"), "/mcp").is_none());
 }
+
+/// Where task-api serves its MCP tools (issue 22: Streamable HTTP at `/mcp`).
+const MCP_PATH: &str = "/mcp";
+
+/// `http://host[:port]/path` of an MCPServer URL: (host, port, path). Only `http`: the URL is
+/// inside the cluster or on this machine.
+fn split_http_url(url: &str) -> Option<(String, u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().ok()?),
+        None => (authority, 80),
+    };
+    Some((host.to_owned(), port, path.to_owned()))
+}
+
+/// The Dapr `MCPServer` for task-api's `/mcp` (dapr-components/k8s/mcpserver.yaml): it names
+/// task-api's Service, in the namespace task-api is deployed to, on a port that reaches the
+/// container port task-api's sidecar knows as the app port; its credential comes from the
+/// sidecar's environment, never from the manifest; and no function's sidecar loads it (daprd connects to the server
+/// when it starts and exits if that fails: only the agent app it is scoped to loads it).
+#[tokio::test]
+async fn the_mcp_server_resource_points_at_task_apis_service_and_mcp_path() {
+    let functions = functions().await;
+    let task_api_id = functions[0].app_id().to_owned();
+    assert_eq!(task_api_id, "task-api", "functions()[0] is task-api");
+    let app_ids: BTreeSet<String> = functions.iter().map(|f| f.app_id().to_owned()).collect();
+    let mut failures = Failures::default();
+    for overlay in overlays() {
+        let servers: Vec<&Value> = overlay.all("MCPServer").collect();
+        failures.check(servers.len() == 1, || {
+            format!("manifests/{}: renders {} MCPServer(s), expected 1 (todo-tasks)", overlay.name, servers.len())
+        });
+        let Some(server) = servers.first() else { continue };
+        let name = str_of(&server["metadata"]["name"]);
+        failures.check(!name.is_empty() && !name.contains('.'), || {
+            format!("MCPServer {name:?} in manifests/{}: daprd splits workflow names on `.`", overlay.name)
+        });
+        let http = &server["spec"]["endpoint"]["streamableHTTP"];
+        let url = str_of(&http["url"]);
+        let Some((host, port, path)) = split_http_url(&url) else {
+            failures.0.push(format!(
+                "MCPServer {name} in manifests/{}: url {url:?} is not http://host[:port]/path",
+                overlay.name
+            ));
+            continue;
+        };
+        failures.check(path == MCP_PATH, || {
+            format!("MCPServer {name} in manifests/{}: path {path:?}, task-api serves MCP at {MCP_PATH}", overlay.name)
+        });
+        // The Deployment whose sidecar is app-id task-api, and the container port it calls the app.
+        let deployment = overlay
+            .all("Deployment")
+            .find(|d| annotations(d).get("dapr.io/app-id").map(String::as_str) == Some(task_api_id.as_str()));
+        let Some(deployment) = deployment else {
+            failures.0.push(format!("manifests/{}: no Deployment with dapr.io/app-id {task_api_id}", overlay.name));
+            continue;
+        };
+        let app_port: Option<u64> = annotations(deployment).get("dapr.io/app-port").and_then(|p| p.parse().ok());
+        let pod_labels = deployment["spec"]["template"]["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+        let namespace = str_of(&deployment["metadata"]["namespace"]);
+        // The Service the URL names: same namespace, selecting task-api's pods.
+        let service = overlay.all("Service").find(|s| {
+            format!("{}.{}.svc.cluster.local", str_of(&s["metadata"]["name"]), str_of(&s["metadata"]["namespace"]))
+                == host
+        });
+        let Some(service) = service else {
+            failures.0.push(format!(
+                "MCPServer {name} in manifests/{}: host {host} is no rendered Service's <name>.<namespace>.svc.cluster.local",
+                overlay.name
+            ));
+            continue;
+        };
+        failures.check(str_of(&service["metadata"]["namespace"]) == namespace, || {
+            format!(
+                "MCPServer {name} in manifests/{}: Service {host} is not in task-api's namespace {namespace}",
+                overlay.name
+            )
+        });
+        let selector = service["spec"]["selector"].as_object().cloned().unwrap_or_default();
+        failures.check(!selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), || {
+            format!("MCPServer {name} in manifests/{}: Service {host} does not select task-api's pods", overlay.name)
+        });
+        // The Service port the URL uses, and the container port it forwards to.
+        let target = service["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["port"].as_u64() == Some(u64::from(port)))
+            .map(|p| p["targetPort"].clone());
+        let container_port = match &target {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(port_name)) => container(deployment, &task_api_id)
+                .and_then(|c| c["ports"].as_array())
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == port_name.as_str())
+                .and_then(|p| p["containerPort"].as_u64()),
+            _ => None,
+        };
+        failures.check(container_port.is_some() && container_port == app_port, || {
+            format!(
+                "MCPServer {name} in manifests/{}: port {port} of Service {host} reaches container port {container_port:?}, \
+                 task-api's app port (dapr.io/app-port) is {app_port:?}",
+                overlay.name
+            )
+        });
+        // The credential: from the sidecar's environment, never written here, and never a
+        // secretKeyRef the Dapr operator would resolve for every sidecar of the namespace (one
+        // missing Secret would then keep every function's sidecar from starting).
+        for header in http["headers"].as_array().into_iter().flatten() {
+            failures.check(
+                header.get("value").is_none() && header.get("secretKeyRef").is_none() && header["envRef"].is_string(),
+                || {
+                    format!(
+                        "MCPServer {name} in manifests/{}: header {} must come from an envRef (not a value, not a \
+                         secretKeyRef)",
+                        overlay.name, header["name"]
+                    )
+                },
+            );
+        }
+        let scopes: BTreeSet<String> = server["scopes"].as_array().into_iter().flatten().map(str_of).collect();
+        failures.check(!scopes.is_empty() && scopes.is_disjoint(&app_ids), || {
+            format!(
+                "MCPServer {name} in manifests/{}: scopes {scopes:?} must be non-empty and name no function \
+                 ({app_ids:?}): every sidecar in scope connects to /mcp at start and exits if it cannot",
+                overlay.name
+            )
+        });
+    }
+
+    // The self-hosted twin (dapr-components/local-agent/): task-api's app port of dapr.yaml.
+    let local = std::fs::read_to_string(root().join("dapr-components/local-agent/mcpserver.yaml"))
+        .expect("dapr-components/local-agent/mcpserver.yaml");
+    let local: Value = serde_norway::from_str(&local).expect("the local MCPServer is YAML");
+    let run: Value = serde_norway::from_str(&std::fs::read_to_string(root().join("dapr.yaml")).expect("dapr.yaml"))
+        .expect("dapr.yaml is YAML");
+    let run_port = run["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["appID"] == task_api_id.as_str())
+        .and_then(|a| a["appPort"].as_u64());
+    let url = str_of(&local["spec"]["endpoint"]["streamableHTTP"]["url"]);
+    let parsed = split_http_url(&url);
+    failures.check(
+        parsed.as_ref().is_some_and(|(host, port, path)| {
+            host == "localhost" && Some(u64::from(*port)) == run_port && path == MCP_PATH
+        }),
+        || {
+            format!(
+                "dapr-components/local-agent/mcpserver.yaml: url {url:?}, expected http://localhost:<task-api's appPort in \
+                 dapr.yaml, {run_port:?}>{MCP_PATH}"
+            )
+        },
+    );
+    let local_scopes: BTreeSet<String> = local["scopes"].as_array().into_iter().flatten().map(str_of).collect();
+    failures.check(!local_scopes.is_empty() && local_scopes.is_disjoint(&app_ids), || {
+        format!(
+            "dapr-components/local-agent/mcpserver.yaml: scopes {local_scopes:?} must be non-empty and name no function"
+        )
+    });
+    failures.assert_none("MCPServer vs task-api");
+}
+
+#[test]
+fn http_urls_split() {
+    assert_eq!(
+        split_http_url("http://a.b.svc.cluster.local/mcp"),
+        Some(("a.b.svc.cluster.local".into(), 80, "/mcp".into()))
+    );
+    assert_eq!(split_http_url("http://localhost:8080/mcp"), Some(("localhost".into(), 8080, "/mcp".into())));
+    assert_eq!(split_http_url("https://x/mcp"), None);
+}
