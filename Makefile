@@ -18,10 +18,10 @@ run: ## Build and run the whole system on devhost (task-api on :8080, MCP at /mc
 	@mkdir -p $(DEVHOST_DIR)
 	@test -s $(DEVHOST_DIR)/jwt-secret || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > $(DEVHOST_DIR)/jwt-secret; chmod 600 $(DEVHOST_DIR)/jwt-secret; }
 	@export JWT_SECRET="$$(cat $(DEVHOST_DIR)/jwt-secret)"; \
-	  token="$$(./target/debug/devhost dev-token alice)"; \
+	  token="$$("$${CARGO_TARGET_DIR:-target}/debug/devhost" dev-token alice)"; \
 	  printf '\n  task-api:  %s\n  MCP:       %s/mcp (for AI agents: README, "Use it from an AI agent")\n  dev token: export TOKEN=%s\n  try:       curl -H "Authorization: Bearer $$TOKEN" %s/v1/tasks\n  demo:      make demo (in another terminal)\n\n' \
 	    "$(TASK_API_URL)" "$(TASK_API_URL)" "$$token" "$(TASK_API_URL)"; \
-	  exec ./target/debug/devhost --run-file dapr.yaml --db $(DEVHOST_DIR)/devhost.sqlite
+	  exec "$${CARGO_TARGET_DIR:-target}/debug/devhost" --run-file dapr.yaml --db $(DEVHOST_DIR)/devhost.sqlite
 
 # `make token TOKEN_USER=bob`: whose token `make token` mints.
 TOKEN_USER ?= alice
@@ -51,12 +51,12 @@ run-dapr: platform ## The same system on real daprd + Scheduler + Kafka + Postgr
 	$(CARGO) build --workspace --locked
 	@mkdir -p $(DEVHOST_DIR)
 	@test -s $(DEVHOST_DIR)/jwt-secret || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > $(DEVHOST_DIR)/jwt-secret; chmod 600 $(DEVHOST_DIR)/jwt-secret; }
-	./target/debug/run-dapr
+	"$${CARGO_TARGET_DIR:-target}/debug/run-dapr"
 
 .PHONY: demo
 demo: ## Play the demo scenario against `make run`'s system, or a private one if none runs
 	$(CARGO) build --workspace --locked
-	TASK_API_URL=$(TASK_API_URL) ./target/debug/demo
+	TASK_API_URL=$(TASK_API_URL) "$${CARGO_TARGET_DIR:-target}/debug/demo"
 
 .PHONY: build
 build: ## Build every crate (debug)
