@@ -428,9 +428,41 @@ async fn an_oversized_message_is_refused_with_413_before_it_is_parsed() {
     let reply = client.post_bytes(vec![b'{'; 10_000], &[]).await;
     assert_eq!(reply.status, 413, "{}", reply.text);
     assert!(h.task_transactions().is_empty());
-    // A malformed but small message is a protocol error (rmcp answers it 415), not a tool result.
+}
+
+/// Malformed JSON-RPC is a protocol error, as JSON-RPC names it, and never reaches a tool.
+#[tokio::test]
+async fn malformed_json_rpc_is_a_protocol_error_with_its_code() {
+    let h = Harness::start().await;
+    let mut client = Client::new(&h, "alice");
+    client.initialize(PROTOCOL).await;
     let reply = client.post_bytes(b"{\"jsonrpc\": \"2.0\", \"id\": ".to_vec(), &[]).await;
-    assert!((400..500).contains(&reply.status) && reply.text.contains("deserialize"), "{}", reply.text);
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let error = &reply.messages[0];
+    assert_eq!(error["error"]["code"], -32700, "{}", reply.text);
+    assert_eq!(error["id"], Value::Null, "{}", reply.text);
+    assert!(error["error"]["message"].as_str().unwrap().contains("line 1 column"), "{}", reply.text);
+    // JSON, but no JSON-RPC message: an invalid request.
+    let reply =
+        client.post(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": "add_task"}), &[]).await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.messages[0]["error"]["code"], -32600, "{}", reply.text);
+    let reply = client.post(&json!(["not", "a", "message"]), &[]).await;
+    assert_eq!(reply.messages[0]["error"]["code"], -32600, "{}", reply.text);
+    assert!(h.task_transactions().is_empty());
+    // A body that is not declared JSON stays rmcp's 415: the media type is what is wrong.
+    let reply = h
+        .app
+        .http
+        .post(format!("{}/mcp", h.app.url))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "text/plain")
+        .header("authorization", format!("Bearer {}", token("alice")))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 415);
 }
 
 /// The newest revision (2026-07-28) needs no `initialize` and no session: each request carries

@@ -10,6 +10,11 @@
 //! - **The body**: read here, within the `MAX_BODY_BYTES` limit the runtime sets on every public
 //!   route (`DefaultBodyLimit`), so an oversized message is refused with 413 after at most that
 //!   many bytes and before any JSON is parsed. rmcp then gets the bytes whole.
+//! - **Malformed JSON-RPC**: rmcp answers a body it cannot read as a JSON-RPC message with 415
+//!   and a line of text, as if the media type were wrong. A client (and an agent reading its
+//!   error) is told what JSON-RPC says instead: 400 with a JSON-RPC error response, `-32700`
+//!   (parse error, where the JSON is) or `-32600` (invalid request: JSON, but not a message of
+//!   MCP), and no `id` (the Streamable HTTP transport's answer to input it cannot accept).
 //!
 //! `Host` and `Origin` are checked by rmcp itself (`allowed_hosts`, `allowed_origins`).
 
@@ -62,7 +67,11 @@ pub async fn check(State(gate): State<Arc<Gate>>, request: Request, next: Next) 
         Err(error) if too_large(&error) => return ApiError::PayloadTooLarge.into_response(),
         Err(_) => return ApiError::bad_request("body", "the request body could not be read").into_response(),
     };
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let json_body = method == Method::POST && is_json(&parts.headers);
+    let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    if json_body && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return malformed(&bytes, response).await;
+    }
     match (&session, response.headers().get(SESSION_ID).and_then(|v| v.to_str().ok())) {
         // `initialize` opened a session: it is this user's.
         (None, Some(opened)) if response.status().is_success() => gate.sessions.bind(opened, &user.id).await,
@@ -103,6 +112,37 @@ pub fn challenge(error: ApiError, settings: &Settings, headers: &HeaderMap) -> R
 fn session_not_found() -> Response {
     (StatusCode::NOT_FOUND, axum::Json(json!({"error": "session not found", "field": "Mcp-Session-Id"})))
         .into_response()
+}
+
+/// Whether the request says its body is JSON, as rmcp checks it before reading the body: only
+/// then is its 415 about the body rather than the media type.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|value| {
+        let essence = value.split_once(';').map_or(value, |(essence, _)| essence);
+        essence.trim().eq_ignore_ascii_case("application/json")
+    })
+}
+
+/// The JSON-RPC error for a body rmcp could not read as a message: a parse error with serde's
+/// line and column, or an invalid request with rmcp's reason.
+async fn malformed(body: &[u8], refused: Response) -> Response {
+    let (code, message) = match serde_json::from_slice::<serde_json::Value>(body) {
+        Err(error) => (-32700, format!("Parse error: the body is not JSON: {error}")),
+        Ok(_) => {
+            let reason = axum::body::to_bytes(refused.into_body(), 4096).await.unwrap_or_default();
+            let reason = String::from_utf8_lossy(&reason);
+            let reason = reason.trim().trim_start_matches("fail to deserialize request body").trim();
+            (
+                -32600,
+                format!(
+                    "Invalid Request: not a JSON-RPC 2.0 message of MCP (\"jsonrpc\": \"2.0\", an \"id\" for a \
+                     request, a \"method\" and its \"params\"): {reason}"
+                ),
+            )
+        }
+    };
+    let error = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (StatusCode::BAD_REQUEST, axum::Json(error)).into_response()
 }
 
 /// Whether reading the body failed because it exceeded the limit.
