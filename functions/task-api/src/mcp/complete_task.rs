@@ -8,7 +8,7 @@
 //! create-task will give it ([`shared::events::task_id_for_request`]). Completing a completed
 //! task changes nothing and names the same occurrence, so the tool is idempotent.
 
-use axum::http::{Method, header};
+use axum::http::Method;
 use chrono::{DateTime, FixedOffset};
 use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use schemars::JsonSchema;
@@ -97,10 +97,7 @@ impl TaskTool for CompleteTask {
         let if_match = arguments.take_if_match()?;
         arguments.finish(Self::NAME, &["task_id", "if_match"])?;
         let request = RestRequest::new(Method::POST, paths::COMPLETE.replace("{id}", &id));
-        Ok(match if_match {
-            Some(tag) => request.header(header::IF_MATCH, tag),
-            None => request,
-        })
+        Ok(request.if_match(if_match))
     }
 
     fn success(_request: &RestRequest, answer: RestAnswer) -> CallToolResult {

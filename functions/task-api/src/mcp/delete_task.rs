@@ -5,7 +5,7 @@
 //! `series: "end"` ends the series too (the REST route's `?series=end`). A second delete
 //! answers "not found": the tool is idempotent in effect (`idempotentHint`), not in answer.
 
-use axum::http::{Method, header};
+use axum::http::Method;
 use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 use serde_json::json;
@@ -82,10 +82,7 @@ impl TaskTool for DeleteTask {
             uri.extend(url::form_urlencoded::byte_serialize(series.as_bytes()));
         }
         let request = RestRequest::new(Method::DELETE, uri);
-        Ok(match if_match {
-            Some(tag) => request.header(header::IF_MATCH, tag),
-            None => request,
-        })
+        Ok(request.if_match(if_match))
     }
 
     fn success(request: &RestRequest, _answer: RestAnswer) -> CallToolResult {
@@ -106,7 +103,7 @@ impl TaskTool for DeleteTask {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use axum::http::StatusCode;
+    use axum::http::{StatusCode, header};
     use serde_json::Value;
 
     use super::*;

@@ -1,7 +1,7 @@
 //! `reopen_task`: `POST /v1/tasks/{id}/reopen`: a completed task is open again. Reopening an
 //! open task changes nothing, so the tool is idempotent.
 
-use axum::http::{Method, header};
+use axum::http::Method;
 use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 
@@ -48,10 +48,7 @@ impl TaskTool for ReopenTask {
         let if_match = arguments.take_if_match()?;
         arguments.finish(Self::NAME, &["task_id", "if_match"])?;
         let request = RestRequest::new(Method::POST, paths::REOPEN.replace("{id}", &id));
-        Ok(match if_match {
-            Some(tag) => request.header(header::IF_MATCH, tag),
-            None => request,
-        })
+        Ok(request.if_match(if_match))
     }
 
     fn success(_request: &RestRequest, answer: RestAnswer) -> CallToolResult {
@@ -63,6 +60,7 @@ impl TaskTool for ReopenTask {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use axum::http::header;
     use serde_json::{Value, json};
 
     use super::*;

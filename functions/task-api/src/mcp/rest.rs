@@ -37,6 +37,15 @@ impl RestRequest {
         self
     }
 
+    /// `If-Match` with `tag` when the caller gave one (`if_match`, taken by
+    /// `Arguments::take_if_match`): the conditional form of every change to a task.
+    pub fn if_match(self, tag: Option<String>) -> Self {
+        match tag {
+            Some(tag) => self.header(header::IF_MATCH, tag),
+            None => self,
+        }
+    }
+
     pub fn body(mut self, media_type: &'static str, bytes: Vec<u8>) -> Self {
         self.body = Some((media_type, bytes));
         self

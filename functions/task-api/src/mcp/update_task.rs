@@ -10,7 +10,7 @@
 //! because applying the same patch twice leaves the task as applying it once (RFC 7396 patches
 //! set values, they do not add to them).
 
-use axum::http::{Method, header};
+use axum::http::Method;
 use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 
@@ -105,10 +105,7 @@ impl TaskTool for UpdateTask {
         let if_match = arguments.take_if_match()?;
         let request = RestRequest::new(Method::PATCH, paths::TASK.replace("{id}", &id))
             .body(MERGE_PATCH_JSON, arguments.into_body());
-        Ok(match if_match {
-            Some(tag) => request.header(header::IF_MATCH, tag),
-            None => request,
-        })
+        Ok(request.if_match(if_match))
     }
 
     fn success(_request: &RestRequest, answer: RestAnswer) -> CallToolResult {
@@ -120,6 +117,7 @@ impl TaskTool for UpdateTask {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use axum::http::header;
     use serde_json::{Value, json};
 
     use super::*;
