@@ -10,10 +10,12 @@
 //! made are checked through REST (and audited), and the parts of the HTTP contract an MCP client
 //! library hides are checked with plain HTTP (401 with `WWW-Authenticate` and the
 //! protected-resource metadata, RFC 9728; older protocol revisions; Origin and Host checks; a
-//! session bound to its user).
+//! session bound to its user). And the README's Claude Desktop configuration runs as Claude
+//! Desktop runs it, `npx mcp-remote` (npm, installed by `scripts/mcp-remote.sh`) bridging the
+//! SDK's stdio client to `/mcp`.
 //!
-//! Without python3 (3.10+) and venv the test fails with a message saying what to install; it
-//! never skips. `make test` builds the binaries first.
+//! Without python3 (3.10+) and venv, or Node.js with npm, the tests fail with a message saying
+//! what to install; they never skip. `make test` builds the binaries first.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -35,7 +37,33 @@ const CONVERSATION_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The official Python MCP SDK's interpreter, installed on first use.
 async fn sdk_python() -> anyhow::Result<PathBuf> {
-    let script = workspace_root().join("scripts/mcp-python.sh");
+    let python = installed(
+        "scripts/mcp-python.sh",
+        "python3 3.10+ with venv (apt-get install python3-venv) and, on first use, PyPI",
+    )
+    .await?;
+    ensure!(python.is_file(), "mcp-python.sh printed {}, not the path of a python", python.display());
+    Ok(python)
+}
+
+/// The directory `mcp-remote` (npm) is installed in, installed on first use.
+async fn mcp_remote() -> anyhow::Result<PathBuf> {
+    let dir = installed(
+        "scripts/mcp-remote.sh",
+        "Node.js 20.18.1+ with npm (apt-get install nodejs npm) and, on first use, the npm registry",
+    )
+    .await?;
+    ensure!(
+        dir.join("node_modules/.bin/mcp-remote").is_file(),
+        "mcp-remote.sh printed {}, which holds no mcp-remote",
+        dir.display()
+    );
+    Ok(dir)
+}
+
+/// Runs an installer script of a client nobody here wrote; the path it prints last.
+async fn installed(script: &str, needs: &str) -> anyhow::Result<PathBuf> {
+    let script = workspace_root().join(script);
     let output = tokio::process::Command::new("bash")
         .arg(&script)
         .stderr(Stdio::inherit())
@@ -43,16 +71,10 @@ async fn sdk_python() -> anyhow::Result<PathBuf> {
         .await
         .with_context(|| format!("running {}", script.display()))?;
     if !output.status.success() {
-        bail!(
-            "scripts/mcp-python.sh could not provide the official Python MCP SDK ({}); its message is above. This test \
-             needs python3 3.10+ with venv (apt-get install python3-venv) and, on first use, PyPI",
-            output.status
-        );
+        bail!("{} failed ({}); its message is above. This test needs {needs}", script.display(), output.status);
     }
-    let stdout = String::from_utf8(output.stdout).context("mcp-python.sh printed no UTF-8")?;
-    let python = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-    ensure!(python.is_file(), "mcp-python.sh printed {stdout:?}, not the path of a python");
-    Ok(python)
+    let stdout = String::from_utf8(output.stdout).with_context(|| format!("{} printed no UTF-8", script.display()))?;
+    Ok(PathBuf::from(stdout.lines().last().unwrap_or_default().trim()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,6 +234,84 @@ async fn readme_program(setup: &Setup, python: &std::path::Path) -> anyhow::Resu
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert_eq!((&tasks[0]["title"], &tasks[0]["status"]), (&json!("Try the tools"), &json!("open")));
     ensure!(lines[1].starts_with(tasks[0]["id"].as_str().unwrap_or("?")), "the README's program printed {}", lines[1]);
+    Ok(())
+}
+
+/// The README's Claude Desktop configuration, run as Claude Desktop runs it: its command
+/// (`npx mcp-remote`, the stdio-to-HTTP bridge) with its arguments and environment as written,
+/// driven over stdio by the official Python SDK (`system-tests/mcp/desktop_bridge.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_desktops_configuration_from_the_readme_works_through_mcp_remote() -> anyhow::Result<()> {
+    let python = sdk_python().await?;
+    let bridge = mcp_remote().await?;
+    let setup = Setup::new(&[])?;
+    let system = setup.start(false).await?;
+    let outcome = desktop_bridge(&setup, &python, &bridge).await;
+    system.stop().await;
+    outcome
+}
+
+async fn desktop_bridge(setup: &Setup, python: &std::path::Path, bridge: &std::path::Path) -> anyhow::Result<()> {
+    const README_URL: &str = "http://127.0.0.1:8080/mcp";
+    const README_TOKEN: &str = "Bearer <the token>";
+    let readme = std::fs::read_to_string(workspace_root().join("README.md"))?;
+    let block = readme
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|block| block.split_once("\n```").map(|(code, _)| code))
+        .find(|code| code.contains("mcp-remote"))
+        .context("README.md has no ```json block with Claude Desktop's mcp-remote configuration")?;
+    let mut config: Value =
+        serde_json::from_str(block).context("README.md's Claude Desktop configuration is not JSON")?;
+    let dave = setup.api("dave")?;
+    let server = &mut config["mcpServers"]["todo"];
+    let args = server["args"].as_array_mut().context("the README's configuration has no mcpServers.todo.args")?;
+    let url = args
+        .iter_mut()
+        .find(|arg| *arg == README_URL)
+        .context("the README's configuration does not name make run's MCP URL")?;
+    *url = json!(format!("{}/mcp", setup.api_url));
+    ensure!(
+        server["env"]["AUTH_HEADER"] == README_TOKEN,
+        "the README's configuration passes no AUTH_HEADER {README_TOKEN:?}"
+    );
+    server["env"]["AUTH_HEADER"] = json!(format!("Bearer {}", dave.token()));
+    let file = setup.path().join("claude_desktop_config.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&config)?)?;
+    let output = tokio::process::Command::new(python)
+        .arg(workspace_root().join("system-tests/mcp/desktop_bridge.py"))
+        .arg(&file)
+        .arg(bridge)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output).await.context("the bridge hangs")??;
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    ensure!(output.status.success(), "Claude Desktop's configuration failed ({}):\n{stdout}\n{stderr}", output.status);
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .with_context(|| format!("desktop_bridge.py printed no report:\n{stdout}\n{stderr}"))?;
+    let mut expected = vec![
+        "add_task",
+        "complete_task",
+        "delete_task",
+        "get_task",
+        "list_tasks",
+        "reopen_task",
+        "task_history",
+        "update_task",
+    ];
+    expected.sort_unstable();
+    ensure!(report["tools"] == json!(expected), "through mcp-remote: {report}");
+    ensure!(report["added_error"] == json!(false), "add_task failed through mcp-remote: {report}");
+    let id = report["added"]["id"].as_str().context("add_task returned no id")?;
+    ensure!(report["listed"] == json!([id]), "list_tasks through mcp-remote: {report}");
+    let error = &report["error"];
+    ensure!(
+        error["is_error"] == json!(true) && error["text"].as_str().is_some_and(|t| t.contains("title")),
+        "{report}"
+    );
+    // What it made is dave's, through REST.
+    let tasks = dave.list_all(&[("tag", "desktop")]).await?;
+    ensure!(tasks.len() == 1 && tasks[0]["id"] == id && tasks[0]["title"] == "From the desktop", "{tasks:?}");
     Ok(())
 }
 
