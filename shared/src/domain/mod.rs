@@ -5,10 +5,12 @@
 //! - [`task`]: the task model and its mutations (each bumps `version`).
 //! - [`validate`]: input parsing with the failing field named, and the invariants of a task.
 //! - [`recurrence`]: RRULE evaluation on wall-clock time in the task's zone.
+//! - [`notification`]: where reminders are delivered (webhook, email) and what a target may be.
 //! - [`occurrence`]: the `todo.task.create` request for a recurring task's next instance.
 //! - [`reminder`]: when a reminder fires, how fire-reminder reacts to events and to its jobs.
 
 pub mod audit;
+pub mod notification;
 pub mod occurrence;
 pub mod recurrence;
 pub mod reminder;
