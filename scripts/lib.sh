@@ -17,6 +17,23 @@ die() {
   exit 1
 }
 
+# install_once <dir> <function>: runs `<function> <dir>` to install a pinned tool into <dir>, a
+# cache outside the repo, unless it is there. Concurrent callers wait for one install (flock), and
+# a half-finished install is never used: the marker is written last.
+install_once() {
+  local dir="$1" install="$2"
+  [[ -f "${dir}/.installed" ]] && return 0
+  mkdir -p "$(dirname "${dir}")"
+  exec 9>"${dir}.lock"
+  flock 9
+  if [[ ! -f "${dir}/.installed" ]]; then
+    rm -rf "${dir}"
+    "${install}" "${dir}"
+    touch "${dir}/.installed"
+  fi
+  exec 9>&-
+}
+
 # require_tools "<cmd>|<how to get it>" ...: checks every tool, then fails once, naming each
 # missing one with how to install it.
 require_tools() {
