@@ -10,6 +10,9 @@
 //! name can resolve elsewhere by then (DNS rebinding). Plain `http` to loopback is allowed only
 //! where the operator opted in for development ([`TargetPolicy::allow_loopback_http`]).
 //!
+//! A webhook is signed as the Standard Webhooks specification says ([`signature`]), and its
+//! answer decides the delivery ([`outcome`]).
+//!
 //! An email address is one mailbox: no list, no display name, nothing a mail header could carry
 //! beyond it (a `,` or `;` would add recipients in Dapr's `bindings.smtp`, a line break a header).
 
@@ -229,6 +232,39 @@ pub fn email_address(raw: &str) -> Result<String, ValidationError> {
     Ok(raw.to_owned())
 }
 
+/// The `webhook-signature` header of a Standard Webhooks delivery: `v1,` and the base64 of
+/// HMAC-SHA256 over `{id}.{timestamp}.{body}` with the secret's key bytes ([`webhook_secret`]).
+/// `id` is the reminder event's id, the same on every attempt, so receivers dedupe on it.
+pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut context = ring::hmac::Context::with_key(&key);
+    context.update(format!("{id}.{timestamp}.").as_bytes());
+    context.update(body);
+    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(context.sign().as_ref()))
+}
+
+/// What a webhook's answer means for the delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: received.
+    Delivered,
+    /// Worth another attempt later: the receiver is busy, failing or asks to wait (408, 425,
+    /// 429, 5xx). Timeouts and connection errors are retried too.
+    Retry,
+    /// Final: the receiver refuses this delivery or is gone (other 4xx, 410 among them), or
+    /// answers a redirect, which is never followed (it could point anywhere, inside too).
+    Failed,
+}
+
+/// The [`Outcome`] of a webhook's HTTP status.
+pub fn outcome(status: u16) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered,
+        408 | 425 | 429 | 500..=599 => Outcome::Retry,
+        _ => Outcome::Failed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -338,6 +374,43 @@ mod tests {
         }
         assert!(email_address(&format!("{}@example.com", "a".repeat(65))).is_err());
         assert!(email_address(&format!("a@{}.com", "b".repeat(250))).unwrap_err().message.contains("at most"));
+    }
+
+    #[test]
+    fn signatures_follow_standard_webhooks() {
+        // The specification's reference vector (standard-webhooks, and Svix's libraries).
+        let key = webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        let signed = signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body);
+        assert_eq!(signed, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        // Every part is signed.
+        assert_ne!(signature(&key, "msg_other", 1_614_265_330, body), signed);
+        assert_ne!(signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_331, body), signed);
+        assert_ne!(signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, b"{}"), signed);
+    }
+
+    #[test]
+    fn answers_decide_the_delivery() {
+        for (status, expected) in [
+            (200, Outcome::Delivered),
+            (204, Outcome::Delivered),
+            (301, Outcome::Failed),
+            (307, Outcome::Failed),
+            (400, Outcome::Failed),
+            (401, Outcome::Failed),
+            (404, Outcome::Failed),
+            (408, Outcome::Retry),
+            (410, Outcome::Failed),
+            (413, Outcome::Failed),
+            (425, Outcome::Retry),
+            (429, Outcome::Retry),
+            (500, Outcome::Retry),
+            (503, Outcome::Retry),
+            (599, Outcome::Retry),
+            (100, Outcome::Failed),
+        ] {
+            assert_eq!(outcome(status), expected, "{status}");
+        }
     }
 
     #[test]
