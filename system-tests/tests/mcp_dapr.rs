@@ -15,7 +15,15 @@
 //!   (`isError`) that holds nothing of it; `CallTool.add_task` creates a task that REST shows as
 //!   alice's and bob cannot read.
 //! - then bob's agent (same app-id, bob's token), the reverse.
-//! - task-api's own sidecar (an app-id outside the resource's `scopes`) loads no MCPServer.
+//! - both agents at once under the one app-id share their workflows: bob's agent reads alice's
+//!   earlier result, and a call started on alice's agent comes back with bob's tasks. Not a
+//!   property to want: it is why docs/mcp-dapr.md gives each user's agent an app-id of its own,
+//!   and checked so that the advice stays true.
+//! - a function's app-id (outside the resource's `scopes`) with the agent's resources and token
+//!   loads no MCPServer.
+//!
+//! The figures it prints (start of an agent's sidecar, discovery included; each workflow) are
+//! docs/mcp-dapr.md's.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -80,8 +88,12 @@ async fn check(setup: &Setup, platform: &mut Platform) -> anyhow::Result<()> {
 
     let alice_tasks = agent_session(platform, &resources, &alice, &bob).await?;
     let bob_tasks = agent_session(platform, &resources, &bob, &alice).await?;
+    let crossed = one_app_id_two_users(platform, &resources, &alice, &bob).await?;
     let transient = TRANSIENT.load(std::sync::atomic::Ordering::Relaxed);
-    println!("alice's agent: {alice_tasks}\nbob's agent: {bob_tasks}\ntransient status errors: {transient}");
+    println!(
+        "alice's agent: {alice_tasks}\nbob's agent: {bob_tasks}\nboth at once: {crossed}\n\
+         transient status errors: {transient}"
+    );
 
     // A function's app-id (outside `scopes`) with the agent's folder and token, and no placement,
     // as the functions' sidecars run: the resource is not loaded (loaded, daprd would exit, as
@@ -99,16 +111,26 @@ async fn check(setup: &Setup, platform: &mut Platform) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `user`'s agent, checks everything it may and may not see, and stops it; returns its
-/// timings, for the test's output (docs/mcp-dapr.md quotes them).
-async fn agent_session(platform: &mut Platform, resources: &Path, user: &User, other: &User) -> anyhow::Result<String> {
-    let name = format!("agent-{}", user.name);
-    let sidecar = Sidecar {
+/// `user`'s agent: app-id `todo-agent`, the agent's resources, `user`'s token.
+fn agent(resources: &Path, user: &User) -> Sidecar {
+    Sidecar {
         id: AGENT_ID.to_owned(),
         resources: vec![resources.to_owned()],
         placement: true,
         env: vec![("TODO_MCP_AUTHORIZATION".to_owned(), format!("Bearer {}", user.api.token()))],
-    };
+    }
+}
+
+/// The instance id of the first `list_tasks` workflow `user`'s agent runs.
+fn first_list(user: &User) -> String {
+    format!("{}-list-tasks", user.name)
+}
+
+/// Starts `user`'s agent, checks everything it may and may not see, and stops it; returns its
+/// timings, for the test's output (docs/mcp-dapr.md quotes them).
+async fn agent_session(platform: &mut Platform, resources: &Path, user: &User, other: &User) -> anyhow::Result<String> {
+    let name = format!("agent-{}", user.name);
+    let sidecar = agent(resources, user);
     let started = Instant::now();
     let url = platform.start_sidecar(&name, &sidecar).await?;
     let ready = started.elapsed();
@@ -122,11 +144,11 @@ async fn agent_checks(url: &str, user: &User, other: &User) -> anyhow::Result<St
     let who = user.name;
     let metadata = sidecar_get(url, "/v1.0/metadata").await?;
     ensure!(mcp_servers(&metadata) == [SERVER], "{who}'s agent does not list {SERVER}: {metadata}");
-    println!("{who}'s agent metadata: {metadata}");
 
     // Discovery: the eight tools task-api serves, by name.
     let started = Instant::now();
-    let listed = run_workflow(url, &format!("dapr.internal.mcp.{SERVER}.ListTools"), &json!({})).await?;
+    let instance = uuid::Uuid::new_v4().simple().to_string();
+    let listed = run_workflow(url, &format!("dapr.internal.mcp.{SERVER}.ListTools"), &json!({}), &instance).await?;
     let list_tools = started.elapsed();
     let tools: BTreeSet<String> = listed["tools"]
         .as_array()
@@ -140,15 +162,10 @@ async fn agent_checks(url: &str, user: &User, other: &User) -> anyhow::Result<St
 
     // list_tasks: exactly the user's tasks.
     let started = Instant::now();
-    let listed = call_tool(url, "list_tasks", json!({})).await?;
+    let listed = call_tool_as(url, "list_tasks", json!({}), &first_list(user)).await?;
     let list_tasks = started.elapsed();
     ensure!(listed["isError"] != true, "list_tasks through {who}'s agent failed: {listed}");
-    let ids: BTreeSet<String> = listed["structuredContent"]["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["id"].as_str().map(str::to_owned))
-        .collect();
+    let ids = item_ids(&listed);
     ensure!(ids == user.ids(), "{who}'s agent listed {ids:?}, {who} has {:?}", user.ids());
     let text = text_of(&listed);
     for (id, title) in &user.tasks {
@@ -243,17 +260,85 @@ scopes:
     Ok(dir)
 }
 
-/// `CallTool.<tool>` with `arguments`: the tool's result.
-async fn call_tool(sidecar: &str, tool: &str, arguments: Value) -> anyhow::Result<Value> {
-    run_workflow(sidecar, &format!("dapr.internal.mcp.{SERVER}.CallTool.{tool}"), &json!({ "arguments": arguments }))
-        .await
+/// Two agents of one app-id at once, alice's and bob's, as "one deployment per user" would run
+/// them if each kept the shipped app-id. The sidecars of an app-id are one pool of workflow
+/// actors (placement spreads the instances over them) with one state: so bob's agent reads
+/// the result of alice's earlier `list_tasks` (her tasks), and a workflow started on alice's
+/// agent may run on bob's, calling the tool with bob's token. Checked here because
+/// docs/mcp-dapr.md rests its advice on it (each user's agent needs an app-id of its own);
+/// returns at which of alice's calls bob's tasks came back.
+async fn one_app_id_two_users(
+    platform: &mut Platform,
+    resources: &Path,
+    alice: &User,
+    bob: &User,
+) -> anyhow::Result<String> {
+    // What REST shows each now (the sessions added a task each).
+    let rest_ids = |user: &User| {
+        let api = user.api.clone();
+        async move {
+            let tasks = api.list_all(&[]).await?;
+            anyhow::Ok(tasks.iter().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect::<BTreeSet<_>>())
+        }
+    };
+    let (alice_now, bob_now) = (rest_ids(alice).await?, rest_ids(bob).await?);
+    let url_a = platform.start_sidecar("agent-alice-shared", &agent(resources, alice)).await?;
+    let url_b = platform.start_sidecar("agent-bob-shared", &agent(resources, bob)).await?;
+    let outcome = async {
+        let earlier = workflow_output(&url_b, &first_list(alice)).await?;
+        let ids = item_ids(&earlier);
+        ensure!(ids == alice.ids(), "bob's agent read {ids:?} as alice's earlier list_tasks: {earlier}");
+        const CALLS: usize = 40;
+        for n in 1..=CALLS {
+            let listed = call_tool(&url_a, "list_tasks", json!({})).await?;
+            let ids = item_ids(&listed);
+            if ids == bob_now {
+                return Ok(format!("alice's agent returned bob's tasks at call {n}"));
+            }
+            ensure!(ids == alice_now, "list_tasks through alice's agent returned {ids:?}: {listed}");
+        }
+        bail!("{CALLS} list_tasks through alice's agent, with bob's up under the same app-id, all ran as alice")
+    }
+    .await;
+    platform.stop_sidecar("agent-alice-shared", Duration::from_secs(10))?;
+    platform.stop_sidecar("agent-bob-shared", Duration::from_secs(10))?;
+    outcome
 }
 
-/// Starts workflow `name` with `input` through the sidecar's HTTP API and returns its output
-/// once it has completed; an error with the workflow's state if it fails or does not finish.
-async fn run_workflow(sidecar: &str, name: &str, input: &Value) -> anyhow::Result<Value> {
+/// The ids of the tasks in a `list_tasks` result.
+fn item_ids(result: &Value) -> BTreeSet<String> {
+    result["structuredContent"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `CallTool.<tool>` with `arguments`: the tool's result.
+async fn call_tool(sidecar: &str, tool: &str, arguments: Value) -> anyhow::Result<Value> {
+    call_tool_as(sidecar, tool, arguments, &uuid::Uuid::new_v4().simple().to_string()).await
+}
+
+/// [`call_tool`] as workflow instance `instance`.
+async fn call_tool_as(sidecar: &str, tool: &str, arguments: Value, instance: &str) -> anyhow::Result<Value> {
+    let name = format!("dapr.internal.mcp.{SERVER}.CallTool.{tool}");
+    run_workflow(sidecar, &name, &json!({ "arguments": arguments }), instance).await
+}
+
+/// The output of the completed workflow `instance`, read through `sidecar`.
+async fn workflow_output(sidecar: &str, instance: &str) -> anyhow::Result<Value> {
+    let state = sidecar_get(sidecar, &format!("/v1.0/workflows/dapr/{instance}")).await?;
+    ensure!(state["runtimeStatus"] == "COMPLETED", "{instance} is not completed: {state}");
+    let output = state["properties"]["dapr.workflow.output"].as_str().with_context(|| format!("no output: {state}"))?;
+    serde_json::from_str(output).with_context(|| format!("{instance}'s output: {output}"))
+}
+
+/// Starts workflow `name` as `instance` with `input` through the sidecar's HTTP API and returns
+/// its output once it has completed; an error with the workflow's state if it fails or does not
+/// finish.
+async fn run_workflow(sidecar: &str, name: &str, input: &Value, instance: &str) -> anyhow::Result<Value> {
     let http = client()?;
-    let instance = uuid::Uuid::new_v4().simple().to_string();
     let start = format!("{sidecar}/v1.0/workflows/dapr/{name}/start?instanceID={instance}");
     let answer = json_body(http.post(&start), input).send().await.with_context(|| format!("POST {start}"))?;
     let status = answer.status();
