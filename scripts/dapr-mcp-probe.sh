@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Dapr as the MCP client of an MCP server (issue 22, point 9; docs/mcp-dapr.md), with the real
 # daprd of `make platform` and the resource dapr-components/local-agent/mcpserver.yaml (its URL
-# replaced by MCP_URL). Its workflow engine gets what the platform does not start: placement
-# (built here once, from the same dapr module as daprd), the Dapr Scheduler, and an in-memory
-# actor state store.
+# replaced by MCP_URL). Its workflow engine gets placement and the Dapr Scheduler (both from
+# `make platform`, the same dapr module as daprd) and an in-memory actor state store.
 #
 # For each token, one daprd (app-id todo-agent) with TODO_MCP_AUTHORIZATION="Bearer <token>" runs
 # the workflows dapr.internal.mcp.todo-tasks.ListTools and ...CallTool.list_tasks (input
@@ -20,25 +19,13 @@ load_versions
 
 [ "$#" -ge 1 ] || die "usage: MCP_URL=http://host:port/mcp $0 <jwt>..."
 : "${MCP_URL:?set MCP_URL, e.g. http://localhost:8080/mcp}"
-[ -s "${PLATFORM_CACHE}/platform.env" ] || die "run make platform first (daprd and the Scheduler)"
+[ -s "${PLATFORM_CACHE}/platform.env" ] || die "run make platform first (daprd, the Scheduler, placement)"
 # shellcheck source=/dev/null
 . "${PLATFORM_CACHE}/platform.env"
-require_tools "go|https://go.dev/dl/" "curl|apt-get install curl" "jq|apt-get install jq" "python3|apt-get install python3"
+require_tools "curl|apt-get install curl" "jq|apt-get install jq" "python3|apt-get install python3"
 
-placement="${PLATFORM_CACHE}/mcp-probe/placement-${DAPR_VERSION}"
-if [ ! -x "${placement}" ]; then
-  log "building Dapr placement ${DAPR_VERSION} (once)"
-  src="$(mktemp -d)"
-  cp "${ROOT}/platform/daprd/go.mod" "${ROOT}/platform/daprd/go.sum" "${src}/"
-  printf 'package main\n\nfunc main() {}\n' >"${src}/main.go"
-  mkdir -p "$(dirname "${placement}")"
-  # -mod=mod: placement needs hashicorp/raft, which daprd's go.sum does not list.
-  (cd "${src}" && GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 go build -trimpath \
-    -ldflags "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${DAPR_VERSION}" \
-    -o "${placement}.tmp" github.com/dapr/dapr/cmd/placement)
-  mv "${placement}.tmp" "${placement}"
-  rm -rf "${src}"
-fi
+placement="${DAPR_PLACEMENT:-}"
+[ -x "${placement}" ] || die "platform.env names no placement binary: run make platform (it builds placement too)"
 
 port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 work="$(mktemp -d "${TMPDIR:-/tmp}/dapr-mcp-probe.XXXXXX")"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make platform`: builds and caches the real platform the functions are tested on, pinned in
 # manifests/platform/versions.env:
-#   - daprd (with only the components we use) and the Dapr Scheduler, from the
+#   - daprd (with only the components we use), the Dapr Scheduler and placement, from the
 #     github.com/dapr/dapr Go module through the wrapper module platform/daprd/;
 #   - the Apache Kafka broker's jars, from Maven Central (platform/kafka/pom.xml);
 #   - PostgreSQL, from Debian's packages.
@@ -20,23 +20,33 @@ mkdir -p "${CACHE}"
 started=$(date +%s)
 built=()
 
-# --- Go: daprd and the Scheduler ------------------------------------------------------------
+# --- Go: daprd, the Scheduler and placement -------------------------------------------------
+# Placement is not used by the functions (their sidecars run without it); an agent's sidecar
+# needs it for the workflows of an MCPServer (system-tests/tests/mcp_dapr.rs, docs/mcp-dapr.md).
+# Each binary is built only if it is missing, so a cache from before placement gains it alone.
+DAPR_BINARIES=(daprd scheduler placement)
 build_dapr() {
-  if [ -x "${DAPR_DIR}/daprd" ] && [ -x "${DAPR_DIR}/scheduler" ]; then
-    info "daprd + Scheduler ${DAPR_VERSION}: cached in ${DAPR_DIR}"
+  local missing=() name
+  for name in "${DAPR_BINARIES[@]}"; do
+    [ -x "${DAPR_DIR}/${name}" ] || missing+=("${name}")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    info "daprd + Scheduler + placement ${DAPR_VERSION}: cached in ${DAPR_DIR}"
     return
   fi
   require_tools "go|Go >= 1.26.5 is needed to build daprd (dapr ${DAPR_VERSION}'s go.mod): https://go.dev/dl/"
   local module="${ROOT}/platform/daprd"
   grep -q "github.com/dapr/dapr v${DAPR_VERSION}\$" "${module}/go.mod" ||
     die "platform/daprd/go.mod does not require github.com/dapr/dapr v${DAPR_VERSION} (versions.env): update both together"
-  log "building daprd and the Dapr Scheduler ${DAPR_VERSION} (cold: ~12-15 min on 2 cores)"
+  log "building ${missing[*]} ${DAPR_VERSION} (cold, daprd: ~12-15 min on 2 cores)"
   # Built in a copy, so the generated app.go never lands in the work tree.
   local src="${CACHE}/build/daprd-${DAPR_VERSION}"
-  rm -rf "${src}" && mkdir -p "${src}"
+  rm -rf "${src}" && mkdir -p "${src}" "${DAPR_DIR}"
   cp "${module}"/go.mod "${module}"/go.sum "${module}"/*.go "${src}/"
   (
     cd "${src}"
+    # -mod=readonly: go.mod and go.sum (tools.go keeps the Scheduler's and placement's
+    # dependencies there) are the whole graph; nothing is resolved anew.
     export GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
     go mod download github.com/dapr/dapr
     local upstream
@@ -45,13 +55,18 @@ build_dapr() {
     sed -e 's/^package app$/package main/' -e '/cmd\/daprd\/components"$/d' \
       "${upstream}/cmd/daprd/app/app.go" > app.go
     grep -q '^package main$' app.go || die "could not generate app.go from ${upstream}/cmd/daprd/app/app.go"
-    local ldflags="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${DAPR_VERSION}"
-    mkdir -p "${DAPR_DIR}.tmp"
-    go build -trimpath -ldflags "${ldflags}" -o "${DAPR_DIR}.tmp/daprd" .
-    go build -trimpath -ldflags "${ldflags}" -o "${DAPR_DIR}.tmp/scheduler" github.com/dapr/dapr/cmd/scheduler
+    local ldflags="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${DAPR_VERSION}" package
+    for name in "${missing[@]}"; do
+      case "${name}" in
+        daprd) package=. ;;
+        *) package="github.com/dapr/dapr/cmd/${name}" ;;
+      esac
+      # Into a temporary name first: an interrupted build never looks cached.
+      go build -trimpath -ldflags "${ldflags}" -o "${DAPR_DIR}/${name}.tmp" "${package}"
+      mv "${DAPR_DIR}/${name}.tmp" "${DAPR_DIR}/${name}"
+    done
   )
-  rm -rf "${DAPR_DIR}" && mv "${DAPR_DIR}.tmp" "${DAPR_DIR}"
-  built+=("daprd" "scheduler")
+  built+=("${missing[@]}")
 }
 
 # --- Maven: the Kafka broker ---------------------------------------------------------------
@@ -107,6 +122,7 @@ PG_BIN="$(postgres_bin)"
 cat > "${CACHE}/platform.env" <<ENV
 DAPRD=${DAPR_DIR}/daprd
 DAPR_SCHEDULER=${DAPR_DIR}/scheduler
+DAPR_PLACEMENT=${DAPR_DIR}/placement
 KAFKA_LIBS=${KAFKA_DIR}/libs
 POSTGRES_BIN=${PG_BIN}
 ENV
@@ -116,4 +132,5 @@ log "platform ready in ${elapsed} s${built[*]:+ (built: ${built[*]})}: ${CACHE}/
 size() { du -sh "$1" | cut -f1; }
 info "daprd     $(size "${DAPR_DIR}/daprd")"
 info "scheduler $(size "${DAPR_DIR}/scheduler")"
+info "placement $(size "${DAPR_DIR}/placement")"
 info "kafka     $(size "${KAFKA_DIR}/libs") in $(find "${KAFKA_DIR}/libs" -name '*.jar' | wc -l) jars"

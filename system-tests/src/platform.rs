@@ -37,6 +37,9 @@ const READY: Duration = Duration::from_secs(90);
 pub struct Paths {
     pub daprd: PathBuf,
     pub scheduler: PathBuf,
+    /// Dapr placement, for sidecars that host actors or workflows ([`Platform::start_placement`]):
+    /// no function's sidecar does.
+    pub placement: PathBuf,
     pub kafka_libs: PathBuf,
     /// PostgreSQL's `bin` folder (`initdb`, `postgres`, `pg_isready`).
     pub postgres_bin: PathBuf,
@@ -74,6 +77,7 @@ impl Paths {
         Ok(Self {
             daprd: path("DAPRD")?,
             scheduler: path("DAPR_SCHEDULER")?,
+            placement: path("DAPR_PLACEMENT")?,
             kafka_libs: path("KAFKA_LIBS")?,
             postgres_bin: path("POSTGRES_BIN")?,
         })
@@ -187,6 +191,22 @@ impl AppSpec {
     }
 }
 
+/// A daprd without an app ([`Platform::start_sidecar`]): a publisher, or an agent's sidecar
+/// that runs workflows.
+#[derive(Debug, Clone, Default)]
+pub struct Sidecar {
+    /// Its app-id: the platform's resources are scoped to the functions, so an app-id of none
+    /// loads only what is unscoped there (the `local-env` secret store, the resiliency policy).
+    pub id: String,
+    /// More `--resources-path` folders, after the platform's own.
+    pub resources: Vec<PathBuf>,
+    /// Connect to placement ([`Platform::start_placement`], started if it is not yet): actors
+    /// and workflows. Without it daprd runs as the functions' sidecars do, with no actor runtime.
+    pub placement: bool,
+    /// More environment (what an `envRef` of a resource reads).
+    pub env: Vec<(String, String)>,
+}
+
 /// What to start besides the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -275,6 +295,8 @@ pub struct Platform {
     postgres: Option<Proc>,
     kafka: Option<Proc>,
     scheduler: Option<Proc>,
+    /// Placement and its gRPC port, once [`Platform::start_placement`] started it.
+    placement: Option<(Proc, u16)>,
     apps: Vec<AppSpec>,
     daprds: BTreeMap<String, Proc>,
     functions: BTreeMap<String, Proc>,
@@ -318,6 +340,7 @@ impl Platform {
             postgres: None,
             kafka: None,
             scheduler: None,
+            placement: None,
             apps,
             daprds: BTreeMap::new(),
             functions: BTreeMap::new(),
@@ -809,6 +832,46 @@ impl Platform {
         }
     }
 
+    // --- Dapr placement ----------------------------------------------------------------------
+
+    /// Starts Dapr placement (once; later calls return the same address) and returns its
+    /// address once it is healthy (its Raft group of one has a leader). Not part of
+    /// [`Platform::start`]: the functions' sidecars host no actors and run with
+    /// `--placement-host-address ""`; only a sidecar that runs workflows (an agent's, for the
+    /// tools of an MCPServer: `tests/mcp_dapr.rs`) needs it.
+    pub async fn start_placement(&mut self) -> anyhow::Result<String> {
+        if let Some((_, port)) = &self.placement {
+            return Ok(format!("127.0.0.1:{port}"));
+        }
+        let (port, healthz) = (free_port()?, free_port()?);
+        let mut placement = Command::new(&self.paths.placement);
+        placement
+            .args(["--listen-address", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--healthz-listen-address", "127.0.0.1", "--healthz-port", &healthz.to_string()])
+            .args(["--metrics-listen-address", "127.0.0.1", "--metrics-port", &free_port()?.to_string()])
+            .args(["--initial-cluster", &format!("dapr-placement-0=127.0.0.1:{}", free_port()?)])
+            .args(["--log-level", "warn"])
+            // Its command line does not name the folder: `kill_leftovers` finds it by this.
+            .env("TODO_PLATFORM_DIR", &self.dir);
+        self.placement = Some((Proc::spawn("placement", placement, &self.logs)?, port));
+        self.record_pids()?;
+        let url = format!("http://127.0.0.1:{healthz}/healthz");
+        let http = crate::api::client()?;
+        let deadline = Instant::now() + READY;
+        loop {
+            if let Some((proc, _)) = self.placement.as_mut() {
+                proc.check_running()?;
+            }
+            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(format!("127.0.0.1:{port}"));
+            }
+            if Instant::now() > deadline {
+                bail!("Dapr placement not healthy within {READY:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     // --- daprd and the functions ------------------------------------------------------------
 
     /// The tokens `id`'s daprd and function share.
@@ -834,14 +897,20 @@ impl Platform {
     /// daprd for the app instance `spec` (its ports, and its app port), as process `name`.
     fn spawn_daprd(&self, spec: &AppSpec, name: &str) -> anyhow::Result<Proc> {
         let ports = [spec.http_port, spec.grpc_port, spec.internal_grpc_port, spec.metrics_port];
-        let mut daprd = self.daprd_command(&spec.id, ports);
+        let mut daprd = self.daprd_command(&spec.id, ports, None);
         daprd.args(["--app-port", &spec.app_port.to_string(), "--app-protocol", "http"]);
         Proc::spawn(name, daprd, &self.logs)
     }
 
     /// daprd for app-id `id` on `[http, grpc, internal grpc, metrics]` ports, without an app
-    /// port (the caller adds one for an app).
-    fn daprd_command(&self, id: &str, [http, grpc, internal_grpc, metrics]: [u16; 4]) -> Command {
+    /// port (the caller adds one for an app), connected to `placement` (an address from
+    /// [`Platform::start_placement`]) or, as every function's sidecar, to none.
+    fn daprd_command(
+        &self,
+        id: &str,
+        [http, grpc, internal_grpc, metrics]: [u16; 4],
+        placement: Option<&str>,
+    ) -> Command {
         let mut daprd = Command::new(&self.paths.daprd);
         daprd
             .args(["--app-id", id])
@@ -851,7 +920,7 @@ impl Platform {
             .arg("--resources-path")
             .arg(&self.resources)
             .args(["--scheduler-host-address", &format!("127.0.0.1:{}", self.ports.scheduler)])
-            .args(["--placement-host-address", ""])
+            .args(["--placement-host-address", placement.unwrap_or_default()])
             .args(["--log-level", self.options.dapr_log_level.as_deref().unwrap_or("info")])
             // The `local-env` secret store reads the connection string from daprd's environment.
             .env("TODO_PG_CONNECTION_STRING", self.daprd_postgres_url(id))
@@ -1019,27 +1088,67 @@ impl Platform {
     /// a publisher with `id`'s publishing scopes while `id` itself is scaled to zero.
     pub async fn start_publisher(&mut self, id: &str) -> anyhow::Result<String> {
         self.app(id)?;
-        let name = format!("{id}-publisher");
+        let sidecar = Sidecar { id: id.to_owned(), ..Sidecar::default() };
+        self.start_sidecar(&format!("{id}-publisher"), &sidecar).await
+    }
+
+    /// Starts `sidecar` (a daprd without an app) as process `daprd-<name>` and returns its HTTP
+    /// URL once it is healthy; with [`Sidecar::placement`], also once its actor runtime has
+    /// joined placement (workflows can start). [`Platform::stop_sidecar`] stops it by `name`.
+    pub async fn start_sidecar(&mut self, name: &str, sidecar: &Sidecar) -> anyhow::Result<String> {
+        let placement = if sidecar.placement { Some(self.start_placement().await?) } else { None };
         let http_port = free_port()?;
-        let daprd = self.daprd_command(id, [http_port, free_port()?, free_port()?, free_port()?]);
+        let mut daprd = self.daprd_command(
+            &sidecar.id,
+            [http_port, free_port()?, free_port()?, free_port()?],
+            placement.as_deref(),
+        );
+        for folder in &sidecar.resources {
+            daprd.arg("--resources-path").arg(folder);
+        }
+        daprd.envs(sidecar.env.iter().map(|(k, v)| (k, v)));
         let proc = Proc::spawn(&format!("daprd-{name}"), daprd, &self.logs)?;
-        self.daprds.insert(name.clone(), proc);
+        self.daprds.insert(name.to_owned(), proc);
         self.record_pids()?;
         let url = format!("http://127.0.0.1:{http_port}");
         let http = crate::api::client()?;
         let deadline = Instant::now() + READY;
         loop {
-            if let Some(proc) = self.daprds.get_mut(&name) {
+            if let Some(proc) = self.daprds.get_mut(name) {
                 proc.check_running()?;
             }
-            if http.get(format!("{url}/v1.0/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if http.get(format!("{url}/v1.0/healthz")).send().await.is_ok_and(|r| r.status().is_success())
+                && (!sidecar.placement || self.actors_ready(&url).await)
+            {
                 return Ok(url);
             }
             if Instant::now() > deadline {
-                bail!("the publisher daprd of {id} not healthy within {READY:?}");
+                bail!("the daprd {name} ({}) not healthy within {READY:?}", sidecar.id);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Whether the sidecar at `url` reports its actor runtime connected to placement and ready
+    /// to host actors (`GET /v1.0/metadata`, `actorRuntime`): before that a workflow start
+    /// fails.
+    async fn actors_ready(&self, url: &str) -> bool {
+        let Ok(http) = crate::api::client() else { return false };
+        let metadata_url = format!("{url}/v1.0/metadata");
+        let Ok(metadata) = self.sidecar_json(http.get(&metadata_url), "GET", &metadata_url).await else {
+            return false;
+        };
+        let runtime = &metadata["actorRuntime"];
+        runtime["hostReady"] == true && runtime["placement"].as_str().is_some_and(|p| p.ends_with("connected"))
+    }
+
+    /// Stops the sidecar `name` of [`Platform::start_sidecar`]: SIGTERM, SIGKILL after `grace`.
+    pub fn stop_sidecar(&mut self, name: &str, grace: Duration) -> anyhow::Result<()> {
+        match self.daprds.get_mut(name) {
+            Some(proc) => proc.stop(grace)?,
+            None => bail!("no sidecar {name}"),
+        }
+        self.record_pids()
     }
 
     /// SIGKILLs `id`'s function (its daprd stays).
@@ -1079,6 +1188,9 @@ impl Platform {
                 pids.insert(name.to_owned(), pid);
             }
         }
+        if let Some(pid) = self.placement.as_ref().and_then(|(proc, _)| proc.pid()) {
+            pids.insert("placement".to_owned(), pid);
+        }
         for (id, proc) in &self.daprds {
             if let Some(pid) = proc.pid() {
                 pids.insert(format!("daprd-{id}"), pid);
@@ -1101,8 +1213,8 @@ impl Platform {
         pids
     }
 
-    /// Stops everything gracefully, functions and sidecars first, then the Scheduler, Kafka and
-    /// PostgreSQL.
+    /// Stops everything gracefully, functions and sidecars first, then placement, the
+    /// Scheduler, Kafka and PostgreSQL.
     pub fn stop(mut self) -> anyhow::Result<()> {
         let grace = Duration::from_secs(10);
         for replicas in self.extra.values_mut() {
@@ -1116,7 +1228,8 @@ impl Platform {
         for proc in self.daprds.values_mut() {
             proc.stop(grace)?;
         }
-        for proc in [&mut self.scheduler, &mut self.kafka].into_iter().flatten() {
+        let placement = self.placement.as_mut().map(|(proc, _)| proc);
+        for proc in [placement, self.scheduler.as_mut(), self.kafka.as_mut()].into_iter().flatten() {
             proc.stop(Duration::from_secs(20))?;
         }
         if let Some(pg) = self.postgres.as_mut() {
