@@ -58,6 +58,8 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --target "$(cat /rust-target)" --recipe-path recipe.json ${PACKAGES}
 COPY . .
 # The release profile (workspace Cargo.toml) already has LTO, one codegen unit and strip.
+# task-api's build.rs links it with packed relative relocations, which the musl that Rust 1.93
+# and later bundle (1.2.5) applies at start; with an older toolchain it leaves them out.
 # hadolint ignore=SC2086
 RUN cargo build --release --locked --target "$(cat /rust-target)" ${PACKAGES} \
     && mkdir -p /out \

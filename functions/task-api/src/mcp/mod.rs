@@ -30,7 +30,8 @@
 //!   the body limit.
 //! - [`sessions`]: which user each `Mcp-Session-Id` belongs to, bounded by rmcp's live sessions.
 //! - [`metadata`]: `GET /.well-known/oauth-protected-resource` and the resource URL.
-//! - [`server`]: the rmcp [`rmcp::ServerHandler`]: server info, the tool list, dispatch.
+//! - [`server`]: the handler rmcp's server (crate `mcp_transport`) calls: server info, the
+//!   tool list, dispatch.
 //! - [`tool`]: what every tool shares: the [`tool::TaskTool`] trait, argument handling, and
 //!   REST answers as tool results.
 //! - [`rest`]: one REST request through the router, in process.
@@ -60,8 +61,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::routing::get;
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use url::Url;
 
 use crate::app::App;
@@ -158,12 +159,13 @@ pub fn router(app: App, rest: Router, settings: Settings) -> Router {
         .with_allowed_origins(settings.allowed_origins.clone())
         // Validate Origin even were the list empty: a present, unlisted Origin is refused.
         .enforce_origin_validation();
-    let handler = server::TodoServer::new(rest);
-    let service = StreamableHttpService::new(move || Ok(handler.clone()), manager.clone(), config);
-    let checks =
-        Arc::new(gate::Gate { app, settings: settings.clone(), sessions: Arc::new(sessions::Sessions::new(manager)) });
-    Router::new()
-        .route_service(PATH, service)
+    let handler = Arc::new(server::TodoServer::new(rest));
+    let checks = Arc::new(gate::Gate {
+        app,
+        settings: settings.clone(),
+        sessions: Arc::new(sessions::Sessions::new(manager.clone())),
+    });
+    mcp_transport::router(PATH, handler, manager, config)
         .route_layer(axum::middleware::from_fn_with_state(checks, gate::check))
         .route(METADATA_PATH, get(metadata::handler).with_state(settings.clone()))
         .route(METADATA_PATH_FOR_MCP, get(metadata::handler).with_state(settings))

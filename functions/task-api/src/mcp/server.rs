@@ -1,20 +1,18 @@
-//! The rmcp server handler: who the server is, which tools it has, and which tool a call runs.
+//! The MCP server's handler: who the server is, which tools it has, and which tool a call runs.
 //!
-//! One handler value serves every session (rmcp asks the factory for one per session and per
-//! stateless request; a clone is two reference counts). It holds the REST router the tools send
-//! their requests through and the tool list, built once.
+//! One handler value serves every session (rmcp, in crate `mcp_transport`, shares it behind an
+//! `Arc<dyn Tools>` among every session and stateless request). It holds the REST router the
+//! tools send their requests through and the tool list, built once.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
-};
+use mcp_transport::{CallFuture, Tools};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, Implementation, ServerCapabilities, ServerConfig, Tool};
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler};
+use rmcp::{ErrorData, RoleServer};
 
 use super::add_task::AddTask;
 use super::complete_task::CompleteTask;
@@ -61,25 +59,24 @@ pub fn tools() -> Vec<Tool> {
     ]
 }
 
-impl ServerHandler for TodoServer {
-    fn get_info(&self) -> ServerConfig {
+/// rmcp's server, instantiated once in `mcp_transport` (built for size), calls these.
+impl Tools for TodoServer {
+    fn info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new(crate::APP_ID, env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
     }
 
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.to_vec()))
+    fn tools(&self) -> &[Tool] {
+        &self.tools
     }
 
-    fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools.iter().find(|tool| tool.name == name).cloned()
+    fn call(&self, request: CallToolRequestParams, context: RequestContext<RoleServer>) -> CallFuture<'_> {
+        Box::pin(self.call_tool(request, context))
     }
+}
 
+impl TodoServer {
     /// Runs a tool with the `Authorization` header of the HTTP request that carried the call
     /// (rmcp puts that request's [`Parts`] into the context). An unknown tool is a protocol
     /// error (JSON-RPC `-32602`, as the MCP spec lists it); everything else is a tool result.
