@@ -93,7 +93,7 @@ faults: ## Run only the fault suite and print its summary (part of make test too
 	$(CARGO) test --locked -p system-tests --test faults -- --nocapture
 
 .PHONY: bench
-bench: platform keda-platform ## Measure start time, memory, size, throughput and latencies on devhost and the real platform, and scale from zero with KEDA; writes BENCHMARKS.md (~42 min)
+bench: platform keda-platform ## Measure start time, memory, size, throughput, latencies and MCP tool calls on devhost and the real platform, and scale from zero with KEDA; writes BENCHMARKS.md (~44 min)
 	$(CARGO) build --workspace --locked --release
 	"$${CARGO_TARGET_DIR:-target}/release/bench"
 

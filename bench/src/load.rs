@@ -1,6 +1,6 @@
 //! The system figures, each on a fresh private system of one [`Backend`], the release binaries
 //! as its apps: sustained creations through `create-task`, create-to-audit latency, reminder
-//! lateness, and task-api's list over many tasks.
+//! lateness, task-api's list over many tasks, and MCP tool calls at task-api's `/mcp`.
 //!
 //! Load is offered the way producers offer it: `todo.task.create` requests published to
 //! `task-create` through on-task-completed's sidecar (the one app the pub/sub scopes let publish
@@ -615,42 +615,114 @@ pub async fn reminder_lateness(backend: Backend, count: u64) -> anyhow::Result<L
     .await
 }
 
+/// Requests sent before a latency figure's timed ones, each on the same connection and (MCP)
+/// session as them: the first requests pay for connections and caches.
+pub const WARM_UP_REQUESTS: usize = 5;
+
+/// The list figures' query, `GET /v1/tasks` with search, filter and sort: one task in 60 of
+/// [`seed_tasks`] matches it (`quarterly report`, `high`, `work`).
+const LIST_QUERY: [(&str, &str); 6] =
+    [("q", "report"), ("status", "open"), ("priority", "high"), ("tag", "work"), ("sort", "-due"), ("limit", "50")];
+
+/// Creates `tasks` varied tasks of `owner` (titles, descriptions, priorities, tags and due
+/// times for the list query to search, filter and sort) and waits until all are stored.
+async fn seed_tasks(bench: &Bench, owner: &str, tasks: u64) -> anyhow::Result<()> {
+    let priorities = ["low", "medium", "high", "urgent"];
+    let offered = bench
+        .offer(owner, 2000, tasks, Duration::from_secs(120), |n| {
+            let word = if n % 10 == 0 { "quarterly report" } else { "groceries" };
+            json!({
+                "title": format!("{word} {n}"),
+                "description": format!("item {n} of the benchmark"),
+                "priority": priorities[(n % 4) as usize],
+                "tags": if n % 3 == 0 { vec!["work"] } else { vec!["home"] },
+                "due": (Utc::now() + chrono::Duration::hours((n % 500) as i64)).to_rfc3339_opts(SecondsFormat::Secs, true),
+            })
+        })
+        .await?;
+    if offered.accepted.len() as u64 != tasks {
+        bail!("only {} of {tasks} tasks were accepted", offered.accepted.len());
+    }
+    bench.drained(LIST_DRAIN_LIMIT).await
+}
+
+/// Milliseconds of each of `count` sequential calls of `call`, after [`WARM_UP_REQUESTS`]
+/// untimed ones. `call(n)` is the `n`-th call, warm-up included.
+async fn timed(count: usize, mut call: impl AsyncFnMut(usize) -> anyhow::Result<()>) -> anyhow::Result<Vec<f64>> {
+    let mut values_ms = Vec::with_capacity(count);
+    for n in 0..WARM_UP_REQUESTS + count {
+        let started = Instant::now();
+        call(n).await?;
+        if n >= WARM_UP_REQUESTS {
+            values_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(values_ms)
+}
+
 /// Milliseconds per `GET /v1/tasks` with search, filter and sort over `tasks` tasks of one
 /// user, over `requests` requests after a warm-up.
 pub async fn list_latency(backend: Backend, tasks: u64, requests: usize) -> anyhow::Result<Latencies> {
     Bench::run(backend, "list", async |bench| {
-        let priorities = ["low", "medium", "high", "urgent"];
-        let offered = bench
-            .offer("lister", 2000, tasks, Duration::from_secs(120), |n| {
-                let word = if n % 10 == 0 { "quarterly report" } else { "groceries" };
-                json!({
-                    "title": format!("{word} {n}"),
-                    "description": format!("item {n} of the benchmark"),
-                    "priority": priorities[(n % 4) as usize],
-                    "tags": if n % 3 == 0 { vec!["work"] } else { vec!["home"] },
-                    "due": (Utc::now() + chrono::Duration::hours((n % 500) as i64)).to_rfc3339_opts(SecondsFormat::Secs, true),
-                })
-            })
-            .await?;
-        if offered.accepted.len() as u64 != tasks {
-            bail!("only {} of {tasks} tasks were accepted", offered.accepted.len());
-        }
-        bench.drained(LIST_DRAIN_LIMIT).await?;
+        seed_tasks(bench, "lister", tasks).await?;
         let api = bench.setup.api("lister")?;
-        let query = [("q", "report"), ("status", "open"), ("priority", "high"), ("tag", "work"), ("sort", "-due"), ("limit", "50")];
-        let first = api.get_query("/v1/tasks", &query).await?;
+        let first = api.get_query("/v1/tasks", &LIST_QUERY).await?;
         if first["items"].as_array().is_none_or(Vec::is_empty) {
             bail!("the list query found nothing: {first}");
         }
-        let mut values_ms = Vec::with_capacity(requests);
-        for i in 0..requests + 5 {
-            let started = Instant::now();
-            api.get_query("/v1/tasks", &query).await.context("list")?;
-            if i >= 5 {
-                values_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            }
-        }
+        let values_ms =
+            timed(requests, async |_| api.get_query("/v1/tasks", &LIST_QUERY).await.map(drop).context("list")).await?;
         Ok(Latencies { values_ms, missing: 0 })
+    })
+    .await
+}
+
+/// One run of the MCP figure: the latencies of each tool, from the same session.
+#[derive(Debug, Clone)]
+pub struct McpCalls {
+    pub list_tasks: Latencies,
+    pub add_task: Latencies,
+}
+
+/// Milliseconds per MCP tool call through Streamable HTTP, as an agent makes them: one session
+/// of a user with `tasks` tasks ([`seed_tasks`]), `calls` sequential `list_tasks` with the list
+/// figure's query, then `calls` sequential `add_task`, each after a warm-up. A call is timed
+/// from its request sent to its JSON-RPC result read; a tool error fails the run, and every
+/// `add_task` must have made its task (counted through REST afterwards).
+pub async fn mcp_latency(backend: Backend, tasks: u64, calls: usize) -> anyhow::Result<McpCalls> {
+    const OWNER: &str = "agent";
+    Bench::run(backend, "mcp", async |bench| {
+        seed_tasks(bench, OWNER, tasks).await?;
+        let api = bench.setup.api(OWNER)?;
+        let url = format!("{}/mcp", bench.setup.api_url);
+        let mut mcp = system_tests::mcp::Client::open(&url, api.token(), Duration::from_secs(10)).await?;
+        // LIST_QUERY as list_tasks arguments (the repeatable parameters as arrays).
+        let query = json!({"q": "report", "status": "open", "priority": ["high"], "tag": ["work"], "sort": "-due", "limit": 50});
+        let first = mcp.call_tool("list_tasks", query.clone()).await?;
+        if first["structuredContent"]["items"].as_array().is_none_or(Vec::is_empty) {
+            bail!("list_tasks found nothing: {first}");
+        }
+        let list_ms = timed(calls, async |_| mcp.call_tool("list_tasks", query.clone()).await.map(drop)).await?;
+        // A fresh request_id per call, as the tool's description asks of agents: the idempotency
+        // key is part of what is timed.
+        let add_ms = timed(calls, async |n| {
+            let task = json!({"title": format!("call the plumber {n}"), "priority": "medium", "tags": ["mcp"],
+                              "request_id": Uuid::new_v4().to_string()});
+            let added = mcp.call_tool("add_task", task).await?;
+            if added["structuredContent"]["id"].as_str().is_none() {
+                bail!("add_task answered no task: {added}");
+            }
+            Ok(())
+        })
+        .await?;
+        let made = api.list_all(&[("tag", "mcp"), ("limit", "200")]).await?.len();
+        if made != WARM_UP_REQUESTS + calls {
+            bail!("add_task answered {} calls but made {made} tasks", WARM_UP_REQUESTS + calls);
+        }
+        Ok(McpCalls {
+            list_tasks: Latencies { values_ms: list_ms, missing: 0 },
+            add_task: Latencies { values_ms: add_ms, missing: 0 },
+        })
     })
     .await
 }

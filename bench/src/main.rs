@@ -15,7 +15,8 @@
 //!   sidecar: the same on either backend).
 //! - [`load`]: system figures on a private system of either [`load::Backend`]: sustained
 //!   creations (with memory of every process, on the platform each function's daprd and the
-//!   platform's own), create-to-audit latency, reminder lateness, list latency.
+//!   platform's own), create-to-audit latency, reminder lateness, list latency, and MCP tool
+//!   calls (`list_tasks`, `add_task`) through Streamable HTTP at task-api's `/mcp`.
 //! - [`wake`]: scale from zero with KEDA, on the platform only: first message → first
 //!   processed from a fully idle system, with the real KEDA operator on a real kube-apiserver
 //!   (`system_tests::keda`, as `make test-keda` runs it), repeated from idle.
@@ -30,9 +31,11 @@
 //! per function, 20), `BENCH_RATE` (creations per second offered to devhost, 1000: its target),
 //! `BENCH_PLATFORM_RATE` (offered to the platform, 500: its target), `BENCH_LOAD_SECS` (60),
 //! `BENCH_LATENCY_RATE` (200), `BENCH_LATENCY_SECS` (20), `BENCH_REMINDERS` (1000),
-//! `BENCH_LIST_TASKS` (10000), `BENCH_WAKES` (wake-ups from zero with KEDA, on one platform, 10),
+//! `BENCH_LIST_TASKS` (10000), `BENCH_MCP_TASKS` (the MCP user's tasks, 1000: a heavy user of a
+//! todo list, where the list figure's 10000 is a stress of the list), `BENCH_MCP_CALLS` (timed
+//! calls of each tool, 500), `BENCH_WAKES` (wake-ups from zero with KEDA, on one platform, 10),
 //! `BENCH_OUT` (`BENCHMARKS.md`), `BENCH_ONLY` (a comma-separated subset of
-//! `process,throughput,audit,reminders,list,wake`; the others show as not measured).
+//! `process,throughput,audit,reminders,list,mcp,wake`; the others show as not measured).
 
 /// The allocator devhost's own binary runs with (devhost/src/main.rs), since devhost runs in
 /// this process: its figures should be the ones `make run` gets.
@@ -70,10 +73,15 @@ struct Config {
     latency_secs: u64,
     reminders: u64,
     list_tasks: u64,
+    /// Tasks of the user whose agent makes the MCP tool calls.
+    mcp_tasks: u64,
+    /// Timed calls of each MCP tool, sequential, from one session.
+    mcp_calls: usize,
     /// Wake-ups from zero with KEDA (platform only), each from a fully idle system.
     wakes: usize,
     out: String,
-    /// Only these figures (comma-separated: process, throughput, audit, reminders, list, wake).
+    /// Only these figures (comma-separated: process, throughput, audit, reminders, list, mcp,
+    /// wake).
     only: Option<String>,
 }
 
@@ -90,6 +98,8 @@ impl Default for Config {
             latency_secs: 20,
             reminders: 1000,
             list_tasks: 10_000,
+            mcp_tasks: 1000,
+            mcp_calls: 500,
             wakes: 10,
             out: "BENCHMARKS.md".to_owned(),
             only: None,
@@ -124,6 +134,9 @@ struct Targets {
     audit_p99_ms: f64,
     reminder_p99_ms: f64,
     list_p95_ms: f64,
+    /// MCP tool calls: issue 22's targets for devhost; issue 12 sets none for the platform.
+    mcp_list_p95_ms: Option<f64>,
+    mcp_add_p95_ms: Option<f64>,
 }
 
 impl Targets {
@@ -136,6 +149,8 @@ impl Targets {
                 audit_p99_ms: 100.0,
                 reminder_p99_ms: 1000.0,
                 list_p95_ms: 50.0,
+                mcp_list_p95_ms: Some(20.0),
+                mcp_add_p95_ms: Some(30.0),
             },
             Backend::Platform => Self {
                 rate_per_sec: 500.0,
@@ -143,10 +158,17 @@ impl Targets {
                 audit_p99_ms: 250.0,
                 reminder_p99_ms: 1000.0,
                 list_p95_ms: 50.0,
+                mcp_list_p95_ms: None,
+                mcp_add_p95_ms: None,
             },
         }
     }
 }
+
+/// A latency figure's runs on a backend.
+type Pick = fn(&Figures) -> &[Run<Latencies>];
+/// A latency figure's target on a backend (ms), if it has one.
+type Target = fn(Targets) -> Option<f64>;
 
 /// One run of a figure: what it measured, or why it could not.
 pub type Run<T> = Result<T, String>;
@@ -158,6 +180,10 @@ struct Figures {
     audit: Vec<Run<Latencies>>,
     reminders: Vec<Run<Latencies>>,
     lists: Vec<Run<Latencies>>,
+    /// The MCP figure's runs, split by tool: each run measures both tools on one system, so a
+    /// run that failed is an error in both.
+    mcp_list: Vec<Run<Latencies>>,
+    mcp_add: Vec<Run<Latencies>>,
 }
 
 impl Figures {
@@ -166,7 +192,12 @@ impl Figures {
         fn count<T>(runs: &[Run<T>]) -> usize {
             runs.iter().filter(|r| r.is_err()).count()
         }
-        count(&self.throughputs) + count(&self.audit) + count(&self.reminders) + count(&self.lists)
+        // `mcp_add` holds the same runs' errors as `mcp_list`.
+        count(&self.throughputs)
+            + count(&self.audit)
+            + count(&self.reminders)
+            + count(&self.lists)
+            + count(&self.mcp_list)
     }
 }
 
@@ -206,7 +237,15 @@ async fn main() -> anyhow::Result<()> {
     let mut figures = Vec::new();
     for backend in backends {
         let name = backend.name();
-        let mut f = Figures { backend, throughputs: vec![], audit: vec![], reminders: vec![], lists: vec![] };
+        let mut f = Figures {
+            backend,
+            throughputs: vec![],
+            audit: vec![],
+            reminders: vec![],
+            lists: vec![],
+            mcp_list: vec![],
+            mcp_add: vec![],
+        };
         for run in 1..=config.runs {
             if want("throughput") {
                 let rate = config.rate(backend);
@@ -231,6 +270,15 @@ async fn main() -> anyhow::Result<()> {
                 say(&format!("{name} run {run}: list over {} tasks", config.list_tasks));
                 f.lists.push(record(&say, load::list_latency(backend, config.list_tasks, 200).await));
             }
+            if want("mcp") {
+                say(&format!(
+                    "{name} run {run}: {} MCP calls of list_tasks and of add_task, {} tasks",
+                    config.mcp_calls, config.mcp_tasks
+                ));
+                let result = record(&say, load::mcp_latency(backend, config.mcp_tasks, config.mcp_calls).await);
+                f.mcp_list.push(result.clone().map(|m| m.list_tasks));
+                f.mcp_add.push(result.map(|m| m.add_task));
+            }
         }
         speeds.push((format!("after {}", backend.name()), process::calibration_ms()));
         figures.push(f);
@@ -248,20 +296,24 @@ async fn main() -> anyhow::Result<()> {
     let out = workspace_root().join(&config.out);
     std::fs::write(&out, markdown).with_context(|| format!("writing {}", out.display()))?;
     // Each latency figure's bars side by side for the backends, so they compare at a glance.
-    type Pick = fn(&Figures) -> &[Run<Latencies>];
-    type Target = fn(Targets) -> f64;
-    let latency_figures: [(&str, Pick, Target); 3] = [
-        ("create → audit", |f| f.audit.as_slice(), |t| t.audit_p99_ms),
-        ("reminder lateness", |f| f.reminders.as_slice(), |t| t.reminder_p99_ms),
-        ("list", |f| f.lists.as_slice(), |t| t.list_p95_ms),
+    let latency_figures: [(&str, Pick, Target); 5] = [
+        ("create → audit", |f| f.audit.as_slice(), |t| Some(t.audit_p99_ms)),
+        ("reminder lateness", |f| f.reminders.as_slice(), |t| Some(t.reminder_p99_ms)),
+        ("list", |f| f.lists.as_slice(), |t| Some(t.list_p95_ms)),
+        ("MCP list_tasks", |f| f.mcp_list.as_slice(), |t| t.mcp_list_p95_ms),
+        ("MCP add_task", |f| f.mcp_add.as_slice(), |t| t.mcp_add_p95_ms),
     ];
     let mut bars = Vec::new();
     for (label, pick, target) in latency_figures {
-        for f in figures.iter().filter(|f| !pick(f).is_empty()) {
+        // The plot shows latencies relative to their target: a figure without one is in the
+        // report's tables only.
+        for (f, target_ms) in
+            figures.iter().filter(|f| !pick(f).is_empty()).filter_map(|f| Some((f, target(Targets::of(f.backend))?)))
+        {
             bars.push(report::LatencyBars {
                 label: label.into(),
                 backend: f.backend.name().to_owned(),
-                target_ms: target(Targets::of(f.backend)),
+                target_ms,
                 values_ms: pick(f).iter().flatten().flat_map(|l| l.values_ms.iter().copied()).collect(),
             });
         }
@@ -454,19 +506,13 @@ fn render(
 
     render_throughput(&mut out, config, figures)?;
 
-    let targets_of = |field: fn(Targets) -> f64| -> String {
-        figures
-            .iter()
-            .map(|f| format!("{} ≤ {}", f.backend.name(), field(Targets::of(f.backend))))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let targets_of = |field: Target| targets_of(figures, field);
     writeln!(
         out,
         "## Create request published → audit entry written, at {}/s for {} s (ms; target p99: {})\n",
         config.latency_rate,
         config.latency_secs,
-        targets_of(|t| t.audit_p99_ms)
+        targets_of(|t| Some(t.audit_p99_ms))
     )?;
     writeln!(
         out,
@@ -474,33 +520,84 @@ fn render(
          entry of the task's `created` event. Not audited: accepted creations without their entry once the \
          backlog drained.\n"
     )?;
-    latency_section(&mut out, figures, |f| f.audit.as_slice(), Some("not audited"), 99.0, |t| t.audit_p99_ms);
+    latency_section(&mut out, figures, |f| f.audit.as_slice(), Some("not audited"), 99.0, |t| Some(t.audit_p99_ms));
 
     writeln!(
         out,
         "## Reminder lateness, {} reminders due in the same minute (ms; target p99: {})\n",
         config.reminders,
-        targets_of(|t| t.reminder_p99_ms)
+        targets_of(|t| Some(t.reminder_p99_ms))
     )?;
     writeln!(
         out,
         "As fire-reminder records it: from the reminder's time to the moment it fired. Not fired: reminders \
          that had not fired a minute after their minute.\n"
     )?;
-    latency_section(&mut out, figures, |f| f.reminders.as_slice(), Some("not fired"), 99.0, |t| t.reminder_p99_ms);
+    latency_section(
+        &mut out,
+        figures,
+        |f| f.reminders.as_slice(),
+        Some("not fired"),
+        99.0,
+        |t| Some(t.reminder_p99_ms),
+    );
 
     writeln!(
         out,
         "## task-api list with search + filter + sort over {} tasks of one user (ms; target p95: {})\n",
         config.list_tasks,
-        targets_of(|t| t.list_p95_ms)
+        targets_of(|t| Some(t.list_p95_ms))
     )?;
     writeln!(out, "`GET /v1/tasks?q=report&status=open&priority=high&tag=work&sort=-due&limit=50`, sequential.\n")?;
-    latency_section(&mut out, figures, |f| f.lists.as_slice(), None, 95.0, |t| t.list_p95_ms);
+    latency_section(&mut out, figures, |f| f.lists.as_slice(), None, 95.0, |t| Some(t.list_p95_ms));
+    render_mcp(&mut out, config, figures)?;
     render_wake(&mut out, config, wakes)?;
     // Figures of a design this tree no longer has, kept beside the current ones they led to.
     out.push_str(BEFORE_PROJECT_OUTBOX);
     Ok(out)
+}
+
+/// Each backend's target of a latency figure, for its heading: `devhost ≤ 50, platform none`.
+fn targets_of(figures: &[Figures], field: Target) -> String {
+    figures
+        .iter()
+        .map(|f| match field(Targets::of(f.backend)) {
+            Some(target) => format!("{} ≤ {target}", f.backend.name()),
+            None => format!("{} none", f.backend.name()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// MCP tool calls: a table per tool, each backend held to its target for that tool (devhost:
+/// issue 22's; the platform: none, issue 12 sets none).
+fn render_mcp(out: &mut String, config: &Config, figures: &[Figures]) -> anyhow::Result<()> {
+    writeln!(out, "## MCP tool calls (ms)\n")?;
+    writeln!(
+        out,
+        "An agent's calls through Streamable HTTP at task-api's `/mcp`, as a client speaking the protocol \
+         itself over HTTP/1.1 (`system_tests::mcp`): one session (`initialize` at protocol {}, \
+         `Mcp-Session-Id`, a bearer JWT), a user with {} tasks, {} sequential calls of each tool after {} \
+         untimed ones, `list_tasks` first. Each call is timed from its request sent to its JSON-RPC result \
+         read (rmcp answers as SSE); a tool error fails the run, and every `add_task` must have made its task, \
+         counted through REST afterwards. `list_tasks` asks what the list figure above asks \
+         (`q=report`, `open`, `high`, `work`, `-due`, 50) over fewer tasks (`BENCH_MCP_TASKS`; the list \
+         figure's are a stress of the list, not one user's todo list); `add_task` is a task with a priority, \
+         a tag and a fresh `request_id` (its idempotency key).\n",
+        system_tests::mcp::PROTOCOL,
+        config.mcp_tasks,
+        config.mcp_calls,
+        load::WARM_UP_REQUESTS
+    )?;
+    let tools: [(&str, Pick, Target); 2] = [
+        ("list_tasks", |f| f.mcp_list.as_slice(), |t| t.mcp_list_p95_ms),
+        ("add_task", |f| f.mcp_add.as_slice(), |t| t.mcp_add_p95_ms),
+    ];
+    for (tool, pick, target) in tools {
+        writeln!(out, "### `{tool}` (target p95: {})\n", targets_of(figures, target))?;
+        latency_section(out, figures, pick, None, 95.0, target);
+    }
+    Ok(())
 }
 
 /// Scale from zero with KEDA (platform only, no target): the median and range over the wake-ups
@@ -615,14 +712,7 @@ const BEFORE_PROJECT_OUTBOX: &str = include_str!("../before-dapr-outbox.md");
 /// A latency figure's table (a row per backend and run) and a verdict line per backend:
 /// percentile `p` of each run, its median over the runs against the backend's `target`.
 /// `missing` names the samples that never arrived (a column, when the figure has them).
-fn latency_section(
-    out: &mut String,
-    figures: &[Figures],
-    pick: fn(&Figures) -> &[Run<Latencies>],
-    missing: Option<&str>,
-    p: f64,
-    target: fn(Targets) -> f64,
-) {
+fn latency_section(out: &mut String, figures: &[Figures], pick: Pick, missing: Option<&str>, p: f64, target: Target) {
     let mut rows = Vec::new();
     for f in figures {
         for (i, run) in pick(f).iter().enumerate() {
@@ -653,19 +743,23 @@ fn latency_section(
         if runs.is_empty() {
             continue;
         }
-        let target = target(Targets::of(f.backend));
         let per_run: Vec<f64> = runs.iter().flatten().filter_map(|l| percentile(&l.values_ms, p)).collect();
         let lost: usize = runs.iter().flatten().map(|l| l.missing).sum();
         let s = Spread::of(&per_run);
-        // A sample that never arrived misses any latency target.
-        let met = s.map(|s| s.median <= target && lost == 0);
+        let verdict = match target(Targets::of(f.backend)) {
+            Some(target) => {
+                // A sample that never arrived misses any latency target.
+                let met = s.map(|s| s.median <= target && lost == 0);
+                format!("target p{p} ≤ {target} ms: {}", report::verdict(met))
+            }
+            None => "no target".to_owned(),
+        };
         let lost = missing.map(|m| format!(", {lost} {m}")).unwrap_or_default();
         let _ = writeln!(
             out,
-            "**{}**: p{p} over runs {} ms{lost}; target p{p} ≤ {target} ms: {}{}.\n",
+            "**{}**: p{p} over runs {} ms{lost}; {verdict}{}.\n",
             f.backend.name(),
             report::spread_cell(s, 1),
-            report::verdict(met),
             failures_note(runs)
         );
     }
@@ -985,6 +1079,31 @@ mod tests {
         let mut out = String::new();
         render_wake(&mut out, &Config::default(), None).unwrap();
         assert!(out.contains("Not measured in this run"), "{out}");
+    }
+
+    #[test]
+    fn the_mcp_section_holds_devhost_to_its_targets_and_the_platform_to_none() {
+        let runs = |ms: f64| vec![Ok(Latencies { values_ms: vec![ms; 20], missing: 0 })];
+        let figures = |backend, list_ms, add_ms| Figures {
+            backend,
+            throughputs: vec![],
+            audit: vec![],
+            reminders: vec![],
+            lists: vec![],
+            mcp_list: runs(list_ms),
+            mcp_add: runs(add_ms),
+        };
+        let mut failed = figures(Backend::Platform, 0.0, 0.0);
+        (failed.mcp_list, failed.mcp_add) = (vec![Err("no session".into())], vec![Err("no session".into())]);
+        let figures = [figures(Backend::Devhost, 5.0, 45.0), figures(Backend::Platform, 60.0, 70.0)];
+        let mut out = String::new();
+        render_mcp(&mut out, &Config::default(), &figures).unwrap();
+        assert!(out.contains("### `list_tasks` (target p95: devhost ≤ 20, platform none)"), "{out}");
+        assert!(out.contains("**devhost**: p95 over runs 5.0 ms; target p95 ≤ 20 ms: met."), "{out}");
+        assert!(out.contains("**devhost**: p95 over runs 45.0 ms; target p95 ≤ 30 ms: **missed**."), "{out}");
+        assert!(out.contains("**platform**: p95 over runs 70.0 ms; no target."), "{out}");
+        assert!(out.contains("| platform | 1 | 20 | 60.0 |"), "{out}");
+        assert_eq!(failed.failed(), 1, "one run, both tools");
     }
 
     #[test]

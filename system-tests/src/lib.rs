@@ -4,6 +4,8 @@
 //! # Layout
 //!
 //! - [`api`]: a small client of task-api, and polling with a deadline.
+//! - [`mcp`]: a small client of task-api's MCP server (`/mcp`) over plain HTTP: sessions,
+//!   tool calls, SSE answers (`tests/mcp.rs`, `make bench`).
 //! - [`scenario`]: the demo scenario (recurring task, reminder, completion, next occurrence,
 //!   audit trail), played through task-api only.
 //! - [`kustomize`]: the Kubernetes manifests rendered as the clusters get them, for the tests
@@ -30,6 +32,7 @@ pub mod kafka;
 pub mod keda;
 pub mod kubelet;
 pub mod kustomize;
+pub mod mcp;
 pub mod platform;
 pub mod scenario;
 pub mod scenarios;

@@ -24,8 +24,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail, ensure};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use system_tests::api::{Api, client, json_body};
+use system_tests::api::{client, json_body};
 use system_tests::host::Setup;
+use system_tests::mcp::{Session, initialize_request, post};
 use system_tests::workspace_root;
 
 const USER_A: &str = "alice";
@@ -365,90 +366,42 @@ async fn http_contract(setup: &Setup) -> anyhow::Result<()> {
     }
 
     // Clients that negotiate an older revision are still answered with it.
+    let (ta, tb) = (Some(a.token()), Some(b.token()));
     for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
-        let (status, _, answer) = post(&http, &mcp, Some(&a), None, &initialize_request(version), &[]).await?;
-        assert_eq!(status, StatusCode::OK, "initialize at {version}: {answer}");
-        assert_eq!(answer["result"]["protocolVersion"], json!(version), "initialize at {version}: {answer}");
-        assert!(answer["result"]["capabilities"]["tools"].is_object(), "{answer}");
+        let answer = post(&http, &mcp, ta, None, &initialize_request(version), &[]).await?;
+        assert_eq!(answer.status, StatusCode::OK, "initialize at {version}: {}", answer.message);
+        assert_eq!(answer.message["result"]["protocolVersion"], json!(version), "initialize at {version}: {answer:?}");
+        assert!(answer.message["result"]["capabilities"]["tools"].is_object(), "{answer:?}");
     }
 
     // DNS rebinding: a foreign Origin or Host is refused, even with a valid token.
-    let (status, _, answer) =
-        post(&http, &mcp, Some(&a), None, &initialize, &[("origin", "http://attacker.example")]).await?;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a foreign Origin: {answer}");
-    let (status, _, answer) = post(&http, &mcp, Some(&a), None, &initialize, &[("host", "attacker.example")]).await?;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a foreign Host: {answer}");
+    let answer = post(&http, &mcp, ta, None, &initialize, &[("origin", "http://attacker.example")]).await?;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "a foreign Origin: {answer:?}");
+    let answer = post(&http, &mcp, ta, None, &initialize, &[("host", "attacker.example")]).await?;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "a foreign Host: {answer:?}");
     let port = setup.api_url.rsplit(':').next().unwrap_or_default();
     let loopback = format!("http://localhost:{port}");
-    let (status, _, answer) = post(&http, &mcp, Some(&a), None, &initialize, &[("origin", loopback.as_str())]).await?;
-    assert_eq!(status, StatusCode::OK, "a loopback Origin: {answer}");
+    let answer = post(&http, &mcp, ta, None, &initialize, &[("origin", loopback.as_str())]).await?;
+    assert_eq!(answer.status, StatusCode::OK, "a loopback Origin: {answer:?}");
 
     // The handshake revisions open a session (Mcp-Session-Id); it belongs to the user who opened
     // it: with another user's token it is "not found" (404, as another user's task), and still
     // works for its owner.
-    let (status, session, answer) = post(&http, &mcp, Some(&a), None, &initialize, &[]).await?;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    let session = session.context("initialize at 2025-06-18 opened no session (no Mcp-Session-Id)")?;
+    let answer = post(&http, &mcp, ta, None, &initialize, &[]).await?;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    let id = answer.session.context("initialize at 2025-06-18 opened no session (no Mcp-Session-Id)")?;
+    let session = Session { id, protocol: "2025-06-18".to_owned() };
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let (status, _, _) = post(&http, &mcp, Some(&a), Some(&session), &initialized, &[]).await?;
-    assert!(status.is_success(), "notifications/initialized: {status}");
+    let answer = post(&http, &mcp, ta, Some(&session), &initialized, &[]).await?;
+    assert!(answer.status.is_success(), "notifications/initialized: {}", answer.status);
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                       "params": {"name": "list_tasks", "arguments": {}}});
-    let (status, _, answer) = post(&http, &mcp, Some(&b), Some(&session), &list, &[]).await?;
-    assert_eq!(status, StatusCode::NOT_FOUND, "B used A's session: {answer}");
-    assert!(answer.get("result").is_none(), "B used A's session and got a result: {answer}");
-    let (status, _, answer) = post(&http, &mcp, Some(&a), Some(&session), &list, &[]).await?;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["result"]["structuredContent"]["items"], json!([]), "{answer}");
-    assert_ne!(answer["result"]["isError"], json!(true), "{answer}");
+    let answer = post(&http, &mcp, tb, Some(&session), &list, &[]).await?;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "B used A's session: {answer:?}");
+    assert!(answer.message.get("result").is_none(), "B used A's session and got a result: {answer:?}");
+    let answer = post(&http, &mcp, ta, Some(&session), &list, &[]).await?;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert_eq!(answer.message["result"]["structuredContent"]["items"], json!([]), "{answer:?}");
+    assert_ne!(answer.message["result"]["isError"], json!(true), "{answer:?}");
     Ok(())
-}
-
-fn initialize_request(version: &str) -> Value {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": version, "capabilities": {},
-                   "clientInfo": {"name": "system-tests", "version": "0"}}
-    })
-}
-
-/// POSTs one JSON-RPC message to `/mcp`: the status, the session id it assigned, and the
-/// JSON-RPC answer, whether sent as JSON or as one SSE event (`Null` for none).
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    user: Option<&Api>,
-    session: Option<&str>,
-    message: &Value,
-    headers: &[(&str, &str)],
-) -> anyhow::Result<(StatusCode, Option<String>, Value)> {
-    let mut request = json_body(http.post(url), message).header("accept", "application/json, text/event-stream");
-    if let Some(user) = user {
-        request = request.bearer_auth(user.token());
-    }
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session).header("mcp-protocol-version", "2025-06-18");
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.context("POST /mcp")?;
-    let status = response.status();
-    let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let sse = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("text/event-stream"));
-    let body = String::from_utf8_lossy(&response.bytes().await?).into_owned();
-    let answer = if sse {
-        body.lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-            .find(|v| v.get("id").is_some())
-            .unwrap_or(Value::Null)
-    } else {
-        serde_json::from_str(&body).unwrap_or(Value::Null)
-    };
-    Ok((status, session, answer))
 }

@@ -68,10 +68,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use background::{Background, StopSignal, Stopping};
 pub use cli::About;
@@ -319,6 +320,15 @@ pub async fn serve(
         });
     }
 
+    // TCP_NODELAY: an answer written in more than one piece (an SSE answer of `/mcp`: headers,
+    // then the event) otherwise waits in Nagle's algorithm for the client's delayed ACK, 40 ms
+    // on Linux, on every call (`make bench`'s MCP figure: 44 ms a call without it, 3 with it).
+    // A socket that refuses the option is served as it is.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            debug!(%error, "TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let deadline = async move {
