@@ -283,6 +283,12 @@ impl DevhostBuilder {
             let addr = listener.local_addr().context("sidecar address")?;
             let router = sidecar::router(host.clone(), &app.app_id);
             let stop = host.shutdown.clone();
+            // TCP_NODELAY, as daprd's Go listeners have it by default: an answer written in
+            // pieces (an SSE stream, a large state page) is sent at once, not after the app's
+            // delayed ACK. A socket that refuses the option is served as it is.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             tasks.push(tokio::spawn(async move {
                 let _ =
                     axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await;
