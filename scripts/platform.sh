@@ -6,15 +6,19 @@
 #   - the Apache Kafka broker's jars, from Maven Central (platform/kafka/pom.xml);
 #   - PostgreSQL, from Debian's packages.
 # Everything lands outside the work tree, in TODO_PLATFORM_CACHE (default
-# ~/.cache/todo-functions/platform), one folder per version: a warm run only checks that the
-# files are there. Prints the cold build time and the binaries' sizes.
+# ~/.cache/todo-functions/platform), one folder per version (daprd's also per wrapper module
+# content): a warm run only checks that the files are there. Prints the cold build time and the
+# binaries' sizes.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 load_versions
 
 CACHE="${PLATFORM_CACHE}"
-DAPR_DIR="${CACHE}/dapr-${DAPR_VERSION}"
+# Keyed by the wrapper module's content too (the components it registers, its go.sum): a
+# component added there is built in, never missing from a daprd cached before it.
+DAPR_WRAPPER_HASH="$(cd "${ROOT}/platform/daprd" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)"
+DAPR_DIR="${CACHE}/dapr-${DAPR_VERSION}-${DAPR_WRAPPER_HASH}"
 KAFKA_DIR="${CACHE}/kafka-${KAFKA_VERSION}"
 mkdir -p "${CACHE}"
 started=$(date +%s)

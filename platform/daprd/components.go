@@ -6,6 +6,7 @@ package main
 
 import (
 	"github.com/dapr/components-contrib/bindings/http"
+	"github.com/dapr/components-contrib/bindings/smtp"
 	"github.com/dapr/components-contrib/nameresolution/mdns"
 	"github.com/dapr/components-contrib/pubsub/kafka"
 	pubsubInMemory "github.com/dapr/components-contrib/pubsub/in-memory"
@@ -41,4 +42,7 @@ func init() {
 	secretstoresLoader.DefaultRegistry.RegisterComponent(fileSecretStore.NewLocalSecretStore, "local.file")
 
 	bindingsLoader.DefaultRegistry.RegisterOutputBinding(http.NewHTTP, "http")
+	// Email of reminders (issue 16, docs/notifier.md): invoked one call at a time, since the
+	// component writes each request's metadata into its own configuration.
+	bindingsLoader.DefaultRegistry.RegisterOutputBinding(smtp.NewSMTP, "smtp")
 }
