@@ -67,6 +67,88 @@ pub struct EmailInput {
     pub address: String,
 }
 
+/// The state key of a user's channels (`notify` store).
+pub fn channels_key(user: &str) -> String {
+    format!("channels:{user}")
+}
+
+/// A user's channels as kept: what the notifier needs to deliver.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Channels {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailInput>,
+}
+
+/// A webhook as kept: its URL and the user's Standard Webhooks secret (`whsec_…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: String,
+}
+
+/// A user's channels as `GET /v1/me/notifications` shows them: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelsView {
+    pub webhook: Option<WebhookView>,
+    pub email: Option<EmailInput>,
+}
+
+/// A webhook as shown: the URL and that a secret is set (one always is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookView {
+    pub url: String,
+    pub secret_set: bool,
+}
+
+impl Channels {
+    pub fn view(&self) -> ChannelsView {
+        ChannelsView {
+            webhook: self
+                .webhook
+                .as_ref()
+                .map(|w| WebhookView { url: w.url.clone(), secret_set: !w.secret.is_empty() }),
+            email: self.email.clone(),
+        }
+    }
+}
+
+/// What `PUT /v1/me/notifications` makes of `input` over the user's `current` channels: every
+/// field checked, the first failure named; a webhook without `secret` keeps the current one, and
+/// needs one to keep. A channel left out (or null) is off.
+pub fn apply(input: ChannelsInput, current: &Channels, policy: TargetPolicy) -> Result<Channels, ValidationError> {
+    let webhook = match input.webhook {
+        None => None,
+        Some(WebhookInput { url, secret }) => {
+            let url = webhook_url(&url, policy)?.to_string();
+            let secret = match secret {
+                Some(secret) => {
+                    webhook_secret(&secret)?;
+                    secret
+                }
+                None => match &current.webhook {
+                    Some(kept) => kept.secret.clone(),
+                    None => {
+                        return Err(ValidationError::new(
+                            "webhook.secret",
+                            format!(
+                                "is required when no webhook is set yet ({SECRET_PREFIX} and base64 of 24 to 64 random bytes)"
+                            ),
+                        ));
+                    }
+                },
+            };
+            Some(Webhook { url, secret })
+        }
+    };
+    let email = match input.email {
+        None => None,
+        Some(EmailInput { address }) => Some(EmailInput { address: email_address(&address)? }),
+    };
+    Ok(Channels { webhook, email })
+}
+
 /// Checks a webhook URL as the user gives it: the parsed URL, or what is wrong with it.
 pub fn webhook_url(raw: &str, policy: TargetPolicy) -> Result<Url, ValidationError> {
     const FIELD: &str = "webhook.url";
@@ -410,6 +492,60 @@ mod tests {
             (100, Outcome::Failed),
         ] {
             assert_eq!(outcome(status), expected, "{status}");
+        }
+    }
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn input(json: serde_json::Value) -> ChannelsInput {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_put_sets_both_channels_and_the_view_hides_the_secret() {
+        let body = input(serde_json::json!({
+            "webhook": {"url": "https://hooks.example.com/todo", "secret": SECRET},
+            "email": {"address": "alice@example.com"},
+        }));
+        let channels = apply(body, &Channels::default(), PROD).unwrap();
+        assert_eq!(channels.webhook.as_ref().unwrap().secret, SECRET);
+        let view = serde_json::to_value(channels.view()).unwrap();
+        assert_eq!(
+            view,
+            serde_json::json!({
+                "webhook": {"url": "https://hooks.example.com/todo", "secret_set": true},
+                "email": {"address": "alice@example.com"},
+            })
+        );
+        assert!(!view.to_string().contains("whsec_"));
+    }
+
+    #[test]
+    fn a_webhook_without_secret_keeps_the_current_one_or_needs_one() {
+        let first = input(serde_json::json!({"webhook": {"url": "https://a.example.com/", "secret": SECRET}}));
+        let current = apply(first, &Channels::default(), PROD).unwrap();
+        let moved =
+            apply(input(serde_json::json!({"webhook": {"url": "https://b.example.com/"}})), &current, PROD).unwrap();
+        assert_eq!(moved.webhook, Some(Webhook { url: "https://b.example.com/".into(), secret: SECRET.into() }));
+        let error =
+            apply(input(serde_json::json!({"webhook": {"url": "https://b.example.com/"}})), &Channels::default(), PROD)
+                .unwrap_err();
+        assert_eq!(error.field, "webhook.secret");
+        // Left out, a channel is off; the secret goes with its webhook.
+        let off = apply(input(serde_json::json!({"email": {"address": "a@example.com"}})), &current, PROD).unwrap();
+        assert_eq!(off.webhook, None);
+        assert_eq!(apply(ChannelsInput::default(), &current, PROD).unwrap(), Channels::default());
+    }
+
+    #[test]
+    fn a_put_is_refused_whole_on_its_first_bad_field() {
+        let current = Channels { webhook: None, email: Some(EmailInput { address: "old@example.com".into() }) };
+        for (body, field) in [
+            (serde_json::json!({"webhook": {"url": "http://hooks.example.com", "secret": SECRET}}), "webhook.url"),
+            (serde_json::json!({"webhook": {"url": "https://hooks.example.com", "secret": "x"}}), "webhook.secret"),
+            (serde_json::json!({"email": {"address": "a@b@c.com"}}), "email.address"),
+        ] {
+            assert_eq!(apply(input(body.clone()), &current, PROD).unwrap_err().field, field, "{body}");
         }
     }
 
