@@ -23,6 +23,13 @@ pub mod components {
     /// audit-writer's can write them, and it only insert-if-absent (audit-writer writes, task-api
     /// reads; `manifests/base/postgres/roles.sql`).
     pub const AUDIT_STORE: &str = "audit";
+    /// `state.postgresql` v1: people's notification channels (`channels:<user>`, written by
+    /// task-api) and the notifier's delivery records (`delivery:<event id>:<channel>`), in a
+    /// table of their own scoped to those two apps: no other function may read addresses and
+    /// webhook secrets.
+    pub const NOTIFY_STORE: &str = "notify";
+    /// `bindings.smtp`: the notifier's outgoing mail (one call at a time, `docs/notifier.md`).
+    pub const EMAIL_BINDING: &str = "email";
 }
 
 /// Kafka topics.
@@ -32,7 +39,7 @@ pub mod topics {
     /// `todo.task.created|updated|completed|deleted`, published through the outbox of the
     /// `tasks` store by the function that made the change (or by task-api's relay).
     pub const TASK_EVENTS: &str = "task-events";
-    /// `todo.reminder.due`, published by fire-reminder.
+    /// `todo.reminder.due`, published by fire-reminder, delivered to people by the notifier.
     pub const REMINDERS: &str = "reminders";
 
     /// The dead-letter topic of one consumer app-id. One per consumer (not per topic) so that a
@@ -63,12 +70,12 @@ pub mod authority {
     }
 
     /// The app ids of the system, in the order the scope strings list them.
-    pub const APPS: [&str; 5] = ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer"];
+    pub const APPS: [&str; 6] =
+        ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer", "notifier"];
 
     /// The topics and who touches them. task-api and create-task write tasks and publish their
     /// events; only on-task-completed asks for a task on `task-create`, computed from the stored
-    /// series task; only fire-reminder publishes reminders (their consumer, a notifier, is not
-    /// part of the system yet).
+    /// series task; only fire-reminder publishes reminders, and only the notifier reads them.
     pub const TOPICS: [Topic; 3] = [
         Topic { name: topics::TASK_CREATE, publishers: &["on-task-completed"], consumers: &["create-task"] },
         Topic {
@@ -76,7 +83,7 @@ pub mod authority {
             publishers: &["task-api", "create-task"],
             consumers: &["on-task-completed", "fire-reminder", "audit-writer"],
         },
-        Topic { name: topics::REMINDERS, publishers: &["fire-reminder"], consumers: &[] },
+        Topic { name: topics::REMINDERS, publishers: &["fire-reminder"], consumers: &["notifier"] },
     ];
 
     /// The topics `app` may publish: its own, and its dead-letter topic if it consumes any
@@ -290,12 +297,12 @@ mod tests {
             authority::publishing_scopes(),
             "task-api=task-events;create-task=task-events,create-task-dlq;\
              on-task-completed=task-create,on-task-completed-dlq;fire-reminder=reminders,fire-reminder-dlq;\
-             audit-writer=audit-writer-dlq"
+             audit-writer=audit-writer-dlq;notifier=notifier-dlq"
         );
         assert_eq!(
             authority::subscription_scopes(),
             "task-api=;create-task=task-create;on-task-completed=task-events;fire-reminder=task-events;\
-             audit-writer=task-events"
+             audit-writer=task-events;notifier=reminders"
         );
         assert!(!authority::may_publish("task-api", topics::TASK_CREATE), "users create through the REST API");
         assert!(!authority::may_publish("audit-writer", topics::TASK_EVENTS));

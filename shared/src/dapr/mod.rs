@@ -1,5 +1,5 @@
-//! Client of the Dapr sidecar's HTTP API: the only way functions reach Kafka, the state stores
-//! and the Scheduler.
+//! Client of the Dapr sidecar's HTTP API: the only way functions reach Kafka, the state stores,
+//! the Scheduler and output bindings.
 //!
 //! Why HTTP and not the `dapr` crate: the Rust SDK is alpha and cannot answer RETRY or DROP from
 //! a topic handler; over HTTP every status Dapr understands is ours to send and to read, the
@@ -13,6 +13,7 @@
 //!   failing the first events after a cold start;
 //! - `traceparent` of the current handler on every call (see [`crate::trace`]).
 
+mod bindings;
 mod error;
 mod jobs;
 mod pubsub;
@@ -25,6 +26,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+pub use bindings::BindingRequest;
 pub use error::DaprError;
 pub use jobs::{FailurePolicy, Job, JobInfo};
 pub use pubsub::Publish;

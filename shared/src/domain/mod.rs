@@ -2,6 +2,8 @@
 //! their own.
 //!
 //! - [`audit`]: the immutable audit entry written per task event.
+//! - [`delivery`]: delivering one reminder on one channel exactly once in effect: claims,
+//!   retries with backoff, the delivery record.
 //! - [`task`]: the task model and its mutations (each bumps `version`).
 //! - [`validate`]: input parsing with the failing field named, and the invariants of a task.
 //! - [`recurrence`]: RRULE evaluation on wall-clock time in the task's zone.
@@ -10,6 +12,7 @@
 //! - [`reminder`]: when a reminder fires, how fire-reminder reacts to events and to its jobs.
 
 pub mod audit;
+pub mod delivery;
 pub mod notification;
 pub mod occurrence;
 pub mod recurrence;
