@@ -23,11 +23,15 @@ pub mod components {
     /// audit-writer's can write them, and it only insert-if-absent (audit-writer writes, task-api
     /// reads; `manifests/base/postgres/roles.sql`).
     pub const AUDIT_STORE: &str = "audit";
-    /// `state.postgresql` v1: people's notification channels (`channels:<user>`, written by
-    /// task-api) and the notifier's delivery records (`delivery:<event id>:<channel>`), in a
-    /// table of their own scoped to those two apps: no other function may read addresses and
-    /// webhook secrets.
+    /// `state.postgresql` v1: people's notification channels (`channels:<user>`: webhook URL
+    /// and secret, email address), written by task-api, read by the notifier, in a table of
+    /// their own scoped to those two apps: no other function may read addresses and secrets.
     pub const NOTIFY_STORE: &str = "notify";
+    /// `state.postgresql` v1: the notifier's delivery records (`delivery:<event id>:<channel>`),
+    /// read by task-api (`GET /v1/tasks/{id}/reminder`) and by KEDA's postgresql trigger (retries
+    /// coming due wake the notifier from zero). Apart from the channels so that the KEDA role
+    /// reading it sees no address or secret.
+    pub const DELIVERIES_STORE: &str = "deliveries";
     /// `bindings.smtp`: the notifier's outgoing mail (one call at a time, `docs/notifier.md`).
     pub const EMAIL_BINDING: &str = "email";
 }

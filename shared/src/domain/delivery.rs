@@ -2,7 +2,7 @@
 //! may send, and what an attempt's result makes of it.
 //!
 //! The notifier keeps one record per reminder event and channel
-//! (`delivery:<event id>:<channel>` in the `notify` store). Before sending it *claims* the
+//! (`delivery:<event id>:<channel>` in the `deliveries` store). Before sending it *claims* the
 //! record (an ETag-guarded write saying `sending`, with the time), so that two handlers of the
 //! same event (a duplicate on another replica, a redelivery racing a retry job) cannot both
 //! send: the loser sees a fresh claim and backs off. After the send it writes the result. The
