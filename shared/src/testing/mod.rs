@@ -300,6 +300,8 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["v1.0", "healthz", ..]) => StatusCode::NO_CONTENT.into_response(),
         ("POST", ["v1.0", "publish", _pubsub, _topic]) => StatusCode::NO_CONTENT.into_response(),
+        // An output binding that did its work and returned nothing (`bindings.smtp`).
+        ("POST", ["v1.0", "bindings", _name]) => StatusCode::NO_CONTENT.into_response(),
         ("GET", ["v1.0", "state", store, key]) => get_state(&inner, store, key),
         ("POST", ["v1.0", "state", store]) => save(&mut inner, store, &body),
         ("DELETE", ["v1.0", "state", store, key]) => {
