@@ -579,15 +579,34 @@ pub async fn audit_latency(backend: Backend, rate: u32, secs: u64) -> anyhow::Re
     .await
 }
 
-/// How late each of `count` reminders due within the same minute fired, in milliseconds, and
-/// how many did not fire at all.
-pub async fn reminder_lateness(backend: Backend, count: u64) -> anyhow::Result<Latencies> {
+/// The reminder figures of one run: how late each fired (fire-reminder's record), and how long
+/// from its due time until the owner's webhook received it (through the notifier).
+#[derive(Debug, Clone)]
+pub struct Reminded {
+    pub lateness: Latencies,
+    pub webhook: Latencies,
+}
+
+/// The owner of the reminder figure's tasks.
+const REMINDED: &str = "reminded";
+
+/// `count` reminders due within the same minute, their owner's webhook a receiver on loopback:
+/// how late each fired, in milliseconds, and how many did not fire at all; and from each due
+/// time to its webhook request (signature checked), and how many never arrived.
+pub async fn reminder_lateness(backend: Backend, count: u64) -> anyhow::Result<Reminded> {
     Bench::run(backend, "reminders", async |bench| {
+        let receiver = system_tests::webhook::Receiver::start().await?;
+        let channels = json!({"webhook": {"url": receiver.url(), "secret": system_tests::webhook::SECRET}});
+        let answer =
+            bench.setup.api(REMINDED)?.call(reqwest::Method::PUT, "/v1/me/notifications", Some(&channels)).await?;
+        if answer.status != StatusCode::OK {
+            bail!("PUT /v1/me/notifications answered {}: {}", answer.status, answer.body);
+        }
         // Time to create them all and schedule their jobs before the minute starts.
         let minute = Utc::now() + chrono::Duration::seconds(20);
         let spacing_ms = 60_000 / count.max(1);
         let offered = bench
-            .offer("reminded", 1000, count, Duration::from_secs(15), |n| {
+            .offer(REMINDED, 1000, count, Duration::from_secs(15), |n| {
                 let at = minute + chrono::Duration::milliseconds((n * spacing_ms) as i64);
                 json!({ "title": format!("reminder {n}"), "reminder": {"at": at.to_rfc3339_opts(SecondsFormat::Millis, true)} })
             })
@@ -610,7 +629,26 @@ pub async fn reminder_lateness(backend: Backend, count: u64) -> anyhow::Result<L
         };
         let values_ms: Vec<f64> = records.iter().filter_map(|r| r["late_by_ms"].as_u64()).map(|ms| ms as f64).collect();
         let missing = count as usize - values_ms.len().min(count as usize);
-        Ok(Latencies { values_ms, missing })
+        let lateness = Latencies { values_ms, missing };
+        // The webhooks of what fired; a few seconds for the last ones.
+        let fired = count as usize - missing;
+        let _ = eventually("every fired reminder's webhook", Duration::from_secs(15), || async {
+            Ok((receiver.received().len() >= fired).then_some(()))
+        })
+        .await;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut webhook_ms = Vec::new();
+        for request in receiver.received() {
+            let body = request.verified(system_tests::webhook::SECRET)?;
+            let id = request.id()?.to_owned();
+            let due = body["data"]["remind_at"].as_str().context("remind_at")?;
+            let due = chrono::DateTime::parse_from_rfc3339(due)?.to_utc();
+            if seen.insert(id) {
+                webhook_ms.push((request.at - due).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+            }
+        }
+        let webhook = Latencies { missing: count as usize - webhook_ms.len().min(count as usize), values_ms: webhook_ms };
+        Ok(Reminded { lateness, webhook })
     })
     .await
 }

@@ -133,6 +133,8 @@ struct Targets {
     drain_secs: f64,
     audit_p99_ms: f64,
     reminder_p99_ms: f64,
+    /// Issue 16: a reminder's due time to its webhook received, on both backends.
+    webhook_p99_ms: f64,
     list_p95_ms: f64,
     /// MCP tool calls: issue 22's targets for devhost; issue 12 sets none for the platform.
     mcp_list_p95_ms: Option<f64>,
@@ -148,6 +150,7 @@ impl Targets {
                 drain_secs: 2.0,
                 audit_p99_ms: 100.0,
                 reminder_p99_ms: 1000.0,
+                webhook_p99_ms: 1000.0,
                 list_p95_ms: 50.0,
                 mcp_list_p95_ms: Some(20.0),
                 mcp_add_p95_ms: Some(30.0),
@@ -157,6 +160,7 @@ impl Targets {
                 drain_secs: 5.0,
                 audit_p99_ms: 250.0,
                 reminder_p99_ms: 1000.0,
+                webhook_p99_ms: 1000.0,
                 list_p95_ms: 50.0,
                 mcp_list_p95_ms: None,
                 mcp_add_p95_ms: None,
@@ -179,6 +183,8 @@ struct Figures {
     throughputs: Vec<Run<load::Throughput>>,
     audit: Vec<Run<Latencies>>,
     reminders: Vec<Run<Latencies>>,
+    /// Due → webhook received, from the same runs as `reminders` (a failed run fails both).
+    webhooks: Vec<Run<Latencies>>,
     lists: Vec<Run<Latencies>>,
     /// The MCP figure's runs, split by tool: each run measures both tools on one system, so a
     /// run that failed is an error in both.
@@ -242,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
             throughputs: vec![],
             audit: vec![],
             reminders: vec![],
+            webhooks: vec![],
             lists: vec![],
             mcp_list: vec![],
             mcp_add: vec![],
@@ -264,7 +271,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if want("reminders") {
                 say(&format!("{name} run {run}: {} reminders due in one minute", config.reminders));
-                f.reminders.push(record(&say, load::reminder_lateness(backend, config.reminders).await));
+                let run = record(&say, load::reminder_lateness(backend, config.reminders).await);
+                f.reminders.push(run.clone().map(|r| r.lateness));
+                f.webhooks.push(run.map(|r| r.webhook));
             }
             if want("list") {
                 say(&format!("{name} run {run}: list over {} tasks", config.list_tasks));
@@ -296,9 +305,10 @@ async fn main() -> anyhow::Result<()> {
     let out = workspace_root().join(&config.out);
     std::fs::write(&out, markdown).with_context(|| format!("writing {}", out.display()))?;
     // Each latency figure's bars side by side for the backends, so they compare at a glance.
-    let latency_figures: [(&str, Pick, Target); 5] = [
+    let latency_figures: [(&str, Pick, Target); 6] = [
         ("create → audit", |f| f.audit.as_slice(), |t| Some(t.audit_p99_ms)),
         ("reminder lateness", |f| f.reminders.as_slice(), |t| Some(t.reminder_p99_ms)),
+        ("due → webhook", |f| f.webhooks.as_slice(), |t| Some(t.webhook_p99_ms)),
         ("list", |f| f.lists.as_slice(), |t| Some(t.list_p95_ms)),
         ("MCP list_tasks", |f| f.mcp_list.as_slice(), |t| t.mcp_list_p95_ms),
         ("MCP add_task", |f| f.mcp_add.as_slice(), |t| t.mcp_add_p95_ms),
@@ -540,6 +550,26 @@ fn render(
         Some("not fired"),
         99.0,
         |t| Some(t.reminder_p99_ms),
+    );
+
+    writeln!(
+        out,
+        "## Reminder due → webhook received, the same reminders (ms; target p99: {})\n",
+        targets_of(|t| Some(t.webhook_p99_ms))
+    )?;
+    writeln!(
+        out,
+        "From each reminder's due time to its signed webhook request at a receiver on loopback (fire-reminder's \
+         job, `reminders`, the notifier's claim, the call and its record). Not received: fired reminders whose \
+         webhook had not arrived 15 s after the last fired.\n"
+    )?;
+    latency_section(
+        &mut out,
+        figures,
+        |f| f.webhooks.as_slice(),
+        Some("not received"),
+        99.0,
+        |t| Some(t.webhook_p99_ms),
     );
 
     writeln!(
@@ -1089,6 +1119,7 @@ mod tests {
             throughputs: vec![],
             audit: vec![],
             reminders: vec![],
+            webhooks: vec![],
             lists: vec![],
             mcp_list: runs(list_ms),
             mcp_add: runs(add_ms),

@@ -24,6 +24,8 @@
 //!   binary, or the real platform), so that a scenario is written once for both.
 //! - [`scenarios`]: the end-to-end and fault scenarios that run on both backends
 //!   (`tests/e2e.rs` and `tests/faults.rs` on devhost, `tests/platform.rs` on the platform).
+//! - [`webhook`]: a webhook receiver on loopback that records, answers as told and goes down
+//!   on demand, and checks Standard Webhooks signatures (the notifier's tests, `make bench`).
 //! - `src/bin/demo.rs`: `make demo`; `src/bin/run-dapr.rs`: `make run-dapr`.
 
 pub mod api;
@@ -37,6 +39,7 @@ pub mod platform;
 pub mod scenario;
 pub mod scenarios;
 pub mod system;
+pub mod webhook;
 
 use std::path::PathBuf;
 
