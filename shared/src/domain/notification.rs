@@ -174,6 +174,12 @@ pub fn webhook_url(raw: &str, policy: TargetPolicy) -> Result<Url, ValidationErr
         }
     };
     match (url.scheme(), loopback) {
+        // The deployments let the notifier out on 443 only (NetworkPolicy
+        // `allow-notifier-webhooks`): another port would time out on every attempt, and a
+        // webhook has no business probing other services' ports.
+        ("https", false) if url.port().is_some_and(|port| port != 443) => {
+            fail("must use the https port, 443 (leave the port out)")
+        }
         ("https", false) => Ok(url),
         ("https" | "http", true) if policy.allow_loopback_http => Ok(url),
         (_, true) => fail("must not point at this host (localhost, loopback)"),
@@ -358,7 +364,7 @@ mod tests {
 
     #[test]
     fn https_to_a_public_host_is_a_webhook() {
-        for ok in ["https://hooks.example.com/todo", "https://hooks.example.com:8443/a?b=c", "https://93.184.215.14/x"]
+        for ok in ["https://hooks.example.com/todo", "https://hooks.example.com:443/a?b=c", "https://93.184.215.14/x"]
         {
             assert_eq!(webhook_url(ok, PROD).unwrap().as_str(), Url::parse(ok).unwrap().as_str(), "{ok}");
         }
@@ -372,6 +378,7 @@ mod tests {
             ("hooks.example.com/x", "absolute URL"),
             ("https://user:pw@hooks.example.com/x", "credentials"),
             ("https://hooks.example.com/x#frag", "fragment"),
+            ("https://hooks.example.com:8443/x", "port, 443"),
             ("https://localhost/x", "this host"),
             ("https://api.localhost./x", "this host"),
             ("https://127.0.0.1/x", "loopback"),
