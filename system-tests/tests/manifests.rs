@@ -531,7 +531,8 @@ async fn every_topic_the_code_uses_exists_with_its_dead_letter_topics() {
                 needed.push((topic, format!("{app} consumes it (shared::events::authority; its crate is to come)")));
             }
             if !authority::subscribes(app).is_empty() {
-                needed.push((topics::dead_letter(app), format!("{app}'s dead-letter topic (shared::events::authority)")));
+                needed
+                    .push((topics::dead_letter(app), format!("{app}'s dead-letter topic (shared::events::authority)")));
             }
         }
         for f in &functions {
@@ -1428,7 +1429,10 @@ async fn egress_is_narrowed_to_the_services_and_ports_the_pods_use() {
                     // webhooks (checked below).
                     let excepts = peer["ipBlock"]["except"].as_array().is_some_and(|e| !e.is_empty());
                     failures.check((cidr != "0.0.0.0/0" && cidr != "::/0") || excepts, || {
-                        format!("NetworkPolicy {name} in manifests/{}: egress to {cidr}, nothing excepted", overlay.name)
+                        format!(
+                            "NetworkPolicy {name} in manifests/{}: egress to {cidr}, nothing excepted",
+                            overlay.name
+                        )
                     });
                     // Control plane: only the services and ports the sidecars use.
                     if peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "dapr-system" {
