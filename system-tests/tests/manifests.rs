@@ -1387,8 +1387,10 @@ const NOTIFIER: &str = "notifier";
 /// refuses the same).
 const INTERNAL_V4: [&str; 7] =
     ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"];
-/// Likewise for ::/0: IPv4-compatible and mapped forms, unique local, link-local, 6to4, Teredo.
-const INTERNAL_V6: [&str; 6] = ["::/96", "::ffff:0:0/96", "fc00::/7", "fe80::/10", "2002::/16", "2001::/32"];
+/// Likewise for ::/0: the IPv4-compatible form, NAT64, unique local, link-local, 6to4, Teredo.
+/// (Not ::ffff:0:0/96: Kubernetes parses IPv4-mapped ranges as IPv4 and refuses them under ::/0;
+/// such an address is judged by the IPv4 exceptions.)
+const INTERNAL_V6: [&str; 7] = ["::/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "2002::/16", "2001::/32", "ff00::/8"];
 
 /// The `app.kubernetes.io/name` values a pod selector picks (matchLabels or an `In` expression).
 fn selected_names(selector: &Value) -> BTreeSet<String> {
