@@ -113,7 +113,7 @@ eventually() {
 }
 
 if [ "${SCENARIO}" = 1 ] && [ -n "${SMOKE_EMAIL:-}" ]; then
-  api PUT /v1/me/notifications "$(jq -n --arg email "${SMOKE_EMAIL}" '{email: $email}')" >/dev/null
+  api PUT /v1/me/notifications "$(jq -n --arg email "${SMOKE_EMAIL}" '{email: {address: $email}}')" >/dev/null
   info "PUT /v1/me/notifications: reminders by email to ${SMOKE_EMAIL}"
 fi
 
