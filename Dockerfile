@@ -1,12 +1,12 @@
 # syntax=docker/dockerfile:1
 #
 # One Dockerfile for every function. The workspace is compiled once (the `build` stage does not
-# depend on FUNCTION, so BuildKit shares it between the five image builds) and each image is a
+# depend on FUNCTION, so BuildKit shares it between the six image builds) and each image is a
 # distroless/static base plus one statically linked binary:
 #
 #   docker build --build-arg FUNCTION=create-task -t todo-functions/create-task:dev .
 #
-# FUNCTION is one of: task-api create-task on-task-completed fire-reminder audit-writer
+# FUNCTION is one of: task-api create-task on-task-completed fire-reminder audit-writer notifier
 # (the crate names under functions/, which are also the Dapr app-ids and the image names).
 # `make images` builds all of them; scripts/images.sh is the single place that knows how.
 
@@ -40,7 +40,7 @@ ENV CC_x86_64_unknown_linux_musl=musl-gcc \
     CC_aarch64_unknown_linux_musl=musl-gcc \
     CARGO_TERM_COLOR=never
 # The function crates, in one place for the two cargo invocations below.
-ENV PACKAGES="-p task-api -p create-task -p on-task-completed -p fire-reminder -p audit-writer"
+ENV PACKAGES="-p task-api -p create-task -p on-task-completed -p fire-reminder -p audit-writer -p notifier"
 WORKDIR /src
 
 # ------------------------------------------------------------------------------------- planner
@@ -63,7 +63,7 @@ COPY . .
 # hadolint ignore=SC2086
 RUN cargo build --release --locked --target "$(cat /rust-target)" ${PACKAGES} \
     && mkdir -p /out \
-    && for f in task-api create-task on-task-completed fire-reminder audit-writer; do \
+    && for f in task-api create-task on-task-completed fire-reminder audit-writer notifier; do \
         cp "target/$(cat /rust-target)/release/${f}" "/out/${f}"; \
     done
 
@@ -114,6 +114,13 @@ LABEL org.opencontainers.image.title="audit-writer" \
       org.opencontainers.image.description="todo-functions: appends one audit entry per task event"
 COPY --from=build --chown=0:0 --chmod=0555 /out/audit-writer /audit-writer
 ENTRYPOINT ["/audit-writer"]
+
+# The base's CA certificates are what the notifier verifies people's webhook endpoints against.
+FROM runtime AS fn-notifier
+LABEL org.opencontainers.image.title="notifier" \
+      org.opencontainers.image.description="todo-functions: delivers due reminders by webhook and email"
+COPY --from=build --chown=0:0 --chmod=0555 /out/notifier /notifier
+ENTRYPOINT ["/notifier"]
 
 # The image that `docker build --build-arg FUNCTION=<name>` produces. An unknown name fails
 # here (BuildKit cannot resolve stage fn-<name>); scripts/images.sh checks the name first.

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-FUNCTIONS := task-api create-task on-task-completed fire-reminder audit-writer
+FUNCTIONS := task-api create-task on-task-completed fire-reminder audit-writer notifier
 # Where `make run` keeps its database and JWT secret (git-ignored).
 DEVHOST_DIR := .devhost
 TASK_API_URL ?= http://127.0.0.1:8080

@@ -79,7 +79,8 @@ step "Deploy script guards (scripts/deploy-cloud.sh, scripts/lib.sh)"
 # run without a cluster (DRY_RUN=1 renders only), with the pinned kubectl first on PATH.
 guard_env=(env -i "PATH=${bin}:${PATH}" "HOME=${HOME}" DRY_RUN=1 REGISTRY=registry.example.com/todo IMAGE_TAG=abc123
   KUBE_CONTEXT=none KAFKA_BROKERS=kafka-1.example.com:9093 API_HOST=todo.example.com
-  KAFKA_EGRESS_CIDR=10.20.0.0/24 POSTGRES_EGRESS_CIDR=10.30.0.0/24 OIDC_EGRESS_CIDR=10.40.0.0/24)
+  KAFKA_EGRESS_CIDR=10.20.0.0/24 POSTGRES_EGRESS_CIDR=10.30.0.0/24 OIDC_EGRESS_CIDR=10.40.0.0/24
+  SMTP_EGRESS_CIDR=10.50.0.25/32)
 # expect_refusal <what> <message it must print> <extra env>...
 expect_refusal() {
   local what="$1" message="$2" output
@@ -97,9 +98,13 @@ expect_refusal "a JWKS URL task-api may not reach" "OIDC_EGRESS_CIDR is not set"
   JWT_ISSUER=https://idp.example.com/ JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks
 expect_refusal "the placeholder egress range" "documentation range" JWT_ISSUER=https://idp.example.com/ \
   JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks KAFKA_EGRESS_CIDR=192.0.2.0/24
+expect_refusal "no SMTP relay range" "SMTP_EGRESS_CIDR is not set" SMTP_EGRESS_CIDR= \
+  JWT_ISSUER=https://idp.example.com/ JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks
+expect_refusal "the placeholder SMTP relay range" "documentation range" JWT_ISSUER=https://idp.example.com/ \
+  JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks SMTP_EGRESS_CIDR=192.0.2.2/32
 if "${guard_env[@]}" JWT_ISSUER=https://idp.example.com/ JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://idp.example.com/jwks \
   "${ROOT}/scripts/deploy-cloud.sh" >/dev/null 2>"${out}/deploy-cloud.log"; then
-  for want in "cidr: 10.20.0.0/24" "cidr: 10.30.0.0/24" "cidr: 10.40.0.0/24" "jwt-issuer: https://idp.example.com/" "jwt-audience: todo-api"; do
+  for want in "cidr: 10.20.0.0/24" "cidr: 10.30.0.0/24" "cidr: 10.40.0.0/24" "cidr: 10.50.0.25/32" "jwt-issuer: https://idp.example.com/" "jwt-audience: todo-api"; do
     grep -qF "${want}" "${ROOT}/target/deploy/cloud.yaml" || fail "deploy-cloud's dry run did not render '${want}'"
   done
 else

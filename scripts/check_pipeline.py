@@ -14,7 +14,7 @@ Rules (each names the file it reads):
               main, so a pull request gets at most `packages: read` and pushes nothing; no
               push, cache write, signature or re-tag happens in any other job. Every pushed
               image is built by docker/build-push-action with `sbom: true` and
-              `provenance: mode=max`, for all five functions; exactly one job holds
+              `provenance: mode=max`, for all six functions; exactly one job holds
               `id-token: write`, it signs with cosign (keyless) and checks out no code; every
               function image is scanned by Trivy (HIGH,CRITICAL, exit code 1, .trivyignore)
               in a job the pushing job needs; one job runs all four `cargo deny` checks.
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-FUNCTIONS = ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer"]
+FUNCTIONS = ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer", "notifier"]
 FILES = {
     "ci": ".github/workflows/ci.yml",
     "cd": ".github/workflows/cd.yml",
@@ -177,7 +177,7 @@ def check_ci(text: str, errors: list[str]) -> None:
         errors.append(f"{label}: exactly one job (the signing one) may hold id-token: write, found {signers or 'none'}")
     pushed = {fn for _, fn in pushers}
     if pushed != set(FUNCTIONS):
-        errors.append(f"{label}: build-push-action must publish all five functions, found {sorted(pushed)}")
+        errors.append(f"{label}: build-push-action must publish all six functions, found {sorted(pushed)}")
     for fn in FUNCTIONS:
         if fn not in scanned:
             errors.append(f"{label}: no Trivy scan of the {fn} image")

@@ -8,7 +8,8 @@
 #   KAFKA_BROKERS=... KAFKA_USERNAME=... KAFKA_PASSWORD=... KAFKA_EGRESS_CIDR=10.20.0.0/24 \
 #   POSTGRES_CONNECTION_STRING_TASK_API=... (one per function) POSTGRES_EGRESS_CIDR=10.30.0.0/24 \
 #   JWT_ISSUER=https://login.example.com/ JWT_AUDIENCE=todo-api JWT_JWKS_URL=https://... \
-#   API_HOST=todo.example.com make deploy-cloud
+#   SMTP_HOST=smtp.example.com SMTP_USER=... SMTP_PASSWORD=... SMTP_FROM=reminders@example.com \
+#   SMTP_EGRESS_CIDR=203.0.113.25/32 API_HOST=todo.example.com make deploy-cloud
 #
 # Required environment (connection secrets come from here, never from a file in the repo):
 #   REGISTRY                    image repository prefix: images are $REGISTRY/<function>
@@ -25,7 +26,7 @@
 #                               `password`, which its sidecar logs in with (dapr-components/k8s/sasl)
 #   KAFKA_EGRESS_CIDR           the brokers' address range (NetworkPolicy egress; one CIDR)
 #   POSTGRES_CONNECTION_STRING_<FUNCTION>   per function (TASK_API, CREATE_TASK,
-#                               ON_TASK_COMPLETED, FIRE_REMINDER, AUDIT_WRITER): its own
+#                               ON_TASK_COMPLETED, FIRE_REMINDER, AUDIT_WRITER, NOTIFIER): its own
 #                               database role, into Secret <app-id>-postgres. Every connection
 #                               string must set sslmode=verify-full, e.g. "host=db.example.com
 #                               port=5432 user=todo_task_api password=... dbname=todo
@@ -38,11 +39,17 @@
 #   JWT_JWKS_URL and/or JWT_SECRET   how tokens are verified: the OIDC provider's JWKS URL
 #                               (RS256/ES256), and/or an HS256 key of at least 32 bytes
 #   API_HOST                    public host name of task-api (DNS pointing at the ingress)
+#   SMTP_HOST, SMTP_FROM        the notifier's mail relay (submission endpoint) and the sender
+#                               address (a domain the relay may send for), into Secret `smtp`,
+#                               which the `email` binding reads (dapr-components/k8s/email.yaml)
+#   SMTP_EGRESS_CIDR            the relay's address range (NetworkPolicy allow-smtp-relay; one
+#                               CIDR, the notifier's pod only)
 # Optional:
 #   POSTGRES_CONNECTION_STRING  for every function without its own string (one role for all,
 #                               with a warning), and for KEDA's trigger (Secret `postgres`)
 #                               unless POSTGRES_CONNECTION_STRING_KEDA is set
-#   POSTGRES_CONNECTION_STRING_KEDA   KEDA's read-only role for fire-reminder's wake-up query
+#   POSTGRES_CONNECTION_STRING_KEDA   KEDA's read-only role for the wake-up queries of fire-reminder
+#                               and the notifier
 #                               (role keda_reminders of manifests/base/postgres/roles.sql)
 #   POSTGRES_ADMIN_CONNECTION_STRING  an administrator (superuser, or CREATEROLE and owner of the
 #                               database): the postgres-roles Job then applies roles.sql (roles
@@ -51,6 +58,9 @@
 #                               Without it, apply roles.sql yourself (docs/deploy.md)
 #   JWT_SECRET_PREVIOUS         the previous HS256 key, still accepted during a rotation
 #   KAFKA_EGRESS_PORT (9093), POSTGRES_EGRESS_PORT (5432)
+#   SMTP_PORT (587: STARTTLS; 465: implicit TLS), SMTP_EGRESS_PORT (SMTP_PORT)
+#   SMTP_USER, SMTP_PASSWORD    the relay's login, both or neither (the binding authenticates
+#                               only over TLS)
 #   BUILD_IMAGES=0              the images already exist (CD: CI pushed them for this commit)
 #   INSTALL_PLATFORM=0          leave the Dapr and KEDA installations alone
 #   DRY_RUN=1                   only render what would be applied (target/deploy/cloud.yaml)
@@ -82,6 +92,7 @@ require_env KAFKA_BROKERS "host:port of the managed Kafka's SASL/TLS listener"
 require_env API_HOST "task-api's public host name"
 require_env KAFKA_EGRESS_CIDR "the managed Kafka brokers' address range, e.g. 10.20.0.0/24 (NetworkPolicy egress)"
 require_env POSTGRES_EGRESS_CIDR "the managed PostgreSQL's address range, e.g. 10.30.0.0/24 (NetworkPolicy egress)"
+require_env SMTP_EGRESS_CIDR "the notifier's SMTP relay's address range, e.g. 203.0.113.25/32 (NetworkPolicy egress)"
 # Tokens: a production deployment checks who issued a token and for whom (task-api's JWT_STRICT).
 require_env JWT_ISSUER "the issuer (iss) of the tokens task-api accepts, e.g. your OIDC provider's issuer URL"
 require_env JWT_AUDIENCE "the audience (aud) the tokens must name, e.g. the API's identifier at your OIDC provider"
@@ -95,6 +106,8 @@ require_env JWT_AUDIENCE "the audience (aud) the tokens must name, e.g. the API'
 [[ "${KAFKA_BROKERS}" =~ ^[A-Za-z0-9.:,_-]+$ ]] || die "KAFKA_BROKERS must be host:port[,host:port]"
 KAFKA_EGRESS_PORT="${KAFKA_EGRESS_PORT:-9093}"
 POSTGRES_EGRESS_PORT="${POSTGRES_EGRESS_PORT:-5432}"
+SMTP_PORT="${SMTP_PORT:-587}"
+SMTP_EGRESS_PORT="${SMTP_EGRESS_PORT:-${SMTP_PORT}}"
 # task-api's egress to the OIDC provider's JWKS (443). Without a JWKS URL nothing is needed: the
 # overlay's placeholder range matches nothing.
 if [ -n "${JWT_JWKS_URL:-}" ]; then
@@ -106,7 +119,7 @@ case "${OIDC_EGRESS_CIDR}" in
 esac
 [[ "${OIDC_EGRESS_CIDR}" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ || "${OIDC_EGRESS_CIDR}" =~ ^[0-9A-Fa-f:]+/[0-9]{1,3}$ ]] ||
   die "OIDC_EGRESS_CIDR must be one CIDR (for example 10.40.0.0/24), not '${OIDC_EGRESS_CIDR}'"
-for var in KAFKA_EGRESS_CIDR POSTGRES_EGRESS_CIDR; do
+for var in KAFKA_EGRESS_CIDR POSTGRES_EGRESS_CIDR SMTP_EGRESS_CIDR; do
   [[ "${!var}" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ || "${!var}" =~ ^[0-9A-Fa-f:]+/[0-9]{1,3}$ ]] ||
     die "${var} must be one CIDR (for example 10.20.0.0/24), not '${!var}'"
   case "${!var}" in
@@ -116,7 +129,7 @@ for var in KAFKA_EGRESS_CIDR POSTGRES_EGRESS_CIDR; do
     0.0.0.0/0 | ::/0) warn "${var}=${!var} allows egress to every address on that port" ;;
   esac
 done
-for var in KAFKA_EGRESS_PORT POSTGRES_EGRESS_PORT; do
+for var in KAFKA_EGRESS_PORT POSTGRES_EGRESS_PORT SMTP_PORT SMTP_EGRESS_PORT; do
   { [[ "${!var}" =~ ^[0-9]{1,5}$ ]] && [ "${!var}" -ge 1 ] && [ "${!var}" -le 65535 ]; } ||
     die "${var} must be a port number, not '${!var}'"
 done
@@ -147,6 +160,8 @@ pg_var() {
 if [ "${DRY_RUN}" != 1 ]; then
   require_env KAFKA_USERNAME "the SASL user of the managed Kafka"
   require_env KAFKA_PASSWORD "the SASL password of the managed Kafka"
+  require_env SMTP_HOST "the notifier's mail relay, e.g. smtp.example.com (its email binding)"
+  require_env SMTP_FROM "the sender of reminder mails, e.g. reminders@example.com"
   for fn in "${FUNCTIONS[@]}"; do
     require_env "KAFKA_PASSWORD_$(upper_name "${fn}")" "${fn}'s own Kafka password (its sidecar logs in as user ${fn})"
   done
@@ -218,6 +233,8 @@ configMapGenerator:
       - postgres-egress-cidr=${POSTGRES_EGRESS_CIDR}
       - postgres-egress-port=${POSTGRES_EGRESS_PORT}
       - oidc-egress-cidr=${OIDC_EGRESS_CIDR}
+      - smtp-egress-cidr=${SMTP_EGRESS_CIDR}
+      - smtp-egress-port=${SMTP_EGRESS_PORT}
       - $(yaml_string "jwt-issuer=${JWT_ISSUER}")
       - $(yaml_string "jwt-audience=${JWT_AUDIENCE}")
       - $(yaml_string "jwt-jwks-url=${JWT_JWKS_URL:-}")
@@ -250,7 +267,8 @@ for fn in "${FUNCTIONS[@]}"; do
   var="KAFKA_PASSWORD_$(upper_name "${fn}")"
   apply_secret "${fn}-kafka" "password=${!var}"
 done
-# KEDA's postgresql trigger (fire-reminder's wake-up query), and the shared Kafka user.
+# KEDA's postgresql triggers (fire-reminder's and the notifier's wake-up queries), and the
+# shared Kafka user.
 keda_pg="${POSTGRES_CONNECTION_STRING_KEDA:-${POSTGRES_CONNECTION_STRING}}"
 apply_secret keda-postgres "connectionString=${keda_pg}" "password=$(connection_password "${keda_pg}")"
 unset keda_pg
@@ -268,6 +286,9 @@ jwt=()
 [ -z "${JWT_SECRET_PREVIOUS:-}" ] || jwt+=("previous=${JWT_SECRET_PREVIOUS}")
 apply_secret jwt "${jwt[@]}"
 unset jwt
+# The notifier's mail relay (checked: host, port, both or neither of user and password, one
+# sender address).
+apply_smtp_secret "${SMTP_HOST:-}" "${SMTP_PORT}" "${SMTP_USER:-}" "${SMTP_PASSWORD:-}" "${SMTP_FROM:-}"
 ensure_app_tokens
 
 # Rendered after the Secrets: each pod template carries the checksum of its Secrets, so the

@@ -15,6 +15,11 @@
 #   MONITORING=1      install kube-prometheus-stack and the monitoring manifests
 #   SKIP_IMAGES=1     do not build/load images (they are already in the cluster)
 #   SKIP_SMOKE=1      skip the smoke test
+#   SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_FROM   the notifier's mail relay
+#                     (Secret `smtp`); unset: the Mailpit sink installed in namespace `mail`
+#                     (port 1025, no login, from reminders@todo.localhost). The minikube
+#                     NetworkPolicy allow-smtp-relay lets the notifier reach namespace `mail` on
+#                     1025 only: another relay needs that policy changed too
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -107,6 +112,18 @@ kube apply -f "${ROOT}/manifests/base/namespace.yaml" >/dev/null
 # sidecar, and the development HS256 key of task-api (`devhost dev-token` mints with it).
 ensure_app_tokens
 ensure_secret jwt secret "$(random_secret 32)"
+# The notifier's mail relay: by default a sink in the cluster, so that reminders by email can be
+# tried without sending real mail (read them in its UI, printed at the end).
+if [ -z "${SMTP_HOST:-}" ]; then
+  info "mail sink: Mailpit (${MAILPIT_IMAGE}) in namespace mail"
+  kube create namespace mail --dry-run=client -o yaml | kube apply -f - >/dev/null
+  sed "s|MAILPIT_IMAGE_SET_BY_DEPLOY_SCRIPT|${MAILPIT_IMAGE}|" \
+    "${ROOT}/manifests/platform/minikube/mailpit.yaml" | kube apply -f - >/dev/null
+else
+  warn "SMTP_HOST=${SMTP_HOST}: the minikube NetworkPolicy allow-smtp-relay only allows namespace mail on 1025"
+fi
+apply_smtp_secret "${SMTP_HOST:-mailpit.mail.svc.cluster.local}" "${SMTP_PORT:-1025}" "${SMTP_USER:-}" \
+  "${SMTP_PASSWORD:-}" "${SMTP_FROM:-reminders@todo.localhost}"
 # PostgreSQL: CloudNativePG's superuser (enableSuperuserAccess) runs roles.sql in the Job; each
 # function and KEDA get a role of their own with a generated password (scripts/lib.sh).
 pg_password="$(kube get secret todo-pg-superuser -n postgres -o jsonpath='{.data.password}' | base64 -d)"
@@ -157,6 +174,8 @@ cat >&2 <<EOF
   a token:    JWT_SECRET="\$(kubectl --context ${KUBE_CONTEXT} -n ${NAMESPACE} get secret jwt -o jsonpath='{.data.secret}' | base64 -d)" \\
                 cargo run -q -p devhost -- dev-token alice
   status:     make status      logs: make logs [FUNCTION=create-task]
+  mail sink:  kubectl --context ${KUBE_CONTEXT} -n mail port-forward svc/mailpit 8025:8025
+              then http://localhost:8025  (reminders sent by email, when SMTP_HOST is unset)
 EOF
 if [ "${MONITORING:-0}" = 1 ]; then
   cat >&2 <<EOF

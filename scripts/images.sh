@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the function images from the one Dockerfile, one per function, sharing the workspace
-# build (BuildKit reuses the `build` stage across the five builds), and checks each stays under
+# build (BuildKit reuses the `build` stage across the six builds), and checks each stays under
 # the size budget. Optionally pushes them.
 #
-#   scripts/images.sh                      # all five, todo-functions/<fn>:dev
+#   scripts/images.sh                      # all six, todo-functions/<fn>:dev
 #   scripts/images.sh create-task          # just one
 #   IMAGE_REPO=ghcr.io/me/todo IMAGE_TAG=$(git rev-parse HEAD) PUSH=1 scripts/images.sh
 #

@@ -4,7 +4,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ROOT
 # Crate names = Dapr app-ids = image names.
-FUNCTIONS=(task-api create-task on-task-completed fire-reminder audit-writer)
+FUNCTIONS=(task-api create-task on-task-completed fire-reminder audit-writer notifier)
 # Fixed: the namespace the manifests render into (`namespace: todo` in the kustomizations under
 # manifests/), where the scripts create Secrets, run the topics Job and wait for rollouts.
 NAMESPACE=todo
@@ -212,7 +212,7 @@ images_kustomization() {
 
 # ensure_postgres_role_secrets <administrator connection string>: the per-app PostgreSQL
 # credentials (manifests/base/postgres/roles.sql): Secret `<app-id>-postgres` for each function
-# and `keda-postgres` for fire-reminder's KEDA trigger, keys `password` (set on the role by the
+# and `keda-postgres` for the KEDA postgresql triggers (fire-reminder's and the notifier's), keys `password` (set on the role by the
 # postgres-roles Job) and `connectionString` (the administrator's host, port, dbname and sslmode
 # with the role's user and password; daprd gets it as PG_CONNECTION_STRING through
 # `dapr.io/env-from-secret`). Generated once and kept, like the tokens. The administrator's
@@ -317,15 +317,17 @@ ensure_app_tokens() {
 # Dapr tokens, the sidecar's component credentials through dapr.io/env-from-secret): its own,
 # named by the agreed convention (<app-id>-dapr-api-token, <app-id>-app-api-token,
 # <app-id>-postgres, <app-id>-kafka, and <app-id> itself: the Secret Strimzi generates for
-# KafkaUser <app-id>), task-api's `jwt`, and the shared `postgres` and `kafka` Secrets of
-# the components that still use them.
+# KafkaUser <app-id>), task-api's `jwt`, the notifier's `smtp` (its `email` binding: the Dapr
+# operator hands the relay's settings to its sidecar at start), and the shared `postgres` and
+# `kafka` Secrets of the components that still use them.
 function_secrets() {
   local fn="$1"
   printf '%s\n' "${fn}" "${fn}-dapr-api-token" "${fn}-app-api-token" "${fn}-postgres" "${fn}-kafka" \
     postgres kafka
-  if [ "${fn}" = task-api ]; then
-    echo jwt
-  fi
+  case "${fn}" in
+    task-api) echo jwt ;;
+    notifier) echo smtp ;;
+  esac
 }
 
 # secrets_checksum <app-id>: a digest of the data of function_secrets <app-id> as they are in
@@ -374,4 +376,19 @@ require_verify_full() {
   modes="$(printf '%s' "${value}" | grep -oE '(^|[[:space:]?&])sslmode=[A-Za-z-]*' | sed 's/.*sslmode=//' | sort -u)"
   [ "${modes}" = verify-full ] ||
     die "${name} must set sslmode=verify-full (the server's certificate and host name verified; found: ${modes:-no sslmode}): see docs/deploy.md"
+}
+
+# apply_smtp_secret <host> <port> <user> <password> <from>: Secret `smtp`, the notifier's mail
+# relay (dapr-components/k8s/email.yaml reads keys host, port, user, password, from through the
+# Dapr operator). User and password both or neither (bindings.smtp refuses one alone); the
+# values travel like apply_secret's, never on a command line.
+apply_smtp_secret() {
+  local host="$1" port="$2" user="$3" password="$4" from="$5"
+  [[ "${host}" =~ ^[A-Za-z0-9.-]+$ ]] || die "SMTP_HOST must be a host name, not '${host}'"
+  { [[ "${port}" =~ ^[0-9]{1,5}$ ]] && [ "${port}" -ge 1 ] && [ "${port}" -le 65535 ]; } ||
+    die "SMTP_PORT must be a port number, not '${port}'"
+  { [ -n "${user}" ] && [ -n "${password}" ]; } || { [ -z "${user}" ] && [ -z "${password}" ]; } ||
+    die "SMTP_USER and SMTP_PASSWORD: both or neither (the relay's login)"
+  [[ "${from}" =~ ^[^[:space:]@\;,]+@[A-Za-z0-9.-]+$ ]] || die "SMTP_FROM must be one mail address, not '${from}'"
+  apply_secret smtp "host=${host}" "port=${port}" "user=${user}" "password=${password}" "from=${from}"
 }

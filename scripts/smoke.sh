@@ -7,6 +7,9 @@
 #   scripts/smoke.sh --scenario         # the demo scenario: a monthly task whose reminder fires,
 #                                       # completion, next occurrence, its reminder, audit trail
 #   scripts/smoke.sh --scale-to-zero    # then: a worker scales back to zero after idling
+#   SMOKE_EMAIL=me@example.com scripts/smoke.sh --scenario
+#                                       # also: the fired reminder is mailed there by the
+#                                       # notifier (on minikube the Mailpit sink catches it)
 #
 # Environment: KUBE_CONTEXT (default: current context), STEP_TIMEOUT seconds per asynchronous
 # step (default 240: cold starts include KEDA's 15 s polling and a sidecar start), DEVHOST (the
@@ -109,6 +112,11 @@ eventually() {
   die "${what}: not within ${STEP_TIMEOUT}s (make status; make logs)"
 }
 
+if [ "${SCENARIO}" = 1 ] && [ -n "${SMOKE_EMAIL:-}" ]; then
+  api PUT /v1/me/notifications "$(jq -n --arg email "${SMOKE_EMAIL}" '{email: {address: $email}}')" >/dev/null
+  info "PUT /v1/me/notifications: reminders by email to ${SMOKE_EMAIL}"
+fi
+
 label="Smoke test $(random_secret 4)"
 reminder_at="$(iso_in 30)"
 body="$(jq -n --arg title "${label}" --arg due "$(iso_in 86400)" --arg at "${reminder_at}" '{
@@ -130,6 +138,14 @@ if [ "${SCENARIO}" = 1 ]; then
   reminder_status() { api GET "/v1/tasks/$1/reminder" | jq -r --arg s "$2" 'select(.status == $s) | .status'; }
   eventually "the reminder to fire" reminder_status "${id}" fired >/dev/null
   info "reminder fired ($(api GET "/v1/tasks/${id}/reminder" | jq -r '.late_by_ms') ms late)"
+  if [ -n "${SMOKE_EMAIL:-}" ]; then
+    emailed() {
+      api GET "/v1/tasks/$1/reminder" |
+        jq -r '.deliveries[]? | select(.channel == "email" and .status == "delivered") | .status'
+    }
+    eventually "the notifier to mail the reminder (reminders -> notifier -> email binding)" emailed "${id}" >/dev/null
+    info "reminder mailed to ${SMOKE_EMAIL} (notifier, woken by KEDA)"
+  fi
 
   api POST "/v1/tasks/${id}/complete" | jq -e '.status == "completed"' >/dev/null
   info "completed ${id}"

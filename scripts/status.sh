@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What todo-functions is doing right now: replicas per function, what each KEDA trigger sees
-# (consumer lag, reminders due), the consumer groups' lag per topic and the dead-letter topics'
+# (consumer lag, reminders due, delivery retries due), the consumer groups' lag per topic and the dead-letter topics'
 # depth (read with the Kafka CLI from a short-lived pod, with the deployment's own settings).
 #
 #   make status [KUBE_CONTEXT=...]
@@ -12,7 +12,7 @@ require_tools "kubectl|Install kubectl: https://kubernetes.io/docs/tasks/tools/"
 log "Functions"
 kube get deployments,scaledobjects,hpa -n "${NAMESPACE}" -l app.kubernetes.io/part-of=todo-functions
 
-log "KEDA triggers (the value each trigger reports: lag, or reminders due soon)"
+log "KEDA triggers (the value each trigger reports: lag, reminders or delivery retries due soon)"
 for so in $(kube get scaledobjects -n "${NAMESPACE}" -o jsonpath='{.items[*].metadata.name}'); do
   for metric in $(kube get scaledobject "${so}" -n "${NAMESPACE}" -o jsonpath='{.status.externalMetricNames[*]}'); do
     value="$(kube get --raw "/apis/external.metrics.k8s.io/v1beta1/namespaces/${NAMESPACE}/${metric}?labelSelector=scaledobject.keda.sh%2Fname%3D${so}" 2>/dev/null |
@@ -35,12 +35,12 @@ case "${KAFKA_SECURITY_PROTOCOL}" in SASL_*)
   echo "sasl.jaas.config=${module} required username=\"${KAFKA_USERNAME}\" password=\"${KAFKA_PASSWORD}\";" >> "$props"
 esac
 bin=/opt/kafka/bin
-for group in task-api create-task on-task-completed fire-reminder audit-writer; do
+for group in task-api create-task on-task-completed fire-reminder audit-writer notifier; do
   $bin/kafka-consumer-groups.sh --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --command-config "$props" \
     --describe --group "$group" 2>/dev/null | awk -v g="$group" '$1 == g && $6 ~ /^[0-9]+$/ {lag[$2]+=$6} END {for (t in lag) printf "    %-20s %-40s lag %s\n", g, t, lag[t]}'
 done
 echo "    dead-letter topics (messages held = end offset - start offset):"
-for topic in create-task-dlq on-task-completed-dlq fire-reminder-dlq audit-writer-dlq; do
+for topic in create-task-dlq on-task-completed-dlq fire-reminder-dlq audit-writer-dlq notifier-dlq; do
   end=$($bin/kafka-get-offsets.sh --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --command-config "$props" --topic "$topic" --time -1 | awk -F: '{s+=$3} END {print s+0}')
   start=$($bin/kafka-get-offsets.sh --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --command-config "$props" --topic "$topic" --time -2 | awk -F: '{s+=$3} END {print s+0}')
   printf "    %-40s %s\n" "$topic" "$((end - start))"

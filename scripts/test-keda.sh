@@ -43,10 +43,13 @@ sed "s|POSTGRES_IMAGE_SET_BY_DEPLOY_SCRIPT|${POSTGRES_IMAGE}|" "${ROOT}/manifest
   >"${out}/platform-postgres.yaml"
 cp "${ROOT}/manifests/platform/minikube/kafka-exporter-podmonitor.yaml" "${out}/platform-kafka-exporter-podmonitor.yaml"
 cp "${ROOT}/manifests/platform/minikube/kafka.yaml" "${out}/platform-kafka.yaml"
+sed "s|MAILPIT_IMAGE_SET_BY_DEPLOY_SCRIPT|${MAILPIT_IMAGE}|" "${ROOT}/manifests/platform/minikube/mailpit.yaml" \
+  >"${out}/platform-mailpit.yaml"
 # The KafkaUsers, applied in the Kafka cluster's namespace (`kubectl apply -k manifests/kafka-users
 # -n kafka`): namespace_of below.
 k kustomize "${ROOT}/manifests/kafka-users" >"${out}/kafka-users.yaml"
-checked=(minikube cloud monitoring platform-postgres platform-kafka-exporter-podmonitor platform-kafka kafka-users)
+checked=(minikube cloud monitoring platform-postgres platform-kafka-exporter-podmonitor platform-kafka platform-mailpit
+  kafka-users)
 # namespace_of <name of checked>: the namespace its objects without one go to, if not `default`.
 namespace_of() {
   case "$1" in

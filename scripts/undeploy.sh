@@ -24,7 +24,7 @@ kube delete namespace "${NAMESPACE}" --ignore-not-found --wait=true
 
 if [ "${PLATFORM:-0}" = 1 ]; then
   require_tools "helm|Install Helm: https://helm.sh/docs/intro/install/"
-  log "Removing the local platform (Kafka, PostgreSQL, KEDA, Dapr, monitoring)"
+  log "Removing the local platform (Kafka, PostgreSQL, KEDA, Dapr, monitoring, the mail sink)"
   kube delete -f "${ROOT}/manifests/platform/minikube/kafka.yaml" --ignore-not-found --wait=true || true
   kube delete cluster.postgresql.cnpg.io todo-pg -n postgres --ignore-not-found --wait=true || true
   for release in strimzi:kafka cnpg:cnpg-system keda:keda dapr:dapr-system kube-prometheus-stack:monitoring; do
@@ -32,6 +32,6 @@ if [ "${PLATFORM:-0}" = 1 ]; then
       helmk uninstall "${release%%:*}" -n "${release#*:}" --wait
     fi
   done
-  kube delete namespace kafka postgres cnpg-system keda dapr-system monitoring --ignore-not-found || true
+  kube delete namespace kafka postgres cnpg-system keda dapr-system monitoring mail --ignore-not-found || true
 fi
 log "Done"

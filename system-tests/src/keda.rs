@@ -35,6 +35,10 @@ const OVERLAY: &str = "system-tests/keda-overlay";
 const BROKERS_PLACEHOLDER: &str = "KAFKA_BROKERS_SET_BY_TEST";
 /// The consumers of `task-events` (one consumer group each, named after the app).
 pub const TASK_EVENTS_CONSUMERS: [&str; 3] = ["on-task-completed", "fire-reminder", "audit-writer"];
+/// The Deployments that scale to zero (every ScaledObject but task-api's, which keeps one
+/// replica): the topic consumers, the notifier among them (woken by lag on `reminders` and by
+/// its delivery retries coming due).
+pub const SCALE_TO_ZERO: [&str; 5] = ["create-task", "on-task-completed", "fire-reminder", "audit-writer", "notifier"];
 
 /// `scripts/control-plane.sh --keda`: etcd, kube-apiserver, the CRDs, the KEDA operator, its
 /// metrics API server and the HPA controller, up until this is dropped (SIGTERM: the script's trap stops what it started).
@@ -364,7 +368,7 @@ pub async fn prepare(
 ) -> anyhow::Result<Idle> {
     let publisher = platform.start_publisher(TASK_CREATE_PUBLISHER).await?;
     let (workers, scaled) = apply_overlay(kubelet, platform, dir)?;
-    let expected: BTreeSet<&str> = ["create-task", "on-task-completed", "fire-reminder", "audit-writer"].into();
+    let expected: BTreeSet<&str> = SCALE_TO_ZERO.into();
     ensure!(
         workers.iter().map(String::as_str).collect::<BTreeSet<_>>() == expected,
         "the scale-to-zero Deployments are {workers:?}"
@@ -374,7 +378,7 @@ pub async fn prepare(
         let replicas = kubelet.replicas()?;
         let at_zero = workers.iter().all(|w| replicas.get(w) == Some(&0));
         let ready = readiness(kubelet)?;
-        let all_ready = ready.len() == 5 && ready.values().all(|r| r == "True");
+        let all_ready = ready.len() == SCALE_TO_ZERO.len() + 1 && ready.values().all(|r| r == "True");
         if !all_ready {
             println!("ScaledObjects: {ready:?}");
         }

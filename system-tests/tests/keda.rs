@@ -10,7 +10,8 @@
 //! from 1 to its `maxReplicaCount`, every replica takes a share of the partitions, every
 //! request is done exactly once, and all go back to 0; then a reminder due in a few minutes
 //! wakes fire-reminder from zero through its postgresql trigger (reminders due within 3
-//! minutes) before it is due, and it fires on time. At idle the HPAs KEDA creates are checked
+//! minutes) before it is due, and it fires on time; the fired reminder wakes the notifier on
+//! `reminders`, which consumes it and goes back to 0. At idle the HPAs KEDA creates are checked
 //! against the ScaledObjects (bounds, metric, target).
 
 use std::collections::BTreeMap;
@@ -108,6 +109,10 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
         r.woken_before_due, r.woken_after_window
     );
     println!("  fired {} ms late; fire-reminder back at 0 {:.1} s after it fired", r.late_by_ms, r.zero_after_fired);
+    println!(
+        "  the notifier woken by it on reminders, done and back at 0 {:.1} s after it fired",
+        r.notifier_done_after_fired
+    );
     Ok(())
 }
 
@@ -335,6 +340,8 @@ struct ReminderTimings {
     woken_after_window: f64,
     late_by_ms: u64,
     zero_after_fired: f64,
+    /// From the reminder fired to the notifier woken by it on `reminders`, done and back at 0.
+    notifier_done_after_fired: f64,
 }
 
 /// The shipped wake-up window of fire-reminder's postgresql trigger (keda/fire-reminder.yaml:
@@ -416,6 +423,22 @@ async fn reminder_wakes_fire_reminder(
             Ok((k.replicas()?.get(APP) == Some(&0) && p.replicas(APP)? == 0).then(Instant::now))
         })
         .await?;
+    // The fired reminder is on `reminders`: its lag wakes the notifier (keda/notifier.yaml),
+    // which handles it (alice has set no channels: nothing to send), commits, and goes back to 0.
+    const NOTIFIER: &str = "notifier";
+    let notified = drive(
+        kubelet,
+        platform,
+        "the notifier woken by the fired reminder, done and back at 0",
+        Duration::from_secs(90),
+        async |k, p| {
+            let woke = k.history()[stops..].iter().any(|c| c.app == NOTIFIER && c.started);
+            let lag: i64 = p.lag().await?.iter().filter(|l| l.group == NOTIFIER).map(|l| l.lag).sum();
+            let asleep = k.replicas()?.get(NOTIFIER) == Some(&0) && p.replicas(NOTIFIER)? == 0;
+            Ok((woke && lag == 0 && asleep).then(Instant::now))
+        },
+    )
+    .await?;
     Ok(ReminderTimings {
         due_in: due_in.as_secs_f64(),
         back_to_zero: secs(base, asleep),
@@ -423,5 +446,6 @@ async fn reminder_wakes_fire_reminder(
         woken_after_window: (woke_at - window_opens).num_milliseconds() as f64 / 1000.0,
         late_by_ms,
         zero_after_fired: secs(fired.1, zero),
+        notifier_done_after_fired: secs(fired.1, notified),
     })
 }

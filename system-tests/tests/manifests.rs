@@ -45,6 +45,28 @@ async fn functions() -> Vec<Function> {
     ]
 }
 
+/// The apps of the topic authority (`shared::events::authority::APPS`) that no crate builds yet
+/// (a function whose deployment lands before its crate, as the notifier's did). Their
+/// Deployment, topics, consumer group and ScaledObject are checked against the authority table
+/// until the crate exists; then `functions()` must build it (the first test says so) and the
+/// checks take the crate's own subscriptions instead.
+fn pending_apps(functions: &[Function]) -> Vec<&'static str> {
+    authority::APPS.into_iter().filter(|app| functions.iter().all(|f| f.app_id() != *app)).collect()
+}
+
+/// App-id -> the topics it subscribes to: the crates' own subscriptions, and the authority
+/// table's for the apps no crate builds yet.
+fn subscriptions_of(functions: &[Function]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in functions {
+        out.entry(f.app_id().to_owned()).or_default().extend(f.subscriptions().iter().map(|s| s.topic().to_owned()));
+    }
+    for app in pending_apps(functions) {
+        out.entry(app.to_owned()).or_default().extend(authority::subscribes(app));
+    }
+    out
+}
+
 /// The crates under functions/: each must be one of the functions above.
 fn function_crates() -> BTreeSet<String> {
     std::fs::read_dir(root().join("functions"))
@@ -211,9 +233,11 @@ async fn every_function_crate_has_a_deployment_whose_app_id_is_the_crate_name() 
          functions() in system-tests/tests/manifests.rs"
     );
     let mut failures = Failures::default();
+    // The apps no crate builds yet get their Deployment checked too (see pending_apps).
+    let mut all: Vec<&str> = functions.iter().map(Function::app_id).collect();
+    all.extend(pending_apps(&functions));
     for overlay in overlays() {
-        for f in &functions {
-            let id = f.app_id();
+        for &id in &all {
             let Some(d) = overlay.get("Deployment", id) else {
                 failures.0.push(format!(
                     "crate functions/{id} (app-id `{id}`) has no Deployment `{id}` in manifests/{}",
@@ -336,9 +360,9 @@ async fn scaled_objects_follow_the_subscriptions_in_the_code() {
             "oldest" => "earliest",
             _ => "latest",
         };
-        for f in &functions {
-            let id = f.app_id();
-            let subscribed: BTreeSet<&str> = f.subscriptions().iter().map(|s| s.topic()).collect();
+        for (id, subscribed) in &subscriptions_of(&functions) {
+            let id = id.as_str();
+            let subscribed: BTreeSet<&str> = subscribed.iter().map(String::as_str).collect();
             let so = overlay.get("ScaledObject", id);
             if subscribed.is_empty() {
                 continue;
@@ -463,11 +487,9 @@ async fn scaled_objects_follow_the_subscriptions_in_the_code() {
 #[tokio::test]
 async fn the_topics_job_knows_every_consumer_group_the_code_subscribes_with() {
     let functions = functions().await;
-    let expected: BTreeSet<(String, String)> = functions
-        .iter()
-        .flat_map(|f| {
-            f.subscriptions().iter().map(|s| (s.topic().to_owned(), f.app_id().to_owned())).collect::<Vec<_>>()
-        })
+    let expected: BTreeSet<(String, String)> = subscriptions_of(&functions)
+        .into_iter()
+        .flat_map(|(app, topics)| topics.into_iter().map(move |topic| (topic, app.clone())))
         .collect();
     assert!(expected.len() >= 4, "the functions subscribe with {expected:?}");
     for overlay in overlays() {
@@ -504,6 +526,15 @@ async fn every_topic_the_code_uses_exists_with_its_dead_letter_topics() {
             (topics::TASK_EVENTS.into(), "shared::events::topics::TASK_EVENTS".into()),
             (topics::REMINDERS.into(), "shared::events::topics::REMINDERS".into()),
         ];
+        for app in pending_apps(&functions) {
+            for topic in authority::subscribes(app) {
+                needed.push((topic, format!("{app} consumes it (shared::events::authority; its crate is to come)")));
+            }
+            if !authority::subscribes(app).is_empty() {
+                needed
+                    .push((topics::dead_letter(app), format!("{app}'s dead-letter topic (shared::events::authority)")));
+            }
+        }
         for f in &functions {
             let id = f.app_id();
             for s in f.subscriptions() {
@@ -785,6 +816,60 @@ fn fire_reminders_wake_up_query_reads_the_state_store_the_code_writes() {
     failures.assert_none("fire-reminder's wake-up query vs the state store");
 }
 
+/// The notifier's retries wake it from zero the way fire-reminder's reminders do: a postgresql
+/// trigger over the deliveries table, counting `retrying` records by `next_attempt_at`.
+#[test]
+fn the_notifiers_wake_up_query_reads_the_delivery_records_the_code_writes() {
+    use shared::domain::delivery::{Channel, DeliveryStatus, delivery_key};
+    let mut failures = Failures::default();
+    let key_prefix = delivery_key("", Channel::Webhook).replace(":webhook", "");
+    let retrying = str_of(&serde_json::to_value(DeliveryStatus::Retrying).expect("status serializes"));
+    for overlay in overlays() {
+        // The table of the `deliveries` store once its component is in the overlay; the agreed
+        // name until then.
+        let table = overlay
+            .get("Component", components::DELIVERIES_STORE)
+            .and_then(|c| component_value(c, "tableName"))
+            .unwrap_or_else(|| "todo_deliveries".into());
+        let so = overlay.get("ScaledObject", NOTIFIER);
+        let trigger = so
+            .and_then(|so| so["spec"]["triggers"].as_array())
+            .and_then(|ts| ts.iter().find(|t| t["type"] == "postgresql"));
+        let Some(trigger) = trigger else {
+            failures.0.push(format!(
+                "ScaledObject notifier in manifests/{} has no postgresql trigger: nothing would wake the notifier for \
+                 a delivery retry coming due",
+                overlay.name
+            ));
+            continue;
+        };
+        let query = str_of(&trigger["metadata"]["query"]);
+        let key = format!("'{}||{key_prefix}%'", components::DELIVERIES_STORE);
+        for (needle, source) in [
+            (format!(" {table}"), format!("the deliveries store's table `{table}`")),
+            (key.clone(), format!("delivery keys `{key_prefix}<event id>:<channel>` in store `deliveries`")),
+            (format!("'{retrying}'"), "DeliveryStatus::Retrying".to_owned()),
+            ("next_attempt_at".to_owned(), "DeliveryRecord::next_attempt_at".to_owned()),
+        ] {
+            failures.check(query.contains(&needle), || {
+                format!(
+                    "the notifier's postgresql trigger in manifests/{} must use {source} ({needle}); its query is: {query}",
+                    overlay.name
+                )
+            });
+        }
+        // The same read-only KEDA role as fire-reminder's trigger.
+        failures.check(trigger["authenticationRef"]["name"] == "postgres", || {
+            format!(
+                "the notifier's postgresql trigger in manifests/{} must authenticate with TriggerAuthentication \
+                 `postgres` (role keda_reminders), has {}",
+                overlay.name, trigger["authenticationRef"]
+            )
+        });
+    }
+    failures.assert_none("the notifier's wake-up query vs the delivery records");
+}
+
 #[test]
 fn no_image_uses_latest_and_no_secret_value_is_in_the_manifests() {
     let mut failures = Failures::default();
@@ -1052,6 +1137,11 @@ async fn pubsub_grants_each_topic_only_to_its_producers_and_consumers() {
         subscribing
             .insert(id.to_owned(), f.subscriptions().iter().map(|s| s.topic().to_owned()).collect::<BTreeSet<_>>());
     }
+    // An app no crate builds yet: what the authority grants it (see pending_apps).
+    for app in pending_apps(&functions) {
+        publishing.insert(app.to_owned(), authority::publishes(app).into_iter().collect());
+        subscribing.insert(app.to_owned(), authority::subscribes(app).into_iter().collect());
+    }
     let (publishing_scopes, subscription_scopes) = (authority::publishing_scopes(), authority::subscription_scopes());
     failures.check(parse_scopes(&publishing_scopes) == publishing, || {
         format!(
@@ -1289,6 +1379,31 @@ fn ports_of(rule: &Value) -> BTreeSet<u64> {
     rule["ports"].as_array().into_iter().flatten().filter_map(|p| p["port"].as_u64()).collect()
 }
 
+/// The notifier's app-id (its crate is to come: `notifier::APP_ID` then).
+const NOTIFIER: &str = "notifier";
+
+/// The IPv4 ranges that a webhook egress rule to 0.0.0.0/0 must except: those that reach the
+/// cluster, the node or the cloud's metadata service (shared::domain::notification::check_address
+/// refuses the same).
+const INTERNAL_V4: [&str; 7] =
+    ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"];
+/// Likewise for ::/0: the IPv4-compatible form, NAT64, unique local, link-local, 6to4, Teredo.
+/// (Not ::ffff:0:0/96: Kubernetes parses IPv4-mapped ranges as IPv4 and refuses them under ::/0;
+/// such an address is judged by the IPv4 exceptions.)
+const INTERNAL_V6: [&str; 7] = ["::/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "2002::/16", "2001::/32", "ff00::/8"];
+
+/// The `app.kubernetes.io/name` values a pod selector picks (matchLabels or an `In` expression).
+fn selected_names(selector: &Value) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> =
+        selector["matchLabels"]["app.kubernetes.io/name"].as_str().map(str::to_owned).into_iter().collect();
+    for e in selector["matchExpressions"].as_array().into_iter().flatten() {
+        if e["key"] == "app.kubernetes.io/name" && e["operator"] == "In" {
+            names.extend(e["values"].as_array().into_iter().flatten().map(str_of));
+        }
+    }
+    names
+}
+
 #[tokio::test]
 async fn egress_is_narrowed_to_the_services_and_ports_the_pods_use() {
     let functions = functions().await;
@@ -1312,8 +1427,14 @@ async fn egress_is_narrowed_to_the_services_and_ports_the_pods_use() {
                 });
                 for peer in rule["to"].as_array().into_iter().flatten() {
                     let cidr = str_of(&peer["ipBlock"]["cidr"]);
-                    failures.check(cidr != "0.0.0.0/0" && cidr != "::/0", || {
-                        format!("NetworkPolicy {name} in manifests/{}: egress to {cidr}", overlay.name)
+                    // Everywhere only with the inside excepted, and only for the notifier's
+                    // webhooks (checked below).
+                    let excepts = peer["ipBlock"]["except"].as_array().is_some_and(|e| !e.is_empty());
+                    failures.check((cidr != "0.0.0.0/0" && cidr != "::/0") || excepts, || {
+                        format!(
+                            "NetworkPolicy {name} in manifests/{}: egress to {cidr}, nothing excepted",
+                            overlay.name
+                        )
                     });
                     // Control plane: only the services and ports the sidecars use.
                     if peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "dapr-system" {
@@ -1336,22 +1457,59 @@ async fn egress_is_narrowed_to_the_services_and_ports_the_pods_use() {
                 }
             }
         }
-        // The Scheduler only for the functions that own jobs.
+        // The Scheduler only for the functions that own jobs (the notifier's retry jobs,
+        // shared::domain::delivery::JOB_PREFIX, count before its crate exists).
         let scheduler = overlay.get("NetworkPolicy", "allow-dapr-scheduler");
-        let selected = scheduler.map(|np| str_of(&np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]));
-        let with_jobs: Vec<&str> =
-            functions.iter().filter(|f| !f.job_prefixes().is_empty()).map(|f| f.app_id()).collect();
-        failures.check(with_jobs == [fire_reminder::APP_ID] && selected.as_deref() == Some(fire_reminder::APP_ID), || {
+        let selected = scheduler.map(|np| selected_names(&np["spec"]["podSelector"])).unwrap_or_default();
+        let mut with_jobs: BTreeSet<String> =
+            functions.iter().filter(|f| !f.job_prefixes().is_empty()).map(|f| f.app_id().to_owned()).collect();
+        if pending_apps(&functions).contains(&NOTIFIER) {
+            with_jobs.insert(NOTIFIER.to_owned());
+        }
+        failures.check(with_jobs.contains(fire_reminder::APP_ID) && selected == with_jobs, || {
             format!(
                 "manifests/{}: the Scheduler egress policy selects {selected:?}; the functions with jobs are {with_jobs:?}",
                 overlay.name
             )
         });
+        // Egress to every public address: only the notifier's webhooks, on 443, never inside.
+        for np in overlay.all("NetworkPolicy") {
+            let name = str_of(&np["metadata"]["name"]);
+            for rule in np["spec"]["egress"].as_array().into_iter().flatten() {
+                for peer in rule["to"].as_array().into_iter().flatten() {
+                    let cidr = str_of(&peer["ipBlock"]["cidr"]);
+                    if cidr != "0.0.0.0/0" && cidr != "::/0" {
+                        continue;
+                    }
+                    let except: BTreeSet<String> =
+                        peer["ipBlock"]["except"].as_array().into_iter().flatten().map(str_of).collect();
+                    let inside: &[&str] = if cidr == "0.0.0.0/0" { &INTERNAL_V4 } else { &INTERNAL_V6 };
+                    let missing: Vec<&str> = inside.iter().copied().filter(|r| !except.contains(*r)).collect();
+                    failures.check(
+                        name == "allow-notifier-webhooks"
+                            && selected_names(&np["spec"]["podSelector"]) == BTreeSet::from([NOTIFIER.to_owned()])
+                            && np["spec"]["podSelector"]["matchExpressions"].is_null()
+                            && ports_of(rule) == BTreeSet::from([443])
+                            && missing.is_empty(),
+                        || {
+                            format!(
+                                "NetworkPolicy {name} in manifests/{}: egress to {cidr} is only for the notifier's \
+                                 webhooks (policy allow-notifier-webhooks, the notifier's pods only, port 443), and \
+                                 must except the ranges inside (missing: {missing:?})",
+                                overlay.name
+                            )
+                        },
+                    );
+                }
+            }
+        }
     }
     // The cloud: Kafka and PostgreSQL only at their configured ranges and ports.
     let cloud = Overlay::load("overlays/cloud");
     let settings = cloud.settings();
-    for (policy, service) in [("allow-managed-kafka", "kafka"), ("allow-managed-postgres", "postgres")] {
+    for (policy, service) in
+        [("allow-managed-kafka", "kafka"), ("allow-managed-postgres", "postgres"), ("allow-smtp-relay", "smtp")]
+    {
         let cidr = settings.get(&format!("{service}-egress-cidr")).cloned().unwrap_or_default();
         let port: Option<u64> = settings.get(&format!("{service}-egress-port")).and_then(|p| p.parse().ok());
         let Some(np) = cloud.get("NetworkPolicy", policy) else {

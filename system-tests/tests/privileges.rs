@@ -10,7 +10,8 @@
 //! - audit entries cannot be rewritten or deleted with audit-writer's credentials, neither in
 //!   SQL nor through its daprd, while its insert-if-absent still answers "already there";
 //! - on-task-completed's role reads tasks and writes nothing (its daprd's save is refused);
-//! - KEDA's role runs fire-reminder's trigger query and nothing else;
+//! - KEDA's role runs the trigger queries of fire-reminder and the notifier and nothing else
+//!   (not the channels' table, where people's addresses and webhook secrets are);
 //! - why the function roles need CREATE on `dapr_metadata`: without it daprd does not start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -126,9 +127,9 @@ async fn sidecar(
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-/// fire-reminder's `postgresql` trigger query, as keda/fire-reminder.yaml has it.
-fn keda_query() -> String {
-    let text = std::fs::read_to_string(workspace_root().join("keda/fire-reminder.yaml")).unwrap();
+/// A function's `postgresql` trigger query, as keda/<function>.yaml has it.
+fn keda_query(function: &str) -> String {
+    let text = std::fs::read_to_string(workspace_root().join(format!("keda/{function}.yaml"))).unwrap();
     let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
     let triggers = doc["spec"]["triggers"].as_sequence().unwrap();
     let trigger = triggers.iter().find(|t| t["type"].as_str() == Some("postgresql")).unwrap();
@@ -274,8 +275,24 @@ async fn every_function_works_on_its_own_postgres_role_and_can_do_no_more() -> a
          jsonb_build_object('status', 'scheduled', 'remind_at', to_char(now() AT TIME ZONE 'UTC' + interval '1 minute', \
          'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')), false)",
     );
-    let count: u64 = allowed(&platform, KEDA, &keda_query()).parse().context("the trigger query's count")?;
+    let count: u64 =
+        allowed(&platform, KEDA, &keda_query("fire-reminder")).parse().context("the trigger query's count")?;
     assert!(count >= 1, "the trigger query sees the reminder due in a minute: {count}");
+    // The notifier's: a delivery retry due in a minute counts, one already delivered does not.
+    allowed(
+        &platform,
+        "postgres",
+        "INSERT INTO todo_deliveries (key, value, isbinary) VALUES \
+         ('deliveries||delivery:privileges-test:webhook', jsonb_build_object('status', 'retrying', 'next_attempt_at', \
+         to_char(now() AT TIME ZONE 'UTC' + interval '1 minute', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')), false), \
+         ('deliveries||delivery:privileges-test:email', jsonb_build_object('status', 'delivered', \
+         'next_attempt_at', null), false)",
+    );
+    let count: u64 =
+        allowed(&platform, KEDA, &keda_query("notifier")).parse().context("the notifier's trigger query's count")?;
+    assert_eq!(count, 1, "the notifier's trigger query sees the one retry due in a minute");
+    refused(&platform, KEDA, "SELECT * FROM todo_deliveries", "permission denied");
+    refused(&platform, KEDA, "SELECT key FROM todo_notify", "permission denied");
     refused(&platform, KEDA, "SELECT * FROM todo_state", "permission denied");
     refused(&platform, KEDA, "SELECT key FROM todo_tasks", "permission denied");
     refused(&platform, KEDA, "SELECT key FROM todo_audit", "permission denied");
