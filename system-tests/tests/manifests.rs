@@ -41,28 +41,16 @@ async fn functions() -> Vec<Function> {
         create_task::build(dapr.clone(), Clock::system()),
         on_task_completed::build(dapr.clone()),
         fire_reminder::build(dapr.clone(), fire_reminder::Config::default(), Clock::system()),
-        audit_writer::build(dapr, Clock::system()),
+        audit_writer::build(dapr.clone(), Clock::system()),
+        notifier::build(dapr, notifier::Config::default(), Clock::system()).expect("the notifier's defaults build"),
     ]
 }
 
-/// The apps of the topic authority (`shared::events::authority::APPS`) that no crate builds yet
-/// (a function whose deployment lands before its crate, as the notifier's did). Their
-/// Deployment, topics, consumer group and ScaledObject are checked against the authority table
-/// until the crate exists; then `functions()` must build it (the first test says so) and the
-/// checks take the crate's own subscriptions instead.
-fn pending_apps(functions: &[Function]) -> Vec<&'static str> {
-    authority::APPS.into_iter().filter(|app| functions.iter().all(|f| f.app_id() != *app)).collect()
-}
-
-/// App-id -> the topics it subscribes to: the crates' own subscriptions, and the authority
-/// table's for the apps no crate builds yet.
+/// App-id -> the topics it subscribes to: the crates' own subscriptions.
 fn subscriptions_of(functions: &[Function]) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in functions {
         out.entry(f.app_id().to_owned()).or_default().extend(f.subscriptions().iter().map(|s| s.topic().to_owned()));
-    }
-    for app in pending_apps(functions) {
-        out.entry(app.to_owned()).or_default().extend(authority::subscribes(app));
     }
     out
 }
@@ -233,9 +221,7 @@ async fn every_function_crate_has_a_deployment_whose_app_id_is_the_crate_name() 
          functions() in system-tests/tests/manifests.rs"
     );
     let mut failures = Failures::default();
-    // The apps no crate builds yet get their Deployment checked too (see pending_apps).
-    let mut all: Vec<&str> = functions.iter().map(Function::app_id).collect();
-    all.extend(pending_apps(&functions));
+    let all: Vec<&str> = functions.iter().map(Function::app_id).collect();
     for overlay in overlays() {
         for &id in &all {
             let Some(d) = overlay.get("Deployment", id) else {
@@ -526,15 +512,6 @@ async fn every_topic_the_code_uses_exists_with_its_dead_letter_topics() {
             (topics::TASK_EVENTS.into(), "shared::events::topics::TASK_EVENTS".into()),
             (topics::REMINDERS.into(), "shared::events::topics::REMINDERS".into()),
         ];
-        for app in pending_apps(&functions) {
-            for topic in authority::subscribes(app) {
-                needed.push((topic, format!("{app} consumes it (shared::events::authority; its crate is to come)")));
-            }
-            if !authority::subscribes(app).is_empty() {
-                needed
-                    .push((topics::dead_letter(app), format!("{app}'s dead-letter topic (shared::events::authority)")));
-            }
-        }
         for f in &functions {
             let id = f.app_id();
             for s in f.subscriptions() {
@@ -1137,11 +1114,6 @@ async fn pubsub_grants_each_topic_only_to_its_producers_and_consumers() {
         subscribing
             .insert(id.to_owned(), f.subscriptions().iter().map(|s| s.topic().to_owned()).collect::<BTreeSet<_>>());
     }
-    // An app no crate builds yet: what the authority grants it (see pending_apps).
-    for app in pending_apps(&functions) {
-        publishing.insert(app.to_owned(), authority::publishes(app).into_iter().collect());
-        subscribing.insert(app.to_owned(), authority::subscribes(app).into_iter().collect());
-    }
     let (publishing_scopes, subscription_scopes) = (authority::publishing_scopes(), authority::subscription_scopes());
     failures.check(parse_scopes(&publishing_scopes) == publishing, || {
         format!(
@@ -1457,15 +1429,12 @@ async fn egress_is_narrowed_to_the_services_and_ports_the_pods_use() {
                 }
             }
         }
-        // The Scheduler only for the functions that own jobs (the notifier's retry jobs,
-        // shared::domain::delivery::JOB_PREFIX, count before its crate exists).
+        // The Scheduler only for the functions that own jobs (fire-reminder's reminders, the
+        // notifier's retries).
         let scheduler = overlay.get("NetworkPolicy", "allow-dapr-scheduler");
         let selected = scheduler.map(|np| selected_names(&np["spec"]["podSelector"])).unwrap_or_default();
-        let mut with_jobs: BTreeSet<String> =
+        let with_jobs: BTreeSet<String> =
             functions.iter().filter(|f| !f.job_prefixes().is_empty()).map(|f| f.app_id().to_owned()).collect();
-        if pending_apps(&functions).contains(&NOTIFIER) {
-            with_jobs.insert(NOTIFIER.to_owned());
-        }
         failures.check(with_jobs.contains(fire_reminder::APP_ID) && selected == with_jobs, || {
             format!(
                 "manifests/{}: the Scheduler egress policy selects {selected:?}; the functions with jobs are {with_jobs:?}",
