@@ -5,10 +5,10 @@
 //! people's addresses and webhook secrets (docs/notifier.md). What a PUT body means is
 //! [`notification::apply`]'s: a channel left out (or `null`) is off, a webhook without `secret`
 //! keeps the secret already set (and needs one), every URL and address is checked against
-//! [`TargetPolicy`] (`NOTIFY_ALLOW_LOOPBACK_HTTP`). A failing field is 400 naming it, like the
+//! [`notification::TargetPolicy`] (`NOTIFY_ALLOW_LOOPBACK_HTTP`). A failing field is 400 naming it, like the
 //! fields of a new task.
 //!
-//! The secret is never answered: `GET` and `PUT` show the [`ChannelsView`] (`secret_set`).
+//! The secret is never answered: `GET` and `PUT` show the [`notification::ChannelsView`] (`secret_set`).
 //!
 //! A PUT is a read-modify-write, because what it writes depends on what is stored (the kept
 //! secret). The write is guarded by the ETag of the read (first-write when nothing is stored),
