@@ -68,7 +68,13 @@ fn every_state_store_connects_as_the_sidecars_own_postgres_role() {
         let names: BTreeSet<&str> = stores.iter().filter_map(|c| c["metadata"]["name"].as_str()).collect();
         assert_eq!(
             names,
-            BTreeSet::from([components::TASKS_STORE, components::STATE_STORE, components::AUDIT_STORE]),
+            BTreeSet::from([
+                components::TASKS_STORE,
+                components::STATE_STORE,
+                components::AUDIT_STORE,
+                components::NOTIFY_STORE,
+                components::DELIVERIES_STORE
+            ]),
             "{overlay}"
         );
         for store in &stores {
@@ -119,6 +125,36 @@ fn audit_entries_are_written_by_audit_writer_alone_and_read_by_task_api() {
             "{overlay}"
         );
         assert_eq!(meta(find(&docs, "Component", components::AUDIT_STORE), "tableName")["value"], "todo_audit");
+    }
+}
+
+/// People's addresses and webhook secrets (`notify`) and the delivery records (`deliveries`)
+/// are loadable by task-api and the notifier only, each in a table of its own (roles.sql grants
+/// per table: task-api alone writes channels, the notifier alone writes deliveries).
+#[test]
+fn channels_and_deliveries_are_loaded_by_task_api_and_the_notifier_only() {
+    for overlay in ["overlays/minikube", "overlays/cloud"] {
+        let docs = render(overlay);
+        for (store, table) in
+            [(components::NOTIFY_STORE, "todo_notify"), (components::DELIVERIES_STORE, "todo_deliveries")]
+        {
+            let component = find(&docs, "Component", store);
+            assert_eq!(scopes(component), BTreeSet::from(["task-api".into(), "notifier".into()]), "{overlay}: {store}");
+            assert_eq!(meta(component, "tableName")["value"], table, "{overlay}: {store}");
+            assert_eq!(
+                meta(component, "metadataTableName")["value"],
+                format!("dapr_metadata.{table}_metadata"),
+                "{overlay}: {store}"
+            );
+        }
+    }
+    // The local components (devhost, `dapr run`, the real-platform tests) are scoped the same.
+    for (store, file) in [(components::NOTIFY_STORE, "notify.yaml"), (components::DELIVERIES_STORE, "deliveries.yaml")]
+    {
+        let text = std::fs::read_to_string(root().join("dapr-components/local").join(file)).unwrap();
+        let doc: Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(doc["metadata"]["name"], store);
+        assert_eq!(scopes(&doc), BTreeSet::from(["task-api".into(), "notifier".into()]), "local {store}");
     }
 }
 

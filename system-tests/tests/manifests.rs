@@ -585,7 +585,13 @@ fn dapr_components_match_the_names_and_the_state_contract_of_the_code() {
         }
         let mut tables = BTreeMap::new();
         let mut metadata_tables = BTreeMap::new();
-        for name in [components::TASKS_STORE, components::STATE_STORE, components::AUDIT_STORE] {
+        for name in [
+            components::TASKS_STORE,
+            components::STATE_STORE,
+            components::AUDIT_STORE,
+            components::NOTIFY_STORE,
+            components::DELIVERIES_STORE,
+        ] {
             let Some(c) = overlay.get("Component", name) else {
                 failures.0.push(format!(
                     "manifests/{}: no state store Component `{name}` (shared::events::components)",

@@ -12,6 +12,8 @@
 //! - on-task-completed's role reads tasks and writes nothing (its daprd's save is refused);
 //! - KEDA's role runs the trigger queries of fire-reminder and the notifier and nothing else
 //!   (not the channels' table, where people's addresses and webhook secrets are);
+//! - people's channels (`notify`) are written by task-api alone: the notifier's role reads them
+//!   and writes only its delivery records (`deliveries`), which task-api only reads;
 //! - why the function roles need CREATE on `dapr_metadata`: without it daprd does not start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,7 +29,7 @@ use system_tests::platform::{Options, Platform, postgres_role};
 use system_tests::{scenario, workspace_root};
 
 const USER: &str = "alice";
-const APPS: [&str; 5] = ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer"];
+const APPS: [&str; 6] = ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer", "notifier"];
 const KEDA: &str = "keda_reminders";
 
 async fn start(name: &str) -> anyhow::Result<(Setup, Platform)> {
@@ -64,8 +66,10 @@ fn privileges(platform: &Platform) -> BTreeSet<String> {
     let sql = format!(
         "SELECT r || ' ' || t || ' ' || p FROM unnest(ARRAY[{roles}]) r, \
            unnest(ARRAY['public.todo_tasks','public.todo_state','public.todo_audit', \
+                        'public.todo_notify','public.todo_deliveries', \
                         'dapr_metadata.todo_tasks_metadata','dapr_metadata.todo_state_metadata', \
-                        'dapr_metadata.todo_audit_metadata']) t, \
+                        'dapr_metadata.todo_audit_metadata','dapr_metadata.todo_notify_metadata', \
+                        'dapr_metadata.todo_deliveries_metadata']) t, \
            unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER']) p \
          WHERE CASE WHEN p IN ('SELECT','INSERT','UPDATE','REFERENCES') THEN has_any_column_privilege(r, t, p) \
                     ELSE has_table_privilege(r, t, p) END \
@@ -104,6 +108,12 @@ fn designed() -> BTreeSet<String> {
     grant(&["audit_writer"], "public.todo_audit", INSERT);
     grant(&["task_api"], "public.todo_audit", &["SELECT"]);
     grant(&["task_api", "audit_writer"], "dapr_metadata.todo_audit_metadata", META);
+    grant(&["task_api"], "public.todo_notify", INSERT);
+    grant(&["notifier"], "public.todo_notify", &["SELECT"]);
+    grant(&["task_api", "notifier"], "dapr_metadata.todo_notify_metadata", META);
+    grant(&["notifier"], "public.todo_deliveries", INSERT);
+    grant(&["task_api", KEDA], "public.todo_deliveries", &["SELECT"]);
+    grant(&["task_api", "notifier"], "dapr_metadata.todo_deliveries_metadata", META);
     let apps: Vec<String> = APPS.iter().map(|a| postgres_role(a)).collect();
     let apps: Vec<&str> = apps.iter().map(String::as_str).collect();
     grant(&apps, "dapr_metadata", &["CREATE"]);
@@ -161,7 +171,9 @@ async fn every_function_works_on_its_own_postgres_role_and_can_do_no_more() -> a
         "postgres",
         "SELECT string_agg(DISTINCT usename, ',' ORDER BY usename) FROM pg_stat_activity WHERE usename <> 'postgres'",
     );
-    for app in APPS {
+    // Every app the run file starts (the notifier once dapr.yaml has it); task-api's daprd loads
+    // `notify` and `deliveries` too, so its start proves their metadata grants.
+    for app in APPS.iter().filter(|app| platform.apps().iter().any(|spec| spec.id == **app)) {
         assert!(as_who.contains(&postgres_role(app)), "{app}'s daprd is connected as its role: {as_who}");
     }
 
@@ -297,6 +309,12 @@ async fn every_function_works_on_its_own_postgres_role_and_can_do_no_more() -> a
     refused(&platform, KEDA, "SELECT key FROM todo_tasks", "permission denied");
     refused(&platform, KEDA, "SELECT key FROM todo_audit", "permission denied");
     refused(&platform, KEDA, "SELECT key FROM dapr_metadata.todo_state_metadata", "permission denied");
+    refused(&platform, KEDA, "SELECT key FROM todo_notify", "permission denied");
+    refused(&platform, KEDA, "SELECT insertdate FROM todo_deliveries", "permission denied");
+    let retries =
+        allowed(&platform, KEDA, "SELECT count(key) FROM todo_deliveries WHERE value->>'status' = 'retrying'");
+    assert!(retries.parse::<u64>().is_ok(), "KEDA counts retries coming due: {retries:?}");
+    refused(&platform, KEDA, "UPDATE todo_deliveries SET value = '{}'", "permission denied");
     refused(
         &platform,
         KEDA,
@@ -306,6 +324,67 @@ async fn every_function_works_on_its_own_postgres_role_and_can_do_no_more() -> a
     refused(&platform, KEDA, "UPDATE todo_state SET value = '{}'", "permission denied");
     refused(&platform, KEDA, "DELETE FROM todo_state", "permission denied");
     refused(&platform, KEDA, "CREATE TABLE public.squat (x int)", "permission denied");
+
+    // (e) People's channels: task-api writes them through its daprd (an ETag-less save, a
+    // first-write insert); the notifier's role reads them and can neither change nor add one,
+    // so a compromised notifier cannot redirect anyone's reminders.
+    let channels = json!([{"key": "channels:privileges-test", "value": {"email": {"address": "a@example.com"}}}]);
+    let (status, body) = sidecar(&platform, "task-api", post.clone(), "/v1.0/state/notify", Some(channels)).await;
+    assert_eq!(status, 204, "task-api saves channels: {body}");
+    let first = json!([{"key": "channels:privileges-new", "value": {}, "options": {"concurrency": "first-write"}}]);
+    let (status, body) = sidecar(&platform, "task-api", post.clone(), "/v1.0/state/notify", Some(first)).await;
+    assert_eq!(status, 204, "task-api inserts channels first-write: {body}");
+    let notifier = postgres_role("notifier");
+    assert_eq!(
+        allowed(
+            &platform,
+            &notifier,
+            "SELECT value->'email'->>'address' FROM todo_notify WHERE key = 'notify||channels:privileges-test'"
+        ),
+        "a@example.com"
+    );
+    refused(&platform, &notifier, "UPDATE todo_notify SET value = '{}'", "permission denied");
+    refused(
+        &platform,
+        &notifier,
+        "INSERT INTO todo_notify (key, value, isbinary) VALUES ('notify||channels:x', '{}', false)",
+        "permission denied",
+    );
+    refused(&platform, &notifier, "DELETE FROM todo_notify", "permission denied");
+    refused(&platform, &postgres_role("fire-reminder"), "SELECT count(*) FROM todo_notify", "permission denied");
+    refused(&platform, &postgres_role("audit-writer"), "SELECT count(*) FROM todo_deliveries", "permission denied");
+    // The notifier writes delivery records (insert, ETag update) and touches no task.
+    allowed(
+        &platform,
+        &notifier,
+        "INSERT INTO todo_deliveries (key, value, isbinary) VALUES ('deliveries||delivery:privileges-test:email', \
+         '{\"status\": \"sending\"}', false) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    );
+    assert_eq!(
+        allowed(
+            &platform,
+            &notifier,
+            "UPDATE todo_deliveries SET value = '{\"status\": \"delivered\"}' WHERE key = 'deliveries||delivery:privileges-test:email' RETURNING key"
+        ),
+        "deliveries||delivery:privileges-test:email"
+    );
+    refused(&platform, &notifier, "DELETE FROM todo_deliveries", "permission denied");
+    refused(&platform, &notifier, "SELECT count(*) FROM todo_tasks", "permission denied");
+    refused(&platform, &notifier, "SELECT count(*) FROM todo_state", "permission denied");
+    refused(&platform, &notifier, "CREATE TABLE public.squat (x int)", "permission denied");
+    // task-api reads delivery records (the reminder view) and cannot forge one.
+    let (status, body) = sidecar(
+        &platform,
+        "task-api",
+        reqwest::Method::GET,
+        "/v1.0/state/deliveries/delivery:privileges-test:email",
+        None,
+    )
+    .await;
+    assert!(status == 200 && body.contains("delivered"), "task-api reads a delivery record: {status} {body}");
+    let forged = json!([{"key": "delivery:privileges-test:email", "value": {"status": "failed"}}]);
+    let (status, body) = sidecar(&platform, "task-api", post.clone(), "/v1.0/state/deliveries", Some(forged)).await;
+    assert!(status >= 400 && body.contains("permission denied"), "a save through task-api's daprd: {status} {body}");
 
     // Why CREATE on dapr_metadata: daprd runs CREATE TABLE IF NOT EXISTS on each metadata table
     // at every start, and PostgreSQL checks CREATE on the schema before looking whether the

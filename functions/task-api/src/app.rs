@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use shared::clock::Clock;
 use shared::dapr::Dapr;
+use shared::domain::notification::TargetPolicy;
 use shared::tasks::TaskStore;
 
 use crate::auth::Authenticator;
@@ -21,6 +22,9 @@ pub struct App {
     pub scan_limit: usize,
     /// `RATE_LIMIT_PER_MINUTE`, applied by the [`crate::auth::User`] extractor.
     pub limiter: Arc<RateGate>,
+    /// What may be a webhook target (`NOTIFY_ALLOW_LOOPBACK_HTTP`), for
+    /// `PUT /v1/me/notifications`.
+    pub notify_policy: TargetPolicy,
 }
 
 /// The rate limiter with the clock it reads: what the [`crate::auth::User`] extractor needs
@@ -41,6 +45,7 @@ impl App {
             // Wall time, not the injected clock: the limit is about how fast requests really
             // come, and the injected clock is the tasks' notion of now (tests move it).
             limiter: Arc::new(RateGate { limiter: Limiter::new(config.rate_limit_per_minute), clock: Clock::system() }),
+            notify_policy: TargetPolicy { allow_loopback_http: config.notify_allow_loopback_http },
         }
     }
 

@@ -85,6 +85,12 @@ pub struct Config {
     /// without one (every non-browser client) pass.
     #[serde(default)]
     pub mcp_allowed_origins: Option<String>,
+    /// `NOTIFY_ALLOW_LOOPBACK_HTTP=true`: webhook URLs may be plain `http` to loopback
+    /// (`localhost`, 127.0.0.1, ::1), for development and tests where the receiver runs on the
+    /// same machine. Off by default: on a shared host anyone's loopback service would become a
+    /// target. The notifier reads the same variable, so what task-api accepts it delivers to.
+    #[serde(default)]
+    pub notify_allow_loopback_http: bool,
     /// `OUTBOX_*`: the outbox this function writes through and relays (read by
     /// [`OutboxConfig::from_vars`] from the same variables).
     #[serde(skip)]
@@ -158,6 +164,7 @@ impl fmt::Debug for Config {
             .field("mcp_resource_url", &self.mcp_resource_url)
             .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
             .field("mcp_allowed_origins", &self.mcp_allowed_origins)
+            .field("notify_allow_loopback_http", &self.notify_allow_loopback_http)
             .field("outbox", &self.outbox)
             .finish()
     }
@@ -180,6 +187,7 @@ impl Config {
             mcp_resource_url: None,
             mcp_allowed_hosts: None,
             mcp_allowed_origins: None,
+            notify_allow_loopback_http: false,
             outbox: OutboxConfig::default(),
         }
     }
@@ -443,6 +451,17 @@ mod tests {
         assert_eq!(config.mcp_allowed_origins.as_deref(), Some("https://app.todo.example"));
         let bad = Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("MCP_RESOURCE_URL", "todo.example/mcp")]));
         assert!(bad.unwrap_err().to_string().contains("MCP_RESOURCE_URL"));
+    }
+
+    #[test]
+    fn loopback_webhooks_are_off_unless_asked_for() {
+        let default = Config::from_vars(vars(&[("JWT_SECRET", SECRET)])).unwrap();
+        assert!(!default.notify_allow_loopback_http);
+        let on = Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("NOTIFY_ALLOW_LOOPBACK_HTTP", "true")])).unwrap();
+        assert!(on.notify_allow_loopback_http);
+        let bad = Config::from_vars(vars(&[("JWT_SECRET", SECRET), ("NOTIFY_ALLOW_LOOPBACK_HTTP", "yes please")]));
+        let bad = bad.unwrap_err().to_string();
+        assert!(bad.contains("NOTIFY_ALLOW_LOOPBACK_HTTP"), "{bad}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! task-api: the HTTP front door of todo-functions.
 //!
 //! REST over the caller's tasks: create, read, change (JSON merge patch), complete, delete,
-//! list with search / filter / sort / keyset pagination, and a task's audit trail, all behind
+//! list with search / filter / sort / keyset pagination, a task's audit trail and reminder (with
+//! its deliveries), and where the caller's reminders are delivered (`/v1/me/notifications`), all behind
 //! JWT bearer auth, plus `GET /openapi.json`; and the same operations as MCP tools at `/mcp`
 //! for AI agents, which call the REST routes in process. Every change is one transaction on the `tasks`
 //! store through the project's outbox ([`shared::outbox`]), so the task and its `todo.task.*`
@@ -20,9 +21,9 @@
 //! # Layout
 //!
 //! - [`config`]: `JWT_SECRET`, `JWT_SECRET_PREVIOUS`, `JWT_JWKS_URL`, `JWT_ISSUER`,
-//!   `JWT_AUDIENCE`, `JWT_MAX_LIFETIME_SECS`, `JWT_STRICT`, `LIST_SCAN_LIMIT`, the `MCP_*` and the
-//!   `OUTBOX_*` settings from the environment; refuses to start without a usable way to check
-//!   tokens.
+//!   `JWT_AUDIENCE`, `JWT_MAX_LIFETIME_SECS`, `JWT_STRICT`, `LIST_SCAN_LIMIT`, the `MCP_*`,
+//!   `NOTIFY_ALLOW_LOOPBACK_HTTP` and the `OUTBOX_*` settings from the environment; refuses to
+//!   start without a usable way to check tokens.
 //! - [`auth`]: bearer tokens (HS256 by derived kid, RS256 / ES256 from the JWKS) to an
 //!   [`auth::User`]; with the `mint` feature, minting them.
 //! - [`jwks`]: the identity provider's key set: fetched, cached, refreshed by kid.

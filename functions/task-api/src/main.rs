@@ -23,6 +23,7 @@ const ABOUT: About = About {
         ("MCP_RESOURCE_URL", "public URL of /mcp (default: from each request's Host)"),
         ("MCP_ALLOWED_HOSTS", "Host values /mcp accepts besides loopback and task-api[.todo[.svc...]]"),
         ("MCP_ALLOWED_ORIGINS", "browser origins /mcp accepts besides loopback"),
+        ("NOTIFY_ALLOW_LOOPBACK_HTTP", "true: webhook URLs may be plain http to loopback (development; false)"),
         ("OUTBOX_PUBLISH_TIMEOUT_MS", "wait for a write's own publish before leaving it to the relay (3000)"),
         ("OUTBOX_RELAY_ENABLED", "run the outbox relay (true)"),
         ("OUTBOX_RELAY_INTERVAL_MS", "pause between relay passes (2000)"),

@@ -34,7 +34,7 @@ async fn pending_until_recorded_then_the_record() {
     let answer = h.get(&path).user("alice").send().await;
     assert_eq!(
         answer.body,
-        json!({"task_id": t.id, "status": "fired", "remind_at": "2026-12-01T07:45:00Z", "fired_at": "2026-12-01T07:45:00.300Z", "late_by_ms": 300})
+        json!({"task_id": t.id, "status": "fired", "remind_at": "2026-12-01T07:45:00Z", "fired_at": "2026-12-01T07:45:00.300Z", "late_by_ms": 300, "deliveries": []})
     );
 }
 

@@ -47,7 +47,7 @@ BEGIN
         CREATE ROLE todo_owner NOLOGIN;
     END IF;
     FOREACH name IN ARRAY ARRAY['task_api', 'create_task', 'on_task_completed', 'fire_reminder',
-                                'audit_writer', 'keda_reminders'] LOOP
+                                'audit_writer', 'notifier', 'keda_reminders'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = name) THEN
             EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE', name);
         END IF;
@@ -65,13 +65,13 @@ GRANT todo_owner TO CURRENT_USER;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA public TO todo_owner;
 GRANT USAGE ON SCHEMA public TO task_api, create_task, on_task_completed, fire_reminder, audit_writer,
-    keda_reminders;
+    notifier, keda_reminders;
 
 CREATE SCHEMA IF NOT EXISTS dapr_metadata AUTHORIZATION todo_owner;
 REVOKE ALL ON SCHEMA dapr_metadata FROM PUBLIC;
 -- CREATE only because daprd runs CREATE TABLE IF NOT EXISTS on its metadata table at each start.
 GRANT USAGE, CREATE ON SCHEMA dapr_metadata TO task_api, create_task, on_task_completed, fire_reminder,
-    audit_writer;
+    audit_writer, notifier;
 
 -- Upgrade of a database the sidecars set up themselves (before this file existed): the metadata
 -- tables move to their schema, every table goes to the owner.
@@ -113,12 +113,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS todo_tasks_row_id_uidx ON public.todo_tasks (r
 
 CREATE TABLE IF NOT EXISTS public.todo_state (LIKE public.todo_tasks INCLUDING ALL);
 CREATE TABLE IF NOT EXISTS public.todo_audit (LIKE public.todo_tasks INCLUDING ALL);
+CREATE TABLE IF NOT EXISTS public.todo_notify (LIKE public.todo_tasks INCLUDING ALL);
+CREATE TABLE IF NOT EXISTS public.todo_deliveries (LIKE public.todo_tasks INCLUDING ALL);
 
 DO $$
 DECLARE
     name text;
 BEGIN
-    FOREACH name IN ARRAY ARRAY['todo_tasks_metadata', 'todo_state_metadata', 'todo_audit_metadata'] LOOP
+    FOREACH name IN ARRAY ARRAY['todo_tasks_metadata', 'todo_state_metadata', 'todo_audit_metadata',
+                                'todo_notify_metadata', 'todo_deliveries_metadata'] LOOP
         EXECUTE format('CREATE TABLE IF NOT EXISTS dapr_metadata.%I (key text NOT NULL PRIMARY KEY, value text NOT NULL)', name);
         -- Migration level 3: the tables above are complete. The lock row daprd would insert.
         EXECUTE format('INSERT INTO dapr_metadata.%I (key, value) VALUES (''migrations'', ''3''), (''lock'', ''lock'') ON CONFLICT (key) DO NOTHING', name);
@@ -161,6 +164,8 @@ GRANT SELECT, INSERT, UPDATE (value) ON dapr_metadata.todo_tasks_metadata
     TO task_api, create_task, on_task_completed, fire_reminder;
 GRANT SELECT, INSERT, UPDATE (value) ON dapr_metadata.todo_state_metadata TO task_api, fire_reminder;
 GRANT SELECT, INSERT, UPDATE (value) ON dapr_metadata.todo_audit_metadata TO task_api, audit_writer;
+GRANT SELECT, INSERT, UPDATE (value) ON dapr_metadata.todo_notify_metadata TO task_api, notifier;
+GRANT SELECT, INSERT, UPDATE (value) ON dapr_metadata.todo_deliveries_metadata TO task_api, notifier;
 
 -- `tasks`: task-api and create-task write tasks and their outbox records (ETag updates,
 -- first-write inserts, deletes of published records); on-task-completed and fire-reminder only
@@ -180,6 +185,20 @@ GRANT SELECT (key, value) ON public.todo_state TO keda_reminders;
 -- trigger above) and reads (its duplicate check); task-api reads the trail (Query API).
 GRANT SELECT, INSERT, UPDATE (value, isbinary, updatedate, expiredate) ON public.todo_audit TO audit_writer;
 GRANT SELECT ON public.todo_audit TO task_api;
+
+-- `notify`: people's channels (addresses, webhook secrets). task-api writes them
+-- (PUT /v1/me/notifications: ETag updates and first-write inserts; turning every channel off
+-- saves an empty record, so no DELETE); the notifier only reads them, so a compromised notifier
+-- cannot redirect anyone's reminders.
+GRANT SELECT, INSERT, UPDATE (value, isbinary, updatedate, expiredate) ON public.todo_notify TO task_api;
+GRANT SELECT ON public.todo_notify TO notifier;
+
+-- `deliveries`: the notifier's delivery records (ETag updates and first-write inserts, never
+-- deleted); task-api reads them (GET /v1/tasks/{id}/reminder).
+GRANT SELECT, INSERT, UPDATE (value, isbinary, updatedate, expiredate) ON public.todo_deliveries TO notifier;
+GRANT SELECT ON public.todo_deliveries TO task_api;
+-- KEDA's postgresql trigger of the notifier counts retries coming due: these two columns only.
+GRANT SELECT (key, value) ON public.todo_deliveries TO keda_reminders;
 
 COMMIT;
 
@@ -207,6 +226,10 @@ ALTER ROLE fire_reminder PASSWORD :'fire_reminder_password';
 \getenv audit_writer_password AUDIT_WRITER_PASSWORD
 \if :{?audit_writer_password}
 ALTER ROLE audit_writer PASSWORD :'audit_writer_password';
+\endif
+\getenv notifier_password NOTIFIER_PASSWORD
+\if :{?notifier_password}
+ALTER ROLE notifier PASSWORD :'notifier_password';
 \endif
 \getenv keda_reminders_password KEDA_REMINDERS_PASSWORD
 \if :{?keda_reminders_password}

@@ -43,6 +43,7 @@ pub struct TargetPolicy {
 
 /// The body of `PUT /v1/me/notifications`: every channel the user wants, the others off.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChannelsInput {
     #[serde(default)]
@@ -53,17 +54,29 @@ pub struct ChannelsInput {
 
 /// A webhook as the user sets it. `secret` may be left out to keep the one already set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
+    /// `https://` and a public host, at most 2048 characters (`MAX_URL_LEN`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 2048, format = "uri", examples("https://hooks.example.com/todo"))
+    )]
     pub url: String,
+    /// A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 random bytes. Left out,
+    /// the secret already set is kept.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$"))]
     pub secret: Option<String>,
 }
 
 /// An email channel as the user sets it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EmailInput {
+    /// One mailbox, `local@domain`, at most 254 characters (`MAX_EMAIL_LEN`).
+    #[cfg_attr(feature = "openapi", schema(max_length = 254, examples("alice@example.com")))]
     pub address: String,
 }
 
@@ -90,6 +103,7 @@ pub struct Webhook {
 
 /// A user's channels as `GET /v1/me/notifications` shows them: never the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelsView {
     pub webhook: Option<WebhookView>,
     pub email: Option<EmailInput>,
@@ -97,6 +111,7 @@ pub struct ChannelsView {
 
 /// A webhook as shown: the URL and that a secret is set (one always is).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookView {
     pub url: String,
     pub secret_set: bool,

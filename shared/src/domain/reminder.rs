@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::delivery::DeliveryView;
 use super::task::{Reminder, Task};
 
 /// When `task`'s reminder should fire: never for a completed or deleted task.
@@ -174,6 +175,10 @@ pub struct ReminderView {
     pub fired_at: Option<DateTime<Utc>>,
     /// How late the reminder fired, in milliseconds.
     pub late_by_ms: Option<u64>,
+    /// Where the fired reminder's delivery stands on each of the user's channels the notifier
+    /// has handled (webhook, email): always present, empty until it fired and the notifier
+    /// recorded an attempt, so a client can tell "sent" from "your webhook answers 503".
+    pub deliveries: Vec<DeliveryView>,
 }
 
 /// The values of [`ReminderView::status`], for the schema: `pending` and a record's status.
@@ -198,6 +203,7 @@ pub fn view(task: &Task, record: Option<&ReminderRecord>) -> Option<ReminderView
         remind_at: r.remind_at,
         fired_at: r.fired_at,
         late_by_ms: r.late_by_ms,
+        deliveries: Vec::new(),
     };
     match (record, fire_time(task)) {
         (Some(r), _) if r.task_version >= task.version => Some(from_record(r)),
@@ -207,6 +213,7 @@ pub fn view(task: &Task, record: Option<&ReminderRecord>) -> Option<ReminderView
             remind_at: Some(at.to_utc()),
             fired_at: None,
             late_by_ms: None,
+            deliveries: Vec::new(),
         }),
         (Some(r), None) => Some(from_record(r)),
         (None, None) => None,

@@ -11,6 +11,7 @@ pub mod create;
 pub mod delete;
 pub mod get;
 pub mod list;
+pub mod notifications;
 pub mod openapi;
 pub mod reminder;
 pub mod reopen;
@@ -38,9 +39,10 @@ pub mod paths {
     pub const REOPEN: &str = "/v1/tasks/{id}/reopen";
     pub const AUDIT: &str = "/v1/tasks/{id}/audit";
     pub const REMINDER: &str = "/v1/tasks/{id}/reminder";
+    pub const NOTIFICATIONS: &str = "/v1/me/notifications";
     pub const OPENAPI: &str = "/openapi.json";
 
-    pub const ALL: [&str; 7] = [TASKS, TASK, COMPLETE, REOPEN, AUDIT, REMINDER, OPENAPI];
+    pub const ALL: [&str; 8] = [TASKS, TASK, COMPLETE, REOPEN, AUDIT, REMINDER, NOTIFICATIONS, OPENAPI];
 }
 
 /// The public router: the REST routes and, beside them, `/mcp` ([`crate::mcp`]), whose tools
@@ -61,6 +63,7 @@ pub fn rest(app: App) -> Router {
         .route(paths::REOPEN, post(reopen::handler))
         .route(paths::AUDIT, get_route(audit::handler))
         .route(paths::REMINDER, get_route(reminder::handler))
+        .route(paths::NOTIFICATIONS, get_route(notifications::get).put(notifications::put))
         .route(paths::OPENAPI, get_route(openapi::handler))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NoRoute })

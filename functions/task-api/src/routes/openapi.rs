@@ -93,7 +93,7 @@ mod generate {
             },
             "servers": [{"url": "/"}],
             "security": [{"bearerAuth": []}],
-            "tags": [{"name": "tasks"}, {"name": "meta"}],
+            "tags": [{"name": "tasks"}, {"name": "notifications"}, {"name": "meta"}],
             "paths": paths_object(),
             "components": {
                 "securitySchemes": {
@@ -299,11 +299,42 @@ mod generate {
             "operationId": "getTaskReminder",
             "tags": ["tasks"],
             "summary": "Where the task's reminder stands",
-            "description": "`pending` until the reminder service has handled the task's latest change, then `scheduled`, `fired` (with `fired_at` and how late it was), `missed` (later than the lateness horizon, e.g. after a long outage) or `cancelled`. 404 if the task never had a reminder.",
+            "description": "`pending` until the reminder service has handled the task's latest change, then `scheduled`, `fired` (with `fired_at` and how late it was), `missed` (later than the lateness horizon, e.g. after a long outage) or `cancelled`. 404 if the task never had a reminder. A fired reminder lists its `deliveries`, one per channel the notifier has handled (see `/v1/me/notifications`): `sending`, `retrying` (with `last_error` and `next_attempt_at`), `delivered` (with `delivered_at`) or `failed`; `[]` until then.",
             "responses": {
                 "200": {"description": "The reminder.", "content": json_content(schema_ref("ReminderView"))},
                 "401": error_ref("Unauthorized"),
                 "404": error_ref("NotFound"),
+                "500": error_ref("Internal"),
+                "503": error_ref("Unavailable"),
+            }
+        }
+    }));
+        paths.insert(paths::NOTIFICATIONS.to_owned(), json!({
+        "get": {
+            "operationId": "getNotifications",
+            "tags": ["notifications"],
+            "summary": "Where your reminders are delivered",
+            "description": "Your channels: a webhook (its URL, and whether a signing secret is set: the secret itself is never returned) and an email address. A channel that is off is `null`; nobody has any until they set one.",
+            "responses": {
+                "200": {"description": "Your channels.", "content": json_content(schema_ref("ChannelsView"))},
+                "401": error_ref("Unauthorized"),
+                "500": error_ref("Internal"),
+                "503": error_ref("Unavailable"),
+            }
+        },
+        "put": {
+            "operationId": "setNotifications",
+            "tags": ["notifications"],
+            "summary": "Set where your reminders are delivered",
+            "description": "Replaces your channels: a channel left out (or `null`) is off. A webhook is called with a Standard Webhooks signature (`webhook-id`, `webhook-timestamp`, `webhook-signature`) made with your `secret` (`whsec_` and the base64 of 24 to 64 random bytes); leave `secret` out to keep the one already set (required when no webhook is set yet). The URL must be `https` to a public host: no credentials, no fragment, no loopback, private, link-local or other internal address (the notifier checks the addresses it connects to again at send time, and never follows redirects). The email address is one mailbox, `local@domain`. A field that breaks a rule is 400 naming it (`webhook.url`, `webhook.secret`, `email.address`). Concurrent changes are applied one after the other; 409 if they keep colliding.",
+            "requestBody": {"required": true, "content": json_content(schema_ref("ChannelsInput"))},
+            "responses": {
+                "200": {"description": "Your channels as now set (never the secret).", "content": json_content(schema_ref("ChannelsView"))},
+                "400": error_ref("BadRequest"),
+                "401": error_ref("Unauthorized"),
+                "409": error_ref("Conflict"),
+                "413": error_ref("PayloadTooLarge"),
+                "415": error_ref("UnsupportedMediaType"),
                 "500": error_ref("Internal"),
                 "503": error_ref("Unavailable"),
             }
@@ -378,7 +409,7 @@ mod generate {
                 "content": json_content(schema_ref("Error")),
             },
             "NotFound": error("No such task for you (missing, deleted, or not yours)."),
-            "Conflict": error("The task kept changing concurrently (retry), or the Idempotency-Key belongs to a deleted task."),
+            "Conflict": error("The task (or your notification settings) kept changing concurrently (retry), or the Idempotency-Key belongs to a deleted task."),
             "Unprocessable": error("Well-formed but cannot be applied: the merged task breaks a rule, a reminder would fire in the past, or the Idempotency-Key was used with another body; `field` names what."),
             "PreconditionFailed": error("`If-Match` names a version that is no longer current; read the task again."),
             "PayloadTooLarge": error("The body exceeds the server's limit (MAX_BODY_BYTES)."),
@@ -405,6 +436,7 @@ mod generate {
     /// document cannot drift from what the server takes and returns.
     fn schemas() -> Value {
         use shared::domain::audit::AuditEntry;
+        use shared::domain::notification::{ChannelsInput, ChannelsView};
         use shared::domain::reminder::ReminderView;
         use shared::domain::task::Task;
         use shared::domain::validate::{NewTask, TaskPatch};
@@ -421,6 +453,8 @@ mod generate {
             Task,
             TaskPage,
             ReminderView,
+            ChannelsInput,
+            ChannelsView,
             AuditTrail,
             AuditEntry,
             ErrorBody
@@ -499,6 +533,11 @@ mod tests {
         let lead = &schemas["Reminder"]["oneOf"][1]["properties"]["before_due_seconds"];
         assert_eq!(lead["maximum"], MAX_REMINDER_LEAD_SECONDS);
         assert_eq!(schemas["ReminderPatch"]["properties"]["before_due_seconds"]["maximum"], MAX_REMINDER_LEAD_SECONDS);
+        use shared::domain::notification::{MAX_EMAIL_LEN, MAX_URL_LEN, SECRET_PREFIX};
+        assert_eq!(schemas["WebhookInput"]["properties"]["url"]["maxLength"], MAX_URL_LEN);
+        assert_eq!(schemas["EmailInput"]["properties"]["address"]["maxLength"], MAX_EMAIL_LEN);
+        let secret = schemas["WebhookInput"]["properties"]["secret"]["pattern"].as_str().unwrap();
+        assert!(secret.starts_with(&format!("^{SECRET_PREFIX}")), "{secret}");
     }
 
     /// The issue this document once had: a task's reminder must be the `{"at"}` /

@@ -9,12 +9,20 @@
 //! reminder`, the status the OpenAPI document has always promised: the reminder resource does not
 //! exist. The message and field tell it apart from a missing task ("task not found", no field),
 //! so a client does not take a task without a reminder for a deleted one.
+//!
+//! A reminder that fired also shows its `deliveries`: the notifier's records of that reminder
+//! event on each channel (`delivery:<event id>:<channel>` in the `deliveries` store), read in one
+//! bulk get. Only for `fired`: nothing is delivered before, and a reminder moved since has a new
+//! event id. Always present, `[]` when the notifier has recorded nothing (no channel set, or not
+//! handled yet), so clients need no second shape.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use shared::domain::reminder::{self, ReminderRecord, reminder_key};
-use shared::events::components;
+use shared::domain::delivery::{Channel, DeliveryRecord, DeliveryView, delivery_key};
+use shared::domain::reminder::{self, ReminderRecord, ReminderStatus, reminder_key};
+use shared::events::{components, reminder_event_id};
+use uuid::Uuid;
 
 use crate::access::{Tombstones, load_owned};
 use crate::app::App;
@@ -30,8 +38,32 @@ pub async fn handler(
     let id = task_id(path)?;
     let task = load_owned(&app.store, id, &user, Tombstones::Hidden).await?.value;
     let record = app.dapr().get_state::<ReminderRecord>(components::STATE_STORE, &reminder_key(id)).await?;
-    match reminder::view(&task, record.as_ref().map(|r| &r.value)) {
-        Some(view) => Ok(axum::Json(view).into_response()),
-        None => Err(ApiError::NoReminder),
+    let Some(mut view) = reminder::view(&task, record.as_ref().map(|r| &r.value)) else {
+        return Err(ApiError::NoReminder);
+    };
+    // The view says `fired` only from a record that does (and reflects the task's version).
+    let fired = record.as_ref().is_some_and(|r| r.value.status == ReminderStatus::Fired) && view.status == "fired";
+    if let (true, Some(remind_at)) = (fired, view.remind_at) {
+        view.deliveries = deliveries(&app, id, &reminder_event_id(id, remind_at)).await?;
     }
+    Ok(axum::Json(view).into_response())
+}
+
+/// The delivery records of reminder event `event_id`, in [`Channel::ALL`]'s order. A record the
+/// store could not read is left out (and logged): the reminder's own status is still worth
+/// answering.
+async fn deliveries(app: &App, task: Uuid, event_id: &str) -> Result<Vec<DeliveryView>, ApiError> {
+    let keys: Vec<String> = Channel::ALL.iter().map(|channel| delivery_key(event_id, *channel)).collect();
+    let items = app.dapr().get_bulk_state::<DeliveryRecord>(components::DELIVERIES_STORE, &keys).await?;
+    let mut views: Vec<DeliveryView> = items
+        .into_iter()
+        .filter_map(|item| {
+            if let Some(error) = &item.error {
+                tracing::warn!(task_id = %task, key = %item.key, %error, "delivery record unreadable; left out");
+            }
+            item.value.map(|record| record.view())
+        })
+        .collect();
+    views.sort_by_key(|view| view.channel);
+    Ok(views)
 }
