@@ -3,7 +3,8 @@
 //!
 //! Emulated: `state.postgresql` v1 (the Query API exists only in v1; `keyPrefix` and the outbox
 //! metadata honoured), `pubsub.kafka` v1 (consumer group, `initialOffset`, consume retry,
-//! publishing/subscription scopes), `secretstores.local.env` v1, `Resiliency` retry policies and
+//! publishing/subscription scopes), `secretstores.local.env` v1, the output bindings
+//! `bindings.smtp` v1 and `bindings.http` v1 ([`crate::bindings`]), `Resiliency` retry policies and
 //! timeouts for pub/sub inbound delivery, `Subscription` `dapr.io/v2alpha1`.
 //!
 //! Anything else is a startup error naming the file and the field, never silently ignored.
@@ -140,6 +141,8 @@ pub enum ComponentKind {
     State(StateComponent),
     PubSub(PubSubComponent),
     SecretStore,
+    /// An output binding ([`crate::bindings`]).
+    Binding(crate::bindings::Binding),
 }
 
 /// How state keys are stored (dapr/components-contrib `state/utils` + dapr/dapr
@@ -253,6 +256,8 @@ pub struct Resiliency {
     pub timeouts: HashMap<String, Duration>,
     /// Component name → inbound policy names (retry, timeout).
     pub component_inbound: HashMap<String, (Option<String>, Option<String>)>,
+    /// Components with an outbound policy (validated, not applied: see [`Resources::validate`]).
+    pub component_outbound: Vec<String>,
     pub source: String,
 }
 
@@ -419,6 +424,27 @@ impl Resources {
                     if self.pubsub(pubsub).is_none() {
                         bail!("{}: `{field}` names {pubsub:?}, which is not a pub/sub component", c.source);
                     }
+                }
+            }
+        }
+        // An output binding calls a real server, whose failures daprd's outbound policies would
+        // retry or time out; devhost does not apply them, so it refuses them rather than
+        // ignore them (dapr/dapr `pkg/resiliency` `ComponentOutboundPolicy`).
+        const DEFAULT_OUTBOUND: [&str; 3] =
+            ["DefaultComponentOutboundRetryPolicy", "DefaultComponentRetryPolicy", "DefaultRetryPolicy"];
+        for c in self.components.iter().filter(|c| matches!(c.kind, ComponentKind::Binding(_))) {
+            for r in &self.resiliencies {
+                if r.component_outbound.contains(&c.name) {
+                    bail!("{}: an outbound policy for binding {:?} is not emulated by devhost", r.source, c.name);
+                }
+                if let Some(default) =
+                    DEFAULT_OUTBOUND.iter().find(|d| r.retries.contains_key(**d) || r.timeouts.contains_key(**d))
+                {
+                    bail!(
+                        "{}: {default} would apply to binding {:?}, and devhost does not apply outbound policies",
+                        r.source,
+                        c.name
+                    );
                 }
             }
         }
@@ -625,6 +651,26 @@ fn parse_component(
             ComponentKind::PubSub(pubsub)
         }
         ("pubsub.kafka", other) => bail!("{at}: pubsub.kafka {other} is not emulated (only v1 exists)"),
+        ("bindings.smtp" | "bindings.http", "v1") => {
+            // daprd's own binding metadata: devhost emulates output bindings only.
+            match get(crate::bindings::BINDING_DIRECTION)?.as_deref().map(str::trim) {
+                None | Some("") | Some("output") => {}
+                Some(other) => bail!("{at_meta}: direction {other:?}: devhost emulates output bindings only"),
+            }
+            let binding = if type_name == "bindings.smtp" {
+                crate::bindings::Binding::Smtp(
+                    crate::bindings::smtp_from_metadata(&mut get).map_err(|e| anyhow!("{at_meta}: {e:#}"))?,
+                )
+            } else {
+                crate::bindings::Binding::Http(
+                    crate::bindings::http_from_metadata(&mut get).map_err(|e| anyhow!("{at_meta}: {e:#}"))?,
+                )
+            };
+            ComponentKind::Binding(binding)
+        }
+        ("bindings.smtp" | "bindings.http", other) => {
+            bail!("{at}: {type_name} {other} is not emulated (only v1 exists)")
+        }
         ("secretstores.local.env", "v1") => {
             if get("prefix")?.is_some_and(|p| !p.is_empty()) {
                 bail!("{at_meta}: `prefix` is not emulated by devhost's local.env secret store");
@@ -633,7 +679,7 @@ fn parse_component(
         }
         (other, _) => bail!(
             "{at}: component type {other:?} is not emulated by devhost (it emulates state.postgresql v1, \
-             pubsub.kafka v1 and secretstores.local.env v1)"
+             pubsub.kafka v1, secretstores.local.env v1, bindings.smtp v1 and bindings.http v1)"
         ),
     };
     if let Some(field) = meta.keys().next() {
@@ -707,6 +753,8 @@ fn parse_resiliency(name: String, spec: Option<Value>, scopes: Vec<String>, at: 
                     // are validated and have nothing to retry.
                     if direction == "inbound" {
                         resiliency.component_inbound.insert(component.clone(), (retry, timeout));
+                    } else {
+                        resiliency.component_outbound.push(component.clone());
                     }
                 }
                 target.finish()?;
