@@ -24,6 +24,8 @@
 //!   binary, or the real platform), so that a scenario is written once for both.
 //! - [`scenarios`]: the end-to-end and fault scenarios that run on both backends
 //!   (`tests/e2e.rs` and `tests/faults.rs` on devhost, `tests/platform.rs` on the platform).
+//! - [`smtp`]: an SMTP sink that keeps every message (envelope, raw data, decoded view), for
+//!   the `bindings.smtp` tests and `make run` (`src/bin/mail-sink.rs`).
 //! - `src/bin/demo.rs`: `make demo`; `src/bin/run-dapr.rs`: `make run-dapr`.
 
 pub mod api;
@@ -36,6 +38,7 @@ pub mod mcp;
 pub mod platform;
 pub mod scenario;
 pub mod scenarios;
+pub mod smtp;
 pub mod system;
 
 use std::path::PathBuf;
