@@ -302,12 +302,14 @@ async fn invoke_binding(State(ctx): State<Ctx>, Path(name): Path<String>, header
         Ok(request) => request,
         Err(e) => return ApiError::malformed(format!("failed deserializing HTTP body: {e}")).into_response(),
     };
-    // The caller's trace context, passed on in the metadata (`http.go:438-452`); no span of our own.
+    // The trace context goes into the metadata (`http.go:438-452`), where `bindings.http` makes
+    // headers of it: the caller's, passed on (no span of our own), else the all-zero context,
+    // which daprd without a tracing configuration puts there too (the conformance test sees it
+    // arrive at the receiver).
     let (traceparent, tracestate) =
         cloudevent::caller_trace(header(&headers, "traceparent"), header(&headers, "tracestate"));
-    if !traceparent.is_empty() {
-        metadata.insert("traceparent".to_owned(), traceparent);
-    }
+    let traceparent = if traceparent.is_empty() { cloudevent::ZERO_TRACEPARENT.to_owned() } else { traceparent };
+    metadata.insert("traceparent".to_owned(), traceparent);
     if !tracestate.is_empty() {
         metadata.insert("tracestate".to_owned(), tracestate);
     }
