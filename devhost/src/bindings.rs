@@ -24,9 +24,8 @@ use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 use serde_json::Value;
 
 use crate::fields::is_truthy;
@@ -313,20 +312,65 @@ impl SmtpBinding {
             .dangerous_accept_invalid_hostnames(self.skip_tls_verify)
             .build_rustls()
             .map_err(|e| e.to_string())?;
-        let tls = if self.port == 465 { Tls::Wrapper(tls) } else { Tls::Opportunistic(tls) };
-        let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.clone())
-            .port(self.port)
-            .tls(tls)
-            // Go's net/smtp says `EHLO localhost` unless told otherwise (gomail sets no name).
-            .hello_name(ClientId::Domain("localhost".to_owned()))
-            // gomail dials with a 10 s timeout.
-            .timeout(Some(Duration::from_secs(10)));
-        if !self.user.is_empty() {
-            transport = transport
-                .credentials(Credentials::new(self.user.clone(), self.password.clone()))
-                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        // Go's net/smtp says `EHLO localhost` unless told otherwise (gomail sets no name).
+        let hello = ClientId::Domain("localhost".to_owned());
+        let implicit_tls = self.port == 465;
+        // gomail dials with a 10 s timeout (lettre applies it to every command too).
+        let mut connection = AsyncSmtpConnection::connect_tokio1(
+            (self.host.as_str(), self.port),
+            Some(Duration::from_secs(10)),
+            &hello,
+            implicit_tls.then(|| tls.clone()),
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let sent = async {
+            if !implicit_tls && connection.can_starttls() {
+                connection.starttls(tls, &hello).await.map_err(|e| e.to_string())?;
+            }
+            if !self.user.is_empty() {
+                self.authenticate(&mut connection).await?;
+            }
+            connection.send(&envelope, &message.formatted()).await.map_err(|e| e.to_string())
         }
-        transport.build().send_raw(&envelope, &message.formatted()).await.map_err(|e| e.to_string())?;
+        .await;
+        match sent {
+            // gomail closes with QUIT and ignores its answer.
+            Ok(_) => {
+                let _ = connection.quit().await;
+            }
+            Err(e) => {
+                connection.abort().await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SmtpBinding {
+    /// gomail's choice (`smtp.go` `Dialer.Dial`): no `AUTH` offered, no authentication; else
+    /// LOGIN when offered without PLAIN, else PLAIN, which Go's `smtp.PlainAuth` refuses on an
+    /// unencrypted connection to anything but localhost. gomail prefers CRAM-MD5 when offered;
+    /// lettre does not speak it, so devhost uses PLAIN or LOGIN there (documented).
+    async fn authenticate(&self, connection: &mut AsyncSmtpConnection) -> Result<(), String> {
+        let info = connection.server_info();
+        let (plain, login) =
+            (info.supports_auth_mechanism(Mechanism::Plain), info.supports_auth_mechanism(Mechanism::Login));
+        let offered = plain || login || info.supports_auth_mechanism(Mechanism::Xoauth2);
+        if !offered {
+            return Ok(());
+        }
+        let mechanism = if login && !plain { Mechanism::Login } else { Mechanism::Plain };
+        if mechanism == Mechanism::Plain
+            && !connection.is_encrypted()
+            && !matches!(self.host.as_str(), "localhost" | "127.0.0.1" | "::1")
+        {
+            return Err("unencrypted connection".to_owned());
+        }
+        let credentials = Credentials::new(self.user.clone(), self.password.clone());
+        connection.auth(&[mechanism], &credentials).await.map_err(|e| e.to_string())?;
         Ok(())
     }
 }

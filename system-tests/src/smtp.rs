@@ -2,8 +2,9 @@
 //! daprd's `bindings.smtp` send to in the tests, and `mail-sink` for `make run`.
 //!
 //! RFC 5321's minimum: `EHLO`/`HELO`, `MAIL`, `RCPT`, `DATA` (with dot-unstuffing), `RSET`,
-//! `NOOP`, `QUIT`, in plain text on 127.0.0.1 (it offers neither `STARTTLS` nor `AUTH`, so a
-//! client such as gomail, which upgrades only when offered, sends in the clear). It accepts any
+//! `NOOP`, `QUIT`, in plain text on 127.0.0.1 (it never offers `STARTTLS`, so a client such as
+//! gomail, which upgrades only when offered, sends in the clear). [`SmtpSink::start_with_auth`]
+//! also offers `AUTH PLAIN LOGIN` (RFC 4954) and then requires it. It accepts any
 //! sender and recipient; a message is kept once its `DATA` ends, with its envelope and raw
 //! bytes, and [`Mail::parsed`] gives the headers and the decoded body (gomail sends
 //! quoted-printable).
@@ -31,6 +32,8 @@ pub struct Mail {
     /// The envelope: `MAIL FROM` and every `RCPT TO` address, without the angle brackets.
     pub from: String,
     pub to: Vec<String>,
+    /// The user the session authenticated as (sinks started with auth).
+    pub user: Option<String>,
     /// The message as sent after `DATA`, dot-unstuffed, without the final `.` line.
     pub data: Vec<u8>,
 }
@@ -95,6 +98,8 @@ impl Mail {
 struct Inbox {
     mails: Mutex<Vec<Mail>>,
     arrived: Notify,
+    /// (user, password) required when set.
+    auth: Option<(String, String)>,
 }
 
 /// A running sink; stops when dropped.
@@ -112,9 +117,19 @@ impl SmtpSink {
     }
 
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
+        Self::serve(addr, None).await
+    }
+
+    /// On 127.0.0.1, a free port, offering `AUTH PLAIN LOGIN` and accepting mail only after
+    /// authenticating as `user` with `password`.
+    pub async fn start_with_auth(user: &str, password: &str) -> anyhow::Result<Self> {
+        Self::serve(SocketAddr::from(([127, 0, 0, 1], 0)), Some((user.to_owned(), password.to_owned()))).await
+    }
+
+    async fn serve(addr: SocketAddr, auth: Option<(String, String)>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the SMTP sink to {addr}"))?;
         let addr = listener.local_addr()?;
-        let inbox = Arc::new(Inbox::default());
+        let inbox = Arc::new(Inbox { auth, ..Inbox::default() });
         let accepting = inbox.clone();
         let server = tokio::spawn(async move {
             loop {
@@ -195,6 +210,7 @@ async fn session(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
     let mut helo: Option<String> = None;
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();
+    let mut user: Option<String> = None;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -208,10 +224,13 @@ async fn session(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
             "EHLO" => {
                 helo = Some(argument.trim().to_owned());
                 (from, to) = (None, Vec::new());
-                format!(
-                    "250-127.0.0.1 hello {}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE {MAX_MESSAGE}\r\n",
-                    argument.trim()
-                )
+                {
+                    let auth = if inbox.auth.is_some() { "250-AUTH PLAIN LOGIN\r\n" } else { "" };
+                    format!(
+                        "250-127.0.0.1 hello {}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n{auth}250 SIZE {MAX_MESSAGE}\r\n",
+                        argument.trim()
+                    )
+                }
             }
             "HELO" => {
                 helo = Some(argument.trim().to_owned());
@@ -220,6 +239,17 @@ async fn session(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
             }
             "MAIL" if helo.is_none() => "503 5.5.1 EHLO/HELO first\r\n".to_owned(),
             "MAIL" if from.is_some() => "503 5.5.1 nested MAIL command\r\n".to_owned(),
+            "MAIL" if inbox.auth.is_some() && user.is_none() => "530 5.7.0 Authentication required\r\n".to_owned(),
+            "AUTH" if inbox.auth.is_none() => "502 5.5.1 command not implemented\r\n".to_owned(),
+            "AUTH" if helo.is_none() => "503 5.5.1 EHLO first\r\n".to_owned(),
+            "AUTH" if user.is_some() => "503 5.5.1 already authenticated\r\n".to_owned(),
+            "AUTH" => match authenticate(argument, &mut read, &mut write, inbox).await? {
+                Some(name) => {
+                    user = Some(name);
+                    "235 2.7.0 Authentication successful\r\n".to_owned()
+                }
+                None => "535 5.7.8 Authentication credentials invalid\r\n".to_owned(),
+            },
             "MAIL" => match path_of(argument, "FROM:") {
                 Some(address) => {
                     from = Some(address);
@@ -242,7 +272,13 @@ async fn session(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
                 let (sender, recipients) = (from.take().unwrap_or_default(), std::mem::take(&mut to));
                 match data {
                     Some(data) => {
-                        let mail = Mail { helo: helo.clone().unwrap_or_default(), from: sender, to: recipients, data };
+                        let mail = Mail {
+                            helo: helo.clone().unwrap_or_default(),
+                            from: sender,
+                            to: recipients,
+                            user: user.clone(),
+                            data,
+                        };
                         inbox.mails.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(mail);
                         inbox.arrived.notify_waiters();
                         "250 2.0.0 OK queued\r\n".to_owned()
@@ -259,13 +295,61 @@ async fn session(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
                 write.write_all(b"221 2.0.0 bye\r\n").await?;
                 return Ok(());
             }
-            "VRFY" | "EXPN" | "HELP" | "STARTTLS" | "AUTH" | "TURN" | "BDAT" => {
+            "VRFY" | "EXPN" | "HELP" | "STARTTLS" | "TURN" | "BDAT" => {
                 "502 5.5.1 command not implemented\r\n".to_owned()
             }
             _ => "500 5.5.2 command not recognized\r\n".to_owned(),
         };
         write.write_all(reply.as_bytes()).await?;
     }
+}
+
+/// `AUTH PLAIN [initial response]` or `AUTH LOGIN [user]` (RFC 4954, RFC 4616, the LOGIN
+/// draft), challenges read from the client; the user when the credentials are right.
+async fn authenticate<R, W>(
+    argument: &str,
+    read: &mut R,
+    write: &mut W,
+    inbox: &Inbox,
+) -> std::io::Result<Option<String>>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use base64::Engine as _;
+    let Some((user, password)) = &inbox.auth else { return Ok(None) };
+    let decode = |text: &str| -> Option<String> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    let mut challenge = async |prompt: &str| -> std::io::Result<Option<String>> {
+        write.write_all(format!("334 {prompt}\r\n").as_bytes()).await?;
+        let mut line = Vec::new();
+        read_line(read, &mut line, MAX_LINE).await?;
+        let text = String::from_utf8_lossy(&line).trim().to_owned();
+        Ok(if text == "*" { None } else { decode(&text) })
+    };
+    let (mechanism, initial) = argument.trim().split_once(' ').unwrap_or((argument.trim(), ""));
+    let given = match mechanism.to_ascii_uppercase().as_str() {
+        "PLAIN" => {
+            let response = if initial.is_empty() { challenge("").await? } else { decode(initial) };
+            // authzid NUL authcid NUL passwd
+            response.and_then(|r| {
+                let mut parts = r.split('\0');
+                let (_, name, pass) = (parts.next()?, parts.next()?, parts.next()?);
+                Some((name.to_owned(), pass.to_owned()))
+            })
+        }
+        "LOGIN" => {
+            let name = if initial.is_empty() { challenge("VXNlcm5hbWU6").await? } else { decode(initial) };
+            match name {
+                Some(name) => challenge("UGFzc3dvcmQ6").await?.map(|pass| (name, pass)),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    Ok(given.filter(|(name, pass)| name == user && pass == password).map(|(name, _)| name))
 }
 
 /// `FROM:<a@b> BODY=8BITMIME` → `a@b` (the null path `<>` is empty).
@@ -441,6 +525,35 @@ mod tests {
             ("client", "a@x", vec!["b@x".to_owned()])
         );
         assert_eq!(mail.data, b"Subject: s\r\n\r\n.dot\r\nline\r\n");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn requires_auth_when_started_with_it() -> anyhow::Result<()> {
+        use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+        let sink = SmtpSink::start_with_auth("todo", "s3cret").await?;
+        let message = || {
+            lettre::Message::builder()
+                .from("a@example.com".parse::<Mailbox>()?)
+                .to("b@example.com".parse::<Mailbox>()?)
+                .subject("authenticated")
+                .body("hi".to_owned())
+                .map_err(anyhow::Error::from)
+        };
+        let send = |password: &str, mechanism: Mechanism| {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+                .port(sink.port())
+                .tls(Tls::None)
+                .credentials(Credentials::new("todo".to_owned(), password.to_owned()))
+                .authentication(vec![mechanism])
+                .build()
+        };
+        assert!(send("wrong", Mechanism::Plain).send(message()?).await.is_err());
+        assert!(client(&sink).send(message()?).await.is_err(), "no mail without auth");
+        send("s3cret", Mechanism::Plain).send(message()?).await?;
+        send("s3cret", Mechanism::Login).send(message()?).await?;
+        let users: Vec<Option<String>> = sink.mails().into_iter().map(|m| m.user).collect();
+        assert_eq!(users, [Some("todo".to_owned()), Some("todo".to_owned())]);
         Ok(())
     }
 

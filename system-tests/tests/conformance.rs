@@ -288,6 +288,8 @@ struct Fixtures {
     /// (file name, YAML) added to the resources directory.
     resources: Vec<(String, String)>,
     sink: Option<SmtpSink>,
+    /// A sink that requires `AUTH` as [`MAIL_USER`].
+    auth_sink: Option<SmtpSink>,
     receiver: Option<TestApp>,
 }
 
@@ -1139,6 +1141,8 @@ async fn jobs_and_their_callbacks_as_daprd_does() -> anyhow::Result<()> {
 
 /// The sender every mail component has.
 const MAIL_FROM: &str = "Todo <todo@example.com>";
+const MAIL_USER: &str = "todo";
+const MAIL_PASSWORD: &str = "s3cret";
 
 /// The HTTP receiver of the `webhook` binding: records every call (the path with its query,
 /// the headers, the body as it came) and answers by path: `.../status/<code>` with that status
@@ -1164,6 +1168,16 @@ async fn receiver_handler(
         at: Instant::now(),
     };
     recorder.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(call);
+    if uri.path().ends_with("/slow") {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    if uri.path().ends_with("/multi") {
+        let mut response = StatusCode::CREATED.into_response();
+        for value in ["a", "b"] {
+            response.headers_mut().append("x-multi", axum::http::HeaderValue::from_static(value));
+        }
+        return response;
+    }
     if let Some(code) = uri.path().rsplit_once("/status/").and_then(|(_, c)| c.parse::<u16>().ok()) {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return (status, format!("answered {code}")).into_response();
@@ -1199,21 +1213,12 @@ async fn binding_fixtures() -> anyhow::Result<Fixtures> {
              version: v1\n  metadata:\n{items}scopes:\n  - {scope}\n"
         )
     };
-    let smtp = |port: u16, extra: &[(&str, &str)]| -> Vec<(&'static str, String)> {
-        let mut m =
-            vec![("host", "127.0.0.1".to_owned()), ("port", port.to_string()), ("emailFrom", MAIL_FROM.to_owned())];
-        for (k, v) in extra {
-            let key: &'static str = match *k {
-                "emailTo" => "emailTo",
-                "emailCC" => "emailCC",
-                "subject" => "subject",
-                "priority" => "priority",
-                _ => "skipTLSVerify",
-            };
-            m.push((key, (*v).to_owned()));
-        }
-        m
+    let smtp = |port: u16, extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        let base = [("host", "127.0.0.1".to_owned()), ("port", port.to_string()), ("emailFrom", MAIL_FROM.to_owned())];
+        base.into_iter().chain(extra.iter().map(|(k, v)| (*k, (*v).to_owned()))).collect()
     };
+    let auth_sink = SmtpSink::start_with_auth(MAIL_USER, MAIL_PASSWORD).await?;
+    let auth = |user: &'static str, password: &'static str| [("user", user), ("password", password)];
     let resources = vec![
         ("binding-mail.yaml", component("mail", "smtp", &smtp(sink.port(), &[]), APP_ID)),
         ("binding-mail-many.yaml", component("mail-many", "smtp", &smtp(sink.port(), &[]), APP_ID)),
@@ -1236,6 +1241,36 @@ async fn binding_fixtures() -> anyhow::Result<Fixtures> {
             ),
         ),
         ("binding-mail-down.yaml", component("mail-down", "smtp", &smtp(down, &[]), APP_ID)),
+        (
+            "binding-mail-auth.yaml",
+            component("mail-auth", "smtp", &smtp(auth_sink.port(), &auth(MAIL_USER, MAIL_PASSWORD)), APP_ID),
+        ),
+        (
+            "binding-mail-auth-wrong.yaml",
+            component("mail-auth-wrong", "smtp", &smtp(auth_sink.port(), &auth(MAIL_USER, "wrong")), APP_ID),
+        ),
+        (
+            "binding-mail-auth-missing.yaml",
+            component("mail-auth-missing", "smtp", &smtp(auth_sink.port(), &[]), APP_ID),
+        ),
+        (
+            "binding-mail-auth-unoffered.yaml",
+            component("mail-auth-unoffered", "smtp", &smtp(sink.port(), &auth(MAIL_USER, MAIL_PASSWORD)), APP_ID),
+        ),
+        (
+            "binding-webhook-token.yaml",
+            component(
+                "webhook-token",
+                "http",
+                &[
+                    ("url", format!("http://127.0.0.1:{port}/token/")),
+                    ("securityToken", "t0ken".to_owned()),
+                    ("securityTokenHeader", "X-Security-Token".to_owned()),
+                    ("responseTimeout", "500ms".to_owned()),
+                ],
+                APP_ID,
+            ),
+        ),
         ("binding-mail-elsewhere.yaml", component("mail-elsewhere", "smtp", &smtp(sink.port(), &[]), "notifier")),
         (
             "binding-webhook.yaml",
@@ -1245,6 +1280,7 @@ async fn binding_fixtures() -> anyhow::Result<Fixtures> {
     Ok(Fixtures {
         resources: resources.into_iter().map(|(n, t)| (n.to_owned(), t)).collect(),
         sink: Some(sink),
+        auth_sink: Some(auth_sink),
         receiver: Some(receiver),
     })
 }
@@ -1264,6 +1300,7 @@ fn mail_observed(mail: &Mail) -> Value {
     let parsed = mail.parsed();
     json!({
         "helo": mail.helo,
+        "user": mail.user,
         "envelope_from": mail.from,
         "envelope_to": mail.to,
         "subject": parsed.subject,
@@ -1283,14 +1320,23 @@ fn mail_observed(mail: &Mail) -> Value {
 /// receiver sent normalised), with the calls the receiver got and the mails the sink got
 /// during it.
 async fn binding_call(b: &Backend, name: &str, request: Value) -> anyhow::Result<Value> {
-    let sink = b.fixtures.sink.as_ref().context("the sink")?;
+    binding_call_with(b, Method::POST, name, request).await
+}
+
+async fn binding_call_with(b: &Backend, method: Method, name: &str, request: Value) -> anyhow::Result<Value> {
+    let sinks: Vec<&SmtpSink> = [&b.fixtures.sink, &b.fixtures.auth_sink].into_iter().flatten().collect();
     let receiver = &b.fixtures.receiver.as_ref().context("the receiver")?.recorder;
-    let (mails_before, calls_before) = (sink.mails().len(), receiver.calls().len());
-    let answer = b.call(Method::POST, format!("/v1.0/bindings/{name}"), Some(request)).await?;
+    let mails_before: Vec<usize> = sinks.iter().map(|s| s.mails().len()).collect();
+    let calls_before = receiver.calls().len();
+    let answer = b.call(method, format!("/v1.0/bindings/{name}"), Some(request)).await?;
     let mut observed = answer.observed();
     if answer.status.is_success() && name.starts_with("mail") {
         // The mail is sent before daprd answers; the sink may still be storing it.
-        tokio::time::timeout(Duration::from_secs(10), sink.nth(mails_before)).await.ok();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && sinks.iter().zip(&mails_before).all(|(s, before)| s.mails().len() == *before)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     let metadata: BTreeMap<String, String> = answer
         .headers
@@ -1308,7 +1354,12 @@ async fn binding_call(b: &Backend, name: &str, request: Value) -> anyhow::Result
     if let Some(content_type) = answer.headers.get("content-type") {
         observed["content-type"] = json!(String::from_utf8_lossy(content_type.as_bytes()));
     }
-    let mails: Vec<Value> = sink.mails().iter().skip(mails_before).map(mail_observed).collect();
+    let mails: Vec<Value> = sinks
+        .iter()
+        .zip(&mails_before)
+        .flat_map(|(sink, before)| sink.mails().into_iter().skip(*before).collect::<Vec<_>>())
+        .map(|m| mail_observed(&m))
+        .collect();
     if !mails.is_empty() {
         observed["mails"] = json!(mails);
     }
@@ -1415,6 +1466,24 @@ async fn bindings_calls(b: &Backend) -> anyhow::Result<Steps> {
         "mail: the SMTP server is not listening",
         binding_call(b, "mail-down", notifier("ada@example.com", "down")).await?,
     );
+    s.add(
+        "mail: an address that is not one",
+        binding_call(b, "mail", notifier("not an address", "bad address")).await?,
+    );
+    s.add("mail: with auth", binding_call(b, "mail-auth", notifier("ada@example.com", "auth")).await?);
+    s.add(
+        "mail: with a wrong password",
+        binding_call(b, "mail-auth-wrong", notifier("ada@example.com", "wrong")).await?,
+    );
+    s.add(
+        "mail: without auth where it is required",
+        binding_call(b, "mail-auth-missing", notifier("ada@example.com", "missing")).await?,
+    );
+    s.add(
+        "mail: a user where the server offers no auth",
+        binding_call(b, "mail-auth-unoffered", notifier("ada@example.com", "unoffered")).await?,
+    );
+    s.add("mail: PUT on the API", binding_call_with(b, Method::PUT, "mail", notifier("ada@example.com", "put")).await?);
     s.add("no such binding", binding_call(b, "no-such-binding", notifier("ada@example.com", "none")).await?);
     s.add(
         "a binding scoped to another app",
@@ -1502,6 +1571,19 @@ async fn bindings_calls(b: &Backend) -> anyhow::Result<Steps> {
     observed["trace headers"] = json!(trace_headers);
     s.add("http: with the caller's trace context", observed);
     s.add(
+        "http: the security token, a base URL ending in a slash",
+        binding_call(b, "webhook-token", json!({"operation": "get", "metadata": {"path": "/checked"}})).await?,
+    );
+    s.add(
+        "http: the response timeout",
+        binding_call(b, "webhook-token", json!({"operation": "get", "metadata": {"path": "slow"}})).await?,
+    );
+    s.add(
+        "http: a header with two values in the response",
+        binding_call(b, "webhook", json!({"operation": "patch", "data": [1, "two"], "metadata": {"path": "multi"}}))
+            .await?,
+    );
+    s.add(
         "http: an unsupported operation",
         binding_call(b, "webhook", json!({"operation": "connect", "metadata": {"path": "x"}})).await?,
     );
@@ -1520,7 +1602,7 @@ async fn bindings_answer_and_deliver_as_daprd_does() -> anyhow::Result<()> {
             daprd: json!({"body":null,"mails":[{"bcc":null,"body":"<p>late</p>","cc":null,"charset":"utf-8",
                 "content_type":"text/html","envelope_from":"todo@example.com","envelope_to":["ada@example.com"],
                 "from":"Todo <todo@example.com>","helo":"localhost","subject":"object","to":["ada@example.com"],
-                "transfer_encoding":"quoted-printable","x-priority":"3"}],"status":204}),
+                "transfer_encoding":"quoted-printable","user":null,"x-priority":"3"}],"status":204}),
         },
     ];
     differential("bindings", &documented, |b| Box::pin(bindings_calls(b))).await
