@@ -929,4 +929,90 @@ mod tests {
         assert!(p.allows(2));
         assert!(!p.allows(3));
     }
+
+    fn binding(kind: &str, metadata: &str) -> String {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: out}}\nspec:\n  type: bindings.{kind}\n  \
+             version: v1\n  metadata:\n{metadata}scopes: [notifier]\n"
+        )
+    }
+
+    fn load(yaml: &str) -> anyhow::Result<Resources> {
+        let mut resources = Resources::default();
+        resources.add_yaml(yaml, "bindings.yaml")?;
+        resources.validate()?;
+        Ok(resources)
+    }
+
+    fn error(yaml: &str) -> String {
+        match load(yaml) {
+            Ok(_) => panic!("loaded: {yaml}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    const SMTP: &str = "    - {name: host, value: mail.example.com}\n    - {name: port, value: \"587\"}\n";
+
+    #[test]
+    fn smtp_bindings_are_read_with_their_defaults() -> anyhow::Result<()> {
+        let extra = "    - {name: user, value: u}\n    - {name: password, value: p}\n    \
+                     - {name: emailFrom, value: a@example.com}\n    - {name: priority, value: \"1\"}\n    \
+                     - {name: skipTLSVerify, value: \"true\"}\n    - {name: direction, value: output}\n";
+        let resources = load(&binding("smtp", &format!("{SMTP}{extra}")))?;
+        let component = resources.component("out").ok_or_else(|| anyhow!("no component"))?;
+        assert!(component.visible_to("notifier") && !component.visible_to("task-api"));
+        let ComponentKind::Binding(crate::bindings::Binding::Smtp(smtp)) = &component.kind else {
+            bail!("not an smtp binding: {:?}", component.kind)
+        };
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.user.as_str()), ("mail.example.com", 587, "u"));
+        assert!(smtp.skip_tls_verify);
+        assert_eq!((smtp.mail.email_from.as_str(), smtp.mail.priority), ("a@example.com", 1));
+        let plain = load(&binding("smtp", SMTP))?;
+        let Some(ComponentKind::Binding(crate::bindings::Binding::Smtp(smtp))) =
+            plain.component("out").map(|c| &c.kind)
+        else {
+            bail!("not an smtp binding")
+        };
+        assert_eq!(smtp.mail.priority, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn binding_metadata_is_strict() {
+        let unknown = error(&binding("smtp", &format!("{SMTP}    - {{name: emailReplyTo, value: x@example.com}}\n")));
+        assert!(unknown.contains("bindings.yaml") && unknown.contains("`emailReplyTo`"), "{unknown}");
+        let no_port = error(&binding("smtp", "    - {name: host, value: h}\n"));
+        assert!(no_port.contains("host and port fields are required"), "{no_port}");
+        let half_auth = error(&binding("smtp", &format!("{SMTP}    - {{name: user, value: u}}\n")));
+        assert!(half_auth.contains("both user and password"), "{half_auth}");
+        let priority = error(&binding("smtp", &format!("{SMTP}    - {{name: priority, value: \"7\"}}\n")));
+        assert!(priority.contains("priority value must be between"), "{priority}");
+        let input = error(&binding("smtp", &format!("{SMTP}    - {{name: direction, value: input}}\n")));
+        assert!(input.contains("output bindings only"), "{input}");
+        let mtls = error(&binding(
+            "http",
+            "    - {name: url, value: \"http://127.0.0.1:1\"}\n    - {name: mtlsRootCA, value: ca.pem}\n",
+        ));
+        assert!(mtls.contains("`mtlsRootCA`"), "{mtls}");
+        let https = error(&binding("http", "    - {name: url, value: \"https://example.com\"}\n"));
+        assert!(https.contains("http:// URLs only"), "{https}");
+        let version = error(&binding("http", "").replace("version: v1", "version: v2"));
+        assert!(version.contains("bindings.http v2 is not emulated"), "{version}");
+    }
+
+    #[test]
+    fn outbound_policies_on_bindings_are_refused() {
+        let resiliency = |targets: &str, policy: &str| {
+            format!(
+                "{}---\napiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata: {{name: r}}\nspec:\n  policies:\n    \
+                 retries:\n      {policy}: {{policy: constant, duration: 1s}}\n{targets}",
+                binding("smtp", SMTP)
+            )
+        };
+        let targeted =
+            error(&resiliency("  targets:\n    components:\n      out:\n        outbound: {retry: r1}\n", "r1"));
+        assert!(targeted.contains("outbound policy for binding \"out\""), "{targeted}");
+        let default = error(&resiliency("", "DefaultRetryPolicy"));
+        assert!(default.contains("DefaultRetryPolicy would apply to binding"), "{default}");
+    }
 }

@@ -186,6 +186,8 @@ async fn metadata(State(ctx): State<Ctx>) -> Response {
         .map(|c| {
             let capabilities: Vec<&str> = match &c.kind {
                 ComponentKind::State(_) => vec!["ETAG", "TRANSACTIONAL", "QUERY_API", "TTL"],
+                // dapr/dapr `pkg/runtime/runtime.go:1663-1669`: an output binding says so.
+                ComponentKind::Binding(_) => vec!["OUTPUT_BINDING"],
                 _ => vec![],
             };
             json!({"name": c.name, "type": c.type_name, "version": c.version, "capabilities": capabilities})

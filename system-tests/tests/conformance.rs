@@ -1380,6 +1380,18 @@ async fn bindings_calls(b: &Backend) -> anyhow::Result<Steps> {
     let reminder = "<p>Reminder: <b>Pay rent &amp; bills</b> is due at 09:00 “today”.</p>";
     let notifier = |to: &str, subject: &str| json!({"operation": "create", "data": reminder, "metadata": {"emailTo": to, "subject": subject}});
 
+    // What `/v1.0/metadata` says of them (`mail-elsewhere` is not loaded for this app-id).
+    let metadata = b.call(Method::GET, "/v1.0/metadata", None).await?;
+    let mut bindings: Vec<Value> = metadata.body["components"]
+        .as_array()
+        .context("components")?
+        .iter()
+        .filter(|c| c["type"].as_str().is_some_and(|t| t.starts_with("bindings.")))
+        .cloned()
+        .collect();
+    bindings.sort_by_key(|c| c["name"].as_str().unwrap_or_default().to_owned());
+    s.add("metadata lists the bindings", json!(bindings));
+
     // SMTP: what the notifier sends, then the variations.
     s.add(
         "mail: what the notifier sends",
