@@ -106,13 +106,18 @@
 //!   `bindings/smtp/smtp.go:179-211` writes every request's `emailTo`, `subject`, `emailCC`,
 //!   `emailBCC`, `emailFrom` and `priority` into the component itself: on daprd they stay for
 //!   every later request that does not set them (a request without `subject` after one with it
-//!   is sent with the earlier subject where devhost answers 500), and concurrent requests race
-//!   on them (docs/notifier.md: 2 of 968 mails mixed). devhost keeps the component's own values.
-//! - **`bindings.smtp` on the wire**: lettre, not gomail. Auth tries PLAIN then LOGIN (gomail
-//!   prefers CRAM-MD5 when offered); headers come in another order, with a `Message-ID`, and
+//!   is sent with the earlier subject where devhost answers 500: the conformance test asserts
+//!   both), and concurrent requests race on them (docs/notifier.md: 2 of 968 mails mixed).
+//!   devhost keeps the component's own values.
+//! - **`bindings.smtp` on the wire**: lettre, not gomail, driven as gomail drives Go's
+//!   net/smtp (STARTTLS when offered, AUTH only when offered), but where a server offers
+//!   CRAM-MD5, gomail's first choice, devhost uses PLAIN or LOGIN (lettre has no CRAM-MD5); headers come in another order, with a `Message-ID`, and
 //!   a non-ASCII subject in base64 encoded-words where gomail uses Q-encoding (decoded, the
-//!   same); the data ends with one more empty line. Envelope, `From`, `To`, `Cc`, `Subject`,
-//!   `X-priority`, `text/html; charset=utf-8` and the quoted-printable body are gomail's.
+//!   same); the data ends with one more empty line. Addresses are parsed by lettre (RFC 5322
+//!   `name-addr`/`addr-spec`), not Go's `net/mail`: comments or groups may be read otherwise.
+//!   Envelope, `EHLO localhost`, `From`, `To`, `Cc`, `Subject`, `X-priority`,
+//!   `text/html; charset=utf-8` and the quoted-printable body are gomail's (the conformance test
+//!   compares them through an SMTP sink).
 //! - **`bindings.http`** calls `http://` URLs only (no TLS, so no `mtls*` metadata: a startup
 //!   error), ignores `HTTP_PROXY` (Go honours it), sends no `User-Agent` and no
 //!   `Accept-Encoding: gzip` (Go asks for gzip and decompresses), and passes a `baggage`
