@@ -76,13 +76,16 @@ pub fn caller_trace(traceparent: Option<&str>, tracestate: Option<&str>) -> (Str
     }
 }
 
+/// The all-zero trace context daprd sends where there is none (no tracing configuration).
+pub const ZERO_TRACEPARENT: &str = "00-00000000000000000000000000000000-0000000000000000-00";
+
 /// The `traceparent` header of a delivery: the envelope's `traceparent` (else `traceid`) when it
 /// is valid, else the all-zero context daprd sends when the event carries no trace.
 pub fn delivery_traceparent(event: &Value) -> String {
     let carried = event.get("traceparent").or_else(|| event.get("traceid")).and_then(Value::as_str);
     match carried.map(str::trim).filter(|t| is_traceparent(t)) {
         Some(t) => t.to_owned(),
-        None => "00-00000000000000000000000000000000-0000000000000000-00".to_owned(),
+        None => ZERO_TRACEPARENT.to_owned(),
     }
 }
 

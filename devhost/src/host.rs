@@ -65,6 +65,9 @@ pub struct Host {
     pub options: Options,
     /// Calls to apps: deliveries, job triggers, health checks (connections are pooled).
     pub http: reqwest::Client,
+    /// Calls of `bindings.http` components: Go's dial timeout (15 s, components-contrib
+    /// `bindings/http/http.go:126-137`), redirects followed, no total timeout.
+    pub bindings_http: reqwest::Client,
     pub apps: HashMap<String, Arc<App>>,
     /// Wakes the job scheduler when jobs change or an app becomes ready.
     pub jobs_changed: Arc<Notify>,
@@ -83,6 +86,11 @@ impl Host {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
+        let bindings_http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the bindings' HTTP client: {e}"))?;
         let apps = apps.into_iter().map(|a| (a.app_id.clone(), Arc::new(a))).collect();
         Ok(Arc::new(Self {
             resources,
@@ -90,6 +98,7 @@ impl Host {
             notifier: Arc::default(),
             options,
             http,
+            bindings_http,
             apps,
             jobs_changed: Arc::default(),
             shutdown: CancellationToken::new(),
@@ -116,11 +125,18 @@ impl Host {
         }
     }
 
+    pub fn binding_for(&self, app_id: &str, name: &str) -> Option<&crate::bindings::Binding> {
+        match self.component_for(app_id, name).map(|c| &c.kind) {
+            Some(ComponentKind::Binding(b)) => Some(b),
+            _ => None,
+        }
+    }
+
     pub fn has_kind_for(&self, app_id: &str, state: bool) -> bool {
         self.resources.components.iter().filter(|c| c.visible_to(app_id)).any(|c| match c.kind {
             ComponentKind::State(_) => state,
             ComponentKind::PubSub(_) => !state,
-            ComponentKind::SecretStore => false,
+            ComponentKind::SecretStore | ComponentKind::Binding(_) => false,
         })
     }
 

@@ -16,6 +16,9 @@
 //! - state (`state.postgresql` v1): get, save, delete, bulk get, transactions with the
 //!   transactional outbox, the Query API, ETags, first-write, TTL, `keyPrefix`;
 //! - jobs (`/v1.0-alpha1/jobs/{name}`, `/v1.0/jobs/{name}`) with `POST /job/{name}` triggers;
+//! - output bindings (`POST`/`PUT /v1.0/bindings/{name}`): `bindings.smtp` v1 with a real
+//!   SMTP client (STARTTLS or implicit TLS, auth) and `bindings.http` v1 with real HTTP calls,
+//!   with daprd's request shape, data encoding, `metadata.*` response headers and errors;
 //! - `/v1.0/healthz`, `/v1.0/healthz/outbound`, `/v1.0/metadata`; `DAPR_API_TOKEN` and
 //!   `APP_API_TOKEN`.
 //!
@@ -42,6 +45,8 @@
 //! - [`cel`]: the routing-rule subset of CEL, parsed by hand.
 //! - [`schedule`]: job schedules (`@every`, `@daily`, 6-field cron).
 //! - [`jobs`]: the Jobs API and the scheduler that triggers `POST /job/{name}`.
+//! - [`bindings`]: `bindings.smtp` and `bindings.http` output bindings (lettre, reqwest), and
+//!   Go's re-encoding of a request's `data`.
 //! - [`sidecar`]: the axum HTTP API served per app.
 //! - `host`: what all of the above share (resources, database, apps, HTTP client).
 //! - [`apps`]: app processes, health, subscription discovery, shutdown.
@@ -97,8 +102,30 @@
 //!   `NAMESPACE`, else `default`, as daprd's.
 //! - **`kill -9` of devhost** leaves its app processes running (devhost uses no `unsafe`, so no
 //!   parent-death signal); stop them before starting devhost again.
+//! - **`bindings.smtp` merges a request's metadata into a copy.** components-contrib's
+//!   `bindings/smtp/smtp.go:179-211` writes every request's `emailTo`, `subject`, `emailCC`,
+//!   `emailBCC`, `emailFrom` and `priority` into the component itself: on daprd they stay for
+//!   every later request that does not set them (a request without `subject` after one with it
+//!   is sent with the earlier subject where devhost answers 500: the conformance test asserts
+//!   both), and concurrent requests race on them (docs/notifier.md: 2 of 968 mails mixed).
+//!   devhost keeps the component's own values.
+//! - **`bindings.smtp` on the wire**: lettre, not gomail, driven as gomail drives Go's
+//!   net/smtp (STARTTLS when offered, AUTH only when offered), but where a server offers
+//!   CRAM-MD5, gomail's first choice, devhost uses PLAIN or LOGIN (lettre has no CRAM-MD5); headers come in another order, with a `Message-ID`, and
+//!   a non-ASCII subject in base64 encoded-words where gomail uses Q-encoding (decoded, the
+//!   same); the data ends with one more empty line. Addresses are parsed by lettre (RFC 5322
+//!   `name-addr`/`addr-spec`), not Go's `net/mail`: comments or groups may be read otherwise.
+//!   Envelope, `EHLO localhost`, `From`, `To`, `Cc`, `Subject`, `X-priority`,
+//!   `text/html; charset=utf-8` and the quoted-printable body are gomail's (the conformance test
+//!   compares them through an SMTP sink).
+//! - **`bindings.http`** calls `http://` URLs only (no TLS, so no `mtls*` metadata: a startup
+//!   error), ignores `HTTP_PROXY` (Go honours it), sends no `User-Agent` and no
+//!   `Accept-Encoding: gzip` (Go asks for gzip and decompresses), and passes a `baggage`
+//!   header on without validating it.
+//! - **Outbound resiliency** policies that would apply to a binding are a startup error (daprd
+//!   retries and times out binding calls with them; devhost does not).
 //! - **Not emulated** (404 `ERR_DEVHOST_NOT_EMULATED` or a startup error): service invocation,
-//!   bindings, actors, workflows, configuration and secrets APIs, locks, crypto, bulk publish
+//!   input bindings and other output bindings, actors, workflows, configuration and secrets APIs, locks, crypto, bulk publish
 //!   and bulk subscribe, streaming subscriptions, gRPC, `Configuration` resources, circuit
 //!   breakers, outbound resiliency policies (validated; devhost's components have no transient
 //!   failures to retry).
@@ -120,6 +147,7 @@
 //! ```
 
 pub mod apps;
+pub mod bindings;
 pub mod cel;
 pub mod cli;
 pub mod cloudevent;

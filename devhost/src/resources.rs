@@ -3,7 +3,8 @@
 //!
 //! Emulated: `state.postgresql` v1 (the Query API exists only in v1; `keyPrefix` and the outbox
 //! metadata honoured), `pubsub.kafka` v1 (consumer group, `initialOffset`, consume retry,
-//! publishing/subscription scopes), `secretstores.local.env` v1, `Resiliency` retry policies and
+//! publishing/subscription scopes), `secretstores.local.env` v1, the output bindings
+//! `bindings.smtp` v1 and `bindings.http` v1 ([`crate::bindings`]), `Resiliency` retry policies and
 //! timeouts for pub/sub inbound delivery, `Subscription` `dapr.io/v2alpha1`.
 //!
 //! Anything else is a startup error naming the file and the field, never silently ignored.
@@ -140,6 +141,8 @@ pub enum ComponentKind {
     State(StateComponent),
     PubSub(PubSubComponent),
     SecretStore,
+    /// An output binding ([`crate::bindings`]).
+    Binding(crate::bindings::Binding),
 }
 
 /// How state keys are stored (dapr/components-contrib `state/utils` + dapr/dapr
@@ -253,6 +256,8 @@ pub struct Resiliency {
     pub timeouts: HashMap<String, Duration>,
     /// Component name → inbound policy names (retry, timeout).
     pub component_inbound: HashMap<String, (Option<String>, Option<String>)>,
+    /// Components with an outbound policy (validated, not applied: see [`Resources::validate`]).
+    pub component_outbound: Vec<String>,
     pub source: String,
 }
 
@@ -419,6 +424,27 @@ impl Resources {
                     if self.pubsub(pubsub).is_none() {
                         bail!("{}: `{field}` names {pubsub:?}, which is not a pub/sub component", c.source);
                     }
+                }
+            }
+        }
+        // An output binding calls a real server, whose failures daprd's outbound policies would
+        // retry or time out; devhost does not apply them, so it refuses them rather than
+        // ignore them (dapr/dapr `pkg/resiliency` `ComponentOutboundPolicy`).
+        const DEFAULT_OUTBOUND: [&str; 3] =
+            ["DefaultComponentOutboundRetryPolicy", "DefaultComponentRetryPolicy", "DefaultRetryPolicy"];
+        for c in self.components.iter().filter(|c| matches!(c.kind, ComponentKind::Binding(_))) {
+            for r in &self.resiliencies {
+                if r.component_outbound.contains(&c.name) {
+                    bail!("{}: an outbound policy for binding {:?} is not emulated by devhost", r.source, c.name);
+                }
+                if let Some(default) =
+                    DEFAULT_OUTBOUND.iter().find(|d| r.retries.contains_key(**d) || r.timeouts.contains_key(**d))
+                {
+                    bail!(
+                        "{}: {default} would apply to binding {:?}, and devhost does not apply outbound policies",
+                        r.source,
+                        c.name
+                    );
                 }
             }
         }
@@ -625,6 +651,26 @@ fn parse_component(
             ComponentKind::PubSub(pubsub)
         }
         ("pubsub.kafka", other) => bail!("{at}: pubsub.kafka {other} is not emulated (only v1 exists)"),
+        ("bindings.smtp" | "bindings.http", "v1") => {
+            // daprd's own binding metadata: devhost emulates output bindings only.
+            match get(crate::bindings::BINDING_DIRECTION)?.as_deref().map(str::trim) {
+                None | Some("") | Some("output") => {}
+                Some(other) => bail!("{at_meta}: direction {other:?}: devhost emulates output bindings only"),
+            }
+            let binding = if type_name == "bindings.smtp" {
+                crate::bindings::Binding::Smtp(
+                    crate::bindings::smtp_from_metadata(&mut get).map_err(|e| anyhow!("{at_meta}: {e:#}"))?,
+                )
+            } else {
+                crate::bindings::Binding::Http(
+                    crate::bindings::http_from_metadata(&mut get).map_err(|e| anyhow!("{at_meta}: {e:#}"))?,
+                )
+            };
+            ComponentKind::Binding(binding)
+        }
+        ("bindings.smtp" | "bindings.http", other) => {
+            bail!("{at}: {type_name} {other} is not emulated (only v1 exists)")
+        }
         ("secretstores.local.env", "v1") => {
             if get("prefix")?.is_some_and(|p| !p.is_empty()) {
                 bail!("{at_meta}: `prefix` is not emulated by devhost's local.env secret store");
@@ -633,7 +679,7 @@ fn parse_component(
         }
         (other, _) => bail!(
             "{at}: component type {other:?} is not emulated by devhost (it emulates state.postgresql v1, \
-             pubsub.kafka v1 and secretstores.local.env v1)"
+             pubsub.kafka v1, secretstores.local.env v1, bindings.smtp v1 and bindings.http v1)"
         ),
     };
     if let Some(field) = meta.keys().next() {
@@ -707,6 +753,8 @@ fn parse_resiliency(name: String, spec: Option<Value>, scopes: Vec<String>, at: 
                     // are validated and have nothing to retry.
                     if direction == "inbound" {
                         resiliency.component_inbound.insert(component.clone(), (retry, timeout));
+                    } else {
+                        resiliency.component_outbound.push(component.clone());
                     }
                 }
                 target.finish()?;
@@ -880,5 +928,91 @@ mod tests {
         assert_eq!(p.delay(5), Duration::from_secs(1));
         assert!(p.allows(2));
         assert!(!p.allows(3));
+    }
+
+    fn binding(kind: &str, metadata: &str) -> String {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: out}}\nspec:\n  type: bindings.{kind}\n  \
+             version: v1\n  metadata:\n{metadata}scopes: [notifier]\n"
+        )
+    }
+
+    fn load(yaml: &str) -> anyhow::Result<Resources> {
+        let mut resources = Resources::default();
+        resources.add_yaml(yaml, "bindings.yaml")?;
+        resources.validate()?;
+        Ok(resources)
+    }
+
+    fn error(yaml: &str) -> String {
+        match load(yaml) {
+            Ok(_) => panic!("loaded: {yaml}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    const SMTP: &str = "    - {name: host, value: mail.example.com}\n    - {name: port, value: \"587\"}\n";
+
+    #[test]
+    fn smtp_bindings_are_read_with_their_defaults() -> anyhow::Result<()> {
+        let extra = "    - {name: user, value: u}\n    - {name: password, value: p}\n    \
+                     - {name: emailFrom, value: a@example.com}\n    - {name: priority, value: \"1\"}\n    \
+                     - {name: skipTLSVerify, value: \"true\"}\n    - {name: direction, value: output}\n";
+        let resources = load(&binding("smtp", &format!("{SMTP}{extra}")))?;
+        let component = resources.component("out").ok_or_else(|| anyhow!("no component"))?;
+        assert!(component.visible_to("notifier") && !component.visible_to("task-api"));
+        let ComponentKind::Binding(crate::bindings::Binding::Smtp(smtp)) = &component.kind else {
+            bail!("not an smtp binding: {:?}", component.kind)
+        };
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.user.as_str()), ("mail.example.com", 587, "u"));
+        assert!(smtp.skip_tls_verify);
+        assert_eq!((smtp.mail.email_from.as_str(), smtp.mail.priority), ("a@example.com", 1));
+        let plain = load(&binding("smtp", SMTP))?;
+        let Some(ComponentKind::Binding(crate::bindings::Binding::Smtp(smtp))) =
+            plain.component("out").map(|c| &c.kind)
+        else {
+            bail!("not an smtp binding")
+        };
+        assert_eq!(smtp.mail.priority, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn binding_metadata_is_strict() {
+        let unknown = error(&binding("smtp", &format!("{SMTP}    - {{name: emailReplyTo, value: x@example.com}}\n")));
+        assert!(unknown.contains("bindings.yaml") && unknown.contains("`emailReplyTo`"), "{unknown}");
+        let no_port = error(&binding("smtp", "    - {name: host, value: h}\n"));
+        assert!(no_port.contains("host and port fields are required"), "{no_port}");
+        let half_auth = error(&binding("smtp", &format!("{SMTP}    - {{name: user, value: u}}\n")));
+        assert!(half_auth.contains("both user and password"), "{half_auth}");
+        let priority = error(&binding("smtp", &format!("{SMTP}    - {{name: priority, value: \"7\"}}\n")));
+        assert!(priority.contains("priority value must be between"), "{priority}");
+        let input = error(&binding("smtp", &format!("{SMTP}    - {{name: direction, value: input}}\n")));
+        assert!(input.contains("output bindings only"), "{input}");
+        let mtls = error(&binding(
+            "http",
+            "    - {name: url, value: \"http://127.0.0.1:1\"}\n    - {name: mtlsRootCA, value: ca.pem}\n",
+        ));
+        assert!(mtls.contains("`mtlsRootCA`"), "{mtls}");
+        let https = error(&binding("http", "    - {name: url, value: \"https://example.com\"}\n"));
+        assert!(https.contains("http:// URLs only"), "{https}");
+        let version = error(&binding("http", "").replace("version: v1", "version: v2"));
+        assert!(version.contains("bindings.http v2 is not emulated"), "{version}");
+    }
+
+    #[test]
+    fn outbound_policies_on_bindings_are_refused() {
+        let resiliency = |targets: &str, policy: &str| {
+            format!(
+                "{}---\napiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata: {{name: r}}\nspec:\n  policies:\n    \
+                 retries:\n      {policy}: {{policy: constant, duration: 1s}}\n{targets}",
+                binding("smtp", SMTP)
+            )
+        };
+        let targeted =
+            error(&resiliency("  targets:\n    components:\n      out:\n        outbound: {retry: r1}\n", "r1"));
+        assert!(targeted.contains("outbound policy for binding \"out\""), "{targeted}");
+        let default = error(&resiliency("", "DefaultRetryPolicy"));
+        assert!(default.contains("DefaultRetryPolicy would apply to binding"), "{default}");
     }
 }

@@ -24,6 +24,8 @@
 //!   binary, or the real platform), so that a scenario is written once for both.
 //! - [`scenarios`]: the end-to-end and fault scenarios that run on both backends
 //!   (`tests/e2e.rs` and `tests/faults.rs` on devhost, `tests/platform.rs` on the platform).
+//! - [`smtp`]: an SMTP sink that keeps every message (envelope, raw data, decoded view), for
+//!   the `bindings.smtp` tests and `make run` (`src/bin/mail-sink.rs`).
 //! - [`webhook`]: a webhook receiver on loopback that records, answers as told and goes down
 //!   on demand, and checks Standard Webhooks signatures (the notifier's tests, `make bench`).
 //! - `src/bin/demo.rs`: `make demo`; `src/bin/run-dapr.rs`: `make run-dapr`.
@@ -38,6 +40,7 @@ pub mod mcp;
 pub mod platform;
 pub mod scenario;
 pub mod scenarios;
+pub mod smtp;
 pub mod system;
 pub mod webhook;
 
