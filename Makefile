@@ -19,8 +19,9 @@ run: ## Build and run the whole system on devhost (task-api on :8080, MCP at /mc
 	@test -s $(DEVHOST_DIR)/jwt-secret || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > $(DEVHOST_DIR)/jwt-secret; chmod 600 $(DEVHOST_DIR)/jwt-secret; }
 	@export JWT_SECRET="$$(cat $(DEVHOST_DIR)/jwt-secret)"; \
 	  token="$$("$${CARGO_TARGET_DIR:-target}/debug/devhost" dev-token alice)"; \
-	  printf '\n  task-api:  %s\n  MCP:       %s/mcp (for AI agents: README, "Use it from an AI agent")\n  dev token: export TOKEN=%s\n  try:       curl -H "Authorization: Bearer $$TOKEN" %s/v1/tasks\n  demo:      make demo (in another terminal)\n\n' \
+	  printf '\n  task-api:  %s\n  MCP:       %s/mcp (for AI agents: README, "Use it from an AI agent")\n  dev token: export TOKEN=%s\n  try:       curl -H "Authorization: Bearer $$TOKEN" %s/v1/tasks\n  mail:      reminders sent by email are printed here (a local SMTP sink on 127.0.0.1:2525)\n  demo:      make demo (in another terminal)\n\n' \
 	    "$(TASK_API_URL)" "$(TASK_API_URL)" "$$token" "$(TASK_API_URL)"; \
+	  "$${CARGO_TARGET_DIR:-target}/debug/mail-sink" --listen 127.0.0.1:2525 & \
 	  exec "$${CARGO_TARGET_DIR:-target}/debug/devhost" --run-file dapr.yaml --db $(DEVHOST_DIR)/devhost.sqlite
 
 # `make token TOKEN_USER=bob`: whose token `make token` mints.

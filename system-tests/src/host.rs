@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use serde_norway::Value;
 
 use crate::api::Api;
@@ -130,6 +130,26 @@ pub fn free_port() -> anyhow::Result<u16> {
     bail!("no free port in {PORTS:?}")
 }
 
+/// The port of `dapr-components/local/email.yaml` (what `make run` uses).
+pub const LOCAL_SMTP_PORT: u16 = 2525;
+
+/// Copies the resource files of `from` into `to`, the `email` binding's port set to `smtp_port`.
+fn copy_resources(from: &Path, to: &Path, smtp_port: u16) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    let port_line = format!("value: \"{LOCAL_SMTP_PORT}\"");
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name() else { continue };
+        let mut text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        if name == "email.yaml" {
+            ensure!(text.contains(&port_line), "{} has no `{port_line}` to point at a test sink", path.display());
+            text = text.replace(&port_line, &format!("value: \"{smtp_port}\""));
+        }
+        std::fs::write(to.join(name), text).with_context(|| format!("writing {}", to.join(name).display()))?;
+    }
+    Ok(())
+}
+
 /// A private copy of the system: its run file, database and secret, in a temporary directory.
 #[derive(Debug)]
 pub struct Setup {
@@ -141,11 +161,15 @@ pub struct Setup {
     pub api_url: String,
     /// Sidecar URL per app-id.
     pub sidecars: Vec<(String, String)>,
+    /// Where this system's `email` binding sends mail (127.0.0.1): start a
+    /// [`crate::smtp::Sink`] there to receive it.
+    pub smtp_port: u16,
 }
 
 impl Setup {
     /// Rewrites the repository's `dapr.yaml`: every app on free ports, its command an absolute
-    /// path to the debug binary, the resources of `dapr-components/local`, and `extra_env`
+    /// path to the debug binary, a copy of the resources of `dapr-components/local` (the mail
+    /// binding on [`Setup::smtp_port`]), and `extra_env`
     /// plus a fresh `JWT_SECRET` and no rate limit in the common environment.
     pub fn new(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         Self::with_profile(Profile::Debug, extra_env)
@@ -157,8 +181,14 @@ impl Setup {
         let source = std::fs::read_to_string(root.join("dapr.yaml")).context("reading dapr.yaml")?;
         let mut run: Value = serde_norway::from_str(&source).context("parsing dapr.yaml")?;
         let jwt_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        // The resources of `dapr-components/local`, with the `email` binding on this system's
+        // own SMTP port: systems side by side each have their mailbox.
+        let smtp_port = free_port()?;
+        let resources = dir.path().join("resources");
+        copy_resources(&root.join("dapr-components/local"), &resources, smtp_port)?;
         let common = run.get_mut("common").context("dapr.yaml has no common section")?;
-        common["resourcesPath"] = root.join("dapr-components/local").display().to_string().into();
+        common["resourcesPath"] = resources.display().to_string().into();
         let env = common.get_mut("env").and_then(Value::as_mapping_mut).context("common.env")?;
         env.insert("JWT_SECRET".into(), jwt_secret.clone().into());
         env.insert("RUST_LOG".into(), "warn".into());
@@ -182,7 +212,6 @@ impl Setup {
             }
             sidecars.push((id, format!("http://127.0.0.1:{sidecar_port}")));
         }
-        let dir = tempfile::tempdir().context("temporary directory")?;
         let run_file = dir.path().join("dapr.yaml");
         std::fs::write(&run_file, serde_norway::to_string(&run)?).context("writing the run file")?;
         let database = dir.path().join("devhost.sqlite").display().to_string();
@@ -193,6 +222,7 @@ impl Setup {
             jwt_secret,
             api_url: api_url.context("dapr.yaml has no task-api")?,
             sidecars,
+            smtp_port,
         })
     }
 

@@ -24,6 +24,8 @@
 //!   binary, or the real platform), so that a scenario is written once for both.
 //! - [`scenarios`]: the end-to-end and fault scenarios that run on both backends
 //!   (`tests/e2e.rs` and `tests/faults.rs` on devhost, `tests/platform.rs` on the platform).
+//! - [`notify`]: the notifier's end-to-end scenarios on either backend (webhook and mail once
+//!   each, a receiver down for 20 s, a receiver that is gone).
 //! - [`smtp`]: an SMTP sink that keeps every message (envelope, raw data, decoded view), for
 //!   the `bindings.smtp` tests and `make run` (`src/bin/mail-sink.rs`).
 //! - [`webhook`]: a webhook receiver on loopback that records, answers as told and goes down
@@ -37,6 +39,7 @@ pub mod keda;
 pub mod kubelet;
 pub mod kustomize;
 pub mod mcp;
+pub mod notify;
 pub mod platform;
 pub mod scenario;
 pub mod scenarios;

@@ -1,7 +1,7 @@
 //! The notifier's end-to-end scenarios, on either backend (`tests/e2e.rs` on devhost,
 //! `tests/platform.rs` on the real platform): a person sets their channels through task-api, a
 //! task's reminder comes due, and what reaches a real webhook receiver ([`crate::webhook`]) and
-//! a real SMTP server ([`crate::smtp`]) is checked, with what `GET /v1/tasks/{id}/reminder`
+//! a real SMTP server ([`crate::smtp::SmtpSink`] on the system's `email` port) is checked, with what `GET /v1/tasks/{id}/reminder`
 //! says about it.
 //!
 //! - [`a_reminder_reaches_the_webhook_and_the_mailbox_once`]
@@ -43,7 +43,8 @@ pub async fn set_channels(api: &Api, url: &str, email: Option<&str>) -> anyhow::
 pub async fn task_reminding_in(api: &Api, title: &str, in_secs: i64) -> anyhow::Result<(String, DateTime<Utc>)> {
     let at = Utc::now() + chrono::Duration::seconds(in_secs);
     let at_text = at.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let task = api.post("/v1/tasks", Some(&json!({"title": title, "reminder": {"at": at_text}})), StatusCode::CREATED).await?;
+    let task =
+        api.post("/v1/tasks", Some(&json!({"title": title, "reminder": {"at": at_text}})), StatusCode::CREATED).await?;
     let id = task["id"].as_str().context("id")?.to_owned();
     Ok((id, DateTime::parse_from_rfc3339(&at_text)?.to_utc()))
 }
@@ -77,7 +78,7 @@ fn requests_for(receiver: &Receiver, id: &str) -> Vec<crate::webhook::Received> 
 /// view says both were delivered on the first attempt.
 pub async fn a_reminder_reaches_the_webhook_and_the_mailbox_once(
     system: &mut TestSystem,
-    mailbox: &crate::smtp::Sink,
+    mailbox: &crate::smtp::SmtpSink,
 ) -> anyhow::Result<()> {
     let api = system.api(USER)?;
     let receiver = Receiver::start().await?;
@@ -100,15 +101,19 @@ pub async fn a_reminder_reaches_the_webhook_and_the_mailbox_once(
     );
 
     delivery_when(&api, &id, "email", "the email delivery", |d| d["status"] == "delivered").await?;
-    let mails = mailbox.wait_for_count(ADDRESS, "Renew the passport", 1, Duration::from_secs(10)).await?;
-    let mail = &mails[0];
-    ensure!(mail.subject == "Reminder: Renew the passport", "subject: {:?}", mail.subject);
+    let subject = "Reminder: Renew the passport";
+    let ours =
+        |m: &crate::smtp::Mail| m.to.iter().any(|to| to == ADDRESS) && m.parsed().subject.as_deref() == Some(subject);
+    let mail = mailbox.wait_for(Duration::from_secs(10), ours).await?.parsed();
+    ensure!(mail.to == [ADDRESS], "To: {:?}", mail.to);
+    ensure!(mail.content_type.as_deref() == Some("text/html"), "content type {:?}", mail.content_type);
     ensure!(mail.body.contains("Renew the passport") && mail.body.contains(&id), "body: {}", mail.body);
 
     // Once each: a late duplicate has had time to arrive (the view already said delivered).
     tokio::time::sleep(Duration::from_secs(2)).await;
     ensure!(requests_for(&receiver, &id).len() == 1, "still one webhook request");
-    ensure!(mailbox.count(ADDRESS, "Renew the passport") == 1, "still one mail");
+    let mails = mailbox.mails().into_iter().filter(|m| ours(m)).count();
+    ensure!(mails == 1, "one mail, not {mails}");
     Ok(())
 }
 
@@ -131,10 +136,9 @@ pub async fn a_receiver_down_for_20_seconds_gets_the_reminder_once_it_is_back(
         bail!("while the receiver was down the delivery became {before}");
     }
     receiver.set_down(false);
-    let delivered = delivery_when(&api, &id, "webhook", "the delivery once the receiver is back", |d| {
-        d["status"] == "delivered"
-    })
-    .await?;
+    let delivered =
+        delivery_when(&api, &id, "webhook", "the delivery once the receiver is back", |d| d["status"] == "delivered")
+            .await?;
     let attempts = delivered["attempts"].as_u64().unwrap_or(0);
     ensure!(attempts >= 3, "retried while down: {delivered}");
     let requests = requests_for(&receiver, &id);

@@ -9,7 +9,9 @@
 //! - a recurring task completed twice, with every event delivered twice, has one next instance;
 //! - a reminder moved three times fires once, at the last time;
 //! - a completion delivered before its creation is applied once, by every consumer;
-//! - deleting an occurrence skips it and the series goes on, until `?series=end`.
+//! - deleting an occurrence skips it and the series goes on, until `?series=end`;
+//! - a reminder reaches its owner's webhook (signed) and mailbox once each; a webhook down for
+//!   20 s gets it once it is back; one answering 410 fails at once, into the dead-letter topic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use system_tests::api::{client, eventually};
 use system_tests::host::{Setup, TASK_CREATE_PUBLISHER};
 use system_tests::scenarios::{Create, publish_create};
 use system_tests::system::TestSystem;
-use system_tests::{scenario, scenarios};
+use system_tests::{notify, scenario, scenarios};
 use tokio::sync::Mutex;
 
 const USER: &str = "alice";
@@ -349,5 +351,33 @@ async fn deleting_an_occurrence_skips_it_until_the_series_is_ended() -> anyhow::
     TestSystem::in_process(false)
         .await?
         .play(scenarios::deleting_an_occurrence_skips_it_until_the_series_is_ended)
+        .await
+}
+
+/// The mailbox of `system`: an SMTP sink on the port its `email` binding sends to.
+async fn mailbox(system: &TestSystem) -> anyhow::Result<system_tests::smtp::SmtpSink> {
+    system_tests::smtp::SmtpSink::bind(([127, 0, 0, 1], system.setup().smtp_port).into()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_reaches_the_webhook_and_the_mailbox_once() -> anyhow::Result<()> {
+    let system = TestSystem::in_process(false).await?;
+    let mailbox = mailbox(&system).await?;
+    system.play(async |s| notify::a_reminder_reaches_the_webhook_and_the_mailbox_once(s, &mailbox).await).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_20_seconds_gets_the_reminder_once_it_is_back() -> anyhow::Result<()> {
+    TestSystem::in_process(false)
+        .await?
+        .play(notify::a_receiver_down_for_20_seconds_gets_the_reminder_once_it_is_back)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_gone_fails_without_retries_into_the_dead_letter_topic() -> anyhow::Result<()> {
+    TestSystem::in_process(false)
+        .await?
+        .play(notify::a_receiver_that_is_gone_fails_without_retries_into_the_dead_letter_topic)
         .await
 }

@@ -158,6 +158,21 @@ fn channels_and_deliveries_are_loaded_by_task_api_and_the_notifier_only() {
     }
 }
 
+/// The pub/sub component is loaded by every app of the topic authority and no other: an app
+/// left out of `scopes` gets no component, so daprd ignores its subscriptions and the topic's
+/// messages wait forever (the notifier's were, until this test).
+#[test]
+fn the_pubsub_component_is_loaded_by_exactly_the_apps_of_the_topic_authority() {
+    let apps: BTreeSet<String> = APPS.iter().map(|a| (*a).to_owned()).collect();
+    for overlay in ["overlays/minikube", "overlays/cloud"] {
+        let docs = render(overlay);
+        assert_eq!(scopes(find(&docs, "Component", components::PUBSUB)), apps, "{overlay}");
+    }
+    let text = std::fs::read_to_string(root().join("dapr-components/local/pubsub.yaml")).unwrap();
+    let doc: Value = serde_norway::from_str(&text).unwrap();
+    assert_eq!(scopes(&doc), apps, "dapr-components/local/pubsub.yaml");
+}
+
 #[test]
 fn the_roles_job_applies_roles_sql_with_every_roles_password() {
     let sql = std::fs::read_to_string(root().join("manifests/base/postgres/roles.sql")).unwrap();

@@ -18,6 +18,8 @@
 //! - a second replica of create-task (`Platform::start_replica`, what `src/kubelet.rs` runs for
 //!   `spec.replicas` 2) shares the consumer group with the first: both process creates, each
 //!   create has exactly one effect, and the replica stops gracefully.
+//! - the notifier (`system_tests::notify`): webhook and mail once each through the real
+//!   `bindings.smtp`, a receiver down for 20 s, a receiver that answers 410.
 
 use std::time::Duration;
 
@@ -30,7 +32,7 @@ use system_tests::host::{Setup, TASK_CREATE_PUBLISHER};
 use system_tests::platform::{Options, Platform};
 use system_tests::scenarios::{Create, publish_create};
 use system_tests::system::{TestSystem, replay};
-use system_tests::{scenario, scenarios};
+use system_tests::{notify, scenario, scenarios};
 
 const USER: &str = "alice";
 
@@ -647,4 +649,22 @@ async fn replicas_share(setup: &Setup, platform: &mut Platform) -> anyhow::Resul
         assert_eq!(changes, ["created"], "audit trail of {create:?}");
     }
     Ok(())
+}
+
+/// The notifier on the real platform, its three scenarios on one system (a platform start is
+/// most of a scenario's time): the reminder reaches a webhook and an SMTP sink once each through
+/// the real daprd's `bindings.smtp`; a webhook down for 20 s gets it once it is back, the
+/// retries being real Scheduler jobs; a webhook answering 410 fails at once, into `notifier-dlq`
+/// on the real broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notifier_delivers_once_retries_while_down_and_dead_letters_what_is_gone() -> anyhow::Result<()> {
+    let system = TestSystem::platform("notifier", Options::default()).await?;
+    let mailbox = system_tests::smtp::SmtpSink::bind(([127, 0, 0, 1], system.setup().smtp_port).into()).await?;
+    system
+        .play(async |s| {
+            notify::a_reminder_reaches_the_webhook_and_the_mailbox_once(s, &mailbox).await?;
+            notify::a_receiver_down_for_20_seconds_gets_the_reminder_once_it_is_back(s).await?;
+            notify::a_receiver_that_is_gone_fails_without_retries_into_the_dead_letter_topic(s).await
+        })
+        .await
 }

@@ -379,8 +379,7 @@ mod tests {
 
     #[test]
     fn https_to_a_public_host_is_a_webhook() {
-        for ok in ["https://hooks.example.com/todo", "https://hooks.example.com:443/a?b=c", "https://93.184.215.14/x"]
-        {
+        for ok in ["https://hooks.example.com/todo", "https://hooks.example.com:443/a?b=c", "https://93.184.215.14/x"] {
             assert_eq!(webhook_url(ok, PROD).unwrap().as_str(), Url::parse(ok).unwrap().as_str(), "{ok}");
         }
     }
