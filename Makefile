@@ -52,7 +52,8 @@ run-dapr: platform ## The same system on real daprd + Scheduler + Kafka + Postgr
 	$(CARGO) build --workspace --locked
 	@mkdir -p $(DEVHOST_DIR)
 	@test -s $(DEVHOST_DIR)/jwt-secret || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > $(DEVHOST_DIR)/jwt-secret; chmod 600 $(DEVHOST_DIR)/jwt-secret; }
-	"$${CARGO_TARGET_DIR:-target}/debug/run-dapr"
+	@"$${CARGO_TARGET_DIR:-target}/debug/mail-sink" --listen 127.0.0.1:2525 & \
+	  exec "$${CARGO_TARGET_DIR:-target}/debug/run-dapr"
 
 .PHONY: demo
 demo: ## Play the demo scenario against `make run`'s system, or a private one if none runs

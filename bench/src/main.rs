@@ -57,7 +57,8 @@ use serde::Deserialize;
 use stats::{Spread, percentile};
 use system_tests::workspace_root;
 
-pub const FUNCTIONS: [&str; 5] = ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer"];
+pub const FUNCTIONS: [&str; 6] =
+    ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer", "notifier"];
 
 #[derive(Debug, Deserialize)]
 #[serde(default)]

@@ -208,7 +208,7 @@ impl TestSystem {
     }
 
     /// SIGKILLs every function and what hosts its sidecar, at once, none of them getting to
-    /// clean up: devhost and the five apps it started; on the platform every function and
+    /// clean up: devhost and the apps it started; on the platform every function and
     /// every daprd (the broker, the database and the Scheduler stay, as a cluster's would).
     /// Returns how many apps were running, function and sidecar, until the kill; an app that
     /// had exited on its own fails here.

@@ -1,4 +1,4 @@
-//! `make run-dapr`: the five functions of `dapr.yaml` on the real platform (daprd, the Dapr
+//! `make run-dapr`: the six functions of `dapr.yaml` on the real platform (daprd, the Dapr
 //! Scheduler, Kafka and PostgreSQL that `make platform` built), with `dapr-components/local/`.
 //! Prints the same URL and token as `make run`, so `make demo` plays against it; Ctrl-C (or
 //! SIGTERM) stops everything it started. PostgreSQL's and Kafka's data stay in `.platform/`
@@ -31,7 +31,9 @@ async fn run() -> anyhow::Result<()> {
         .to_owned();
     let dir = root.join(".platform");
     let started = Instant::now();
-    println!("run-dapr: starting PostgreSQL, Kafka, the Dapr Scheduler, five daprd and five functions");
+    println!(
+        "run-dapr: starting PostgreSQL, Kafka, the Dapr Scheduler, six daprd and six functions (mail goes to the mail-sink of make run-dapr)"
+    );
     let options = Options {
         reuse_data: true,
         function_env: vec![("JWT_SECRET".to_owned(), secret.clone())],
