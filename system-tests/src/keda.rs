@@ -460,7 +460,9 @@ pub async fn wake_once(
         ensure!(change.seen >= create_task.seen, "{app} woke before create-task");
         woken.push((app.to_owned(), secs(published, change.seen), secs(published, change.done)));
     }
-    for app in workers {
+    // The notifier consumes `reminders` only: a task without a reminder must not wake it.
+    ensure!(woke("notifier").is_none(), "the notifier was woken by a task without a reminder");
+    for app in workers.iter().filter(|app| woke(app).is_some()) {
         ensure!(stopped(app), "{app} was never stopped");
     }
     // The work is done, not dropped: every group consumed its topic to the end.
