@@ -233,11 +233,16 @@ impl Notifier {
                     info!(task_id = %reminder.task_id, channel = channel.as_str(), reason, "nothing to send");
                     return Ok(());
                 }
-                Claim::Busy => {
+                Claim::Busy { .. } if trigger != Trigger::Event => {
                     return Err(HandlerError::retry(anyhow!(
                         "the {} delivery of {event_id} is being attempted elsewhere",
                         channel.as_str()
                     )));
+                }
+                Claim::Busy { attempt, until } => {
+                    info!(task_id = %reminder.task_id, channel = channel.as_str(), %until, "claimed elsewhere: a job takes over if it goes stale");
+                    self.schedule_retry(event_id, reminder, channel, attempt, until).await?;
+                    return Ok(());
                 }
                 Claim::Send(record) => {
                     let item = SaveItem::new(key.as_str(), &record)?;
@@ -270,14 +275,7 @@ impl Notifier {
             Next::RetryAt { attempt, at } => {
                 // The job first: a record saying `retrying` with no job behind it would wait
                 // forever, a job finding the claim still `sending` only waits for the lease.
-                let data = RetryJob { event_id: event_id.to_owned(), channel, attempt, reminder: reminder.clone() };
-                let data = serde_json::to_value(&data)
-                    .map_err(|source| DaprError::Encode { what: "retry job data".into(), source })?;
-                let job = Job::once_at(at.fixed_offset(), data).failure_policy(FailurePolicy::Constant {
-                    interval: Duration::from_secs(5),
-                    max_retries: Some(24),
-                });
-                self.dapr.schedule_job(&retry_job_name(event_id, channel, attempt), &job).await?;
+                self.schedule_retry(event_id, reminder, channel, attempt, at).await?;
             }
             Next::DeadLetter => {
                 let options = Publish::new(types::REMINDER_DUE)
@@ -290,6 +288,25 @@ impl Notifier {
         let item = SaveItem::new(key.as_str(), &settled)?;
         self.dapr.save_state(components::DELIVERIES_STORE, &[item]).await?;
         Ok(())
+    }
+
+    /// Schedules retry job `attempt` of a delivery at `at` (overwriting one of the same name).
+    async fn schedule_retry(
+        &self,
+        event_id: &str,
+        reminder: &ReminderDue,
+        channel: Channel,
+        attempt: u32,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DaprError> {
+        let data = RetryJob { event_id: event_id.to_owned(), channel, attempt, reminder: reminder.clone() };
+        let data = serde_json::to_value(&data)
+            .map_err(|source| DaprError::Encode { what: "retry job data".into(), source })?;
+        // A callback that fails (sidecar or store down, the delivery busy) is called again every
+        // 5 s for two minutes: longer than a claim's lease.
+        let job = Job::once_at(at.fixed_offset(), data)
+            .failure_policy(FailurePolicy::Constant { interval: Duration::from_secs(5), max_retries: Some(24) });
+        self.dapr.schedule_job(&retry_job_name(event_id, channel, attempt), &job).await
     }
 
     async fn send(&self, event_id: &str, reminder: &ReminderDue, channels: &Channels, channel: Channel) -> Sent {

@@ -260,14 +260,23 @@ async fn a_delivery_claimed_elsewhere_moments_ago_is_not_doubled() {
         }),
     );
     let app = app(&stub, "2026-12-01T07:45:01Z").await;
-    assert_eq!(app.deliver(notifier::ROUTE, &event(), None).await.1["status"], "RETRY");
+    // Not doubled, and not RETRY (which would hold the partition): a job takes over when the
+    // claim goes stale, in case its holder died.
+    assert_eq!(app.deliver(notifier::ROUTE, &event(), None).await.1["status"], "SUCCESS");
+    assert!(receiver.received().is_empty());
+    let name = retry_job_name(&event_id(), Channel::Webhook, 2);
+    let job = stub.jobs().get(&name).cloned().expect("a takeover job");
+    assert_eq!(job["dueTime"], "2026-12-01T07:46:00.600Z", "when the 60 s lease of the claim ends");
+    // The job called while the claim is still live fails, for its failure policy to call again.
+    assert_eq!(app.trigger_job(&name, &job["data"], None).await, 500);
     assert!(receiver.received().is_empty());
 
-    // A claim older than the lease is a dead handler's: taken over, attempt 2.
+    // A claim older than the lease is a dead handler's: the job takes it over, attempt 2.
     let later = self::app(&stub, "2026-12-01T07:50:00Z").await;
-    assert_eq!(later.deliver(notifier::ROUTE, &event(), None).await.1["status"], "SUCCESS");
+    assert_eq!(later.trigger_job(&name, &job["data"], None).await, 200);
     assert_eq!(receiver.received().len(), 1);
     assert_eq!(record(&stub, Channel::Webhook)["attempts"], 2);
+    assert_eq!(record(&stub, Channel::Webhook)["status"], "delivered");
 }
 
 #[tokio::test]

@@ -157,9 +157,13 @@ pub enum Claim {
     Send(DeliveryRecord),
     /// Nothing to do: delivered, failed for good, or a retry job owns the next attempt.
     Done(&'static str),
-    /// Another handler claimed it less than a lease ago: try again later (RETRY the event, fail
-    /// the job so its failure policy calls again).
-    Busy,
+    /// Another handler claimed it less than a lease ago. A job calls again (its failure policy);
+    /// an event is acknowledged after scheduling retry job `attempt` at `until`, when the claim
+    /// goes stale: RETRY would hold the partition, and the broker's bounded retries could end
+    /// before the lease does, leaving a crashed handler's claim `sending` with nobody to take it
+    /// over. If the claim's holder settles first, the job finds the delivery done, or its own
+    /// retry job of the same name replaces it.
+    Busy { attempt: u32, until: DateTime<Utc> },
 }
 
 /// Decides whether `trigger` may send delivery `(event_id, channel)` given the `current` record.
@@ -193,7 +197,12 @@ pub fn claim(
         (DeliveryStatus::Failed, _) => Claim::Done("already failed for good"),
         (DeliveryStatus::Sending, _) => {
             let lease = chrono::Duration::from_std(policy.lease).unwrap_or(chrono::Duration::MAX);
-            if record.attempted_at + lease > now { Claim::Busy } else { attempt(record.attempts + 1, Some(record)) }
+            let until = record.attempted_at + lease;
+            if until > now {
+                Claim::Busy { attempt: record.attempts + 1, until }
+            } else {
+                attempt(record.attempts + 1, Some(record))
+            }
         }
         (DeliveryStatus::Retrying, Trigger::Event) => Claim::Done("a retry job owns the next attempt"),
         (DeliveryStatus::Retrying, Trigger::Retry { attempt: n }) if n == record.attempts + 1 => {
@@ -348,7 +357,13 @@ mod tests {
     fn the_first_event_sends_and_a_duplicate_meanwhile_backs_off() {
         let first = claimed(None, Trigger::Event, 0);
         assert_eq!((first.status, first.attempts, first.attempted_at), (DeliveryStatus::Sending, 1, at(0)));
-        assert_eq!(claim_at(Some(&first), Trigger::Event, 5), Claim::Busy, "a live claim is not doubled");
+        assert_eq!(
+            claim_at(Some(&first), Trigger::Event, 5),
+            Claim::Busy { attempt: 2, until: at(30) },
+            "a live claim is not doubled; the takeover is due when the lease ends"
+        );
+        let takeover = claimed(Some(&first), Trigger::Retry { attempt: 2 }, 30);
+        assert_eq!(takeover.attempts, 2, "the takeover job sends once the claim is stale");
         let retaken = claimed(Some(&first), Trigger::Event, 31);
         assert_eq!(retaken.attempts, 2, "a claim older than the lease is a dead handler's: taken over");
     }
