@@ -31,7 +31,7 @@ fn error_of(yaml: &str) -> String {
 fn the_repository_run_file_and_resources_load() {
     let run = RunFile::load(&repo().join("dapr.yaml")).unwrap();
     let ids: Vec<&str> = run.apps.iter().map(|a| a.app_id.as_str()).collect();
-    assert_eq!(ids, ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer"]);
+    assert_eq!(ids, ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer", "notifier"]);
     assert_eq!(run.apps[0].app_port, Some(8080));
     assert_eq!(run.apps[0].dapr_http_port, Some(3500));
     assert_eq!(run.apps[0].env.get("RUST_LOG").map(String::as_str), Some("info"));
