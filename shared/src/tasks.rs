@@ -11,11 +11,17 @@
 //! id or an `Idempotency-Key`) reads first, so a replay writes nothing; the write itself stays
 //! insert-if-absent, so two racing creates still make one task. Changes are guarded by the ETag
 //! they were read with.
+//!
+//! A task is stored with its order keys ([`crate::domain::order`]) beside its fields, under
+//! `_order`, so the store can sort and page lists itself. Readers ignore the extra field;
+//! events and API answers never carry it.
 
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::dapr::{Dapr, DaprError, SaveItem, TxOp, Versioned};
+use crate::domain::order::OrderKeys;
 use crate::domain::task::{Task, task_key};
 use crate::events::{TaskChange, components, task_event_id, topics};
 use crate::outbox::{Outbox, OutboxConfig, OutboxEvent};
@@ -52,6 +58,15 @@ pub enum Created {
     Existing(Box<Versioned<Task>>),
 }
 
+/// A task as stored: its fields, and its order keys under [`crate::domain::order::FIELD`].
+#[derive(Serialize)]
+struct Stored<'a> {
+    #[serde(flatten)]
+    task: &'a Task,
+    #[serde(rename = "_order")]
+    order: OrderKeys,
+}
+
 #[derive(Debug, Clone)]
 pub struct TaskStore {
     dapr: Dapr,
@@ -83,6 +98,11 @@ impl TaskStore {
         self.dapr.get_state(components::TASKS_STORE, &task_key(id)).await
     }
 
+    /// The state item that stores `task`: its fields and its order keys.
+    pub fn item(task: &Task) -> Result<SaveItem, DaprError> {
+        SaveItem::new(task.key(), &Stored { task, order: OrderKeys::of(task) })
+    }
+
     /// The `task-events` event of `task` as it is after `change`.
     pub fn event(task: &Task, change: TaskChange) -> Result<OutboxEvent, DaprError> {
         let data = serde_json::to_value(task)
@@ -108,7 +128,7 @@ impl TaskStore {
         {
             return Ok(Created::Existing(Box::new(existing)));
         }
-        let op = TxOp::Upsert(SaveItem::new(task.key(), task)?.if_absent());
+        let op = TxOp::Upsert(Self::item(task)?.if_absent());
         let event = Self::event(task, TaskChange::Created)?;
         match self.outbox.commit(vec![op], std::slice::from_ref(&event)).await {
             Ok(_) => Ok(Created::Inserted),
@@ -123,7 +143,7 @@ impl TaskStore {
     /// Writes `task` (already changed, version bumped) if the stored ETag is still `etag`,
     /// emitting the event for `change`.
     pub async fn update(&self, task: &Task, etag: Option<String>, change: TaskChange) -> Result<(), WriteError> {
-        let op = TxOp::Upsert(SaveItem::new(task.key(), task)?.if_match(etag.clone()));
+        let op = TxOp::Upsert(Self::item(task)?.if_match(etag.clone()));
         let event = Self::event(task, change)?;
         match self.outbox.commit(vec![op], std::slice::from_ref(&event)).await {
             Ok(_) => Ok(()),

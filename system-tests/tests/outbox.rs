@@ -53,10 +53,8 @@ async fn a_record_a_crashed_writer_left_behind_is_relayed_once_and_audited_once(
         assert_eq!(event.id, event_id);
         let written_at = Utc::now();
         let record = OutboxRecord::new(event, written_at);
-        let operations = [
-            TxOp::Upsert(SaveItem::new(task.key(), &task)?.if_absent()),
-            TxOp::Upsert(SaveItem::new(record.key(), &record)?),
-        ];
+        let operations =
+            [TxOp::Upsert(TaskStore::item(&task)?.if_absent()), TxOp::Upsert(SaveItem::new(record.key(), &record)?)];
         let sidecar = setup.sidecar("create-task")?;
         let committed = json_body(
             http.post(format!("{sidecar}/v1.0/state/{}/transaction", components::TASKS_STORE)),

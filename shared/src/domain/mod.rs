@@ -8,6 +8,7 @@
 //! - [`validate`]: input parsing with the failing field named, and the invariants of a task.
 //! - [`recurrence`]: RRULE evaluation on wall-clock time in the task's zone.
 //! - [`notification`]: where reminders are delivered (webhook, email) and what a target may be.
+//! - [`order`]: each task's sort positions as keys the store can index, sort and range-filter.
 //! - [`occurrence`]: the `todo.task.create` request for a recurring task's next instance.
 //! - [`reminder`]: when a reminder fires, how fire-reminder reacts to events and to its jobs.
 
@@ -15,6 +16,7 @@ pub mod audit;
 pub mod delivery;
 pub mod notification;
 pub mod occurrence;
+pub mod order;
 pub mod recurrence;
 pub mod reminder;
 pub mod task;

@@ -1,0 +1,219 @@
+//! Order keys: each task's sort positions as short decimal strings that PostgreSQL can index,
+//! sort and range-filter through Dapr's Query API.
+//!
+//! Why this shape. `GET /v1/tasks` pages by keyset ("after this key"), and on `state.postgresql`
+//! v1 the Query API compiles a filter on `a.b` to `value->'a'->>'b' <op> $n`: a *text*
+//! comparison. Its `GT`/`GTE`/`LT`/`LTE` refuse string operands ("string type not permitted"),
+//! and a number operand is bound as Go's `fmt.Sprintf("%v", float64)`, which switches to
+//! exponent form (`1.234567e+06`) from 1,000,000 up (components-contrib v1.18.4
+//! `common/component/postgresql/v1/postgresql_query.go`; daprd parses the body with
+//! `encoding/json`, so every number is a `float64`). A key therefore has to be a string in the
+//! stored task, a number in the filter, and read the same both ways. Every key here is
+//! `1ddddd.ddddddddd` with trailing zeros (and a bare point) dropped: six integer digits, at
+//! most fifteen significant digits in all. Such a number survives JSON → `float64` → `%v`
+//! digit for digit, stays out of exponent form (it is below 1,000,000), and because the integer
+//! part has a fixed width, text order is numeric order, byte-wise and under any PostgreSQL
+//! collation (locale collations skip the point, which sits at the same place in every key).
+//!
+//! Each key carries a 14-digit payload: milliseconds since the epoch for `created`/`updated`
+//! (until 2286), centiseconds for `due` (the validated years 1970 to 9999 need 2.5×10^13),
+//! the priority rank for `priority`. A task without a due time gets [`UNDATED_DUE`], above
+//! every date, so it goes last in ascending order; the list reads undated tasks in a phase of
+//! their own when sorting by `-due`, so they go last there too. Ties (same key) are broken by
+//! [`OrderKeys::tie`], the top 46 bits of the task id, and then by the full id: the order is
+//! always (key, id), and a tie key that is monotonic in the id lets the store break almost
+//! every tie itself.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::task::{Priority, Task};
+
+/// The object a stored task carries its keys in: `value->'_order'->>'created'` and so on.
+pub const FIELD: &str = "_order";
+
+/// Payloads are below this: fourteen decimal digits.
+pub const PAYLOAD_LIMIT: u64 = 100_000_000_000_000;
+
+/// The `due` payload of a task without a due time: above every date the validation accepts
+/// (the year 9999 ends at 2.54×10^13 centiseconds).
+pub const UNDATED_DUE: u64 = 90_000_000_000_000;
+
+/// A task's keys, as stored under [`FIELD`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderKeys {
+    pub created: String,
+    pub updated: String,
+    pub due: String,
+    pub priority: String,
+    pub tie: String,
+}
+
+impl OrderKeys {
+    pub fn of(task: &Task) -> Self {
+        Self {
+            created: encode(millis(task.created_at)),
+            updated: encode(millis(task.updated_at)),
+            due: encode(task.due.map_or(UNDATED_DUE, |due| due_payload(due.with_timezone(&Utc)))),
+            priority: encode(priority_rank(task.priority)),
+            tie: tie(task.id),
+        }
+    }
+}
+
+/// The key of `payload` (clamped below [`PAYLOAD_LIMIT`]).
+pub fn encode(payload: u64) -> String {
+    let digits = format!("{}", PAYLOAD_LIMIT + payload.min(PAYLOAD_LIMIT - 1));
+    let (int, frac) = digits.split_at(6);
+    match frac.trim_end_matches('0') {
+        "" => int.to_owned(),
+        frac => format!("{int}.{frac}"),
+    }
+}
+
+/// A key as the number a Query API range filter needs (see the module doc); `None` for a
+/// string that is not a key.
+pub fn as_number(key: &str) -> Option<serde_json::Number> {
+    let valid = key.len() >= 6
+        && key.starts_with('1')
+        && key.as_bytes()[..6].iter().all(u8::is_ascii_digit)
+        && match &key[6..] {
+            "" => true,
+            rest => {
+                rest.len() >= 2
+                    && rest.len() <= 10
+                    && rest.starts_with('.')
+                    && rest[1..].bytes().all(|b| b.is_ascii_digit())
+                    && !rest.ends_with('0')
+            }
+        };
+    if !valid {
+        return None;
+    }
+    serde_json::Number::from_f64(key.parse().ok()?)
+}
+
+/// The `due` key of an instant: what a due-range filter compares with.
+pub fn due_key(at: DateTime<Utc>) -> String {
+    encode(due_payload(at))
+}
+
+/// The tie-break key of a task id: its top 46 bits, so ordering by it agrees with ordering by
+/// id wherever it tells two ids apart.
+pub fn tie(id: Uuid) -> String {
+    encode(u64::try_from(id.as_u128() >> 82).unwrap_or(PAYLOAD_LIMIT - 1))
+}
+
+fn millis(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or(0)
+}
+
+fn due_payload(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis().div_euclid(10)).unwrap_or(0).min(UNDATED_DUE - 1)
+}
+
+fn priority_rank(priority: Priority) -> u64 {
+    match priority {
+        Priority::Low => 0,
+        Priority::Medium => 1,
+        Priority::High => 2,
+        Priority::Urgent => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Go's `fmt.Sprintf("%v", f)` for a float64: shortest digits, `%e` form when the decimal
+    /// exponent is below -4 or at least 6 (strconv `FormatFloat(f, 'g', -1, 64)`).
+    fn go_v(f: f64) -> String {
+        let sci = format!("{f:e}");
+        let (mantissa, exp) = sci.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        if !(-4..6).contains(&exp) {
+            let sign = if exp < 0 { '-' } else { '+' };
+            return format!("{mantissa}e{sign}{:02}", exp.abs());
+        }
+        format!("{f}")
+    }
+
+    #[test]
+    fn keys_have_the_documented_shape() {
+        assert_eq!(encode(0), "100000");
+        assert_eq!(encode(3), "100000.000000003");
+        assert_eq!(encode(1_765_000_000_000), "101765");
+        assert_eq!(encode(1_765_000_000_123), "101765.000000123");
+        assert_eq!(encode(UNDATED_DUE), "190000");
+        assert_eq!(encode(u64::MAX), encode(PAYLOAD_LIMIT - 1));
+        assert_eq!(encode(PAYLOAD_LIMIT - 1), "199999.999999999");
+    }
+
+    #[test]
+    fn go_v_is_what_go_prints() {
+        // Outputs of `fmt.Sprintf("%v", x)` for float64s decoded by encoding/json (go1.26).
+        assert_eq!(go_v(123456.78901234), "123456.78901234");
+        assert_eq!(go_v(1234567.0), "1.234567e+06");
+        assert_eq!(go_v(999999.0), "999999");
+        assert_eq!(go_v(100000.5), "100000.5");
+        assert_eq!(go_v(123456789012345.0), "1.23456789012345e+14");
+        assert_eq!(go_v(0.00001), "1e-05");
+    }
+
+    #[test]
+    fn dates_and_ranks_order_as_their_keys() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert!(due_key(at("1970-01-01T00:00:00Z")) < due_key(at("2026-12-06T10:00:00Z")));
+        assert!(due_key(at("2026-12-06T10:00:00Z")) < due_key(at("9999-12-31T23:59:59.999Z")));
+        assert!(due_key(at("9999-12-31T23:59:59.999Z")) < encode(UNDATED_DUE));
+        let ranks: Vec<_> = [Priority::Low, Priority::Medium, Priority::High, Priority::Urgent]
+            .into_iter()
+            .map(|p| encode(priority_rank(p)))
+            .collect();
+        assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{ranks:?}");
+    }
+
+    #[test]
+    fn non_keys_are_not_numbers() {
+        for bad in
+            ["", "1", "99999", "200000x", "012345", "100000.", "100000.10", "1e+06", "1000001", "100000.1234567891"]
+        {
+            assert_eq!(as_number(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest! {
+        /// A key reaches PostgreSQL as the very text it is stored as: serde_json writes the
+        /// number with the key's digits, and Go prints the parsed float64 the same way.
+        #[test]
+        fn keys_survive_the_round_trip_through_daprd(payload in 0..PAYLOAD_LIMIT) {
+            let key = encode(payload);
+            let number = as_number(&key).unwrap();
+            prop_assert_eq!(number.to_string(), key.clone());
+            prop_assert_eq!(go_v(number.as_f64().unwrap()), key);
+        }
+
+        /// Text order of keys is numeric order of payloads, byte-wise and with the point
+        /// ignored (what a locale collation does with punctuation).
+        #[test]
+        fn text_order_is_payload_order(a in 0..PAYLOAD_LIMIT, b in 0..PAYLOAD_LIMIT) {
+            let (ka, kb) = (encode(a), encode(b));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert_eq!(ka.replace('.', "").cmp(&kb.replace('.', "")), a.cmp(&b));
+        }
+
+        /// The tie key never contradicts the id order.
+        #[test]
+        fn tie_is_monotonic_in_the_id(a: u128, b: u128) {
+            let (ia, ib) = (Uuid::from_u128(a), Uuid::from_u128(b));
+            if ia < ib {
+                prop_assert!(tie(ia) <= tie(ib));
+            }
+        }
+    }
+}
