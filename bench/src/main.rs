@@ -22,6 +22,10 @@
 //!   (`system_tests::keda`, as `make test-keda` runs it), repeated from idle.
 //! - [`stats`]: percentiles, median and spread.
 //! - [`report`]: the Markdown tables and the SVG plot.
+//! - [`scale`]: `bench scale` (`make bench-scale`), apart from the rest: the data-scale figures
+//!   (1,000,000 tasks bulk-loaded into the real platform's PostgreSQL, then list, `GET` and
+//!   audit trail latencies and the relay's and KEDA's queries), written to the `## 1M tasks`
+//!   section of `BENCHMARKS.md`, which `make bench` keeps as it is.
 //!
 //! Everything runs on loopback and is bounded in time and count. A run of a figure that fails
 //! (a system that does not start, a figure that cannot complete) is reported with its error, the
@@ -45,6 +49,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod load;
 mod process;
 mod report;
+mod scale;
 mod stats;
 mod wake;
 
@@ -220,6 +225,10 @@ fn record<T>(say: &impl Fn(&str), result: anyhow::Result<T>) -> Run<T> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `bench scale` (`make bench-scale`): the data-scale figures, their own section.
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        return scale::run().await;
+    }
     let config: Config = envy::prefixed("BENCH_").from_env().context("BENCH_* settings")?;
     let backends = Backend::parse_list(&config.backends).context("BENCH_BACKENDS")?;
     // Quiet by default; `RUST_LOG=warn` shows what devhost (in this process) reports, such as
@@ -302,8 +311,13 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    let markdown = render(&config, &processes, &figures, wakes.as_ref(), &speeds)?;
+    let mut markdown = render(&config, &processes, &figures, wakes.as_ref(), &speeds)?;
     let out = workspace_root().join(&config.out);
+    // `make bench-scale` writes its own section: kept as it is.
+    if let Some(scale) = std::fs::read_to_string(&out).ok().as_deref().and_then(|d| report::section(d, scale::HEADING))
+    {
+        markdown = report::replace_section(&markdown, scale::HEADING, scale);
+    }
     std::fs::write(&out, markdown).with_context(|| format!("writing {}", out.display()))?;
     // Each latency figure's bars side by side for the backends, so they compare at a glance.
     let latency_figures: [(&str, Pick, Target); 6] = [

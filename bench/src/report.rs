@@ -139,6 +139,48 @@ pub fn plot(latencies: &[LatencyBars], timelines: &[(String, Vec<(u64, i64)>)]) 
     svg
 }
 
+/// The section of `doc` under the level-2 heading that starts with `heading` (`## 1M tasks`):
+/// from its heading line to the next level-2 heading or the end, as it is; `None` without one.
+pub fn section<'a>(doc: &'a str, heading: &str) -> Option<&'a str> {
+    let (start, end) = section_span(doc, heading)?;
+    Some(&doc[start..end])
+}
+
+/// `doc` with the section under `heading` replaced by `new` (which starts with that heading),
+/// or with `new` appended when there is none; the rest of the document is kept as it is.
+pub fn replace_section(doc: &str, heading: &str, new: &str) -> String {
+    let new = format!("{}\n", new.trim_end());
+    match section_span(doc, heading) {
+        Some((start, end)) => {
+            let rest = doc[end..].trim_start_matches(['\n', '\r']);
+            let gap = if rest.is_empty() { "" } else { "\n" };
+            format!("{}{new}{gap}{rest}", &doc[..start])
+        }
+        None if doc.trim().is_empty() => new,
+        None => format!("{}\n\n{new}", doc.trim_end()),
+    }
+}
+
+/// Byte range of the section under `heading`: its heading line (`## ` + `heading`...) to the
+/// start of the next `## ` line, trailing blank lines left out.
+fn section_span(doc: &str, heading: &str) -> Option<(usize, usize)> {
+    let mut offset = 0;
+    let mut start = None;
+    for line in doc.split_inclusive('\n') {
+        let text = line.trim_end_matches(['\n', '\r']);
+        if start.is_none() && text.starts_with(heading) && heading.starts_with("## ") {
+            start = Some(offset);
+        } else if let Some(start) = start
+            && text.starts_with("## ")
+        {
+            return Some((start, start + doc[start..offset].trim_end().len()));
+        }
+        offset += line.len();
+    }
+    let start = start?;
+    Some((start, start + doc[start..].trim_end().len()))
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -156,6 +198,26 @@ mod tests {
         let mut out = String::new();
         table(&mut out, &["a", "b"], &[vec!["1".into(), "2".into()]]);
         assert_eq!(out, "| a | b |\n| --- | --- |\n| 1 | 2 |\n\n");
+    }
+
+    #[test]
+    fn a_section_is_replaced_in_place_or_appended() {
+        let doc = "# B\n\nintro\n\n## A\n\na\n\n## 1M tasks\n\nold\n\n### sub\n\nold too\n\n## C\n\nc\n";
+        assert_eq!(section(doc, "## 1M tasks"), Some("## 1M tasks\n\nold\n\n### sub\n\nold too"));
+        let new = "## 1M tasks\n\nnew\n";
+        assert_eq!(
+            replace_section(doc, "## 1M tasks", new),
+            "# B\n\nintro\n\n## A\n\na\n\n## 1M tasks\n\nnew\n\n## C\n\nc\n"
+        );
+        let last = "# B\n\n## 1M tasks\n\nold\n\n\n";
+        assert_eq!(replace_section(last, "## 1M tasks", new), "# B\n\n## 1M tasks\n\nnew\n");
+        assert_eq!(
+            replace_section("# B\n\n## A\n\na\n", "## 1M tasks", new),
+            "# B\n\n## A\n\na\n\n## 1M tasks\n\nnew\n"
+        );
+        assert_eq!(replace_section("", "## 1M tasks", new), new);
+        assert_eq!(section("# B\n### 1M tasks\n", "## 1M tasks"), None, "a level-3 heading is not the section");
+        assert_eq!(section(doc, "## Z"), None);
     }
 
     #[test]
