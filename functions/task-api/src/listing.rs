@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::cursor::Cursor;
 use crate::params::ListParams;
 use crate::search;
-use crate::sort::{SortBy, SortKey, undated_key};
+use crate::sort::{SortBy, SortField, SortKey, undated_key};
 
 /// The part of a store-sorted list one query reads. `-due` reads dated tasks, then undated
 /// ones (last in both directions); every other order is one phase.
@@ -35,7 +35,7 @@ pub enum Phase {
 pub fn phases(params: &ListParams) -> Option<Vec<Phase>> {
     let sort = params.sort;
     sort.field.order_key()?;
-    if sort != SortBy::parse("-due")? {
+    if !(sort.field == SortField::Due && sort.descending) {
         return Some(vec![Phase::All]);
     }
     // A due-range filter excludes undated tasks.
@@ -268,6 +268,51 @@ mod tests {
             store_filter("alice", &parse(Some("priority=urgent")).unwrap()),
             json!({"AND": [{"EQ": {"owner": "alice"}}, {"IN": {"priority": ["urgent"]}}]})
         );
+    }
+
+    #[test]
+    fn minus_due_reads_dated_then_undated_tasks() {
+        let phases_of = |query: &str| phases(&parse(Some(query)).unwrap());
+        assert_eq!(phases_of("sort=title"), None, "the store cannot order titles");
+        assert_eq!(phases_of("sort=due"), Some(vec![Phase::All]), "undated keys are above every date");
+        assert_eq!(phases_of("sort=-priority"), Some(vec![Phase::All]));
+        assert_eq!(phases_of("sort=-due"), Some(vec![Phase::Dated, Phase::Undated]));
+        assert_eq!(phases_of("sort=-due&due_after=2026-01-01T00:00:00Z"), Some(vec![Phase::Dated]));
+        let mut resumed = parse(Some("sort=-due")).unwrap();
+        resumed.cursor = Some(Cursor {
+            sort: resumed.sort,
+            key: SortKey::Order(undated_key()),
+            id: Uuid::nil(),
+            query: resumed.fingerprint(),
+        });
+        assert_eq!(phases(&resumed), Some(vec![Phase::Undated]), "a cursor among undated tasks stays there");
+    }
+
+    #[test]
+    fn a_batch_query_bounds_the_key_and_orders_by_key_tie_id() {
+        let params = parse(Some("sort=-due&due_before=2026-12-01T00:00:00Z")).unwrap();
+        let query = serde_json::to_value(store_query("alice", &params, Phase::Dated, None, 52)).unwrap();
+        let before = order::due_key("2026-12-01T00:00:00Z".parse().unwrap());
+        assert_eq!(
+            query["filter"]["AND"],
+            json!([
+                {"EQ": {"owner": "alice"}},
+                {"LTE": {"_order.due": number(&before)}},
+                {"LT": {"_order.due": 190000}},
+                {"LTE": {"_order.due": 199999.999999999}},
+            ])
+        );
+        assert_eq!(
+            query["sort"],
+            json!([{"key": "_order.due", "order": "DESC"}, {"key": "_order.tie", "order": "DESC"}, {"key": "id", "order": "DESC"}])
+        );
+        assert_eq!(query["page"]["limit"], 52);
+        // A row with the cursor's own key is new only past the cursor's id, in the sort's direction.
+        let asc = SortBy::parse("created").unwrap();
+        let desc = SortBy::parse("-created").unwrap();
+        let (one, two) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert!(is_after(asc, ("100001", one), ("100001", two)) && !is_after(asc, ("100001", two), ("100001", one)));
+        assert!(is_after(desc, ("100001", two), ("100001", one)) && !is_after(desc, ("100001", one), ("100001", one)));
     }
 
     #[test]

@@ -123,7 +123,7 @@ async fn a_cursor_resumes_with_a_range_on_the_order_key_and_its_tie() {
     let queries = h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query");
     let stored = h.stub.state("tasks", &format!("task:{}", Uuid::from_u128(3))).unwrap();
     let (key, tie) = (stored["_order"]["due"].as_str().unwrap(), stored["_order"]["tie"].as_str().unwrap());
-    let number = |k: &str| json!(k.parse::<f64>().unwrap());
+    let number = |k: &str| json!(shared::domain::order::as_number(k).unwrap());
     assert_eq!(
         queries[0].body["filter"]["AND"],
         json!([
