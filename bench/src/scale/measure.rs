@@ -107,26 +107,39 @@ pub struct Samples {
     pub cut_short: bool,
 }
 
-/// Up to `count` timed requests (cycling through `requests`), after [`WARM_UP`] untimed ones,
-/// stopping early once `budget` is spent. Every answer is checked.
+/// Up to `count` timed requests (cycling through `requests`), after up to [`WARM_UP`] untimed
+/// ones (fewer when they take more than a quarter of `budget`), stopping early once `budget` is
+/// spent on the timed ones. Every answer is checked.
 pub async fn sample(client: &Client, requests: &[Request], count: usize, budget: Duration) -> anyhow::Result<Samples> {
     if requests.is_empty() {
         bail!("a figure without requests");
     }
     let mut samples = Samples::default();
-    let started = Instant::now();
-    for n in 0..WARM_UP + count {
-        if n > WARM_UP && started.elapsed() > budget {
-            samples.cut_short = true;
-            break;
-        }
-        let request = &requests[n % requests.len()];
+    let mut next = requests.iter().cycle();
+    let mut call = async |timed: bool, samples: &mut Samples| -> anyhow::Result<()> {
+        let request = next.next().context("no request")?;
         let answer = client.get(&request.path).await?;
         request.expect.check(&answer.body).with_context(|| format!("GET {}", request.path))?;
         samples.truncated |= answer.truncated;
-        if n >= WARM_UP {
+        if timed {
             samples.values_ms.push(answer.ms);
         }
+        Ok(())
+    };
+    let started = Instant::now();
+    for n in 0..WARM_UP {
+        if n > 0 && started.elapsed() > budget / 4 {
+            break;
+        }
+        call(false, &mut samples).await?;
+    }
+    let started = Instant::now();
+    for n in 0..count {
+        if n > 0 && started.elapsed() > budget {
+            samples.cut_short = true;
+            break;
+        }
+        call(true, &mut samples).await?;
     }
     Ok(samples)
 }

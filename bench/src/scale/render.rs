@@ -156,11 +156,11 @@ pub fn section(run: &ScaleRun) -> String {
         "**Backend**: the real platform of `make platform` ({}): every function beside its own daprd, the Dapr \
          Scheduler, one Kafka broker and PostgreSQL ({}, initdb's defaults otherwise), as plain processes on this \
          machine, release binaries, task-api with its default settings. Requests go to task-api over loopback \
-         one at a time as the heavy user `{}`, each timed from sending it to the last byte of its answer, after \
+         one at a time as the heavy user `{}`, each timed from sending it to the last byte of its answer, after up to \
          {} untimed ones, and every answer is checked (a full page, the hits a filter must find, the {} entries \
          of the trail). Page {} is reached by following `next_cursor` {} times; that request is then repeated. A \
          figure stops at {} requests or its time budget, whichever comes first. *In PostgreSQL*: the time \
-         PostgreSQL logged for the statements of one such request (parse, bind and execute, median of {} \
+         PostgreSQL logged for the statements of one such request (parse, bind and execute, median of up to {} \
          requests with `log_min_duration_statement = 0` on briefly after the timed ones), and their number.\n",
         run.versions,
         run.postgres_settings,
@@ -257,10 +257,17 @@ pub fn section(run: &ScaleRun) -> String {
     ]);
     report::table(&mut out, &["step", "rows", "MB sent", "s", ""], &rows);
     let sizes: Vec<String> = run.table_sizes.iter().map(|(t, b)| format!("`{t}` {:.2} GB", *b as f64 / 1e9)).collect();
+    let idle = run.idle_postgres_cpu.map_or(String::new(), |share| {
+        format!(
+            " With nothing asked of it, PostgreSQL then used {share:.0} % of one core ({} s read from `/proc`: the \
+             outbox relay's query every 2 s, and whatever else runs in the background).",
+            super::IDLE_SECS
+        )
+    });
     let _ = writeln!(
         out,
         "Sizes after the load (heap, TOAST and indexes): {}. The six functions and their sidecars then started \
-         on the loaded database in {:.1} s.\n",
+         on the loaded database in {:.1} s.{idle}\n",
         sizes.join(", "),
         run.functions_start_secs
     );
@@ -378,6 +385,7 @@ mod tests {
             }],
             table_sizes: vec![("todo_tasks".to_owned(), 1_500_000_000)],
             functions_start_secs: 2.0,
+            idle_postgres_cpu: Some(37.4),
             figures: vec![
                 figure("list page 1", Some(50.0), 40.0),
                 figure("GET", Some(10.0), 12.0),
@@ -414,6 +422,7 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("- relay: `SELECT 1`"), "{out}");
+        assert!(out.contains("PostgreSQL then used 37 % of one core"), "{out}");
         assert!(out.contains("- GET: `SELECT 'x'`"), "{out}");
         assert!(out.contains(
             "1,000,000 tasks of 10,000 users, 10 of them with 10,000 tasks each and the other 9,990 with 54 to 127"
