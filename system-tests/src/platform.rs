@@ -271,6 +271,10 @@ pub fn postgres_role(app_id: &str) -> String {
 /// superuser, as the Kubernetes Job runs it as the administrator).
 pub const ROLES_SQL: &str = "manifests/base/postgres/roles.sql";
 
+/// The SQL that creates the indexes the queries need, run right after [`ROLES_SQL`] in the same
+/// psql session (as the Job does).
+pub const INDEXES_SQL: &str = "manifests/base/postgres/indexes.sql";
+
 #[derive(Debug, Clone, Copy)]
 struct Ports {
     postgres: u16,
@@ -476,20 +480,23 @@ impl Platform {
         Ok(if output.status.success() { Ok(stdout) } else { Err(stderr) })
     }
 
-    /// Applies [`ROLES_SQL`] as the superuser (idempotent: also on a reused database). The
-    /// components name their metadata tables in its `dapr_metadata` schema, so it runs before
-    /// any daprd starts, whichever role the sidecars log in as.
+    /// Applies [`ROLES_SQL`], then [`INDEXES_SQL`], as the superuser in one psql session, as
+    /// the Kubernetes Job does (idempotent: also on a reused database). The components name
+    /// their metadata tables in its `dapr_metadata` schema, so it runs before any daprd starts,
+    /// whichever role the sidecars log in as.
     fn apply_roles(&self) -> anyhow::Result<()> {
-        let file = workspace_root().join(ROLES_SQL);
+        let root = workspace_root();
         let output = Command::new(self.paths.postgres_bin.join("psql"))
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
             .arg(self.postgres_url())
             .arg("-f")
-            .arg(&file)
+            .arg(root.join(ROLES_SQL))
+            .arg("-f")
+            .arg(root.join(INDEXES_SQL))
             .output()
             .context("running psql")?;
         if !output.status.success() {
-            bail!("applying {}: {}", file.display(), String::from_utf8_lossy(&output.stderr));
+            bail!("applying {ROLES_SQL} and {INDEXES_SQL}: {}", String::from_utf8_lossy(&output.stderr));
         }
         Ok(())
     }
