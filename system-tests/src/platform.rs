@@ -230,6 +230,10 @@ pub struct Options {
     /// [`Platform::start_replica`], [`Platform::stop_replica`], [`Platform::stop_app`]), as
     /// `crate::kubelet` does for the replicas KEDA and its HPA ask for.
     pub no_functions: bool,
+    /// PostgreSQL logs every statement it runs, with its parameters (`log_statement=all`), to
+    /// `logs/postgres.log` ([`Platform::postgres_log`]): what each daprd actually sends
+    /// (`tests/query_plans.rs`). Off by default: it writes a line per state operation.
+    pub log_statements: bool,
 }
 
 /// An instance of an app beyond its first: its own function and daprd on ports of its own.
@@ -505,6 +509,11 @@ impl Platform {
         &self.logs
     }
 
+    /// PostgreSQL's log (every statement with [`Options::log_statements`]).
+    pub fn postgres_log(&self) -> PathBuf {
+        self.logs.join("postgres.log")
+    }
+
     /// The run file's resources (`dapr-components/local/*.yaml` for `dapr.yaml`), with this
     /// platform's broker address.
     fn write_resources(&self, source: &Path) -> anyhow::Result<()> {
@@ -554,6 +563,10 @@ impl Platform {
             "-c",
             "max_connections=300",
         ]);
+        if self.options.log_statements {
+            // The prefix `crate::plans::parse_log` reads: time and backend pid.
+            postgres.args(["-c", "log_statement=all", "-c", "log_line_prefix=%m [%p] "]);
+        }
         as_user(&mut postgres, owner);
         self.postgres = Some(Proc::spawn("postgres", postgres, &self.logs)?);
         self.record_pids()
