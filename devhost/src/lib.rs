@@ -36,6 +36,9 @@
 //!   connections, background checkpoints; `:memory:` for tests.
 //! - [`state`]: state stores with `state.postgresql` v1 semantics.
 //! - [`query`]: the Query API, answered from an in-memory mirror of each queried store.
+//!   Its semantics are the crate `query-model` (`devhost/query-model`), a pure model of how
+//!   `state.postgresql` v1 parses, filters and orders a request, which the functions' test
+//!   stub answers from too.
 //! - [`outbox`]: Dapr's transactional outbox of a state store: the internal topic written in
 //!   the state's SQLite transaction, and the relay that moves it on, 1 s per message.
 //! - [`pubsub`]: the log: topics, partitions, offsets, consumer-group positions, wake-ups.

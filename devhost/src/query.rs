@@ -1,7 +1,6 @@
 //! The Query API (`POST /v1.0-alpha1/state/{store}/query`) with `state.postgresql` v1 semantics
-//! (components-contrib `state/query/filter.go` and
-//! `common/component/postgresql/v1/postgresql_query.go`), answered from an in-memory mirror of
-//! each queried store.
+//! ([`query_model`], the model the functions' test stub answers from too),
+//! answered from an in-memory mirror of each queried store.
 //!
 //! Why a mirror: v1 runs one SQL statement per page and Postgres answers it from its buffer
 //! cache. devhost used to re-read, re-filter and re-sort the whole store for every page, so a
@@ -15,7 +14,6 @@
 //!   tokens costs one slice per page, not one sort per page.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -23,190 +21,13 @@ use std::sync::Arc;
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
+pub use query_model::{Filter, Query, check_query, parse_query};
+use query_model::{compare, matches, text_at};
+
 use crate::db::{DbInner, now_ms};
 
 /// Query shapes whose sorted results are kept per store: enough for a few users paging at once.
 const SHAPES_KEPT: usize = 8;
-
-/// A parsed `POST /v1.0-alpha1/state/{store}/query` body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Query {
-    pub filter: Option<Filter>,
-    /// (dotted path, descending)
-    pub sort: Vec<(String, bool)>,
-    pub limit: usize,
-    pub offset: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Filter {
-    Compare { op: CompareOp, path: String, value: Value },
-    In { path: String, values: Vec<Value> },
-    And(Vec<Filter>),
-    Or(Vec<Filter>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompareOp {
-    Eq,
-    Neq,
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-}
-
-/// Parses the query body. `Err` is a malformed request (400).
-pub fn parse_query(body: &Value) -> Result<Query, String> {
-    let Value::Object(map) = body else { return Err("the query must be a JSON object".to_owned()) };
-    for key in map.keys() {
-        if !matches!(key.as_str(), "filter" | "sort" | "page") {
-            return Err(format!("unknown query field {key:?} (filter, sort, page)"));
-        }
-    }
-    let filter = match map.get("filter") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(f)) if f.is_empty() => None,
-        Some(f) => Some(parse_filter(f)?),
-    };
-    let mut sort = Vec::new();
-    if let Some(items) = map.get("sort").filter(|v| !v.is_null()) {
-        let Value::Array(items) = items else { return Err("`sort` must be a list".to_owned()) };
-        for item in items {
-            let key = item.get("key").and_then(Value::as_str).ok_or("every sort entry needs a `key`")?;
-            let desc = match item.get("order").and_then(Value::as_str) {
-                None | Some("ASC") | Some("") => false,
-                Some("DESC") => true,
-                Some(other) => return Err(format!("sort order {other:?} must be ASC or DESC")),
-            };
-            sort.push((key.to_owned(), desc));
-        }
-    }
-    let (mut limit, mut offset) = (0, 0);
-    if let Some(page) = map.get("page").filter(|v| !v.is_null()) {
-        if let Some(l) = page.get("limit") {
-            limit = l.as_u64().ok_or("page.limit must be a non-negative integer")? as usize;
-        }
-        if let Some(t) = page.get("token").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-            offset = t.parse().map_err(|_| format!("page.token {t:?} is not a token this store issued"))?;
-        }
-    }
-    Ok(Query { filter, sort, limit, offset })
-}
-
-fn parse_filter(value: &Value) -> Result<Filter, String> {
-    let Value::Object(map) = value else { return Err("a filter must be an object".to_owned()) };
-    if map.len() != 1 {
-        return Err("a filter must have exactly one operator (EQ, NEQ, GT, GTE, LT, LTE, IN, AND, OR)".to_owned());
-    }
-    let Some((op, arg)) = map.iter().next() else { return Err("empty filter".to_owned()) };
-    let single = |arg: &Value| -> Result<(String, Value), String> {
-        match arg {
-            Value::Object(m) if m.len() == 1 => {
-                m.iter().next().map(|(k, v)| (k.clone(), v.clone())).ok_or_else(|| format!("{op} needs one field"))
-            }
-            _ => Err(format!("{op} takes an object with exactly one field")),
-        }
-    };
-    let compare = |cmp: CompareOp| -> Result<Filter, String> {
-        let (path, value) = single(arg)?;
-        Ok(Filter::Compare { op: cmp, path, value })
-    };
-    match op.as_str() {
-        "EQ" => compare(CompareOp::Eq),
-        "NEQ" => compare(CompareOp::Neq),
-        "GT" => compare(CompareOp::Gt),
-        "GTE" => compare(CompareOp::Gte),
-        "LT" => compare(CompareOp::Lt),
-        "LTE" => compare(CompareOp::Lte),
-        "IN" => {
-            let (path, values) = single(arg)?;
-            let Value::Array(values) = values else { return Err("IN takes a list of values".to_owned()) };
-            if values.is_empty() {
-                return Err(format!("empty IN operator for key {path:?}"));
-            }
-            Ok(Filter::In { path, values })
-        }
-        "AND" | "OR" => {
-            let Value::Array(items) = arg else { return Err(format!("{op} takes a list of filters")) };
-            if items.is_empty() {
-                return Err(format!("{op} needs at least one filter"));
-            }
-            let filters = items.iter().map(parse_filter).collect::<Result<Vec<_>, _>>()?;
-            Ok(if op == "AND" { Filter::And(filters) } else { Filter::Or(filters) })
-        }
-        other => Err(format!("unsupported filter operator {other:?}")),
-    }
-}
-
-/// Checks what Postgres v1 refuses when building the SQL (ordering operators on strings).
-/// `Err` is a query failure (500).
-pub fn check_query(query: &Query) -> Result<(), String> {
-    fn walk(f: &Filter) -> Result<(), String> {
-        match f {
-            Filter::Compare { op, value: Value::String(s), .. } if !matches!(op, CompareOp::Eq | CompareOp::Neq) => {
-                Err(format!("unsupported type of value {s}; string type not permitted"))
-            }
-            Filter::And(items) | Filter::Or(items) => items.iter().try_for_each(walk),
-            _ => Ok(()),
-        }
-    }
-    query.filter.as_ref().map_or(Ok(()), walk)
-}
-
-/// Postgres `value->'a'->>'b'`: the text of the value at a dotted path, `None` for SQL NULL.
-/// Borrowed for strings, which is what filters and sorts look at nearly always.
-fn text_at<'v>(value: &'v Value, path: &str) -> Option<Cow<'v, str>> {
-    let mut v = value;
-    for part in path.split('.') {
-        v = v.as_object()?.get(part)?;
-    }
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        other => Some(Cow::Owned(other.to_string())),
-    }
-}
-
-/// Go's `fmt.Sprintf("%v", x)` of a JSON-decoded value: how v1 binds filter parameters.
-fn go_format(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "<nil>".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i64),
-            Some(f) => format!("{f}"),
-            None => n.to_string(),
-        },
-        other => other.to_string(),
-    }
-}
-
-/// SQL three-valued logic collapsed to "row selected or not".
-fn matches(filter: &Filter, value: &Value) -> bool {
-    match filter {
-        Filter::Compare { op, path, value: wanted } => {
-            let Some(actual) = text_at(value, path) else { return false };
-            let wanted = go_format(wanted);
-            let ord = actual.as_ref().cmp(wanted.as_str());
-            match op {
-                CompareOp::Eq => ord == Ordering::Equal,
-                CompareOp::Neq => ord != Ordering::Equal,
-                CompareOp::Gt => ord == Ordering::Greater,
-                CompareOp::Gte => ord != Ordering::Less,
-                CompareOp::Lt => ord == Ordering::Less,
-                CompareOp::Lte => ord != Ordering::Greater,
-            }
-        }
-        Filter::In { path, values } => {
-            let Some(actual) = text_at(value, path) else { return false };
-            values.iter().any(|v| go_format(v) == actual.as_ref())
-        }
-        Filter::And(items) => items.iter().all(|f| matches(f, value)),
-        Filter::Or(items) => items.iter().any(|f| matches(f, value)),
-    }
-}
 
 /// One result: stored key, value, ETag. Cheap to clone.
 pub type QueryHit = (Arc<str>, Arc<Value>, i64);
@@ -370,23 +191,6 @@ impl Mirror {
     }
 }
 
-/// Postgres puts NULLs last in ASC order and first in DESC order.
-fn compare(a: &[Option<Cow<'_, str>>], b: &[Option<Cow<'_, str>>], sort: &[(String, bool)]) -> Ordering {
-    for ((x, y), (_, desc)) in a.iter().zip(b).zip(sort) {
-        let ord = match (x, y) {
-            (None, None) => Ordering::Equal,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(_), None) => Ordering::Less,
-            (Some(x), Some(y)) => x.cmp(y),
-        };
-        let ord = if *desc { ord.reverse() } else { ord };
-        if ord != Ordering::Equal {
-            return ord;
-        }
-    }
-    Ordering::Equal
-}
-
 /// Cuts one page out of the selected rows. Comparisons and sorting are on the *text* of the
 /// value at each path, as `state.postgresql` v1 does (`->>` yields text, parameters are bound
 /// as text): `"10" < "9"`, and numbers compare as strings. Rows that tie are ordered by key so
@@ -404,22 +208,6 @@ fn page(hits: &[QueryHit], query: &Query) -> (Vec<QueryHit>, Option<String>) {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn filters_compare_text_like_postgres_v1() {
-        let v = json!({"n": 10, "s": "open", "b": true, "o": {"x": "y"}});
-        let q = |f: Value| matches(&parse_filter(&f).unwrap(), &v);
-        assert!(q(json!({"EQ": {"n": 10}})));
-        assert!(q(json!({"EQ": {"n": "10"}})));
-        assert!(q(json!({"EQ": {"b": true}})));
-        assert!(q(json!({"EQ": {"o.x": "y"}})));
-        assert!(!q(json!({"EQ": {"missing": "y"}})));
-        assert!(!q(json!({"NEQ": {"missing": "y"}})));
-        assert!(q(json!({"IN": {"s": ["closed", "open"]}})));
-        assert!(q(json!({"AND": [{"EQ": {"s": "open"}}, {"OR": [{"EQ": {"n": 1}}, {"EQ": {"n": 10}}]}]})));
-        // Text comparison: "10" < "9".
-        assert!(q(json!({"LT": {"n": 9}})));
-    }
 
     fn db() -> (tempfile::TempDir, crate::db::Db) {
         let dir = tempfile::tempdir().unwrap();

@@ -63,8 +63,8 @@ pub enum Created {
 struct Stored<'a> {
     #[serde(flatten)]
     task: &'a Task,
-    #[serde(rename = "_order")]
-    order: OrderKeys,
+    #[serde(rename = "_order", skip_serializing_if = "Option::is_none")]
+    order: Option<OrderKeys>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,9 +98,11 @@ impl TaskStore {
         self.dapr.get_state(components::TASKS_STORE, &task_key(id)).await
     }
 
-    /// The state item that stores `task`: its fields and its order keys.
+    /// The state item that stores `task`: its fields and, unless it is deleted, its order keys
+    /// (a tombstone has none, so no store-side list ever reads it).
     pub fn item(task: &Task) -> Result<SaveItem, DaprError> {
-        SaveItem::new(task.key(), &Stored { task, order: OrderKeys::of(task) })
+        let order = (!task.is_deleted()).then(|| OrderKeys::of(task));
+        SaveItem::new(task.key(), &Stored { task, order })
     }
 
     /// The `task-events` event of `task` as it is after `change`.

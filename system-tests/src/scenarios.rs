@@ -135,7 +135,7 @@ pub async fn a_completion_delivered_before_its_creation_is_applied_once(system: 
     // The store holds what task-api's transaction wrote: the completed version.
     let saved = json_body(
         http.post(format!("{sidecar}/v1.0/state/{}", components::TASKS_STORE)),
-        &json!([{"key": completed.key(), "value": completed}]),
+        &json!([{"key": completed.key(), "value": shared::tasks::TaskStore::item(&completed)?.value}]),
     )
     .send()
     .await?;

@@ -722,6 +722,43 @@ async fn state_calls(b: &Backend) -> anyhow::Result<Steps> {
         &query(json!({"filter": {"EQ": {"kind": "q"}}, "sort": [{"key": "n", "order": "ASC"}], "page": {"limit": 2, "token": token}}))
             .await?,
     );
+    // Range filters as the list sends them: order keys stored as strings, compared with
+    // numbers, which daprd binds as Go's %v (exponent form from 1e6 up); text comparison.
+    let ranged: Vec<Value> = [
+        ("r1", "101765.5", "a", "1300000"),
+        ("r2", "101765", "b", "999"),
+        ("r3", "190000.000000001", "c", "2000000"),
+        ("r4", "101765.5", "d", "5"),
+    ]
+    .iter()
+    .map(|(k, key, tie, big)| json!({"key": format!("conf:{k}"), "value": {"kind": "r", "o": {"k": key, "tie": tie}, "big": big, "id": k}}))
+    .collect();
+    s.answer("save the range items", &save(Value::Array(ranged)).await?);
+    let by_key =
+        json!([{"key": "o.k", "order": "DESC"}, {"key": "o.tie", "order": "DESC"}, {"key": "id", "order": "DESC"}]);
+    s.answer(
+        "query GTE a key as a number, three sort keys",
+        &query(json!({"filter": {"AND": [{"EQ": {"kind": "r"}}, {"GTE": {"o.k": 101765}}]}, "sort": by_key})).await?,
+    );
+    s.answer(
+        "query a keyset: LTE, then OR of LT and EQ with LTE",
+        &query(json!({"filter": {"AND": [
+            {"EQ": {"kind": "r"}},
+            {"LTE": {"o.k": 190000.000000001}},
+            {"LT": {"o.k": 190000}},
+            {"OR": [{"LT": {"o.k": 101765.5}}, {"AND": [{"EQ": {"o.k": "101765.5"}}, {"LTE": {"o.tie": 100000}}]}]},
+        ]}, "sort": by_key, "page": {"limit": 3}}))
+        .await?,
+    );
+    s.answer(
+        "query GT a number of a million or more (bound as 1.234567e+06)",
+        &query(json!({"filter": {"AND": [{"EQ": {"kind": "r"}}, {"GT": {"big": 1234567}}]}, "sort": [{"key": "id"}]}))
+            .await?,
+    );
+    s.answer(
+        "query GT a string is refused",
+        &query(json!({"filter": {"AND": [{"EQ": {"kind": "r"}}, {"GT": {"o.k": "101765"}}]}})).await?,
+    );
     s.answer("query without match", &query(json!({"filter": {"EQ": {"owner": "nobody"}}})).await?);
     s.answer("query with an unknown filter", &query(json!({"filter": {"LIKE": {"owner": "a%"}}})).await?);
     let not_json =

@@ -51,9 +51,15 @@ struct Wire {
     q: String,
 }
 
-/// 2 since cursors carry their query's fingerprint; a version-1 cursor is refused as
-/// incompatible (it cannot be bound to a query).
-const VERSION: u8 = 2;
+/// 2 since cursors carry their query's fingerprint (a version-1 cursor cannot be bound to a
+/// query); 3 since the key is the stored order key. Older cursors are refused as incompatible.
+const VERSION: u8 = 3;
+
+/// Just the version, read first so that an old cursor is named as such whatever its shape.
+#[derive(Deserialize)]
+struct Version {
+    v: u8,
+}
 
 impl Cursor {
     pub fn encode(&self) -> String {
@@ -70,11 +76,12 @@ impl Cursor {
             return Err(bad("too long"));
         }
         let bytes = URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')).map_err(|_| bad("not base64url"))?;
-        let wire: Wire = serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor of this API"))?;
-        if wire.v != VERSION {
+        let version: Version = serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor of this API"))?;
+        if version.v != VERSION {
             return Err(bad("from an incompatible version; start again without a cursor"));
         }
-        if wire.s != sort.name() || wire.k.field() != sort.field {
+        let wire: Wire = serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor of this API"))?;
+        if wire.s != sort.name() || !wire.k.fits(sort.field) {
             return Err(ApiError::bad_request(
                 "cursor",
                 format!("{DIFFERENT_QUERY} (it was made for sort={}, this request has sort={})", wire.s, sort.name()),
@@ -96,7 +103,7 @@ mod tests {
 
     use super::*;
     use chrono::{DateTime, Utc};
-    use shared::domain::task::Priority;
+    use shared::domain::order;
 
     fn field_of(err: ApiError) -> String {
         match err {
@@ -109,11 +116,10 @@ mod tests {
     fn round_trips_every_kind_of_key() {
         let when: DateTime<Utc> = "2026-11-22T10:00:00.123456789Z".parse().unwrap();
         let cases = [
-            ("due", SortKey::Due(Some(when))),
-            ("-due", SortKey::Due(None)),
-            ("priority", SortKey::Priority(Priority::Urgent)),
-            ("-created", SortKey::Created(when)),
-            ("updated", SortKey::Updated(when)),
+            ("due", SortKey::Order(order::due_key(when))),
+            ("-due", SortKey::Order(crate::sort::undated_key())),
+            ("priority", SortKey::Order(order::encode(3))),
+            ("-created", SortKey::Order(order::encode(1_763_805_600_123))),
             ("title", SortKey::Title("héllo, wörld & co".into())),
         ];
         for (sort, key) in cases {
@@ -136,8 +142,12 @@ mod tests {
 
     #[test]
     fn a_cursor_of_another_sort_is_refused() {
-        let cursor =
-            Cursor { sort: SortBy::parse("due").unwrap(), key: SortKey::Due(None), id: Uuid::nil(), query: "f".into() };
+        let cursor = Cursor {
+            sort: SortBy::parse("due").unwrap(),
+            key: SortKey::Order(order::encode(5)),
+            id: Uuid::nil(),
+            query: "f".into(),
+        };
         let encoded = cursor.encode();
         let err = Cursor::decode(&encoded, SortBy::parse("-due").unwrap(), "f").unwrap_err();
         assert!(err.to_string().starts_with(DIFFERENT_QUERY), "{err}");
@@ -146,7 +156,7 @@ mod tests {
         // The name matches but the key was tampered into another field's kind.
         let forged = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(
-                &serde_json::json!({"v": 2, "s": "due", "k": {"title": "x"}, "id": Uuid::nil(), "q": "f"}),
+                &serde_json::json!({"v": 3, "s": "due", "k": {"title": "x"}, "id": Uuid::nil(), "q": "f"}),
             )
             .unwrap(),
         );
@@ -156,7 +166,8 @@ mod tests {
     #[test]
     fn a_cursor_of_other_filters_is_refused() {
         let sort = SortBy::parse("due").unwrap();
-        let encoded = Cursor { sort, key: SortKey::Due(None), id: Uuid::nil(), query: "tag=home".into() }.encode();
+        let encoded =
+            Cursor { sort, key: SortKey::Order(order::encode(5)), id: Uuid::nil(), query: "tag=home".into() }.encode();
         let err = Cursor::decode(&encoded, sort, "tag=work").unwrap_err();
         assert_eq!(
             err.to_string(),

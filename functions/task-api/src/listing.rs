@@ -1,23 +1,115 @@
-//! `GET /v1/tasks` as pure functions: the store-side filter, then the in-memory filter, sort
-//! and keyset page over the candidates the store returned.
+//! `GET /v1/tasks` as pure functions: what the store is asked, and what is checked here.
 //!
-//! The Query API (`state.postgresql` v1) can do equality and `IN` on JSON fields, so owner,
-//! status and priority are pushed down to the store; substring search, "all of these tags" and
-//! time ranges over offsets it cannot express, so they run here. Tombstones are filtered here
-//! too: the Query API has no "field is null".
+//! Every sort but `title` runs in the store ([`store_query`]): the Query API (`state.postgresql`
+//! v1) filters owner, status and priority with equality, the due range and the keyset position
+//! with range filters on the stored order keys ([`shared::domain::order`]), and sorts and cuts
+//! a batch with `ORDER BY … LIMIT`, each served by an index (manifests/base/postgres). Only
+//! what the store cannot express runs here ([`matches`]): substring search and "all of these
+//! tags", plus an exact re-check of everything the store filtered (owner isolation must not
+//! depend on a store honouring a filter). The title order (lower-cased text) fits no
+//! fixed-width number, so `sort=title` reads the owner's candidates and sorts them here
+//! ([`page`]), bounded by the scan limit.
 
 use serde_json::{Value, json};
+use shared::dapr::{Query, SortOrder};
+use shared::domain::order::{self, FIELD};
 use shared::domain::task::Task;
+use uuid::Uuid;
 
 use crate::cursor::Cursor;
 use crate::params::ListParams;
 use crate::search;
+use crate::sort::{SortBy, SortKey, undated_key};
 
-/// The Query API filter for the candidates of `owner`'s list.
-///
-/// `AND` only with two or more operands: Dapr rejects an `AND` of one ("AND filter must contain
-/// at least two entries", components-contrib `state/query/filter.go`).
-pub fn store_filter(owner: &str, params: &ListParams) -> Value {
+/// The part of a store-sorted list one query reads. `-due` reads dated tasks, then undated
+/// ones (last in both directions); every other order is one phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    All,
+    Dated,
+    Undated,
+}
+
+/// The phases of `params`' order from its cursor on. `None` for `sort=title`, which the store
+/// cannot order.
+pub fn phases(params: &ListParams) -> Option<Vec<Phase>> {
+    let sort = params.sort;
+    sort.field.order_key()?;
+    if sort != SortBy::parse("-due")? {
+        return Some(vec![Phase::All]);
+    }
+    // A due-range filter excludes undated tasks.
+    let dated_only = params.due_before.is_some() || params.due_after.is_some();
+    let resumes_undated = params.cursor.as_ref().is_some_and(|c| sort.in_undated_phase(&c.key));
+    Some(match (dated_only, resumes_undated) {
+        (_, true) => vec![Phase::Undated],
+        (true, false) => vec![Phase::Dated],
+        (false, false) => vec![Phase::Dated, Phase::Undated],
+    })
+}
+
+/// A range operand: the key as the number the Query API compares as its text (see
+/// [`shared::domain::order`]). Keys here are ours or a checked cursor's.
+fn number(key: &str) -> Value {
+    order::as_number(key).map_or_else(|| Value::String(key.to_owned()), Value::Number)
+}
+
+fn path(name: &str) -> String {
+    format!("{FIELD}.{name}")
+}
+
+/// The query for one batch of `owner`'s list in `phase`, strictly after `after` (a key and a
+/// task id) when given: filters, order (key, tie key, id) and `limit`.
+pub fn store_query(owner: &str, params: &ListParams, phase: Phase, after: Option<(&str, Uuid)>, limit: u32) -> Query {
+    let sort = params.sort;
+    let name = sort.field.order_key().unwrap_or("created");
+    let field = path(name);
+    let mut clauses = base_clauses(owner, params);
+    if params.due_after.is_some() || params.due_before.is_some() {
+        // A superset of the exact range (keys have 10 ms steps); `matches` decides.
+        if let Some(after) = params.due_after {
+            clauses.push(json!({"GTE": {path("due"): number(&order::due_key(after))}}));
+        }
+        match params.due_before {
+            Some(before) => clauses.push(json!({"LTE": {path("due"): number(&order::due_key(before))}})),
+            None => clauses.push(json!({"LT": {path("due"): number(&undated_key())}})),
+        }
+    }
+    match phase {
+        Phase::All => {}
+        Phase::Dated => clauses.push(json!({"LT": {&field: number(&undated_key())}})),
+        Phase::Undated => clauses.push(json!({"GTE": {&field: number(&undated_key())}})),
+    }
+    let (bound, beyond, tie_bound) = if sort.descending { ("LTE", "LT", "LTE") } else { ("GTE", "GT", "GTE") };
+    match after {
+        // (key, tie) past the cursor's, with the bound repeated outside the OR so that it is
+        // an index condition; rows with the cursor's own key and tie are sorted out by id here.
+        Some((key, id)) => {
+            clauses.push(json!({bound: {&field: number(key)}}));
+            clauses.push(json!({"OR": [
+                {beyond: {&field: number(key)}},
+                {"AND": [{"EQ": {&field: key}}, {tie_bound: {path("tie"): number(&order::tie(id))}}]},
+            ]}));
+        }
+        // Every key is within [100000, 200000): the bound keeps tombstones and records without
+        // keys (which have none) out, and states the index's range.
+        None => clauses.push(json!({bound: {&field: number(if sort.descending { MAX_KEY } else { MIN_KEY })}})),
+    }
+    let order = if sort.descending { SortOrder::Desc } else { SortOrder::Asc };
+    Query::new()
+        .filter(json!({"AND": clauses}))
+        .sort(&field, order)
+        .sort(&path("tie"), order)
+        .sort("id", order)
+        .limit(limit)
+}
+
+/// The smallest and largest order keys.
+const MIN_KEY: &str = "100000";
+const MAX_KEY: &str = "199999.999999999";
+
+/// Owner, status and priority: equality and `IN`.
+fn base_clauses(owner: &str, params: &ListParams) -> Vec<Value> {
     let mut clauses = vec![json!({"EQ": {"owner": owner}})];
     if let Some(status) = params.status {
         clauses.push(json!({"EQ": {"status": status.as_str()}}));
@@ -26,6 +118,22 @@ pub fn store_filter(owner: &str, params: &ListParams) -> Value {
         let priorities: Vec<&str> = params.priorities.iter().map(|p| p.as_str()).collect();
         clauses.push(json!({"IN": {"priority": priorities}}));
     }
+    clauses
+}
+
+/// Whether a row read in store order, with order key `key`, is past the cursor's point:
+/// the store's bound includes the cursor's own (key, tie), so equal keys are decided by id.
+pub fn is_after(sort: SortBy, cursor: (&str, Uuid), row: (&str, Uuid)) -> bool {
+    let (a, b) = (SortKey::Order(row.0.to_owned()), SortKey::Order(cursor.0.to_owned()));
+    sort.compare((&a, row.1), (&b, cursor.1)).is_gt()
+}
+
+/// The Query API filter for the candidates of a `sort=title` list.
+///
+/// `AND` only with two or more operands: Dapr rejects an `AND` of one ("AND filter must contain
+/// at least two entries", components-contrib `state/query/filter.go`).
+pub fn store_filter(owner: &str, params: &ListParams) -> Value {
+    let mut clauses = base_clauses(owner, params);
     match clauses.len() {
         1 => clauses.swap_remove(0),
         _ => json!({"AND": clauses}),
@@ -72,7 +180,8 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// Filters, sorts (stable, ties broken by id) and cuts the page after `params.cursor`.
+/// Filters, sorts (stable, ties broken by id) and cuts the page after `params.cursor`: the
+/// in-memory list of `sort=title`.
 pub fn page(candidates: Vec<Task>, owner: &str, params: &ListParams) -> Page {
     let sort = params.sort;
     let mut keyed: Vec<_> = candidates

@@ -2,13 +2,19 @@
 //!
 //! Every order is total: ties on the sort key are broken by task id, so a page boundary is a
 //! single point in the order and a cursor (the last item's key and id) resumes exactly after it,
-//! whatever was inserted or removed in between.
+//! whatever was inserted or removed in between. A descending order is the exact reverse of the
+//! ascending one (ties included), which lets PostgreSQL read one index either way; the one
+//! exception is `-due`, where tasks without a due time still go last.
+//!
+//! The keys are the stored order keys of [`shared::domain::order`] for every field but the
+//! title: `due` to 10 ms, then (undated) by creation; `priority` by rank, then by creation;
+//! `created` and `updated` to the millisecond.
 
 use std::cmp::Ordering;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::domain::task::{Priority, Task};
+use shared::domain::order::{self, OrderKeys};
+use shared::domain::task::Task;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,73 +75,77 @@ impl SortBy {
 
     /// The value `task` is sorted on.
     pub fn key(self, task: &Task) -> SortKey {
-        match self.field {
-            SortField::Due => SortKey::Due(task.due.map(|d| d.with_timezone(&Utc))),
-            SortField::Priority => SortKey::Priority(task.priority),
-            SortField::Created => SortKey::Created(task.created_at),
-            SortField::Updated => SortKey::Updated(task.updated_at),
-            SortField::Title => SortKey::Title(task.title.to_lowercase()),
+        match self.field.order_key() {
+            Some(name) => SortKey::Order(order_key(&OrderKeys::of(task), name).to_owned()),
+            None => SortKey::Title(task.title.to_lowercase()),
         }
     }
 
-    /// The total order: the key in this direction, then the id (always ascending).
-    pub fn compare(self, a: (&SortKey, Uuid), b: (&SortKey, Uuid)) -> Ordering {
-        self.compare_keys(a.0, b.0).then_with(|| a.1.cmp(&b.1))
+    /// Whether `key` is in the second phase of this order: a task without a due time when
+    /// sorting by `-due` (it goes last in both directions).
+    pub fn in_undated_phase(self, key: &SortKey) -> bool {
+        self.field == SortField::Due
+            && self.descending
+            && matches!(key, SortKey::Order(key) if key.as_str() >= undated_key().as_str())
     }
 
-    fn compare_keys(self, a: &SortKey, b: &SortKey) -> Ordering {
-        let directed = |ordering: Ordering| if self.descending { ordering.reverse() } else { ordering };
-        match (a, b) {
-            // A task without a due time has no place on a timeline: it goes last in both
-            // directions, so `-due` means "latest deadline first", not "undated first".
-            (SortKey::Due(a), SortKey::Due(b)) => match (a, b) {
-                (Some(a), Some(b)) => directed(a.cmp(b)),
-                (None, None) => Ordering::Equal,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(_), None) => Ordering::Less,
-            },
-            (SortKey::Priority(a), SortKey::Priority(b)) => directed(a.cmp(b)),
-            (SortKey::Created(a), SortKey::Created(b)) | (SortKey::Updated(a), SortKey::Updated(b)) => {
-                directed(a.cmp(b))
-            }
-            (SortKey::Title(a), SortKey::Title(b)) => directed(a.cmp(b)),
-            // Keys of different fields are never compared: cursors are checked against the
-            // sort first. Any consistent answer keeps sorting total.
-            _ => a.rank().cmp(&b.rank()),
+    /// The total order: (key, id) ascending, or exactly reversed for a descending sort, except
+    /// that undated tasks stay last under `-due`.
+    pub fn compare(self, a: (&SortKey, Uuid), b: (&SortKey, Uuid)) -> Ordering {
+        let ascending = a.0.cmp(b.0).then_with(|| a.1.cmp(&b.1));
+        self.in_undated_phase(a.0).cmp(&self.in_undated_phase(b.0)).then(if self.descending {
+            ascending.reverse()
+        } else {
+            ascending
+        })
+    }
+}
+
+impl SortField {
+    /// The name of the stored order key under `_order` for the fields the store sorts itself
+    /// (every field but `title`, whose order a fixed-width number cannot carry).
+    pub fn order_key(self) -> Option<&'static str> {
+        match self {
+            Self::Due => Some("due"),
+            Self::Priority => Some("priority"),
+            Self::Created => Some("created"),
+            Self::Updated => Some("updated"),
+            Self::Title => None,
         }
     }
 }
 
+/// The key named `name` of `keys`.
+pub fn order_key<'k>(keys: &'k OrderKeys, name: &str) -> &'k str {
+    match name {
+        "due" => &keys.due,
+        "priority" => &keys.priority,
+        "updated" => &keys.updated,
+        _ => &keys.created,
+    }
+}
+
+/// The `due` key of every task without a due time.
+pub fn undated_key() -> String {
+    order::encode(order::UNDATED_DUE)
+}
+
 /// The value a task is sorted on, as a cursor carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortKey {
-    Due(Option<DateTime<Utc>>),
-    Priority(Priority),
-    Created(DateTime<Utc>),
-    Updated(DateTime<Utc>),
+    /// The stored order key of the sort's field ([`shared::domain::order`]).
+    Order(String),
     /// Lower-cased, so that "apple" and "Banana" sort the way people read them.
     Title(String),
 }
 
 impl SortKey {
-    pub fn field(&self) -> SortField {
+    /// Whether this is a key of `field`'s kind, well formed.
+    pub fn fits(&self, field: SortField) -> bool {
         match self {
-            Self::Due(_) => SortField::Due,
-            Self::Priority(_) => SortField::Priority,
-            Self::Created(_) => SortField::Created,
-            Self::Updated(_) => SortField::Updated,
-            Self::Title(_) => SortField::Title,
-        }
-    }
-
-    fn rank(&self) -> u8 {
-        match self {
-            Self::Due(_) => 0,
-            Self::Priority(_) => 1,
-            Self::Created(_) => 2,
-            Self::Updated(_) => 3,
-            Self::Title(_) => 4,
+            Self::Order(key) => field.order_key().is_some() && order::as_number(key).is_some(),
+            Self::Title(_) => field == SortField::Title,
         }
     }
 }
@@ -144,10 +154,13 @@ impl SortKey {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use chrono::{DateTime, Utc};
+    use shared::domain::order::due_key;
+
     use super::*;
 
-    fn at(s: &str) -> Option<DateTime<Utc>> {
-        Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc))
+    fn due(s: &str) -> SortKey {
+        SortKey::Order(due_key(s.parse::<DateTime<Utc>>().unwrap()))
     }
 
     #[test]
@@ -164,9 +177,9 @@ mod tests {
 
     #[test]
     fn undated_tasks_go_last_in_both_directions() {
-        let early = SortKey::Due(at("2026-01-01T00:00:00Z"));
-        let late = SortKey::Due(at("2026-02-01T00:00:00+05:00"));
-        let none = SortKey::Due(None);
+        let early = due("2026-01-01T00:00:00Z");
+        let late = due("2026-02-01T00:00:00+05:00");
+        let none = SortKey::Order(undated_key());
         let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
         let asc = SortBy::parse("due").unwrap();
         let desc = SortBy::parse("-due").unwrap();
@@ -174,13 +187,14 @@ mod tests {
         assert_eq!(desc.compare((&early, a), (&late, b)), Ordering::Greater);
         assert_eq!(asc.compare((&none, c), (&late, b)), Ordering::Greater);
         assert_eq!(desc.compare((&none, c), (&late, b)), Ordering::Greater);
+        assert!(desc.in_undated_phase(&none) && !desc.in_undated_phase(&late) && !asc.in_undated_phase(&none));
     }
 
     #[test]
     fn due_compares_instants_not_local_times() {
         // 10:00+05:00 is 05:00Z, before 06:00Z.
-        let a = SortKey::Due(at("2026-01-01T10:00:00+05:00"));
-        let b = SortKey::Due(at("2026-01-01T06:00:00Z"));
+        let a = due("2026-01-01T10:00:00+05:00");
+        let b = due("2026-01-01T06:00:00Z");
         assert_eq!(
             SortBy::parse("due").unwrap().compare((&a, Uuid::from_u128(9)), (&b, Uuid::from_u128(1))),
             Ordering::Less
@@ -188,20 +202,27 @@ mod tests {
     }
 
     #[test]
-    fn ties_break_on_id_ascending_in_both_directions() {
-        let key = SortKey::Priority(Priority::High);
-        for sort in ["priority", "-priority"] {
-            let sort = SortBy::parse(sort).unwrap();
-            assert_eq!(sort.compare((&key, Uuid::from_u128(1)), (&key, Uuid::from_u128(2))), Ordering::Less);
-        }
+    fn descending_is_the_exact_reverse_ties_included() {
+        let key = SortKey::Order("100000.5".into());
+        let (one, two) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert_eq!(SortBy::parse("priority").unwrap().compare((&key, one), (&key, two)), Ordering::Less);
+        assert_eq!(SortBy::parse("-priority").unwrap().compare((&key, one), (&key, two)), Ordering::Greater);
     }
 
     #[test]
-    fn priority_descending_puts_urgent_first() {
-        let urgent = SortKey::Priority(Priority::Urgent);
-        let low = SortKey::Priority(Priority::Low);
-        let desc = SortBy::parse("-priority").unwrap();
-        assert_eq!(desc.compare((&urgent, Uuid::from_u128(2)), (&low, Uuid::from_u128(1))), Ordering::Less);
+    fn the_key_is_the_stored_order_key_or_the_lower_cased_title() {
+        use shared::domain::task::Priority;
+        let mut task: Task = serde_json::from_value(serde_json::json!({
+            "id": Uuid::from_u128(7), "owner": "alice", "title": "Banana", "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-02T00:00:00Z", "version": 1
+        }))
+        .unwrap();
+        task.priority = Priority::Urgent;
+        let keys = OrderKeys::of(&task);
+        assert_eq!(SortBy::parse("-priority").unwrap().key(&task), SortKey::Order(keys.priority));
+        assert_eq!(SortBy::parse("updated").unwrap().key(&task), SortKey::Order(keys.updated));
+        assert_eq!(SortBy::parse("due").unwrap().key(&task), SortKey::Order(keys.due));
+        assert_eq!(SortBy::parse("title").unwrap().key(&task), SortKey::Title("banana".into()));
     }
 
     #[test]
@@ -209,5 +230,14 @@ mod tests {
         let a = SortKey::Title("apple".into());
         let b = SortKey::Title("Banana".to_lowercase());
         assert_eq!(SortBy::parse("title").unwrap().compare((&a, Uuid::nil()), (&b, Uuid::nil())), Ordering::Less);
+    }
+
+    #[test]
+    fn keys_fit_only_their_kind_of_sort() {
+        assert!(SortKey::Order("101765.5".into()).fits(SortField::Due));
+        assert!(!SortKey::Order("101765.5".into()).fits(SortField::Title));
+        assert!(!SortKey::Order("1.5e+06".into()).fits(SortField::Created), "not a key");
+        assert!(SortKey::Title("x".into()).fits(SortField::Title));
+        assert!(!SortKey::Title("x".into()).fits(SortField::Priority));
     }
 }

@@ -9,6 +9,8 @@ use axum::http::Method;
 use common::{Harness, now};
 use serde_json::{Value, json};
 use shared::clock::Clock;
+use shared::domain::order::OrderKeys;
+use shared::domain::task::Task;
 use shared::events::{task_event_id, task_id_for_request};
 use shared::runtime::RuntimeConfig;
 use shared::testing::unreachable_client;
@@ -38,12 +40,16 @@ async fn create_answers_201_commits_the_task_with_its_outbox_record_then_publish
     let transactions = h.stub.writes("tasks");
     assert_eq!(transactions.len(), 1);
     assert_eq!(transactions[0].path, "/v1.0/state/tasks/transaction");
+    // Stored: the task as answered, plus its order keys for the store-side list.
+    let decoded: Task = serde_json::from_value(task.clone()).unwrap();
+    let mut stored = task.clone();
+    stored["_order"] = json!(OrderKeys::of(&decoded));
     assert_eq!(
         transactions[0].body,
         json!({"operations": [
             {"operation": "upsert", "request": {
                 "key": format!("task:{id}"),
-                "value": task,
+                "value": stored,
                 "options": {"concurrency": "first-write"},
             }},
             {"operation": "upsert", "request": {
@@ -72,7 +78,7 @@ async fn create_answers_201_commits_the_task_with_its_outbox_record_then_publish
     assert_eq!(sweeps[0].body["operations"][0]["request"]["key"], format!("outbox:{event_id}"));
     assert_eq!(
         h.stub.all_state("tasks").into_iter().collect::<Vec<_>>(),
-        [(format!("task:{id}"), task)],
+        [(format!("task:{id}"), stored)],
         "only the task"
     );
 }

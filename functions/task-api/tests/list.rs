@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use shared::clock::Clock;
 use shared::domain::task::{Priority, Status, Task};
 use shared::runtime::RuntimeConfig;
+use uuid::Uuid;
 
 fn tagged(mut t: Task, tags: &[&str]) -> Task {
     t.tags = tags.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
@@ -87,15 +88,51 @@ async fn owner_status_and_priority_are_pushed_down_to_the_query_api() {
     seed(&h);
     list(&h, "").await;
     list(&h, "?status=open&priority=high&priority=low").await;
+    list(&h, "?sort=title").await;
     let queries = h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query");
-    assert_eq!(queries.len(), 2);
-    assert_eq!(queries[0].body["filter"], json!({"EQ": {"owner": "alice"}}), "no one-operand AND: Dapr rejects it");
+    assert_eq!(queries.len(), 3);
+    // The default order, newest first: the store sorts on the order key and cuts the page.
+    assert_eq!(
+        queries[0].body["filter"],
+        json!({"AND": [{"EQ": {"owner": "alice"}}, {"LTE": {"_order.created": 199999.999999999}}]})
+    );
+    assert_eq!(
+        queries[0].body["sort"],
+        json!([{"key": "_order.created", "order": "DESC"}, {"key": "_order.tie", "order": "DESC"}, {"key": "id", "order": "DESC"}])
+    );
+    assert_eq!(queries[0].body["page"]["limit"], 52, "the page, one to know more follow, one spare");
     assert_eq!(
         queries[1].body["filter"],
-        json!({"AND": [{"EQ": {"owner": "alice"}}, {"EQ": {"status": "open"}}, {"IN": {"priority": ["high", "low"]}}]})
+        json!({"AND": [{"EQ": {"owner": "alice"}}, {"EQ": {"status": "open"}}, {"IN": {"priority": ["high", "low"]}},
+                       {"LTE": {"_order.created": 199999.999999999}}]})
     );
-    assert_eq!(queries[0].body["sort"], json!([{"key": "id", "order": "ASC"}]), "a stable order to page on");
-    assert!(queries[0].body["page"]["limit"].as_u64().unwrap() > 0);
+    // The title order is not the store's: owner only, a stable order to page on.
+    assert_eq!(queries[2].body["filter"], json!({"EQ": {"owner": "alice"}}), "no one-operand AND: Dapr rejects it");
+    assert_eq!(queries[2].body["sort"], json!([{"key": "id", "order": "ASC"}]));
+}
+
+#[tokio::test]
+async fn a_cursor_resumes_with_a_range_on_the_order_key_and_its_tie() {
+    let h = Harness::start().await;
+    seed(&h);
+    let first = list(&h, "?sort=due&limit=1").await;
+    assert_eq!(ids(&first), vec![3]);
+    h.stub.clear_requests();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    assert_eq!(ids(&list(&h, &format!("?sort=due&limit=1&cursor={cursor}")).await), vec![1]);
+    let queries = h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query");
+    let stored = h.stub.state("tasks", &format!("task:{}", Uuid::from_u128(3))).unwrap();
+    let (key, tie) = (stored["_order"]["due"].as_str().unwrap(), stored["_order"]["tie"].as_str().unwrap());
+    let number = |k: &str| json!(k.parse::<f64>().unwrap());
+    assert_eq!(
+        queries[0].body["filter"]["AND"],
+        json!([
+            {"EQ": {"owner": "alice"}},
+            {"GTE": {"_order.due": number(key)}},
+            {"OR": [{"GT": {"_order.due": number(key)}},
+                    {"AND": [{"EQ": {"_order.due": key}}, {"GTE": {"_order.tie": number(tie)}}]}]},
+        ])
+    );
 }
 
 #[tokio::test]
@@ -213,9 +250,10 @@ async fn pages_follow_the_cursor_without_duplicates_or_gaps_across_inserts() {
             None => break,
         }
     }
-    let high: Vec<u128> = (1..=25).filter(|n| n % 2 == 0).map(|n| n * 10).collect();
-    let mut low: Vec<u128> = (1..=25).filter(|n| n % 2 == 1).map(|n| n * 10).collect();
-    low.push(255);
+    // Urgent first; within a priority, the exact reverse of `priority`: newest first.
+    let high: Vec<u128> = (1..=25).rev().filter(|n| n % 2 == 0).map(|n| n * 10).collect();
+    let mut low: Vec<u128> = (1..=25).rev().filter(|n| n % 2 == 1).map(|n| n * 10).collect();
+    low.insert(0, 255);
     let expected: Vec<u128> = high.into_iter().chain(low).collect();
     assert_eq!(seen, expected);
     assert_eq!(pages, 3);
@@ -256,20 +294,20 @@ async fn bad_parameters_are_400_naming_the_parameter_and_read_nothing() {
 }
 
 #[tokio::test]
-async fn every_query_page_is_read_and_the_scan_limit_is_reported() {
+async fn a_title_list_reads_every_query_page() {
     let h = Harness::start().await;
     // More than one Query API page.
     for n in 1..=task_api::scan::PAGE_SIZE as u128 + 1 {
         h.put_task(&task(n, "alice", "t"));
     }
     let mut total = 0;
-    let mut query = "?limit=200&sort=created".to_owned();
+    let mut query = "?limit=200&sort=title".to_owned();
     loop {
         let answer = h.get(&format!("/v1/tasks{query}")).user("alice").send().await;
         assert_eq!(answer.header("x-scan-truncated"), None);
         total += ids(&answer.body).len();
         match answer.body["next_cursor"].as_str() {
-            Some(next) => query = format!("?limit=200&sort=created&cursor={next}"),
+            Some(next) => query = format!("?limit=200&sort=title&cursor={next}"),
             None => break,
         }
     }
@@ -281,21 +319,49 @@ async fn every_query_page_is_read_and_the_scan_limit_is_reported() {
         task_api::scan::PAGE_SIZE.to_string(),
         "the continuation token is followed"
     );
+}
 
+#[tokio::test]
+async fn the_scan_limit_shortens_a_page_but_loses_nothing() {
     let mut config = common::config();
     config.list_scan_limit = 3;
     let small = Harness::custom(config, RuntimeConfig::default(), |_| Clock::fixed(now())).await;
-    for n in 1..=5 {
+    for n in 1..=7 {
         let mut t = task(n, "alice", "t");
         t.priority = if n <= 3 { Priority::High } else { Priority::Low };
+        if n == 7 {
+            t.title = "the needle".into();
+        }
         small.put_task(&t);
     }
-    let answer = small.get("/v1/tasks?sort=created").user("alice").send().await;
-    assert_eq!(answer.header("x-scan-truncated"), Some("true"));
-    assert_eq!(ids(&answer.body), vec![1, 2, 3]);
+    // Sorted by the store: a search reads 3 tasks per request, and each answer resumes after
+    // the last one read, so the match is found however far it is.
+    let mut found = Vec::new();
+    let mut requests = 0;
+    let mut query = "?sort=created&q=needle".to_owned();
+    loop {
+        let answer = small.get(&format!("/v1/tasks{query}")).user("alice").send().await;
+        requests += 1;
+        found.extend(ids(&answer.body));
+        match answer.body["next_cursor"].as_str() {
+            Some(next) => {
+                assert_eq!(answer.header("x-scan-truncated"), Some("true"), "a short page says why");
+                query = format!("?sort=created&q=needle&cursor={next}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!((found, requests), (vec![7], 3));
     let exact = small.get("/v1/tasks?priority=high&sort=created").user("alice").send().await;
-    assert_eq!(exact.header("x-scan-truncated"), None, "exactly the limit matched: complete");
+    assert_eq!(exact.header("x-scan-truncated"), None, "the page filled before the bound: complete");
     assert_eq!(ids(&exact.body), vec![1, 2, 3]);
+
+    // Sorted here (title): the candidates past the bound are not seen, and the answer says so.
+    let answer = small.get("/v1/tasks?sort=title").user("alice").send().await;
+    assert_eq!(answer.header("x-scan-truncated"), Some("true"));
+    assert_eq!(ids(&answer.body).len(), 3);
+    let exact = small.get("/v1/tasks?priority=high&sort=title").user("alice").send().await;
+    assert_eq!(exact.header("x-scan-truncated"), None, "exactly the limit matched: complete");
 }
 
 #[tokio::test]
@@ -305,4 +371,32 @@ async fn an_undecodable_stored_task_is_skipped_not_fatal() {
     h.stub.put_state("tasks", "task:broken", json!({"owner": "alice", "title": 42}));
     let body = list(&h, "").await;
     assert_eq!(ids(&body), vec![1]);
+}
+
+#[tokio::test]
+async fn pages_through_a_tie_group_larger_than_a_batch() {
+    let h = Harness::start().await;
+    // Same creation time and, ids being small, the same tie key: one group of 30 equal keys.
+    for n in 1..=30 {
+        let mut t = task(n, "alice", "same");
+        t.created_at = now();
+        h.put_task(&t);
+    }
+    for sort in ["created", "-created"] {
+        let mut seen = Vec::new();
+        let mut query = format!("?sort={sort}&limit=4");
+        loop {
+            let body = list(&h, &query).await;
+            seen.extend(ids(&body));
+            match body["next_cursor"].as_str() {
+                Some(next) => query = format!("?sort={sort}&limit=4&cursor={next}"),
+                None => break,
+            }
+        }
+        let mut expected: Vec<u128> = (1..=30).collect();
+        if sort.starts_with('-') {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "sort={sort}: ties by id, every task once");
+    }
 }

@@ -14,6 +14,7 @@ use common::{Harness, event, now, put_task, task, upsert};
 use serde_json::json;
 use shared::clock::Clock;
 use shared::domain::audit::AuditEntry;
+use shared::domain::order::OrderKeys;
 use shared::domain::task::{Priority, Status, Task};
 use shared::events::{TaskChange, task_event_id};
 use shared::runtime::RuntimeConfig;
@@ -124,7 +125,11 @@ async fn patch_applies_a_merge_patch_and_emits_updated_guarded_by_the_etag() {
         (Some("todo.task.updated"), Some(task_event_id(t.id, 2).as_str()))
     );
     assert_eq!((announced["subject"].clone(), announced["partition_key"].clone()), (json!(t.id), json!(t.id)));
-    assert_eq!(announced["data"], first["value"], "the event carries the task as written");
+    let mut written = first["value"].clone();
+    let order = written.as_object_mut().unwrap().remove("_order").expect("stored with its order keys");
+    let written_task: Task = serde_json::from_value(written.clone()).unwrap();
+    assert_eq!(order, json!(OrderKeys::of(&written_task)));
+    assert_eq!(announced["data"], written, "the event carries the task as written, without its order keys");
 }
 
 #[tokio::test]

@@ -17,12 +17,13 @@
 //!
 //! Each key carries a 14-digit payload: milliseconds since the epoch for `created`/`updated`
 //! (until 2286), centiseconds for `due` (the validated years 1970 to 9999 need 2.5×10^13),
-//! the priority rank for `priority`. A task without a due time gets [`UNDATED_DUE`], above
-//! every date, so it goes last in ascending order; the list reads undated tasks in a phase of
-//! their own when sorting by `-due`, so they go last there too. Ties (same key) are broken by
-//! [`OrderKeys::tie`], the top 46 bits of the task id, and then by the full id: the order is
-//! always (key, id), and a tie key that is monotonic in the id lets the store break almost
-//! every tie itself.
+//! and for `priority` the rank times 10^13 plus the creation time, so that the thousands of
+//! tasks of one priority are not one tie. A task without a due time gets [`UNDATED_DUE`] plus
+//! its creation time, above every date, so it goes last in ascending order; the list reads
+//! undated tasks in a phase of their own when sorting by `-due`, so they go last there too.
+//! Ties (same key) are broken by [`OrderKeys::tie`], the top 46 bits of the task id, and then
+//! by the full id: the order is always (key, id), and a tie key that is monotonic in the id
+//! lets the store break nearly every tie itself.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -36,9 +37,12 @@ pub const FIELD: &str = "_order";
 /// Payloads are below this: fourteen decimal digits.
 pub const PAYLOAD_LIMIT: u64 = 100_000_000_000_000;
 
-/// The `due` payload of a task without a due time: above every date the validation accepts
-/// (the year 9999 ends at 2.54×10^13 centiseconds).
+/// The `due` payload of a task without a due time, before its creation time is added: above
+/// every date the validation accepts (the year 9999 ends at 2.54×10^13 centiseconds).
 pub const UNDATED_DUE: u64 = 90_000_000_000_000;
+
+/// Milliseconds fit below this until the year 2286; ranks and the undated mark sit above.
+const MILLIS_LIMIT: u64 = 10_000_000_000_000;
 
 /// A task's keys, as stored under [`FIELD`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,11 +56,12 @@ pub struct OrderKeys {
 
 impl OrderKeys {
     pub fn of(task: &Task) -> Self {
+        let created = millis(task.created_at);
         Self {
-            created: encode(millis(task.created_at)),
+            created: encode(created),
             updated: encode(millis(task.updated_at)),
-            due: encode(task.due.map_or(UNDATED_DUE, |due| due_payload(due.with_timezone(&Utc)))),
-            priority: encode(priority_rank(task.priority)),
+            due: encode(task.due.map_or(UNDATED_DUE + created, |due| due_payload(due.with_timezone(&Utc)))),
+            priority: encode(priority_rank(task.priority) * MILLIS_LIMIT + created),
             tie: tie(task.id),
         }
     }
@@ -106,7 +111,7 @@ pub fn tie(id: Uuid) -> String {
 }
 
 fn millis(at: DateTime<Utc>) -> u64 {
-    u64::try_from(at.timestamp_millis()).unwrap_or(0)
+    u64::try_from(at.timestamp_millis()).unwrap_or(0).min(MILLIS_LIMIT - 1)
 }
 
 fn due_payload(at: DateTime<Utc>) -> u64 {
@@ -171,11 +176,41 @@ mod tests {
         assert!(due_key(at("1970-01-01T00:00:00Z")) < due_key(at("2026-12-06T10:00:00Z")));
         assert!(due_key(at("2026-12-06T10:00:00Z")) < due_key(at("9999-12-31T23:59:59.999Z")));
         assert!(due_key(at("9999-12-31T23:59:59.999Z")) < encode(UNDATED_DUE));
-        let ranks: Vec<_> = [Priority::Low, Priority::Medium, Priority::High, Priority::Urgent]
-            .into_iter()
-            .map(|p| encode(priority_rank(p)))
-            .collect();
-        assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{ranks:?}");
+        // Priority first, creation time second: the oldest low task is below the newest one,
+        // which is below any medium task.
+        let task = |priority, created: &str| {
+            OrderKeys::of(&Task {
+                id: Uuid::nil(),
+                owner: "alice".into(),
+                title: "t".into(),
+                description: String::new(),
+                priority,
+                tags: Default::default(),
+                status: Default::default(),
+                due: None,
+                time_zone: chrono_tz::Tz::UTC,
+                reminder: None,
+                recurrence: None,
+                series: None,
+                created_at: at(created),
+                updated_at: at(created),
+                completed_at: None,
+                deleted_at: None,
+                version: 1,
+                request_digest: None,
+            })
+        };
+        let keys = [
+            task(Priority::Low, "2026-01-01T00:00:00Z"),
+            task(Priority::Low, "2286-01-01T00:00:00Z"),
+            task(Priority::Medium, "1970-01-01T00:00:00Z"),
+            task(Priority::High, "2026-01-01T00:00:00Z"),
+            task(Priority::Urgent, "2026-01-01T00:00:00Z"),
+        ];
+        assert!(keys.windows(2).all(|w| w[0].priority < w[1].priority), "{keys:?}");
+        // Undated: after every date, then by creation.
+        assert!(keys[0].due > due_key(at("9999-12-31T23:59:59.999Z")));
+        assert!(keys[0].due < keys[1].due);
     }
 
     #[test]

@@ -457,90 +457,41 @@ fn transaction(inner: &mut Inner, store: &str, body: &Value) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn lookup<'a>(value: &'a Value, path: &str) -> &'a Value {
-    path.split('.').try_fold(value, |v, part| v.get(part)).unwrap_or(&Value::Null)
-}
-
-fn matches(filter: &Value, value: &Value) -> bool {
-    let Some((op, arg)) = filter.as_object().and_then(|o| o.iter().next()) else {
-        return true;
-    };
-    match op.as_str() {
-        "EQ" => arg.as_object().is_some_and(|o| o.iter().all(|(path, want)| lookup(value, path) == want)),
-        "IN" => arg.as_object().is_some_and(|o| {
-            o.iter().all(|(path, options)| options.as_array().is_some_and(|opts| opts.contains(lookup(value, path))))
-        }),
-        "AND" => arg.as_array().is_some_and(|all| all.iter().all(|f| matches(f, value))),
-        "OR" => arg.as_array().is_some_and(|any| any.iter().any(|f| matches(f, value))),
-        _ => false,
-    }
-}
-
-fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal),
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        (Value::Null, Value::Null) => Ordering::Equal,
-        (Value::Null, _) => Ordering::Less,
-        (_, Value::Null) => Ordering::Greater,
-        _ => a.to_string().cmp(&b.to_string()),
-    }
-}
-
-/// The filter grammar of components-contrib `state/query/filter.go`: one operator per unit,
-/// `EQ` and `IN` with a single key, `AND`/`OR` with at least two entries.
-fn well_formed(filter: &Value) -> bool {
-    let Some(unit) = filter.as_object().filter(|o| o.len() == 1) else {
-        return false;
-    };
-    unit.iter().all(|(op, arg)| match op.as_str() {
-        "EQ" => arg.as_object().is_some_and(|o| o.len() == 1),
-        "IN" => arg.as_object().is_some_and(|o| o.len() == 1 && o.values().all(Value::is_array)),
-        "AND" | "OR" => arg.as_array().is_some_and(|all| all.len() >= 2 && all.iter().all(well_formed)),
-        _ => false,
-    })
-}
-
+/// The Query API as `state.postgresql` v1 answers it (the crate `query-model`, the
+/// model devhost answers from), paged by offset tokens like v1.
 fn run_query(inner: &Inner, store: &str, body: &Value) -> Response {
-    let filter = body.get("filter").cloned().unwrap_or(Value::Null);
-    if !filter.is_null() && !well_formed(&filter) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "ERR_STATE_QUERY", "failed to parse JSON query body");
+    use query_model::{check_query, parse_query, select};
+    let query = match parse_query(body) {
+        Ok(query) => query,
+        Err(detail) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_STATE_QUERY",
+                &format!("failed to parse JSON query body: {detail}"),
+            );
+        }
+    };
+    if let Err(detail) = check_query(&query) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "ERR_STATE_QUERY", &detail);
     }
-    let mut rows: Vec<(&String, &Value, u64)> = inner
-        .stores
-        .get(store)
-        .map(|s| s.iter().filter(|(_, (v, _))| matches(&filter, v)).map(|(k, (v, e))| (k, v, *e)).collect())
-        .unwrap_or_default();
-    if let Some(sorts) = body.get("sort").and_then(Value::as_array) {
-        rows.sort_by(|a, b| {
-            for sort in sorts {
-                let key = sort.get("key").and_then(Value::as_str).unwrap_or_default();
-                let mut ordering = compare(lookup(a.1, key), lookup(b.1, key));
-                if sort.get("order").and_then(Value::as_str) == Some("DESC") {
-                    ordering = ordering.reverse();
-                }
-                if ordering.is_ne() {
-                    return ordering;
-                }
-            }
-            a.0.cmp(b.0)
-        });
-    }
-    let start: usize = body.pointer("/page/token").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or(0);
-    let limit = body.pointer("/page/limit").and_then(Value::as_u64).map(|l| l as usize).unwrap_or(usize::MAX);
-    let page: Vec<Value> = rows
+    let empty = BTreeMap::new();
+    let rows = inner.stores.get(store).unwrap_or(&empty);
+    let hits = select(rows.iter().map(|(key, (value, _))| (key, value)), &query);
+    let page: Vec<Value> = hits
         .iter()
-        .skip(start)
-        .take(limit)
-        .map(|(k, v, e)| json!({"key": k, "data": v, "etag": e.to_string()}))
+        .skip(query.offset)
+        .take(if query.limit > 0 { query.limit } else { usize::MAX })
+        .map(|(key, value)| {
+            let etag = rows.get(*key).map(|(_, etag)| *etag).unwrap_or_default();
+            json!({"key": key, "data": value, "etag": etag.to_string()})
+        })
         .collect();
     if page.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
     let mut response = json!({"results": page});
-    if start + page.len() < rows.len() {
-        response["token"] = json!((start + page.len()).to_string());
+    if query.limit > 0 {
+        response["token"] = json!((query.offset + page.len()).to_string());
     }
     axum::Json(response).into_response()
 }

@@ -1,24 +1,28 @@
 //! `GET /v1/tasks`: the caller's tasks, filtered, searched, sorted and paged.
 //!
-//! Candidates come from the Query API (owner, status and priority pushed down), read in full up
-//! to `LIST_SCAN_LIMIT`; everything else is [`crate::listing`]. When the scan limit cut the
-//! candidates short, the answer says so in `X-Scan-Truncated: true` rather than pretending to be
-//! complete.
+//! What the store is asked and what is checked here is [`crate::listing`]. One request reads at
+//! most `LIST_SCAN_LIMIT` stored tasks. Sorted by the store, a page that bound cut short still
+//! ends in a `next_cursor` that resumes after the last task read; sorted here (`title`), the
+//! candidates beyond it are not seen. Either way the answer says `X-Scan-Truncated: true`.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 use shared::dapr::{Query, SortOrder};
+use shared::domain::order;
 use shared::domain::task::Task;
 use shared::events::components;
 use tracing::warn;
 
 use crate::app::App;
 use crate::auth::User;
+use crate::cursor::Cursor;
 use crate::error::ApiError;
 use crate::listing;
-use crate::params;
+use crate::params::{self, ListParams};
 use crate::scan::scan;
+use crate::sort::SortKey;
 
 pub const TRUNCATED_HEADER: &str = "x-scan-truncated";
 
@@ -34,9 +38,150 @@ pub struct TaskPage<'a> {
 
 pub async fn handler(State(app): State<App>, user: User, uri: Uri) -> Result<Response, ApiError> {
     let params = params::parse(uri.query())?;
+    let (page, truncated) = match listing::phases(&params) {
+        Some(phases) => store_sorted(&app, &user.id, &params, &phases).await?,
+        None => memory_sorted(&app, &user.id, &params).await?,
+    };
+    let answer = TaskPage { items: &page.items, next_cursor: page.next_cursor.as_deref() };
+    let mut response = axum::Json(answer).into_response();
+    if truncated {
+        response.headers_mut().insert(TRUNCATED_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Rows asked for per query when every filter runs in the store: the page, one more to know
+/// whether another page follows, and one for a row the exact re-check may drop.
+fn batch_size(params: &ListParams) -> usize {
+    if params.q.is_some() || !params.tags.is_empty() {
+        // Search and tags are checked here: read in larger batches, most rows may not match.
+        SEARCH_BATCH.max(params.limit + 2)
+    } else {
+        params.limit + 2
+    }
+}
+
+/// Rows per query when search or tags filter here: about 300 KB of tasks.
+const SEARCH_BATCH: usize = 500;
+
+/// A list the store sorts: batches in order, each starting strictly after the last row read,
+/// until the page is full, the rows run out, or `scan_limit` rows were read. In the last case
+/// the page may be short (even empty), and `next_cursor` resumes after the last row read, so a
+/// search over many tasks is paged, never cut: the client sees `X-Scan-Truncated: true` and
+/// follows the cursor.
+async fn store_sorted(
+    app: &App,
+    owner: &str,
+    params: &ListParams,
+    phases: &[listing::Phase],
+) -> Result<(listing::Page, bool), ApiError> {
+    let sort = params.sort;
+    let name = sort.field.order_key().unwrap_or("created");
+    let key_pointer = format!("/{}/{name}", order::FIELD);
+    let cursor = params.cursor.as_ref().and_then(|c| match &c.key {
+        SortKey::Order(key) => Some((key.clone(), c.id)),
+        SortKey::Title(_) => None,
+    });
+    let mut after = cursor.clone();
+    let mut items: Vec<(String, Task)> = Vec::new();
+    let mut read = 0usize;
+    let batch = batch_size(params);
+    'phases: for (n, &phase) in phases.iter().enumerate() {
+        if n > 0 {
+            // A later phase follows every row of the one before: it starts from its beginning.
+            after = None;
+        }
+        // The continuation token of the current query: followed only while its rows are all
+        // at or before the resume point (ties with the cursor's key and tie key), so that a
+        // tie group larger than a batch is read through instead of re-read forever.
+        let mut token: Option<String> = None;
+        let mut query = None;
+        loop {
+            // One row more when resuming: the store's range includes the resume point itself.
+            // One more than the bound allows, to tell "exactly at the bound" from "more follow".
+            let wanted = batch.min(app.scan_limit.saturating_sub(read) + 1) + usize::from(after.is_some());
+            let request = match (&query, &token) {
+                (Some(query), Some(_)) => Query::clone(query).token(token.clone()),
+                _ => {
+                    let fresh = listing::store_query(
+                        owner,
+                        params,
+                        phase,
+                        after.as_ref().map(|(key, id)| (key.as_str(), *id)),
+                        u32::try_from(wanted).unwrap_or(u32::MAX),
+                    );
+                    query = Some(fresh.clone());
+                    fresh
+                }
+            };
+            let page = app.dapr().query_state::<Value>(components::TASKS_STORE, &request).await?;
+            let exhausted = page.results.len() < wanted;
+            let mut new_rows = 0usize;
+            let mut bound_hit = false;
+            for row in page.results {
+                let Some(key) = row.value.pointer(&key_pointer).and_then(Value::as_str) else {
+                    continue;
+                };
+                let key = key.to_owned();
+                let task = match serde_json::from_value::<Task>(row.value) {
+                    Ok(task) => task,
+                    Err(error) => {
+                        // One undecodable record must not take the whole list down with it.
+                        warn!(key = %row.key, error = %error, "skipping a stored task that does not decode");
+                        continue;
+                    }
+                };
+                if let Some((at, id)) = &after
+                    && !listing::is_after(sort, (at, *id), (&key, task.id))
+                {
+                    // At or before the resume point (the store's range includes it): not new.
+                    continue;
+                }
+                if read == app.scan_limit {
+                    bound_hit = true;
+                    break;
+                }
+                new_rows += 1;
+                read += 1;
+                after = Some((key.clone(), task.id));
+                if listing::matches(&task, owner, params) {
+                    items.push((key, task));
+                    if items.len() > params.limit {
+                        break 'phases;
+                    }
+                }
+            }
+            token = if new_rows == 0 { page.token } else { None };
+            if bound_hit {
+                // The bound: resume after the last row read.
+                let next = after.map(|(key, id)| {
+                    Cursor { sort, key: SortKey::Order(key), id, query: params.fingerprint() }.encode()
+                });
+                let items = items.into_iter().map(|(_, task)| task).collect();
+                return Ok((listing::Page { items, next_cursor: next }, true));
+            }
+            if exhausted || (new_rows == 0 && token.is_none()) {
+                // A full page without a token would be asked again unchanged: stop instead.
+                break;
+            }
+        }
+    }
+    let next_cursor = (items.len() > params.limit).then(|| {
+        items.truncate(params.limit);
+        items.last().map(|(key, task)| {
+            Cursor { sort, key: SortKey::Order(key.clone()), id: task.id, query: params.fingerprint() }.encode()
+        })
+    });
+    let items = items.into_iter().map(|(_, task)| task).collect();
+    Ok((listing::Page { items, next_cursor: next_cursor.flatten() }, false))
+}
+
+/// A list sorted here (`sort=title`): the owner's candidates (owner, status and priority
+/// filtered by the store), read in full up to `scan_limit`, then [`listing::page`].
+async fn memory_sorted(app: &App, owner: &str, params: &ListParams) -> Result<(listing::Page, bool), ApiError> {
     // Sorted by id only so that the store's offset-based continuation tokens page over a
     // stable order; the order the client asked for is applied after filtering.
-    let query = Query::new().filter(listing::store_filter(&user.id, &params)).sort("id", SortOrder::Asc);
+    let query = Query::new().filter(listing::store_filter(owner, params)).sort("id", SortOrder::Asc);
     let scanned = scan(app.dapr(), components::TASKS_STORE, query, app.scan_limit).await?;
     let candidates = scanned
         .items
@@ -44,17 +189,10 @@ pub async fn handler(State(app): State<App>, user: User, uri: Uri) -> Result<Res
         .filter_map(|item| match serde_json::from_value::<Task>(item.value) {
             Ok(task) => Some(task),
             Err(error) => {
-                // One undecodable record must not take the whole list down with it.
                 warn!(key = %item.key, error = %error, "skipping a stored task that does not decode");
                 None
             }
         })
         .collect();
-    let page = listing::page(candidates, &user.id, &params);
-    let answer = TaskPage { items: &page.items, next_cursor: page.next_cursor.as_deref() };
-    let mut response = axum::Json(answer).into_response();
-    if scanned.truncated {
-        response.headers_mut().insert(TRUNCATED_HEADER, HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok((listing::page(candidates, owner, params), scanned.truncated))
 }

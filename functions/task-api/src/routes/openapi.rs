@@ -163,7 +163,7 @@ mod generate {
                 "200": {
                     "description": "One page.",
                     "headers": {"X-Scan-Truncated": {
-                        "description": "`true` when you have more matching tasks than one request scans (LIST_SCAN_LIMIT): narrow the filter.",
+                        "description": "`true` when this request stopped at the most tasks one request reads (LIST_SCAN_LIMIT) before the page filled: the page may be short or empty, and `next_cursor` resumes after the last task read (nothing is skipped). With `sort=title` the tasks past that bound are not seen: narrow the filter.",
                         "schema": {"type": "string", "enum": ["true"]}
                     }},
                     "content": json_content(schema_ref("TaskPage")),
@@ -381,7 +381,7 @@ mod generate {
             "tag": {"name": "tag", "in": "query", "description": "All of these tags (repeat the parameter).", "style": "form", "explode": true, "schema": {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS}}},
             "due_before": {"name": "due_before", "in": "query", "description": "Only tasks due strictly before this instant (tasks without a due time are excluded). Encode `+` as `%2B`.", "schema": {"type": "string", "format": "date-time"}},
             "due_after": {"name": "due_after", "in": "query", "description": "Only tasks due strictly after this instant (tasks without a due time are excluded).", "schema": {"type": "string", "format": "date-time"}},
-            "sort": {"name": "sort", "in": "query", "description": "Sort key; `-` for descending. Ties are ordered by id. Tasks without a due time come last for both `due` and `-due`. Titles sort case-insensitively.", "schema": {"type": "string", "enum": SortBy::all_names(), "default": SortBy::default().name()}},
+            "sort": {"name": "sort", "in": "query", "description": "Sort key; `-` for descending, the exact reverse of ascending. `due` to 10 ms, then (no due time) by creation; `priority` by rank, then by creation; `created` and `updated` to the millisecond; ties by id. Tasks without a due time come last for both `due` and `-due`. Titles sort case-insensitively.", "schema": {"type": "string", "enum": SortBy::all_names(), "default": SortBy::default().name()}},
             "limit": {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
             "cursor": {"name": "cursor", "in": "query", "description": "`next_cursor` of the previous page. Bound to the query that produced it: only valid with the same filters and `sort` (`limit` may change).", "schema": {"type": "string", "maxLength": MAX_CURSOR_CHARS}},
         })

@@ -226,7 +226,8 @@ impl Harness {
 }
 
 pub fn put_task(stub: &StubSidecar, task: &Task) -> String {
-    stub.put_state("tasks", &format!("task:{}", task.id), serde_json::to_value(task).unwrap())
+    // As TaskStore writes it: with its order keys.
+    stub.put_state("tasks", &format!("task:{}", task.id), shared::tasks::TaskStore::item(task).unwrap().value)
 }
 
 /// A stored task for `owner`, created at `now() + n minutes`, with id `n`.
