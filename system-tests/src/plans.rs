@@ -184,17 +184,57 @@ pub fn order_key(sql: &str) -> Option<&str> {
     key.split_once('\'').map(|(key, _)| key)
 }
 
+/// The order keys a list query's WHERE compares (`value->'_order'->>'<key>' <op> $n`), in
+/// [`ORDER_KEYS`] order: a due range, the keyset bound of the sort key.
+pub fn filtered_order_keys(sql: &str) -> Vec<&'static str> {
+    let Some((_, after_where)) = sql.split_once(" WHERE ") else { return Vec::new() };
+    let filter = after_where.split_once(" ORDER BY ").map_or(after_where, |(filter, _)| filter);
+    ORDER_KEYS.into_iter().filter(|key| filter.contains(&format!("value->'_order'->>'{key}'"))).collect()
+}
+
+/// An index that may serve a query, and what its `Index Cond` must then show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub index: String,
+    /// Text the Index Cond must contain: for an owner index of a list, its second column as
+    /// PostgreSQL prints it, which proves the query's expression is the index's (the owner
+    /// column alone would be served by any of them).
+    pub cond: Option<String>,
+}
+
+impl Expected {
+    fn any(index: &str) -> Self {
+        Self { index: index.to_owned(), cond: None }
+    }
+}
+
+/// How EXPLAIN prints `value->'_order'->>'<key>'`.
+pub fn printed_order_key(key: &str) -> String {
+    format!("((value -> '_order'::text) ->> '{key}'::text)")
+}
+
 /// The indexes of `manifests/base/postgres/indexes.sql` that may serve `sql`: the one of its
-/// kind, and for a list the one of its order key (any of the owner indexes when it sorts on no
-/// order key: they all lead with the owner).
-pub fn expected_indexes(kind: Kind, sql: &str) -> Vec<String> {
+/// kind; for a list, the owner index of its sort key or of an order key its WHERE ranges over
+/// (a due range), used on that key; for a list on no order key at all (the title sort), any
+/// owner index (they all lead with the owner).
+pub fn expected_indexes(kind: Kind, sql: &str) -> Vec<Expected> {
     match kind {
-        Kind::Relay => vec!["todo_tasks_outbox".to_owned()],
-        Kind::Audit => vec!["todo_audit_task".to_owned()],
-        Kind::List => match order_key(sql) {
-            Some(key) => vec![format!("todo_tasks_owner_{key}")],
-            None => ORDER_KEYS.iter().map(|key| format!("todo_tasks_owner_{key}")).collect(),
-        },
+        Kind::Relay => vec![Expected::any("todo_tasks_outbox")],
+        Kind::Audit => vec![Expected::any("todo_audit_task")],
+        Kind::List => {
+            let mut keys: Vec<&str> = order_key(sql).into_iter().collect();
+            for key in filtered_order_keys(sql) {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            if keys.is_empty() {
+                return ORDER_KEYS.iter().map(|key| Expected::any(&format!("todo_tasks_owner_{key}"))).collect();
+            }
+            keys.into_iter()
+                .map(|key| Expected { index: format!("todo_tasks_owner_{key}"), cond: Some(printed_order_key(key)) })
+                .collect()
+        }
     }
 }
 
@@ -238,22 +278,31 @@ pub fn scans(explain: &Value) -> Vec<Scan> {
 }
 
 /// The scan of an expected index that serves a condition of the query (an Index, Index Only
-/// or Bitmap Index Scan on one of `expected`, with an `Index Cond`), when the plan has one and
-/// no sequential scan anywhere; otherwise what the plan does instead. An index only read through
-/// does not count: with sequential scans off, the planner reads a whole index (or all the rows
-/// of a partial one) rather than the table when nothing better matches. (A partial index whose
-/// predicate implied every condition of a query would serve it with no Index Cond; none of
-/// `indexes.sql` is such.)
-pub fn uses_index(explain: &Value, expected: &[String]) -> Result<Scan, String> {
+/// or Bitmap Index Scan on one of `expected`, with an `Index Cond` showing what that expectation
+/// asks), when the plan has one and no sequential scan anywhere; otherwise what the plan does
+/// instead. An index only read through does not count: with sequential scans off, the planner
+/// reads a whole index (or all the rows of a partial one) rather than the table when nothing
+/// better matches. (A partial index whose predicate implied every condition of a query would
+/// serve it with no Index Cond; none of `indexes.sql` is such.)
+pub fn uses_index(explain: &Value, expected: &[Expected]) -> Result<Scan, String> {
     let scans = scans(explain);
     let seq = scans.iter().any(|s| s.node == "Seq Scan");
-    let served =
-        scans.iter().find(|s| s.index.as_ref().is_some_and(|index| expected.contains(index)) && s.index_cond.is_some());
-    match served {
+    let serves = |scan: &Scan, want: &Expected| {
+        scan.index.as_deref() == Some(want.index.as_str())
+            && scan.index_cond.as_deref().is_some_and(|cond| want.cond.as_deref().is_none_or(|c| cond.contains(c)))
+    };
+    match scans.iter().find(|scan| expected.iter().any(|want| serves(scan, want))) {
         Some(scan) if !seq => Ok(scan.clone()),
         _ => Err(format!(
             "expected a scan of {} with an Index Cond, and no Seq Scan; the plan's scans: {}",
-            expected.join(" or "),
+            expected
+                .iter()
+                .map(|e| match &e.cond {
+                    Some(cond) => format!("{} (on {cond})", e.index),
+                    None => e.index.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(" or "),
             scans.iter().map(Scan::to_string).collect::<Vec<_>>().join(", ")
         )),
     }
@@ -378,10 +427,24 @@ mod tests {
 
         assert_eq!(order_key(list), Some("due"));
         assert_eq!(order_key(title), None);
-        assert_eq!(expected_indexes(Kind::List, list), ["todo_tasks_owner_due"]);
-        assert_eq!(expected_indexes(Kind::List, title).len(), 4);
-        assert_eq!(expected_indexes(Kind::Relay, relay), ["todo_tasks_outbox"]);
-        assert_eq!(expected_indexes(Kind::Audit, AUDIT), ["todo_audit_task"]);
+        let names = |kind, sql| expected_indexes(kind, sql).into_iter().map(|e| e.index).collect::<Vec<_>>();
+        assert_eq!(
+            expected_indexes(Kind::List, list),
+            [Expected {
+                index: "todo_tasks_owner_due".into(),
+                cond: Some("((value -> '_order'::text) ->> 'due'::text)".into())
+            }]
+        );
+        assert_eq!(names(Kind::List, title).len(), 4);
+        assert!(expected_indexes(Kind::List, title).iter().all(|e| e.cond.is_none()));
+        assert_eq!(names(Kind::Relay, relay), ["todo_tasks_outbox"]);
+        assert_eq!(names(Kind::Audit, AUDIT), ["todo_audit_task"]);
+
+        // A due range on a list sorted on another key: either index may serve it.
+        let ranged = "SELECT key, value, xmin as etag FROM todo_tasks WHERE (value->>'owner'=$1 AND value->'_order'->>'due'>=$2 AND value->'_order'->>'created'>=$3 AND (value->'_order'->>'created'>$4 OR (value->'_order'->>'created'=$5 AND value->'_order'->>'tie'>=$6))) ORDER BY value->'_order'->>'created' ASC, value->'_order'->>'tie' ASC, value->>'id' ASC LIMIT 4";
+        assert_eq!(filtered_order_keys(ranged), ["created", "due"], "tie is not an order key");
+        assert_eq!(names(Kind::List, ranged), ["todo_tasks_owner_created", "todo_tasks_owner_due"]);
+        assert_eq!(filtered_order_keys(title), Vec::<&str>::new());
     }
 
     fn plan(children: Value) -> Value {
@@ -390,7 +453,7 @@ mod tests {
 
     #[test]
     fn a_plan_uses_the_expected_index_or_says_what_it_does() {
-        let expected = vec!["todo_audit_task".to_owned()];
+        let expected = vec![Expected::any("todo_audit_task")];
         let cond = "((value ->> 'task_id'::text) = $1)";
         let bitmap = plan(json!([{"Node Type": "Bitmap Heap Scan", "Relation Name": "todo_audit",
             "Plans": [{"Node Type": "Bitmap Index Scan", "Index Name": "todo_audit_task", "Index Cond": cond}]}]));
@@ -419,6 +482,22 @@ mod tests {
                 "Index Cond": cond}]}]));
         assert!(uses_index(&both, &expected).is_err(), "a sequential scan anywhere fails");
         assert_eq!(scans(&json!([])), []);
+    }
+
+    #[test]
+    fn an_owner_index_counts_only_used_on_its_own_key() {
+        let expected =
+            vec![Expected { index: "todo_tasks_owner_created".into(), cond: Some(printed_order_key("created")) }];
+        let owner_only = plan(json!([{"Node Type": "Index Scan Backward", "Index Name": "todo_tasks_owner_created",
+            "Index Cond": "((value ->> 'owner'::text) = $1)"}]));
+        let error = uses_index(&owner_only, &expected).unwrap_err();
+        assert!(
+            error.contains("todo_tasks_owner_created (on ((value -> '_order'::text) ->> 'created'::text))"),
+            "{error}"
+        );
+        let keyed = plan(json!([{"Node Type": "Index Scan", "Index Name": "todo_tasks_owner_created",
+            "Index Cond": "(((value ->> 'owner'::text) = $1) AND (((value -> '_order'::text) ->> 'created'::text) <= $2))"}]));
+        assert!(uses_index(&keyed, &expected).is_ok());
     }
 
     #[test]
