@@ -52,16 +52,18 @@ DROP INDEX CONCURRENTLY IF EXISTS public.todo_state_scheduled_reminders;
 
 -- `tasks` (todo_tasks) ---------------------------------------------------------------------------
 
--- The task list, task-api GET /v1/tasks (and the MCP list tool): one user's tasks in one order,
--- a page at a time,
+-- The task list, task-api GET /v1/tasks (and the MCP list tool; functions/task-api/src/
+-- listing.rs): one user's tasks in one order, a page at a time,
 --   WHERE (value->>'owner'=$1 [AND value->>'status'=$2] [AND (value->>'priority'=$3 OR ...)]
---          [AND value->'_order'->>'<F>' >= $4 ...]  [AND (<F> > $5 OR (<F> = $5 AND tie >= $6))])
---   ORDER BY value->'_order'->>'<F>' ASC|DESC, value->'_order'->>'tie' ASC, value->>'id' ASC
---   LIMIT n
--- for F = created, updated, due, priority (the order keys of shared/src/domain/order.rs). Each
--- index finds the owner's tasks, reads them in F order (forwards or backwards) and starts at the
--- page's first key, so a page costs its own rows, not the user's whole list. The title sort
--- (ORDER BY value->>'id' only) uses the leading column of any of them.
+--          [AND value->'_order'->>'due'>=$4 AND ...<=$5]  AND value->'_order'->>'<F>'>=$6
+--          [AND (<F> > $7 OR (<F> = $7 AND value->'_order'->>'tie' >= $8))])
+--   ORDER BY value->'_order'->>'<F>' ASC, value->'_order'->>'tie' ASC, value->>'id' ASC LIMIT n
+-- (or <=, <, DESC throughout) for F = created, updated, due, priority, the order keys of
+-- shared/src/domain/order.rs. Each index finds the owner's tasks and reads them in F order,
+-- forwards or backwards from the page's first key (the bound on F is always there), so a page
+-- costs about its own rows, not the user's whole list; a narrow due range may be read through
+-- the due index instead. The title sort (ORDER BY value->>'id' only, sorted by task-api) uses
+-- the owner column of any of them.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS todo_tasks_owner_created
     ON public.todo_tasks ((value->>'owner'), (value->'_order'->>'created'));
 CREATE INDEX CONCURRENTLY IF NOT EXISTS todo_tasks_owner_updated
