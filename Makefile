@@ -86,7 +86,7 @@ openapi: ## Regenerate functions/task-api/openapi.json from the Rust types (comm
 .PHONY: test-platform
 test-platform: platform ## The end-to-end and fault tests on the real platform (daprd, Scheduler, Kafka, PostgreSQL)
 	$(CARGO) build --workspace --locked
-	$(CARGO) test --locked -p system-tests --features platform --test kafka_client --test conformance --test platform --test privileges --test kafka_offsets --test mcp_dapr -- --test-threads=1
+	$(CARGO) test --locked -p system-tests --features platform --test kafka_client --test conformance --test platform --test privileges --test query_plans --test kafka_offsets --test mcp_dapr -- --test-threads=1
 
 .PHONY: faults
 faults: ## Run only the fault suite and print its summary (part of make test too)

@@ -144,6 +144,21 @@ fn secret_refs(value: &Value, refs: &mut BTreeSet<(String, String)>) {
     }
 }
 
+/// The query of `function`'s `postgresql` trigger, as `keda/<function>.yaml` has it (the SQL
+/// KEDA sends PostgreSQL as it is: no parameters).
+pub fn trigger_query(function: &str) -> anyhow::Result<String> {
+    let path = workspace_root().join(format!("keda/{function}.yaml"));
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: Value = serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let triggers = doc["spec"]["triggers"].as_sequence().with_context(|| format!("{}: no triggers", path.display()))?;
+    triggers
+        .iter()
+        .find(|t| t["type"].as_str() == Some("postgresql"))
+        .and_then(|t| t["metadata"]["query"].as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{}: no postgresql trigger with a query", path.display()))
+}
+
 /// Applies the overlay for real: everything but the ScaledObjects, then the Secrets they and
 /// the Deployments need (test values; `keda-postgres` the platform's PostgreSQL as role
 /// keda_reminders), then the ScaledObjects (KEDA reconciles one at once, and a Ready=False for a

@@ -20,6 +20,8 @@
 //!   many (function + daprd) pairs on the [`platform`] as KEDA and the HPA controller ask for.
 //! - [`keda`]: the control plane with KEDA (`scripts/control-plane.sh --keda`), the overlay
 //!   applied for real, idle, and one wake-up from zero measured (`make test-keda`, `make bench`).
+//! - [`plans`]: the SQL daprd sends PostgreSQL, read back from its statement log, and which
+//!   index PostgreSQL's plan for it uses (`tests/query_plans.rs`).
 //! - [`system`]: one system under test on either backend (devhost, in this process or as a
 //!   binary, or the real platform), so that a scenario is written once for both.
 //! - [`scenarios`]: the end-to-end and fault scenarios that run on both backends
@@ -40,6 +42,7 @@ pub mod kubelet;
 pub mod kustomize;
 pub mod mcp;
 pub mod notify;
+pub mod plans;
 pub mod platform;
 pub mod scenario;
 pub mod scenarios;

@@ -230,6 +230,10 @@ pub struct Options {
     /// [`Platform::start_replica`], [`Platform::stop_replica`], [`Platform::stop_app`]), as
     /// `crate::kubelet` does for the replicas KEDA and its HPA ask for.
     pub no_functions: bool,
+    /// PostgreSQL logs every statement it runs, with its parameters (`log_statement=all`), to
+    /// `logs/postgres.log` ([`Platform::postgres_log`]): what each daprd actually sends
+    /// (`tests/query_plans.rs`). Off by default: it writes a line per state operation.
+    pub log_statements: bool,
 }
 
 /// An instance of an app beyond its first: its own function and daprd on ports of its own.
@@ -270,6 +274,10 @@ pub fn postgres_role(app_id: &str) -> String {
 /// The SQL that creates the roles, schemas and tables (run by [`Platform::start`] as the
 /// superuser, as the Kubernetes Job runs it as the administrator).
 pub const ROLES_SQL: &str = "manifests/base/postgres/roles.sql";
+
+/// The SQL that creates the indexes the queries need, run right after [`ROLES_SQL`] in the same
+/// psql session (as the Job does).
+pub const INDEXES_SQL: &str = "manifests/base/postgres/indexes.sql";
 
 #[derive(Debug, Clone, Copy)]
 struct Ports {
@@ -476,26 +484,34 @@ impl Platform {
         Ok(if output.status.success() { Ok(stdout) } else { Err(stderr) })
     }
 
-    /// Applies [`ROLES_SQL`] as the superuser (idempotent: also on a reused database). The
-    /// components name their metadata tables in its `dapr_metadata` schema, so it runs before
-    /// any daprd starts, whichever role the sidecars log in as.
+    /// Applies [`ROLES_SQL`], then [`INDEXES_SQL`], as the superuser in one psql session, as
+    /// the Kubernetes Job does (idempotent: also on a reused database). The components name
+    /// their metadata tables in its `dapr_metadata` schema, so it runs before any daprd starts,
+    /// whichever role the sidecars log in as.
     fn apply_roles(&self) -> anyhow::Result<()> {
-        let file = workspace_root().join(ROLES_SQL);
+        let root = workspace_root();
         let output = Command::new(self.paths.postgres_bin.join("psql"))
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
             .arg(self.postgres_url())
             .arg("-f")
-            .arg(&file)
+            .arg(root.join(ROLES_SQL))
+            .arg("-f")
+            .arg(root.join(INDEXES_SQL))
             .output()
             .context("running psql")?;
         if !output.status.success() {
-            bail!("applying {}: {}", file.display(), String::from_utf8_lossy(&output.stderr));
+            bail!("applying {ROLES_SQL} and {INDEXES_SQL}: {}", String::from_utf8_lossy(&output.stderr));
         }
         Ok(())
     }
 
     pub fn logs(&self) -> &Path {
         &self.logs
+    }
+
+    /// PostgreSQL's log (every statement with [`Options::log_statements`]).
+    pub fn postgres_log(&self) -> PathBuf {
+        self.logs.join("postgres.log")
     }
 
     /// The run file's resources (`dapr-components/local/*.yaml` for `dapr.yaml`), with this
@@ -547,6 +563,10 @@ impl Platform {
             "-c",
             "max_connections=300",
         ]);
+        if self.options.log_statements {
+            // The prefix `crate::plans::parse_log` reads: time and backend pid.
+            postgres.args(["-c", "log_statement=all", "-c", "log_line_prefix=%m [%p] "]);
+        }
         as_user(&mut postgres, owner);
         self.postgres = Some(Proc::spawn("postgres", postgres, &self.logs)?);
         self.record_pids()

@@ -173,14 +173,27 @@ fn the_pubsub_component_is_loaded_by_exactly_the_apps_of_the_topic_authority() {
     assert_eq!(scopes(&doc), apps, "dapr-components/local/pubsub.yaml");
 }
 
+/// Where the postgres-roles Job mounts its ConfigMap.
+const MOUNT: &str = "/etc/postgres-roles";
+
 #[test]
-fn the_roles_job_applies_roles_sql_with_every_roles_password() {
+fn the_roles_job_applies_roles_sql_and_indexes_sql_with_every_roles_password() {
     let sql = std::fs::read_to_string(root().join("manifests/base/postgres/roles.sql")).unwrap();
+    let indexes = std::fs::read_to_string(root().join("manifests/base/postgres/indexes.sql")).unwrap();
     for overlay in ["overlays/minikube", "overlays/cloud"] {
         let docs = render(overlay);
-        assert_eq!(find(&docs, "ConfigMap", "postgres-roles")["data"]["roles.sql"], sql.as_str(), "{overlay}");
+        let config = &find(&docs, "ConfigMap", "postgres-roles")["data"];
+        assert_eq!(config["roles.sql"], sql.as_str(), "{overlay}");
+        assert_eq!(config["indexes.sql"], indexes.as_str(), "{overlay}");
         let job = find(&docs, "Job", "postgres-roles");
-        let env: BTreeMap<String, (String, String)> = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        // Both files, roles.sql first (it creates the tables and the function the indexes are on),
+        // in one psql run that stops at the first error.
+        let container = &job["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["volumeMounts"][0]["mountPath"], MOUNT, "{overlay}");
+        let script = container["command"][2].as_str().unwrap();
+        let files = format!("-f {MOUNT}/roles.sql -f {MOUNT}/indexes.sql");
+        assert!(script.contains(&files) && script.contains("ON_ERROR_STOP=1"), "{overlay}: {script}");
+        let env: BTreeMap<String, (String, String)> = container["env"]
             .as_array()
             .unwrap()
             .iter()

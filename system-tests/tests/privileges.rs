@@ -11,7 +11,9 @@
 //!   SQL nor through its daprd, while its insert-if-absent still answers "already there";
 //! - on-task-completed's role reads tasks and writes nothing (its daprd's save is refused);
 //! - KEDA's role runs the trigger queries of fire-reminder and the notifier and nothing else
-//!   (not the channels' table, where people's addresses and webhook secrets are);
+//!   (not the channels' table, where people's addresses and webhook secrets are); the function
+//!   they call, `public.todo_instant`, is executable by KEDA's role and the two writers of the
+//!   rows its indexes hold, not by everyone;
 //! - people's channels (`notify`) are written by task-api alone: the notifier's role reads them
 //!   and writes only its delivery records (`deliveries`), which task-api only reads;
 //! - why the function roles need CREATE on `dapr_metadata`: without it daprd does not start.
@@ -26,7 +28,7 @@ use serde_json::{Value, json};
 use system_tests::api::client;
 use system_tests::host::Setup;
 use system_tests::platform::{Options, Platform, postgres_role};
-use system_tests::{scenario, workspace_root};
+use system_tests::scenario;
 
 const USER: &str = "alice";
 const APPS: [&str; 6] = ["task-api", "create-task", "on-task-completed", "fire-reminder", "audit-writer", "notifier"];
@@ -59,7 +61,8 @@ fn allowed(platform: &Platform, role: &str, sql: &str) -> String {
 }
 
 /// Every (role, relation, privilege) the function and KEDA roles hold on the tables, as
-/// PostgreSQL answers it (column-level grants count as the privilege), plus CREATE on schemas.
+/// PostgreSQL answers it (column-level grants count as the privilege), plus CREATE on schemas
+/// and EXECUTE on `public.todo_instant` (not PUBLIC's).
 fn privileges(platform: &Platform) -> BTreeSet<String> {
     let roles: Vec<String> = APPS.iter().map(|a| postgres_role(a)).chain([KEDA.to_owned()]).collect();
     let roles = roles.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(",");
@@ -75,7 +78,10 @@ fn privileges(platform: &Platform) -> BTreeSet<String> {
                     ELSE has_table_privilege(r, t, p) END \
          UNION ALL \
          SELECT r || ' ' || s || ' CREATE' FROM unnest(ARRAY[{roles}]) r, unnest(ARRAY['public','dapr_metadata']) s \
-         WHERE has_schema_privilege(r, s, 'CREATE') ORDER BY 1"
+         WHERE has_schema_privilege(r, s, 'CREATE') \
+         UNION ALL \
+         SELECT r || ' public.todo_instant(text) EXECUTE' FROM unnest(ARRAY[{roles}]) r \
+         WHERE has_function_privilege(r, 'public.todo_instant(text)', 'EXECUTE') ORDER BY 1"
     );
     allowed(platform, "postgres", &sql).lines().map(str::to_owned).collect()
 }
@@ -117,6 +123,9 @@ fn designed() -> BTreeSet<String> {
     let apps: Vec<String> = APPS.iter().map(|a| postgres_role(a)).collect();
     let apps: Vec<&str> = apps.iter().map(String::as_str).collect();
     grant(&apps, "dapr_metadata", &["CREATE"]);
+    // KEDA's wake-up queries call it; the writers of the rows its indexes hold need it too
+    // (PostgreSQL checks EXECUTE on an index expression's function as the writing role).
+    grant(&["fire_reminder", "notifier", KEDA], "public.todo_instant(text)", &["EXECUTE"]);
     expected
 }
 
@@ -139,11 +148,7 @@ async fn sidecar(
 
 /// A function's `postgresql` trigger query, as keda/<function>.yaml has it.
 fn keda_query(function: &str) -> String {
-    let text = std::fs::read_to_string(workspace_root().join(format!("keda/{function}.yaml"))).unwrap();
-    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
-    let triggers = doc["spec"]["triggers"].as_sequence().unwrap();
-    let trigger = triggers.iter().find(|t| t["type"].as_str() == Some("postgresql")).unwrap();
-    trigger["metadata"]["query"].as_str().unwrap().to_owned()
+    system_tests::keda::trigger_query(function).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,6 +329,13 @@ async fn every_function_works_on_its_own_postgres_role_and_can_do_no_more() -> a
     refused(&platform, KEDA, "UPDATE todo_state SET value = '{}'", "permission denied");
     refused(&platform, KEDA, "DELETE FROM todo_state", "permission denied");
     refused(&platform, KEDA, "CREATE TABLE public.squat (x int)", "permission denied");
+    // The function behind both wake-up queries is not everyone's.
+    refused(
+        &platform,
+        &postgres_role("task-api"),
+        "SELECT public.todo_instant('2026-01-01T00:00:00Z')",
+        "permission denied for function todo_instant",
+    );
 
     // (e) People's channels: task-api writes them through its daprd (an ETag-less save, a
     // first-write insert); the notifier's role reads them and can neither change nor add one,
@@ -367,6 +379,15 @@ async fn every_function_works_on_its_own_postgres_role_and_can_do_no_more() -> a
             "UPDATE todo_deliveries SET value = '{\"status\": \"delivered\"}' WHERE key = 'deliveries||delivery:privileges-test:email' RETURNING key"
         ),
         "deliveries||delivery:privileges-test:email"
+    );
+    // A retry coming due: the row goes into the index of KEDA's wake-up query, whose function
+    // PostgreSQL runs as the notifier's role (fire-reminder's `scheduled` reminder records of
+    // the flow above did the same for its role).
+    allowed(
+        &platform,
+        &notifier,
+        "INSERT INTO todo_deliveries (key, value, isbinary) VALUES ('deliveries||delivery:privileges-retry:email', \
+         '{\"status\": \"retrying\", \"next_attempt_at\": \"2026-01-01T00:00:00Z\"}', false)",
     );
     refused(&platform, &notifier, "DELETE FROM todo_deliveries", "permission denied");
     refused(&platform, &notifier, "SELECT count(*) FROM todo_tasks", "permission denied");

@@ -31,7 +31,8 @@
 -- * The Query API, Get and bulk Get are SELECTs (with the `xmin` system column as ETag);
 --   transactions are BEGIN/COMMIT around the same statements; v1 takes no advisory locks.
 --
--- Passwords never appear here: see the end of the file.
+-- Passwords never appear here: see the end of the file. The indexes are in indexes.sql, applied
+-- right after this file (they are built CONCURRENTLY, which no transaction may enclose).
 
 \set ON_ERROR_STOP on
 
@@ -136,6 +137,20 @@ BEGIN
 END
 $$;
 
+-- Instants as PostgreSQL compares them, for KEDA's wake-up queries (keda/fire-reminder.yaml,
+-- keda/notifier.yaml) and the indexes that serve them (indexes.sql). A cast from text to
+-- timestamptz is only STABLE, so it cannot be indexed: the result of a string without an offset
+-- depends on the TimeZone setting, and DateStyle decides ambiguous forms like 01/02/2026. This
+-- function is declared IMMUTABLE because every instant it is given is RFC 3339 with an explicit
+-- offset, `Z` in practice (`remind_at`, `next_attempt_at`: chrono's DateTime<Utc> as serde
+-- writes it): such a string names one instant whatever TimeZone and DateStyle say. Do not change
+-- its body: an index keeps the values it computed, so a new meaning needs a new function (and
+-- new indexes). It is not inlined into a query (PostgreSQL never inlines an IMMUTABLE SQL
+-- function whose body is less than immutable), so a query calling it matches the index on it.
+CREATE OR REPLACE FUNCTION public.todo_instant(text) RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS 'SELECT $1::timestamptz';
+
 -- Audit entries are immutable: no role has DELETE on them, and this refuses every UPDATE, the
 -- one audit-writer must be granted for Dapr's first-write upsert included.
 CREATE OR REPLACE FUNCTION public.todo_audit_immutable() RETURNS trigger
@@ -199,6 +214,15 @@ GRANT SELECT, INSERT, UPDATE (value, isbinary, updatedate, expiredate) ON public
 GRANT SELECT ON public.todo_deliveries TO task_api;
 -- KEDA's postgresql trigger of the notifier counts retries coming due: these two columns only.
 GRANT SELECT (key, value) ON public.todo_deliveries TO keda_reminders;
+
+-- todo_instant: not PUBLIC's (a function is executable by everyone unless revoked). KEDA's role
+-- calls it in both wake-up queries. PostgreSQL checks EXECUTE on a function in an index
+-- expression as the role that writes the row, so the writers of the rows its partial indexes
+-- hold (indexes.sql) need it too: fire-reminder (`scheduled` reminder records) and the notifier
+-- (`retrying` delivery records). Without it their saves fail with "permission denied for
+-- function todo_instant".
+REVOKE ALL ON FUNCTION public.todo_instant(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.todo_instant(text) TO keda_reminders, fire_reminder, notifier;
 
 COMMIT;
 
