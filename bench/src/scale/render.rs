@@ -112,8 +112,8 @@ fn query_row(q: &Query) -> Vec<String> {
                 format!("`{}`", q.role),
                 q.result.clone().unwrap_or_else(|| format!("{} rows", runs[0].rows)),
                 scans,
-                cell(&plan, 50.0),
-                report::spread_cell(crate::stats::Spread::of(&exec), 1),
+                percentile(&plan, 50.0).map_or("–".to_owned(), |v| format!("{v:.3}")),
+                report::spread_cell(crate::stats::Spread::of(&exec), 3),
             ]
         }
         Ok(_) => {
@@ -267,7 +267,7 @@ pub fn section(run: &ScaleRun) -> String {
     let sizes: Vec<String> = run.table_sizes.iter().map(|(t, b)| format!("`{t}` {:.2} GB", *b as f64 / 1e9)).collect();
     let idle = run.idle_postgres_cpu.map_or(String::new(), |share| {
         format!(
-            " With nothing asked of it, PostgreSQL then used {share:.0} % of one core ({} s read from `/proc`: the \
+            " With nothing asked of it, PostgreSQL then used {share:.1} % of one core ({} s read from `/proc`: the \
              outbox relay's query every 2 s, and whatever else runs in the background).",
             super::IDLE_SECS
         )
@@ -426,11 +426,13 @@ mod tests {
         assert!(out.contains("**Without indexes**"), "{out}");
         assert!(out.contains("| `COPY todo_tasks FROM STDIN` | 1,000,000 | 900 | 61.2 |"), "{out}");
         assert!(
-            out.contains("| relay | `postgres` | 0 rows | `Seq Scan on todo_tasks` | 0.2 | 300.0 (290.0–310.0) |"),
+            out.contains(
+                "| relay | `postgres` | 0 rows | `Seq Scan on todo_tasks` | 0.200 | 300.000 (290.000–310.000) |"
+            ),
             "{out}"
         );
         assert!(out.contains("- relay: `SELECT 1`"), "{out}");
-        assert!(out.contains("PostgreSQL then used 37 % of one core"), "{out}");
+        assert!(out.contains("PostgreSQL then used 37.4 % of one core"), "{out}");
         assert!(out.contains("- GET: `SELECT 'x'`"), "{out}");
         assert!(out.contains(
             "1,000,000 tasks of 10,000 users, 10 of them with 10,000 tasks each and the other 9,990 with 54 to 127"
