@@ -100,7 +100,7 @@ bench: platform keda-platform ## Measure start time, memory, size, throughput, l
 	"$${CARGO_TARGET_DIR:-target}/release/bench"
 
 .PHONY: bench-scale
-bench-scale: platform ## 1,000,000 tasks bulk-loaded into the real platform: list/GET/audit p95 and the relay and KEDA queries; writes "## 1M tasks" in BENCHMARKS.md (~20 min, ~6 GB in $TMPDIR)
+bench-scale: platform ## 1,000,000 tasks bulk-loaded into the real platform: list/GET/audit p95 and the relay and KEDA queries; writes "## 1M tasks" in BENCHMARKS.md (~5 min, ~5 GB in $TMPDIR)
 	$(CARGO) build --workspace --locked --release
 	"$${CARGO_TARGET_DIR:-target}/release/bench" scale
 

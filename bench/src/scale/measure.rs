@@ -16,6 +16,14 @@ pub struct Request {
     /// Path and query, as sent.
     pub path: String,
     pub expect: Expect,
+    /// The bearer token of another user than the client's.
+    pub token: Option<String>,
+}
+
+impl Request {
+    pub fn new(path: String, expect: Expect) -> Self {
+        Self { path, expect, token: None }
+    }
 }
 
 /// What a figure's answer must hold: a request that answers something else measured nothing
@@ -74,11 +82,16 @@ impl Client {
 
     /// `GET path`, timed to the last byte of the answer, which must be 200.
     pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        self.get_as(path, &self.token).await
+    }
+
+    /// [`Client::get`] as the user of `token`.
+    pub async fn get_as(&self, path: &str, token: &str) -> anyhow::Result<Answer> {
         let started = Instant::now();
         let response = self
             .http
             .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
             .send()
             .await
             .with_context(|| format!("GET {path}"))?;
@@ -118,7 +131,7 @@ pub async fn sample(client: &Client, requests: &[Request], count: usize, budget:
     let mut next = requests.iter().cycle();
     let mut call = async |timed: bool, samples: &mut Samples| -> anyhow::Result<()> {
         let request = next.next().context("no request")?;
-        let answer = client.get(&request.path).await?;
+        let answer = client.get_as(&request.path, request.token.as_deref().unwrap_or(&client.token)).await?;
         request.expect.check(&answer.body).with_context(|| format!("GET {}", request.path))?;
         samples.truncated |= answer.truncated;
         if timed {

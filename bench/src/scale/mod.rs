@@ -45,6 +45,7 @@ use system_tests::workspace_root;
 use self::copy::{Copied, CopyIn};
 use self::data::Spec;
 use self::measure::{Client, Expect, Request, Samples};
+use self::render::thousands;
 
 /// The heading of the section this writes.
 pub const HEADING: &str = "## 1M tasks";
@@ -558,6 +559,8 @@ fn psql_file(psql: &Path, url: &str, file: &Path) -> anyhow::Result<()> {
 /// A figure to measure: its name, its requests and their target.
 struct Plan {
     name: String,
+    /// Whose requests (the first one's, when they are several users').
+    user: String,
     requests: Result<Vec<Request>, String>,
     target: Option<f64>,
 }
@@ -576,7 +579,8 @@ async fn request_figures(
     let mut plans = Vec::new();
     let list = |name: String, pairs: &[(&str, &str)], expect: Expect| Plan {
         name,
-        requests: Ok(vec![Request { path: measure::list_path(pairs), expect }]),
+        user: heavy.clone(),
+        requests: Ok(vec![Request::new(measure::list_path(pairs), expect)]),
         target: Some(LIST_FIRST_P95_MS),
     };
     for sort in SORTS {
@@ -591,9 +595,8 @@ async fn request_figures(
         let path = measure::page_path(&client, &pairs, DEEP_PAGE, PAGE_SIZE, budget * 2).await;
         plans.push(Plan {
             name: format!("list page {DEEP_PAGE}, sort {label}"),
-            requests: path
-                .map(|path| vec![Request { path, expect: Expect::Items(PAGE_SIZE) }])
-                .map_err(|e| format!("{e:#}")),
+            user: heavy.clone(),
+            requests: path.map(|path| vec![Request::new(path, Expect::Items(PAGE_SIZE))]).map_err(|e| format!("{e:#}")),
             target: Some(LIST_PAGE_50_P95_MS),
         });
     }
@@ -616,12 +619,10 @@ async fn request_figures(
     // GET: the heavy user's tasks in turn, a few hundred of them.
     let tasks = data::user_tasks(spec, now, 0, spec.heavy_tasks);
     let step = (tasks.len() / config.requests.max(1)).max(1);
-    let gets: Vec<Request> = tasks
-        .iter()
-        .step_by(step)
-        .map(|t| Request { path: format!("/v1/tasks/{}", t.id), expect: Expect::Task })
-        .collect();
+    let gets: Vec<Request> =
+        tasks.iter().step_by(step).map(|t| Request::new(format!("/v1/tasks/{}", t.id), Expect::Task)).collect();
     plans.push(Plan {
+        user: heavy.clone(),
         name: format!("`GET /v1/tasks/{{id}}` ({} different tasks in turn)", gets.len()),
         requests: Ok(gets),
         target: Some(GET_P95_MS),
@@ -629,11 +630,39 @@ async fn request_figures(
     let trail = data::long_trail_task(spec, now).context("no task with the long trail")?;
     plans.push(Plan {
         name: format!("audit trail of a task with {} entries", spec.trail),
-        requests: Ok(vec![Request {
-            path: format!("/v1/tasks/{}/audit", trail.id),
-            expect: Expect::Items(usize::try_from(spec.trail)?),
-        }]),
+        user: heavy.clone(),
+        requests: Ok(vec![Request::new(
+            format!("/v1/tasks/{}/audit", trail.id),
+            Expect::Items(usize::try_from(spec.trail)?),
+        )]),
         target: Some(AUDIT_P95_MS),
+    });
+    // The same first page of several users in turn: fewer of the pages each reads are the ones
+    // the request before it read.
+    let as_users = |users: std::ops::Range<u64>, expect: Expect| -> anyhow::Result<Vec<Request>> {
+        users
+            .map(|n| {
+                let api = setup.api(&spec.user(n))?;
+                Ok(Request { path: measure::list_path(&[]), expect, token: Some(api.token().to_owned()) })
+            })
+            .collect()
+    };
+    plans.push(Plan {
+        name: format!("list page 1, the {} users with {} tasks in turn", spec.heavy_users, thousands(spec.heavy_tasks)),
+        user: heavy.clone(),
+        requests: Ok(as_users(0..spec.heavy_users, Expect::Items(PAGE_SIZE))?),
+        target: Some(LIST_FIRST_P95_MS),
+    });
+    let typical = spec.heavy_users..spec.users.min(spec.heavy_users + config.requests as u64);
+    plans.push(Plan {
+        name: format!(
+            "list page 1, {} users with a typical number of tasks (about {}) in turn",
+            typical.end - typical.start,
+            (spec.tasks - spec.heavy_users * spec.heavy_tasks) / (spec.users - spec.heavy_users).max(1)
+        ),
+        user: spec.user(typical.start),
+        requests: Ok(as_users(typical, Expect::SomeItems)?),
+        target: None,
     });
 
     let mut figures = Vec::new();
@@ -657,29 +686,13 @@ async fn request_figures(
         }
         figures.push(Figure {
             name: plan.name,
-            user: heavy.clone(),
+            user: plan.user,
             request,
             target_p95_ms: plan.target,
             samples,
             in_postgres: None,
         });
     }
-    // For comparison, no target: a user with a typical number of tasks.
-    let typical = spec.user(spec.heavy_users);
-    let api = setup.api(&typical)?;
-    let client = Client::new(api.base(), api.token(), Duration::from_secs(120))?;
-    let request = Request { path: measure::list_path(&[]), expect: Expect::SomeItems };
-    let samples = measure::sample(&client, std::slice::from_ref(&request), config.requests, budget)
-        .await
-        .map_err(|e| format!("{e:#}"));
-    figures.push(Figure {
-        name: format!("list page 1 of `{typical}`, a user with a typical number of tasks"),
-        user: typical.clone(),
-        request: request.path,
-        target_p95_ms: None,
-        samples,
-        in_postgres: None,
-    });
     Ok(figures)
 }
 

@@ -156,7 +156,7 @@ pub fn section(run: &ScaleRun) -> String {
         "**Backend**: the real platform of `make platform` ({}): every function beside its own daprd, the Dapr \
          Scheduler, one Kafka broker and PostgreSQL ({}, initdb's defaults otherwise), as plain processes on this \
          machine, release binaries, task-api with its default settings. Requests go to task-api over loopback \
-         one at a time as the heavy user `{}`, each timed from sending it to the last byte of its answer, after up to \
+         one at a time as the heavy user `{}` (unless the row names other users), each timed from sending it to the last byte of its answer, after up to \
          {} untimed ones, and every answer is checked (a full page, the hits a filter must find, the {} entries \
          of the trail). Page {} is reached by following `next_cursor` {} times; that request is then repeated. A \
          figure stops at {} requests or its time budget, whichever comes first. *In PostgreSQL*: the time \
@@ -280,7 +280,12 @@ pub fn section(run: &ScaleRun) -> String {
         run.functions_start_secs
     );
 
-    let _ = writeln!(out, "### Requests as `{}`, who has {} tasks (ms)\n", spec.user(0), thousands(spec.heavy_tasks));
+    let _ = writeln!(
+        out,
+        "### Requests (ms): `{}`, who has {} tasks, unless the row names other users\n",
+        spec.user(0),
+        thousands(spec.heavy_tasks)
+    );
     let rows: Vec<Vec<String>> = run.figures.iter().map(figure_row).collect();
     report::table(
         &mut out,
