@@ -488,7 +488,7 @@ impl Platform {
     /// the Kubernetes Job does (idempotent: also on a reused database). The components name
     /// their metadata tables in its `dapr_metadata` schema, so it runs before any daprd starts,
     /// whichever role the sidecars log in as.
-    fn apply_roles(&self) -> anyhow::Result<()> {
+    pub fn apply_roles(&self) -> anyhow::Result<()> {
         let root = workspace_root();
         let output = Command::new(self.paths.postgres_bin.join("psql"))
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])

@@ -69,6 +69,7 @@ async fn every_query_on_the_state_tables_is_served_by_its_index() -> anyhow::Res
 async fn check(setup: &Setup, platform: &Platform) -> anyhow::Result<()> {
     let api = setup.api(USER)?;
     drive(&api, platform).await?;
+    legacy_tasks_get_their_order_keys(platform)?;
     let (sent, mut failures) = sent_queries(platform).await?;
     add_realistic_rows(platform)?;
 
@@ -275,4 +276,65 @@ fn plan(platform: &Platform, role: &str, explain: &str) -> anyhow::Result<Value>
 fn replace_once(text: &str, from: &str, to: &str) -> anyhow::Result<String> {
     ensure!(text.contains(from), "{from} is not in {text}");
     Ok(text.replacen(from, to, 1))
+}
+
+/// Tasks stored before they carried order keys get them from indexes.sql, exactly as
+/// `OrderKeys::of` computes them; a tombstone gets none.
+fn legacy_tasks_get_their_order_keys(platform: &Platform) -> anyhow::Result<()> {
+    use shared::domain::order::OrderKeys;
+    use shared::domain::task::{Priority, Task};
+    let at = |s: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> { Ok(s.parse()?) };
+    let mut tasks = Vec::new();
+    for (n, (priority, due)) in [
+        (Priority::Low, None),
+        (Priority::Medium, Some("2026-12-01T09:00:00.123+01:00")),
+        (Priority::High, Some("1970-01-01T00:00:00Z")),
+        (Priority::Urgent, Some("9999-12-31T23:59:59.999Z")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut task: Task = serde_json::from_value(serde_json::json!({
+            "id": uuid::Uuid::new_v4(), "owner": "legacy", "title": format!("legacy {n}"),
+            "created_at": "2026-11-22T10:00:00.123456Z", "updated_at": "2026-12-06T21:00:00Z", "version": 2,
+        }))?;
+        task.priority = priority;
+        task.due = due.map(chrono::DateTime::parse_from_rfc3339).transpose()?;
+        task.created_at = at("2026-11-22T10:00:00.123456Z")? + chrono::Duration::milliseconds(n as i64 * 7);
+        tasks.push(task);
+    }
+    let mut tombstone = tasks[0].clone();
+    tombstone.id = uuid::Uuid::new_v4();
+    tombstone.deleted_at = Some(at("2026-12-06T21:00:00Z")?);
+    tasks.push(tombstone);
+    for task in &tasks {
+        // As written before order keys existed: the task's fields only.
+        let value = serde_json::to_string(task)?.replace('\'', "''");
+        platform
+            .psql(
+                "postgres",
+                &format!(
+                    "INSERT INTO todo_tasks (key, value, isbinary) VALUES ('tasks||task:{}', '{value}', false)",
+                    task.id
+                ),
+            )?
+            .map_err(|message| anyhow::anyhow!("inserting a legacy task: {message}"))?;
+    }
+    platform.apply_roles()?;
+    for task in &tasks {
+        let stored = platform
+            .psql("postgres", &format!("SELECT value->'_order' FROM todo_tasks WHERE key = 'tasks||task:{}'", task.id))?
+            .map_err(|message| anyhow::anyhow!("reading a legacy task: {message}"))?;
+        let expected = if task.is_deleted() { String::new() } else { serde_json::to_string(&OrderKeys::of(task))? };
+        let (stored, expected): (serde_json::Value, serde_json::Value) = (
+            if stored.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&stored)? },
+            if expected.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&expected)? },
+        );
+        ensure!(
+            stored == expected,
+            "order keys of legacy task {}: indexes.sql made {stored}, OrderKeys::of {expected}",
+            task.title
+        );
+    }
+    Ok(())
 }

@@ -52,6 +52,39 @@ DROP INDEX CONCURRENTLY IF EXISTS public.todo_state_scheduled_reminders;
 
 -- `tasks` (todo_tasks) ---------------------------------------------------------------------------
 
+-- Order keys of tasks stored before tasks carried them, computed exactly as
+-- shared/src/domain/order.rs `OrderKeys::of` does (system-tests/tests/query_plans.rs holds the
+-- two to each other): without them a task is in no list the store sorts. Tombstones get none,
+-- as the functions write them. One UPDATE of the tasks without keys, a no-op (one scan) once
+-- every task has them; it changes their ETag, so a client holding an old one is asked to read
+-- again (412), as after any other write.
+CREATE OR REPLACE FUNCTION pg_temp.todo_order_key(payload numeric) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN rtrim(substr(s, 7), '0') = '' THEN left(s, 6)
+                ELSE left(s, 6) || '.' || rtrim(substr(s, 7), '0') END
+    FROM (SELECT (100000000000000 + least(greatest(floor(payload), 0), 99999999999999))::bigint::text AS s) AS k
+$$;
+CREATE OR REPLACE FUNCTION pg_temp.todo_millis(at text) RETURNS numeric
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT least(greatest(floor(extract(epoch FROM at::timestamptz) * 1000), 0), 9999999999999)
+$$;
+UPDATE public.todo_tasks AS t
+SET value = t.value || jsonb_build_object('_order', jsonb_build_object(
+        'created', pg_temp.todo_order_key(k.created),
+        'updated', pg_temp.todo_order_key(pg_temp.todo_millis(t.value->>'updated_at')),
+        'due', pg_temp.todo_order_key(CASE
+            WHEN t.value->>'due' IS NULL THEN 90000000000000 + k.created
+            ELSE least(greatest(floor(extract(epoch FROM (t.value->>'due')::timestamptz) * 100), 0), 89999999999999) END),
+        'priority', pg_temp.todo_order_key(k.rank * 10000000000000 + k.created),
+        'tie', pg_temp.todo_order_key((('x' || substr(replace(t.value->>'id', '-', ''), 1, 12))::bit(48)::bigint >> 2)::numeric)))
+FROM (SELECT key,
+             pg_temp.todo_millis(value->>'created_at') AS created,
+             CASE value->>'priority' WHEN 'low' THEN 0 WHEN 'high' THEN 2 WHEN 'urgent' THEN 3 ELSE 1 END AS rank
+      FROM public.todo_tasks
+      WHERE key LIKE 'tasks||task:%' AND NOT value ? '_order' AND value->>'deleted_at' IS NULL) AS k
+WHERE t.key = k.key;
+
+
 -- The task list, task-api GET /v1/tasks (and the MCP list tool; functions/task-api/src/
 -- listing.rs): one user's tasks in one order, a page at a time,
 --   WHERE (value->>'owner'=$1 [AND value->>'status'=$2] [AND (value->>'priority'=$3 OR ...)]
