@@ -37,7 +37,9 @@ fn fake_app_process(app_id: String) {
     let write = move |line: String| {
         use std::io::Write as _;
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&out).unwrap();
-        writeln!(f, "{line}").unwrap();
+        // One write per line: `writeln!` writes the text and the newline apart, and two
+        // handlers appending at once then interleave ("event 3event 4", "").
+        f.write_all(format!("{line}\n").as_bytes()).unwrap();
     };
     write(format!(
         "env {} {} {} {}",
