@@ -173,15 +173,17 @@ pub fn classify(sql: &str) -> Option<Kind> {
     }
 }
 
-/// The order keys a task list sorts on (`shared::domain::order`), each with its index.
-pub const ORDER_KEYS: [&str; 4] = ["created", "updated", "due", "priority"];
+/// The order keys a task list sorts on (`shared::domain::order`; `title` is the title group),
+/// each with its index.
+pub const ORDER_KEYS: [&str; 5] = ["created", "updated", "due", "priority", "title"];
 
 /// The order key a list query sorts on first (`ORDER BY value->'_order'->>'<key>' ...`);
-/// `None` when it sorts on something else (the title sort: the id).
-pub fn order_key(sql: &str) -> Option<&str> {
+/// `None` when it sorts on something else (a title group read whole: the tie key and id).
+pub fn order_key(sql: &str) -> Option<&'static str> {
     let (_, order) = sql.split_once(" ORDER BY ")?;
     let key = order.strip_prefix("value->'_order'->>'")?;
-    key.split_once('\'').map(|(key, _)| key)
+    let (key, _) = key.split_once('\'')?;
+    ORDER_KEYS.into_iter().find(|known| *known == key)
 }
 
 /// The order keys a list query's WHERE compares (`value->'_order'->>'<key>' <op> $n`), in
@@ -215,7 +217,7 @@ pub fn printed_order_key(key: &str) -> String {
 
 /// The indexes of `manifests/base/postgres/indexes.sql` that may serve `sql`: the one of its
 /// kind; for a list, the owner index of its sort key or of an order key its WHERE ranges over
-/// (a due range), used on that key; for a list on no order key at all (the title sort), any
+/// (a due range, a title group), used on that key; for a list on no order key at all, any
 /// owner index (they all lead with the owner).
 pub fn expected_indexes(kind: Kind, sql: &str) -> Vec<Expected> {
     match kind {
@@ -417,6 +419,7 @@ mod tests {
         let relay = "SELECT key, value, xmin as etag FROM todo_tasks WHERE value->>'outbox_record'=$1 ORDER BY value->>'written_at' ASC LIMIT 50";
         let list = "SELECT key, value, xmin as etag FROM todo_tasks WHERE (value->>'owner'=$1 AND value->>'status'=$2) ORDER BY value->'_order'->>'due' DESC, value->'_order'->>'tie' ASC, value->>'id' ASC LIMIT 21";
         let title = "SELECT key, value, xmin as etag FROM todo_tasks WHERE value->>'owner'=$1 ORDER BY value->>'id' ASC LIMIT 1000 OFFSET 1000";
+        let group = "SELECT key, value, xmin as etag FROM todo_tasks WHERE (value->>'owner'=$1 AND value->'_order'->>'title'=$2) ORDER BY value->'_order'->>'tie' ASC, value->>'id' ASC LIMIT 2000";
         assert_eq!(classify(relay), Some(Kind::Relay));
         assert_eq!(classify(list), Some(Kind::List));
         assert_eq!(classify(title), Some(Kind::List));
@@ -435,7 +438,15 @@ mod tests {
                 cond: Some("((value -> '_order'::text) ->> 'due'::text)".into())
             }]
         );
-        assert_eq!(names(Kind::List, title).len(), 4);
+        assert_eq!(names(Kind::List, title).len(), 5);
+        assert_eq!(order_key(group), None, "the tie key is not an order key");
+        assert_eq!(
+            expected_indexes(Kind::List, group),
+            [Expected {
+                index: "todo_tasks_owner_title".into(),
+                cond: Some("((value -> '_order'::text) ->> 'title'::text)".into())
+            }]
+        );
         assert!(expected_indexes(Kind::List, title).iter().all(|e| e.cond.is_none()));
         assert_eq!(names(Kind::Relay, relay), ["todo_tasks_outbox"]);
         assert_eq!(names(Kind::Audit, AUDIT), ["todo_audit_task"]);

@@ -194,6 +194,26 @@ pub async fn page_path(
     Ok(path)
 }
 
+/// Every page of the list of `pairs`, first to last, as paths (each with the cursor of the
+/// page before): the requests a client makes to read a search to its end.
+pub async fn cursor_chain(client: &Client, pairs: &[(&str, &str)], budget: Duration) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    let mut paths = vec![list_path(pairs)];
+    loop {
+        let path = paths.last().context("the chain starts with the first page")?;
+        let answer = client.get(path).await?;
+        let Some(cursor) = answer.body["next_cursor"].as_str() else {
+            return Ok(paths);
+        };
+        let mut next = pairs.to_vec();
+        next.push(("cursor", cursor));
+        paths.push(list_path(&next));
+        if started.elapsed() > budget {
+            bail!("following the cursors of {} took longer than {budget:?}", list_path(pairs));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -606,6 +606,21 @@ async fn request_figures(
         Expect::SomeItems,
     ));
     plans.push(list(format!("list page 1, `q={}` (in none)", data::Q_MISS), &[("q", data::Q_MISS)], Expect::NoItems));
+    // A search reads at most SEARCH_SCAN_LIMIT tasks per request and answers a short page with
+    // a cursor: what reading it to its end costs, request by request.
+    say("following the cursors of the search without hits to its end");
+    let chain = measure::cursor_chain(&client, &[("q", data::Q_MISS)], budget * 2).await;
+    plans.push(Plan {
+        name: match &chain {
+            Ok(paths) => format!("the same search, each of its {} pages to the end", paths.len()),
+            Err(_) => "the same search, each of its pages to the end".to_owned(),
+        },
+        user: heavy.clone(),
+        requests: chain
+            .map(|paths| paths.into_iter().map(|path| Request::new(path, Expect::NoItems)).collect())
+            .map_err(|e| format!("{e:#}")),
+        target: Some(LIST_FIRST_P95_MS),
+    });
     plans.push(list(format!("list page 1, `tag={}`", data::TAG), &[("tag", data::TAG)], Expect::SomeItems));
     let (after, before) = (
         (now + chrono::Duration::days(30)).to_rfc3339_opts(SecondsFormat::Secs, true),

@@ -20,6 +20,8 @@ pub struct App {
     pub auth: Arc<Authenticator>,
     /// `LIST_SCAN_LIMIT`: the most records one list or audit request reads from the store.
     pub scan_limit: usize,
+    /// `SEARCH_SCAN_LIMIT`: the most tasks one list request with `q` or `tag` reads.
+    pub search_scan_limit: usize,
     /// `RATE_LIMIT_PER_MINUTE`, applied by the [`crate::auth::User`] extractor.
     pub limiter: Arc<RateGate>,
     /// What may be a webhook target (`NOTIFY_ALLOW_LOOPBACK_HTTP`), for
@@ -42,6 +44,7 @@ impl App {
             clock,
             auth: Arc::new(Authenticator::new(config)),
             scan_limit: config.list_scan_limit.max(1),
+            search_scan_limit: config.search_scan_limit.max(1),
             // Wall time, not the injected clock: the limit is about how fast requests really
             // come, and the injected clock is the tasks' notion of now (tests move it).
             limiter: Arc::new(RateGate { limiter: Limiter::new(config.rate_limit_per_minute), clock: Clock::system() }),

@@ -21,7 +21,7 @@
 //! # Layout
 //!
 //! - [`config`]: `JWT_SECRET`, `JWT_SECRET_PREVIOUS`, `JWT_JWKS_URL`, `JWT_ISSUER`,
-//!   `JWT_AUDIENCE`, `JWT_MAX_LIFETIME_SECS`, `JWT_STRICT`, `LIST_SCAN_LIMIT`, the `MCP_*`,
+//!   `JWT_AUDIENCE`, `JWT_MAX_LIFETIME_SECS`, `JWT_STRICT`, `LIST_SCAN_LIMIT`, `SEARCH_SCAN_LIMIT`, the `MCP_*`,
 //!   `NOTIFY_ALLOW_LOOPBACK_HTTP` and the `OUTBOX_*` settings from the environment; refuses to
 //!   start without a usable way to check tokens.
 //! - [`auth`]: bearer tokens (HS256 by derived kid, RS256 / ES256 from the JWKS) to an

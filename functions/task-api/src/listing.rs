@@ -7,8 +7,10 @@
 //! what the store cannot express runs here ([`matches`]): substring search and "all of these
 //! tags", plus an exact re-check of everything the store filtered (owner isolation must not
 //! depend on a store honouring a filter). The title order (lower-cased text) fits no
-//! fixed-width number, so `sort=title` reads the owner's candidates and sorts them here
-//! ([`page`]), bounded by the scan limit.
+//! fixed-width number: the store orders and range-filters title *groups* (tasks whose titles
+//! share their first characters, [`order::title_group`]) with [`title_query`] and
+//! [`group_query`], and the list orders each group it read whole by the full title here
+//! ([`sort_group`]).
 
 use serde_json::{Value, json};
 use shared::dapr::{Query, SortOrder};
@@ -16,7 +18,6 @@ use shared::domain::order::{self, FIELD};
 use shared::domain::task::Task;
 use uuid::Uuid;
 
-use crate::cursor::Cursor;
 use crate::params::ListParams;
 use crate::search;
 use crate::sort::{SortBy, SortField, SortKey, undated_key};
@@ -121,23 +122,51 @@ fn base_clauses(owner: &str, params: &ListParams) -> Vec<Value> {
     clauses
 }
 
+/// The query for `owner`'s title groups in the list's direction, from the group `from` on
+/// (inclusive when `.1`), at most `limit` rows: ordered by group, then tie key and id (which
+/// only make the store's order deterministic; the list re-orders each group by title).
+pub fn title_query(owner: &str, params: &ListParams, from: Option<(&str, bool)>, limit: u32) -> Query {
+    let field = path("title");
+    let descending = params.sort.descending;
+    let mut clauses = base_clauses(owner, params);
+    let bound = match (descending, from) {
+        (false, Some((_, true))) | (false, None) => "GTE",
+        (false, Some((_, false))) => "GT",
+        (true, Some((_, true))) | (true, None) => "LTE",
+        (true, Some((_, false))) => "LT",
+    };
+    let key = from.map_or(if descending { MAX_KEY } else { MIN_KEY }, |(key, _)| key);
+    clauses.push(json!({bound: {&field: number(key)}}));
+    let order = if descending { SortOrder::Desc } else { SortOrder::Asc };
+    Query::new()
+        .filter(json!({"AND": clauses}))
+        .sort(&field, order)
+        .sort(&path("tie"), order)
+        .sort("id", order)
+        .limit(limit)
+}
+
+/// Every task of `owner`'s title group `group` under the store's filters (an equality on the
+/// group key, the stored text itself), in a stable order for the continuation tokens.
+pub fn group_query(owner: &str, params: &ListParams, group: &str) -> Query {
+    let mut clauses = base_clauses(owner, params);
+    clauses.push(json!({"EQ": {path("title"): group}}));
+    Query::new().filter(json!({"AND": clauses})).sort(&path("tie"), SortOrder::Asc).sort("id", SortOrder::Asc)
+}
+
+/// Orders tasks read as whole title groups in the list's order (lower-cased title, then id),
+/// each with its sort key.
+pub fn sort_group(sort: SortBy, tasks: Vec<Task>) -> Vec<(SortKey, Task)> {
+    let mut keyed: Vec<_> = tasks.into_iter().map(|task| (sort.key(&task), task)).collect();
+    keyed.sort_by(|(ka, a), (kb, b)| sort.compare((ka, a.id), (kb, b.id)));
+    keyed
+}
+
 /// Whether a row read in store order, with order key `key`, is past the cursor's point:
 /// the store's bound includes the cursor's own (key, tie), so equal keys are decided by id.
 pub fn is_after(sort: SortBy, cursor: (&str, Uuid), row: (&str, Uuid)) -> bool {
     let (a, b) = (SortKey::Order(row.0.to_owned()), SortKey::Order(cursor.0.to_owned()));
     sort.compare((&a, row.1), (&b, cursor.1)).is_gt()
-}
-
-/// The Query API filter for the candidates of a `sort=title` list.
-///
-/// `AND` only with two or more operands: Dapr rejects an `AND` of one ("AND filter must contain
-/// at least two entries", components-contrib `state/query/filter.go`).
-pub fn store_filter(owner: &str, params: &ListParams) -> Value {
-    let mut clauses = base_clauses(owner, params);
-    match clauses.len() {
-        1 => clauses.swap_remove(0),
-        _ => json!({"AND": clauses}),
-    }
 }
 
 /// Whether `task` belongs in `owner`'s list under `params`. Re-checks what the store filtered
@@ -180,34 +209,6 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// Filters, sorts (stable, ties broken by id) and cuts the page after `params.cursor`: the
-/// in-memory list of `sort=title`.
-pub fn page(candidates: Vec<Task>, owner: &str, params: &ListParams) -> Page {
-    let sort = params.sort;
-    let mut keyed: Vec<_> = candidates
-        .into_iter()
-        .filter(|task| matches(task, owner, params))
-        .map(|task| (sort.key(&task), task))
-        .collect();
-    keyed.sort_by(|(ka, a), (kb, b)| sort.compare((ka, a.id), (kb, b.id)));
-    let start = match &params.cursor {
-        // The first item strictly after the cursor's point in the order.
-        Some(cursor) => {
-            keyed.partition_point(|(key, task)| sort.compare((key, task.id), (&cursor.key, cursor.id)).is_le())
-        }
-        None => 0,
-    };
-    let rest = keyed.len().saturating_sub(start);
-    let items: Vec<_> = keyed.into_iter().skip(start).take(params.limit).collect();
-    let next_cursor = match items.last() {
-        Some((key, task)) if rest > params.limit => {
-            Some(Cursor { sort, key: key.clone(), id: task.id, query: params.fingerprint() }.encode())
-        }
-        _ => None,
-    };
-    Page { items: items.into_iter().map(|(_, task)| task).collect(), next_cursor }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -220,6 +221,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::cursor::Cursor;
     use crate::params::parse;
 
     fn t0() -> DateTime<Utc> {
@@ -249,6 +251,29 @@ mod tests {
         }
     }
 
+    /// The list's semantics over tasks in memory (filters, total order, the page after the
+    /// cursor): what the store-side paths must agree with.
+    pub fn page(candidates: Vec<Task>, owner: &str, params: &ListParams) -> Page {
+        let sort = params.sort;
+        let keyed = sort_group(sort, candidates.into_iter().filter(|task| matches(task, owner, params)).collect());
+        let start = match &params.cursor {
+            // The first item strictly after the cursor's point in the order.
+            Some(cursor) => {
+                keyed.partition_point(|(key, task)| sort.compare((key, task.id), (&cursor.key, cursor.id)).is_le())
+            }
+            None => 0,
+        };
+        let rest = keyed.len().saturating_sub(start);
+        let items: Vec<_> = keyed.into_iter().skip(start).take(params.limit).collect();
+        let next_cursor = match items.last() {
+            Some((key, task)) if rest > params.limit => {
+                Some(Cursor { sort, key: key.clone(), id: task.id, query: params.fingerprint() }.encode())
+            }
+            _ => None,
+        };
+        Page { items: items.into_iter().map(|(_, task)| task).collect(), next_cursor }
+    }
+
     fn ids(page: &Page) -> Vec<u128> {
         page.items.iter().map(|t| t.id.as_u128()).collect()
     }
@@ -258,15 +283,30 @@ mod tests {
     }
 
     #[test]
-    fn store_filter_shapes() {
-        assert_eq!(store_filter("alice", &parse(None).unwrap()), json!({"EQ": {"owner": "alice"}}));
+    fn title_queries_range_over_groups_and_groups_are_read_by_equality() {
+        let params = parse(Some("sort=-title&status=open")).unwrap();
+        let first = serde_json::to_value(title_query("alice", &params, None, 53)).unwrap();
         assert_eq!(
-            store_filter("alice", &parse(Some("status=completed&priority=high&priority=low")).unwrap()),
-            json!({"AND": [{"EQ": {"owner": "alice"}}, {"EQ": {"status": "completed"}}, {"IN": {"priority": ["high", "low"]}}]})
+            first["filter"]["AND"],
+            json!([{"EQ": {"owner": "alice"}}, {"EQ": {"status": "open"}}, {"LTE": {"_order.title": 199999.999999999}}])
         );
         assert_eq!(
-            store_filter("alice", &parse(Some("priority=urgent")).unwrap()),
-            json!({"AND": [{"EQ": {"owner": "alice"}}, {"IN": {"priority": ["urgent"]}}]})
+            first["sort"],
+            json!([{"key": "_order.title", "order": "DESC"}, {"key": "_order.tie", "order": "DESC"}, {"key": "id", "order": "DESC"}])
+        );
+        let group = order::title_group("buy milk");
+        let resumed = serde_json::to_value(title_query("alice", &params, Some((&group, true)), 53)).unwrap();
+        assert_eq!(resumed["filter"]["AND"][2], json!({"LTE": {"_order.title": number(&group)}}));
+        let after =
+            serde_json::to_value(title_query("alice", &parse(Some("sort=title")).unwrap(), Some((&group, false)), 9))
+                .unwrap();
+        assert_eq!(after["filter"]["AND"][1], json!({"GT": {"_order.title": number(&group)}}));
+        assert_eq!(after["page"]["limit"], 9);
+        let whole = serde_json::to_value(group_query("alice", &parse(Some("priority=high")).unwrap(), &group)).unwrap();
+        assert_eq!(
+            whole["filter"]["AND"],
+            json!([{"EQ": {"owner": "alice"}}, {"IN": {"priority": ["high"]}}, {"EQ": {"_order.title": group}}]),
+            "the group as the stored text: EQ takes strings"
         );
     }
 

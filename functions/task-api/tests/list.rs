@@ -106,9 +106,16 @@ async fn owner_status_and_priority_are_pushed_down_to_the_query_api() {
         json!({"AND": [{"EQ": {"owner": "alice"}}, {"EQ": {"status": "open"}}, {"IN": {"priority": ["high", "low"]}},
                        {"LTE": {"_order.created": 199999.999999999}}]})
     );
-    // The title order is not the store's: owner only, a stable order to page on.
-    assert_eq!(queries[2].body["filter"], json!({"EQ": {"owner": "alice"}}), "no one-operand AND: Dapr rejects it");
-    assert_eq!(queries[2].body["sort"], json!([{"key": "id", "order": "ASC"}]));
+    // Titles: the store orders and bounds title groups; the page is ordered by title here.
+    assert_eq!(
+        queries[2].body["filter"],
+        json!({"AND": [{"EQ": {"owner": "alice"}}, {"GTE": {"_order.title": 100000}}]})
+    );
+    assert_eq!(
+        queries[2].body["sort"],
+        json!([{"key": "_order.title", "order": "ASC"}, {"key": "_order.tie", "order": "ASC"}, {"key": "id", "order": "ASC"}])
+    );
+    assert_eq!(queries[2].body["page"]["limit"], 53, "the page, its spare, and one to see a cut group");
 }
 
 #[tokio::test]
@@ -294,37 +301,107 @@ async fn bad_parameters_are_400_naming_the_parameter_and_read_nothing() {
 }
 
 #[tokio::test]
-async fn a_title_list_reads_every_query_page() {
+async fn a_title_group_larger_than_a_query_page_is_read_whole() {
     let h = Harness::start().await;
-    // More than one Query API page.
+    // One title group (the same first seven characters) of more than one Query API page.
     for n in 1..=task_api::scan::PAGE_SIZE as u128 + 1 {
-        h.put_task(&task(n, "alice", "t"));
+        h.put_task(&task(n, "alice", &format!("Weekly {}", 9999 - n)));
     }
-    let mut total = 0;
+    let mut seen = Vec::new();
     let mut query = "?limit=200&sort=title".to_owned();
     loop {
         let answer = h.get(&format!("/v1/tasks{query}")).user("alice").send().await;
         assert_eq!(answer.header("x-scan-truncated"), None);
-        total += ids(&answer.body).len();
+        seen.extend(ids(&answer.body));
         match answer.body["next_cursor"].as_str() {
             Some(next) => query = format!("?limit=200&sort=title&cursor={next}"),
             None => break,
         }
     }
-    assert_eq!(total, task_api::scan::PAGE_SIZE + 1);
-    let first_request: Vec<_> =
-        h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query").into_iter().take(2).collect();
-    assert_eq!(
-        first_request[1].body["page"]["token"],
-        task_api::scan::PAGE_SIZE.to_string(),
-        "the continuation token is followed"
-    );
+    let expected: Vec<u128> = (1..=task_api::scan::PAGE_SIZE as u128 + 1).rev().collect();
+    assert_eq!(seen, expected, "ordered by the whole title, each task once");
+    let tokens = h
+        .stub
+        .requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query")
+        .into_iter()
+        .filter(|r| {
+            r.body["filter"]["AND"][1]["EQ"].get("_order.title").is_some() && r.body["page"].get("token").is_some()
+        })
+        .count();
+    assert!(tokens > 0, "the group's continuation token is followed");
+}
+
+/// Titles across many groups, some sharing their first seven characters, in both directions,
+/// with inserts between pages: every page continues exactly after the last.
+#[tokio::test]
+async fn title_pages_cross_groups_without_duplicates_or_gaps() {
+    let h = Harness::start().await;
+    let titles = [
+        "Weekly report 3",
+        "weekly report 10",
+        "Weekly report 2",
+        "Buy milk",
+        "buy Milk",
+        "Äpfel kaufen",
+        "äpfel",
+        "Zebra",
+        "zebra crossing",
+        "Call mum",
+        "call",
+        "Weekly",
+        "Weekly rep",
+        "Ωmega",
+        "1st",
+        "weekly report 2",
+    ];
+    let tasks: Vec<Task> = titles.iter().enumerate().map(|(n, title)| task(n as u128 + 1, "alice", title)).collect();
+    for t in &tasks {
+        h.put_task(t);
+    }
+    let mut expected: Vec<(String, u128)> = tasks.iter().map(|t| (t.title.to_lowercase(), t.id.as_u128())).collect();
+    expected.sort();
+    for sort in ["title", "-title"] {
+        let mut want: Vec<u128> = expected.iter().map(|(_, id)| *id).collect();
+        if sort == "-title" {
+            want.reverse();
+        }
+        let mut seen = Vec::new();
+        let mut query = format!("?sort={sort}&limit=3");
+        let mut pages = 0;
+        loop {
+            let body = list(&h, &query).await;
+            seen.extend(ids(&body));
+            pages += 1;
+            if pages == 2 && sort == "title" {
+                // Before the cursor (never shows) and after it (shows in place).
+                h.put_task(&task(100, "alice", "Aardvark"));
+                h.put_task(&task(101, "alice", "weekly report 25"));
+            }
+            match body["next_cursor"].as_str() {
+                Some(next) => query = format!("?sort={sort}&limit=3&cursor={next}"),
+                None => break,
+            }
+        }
+        if sort == "title" {
+            // "weekly report 25" goes after both "weekly report 2" (3, then 16 by id).
+            let at = want.iter().position(|id| *id == 16).unwrap();
+            want.insert(at + 1, 101);
+            assert_eq!(seen, want, "sort={sort}");
+            // Both inserted tasks exist from here on.
+            expected.push(("aardvark".into(), 100));
+            expected.push(("weekly report 25".into(), 101));
+            expected.sort();
+        } else {
+            assert_eq!(seen, want, "sort={sort}: the exact reverse");
+        }
+    }
 }
 
 #[tokio::test]
 async fn the_scan_limit_shortens_a_page_but_loses_nothing() {
     let mut config = common::config();
     config.list_scan_limit = 3;
+    config.search_scan_limit = 3;
     let small = Harness::custom(config, RuntimeConfig::default(), |_| Clock::fixed(now())).await;
     for n in 1..=7 {
         let mut t = task(n, "alice", "t");
@@ -356,7 +433,8 @@ async fn the_scan_limit_shortens_a_page_but_loses_nothing() {
     assert_eq!(exact.header("x-scan-truncated"), None, "the page filled before the bound: complete");
     assert_eq!(ids(&exact.body), vec![1, 2, 3]);
 
-    // Sorted here (title): the candidates past the bound are not seen, and the answer says so.
+    // A title group larger than the bound (six tasks named "t") is ordered from its first
+    // rows only, and the answer says so.
     let answer = small.get("/v1/tasks?sort=title").user("alice").send().await;
     assert_eq!(answer.header("x-scan-truncated"), Some("true"));
     assert_eq!(ids(&answer.body).len(), 3);

@@ -42,7 +42,7 @@ JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND NOT i.indisvalid
   AND c.relname IN ('todo_tasks_owner_created', 'todo_tasks_owner_updated', 'todo_tasks_owner_due',
-                    'todo_tasks_owner_priority', 'todo_tasks_outbox', 'todo_audit_task',
+                    'todo_tasks_owner_priority', 'todo_tasks_owner_title', 'todo_tasks_outbox', 'todo_audit_task',
                     'todo_state_reminders_due', 'todo_deliveries_retries_due')
 \gexec
 
@@ -84,6 +84,55 @@ FROM (SELECT key,
       WHERE key LIKE 'tasks||task:%' AND NOT value ? '_order' AND value->>'deleted_at' IS NULL) AS k
 WHERE t.key = k.key;
 
+-- The title group (`title_group` in order.rs: the first characters of the lower-cased title as
+-- seven base-99 digits) of every live task without one: tasks stored before titles had a group,
+-- and those the UPDATE above just gave their other keys. Lower-casing is Unicode's full mapping,
+-- as Rust's `to_lowercase` does it (İ to i and a combining dot, a final sigma to ς): ICU's, from
+-- the `und-x-icu` collation PostgreSQL creates when built with ICU (the Debian and official
+-- images are); without it, the database's own `lower`, which agrees for all but such cases.
+DO $do$
+DECLARE
+    lowered text := CASE WHEN EXISTS (SELECT FROM pg_collation WHERE collname = 'und-x-icu')
+                         THEN 'lower(title COLLATE "und-x-icu")' ELSE 'lower(title)' END;
+BEGIN
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION pg_temp.todo_title_group(title text) RETURNS text
+            LANGUAGE plpgsql IMMUTABLE AS $body$
+        DECLARE
+            digits int[] := '{}';
+            code int;
+            offs int;
+            payload numeric := 0;
+        BEGIN
+            FOR code IN SELECT ascii(c) FROM regexp_split_to_table(%s, '') AS c LOOP
+                IF code BETWEEN 32 AND 126 THEN
+                    digits := digits || (code - 30);
+                ELSIF code < 32 THEN
+                    digits := digits || 1;
+                    EXIT;
+                ELSIF code = 127 THEN
+                    digits := digits || 97;
+                    EXIT;
+                ELSE
+                    offs := least(code - 128, 970298);
+                    digits := digits || ARRAY[98, offs / 9801, (offs / 99) %% 99, offs %% 99];
+                    EXIT WHEN offs = 970298;
+                END IF;
+                EXIT WHEN cardinality(digits) >= 7;
+            END LOOP;
+            FOR i IN 1..7 LOOP
+                payload := payload * 99 + coalesce(digits[i], 0);
+            END LOOP;
+            RETURN pg_temp.todo_order_key(payload);
+        END
+        $body$ $f$, lowered);
+END
+$do$;
+UPDATE public.todo_tasks
+SET value = jsonb_set(value, '{_order,title}', to_jsonb(pg_temp.todo_title_group(value->>'title')))
+WHERE key LIKE 'tasks||task:%' AND value ? '_order' AND NOT value->'_order' ? 'title'
+  AND value->>'deleted_at' IS NULL;
+
 
 -- The task list, task-api GET /v1/tasks (and the MCP list tool; functions/task-api/src/
 -- listing.rs): one user's tasks in one order, a page at a time,
@@ -95,8 +144,9 @@ WHERE t.key = k.key;
 -- shared/src/domain/order.rs. Each index finds the owner's tasks and reads them in F order,
 -- forwards or backwards from the page's first key (the bound on F is always there), so a page
 -- costs about its own rows, not the user's whole list; a narrow due range may be read through
--- the due index instead. The title sort (ORDER BY value->>'id' only, sorted by task-api) uses
--- the owner column of any of them.
+-- the due index instead. F = title is the title group: the title sort ranges over groups
+-- like the others, and reads one group whole with `value->'_order'->>'title'=$n` (task-api
+-- orders a group by the full title).
 CREATE INDEX CONCURRENTLY IF NOT EXISTS todo_tasks_owner_created
     ON public.todo_tasks ((value->>'owner'), (value->'_order'->>'created'));
 CREATE INDEX CONCURRENTLY IF NOT EXISTS todo_tasks_owner_updated
@@ -105,6 +155,8 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS todo_tasks_owner_due
     ON public.todo_tasks ((value->>'owner'), (value->'_order'->>'due'));
 CREATE INDEX CONCURRENTLY IF NOT EXISTS todo_tasks_owner_priority
     ON public.todo_tasks ((value->>'owner'), (value->'_order'->>'priority'));
+CREATE INDEX CONCURRENTLY IF NOT EXISTS todo_tasks_owner_title
+    ON public.todo_tasks ((value->>'owner'), (value->'_order'->>'title'));
 
 -- Statistics, not an index: how common each status and priority is. PostgreSQL keeps none for
 -- an expression no index is on, and assumes any `value->>'status' = $n` matches 0.5 % of the

@@ -24,6 +24,11 @@
 //! Ties (same key) are broken by [`OrderKeys::tie`], the top 46 bits of the task id, and then
 //! by the full id: the order is always (key, id), and a tie key that is monotonic in the id
 //! lets the store break nearly every tie itself.
+//!
+//! The title order (the lower-cased title, character by character) fits no fixed-width number,
+//! so `title` is a *group* key ([`title_group`]): the first characters of the lower-cased title
+//! as base-99 digits, never decreasing along the title order. The store sorts and range-filters
+//! groups; the list reads a group whole and orders it by the full title itself.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -52,6 +57,7 @@ pub struct OrderKeys {
     pub due: String,
     pub priority: String,
     pub tie: String,
+    pub title: String,
 }
 
 impl OrderKeys {
@@ -63,8 +69,65 @@ impl OrderKeys {
             due: encode(task.due.map_or(UNDATED_DUE + created, |due| due_payload(due.with_timezone(&Utc)))),
             priority: encode(priority_rank(task.priority) * MILLIS_LIMIT + created),
             tie: tie(task.id),
+            title: title_group(&task.title.to_lowercase()),
         }
     }
+}
+
+/// The base of the title group's digits: 0 ends the title, 1 is any control character, 2 to
+/// 96 are the printable ASCII characters, 97 is DEL and 98 opens any other character.
+const TITLE_BASE: u64 = 99;
+
+/// Digits in a title group: 99^7 is below [`PAYLOAD_LIMIT`], 99^8 is not.
+const TITLE_DIGITS: usize = 7;
+
+/// The most code point offsets (above 127) three base-99 digits tell apart; larger ones (from
+/// U+ECEBA, private use and unassigned planes) share the last value.
+const TITLE_ESCAPE_MAX: u32 = 99 * 99 * 99 - 1;
+
+/// The title group key of `lowered` (a title already lower-cased with `str::to_lowercase`, as
+/// the list sorts it): its first characters as seven base-99 digits.
+///
+/// Printable ASCII takes one digit each, so titles that differ in their first seven ASCII
+/// characters fall in different groups; any other character takes four (98, then its code point
+/// offset in three digits). A character that shares its digits with others (control characters,
+/// DEL, code points from U+ECEBA) ends the digits: whatever follows it could disagree with the
+/// order between the characters it stands for. So the key never decreases along the title
+/// order, which is all the list needs (a proptest checks it).
+pub fn title_group(lowered: &str) -> String {
+    let mut digits: Vec<u64> = Vec::with_capacity(TITLE_DIGITS + 3);
+    for c in lowered.chars() {
+        let lossy = match u32::from(c) {
+            code @ 0x20..=0x7e => {
+                digits.push(u64::from(code) - 30);
+                false
+            }
+            0..=0x1f => {
+                digits.push(1);
+                true
+            }
+            0x7f => {
+                digits.push(97);
+                true
+            }
+            code => {
+                let offset = (code - 0x80).min(TITLE_ESCAPE_MAX);
+                let offset = u64::from(offset);
+                digits.extend([
+                    98,
+                    offset / (TITLE_BASE * TITLE_BASE),
+                    offset / TITLE_BASE % TITLE_BASE,
+                    offset % TITLE_BASE,
+                ]);
+                offset == u64::from(TITLE_ESCAPE_MAX)
+            }
+        };
+        if lossy || digits.len() >= TITLE_DIGITS {
+            break;
+        }
+    }
+    digits.resize(TITLE_DIGITS, 0);
+    encode(digits.iter().fold(0, |payload, digit| payload * TITLE_BASE + digit))
 }
 
 /// The key of `payload` (clamped below [`PAYLOAD_LIMIT`]).
@@ -226,7 +289,46 @@ mod tests {
         }
     }
 
+    #[test]
+    fn title_groups_are_the_first_characters() {
+        let group = |s: &str| title_group(&s.to_lowercase());
+        assert_eq!(group("a"), encode(67 * 99u64.pow(6)));
+        assert_eq!(group("Buy milk"), group("buy mil"), "seven ASCII characters, case folded");
+        assert!(group("buy mil") < group("buy mim"));
+        assert!(group("buy") < group("buy milk") && group("") < group(" "));
+        assert!(group("zzzzzzz") < group("é"), "any other character is above ASCII");
+        assert!(group("é") < group("ê") && group("éa") < group("éb"), "exact for 3 more digits");
+        assert_eq!(group("\u{f0000}a"), group("\u{10ffff}"), "the highest planes share one group");
+        assert_eq!(group("a\u{1}z"), group("a\u{2}a"), "control characters end the key");
+        assert_eq!(group(&"x".repeat(200)), group("xxxxxxx"));
+    }
+
+    /// Characters from every width and the lossy classes.
+    fn title_text() -> impl Strategy<Value = String> {
+        let c = prop_oneof![
+            4 => proptest::char::range(' ', '~'),
+            2 => proptest::char::range('A', 'Z'),
+            1 => proptest::char::range('\u{0}', '\u{1f}'),
+            1 => Just('\u{7f}'),
+            2 => proptest::char::range('\u{80}', '\u{7ff}'),
+            1 => proptest::char::range('\u{4e00}', '\u{4e10}'),
+            1 => proptest::char::range('\u{ece00}', '\u{10ffff}'),
+            1 => prop_oneof![Just('İ'), Just('Σ'), Just('ß'), Just('K')],
+        ];
+        proptest::collection::vec(c, 0..12).prop_map(|chars| chars.into_iter().collect())
+    }
+
     proptest! {
+        /// The group never decreases along the order the list sorts titles in.
+        #[test]
+        fn title_groups_follow_the_title_order(a in title_text(), b in title_text()) {
+            let (la, lb) = (a.to_lowercase(), b.to_lowercase());
+            if la <= lb {
+                prop_assert!(title_group(&la) <= title_group(&lb), "{:?} {:?}", la, lb);
+            }
+            prop_assert!(as_number(&title_group(&la)).is_some());
+        }
+
         /// A key reaches PostgreSQL as the very text it is stored as: serde_json writes the
         /// number with the key's digits, and Go prints the parsed float64 the same way.
         #[test]

@@ -108,8 +108,9 @@ impl TaskTool for ListTasks {
             Self::NAME,
             "List the user's tasks, newest first unless `sort` says otherwise, with optional search (`q`) and \
              filters (status, priority, tag, due range). Returns one page (`items`) and, when there are more, \
-             `next_cursor`: call again with `cursor` set to it and the same other arguments. Use it to find a \
-             task's id for the other tools.",
+             `next_cursor`: call again with `cursor` set to it and the same other arguments. A search (`q`, `tag`) \
+             reads a bounded number of tasks per call, so a page may be short or empty while `next_cursor` is \
+             set: follow it to search on. Use it to find a task's id for the other tools.",
             schema::input::<Args>(),
         )
         .with_title("List tasks")
@@ -151,15 +152,19 @@ impl TaskTool for ListTasks {
 
     fn success(_request: &RestRequest, answer: RestAnswer) -> CallToolResult {
         let items = answer.body.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
-        let mut text = match items.len() {
-            0 => "No tasks match.".to_owned(),
-            1 => "1 task:".to_owned(),
-            n => format!("{n} tasks:"),
+        let cursor = answer.body.get("next_cursor").and_then(Value::as_str);
+        let mut text = match (items.len(), cursor) {
+            // A search stops after a bounded number of tasks read: an empty page with a
+            // cursor means "none so far", not "none".
+            (0, Some(_)) => "No match among the tasks searched so far; more remain to search.".to_owned(),
+            (0, None) => "No tasks match.".to_owned(),
+            (1, _) => "1 task:".to_owned(),
+            (n, _) => format!("{n} tasks:"),
         };
         for task in &items {
             text.push_str(&format!("\n- {}", describe_task(task)));
         }
-        if let Some(cursor) = answer.body.get("next_cursor").and_then(Value::as_str) {
+        if let Some(cursor) = cursor {
             text.push_str(&format!("\nMore tasks follow: call list_tasks again with cursor \"{cursor}\"."));
         }
         success(text, answer.body)
@@ -195,6 +200,19 @@ mod tests {
         );
         assert_eq!(request_for(json!({})).unwrap().uri, "/v1/tasks");
         assert_eq!(request_for(json!({"priority": "high"})).unwrap().uri, "/v1/tasks?priority=high");
+    }
+
+    #[test]
+    fn an_empty_page_with_a_cursor_is_not_no_match() {
+        let request = request_for(json!({"q": "rare"})).unwrap();
+        let answer = |body: Value| {
+            let result = ListTasks::success(&request, RestAnswer { status: axum::http::StatusCode::OK, body });
+            serde_json::to_value(&result.content[0]).unwrap()["text"].as_str().unwrap().to_owned()
+        };
+        let partial = answer(json!({"items": [], "next_cursor": "abc"}));
+        assert!(partial.starts_with("No match among the tasks searched so far"), "{partial}");
+        assert!(partial.contains("cursor \"abc\""), "{partial}");
+        assert_eq!(answer(json!({"items": [], "next_cursor": null})), "No tasks match.");
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! `GET /v1/tasks`: the caller's tasks, filtered, searched, sorted and paged.
 //!
 //! What the store is asked and what is checked here is [`crate::listing`]. One request reads at
-//! most `LIST_SCAN_LIMIT` stored tasks. Sorted by the store, a page that bound cut short still
-//! ends in a `next_cursor` that resumes after the last task read; sorted here (`title`), the
-//! candidates beyond it are not seen. Either way the answer says `X-Scan-Truncated: true`.
+//! most `LIST_SCAN_LIMIT` stored tasks, or `SEARCH_SCAN_LIMIT` with `q` or `tag` (which are
+//! checked here, so few hits can mean many rows read). A page that bound cut short still ends
+//! in a `next_cursor` that resumes after the last task read, and says `X-Scan-Truncated: true`.
+//! The one case that cannot resume exactly is a title group (tasks whose titles share their
+//! first seven characters) larger than the bound: it is ordered from its first rows only.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use shared::dapr::{Query, SortOrder};
+use shared::dapr::{Query, QueryItem};
 use shared::domain::order;
 use shared::domain::task::Task;
 use shared::events::components;
@@ -40,7 +42,7 @@ pub async fn handler(State(app): State<App>, user: User, uri: Uri) -> Result<Res
     let params = params::parse(uri.query())?;
     let (page, truncated) = match listing::phases(&params) {
         Some(phases) => store_sorted(&app, &user.id, &params, &phases).await?,
-        None => memory_sorted(&app, &user.id, &params).await?,
+        None => title_sorted(&app, &user.id, &params).await?,
     };
     let answer = TaskPage { items: &page.items, next_cursor: page.next_cursor.as_deref() };
     let mut response = axum::Json(answer).into_response();
@@ -64,6 +66,12 @@ fn batch_size(params: &ListParams) -> usize {
 /// Rows per query when search or tags filter here: about 300 KB of tasks.
 const SEARCH_BATCH: usize = 500;
 
+/// The most rows one request reads: search and tags are checked here, row by row, so they get
+/// the smaller bound (`SEARCH_SCAN_LIMIT`); every other filter runs in the store.
+fn read_budget(app: &App, params: &ListParams) -> usize {
+    if params.q.is_some() || !params.tags.is_empty() { app.search_scan_limit } else { app.scan_limit }
+}
+
 /// A list the store sorts: batches in order, each starting strictly after the last row read,
 /// until the page is full, the rows run out, or `scan_limit` rows were read. In the last case
 /// the page may be short (even empty), and `next_cursor` resumes after the last row read, so a
@@ -85,6 +93,7 @@ async fn store_sorted(
     let mut after = cursor.clone();
     let mut items: Vec<(String, Task)> = Vec::new();
     let mut read = 0usize;
+    let budget = read_budget(app, params);
     let batch = batch_size(params);
     'phases: for (n, &phase) in phases.iter().enumerate() {
         if n > 0 {
@@ -99,7 +108,7 @@ async fn store_sorted(
         loop {
             // One row more when resuming: the store's range includes the resume point itself.
             // One more than the bound allows, to tell "exactly at the bound" from "more follow".
-            let wanted = batch.min(app.scan_limit.saturating_sub(read) + 1) + usize::from(after.is_some());
+            let wanted = batch.min(budget.saturating_sub(read) + 1) + usize::from(after.is_some());
             let request = match (&query, &token) {
                 (Some(query), Some(_)) => Query::clone(query).token(token.clone()),
                 _ => {
@@ -123,13 +132,8 @@ async fn store_sorted(
                     continue;
                 };
                 let key = key.to_owned();
-                let task = match serde_json::from_value::<Task>(row.value) {
-                    Ok(task) => task,
-                    Err(error) => {
-                        // One undecodable record must not take the whole list down with it.
-                        warn!(key = %row.key, error = %error, "skipping a stored task that does not decode");
-                        continue;
-                    }
+                let Some(task) = decode(row) else {
+                    continue;
                 };
                 if let Some((at, id)) = &after
                     && !listing::is_after(sort, (at, *id), (&key, task.id))
@@ -137,7 +141,7 @@ async fn store_sorted(
                     // At or before the resume point (the store's range includes it): not new.
                     continue;
                 }
-                if read == app.scan_limit {
+                if read == budget {
                     bound_hit = true;
                     break;
                 }
@@ -176,23 +180,98 @@ async fn store_sorted(
     Ok((listing::Page { items, next_cursor: next_cursor.flatten() }, false))
 }
 
-/// A list sorted here (`sort=title`): the owner's candidates (owner, status and priority
-/// filtered by the store), read in full up to `scan_limit`, then [`listing::page`].
-async fn memory_sorted(app: &App, owner: &str, params: &ListParams) -> Result<(listing::Page, bool), ApiError> {
-    // Sorted by id only so that the store's offset-based continuation tokens page over a
-    // stable order; the order the client asked for is applied after filtering.
-    let query = Query::new().filter(listing::store_filter(owner, params)).sort("id", SortOrder::Asc);
-    let scanned = scan(app.dapr(), components::TASKS_STORE, query, app.scan_limit).await?;
-    let candidates = scanned
-        .items
-        .into_iter()
-        .filter_map(|item| match serde_json::from_value::<Task>(item.value) {
-            Ok(task) => Some(task),
-            Err(error) => {
-                warn!(key = %item.key, error = %error, "skipping a stored task that does not decode");
-                None
+/// A list in title order: title groups in the store's order, each read whole and ordered by
+/// the full title here ([`listing::sort_group`]), until the page is full, the groups run out,
+/// or the read budget is spent (then the page may be short, and `next_cursor` resumes after the
+/// last task read).
+async fn title_sorted(app: &App, owner: &str, params: &ListParams) -> Result<(listing::Page, bool), ApiError> {
+    let sort = params.sort;
+    let cursor = params.cursor.as_ref().and_then(|c| match &c.key {
+        SortKey::Title(title) => Some((title.clone(), c.id)),
+        SortKey::Order(_) => None,
+    });
+    // The cursor's own group again (inclusive): its tasks after the cursor are still to come.
+    let mut from = cursor.as_ref().map(|(title, _)| (order::title_group(title), true));
+    let cursor = cursor.map(|(title, id)| (SortKey::Title(title), id));
+    let budget = read_budget(app, params);
+    // One row more than a page with its spare, to know whether the batch cut a group.
+    let batch = batch_size(params) + 1;
+    let group_pointer = format!("/{}/title", order::FIELD);
+    let mut items: Vec<(SortKey, Task)> = Vec::new();
+    let mut last: Option<(SortKey, uuid::Uuid)> = None;
+    let mut read = 0usize;
+    let mut truncated = false;
+    loop {
+        let wanted = batch.min(budget.saturating_sub(read) + 1);
+        let query = listing::title_query(
+            owner,
+            params,
+            from.as_ref().map(|(key, inclusive)| (key.as_str(), *inclusive)),
+            u32::try_from(wanted).unwrap_or(u32::MAX),
+        );
+        let page = app.dapr().query_state::<Value>(components::TASKS_STORE, &query).await?;
+        let more = page.results.len() >= wanted;
+        read += page.results.len();
+        let mut rows: Vec<(String, QueryItem<Value>)> = page
+            .results
+            .into_iter()
+            .filter_map(|row| Some((row.value.pointer(&group_pointer).and_then(Value::as_str)?.to_owned(), row)))
+            .collect();
+        if more && let Some((group, _)) = rows.last() {
+            // The batch may have cut the last group: read that group whole on its own (up to
+            // the whole budget, so that every request gets past at least one group).
+            let group = group.clone();
+            rows.retain(|(g, _)| *g != group);
+            let whole =
+                scan(app.dapr(), components::TASKS_STORE, listing::group_query(owner, params, &group), budget).await?;
+            read += whole.items.len();
+            truncated |= whole.truncated;
+            rows.extend(whole.items.into_iter().map(|item| (group.clone(), item)));
+            from = Some((group, false));
+        }
+        let tasks = rows.into_iter().filter_map(|(_, row)| decode(row)).collect();
+        for (key, task) in listing::sort_group(sort, tasks) {
+            if let Some((at, id)) = &cursor
+                && sort.compare((&key, task.id), (at, *id)).is_le()
+            {
+                continue;
             }
-        })
-        .collect();
-    Ok((listing::page(candidates, owner, params), scanned.truncated))
+            last = Some((key.clone(), task.id));
+            if listing::matches(&task, owner, params) {
+                items.push((key, task));
+                if items.len() > params.limit {
+                    break;
+                }
+            }
+        }
+        if items.len() > params.limit || !more {
+            break;
+        }
+        if read >= budget && last.is_some() {
+            // The bound: resume after the last task read.
+            let next = last.map(|(key, id)| Cursor { sort, key, id, query: params.fingerprint() }.encode());
+            let items = items.into_iter().map(|(_, task)| task).collect();
+            return Ok((listing::Page { items, next_cursor: next }, true));
+        }
+    }
+    let next_cursor = (items.len() > params.limit).then(|| {
+        items.truncate(params.limit);
+        items
+            .last()
+            .map(|(key, task)| Cursor { sort, key: key.clone(), id: task.id, query: params.fingerprint() }.encode())
+    });
+    let items = items.into_iter().map(|(_, task)| task).collect();
+    Ok((listing::Page { items, next_cursor: next_cursor.flatten() }, truncated))
+}
+
+/// A stored task, or `None` (logged) for a record that does not decode: one bad record must
+/// not take the whole list down with it.
+fn decode(row: QueryItem<Value>) -> Option<Task> {
+    match serde_json::from_value::<Task>(row.value) {
+        Ok(task) => Some(task),
+        Err(error) => {
+            warn!(key = %row.key, error = %error, "skipping a stored task that does not decode");
+            None
+        }
+    }
 }

@@ -163,7 +163,7 @@ mod generate {
                 "200": {
                     "description": "One page.",
                     "headers": {"X-Scan-Truncated": {
-                        "description": "`true` when this request stopped at the most tasks one request reads (LIST_SCAN_LIMIT) before the page filled: the page may be short or empty, and `next_cursor` resumes after the last task read (nothing is skipped). With `sort=title` the tasks past that bound are not seen: narrow the filter.",
+                        "description": "`true` when this request stopped at the most tasks one request reads (SEARCH_SCAN_LIMIT with `q` or `tag`, else LIST_SCAN_LIMIT) before the page filled: the page may be short or empty, and `next_cursor` resumes after the last task read (nothing is skipped). With `sort=title`, a group of tasks whose titles share their first seven characters that is larger than the bound is ordered from its first tasks only: narrow the filter.",
                         "schema": {"type": "string", "enum": ["true"]}
                     }},
                     "content": json_content(schema_ref("TaskPage")),
