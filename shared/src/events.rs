@@ -13,6 +13,10 @@ use crate::domain::validate::NewTask;
 pub mod components {
     /// `pubsub.kafka`: every topic below.
     pub const PUBSUB: &str = "pubsub";
+    /// `pubsub.kafka` on the same cluster as [`PUBSUB`], scoped to task-api, with a consumer
+    /// group per sidecar: every task-api replica gets every `task-events` and `reminders` event
+    /// for its live streams (task-api `src/live`).
+    pub const LIVE_PUBSUB: &str = "pubsub-live";
     /// `state.postgresql` v1: `task:<id>`, and the outbox records of task changes
     /// ([`crate::outbox`]) written in the same transactions.
     pub const TASKS_STORE: &str = "tasks";

@@ -283,6 +283,15 @@ fn kafka_users_have_exactly_the_acls_of_the_pubsub_scopes() {
             expected.insert(acl("topic", &topic, "Write"));
             expected.insert(acl("topic", &topic, "Describe"));
         }
+        if app == "task-api" {
+            // Its live streams (dapr-components/k8s/pubsub-live.yaml): both topics, in a group
+            // per pod, "{appID}-live-{podName}".
+            for topic in [shared::events::topics::TASK_EVENTS, shared::events::topics::REMINDERS] {
+                expected.insert(acl("topic", topic, "Read"));
+                expected.insert(acl("topic", topic, "Describe"));
+            }
+            expected.insert(("group".to_owned(), "task-api-live-".to_owned(), "prefix".to_owned(), "Read".to_owned()));
+        }
         assert_eq!(acls(user), expected, "{app}'s ACLs");
     }
     let admin = acls(find(&docs, "KafkaUser", "todo-admin"));

@@ -46,13 +46,20 @@ async fn functions() -> Vec<Function> {
     ]
 }
 
-/// App-id -> the topics it subscribes to: the crates' own subscriptions.
+/// App-id -> the topics it subscribes to through `pubsub` (the crates' own subscriptions): the
+/// work the app-id's consumer group shares, which KEDA scales on. task-api's live streams read
+/// through `pubsub-live`, a group per pod (checked on their own).
 fn subscriptions_of(functions: &[Function]) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in functions {
-        out.entry(f.app_id().to_owned()).or_default().extend(f.subscriptions().iter().map(|s| s.topic().to_owned()));
+        out.entry(f.app_id().to_owned()).or_default().extend(shared_work(f).map(|s| s.topic().to_owned()));
     }
     out
+}
+
+/// `f`'s subscriptions through `pubsub`.
+fn shared_work(f: &Function) -> impl Iterator<Item = &shared::runtime::Subscription> {
+    f.subscriptions().iter().filter(|s| s.pubsub() == components::PUBSUB)
 }
 
 /// The crates under functions/: each must be one of the functions above.
@@ -515,16 +522,21 @@ async fn every_topic_the_code_uses_exists_with_its_dead_letter_topics() {
         for f in &functions {
             let id = f.app_id();
             for s in f.subscriptions() {
+                // The live streams' subscriptions have no dead-letter topic (a fan-out that
+                // never drops; functions/task-api/src/live/feed.rs).
+                let live = id == "task-api" && s.pubsub() == components::LIVE_PUBSUB;
                 needed.push((s.topic().into(), format!("crate functions/{id} subscribes to it")));
                 match s.dead_letter() {
                     Some(dlq) => needed
                         .push((dlq.into(), format!("crate functions/{id}'s dead-letter topic for `{}`", s.topic()))),
+                    None if live => {}
                     None => failures.0.push(format!(
                         "crate functions/{id}: the subscription to `{}` has no dead-letter topic",
                         s.topic()
                     )),
                 }
-                failures.check(s.pubsub() == components::PUBSUB, || {
+                // The live streams' component is task-api's alone (its consumer group per pod).
+                failures.check(s.pubsub() == components::PUBSUB || live, || {
                     format!(
                         "crate functions/{id} subscribes through pub/sub `{}`, not `{}`",
                         s.pubsub(),
@@ -581,6 +593,33 @@ fn dapr_components_match_the_names_and_the_state_contract_of_the_code() {
             });
             failures.check(component_value(p, "initialOffset").as_deref() == Some("oldest"), || {
                 format!("Component pubsub in manifests/{}: initialOffset must be `oldest`", overlay.name)
+            });
+        }
+        // The live component: the same cluster and client settings as `pubsub`, a group per pod
+        // (never the app-id's: it would take partitions from another replica), task-api only.
+        let live = overlay.get("Component", components::LIVE_PUBSUB);
+        failures.check(live.is_some_and(|p| p["spec"]["type"] == "pubsub.kafka"), || {
+            format!("manifests/{}: no pubsub.kafka Component `{}`", overlay.name, components::LIVE_PUBSUB)
+        });
+        if let (Some(p), Some(live)) = (pubsub, live) {
+            for name in ["brokers", "authType", "disableTls", "version", "saslMechanism", "saslUsername"] {
+                failures.check(component_value(p, name) == component_value(live, name), || {
+                    format!(
+                        "Component pubsub-live in manifests/{}: `{name}` is {:?}, pubsub's {:?}",
+                        overlay.name,
+                        component_value(live, name),
+                        component_value(p, name)
+                    )
+                });
+            }
+            failures.check(component_value(live, "consumerGroup").as_deref() == Some("{appID}-live-{podName}"), || {
+                format!("Component pubsub-live in manifests/{}: consumerGroup must be one per pod", overlay.name)
+            });
+            failures.check(component_value(live, "initialOffset").as_deref() == Some("newest"), || {
+                format!("Component pubsub-live in manifests/{}: initialOffset must be `newest`", overlay.name)
+            });
+            failures.check(live["scopes"] == serde_json::json!(["task-api"]), || {
+                format!("Component pubsub-live in manifests/{}: scopes must be [task-api]", overlay.name)
             });
         }
         let mut tables = BTreeMap::new();
@@ -1115,10 +1154,9 @@ async fn pubsub_grants_each_topic_only_to_its_producers_and_consumers() {
             });
         }
         let mut publishes: BTreeSet<String> = own.iter().map(|t| (*t).to_owned()).collect();
-        publishes.extend(f.subscriptions().iter().filter_map(|s| s.dead_letter()).map(str::to_owned));
+        publishes.extend(shared_work(f).filter_map(|s| s.dead_letter()).map(str::to_owned));
         publishing.insert(id.to_owned(), publishes);
-        subscribing
-            .insert(id.to_owned(), f.subscriptions().iter().map(|s| s.topic().to_owned()).collect::<BTreeSet<_>>());
+        subscribing.insert(id.to_owned(), shared_work(f).map(|s| s.topic().to_owned()).collect::<BTreeSet<_>>());
     }
     let (publishing_scopes, subscription_scopes) = (authority::publishing_scopes(), authority::subscription_scopes());
     failures.check(parse_scopes(&publishing_scopes) == publishing, || {

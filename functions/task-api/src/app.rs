@@ -24,6 +24,8 @@ pub struct App {
     pub search_scan_limit: usize,
     /// `RATE_LIMIT_PER_MINUTE`, applied by the [`crate::auth::User`] extractor.
     pub limiter: Arc<RateGate>,
+    /// The live streams of this replica (`GET /v1/events`).
+    pub live: Arc<crate::live::Hub>,
     /// What may be a webhook target (`NOTIFY_ALLOW_LOOPBACK_HTTP`), for
     /// `PUT /v1/me/notifications`.
     pub notify_policy: TargetPolicy,
@@ -48,6 +50,7 @@ impl App {
             // Wall time, not the injected clock: the limit is about how fast requests really
             // come, and the injected clock is the tasks' notion of now (tests move it).
             limiter: Arc::new(RateGate { limiter: Limiter::new(config.rate_limit_per_minute), clock: Clock::system() }),
+            live: crate::live::Hub::new(config.live_limits()),
             notify_policy: TargetPolicy { allow_loopback_http: config.notify_allow_loopback_http },
         }
     }

@@ -51,6 +51,8 @@ pub const DEFAULT_DEV_TTL: Duration = Duration::from_secs(12 * 3600);
 pub struct User {
     /// The token's `sub`: the owner of the caller's tasks.
     pub id: String,
+    /// The token's `exp`, seconds since the epoch: a live stream ends then.
+    pub expires_at: u64,
 }
 
 /// The claims task-api mints and reads.
@@ -223,7 +225,7 @@ impl Authenticator {
         self.check_lifetime(&claims)?;
         let sub = claims.sub.unwrap_or_default();
         check_user_id(&sub).map_err(ApiError::invalid_token)?;
-        Ok(User { id: sub })
+        Ok(User { id: sub, expires_at: claims.exp })
     }
 
     /// An HS256 token without a kid (issued before kids, or by another HS256 signer): the
@@ -417,7 +419,7 @@ mod tests {
         let token = mint(SECRET.as_bytes(), "alice", DEFAULT_DEV_TTL).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(crate::crypto::hs256_kid(SECRET.as_bytes()).as_str()));
-        assert_eq!(auth().verify(&token).await.unwrap(), User { id: "alice".into() });
+        assert_eq!(auth().verify(&token).await.unwrap().id, "alice");
         let header = format!("Bearer {token}");
         assert_eq!(auth().authenticate(Some(header.as_bytes())).await.unwrap().id, "alice");
         let lowercase = format!("bearer {token}");

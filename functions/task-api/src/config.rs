@@ -73,6 +73,20 @@ pub struct Config {
     /// (`X-Scan-Truncated: true`) instead of reading everything in one slow request.
     #[serde(default = "default_search_scan_limit")]
     pub search_scan_limit: usize,
+    /// `LIVE_STREAMS_PER_USER`: live streams (`GET /v1/events`) one user may have open on one
+    /// replica (a browser tab each); one more is refused with 429.
+    #[serde(default = "default_live_per_user")]
+    pub live_streams_per_user: usize,
+    /// `LIVE_STREAMS`: live streams one replica holds; one more is refused with 503 (another
+    /// replica may have room). Each costs a connection and a few KB.
+    #[serde(default = "default_live_streams")]
+    pub live_streams: usize,
+    /// `LIVE_RESUME_SECS`: how long a change stays resumable with `Last-Event-ID`.
+    #[serde(default = "default_live_resume_secs")]
+    pub live_resume_secs: u64,
+    /// `LIVE_RESUME_EVENTS`: the most changes (of all users) a replica keeps for resuming.
+    #[serde(default = "default_live_resume_events")]
+    pub live_resume_events: usize,
     /// `RATE_LIMIT_PER_MINUTE`: requests one user may make per minute on one replica, in bursts
     /// of as many ([`crate::rate_limit`]); 0 turns the limit off.
     #[serde(default = "default_rate_limit")]
@@ -155,6 +169,22 @@ fn default_search_scan_limit() -> usize {
     DEFAULT_SEARCH_SCAN_LIMIT
 }
 
+fn default_live_per_user() -> usize {
+    crate::live::Limits::default().per_user
+}
+
+fn default_live_streams() -> usize {
+    crate::live::Limits::default().per_replica
+}
+
+fn default_live_resume_secs() -> u64 {
+    crate::live::Limits::default().window.as_secs()
+}
+
+fn default_live_resume_events() -> usize {
+    crate::live::Limits::default().window_events
+}
+
 fn default_max_lifetime() -> u64 {
     DEFAULT_MAX_LIFETIME_SECS
 }
@@ -176,6 +206,10 @@ impl fmt::Debug for Config {
             .field("jwt_strict", &self.jwt_strict)
             .field("list_scan_limit", &self.list_scan_limit)
             .field("search_scan_limit", &self.search_scan_limit)
+            .field("live_streams_per_user", &self.live_streams_per_user)
+            .field("live_streams", &self.live_streams)
+            .field("live_resume_secs", &self.live_resume_secs)
+            .field("live_resume_events", &self.live_resume_events)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("mcp_resource_url", &self.mcp_resource_url)
             .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
@@ -200,6 +234,10 @@ impl Config {
             jwks_timing: JwksTiming::default(),
             list_scan_limit: default_scan_limit(),
             search_scan_limit: default_search_scan_limit(),
+            live_streams_per_user: default_live_per_user(),
+            live_streams: default_live_streams(),
+            live_resume_secs: default_live_resume_secs(),
+            live_resume_events: default_live_resume_events(),
             rate_limit_per_minute: default_rate_limit(),
             mcp_resource_url: None,
             mcp_allowed_hosts: None,
@@ -284,10 +322,24 @@ impl Config {
         if self.search_scan_limit == 0 {
             bail!("SEARCH_SCAN_LIMIT must be at least 1");
         }
+        if self.live_streams_per_user == 0 || self.live_streams == 0 {
+            bail!("LIVE_STREAMS_PER_USER and LIVE_STREAMS must be at least 1");
+        }
         if let Some(url) = &self.mcp_resource_url {
             crate::mcp::resource_url(url)?;
         }
         Ok(self)
+    }
+
+    /// The bounds of this replica's live streams.
+    pub fn live_limits(&self) -> crate::live::Limits {
+        crate::live::Limits {
+            per_user: self.live_streams_per_user,
+            per_replica: self.live_streams,
+            window: std::time::Duration::from_secs(self.live_resume_secs),
+            window_events: self.live_resume_events,
+            ..crate::live::Limits::default()
+        }
     }
 
     /// The current secret as bytes. Empty when there is none (a JWKS-only configuration).
@@ -351,12 +403,18 @@ mod tests {
             ("JWT_AUDIENCE", "todo"),
             ("LIST_SCAN_LIMIT", "25"),
             ("SEARCH_SCAN_LIMIT", "7"),
+            ("LIVE_STREAMS_PER_USER", "3"),
+            ("LIVE_STREAMS", "40"),
+            ("LIVE_RESUME_SECS", "60"),
+            ("LIVE_RESUME_EVENTS", "99"),
         ]))
         .unwrap();
         assert_eq!(config.jwt_issuer.as_deref(), Some("https://id.example"));
         assert_eq!(config.jwt_audience.as_deref(), Some("todo"));
         assert_eq!(config.list_scan_limit, 25);
         assert_eq!(config.search_scan_limit, 7);
+        let live = config.live_limits();
+        assert_eq!((live.per_user, live.per_replica, live.window.as_secs(), live.window_events), (3, 40, 60, 99));
     }
 
     #[test]

@@ -81,6 +81,11 @@ pub enum ApiError {
     )]
     RateLimited { quota: Quota, retry_after_secs: u64 },
 
+    /// 429 (one user's cap) or 503 (the replica's cap, or shutting down): a live stream
+    /// (`GET /v1/events`) cannot be opened now.
+    #[error("{message}")]
+    TooManyStreams { message: String, per_user: bool },
+
     /// 503: the sidecar or the store is unavailable; retrying later can succeed.
     #[error("the task store is temporarily unavailable")]
     Unavailable(#[source] DaprError),
@@ -141,8 +146,10 @@ impl ApiError {
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } | Self::TooManyStreams { per_user: true, .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) | Self::AuthUnavailable(_) | Self::TooManyStreams { per_user: false, .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -199,7 +206,7 @@ impl IntoResponse for ApiError {
                 };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
-            Self::Unavailable(_) | Self::AuthUnavailable(_) => {
+            Self::Unavailable(_) | Self::AuthUnavailable(_) | Self::TooManyStreams { per_user: false, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             Self::RateLimited { quota, retry_after_secs } => {

@@ -7,8 +7,10 @@
 //! for AI agents, which call the REST routes in process. Every change is one transaction on the `tasks`
 //! store through the project's outbox ([`shared::outbox`]), so the task and its `todo.task.*`
 //! event on `task-events` commit together; the other functions react to those events.
-//! task-api itself subscribes to nothing: the runtime serves it like any function (health,
-//! metrics, logs, trace context) and mounts its public routes.
+//! task-api's only subscriptions are those of its live streams ([`live`]: `GET /v1/events`,
+//! every change of the caller's tasks as Server-Sent Events), which see every event and change
+//! nothing; the runtime serves it like any function (health, metrics, logs, trace context) and
+//! mounts its public routes.
 //!
 //! task-api also runs the **outbox relay** of the `tasks` store, a background task that
 //! republishes what a writer left behind (a crash between commit and publish, a failed
@@ -21,7 +23,7 @@
 //! # Layout
 //!
 //! - [`config`]: `JWT_SECRET`, `JWT_SECRET_PREVIOUS`, `JWT_JWKS_URL`, `JWT_ISSUER`,
-//!   `JWT_AUDIENCE`, `JWT_MAX_LIFETIME_SECS`, `JWT_STRICT`, `LIST_SCAN_LIMIT`, `SEARCH_SCAN_LIMIT`, the `MCP_*`,
+//!   `JWT_AUDIENCE`, `JWT_MAX_LIFETIME_SECS`, `JWT_STRICT`, `LIST_SCAN_LIMIT`, `SEARCH_SCAN_LIMIT`, the `LIVE_*`, the `MCP_*`,
 //!   `NOTIFY_ALLOW_LOOPBACK_HTTP` and the `OUTBOX_*` settings from the environment; refuses to
 //!   start without a usable way to check tokens.
 //! - [`auth`]: bearer tokens (HS256 by derived kid, RS256 / ES256 from the JWKS) to an
@@ -41,6 +43,8 @@
 //! - [`rate_limit`]: a token bucket per user at the front door (429 and the IETF `RateLimit`
 //!   fields), per replica.
 //! - [`routes`]: one file per endpoint, and the router.
+//! - [`live`]: `GET /v1/events`, the caller's changes as Server-Sent Events, from a consumer
+//!   group of this replica's own.
 //! - [`mcp`]: `/mcp`, the MCP server for AI agents: one file per tool, each calling its REST
 //!   route in process; the bearer-token gate, session owners and protected-resource metadata.
 //! - `dev_token` (feature `mint`): development tokens for `devhost dev-token`.
@@ -57,6 +61,7 @@ pub mod dev_token;
 pub mod error;
 pub mod jwks;
 pub mod listing;
+pub mod live;
 pub mod mcp;
 pub mod params;
 pub mod precondition;
@@ -87,12 +92,25 @@ pub fn function(dapr: Dapr) -> anyhow::Result<Function> {
 /// The name of the outbox relay's background task.
 pub const OUTBOX_RELAY: &str = "outbox-relay";
 
+/// The name of the background task that ends the live streams at shutdown.
+pub const LIVE_CLOSER: &str = "live-closer";
+
 /// The function with explicit configuration and clock (tests). `config` should have passed
 /// [`Config::checked`]; without a usable secret or JWKS every token is refused.
 pub fn build(dapr: Dapr, config: Config, clock: Clock) -> Function {
     let app = app::App::new(dapr, &config, clock);
     let relay = app.store.outbox().clone();
-    let function = Function::new(APP_ID).public_routes(routes::router(app, mcp::Settings::from_config(&config)));
+    let hub = app.live.clone();
+    let [task_events, reminders] = live::feed::subscriptions(&hub);
+    let function = Function::new(APP_ID)
+        .public_routes(routes::router(app, mcp::Settings::from_config(&config)))
+        .subscribe(task_events)
+        .subscribe(reminders)
+        // Open streams would hold the server's graceful shutdown for its whole grace period.
+        .background(LIVE_CLOSER, move |stopping| async move {
+            stopping.stopped().await;
+            hub.close();
+        });
     if config.outbox.outbox_relay_enabled {
         function.background(OUTBOX_RELAY, move |stopping| relay.run_relay(stopping))
     } else {

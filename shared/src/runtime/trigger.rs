@@ -50,6 +50,8 @@ pub struct Subscription {
     pubsub: String,
     topic: String,
     dead_letter_topic: Option<String>,
+    /// No dead-letter topic at all ([`Subscription::without_dead_letter`]).
+    no_dead_letter: bool,
     routes: Vec<Route>,
 }
 
@@ -66,13 +68,28 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     pub fn new(pubsub: &str, topic: &str) -> Self {
-        Self { pubsub: pubsub.to_owned(), topic: topic.to_owned(), dead_letter_topic: None, routes: Vec::new() }
+        Self {
+            pubsub: pubsub.to_owned(),
+            topic: topic.to_owned(),
+            dead_letter_topic: None,
+            no_dead_letter: false,
+            routes: Vec::new(),
+        }
     }
 
     /// Where Dapr sends what the handler DROPs and what exhausts its retries. Defaults to the
     /// function's own dead-letter topic ([`crate::events::topics::dead_letter`]).
     pub fn dead_letter_topic(mut self, topic: &str) -> Self {
         self.dead_letter_topic = Some(topic.to_owned());
+        self
+    }
+
+    /// No dead-letter topic: for a subscription whose handlers never DROP and have nothing
+    /// worth keeping if they did (a fan-out to open connections), so that its app needs no
+    /// dead-letter topic, grant or consumer of it.
+    pub fn without_dead_letter(mut self) -> Self {
+        self.dead_letter_topic = None;
+        self.no_dead_letter = true;
         self
     }
 
@@ -130,7 +147,7 @@ impl Subscription {
     /// Completes the subscription for `app_id`: its dead-letter topic, and an acknowledging
     /// default route when there is none, so no event is left to Dapr's no-route behaviour.
     pub(crate) fn finish(mut self, app_id: &str) -> Self {
-        if self.dead_letter_topic.is_none() {
+        if self.dead_letter_topic.is_none() && !self.no_dead_letter {
             self.dead_letter_topic = Some(crate::events::topics::dead_letter(app_id));
         }
         if self.default_path().is_none() {
@@ -216,6 +233,13 @@ mod tests {
                 "deadLetterTopic": "on-task-completed-dlq"
             })
         );
+    }
+
+    #[test]
+    fn a_subscription_may_have_no_dead_letter_topic() {
+        let sub = Subscription::new("pubsub", "t").dead_letter_topic("x").without_dead_letter().finish("app");
+        assert_eq!(sub.dead_letter(), None);
+        assert!(sub.to_wire().get("deadLetterTopic").is_none(), "{}", sub.to_wire());
     }
 
     #[test]

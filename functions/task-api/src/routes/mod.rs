@@ -41,8 +41,10 @@ pub mod paths {
     pub const REMINDER: &str = "/v1/tasks/{id}/reminder";
     pub const NOTIFICATIONS: &str = "/v1/me/notifications";
     pub const OPENAPI: &str = "/openapi.json";
+    /// The caller's changes as Server-Sent Events ([`crate::live`]).
+    pub const EVENTS: &str = "/v1/events";
 
-    pub const ALL: [&str; 8] = [TASKS, TASK, COMPLETE, REOPEN, AUDIT, REMINDER, NOTIFICATIONS, OPENAPI];
+    pub const ALL: [&str; 9] = [TASKS, TASK, COMPLETE, REOPEN, AUDIT, REMINDER, NOTIFICATIONS, EVENTS, OPENAPI];
 }
 
 /// The public router: the REST routes and, beside them, `/mcp` ([`crate::mcp`]), whose tools
@@ -64,6 +66,7 @@ pub fn rest(app: App) -> Router {
         .route(paths::AUDIT, get_route(audit::handler))
         .route(paths::REMINDER, get_route(reminder::handler))
         .route(paths::NOTIFICATIONS, get_route(notifications::get).put(notifications::put))
+        .route(paths::EVENTS, get_route(crate::live::route::handler))
         .route(paths::OPENAPI, get_route(openapi::handler))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NoRoute })

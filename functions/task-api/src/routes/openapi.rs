@@ -340,6 +340,20 @@ mod generate {
             }
         }
     }));
+        paths.insert(paths::EVENTS.to_owned(), json!({
+        "get": {
+            "operationId": "streamEvents",
+            "tags": ["tasks"],
+            "summary": "Your changes, live (Server-Sent Events)",
+            "description": "A stream that stays open: one event per change of your tasks, as it happens, on whichever replica you reach. `id` is the change's id, `event` its type (`todo.task.created`, `todo.task.updated`, `todo.task.completed`, `todo.task.reopened`, `todo.task.deleted`, `todo.reminder.due`) and `data` the task as it is after the change (with its `version`) or the reminder that fired. A comment line every 15 s keeps it open. Reconnect with `Last-Event-ID` to resume: the changes after it are sent (and a few just before it, which you may already have: ignore versions you have), as long as the replica still holds it (LIVE_RESUME_SECS, 5 minutes by default); otherwise an event `resync` says to list your tasks again. A stream that falls behind is sent `resync` and closed; when your token expires it is sent `expired` and closed; when the replica shuts down it just ends (reconnect). 429 beyond LIVE_STREAMS_PER_USER open streams of yours on one replica; 503 when the replica is full or shutting down.",
+            "parameters": [{"name": "Last-Event-ID", "in": "header", "required": false, "description": "The `id` of the last event you received, to resume after it.", "schema": {"type": "string", "maxLength": 200}}],
+            "responses": {
+                "200": {"description": "The stream.", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                "401": error_ref("Unauthorized"),
+                "503": error_ref("Unavailable"),
+            }
+        }
+    }));
         paths.insert(paths::OPENAPI.to_owned(), json!({
         "get": {
             "operationId": "getOpenApi",
