@@ -98,7 +98,7 @@ impl Subscriber {
             )
         })?;
         let rules = spec.compile_rules()?;
-        let group = component.group_for(&app.app_id);
+        let group = component.consumer_group.clone();
         let policy = host.resources.inbound_policy(&app.app_id, &spec.pubsub);
         Ok(Self { host, app, spec, rules, group, component, policy })
     }

@@ -217,6 +217,7 @@ pub struct DevhostBuilder {
     database: String,
     options: Options,
     ready_timeout: Option<Duration>,
+    pod_name: Option<String>,
 }
 
 impl DevhostBuilder {
@@ -266,6 +267,13 @@ impl DevhostBuilder {
         self
     }
 
+    /// The sidecars' `POD_NAME`, which a `{podName}` in component metadata is replaced by
+    /// (default: devhost's own `POD_NAME`; `None`: unset, and such a component fails to load).
+    pub fn pod_name(mut self, name: Option<impl Into<String>>) -> Self {
+        self.pod_name = name.map(Into::into);
+        self
+    }
+
     /// How long [`DevhostBuilder::start`] waits for each app to be healthy (default 30 s;
     /// `None` = forever).
     pub fn ready_timeout(mut self, timeout: Option<Duration>) -> Self {
@@ -292,6 +300,14 @@ impl DevhostBuilder {
             resources.add_yaml(yaml, &format!("<resources #{}>", i + 1))?;
         }
         resources.validate()?;
+        // Each sidecar loads its components with its own templates (UUIDs of its own): before
+        // anything is opened, so that a component that fails to load stops nothing but startup.
+        let mut loaded = HashMap::new();
+        for app in &self.apps {
+            let templates =
+                resources::Templates { pod_name: self.pod_name.clone(), ..resources::Templates::from_env(&app.app_id) };
+            loaded.insert(app.app_id.clone(), resources.load_for(&templates)?);
+        }
         let db = db::Db::open(&self.database)?;
         let apps = self
             .apps
@@ -304,7 +320,7 @@ impl DevhostBuilder {
                 subscriptions: Mutex::new(Vec::new()),
             })
             .collect();
-        let host = Host::new(resources, db, self.options, apps)?;
+        let host = Host::new(resources, loaded, db, self.options, apps)?;
         let mut sidecars = HashMap::new();
         let mut tasks = Vec::new();
         for app in &self.apps {
@@ -404,6 +420,7 @@ impl Devhost {
             database: ":memory:".to_owned(),
             options: Options { partitions: 4, duplicate_delivery: false, api_token: None, app_token: None },
             ready_timeout: Some(Duration::from_secs(30)),
+            pod_name: std::env::var("POD_NAME").ok(),
         }
     }
 

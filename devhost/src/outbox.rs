@@ -155,11 +155,8 @@ pub(crate) async fn start_relays(host: &Arc<Host>) -> anyhow::Result<Vec<tokio::
     let mut app_ids: Vec<&String> = host.apps.keys().collect();
     app_ids.sort();
     for app_id in app_ids {
-        for component in &host.resources.components {
+        for component in host.components_for(app_id) {
             let ComponentKind::State(StateComponent { outbox: Some(outbox), .. }) = &component.kind else { continue };
-            if !component.visible_to(app_id) {
-                continue;
-            }
             // Dapr only warns when the outbox pub/sub is not loaded for the app, and relays nothing.
             let Some(pubsub) = host.pubsub_for(app_id, &outbox.outbox_pubsub) else {
                 warn!(app_id = %app_id, store = %component.name, pubsub = %outbox.outbox_pubsub,
@@ -169,7 +166,7 @@ pub(crate) async fn start_relays(host: &Arc<Host>) -> anyhow::Result<Vec<tokio::
             let relay = Arc::new(Relay {
                 host: host.clone(),
                 app_id: app_id.clone(),
-                group: pubsub.group_for(app_id),
+                group: pubsub.consumer_group.clone(),
                 topic: internal_topic(app_id, &outbox.publish_topic),
                 outbox: outbox.clone(),
             });

@@ -179,10 +179,8 @@ async fn not_emulated(method: Method, uri: axum::http::Uri) -> ApiError {
 async fn metadata(State(ctx): State<Ctx>) -> Response {
     let host = &ctx.host;
     let components: Vec<Value> = host
-        .resources
-        .components
+        .components_for(&ctx.app_id)
         .iter()
-        .filter(|c| c.visible_to(&ctx.app_id))
         .map(|c| {
             let capabilities: Vec<&str> = match &c.kind {
                 ComponentKind::State(_) => vec!["ETAG", "TRANSACTIONAL", "QUERY_API", "TTL"],
