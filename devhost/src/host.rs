@@ -75,10 +75,15 @@ pub struct Host {
     /// Wakes the job scheduler when jobs change or an app becomes ready.
     pub jobs_changed: Arc<Notify>,
     pub shutdown: CancellationToken,
-    /// (group, pubsub, topic) with a running consumer: two app-ids sharing a consumer group
-    /// would be competing consumers, which devhost does not emulate.
-    pub consumers: Mutex<std::collections::HashSet<(String, String, String)>>,
+    /// (group, cluster, topic) with a running consumer, and who runs it (app-id, pub/sub
+    /// component): two subscriptions in one consumer group on one topic (of two app-ids, or of
+    /// one app-id through two components on one cluster) would be competing consumers, which
+    /// devhost does not emulate.
+    pub consumers: Mutex<HashMap<Consumer, (String, String)>>,
 }
+
+/// A consumer group on a topic of a cluster: (group, cluster, topic).
+pub type Consumer = (String, String, String);
 
 impl Host {
     pub fn new(

@@ -309,6 +309,34 @@ impl DevhostBuilder {
             loaded.insert(app.app_id.clone(), resources.load_for(&templates)?);
         }
         let db = db::Db::open(&self.database)?;
+        let clusters: Vec<(String, String)> = resources
+            .components
+            .iter()
+            .filter_map(|c| match &c.kind {
+                resources::ComponentKind::PubSub(p) => Some((c.name.clone(), p.cluster.clone())),
+                _ => None,
+            })
+            .collect();
+        let adopted = db
+            .call(move |inner| -> anyhow::Result<pubsub::Adopted> {
+                let tx = inner.conn.savepoint()?;
+                let adopted = pubsub::adopt_clusters(&tx, &mut inner.cache, &clusters)?;
+                tx.commit()?;
+                Ok(adopted)
+            })
+            .await
+            .context("moving the pub/sub log of an older devhost to its clusters")?;
+        for (component, topic) in &adopted.moved {
+            info!(component, topic, "topic of an older devhost moved to its component's cluster");
+        }
+        for (component, topic) in &adopted.kept {
+            tracing::warn!(
+                component,
+                topic,
+                "an older devhost kept this topic apart from another component's on the same cluster: its \
+                 messages and offsets stay where they were, unread (the cluster's own topic is used)"
+            );
+        }
         let apps = self
             .apps
             .iter()

@@ -9,9 +9,11 @@
 //!
 //! Anything else is a startup error naming the file and the field, never silently ignored.
 //! Connection metadata that devhost deliberately does not use (it has no broker or database to
-//! connect to: `brokers`, `authType`, `connectionString`, `tableName`, ...) is accepted and
-//! listed in [`UNUSED_STATE_METADATA`] and [`UNUSED_KAFKA_METADATA`]; a `secretKeyRef` on such a
-//! field is never resolved, so the secret need not exist locally.
+//! connect to: `authType`, `connectionString`, `tableName`, ...) is accepted and listed in
+//! [`UNUSED_STATE_METADATA`] and [`UNUSED_KAFKA_METADATA`]; a `secretKeyRef` on such a field is
+//! never resolved, so the secret need not exist locally. A Kafka component's `brokers` is not
+//! connected to either, but names the cluster whose topics the component shares with every other
+//! component on the same brokers ([`PubSubComponent::cluster`]).
 //!
 //! Each app loads the components in its scope with daprd's metadata templates applied for it
 //! ([`Templates`], [`Component::for_app`]): what [`Resources`] holds is the file as written,
@@ -65,7 +67,6 @@ pub const UNUSED_STATE_METADATA: &[&str] = &[
 /// `pubsub.kafka` metadata accepted and not used: there is no broker (components-contrib
 /// `common/component/kafka/metadata.go`).
 pub const UNUSED_KAFKA_METADATA: &[&str] = &[
-    "brokers",
     "authType",
     "authRequired",
     "clientID",
@@ -180,6 +181,9 @@ pub struct Templates {
     pub namespace: String,
 }
 
+/// The placeholders of [`Templates`].
+const TEMPLATE_NAMES: [&str; 4] = ["{uuid}", "{podName}", "{namespace}", "{appID}"];
+
 impl Templates {
     /// The templates of `app_id`'s sidecar with devhost's own environment (`POD_NAME`,
     /// `NAMESPACE`), as every daprd of a `dapr run` inherits it.
@@ -261,6 +265,22 @@ pub enum InitialOffset {
 
 #[derive(Debug, Clone)]
 pub struct PubSubComponent {
+    /// The Kafka cluster the component is a client of: what devhost's log keys topics,
+    /// partitions, messages, consumer offsets and wake-ups by, so that every component on the
+    /// same cluster publishes to and consumes from the same topics, each consumer group with
+    /// offsets of its own, as two daprd Kafka clients of one cluster do.
+    ///
+    /// `kafka:` and the `brokers` list normalised (split at commas, trimmed, lower-cased, sorted,
+    /// duplicates dropped): `localhost:9092, kafka:9092` and `kafka:9092,localhost:9092` are one
+    /// cluster. A `brokers` given as a `secretKeyRef` is not resolved (devhost connects to no
+    /// broker): the reference names the cluster instead (`kafka-secret:<store>/<name>/<key>`),
+    /// so components reading the same secret share topics. A component without `brokers` (which
+    /// daprd would refuse; devhost's tests have them) is a cluster of its own, named by the
+    /// component name: a Dapr name cannot contain `:`, so it meets no broker list.
+    ///
+    /// Databases of devhost before clusters keyed everything by the component name; they are
+    /// moved once, at startup ([`crate::pubsub::adopt_clusters`]).
+    pub cluster: String,
     /// As loaded by an app ([`Component::for_app`]): the consumer group, `consumerGroup`, else
     /// `consumerID` (trimmed), else the app-id, as daprd and components-contrib's Kafka pick it,
     /// with the templates filled in. As read from the file ([`Resources`]), the text as written
@@ -625,6 +645,7 @@ fn parse_component(
     // What daprd decides from the values as written: a `{namespace}` anywhere makes a pub/sub
     // namespace-scoped (`meta.ContainsNamespace`).
     let mut mentions_namespace = None;
+    let mut templated_brokers = false;
     for (index, item) in spec.list("metadata")?.into_iter().enumerate() {
         let mut item = Fields::new(item, format!("{at}: spec.metadata[{index}]"))?;
         let field = item.required_string("name")?;
@@ -633,6 +654,7 @@ fn parse_component(
                 if v.contains("{namespace}") && mentions_namespace.is_none() {
                     mentions_namespace = Some(field.clone());
                 }
+                templated_brokers |= field == "brokers" && TEMPLATE_NAMES.iter().any(|t| v.contains(t));
                 match templates {
                     // Every value, used by devhost or not, as daprd does.
                     Some(t) => MetaValue::Plain(t.apply(&field, &v).map_err(|e| anyhow!("{}: {e}", item.at()))?),
@@ -714,6 +736,12 @@ fn parse_component(
                      dapr/dapr `pkg/runtime/pubsub/publisher`); namespace-scoped pub/sub is not emulated by devhost"
                 );
             }
+            if templated_brokers {
+                bail!(
+                    "{at_meta}: `brokers` with a template ({{uuid}}, {{podName}}, {{namespace}}, {{appID}}) is not \
+                     emulated by devhost: it names the cluster whose topics components share, the same for every app"
+                );
+            }
             // daprd sets `consumerID` (trimmed) to the app-id when it is empty
             // (`pkg/runtime/processor/pubsub/pubsub.go`), and the Kafka component takes
             // `consumerGroup`, else `consumerID` (components-contrib `kafka/metadata.go`).
@@ -752,6 +780,7 @@ fn parse_component(
             let allowed_topics = list(get("allowedTopics")?);
             let protected_topics = list(get("protectedTopics")?);
             let pubsub = PubSubComponent {
+                cluster: cluster_of(&name, meta.remove("brokers"), secret_store.as_deref()),
                 consumer_group,
                 initial_offset,
                 consume_retry_enabled,
@@ -806,6 +835,23 @@ fn parse_component(
         );
     }
     Ok(Component { name, type_name, version, kind, scopes, source: at.to_owned(), spec: raw_spec, secret_store })
+}
+
+/// [`PubSubComponent::cluster`] of component `name` with `brokers`.
+fn cluster_of(name: &str, brokers: Option<MetaValue>, secret_store: Option<&str>) -> String {
+    match brokers {
+        Some(MetaValue::Plain(list)) => {
+            let mut hosts: Vec<String> =
+                list.split(',').map(|b| b.trim().to_ascii_lowercase()).filter(|b| !b.is_empty()).collect();
+            hosts.sort();
+            hosts.dedup();
+            if hosts.is_empty() { name.to_owned() } else { format!("kafka:{}", hosts.join(",")) }
+        }
+        Some(MetaValue::Secret { name: secret, key }) => {
+            format!("kafka-secret:{}/{secret}/{key}", secret_store.unwrap_or_default())
+        }
+        None => name.to_owned(),
+    }
 }
 
 /// `secretKeyRef` through `secretstores.local.env`: the secret `name` is an environment variable
@@ -1085,6 +1131,31 @@ mod tests {
     }
 
     #[test]
+    fn clusters_are_named_by_the_normalised_brokers() -> anyhow::Result<()> {
+        let yaml = [
+            kafka("a", "    - {name: brokers, value: \"kafka-1:9092, LOCALHOST:9092\"}\n"),
+            kafka("b", "    - {name: brokers, value: \"localhost:9092,kafka-1:9092,localhost:9092,\"}\n"),
+            kafka("c", "    - {name: brokers, value: \"localhost:9093\"}\n"),
+            kafka("d", "    - {name: brokers, value: \" \"}\n"),
+            kafka("e", ""),
+            // Never resolved: the variable need not exist.
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: f}\nspec:\n  type: pubsub.kafka\n  \
+             version: v1\n  metadata:\n    - {name: brokers, secretKeyRef: {name: DEVHOST_TEST_NO_SUCH_VAR}}\n\
+             auth: {secretStore: env}\n"
+                .to_owned(),
+        ]
+        .join("---\n");
+        let resources = load(&yaml)?;
+        let cluster = |name: &str| resources.pubsub(name).map(|p| p.cluster.clone()).unwrap_or_default();
+        assert_eq!(cluster("a"), "kafka:kafka-1:9092,localhost:9092");
+        assert_eq!(cluster("b"), cluster("a"), "the same brokers in another order and case");
+        assert_eq!(cluster("c"), "kafka:localhost:9093");
+        assert_eq!((cluster("d").as_str(), cluster("e").as_str()), ("d", "e"), "without brokers: its own name");
+        assert_eq!(cluster("f"), "kafka-secret:env/DEVHOST_TEST_NO_SUCH_VAR/DEVHOST_TEST_NO_SUCH_VAR");
+        Ok(())
+    }
+
+    #[test]
     fn consumer_groups_are_loaded_per_app_with_templates() -> anyhow::Result<()> {
         let yaml = [
             kafka("live", "    - {name: consumerGroup, value: \"{appID}-live-{uuid}\"}\n"),
@@ -1128,6 +1199,8 @@ mod tests {
             namespaced.contains("`consumerGroup` mentions {namespace}") && namespaced.contains("not emulated"),
             "{namespaced}"
         );
+        let brokers = error(&kafka("b", "    - {name: brokers, value: \"{appID}:9092\"}\n"));
+        assert!(brokers.contains("`brokers` with a template"), "{brokers}");
         // A state store may use `{namespace}`: daprd fills it in and scopes nothing.
         let state = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: s}\nspec:\n  type: state.postgresql\n  \
                      version: v1\n  metadata:\n    - {name: keyPrefix, value: \"{namespace}\"}\n";
