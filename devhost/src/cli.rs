@@ -43,14 +43,15 @@ pub enum Command {
     /// exit, without consuming anything. Works while devhost runs.
     Peek {
         topic: String,
-        /// The pub/sub component.
+        /// The pub/sub component (the topic of its cluster is read, whichever component
+        /// published to it).
         #[arg(long, default_value = "pubsub")]
         pubsub: String,
     },
     /// Print each consumer group's lag per topic (messages not yet processed) and exit. Works
     /// while devhost runs.
     Lag {
-        /// The pub/sub component.
+        /// The pub/sub component (every consumer group of its cluster is listed).
         #[arg(long, default_value = "pubsub")]
         pubsub: String,
     },

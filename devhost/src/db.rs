@@ -38,7 +38,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _};
 
-const SCHEMA: &str = r"
+pub(crate) const SCHEMA: &str = r"
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS state (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (store, key)
 ) WITHOUT ROWID;
+-- The pub/sub log. `pubsub` is the cluster of the component used (crate::pubsub; before
+-- clusters it was the component name, see pubsub::adopt_clusters).
 CREATE TABLE IF NOT EXISTS topics (
     pubsub TEXT NOT NULL,
     topic TEXT NOT NULL,
@@ -77,6 +79,11 @@ CREATE TABLE IF NOT EXISTS offsets (
     partition INTEGER NOT NULL,
     next_offset INTEGER NOT NULL,
     PRIMARY KEY (grp, pubsub, topic, partition)
+) WITHOUT ROWID;
+-- The cluster each pub/sub component name was last started with (devhost peek, devhost lag).
+CREATE TABLE IF NOT EXISTS pubsub_clusters (
+    component TEXT PRIMARY KEY,
+    cluster TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     app_id TEXT NOT NULL,
@@ -116,9 +123,9 @@ pub struct TaskFailed(pub String);
 pub struct Cache {
     /// Last ETag handed out; persisted in `meta` by every transaction that uses one.
     pub last_etag: Option<i64>,
-    /// Next offset per (pubsub, topic, partition).
+    /// Next offset per (cluster, topic, partition).
     pub next_offsets: HashMap<(String, String, u32), i64>,
-    /// Partition count per (pubsub, topic), fixed when the topic is first used.
+    /// Partition count per (cluster, topic), fixed when the topic is first used.
     pub partitions: HashMap<(String, String), u32>,
     /// The Query API's in-memory copy of the stores it has queried, kept current by every write.
     pub mirrors: crate::query::Mirrors,

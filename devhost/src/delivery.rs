@@ -1,6 +1,8 @@
 //! Delivery: one consumer group per app-id and pub/sub component, one sequential loop per
 //! partition of each subscribed topic (partitions in parallel), offsets committed when a
-//! message is settled.
+//! message is settled. A subscription reads the topic of the component's cluster, whichever
+//! component published to it, with its group's own offsets
+//! ([`crate::resources::PubSubComponent::cluster`]).
 //!
 //! Per message, as dapr/dapr `pkg/runtime/subscription/subscription.go` and
 //! `postman/http/http.go` do:
@@ -98,7 +100,7 @@ impl Subscriber {
             )
         })?;
         let rules = spec.compile_rules()?;
-        let group = component.group_for(&app.app_id);
+        let group = component.consumer_group.clone();
         let policy = host.resources.inbound_policy(&app.app_id, &spec.pubsub);
         Ok(Self { host, app, spec, rules, group, component, policy })
     }
@@ -109,40 +111,50 @@ impl Subscriber {
 
     /// Spawns one loop per partition.
     pub async fn start(self: Arc<Self>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-        let id = (self.group.clone(), self.spec.pubsub.clone(), self.spec.topic.clone());
-        if !self.host.consumers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id) {
-            anyhow::bail!(
-                "app {:?}: consumer group {:?} already consumes {}/{} for another app-id; competing consumers across \
-                 app-ids are not emulated (use `consumerGroup: \"{{appID}}\"`)",
-                self.app.app_id,
-                self.group,
-                self.spec.pubsub,
-                self.spec.topic
-            );
+        let id = (self.group.clone(), self.component.cluster.clone(), self.spec.topic.clone());
+        {
+            let mut consumers = self.host.consumers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((app_id, pubsub)) = consumers.get(&id) {
+                anyhow::bail!(
+                    "app {:?}: consumer group {:?} already consumes topic {:?} of cluster {:?} (app {app_id:?}, \
+                     pub/sub {pubsub:?}); two subscriptions in one group would share its partitions (competing \
+                     consumers), which devhost does not emulate: give each its own group (`consumerGroup: \
+                     \"{{appID}}\"`, or with `{{uuid}}` for one per start)",
+                    self.app.app_id,
+                    self.group,
+                    self.spec.topic,
+                    self.component.cluster
+                );
+            }
+            consumers.insert(id, (self.app.app_id.clone(), self.spec.pubsub.clone()));
         }
-        let (pubsub, topic, default) =
-            (self.spec.pubsub.clone(), self.spec.topic.clone(), self.host.options.partitions);
+        let (cluster, topic, default) =
+            (self.component.cluster.clone(), self.spec.topic.clone(), self.host.options.partitions);
         let n = self
             .host
             .db
             .call(move |inner| -> Result<u32, LoopError> {
-                Ok(pubsub::partitions(&inner.conn, &mut inner.cache, &pubsub, &topic, default)?)
+                Ok(pubsub::partitions(&inner.conn, &mut inner.cache, &cluster, &topic, default)?)
             })
             .await?;
         info!(
-            app_id = %self.app.app_id, pubsub = %self.spec.pubsub, topic = %self.spec.topic, group = %self.group,
-            partitions = n, dead_letter = ?self.spec.dead_letter_topic, retry = ?self.policy.retry,
-            "subscribed"
+            app_id = %self.app.app_id, pubsub = %self.spec.pubsub, cluster = %self.component.cluster,
+            topic = %self.spec.topic, group = %self.group, partitions = n,
+            dead_letter = ?self.spec.dead_letter_topic, retry = ?self.policy.retry, "subscribed"
         );
         Ok((0..n).map(|p| tokio::spawn(self.clone().run_partition(p))).collect())
     }
 
     async fn run_partition(self: Arc<Self>, partition: u32) {
         let shutdown = self.host.shutdown.clone();
-        let mut wake = self.host.notifier.subscribe(&self.spec.pubsub, &self.spec.topic, partition);
+        let mut wake = self.host.notifier.subscribe(&self.component.cluster, &self.spec.topic, partition);
         let mut next = loop {
-            let (group, pubsub, topic, initial) =
-                (self.group.clone(), self.spec.pubsub.clone(), self.spec.topic.clone(), self.component.initial_offset);
+            let (group, cluster, topic, initial) = (
+                self.group.clone(),
+                self.component.cluster.clone(),
+                self.spec.topic.clone(),
+                self.component.initial_offset,
+            );
             let r = self
                 .host
                 .db
@@ -151,7 +163,7 @@ impl Subscriber {
                         &inner.conn,
                         &mut inner.cache,
                         &group,
-                        &pubsub,
+                        &cluster,
                         &topic,
                         partition,
                         initial,
@@ -182,11 +194,11 @@ impl Subscriber {
                 Ok(Vec::new())
             } else {
                 wake.borrow_and_update();
-                let (pubsub, topic) = (self.spec.pubsub.clone(), self.spec.topic.clone());
+                let (cluster, topic) = (self.component.cluster.clone(), self.spec.topic.clone());
                 self.host
                     .db
                     .read(move |conn| -> Result<Vec<Stored>, LoopError> {
-                        Ok(pubsub::fetch(conn, &pubsub, &topic, partition, next, FETCH_LIMIT)?)
+                        Ok(pubsub::fetch(conn, &cluster, &topic, partition, next, FETCH_LIMIT)?)
                     })
                     .await
             };
@@ -259,12 +271,12 @@ impl Subscriber {
 
     /// Commits the group's position on `partition`; `false` if the database refused it.
     async fn commit(&self, partition: u32, next: i64) -> bool {
-        let (group, pubsub, topic) = (self.group.clone(), self.spec.pubsub.clone(), self.spec.topic.clone());
+        let (group, cluster, topic) = (self.group.clone(), self.component.cluster.clone(), self.spec.topic.clone());
         let r = self
             .host
             .db
             .call(move |inner| -> Result<(), LoopError> {
-                Ok(pubsub::commit(&inner.conn, &group, &pubsub, &topic, partition, next)?)
+                Ok(pubsub::commit(&inner.conn, &group, &cluster, &topic, partition, next)?)
             })
             .await;
         if let Err(e) = &r {
@@ -335,7 +347,7 @@ impl Subscriber {
             ));
         }
         let letter = NewMessage {
-            pubsub: self.spec.pubsub.clone(),
+            cluster: self.component.cluster.clone(),
             topic: dlq.clone(),
             key: message.key.clone(),
             partition: None,

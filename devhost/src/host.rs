@@ -58,7 +58,10 @@ impl App {
 
 #[derive(Debug)]
 pub struct Host {
+    /// The resources as written (subscriptions, resiliency; components before templating).
     pub resources: Resources,
+    /// The components each app-id loaded, with its templates ([`Resources::load_for`]).
+    pub loaded: HashMap<String, Vec<Component>>,
     pub db: Db,
     /// Wakes delivery loops; shared with the database thread, which calls it after a commit.
     pub notifier: Arc<Notifier>,
@@ -72,13 +75,24 @@ pub struct Host {
     /// Wakes the job scheduler when jobs change or an app becomes ready.
     pub jobs_changed: Arc<Notify>,
     pub shutdown: CancellationToken,
-    /// (group, pubsub, topic) with a running consumer: two app-ids sharing a consumer group
-    /// would be competing consumers, which devhost does not emulate.
-    pub consumers: Mutex<std::collections::HashSet<(String, String, String)>>,
+    /// (group, cluster, topic) with a running consumer, and who runs it (app-id, pub/sub
+    /// component): two subscriptions in one consumer group on one topic (of two app-ids, or of
+    /// one app-id through two components on one cluster) would be competing consumers, which
+    /// devhost does not emulate.
+    pub consumers: Mutex<HashMap<Consumer, (String, String)>>,
 }
 
+/// A consumer group on a topic of a cluster: (group, cluster, topic).
+pub type Consumer = (String, String, String);
+
 impl Host {
-    pub fn new(resources: Resources, db: Db, options: Options, apps: Vec<App>) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        resources: Resources,
+        loaded: HashMap<String, Vec<Component>>,
+        db: Db,
+        options: Options,
+        apps: Vec<App>,
+    ) -> anyhow::Result<Arc<Self>> {
         // Calls to apps are plain HTTP on loopback: the client is built without TLS.
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -94,6 +108,7 @@ impl Host {
         let apps = apps.into_iter().map(|a| (a.app_id.clone(), Arc::new(a))).collect();
         Ok(Arc::new(Self {
             resources,
+            loaded,
             db,
             notifier: Arc::default(),
             options,
@@ -106,9 +121,14 @@ impl Host {
         }))
     }
 
-    /// The component `name` as loaded by `app_id` (scopes applied).
+    /// The components `app_id` loaded (its scopes applied, its templates filled in).
+    pub fn components_for(&self, app_id: &str) -> &[Component] {
+        self.loaded.get(app_id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The component `name` as loaded by `app_id`.
     pub fn component_for(&self, app_id: &str, name: &str) -> Option<&Component> {
-        self.resources.component(name).filter(|c| c.visible_to(app_id))
+        self.components_for(app_id).iter().find(|c| c.name == name)
     }
 
     pub fn state_store_for(&self, app_id: &str, name: &str) -> Option<&StateComponent> {
@@ -133,7 +153,7 @@ impl Host {
     }
 
     pub fn has_kind_for(&self, app_id: &str, state: bool) -> bool {
-        self.resources.components.iter().filter(|c| c.visible_to(app_id)).any(|c| match c.kind {
+        self.components_for(app_id).iter().any(|c| match c.kind {
             ComponentKind::State(_) => state,
             ComponentKind::PubSub(_) => !state,
             ComponentKind::SecretStore | ComponentKind::Binding(_) => false,

@@ -11,8 +11,15 @@
 //! Emulated API (per app, on its own sidecar port):
 //! - `POST /v1.0/publish/{pubsub}/{topic}` (CloudEvent wrapping, `rawPayload`, `partitionKey`,
 //!   `cloudevent.*` overrides, `ttlInSeconds`, topic scoping);
-//! - delivery to the app: one consumer group per app-id, per-partition ordering, routing rules,
+//! - delivery to the app: consumer groups as daprd picks them (`consumerGroup`, else
+//!   `consumerID`, else the app-id), per-partition ordering, routing rules,
 //!   SUCCESS/RETRY/DROP/404, Resiliency retries, dead-letter topics, durable offsets;
+//! - Kafka clusters: pub/sub components on the same `brokers` are clients of one cluster and
+//!   share its topics (published through one, consumed through another), each consumer group
+//!   with offsets of its own, as with daprd and Kafka; components on other brokers share nothing;
+//! - component metadata templates, filled in per app as each daprd does when it loads its
+//!   components: `{uuid}` (a new UUID per occurrence and start), `{podName}` (`POD_NAME`, else the
+//!   app fails to start), `{namespace}` (`<namespace>.<appID>`), `{appID}`;
 //! - state (`state.postgresql` v1): get, save, delete, bulk get, transactions with the
 //!   transactional outbox, the Query API, ETags, first-write, TTL, `keyPrefix`;
 //! - jobs (`/v1.0-alpha1/jobs/{name}`, `/v1.0/jobs/{name}`) with `POST /job/{name}` triggers;
@@ -28,7 +35,9 @@
 //! # Layout
 //!
 //! - [`runfile`]: `dapr.yaml`, the multi-app run file.
-//! - [`resources`]: Components, Resiliency and Subscription resources, read strictly.
+//! - [`resources`]: Components, Resiliency and Subscription resources, read strictly; each
+//!   app's copy of the components it loads, with daprd's metadata templates filled in for it
+//!   ([`resources::Templates`]); the Kafka cluster of each pub/sub component.
 //! - `fields`: strict reading of YAML objects (every field consumed or reported).
 //! - [`duration`]: Go and protobuf duration syntaxes.
 //! - [`db`]: the SQLite file (schema, WAL), one connection on its own thread with group
@@ -41,8 +50,12 @@
 //!   stub answers from too.
 //! - [`outbox`]: Dapr's transactional outbox of a state store: the internal topic written in
 //!   the state's SQLite transaction, and the relay that moves it on, 1 s per message.
-//! - [`pubsub`]: the log: topics, partitions, offsets, consumer-group positions, wake-ups.
-//! - [`peek`]: reading a topic (a dead-letter topic, say) without consuming it (`devhost peek`).
+//! - [`pubsub`]: the log of each Kafka cluster (shared by the components on its brokers):
+//!   topics, partitions, offsets, consumer-group positions, wake-ups, all keyed by cluster and
+//!   topic; at startup, the move of a log an older devhost kept by component name to the
+//!   clusters (once, idempotent: [`pubsub::adopt_clusters`]).
+//! - [`peek`]: reading a topic (a dead-letter topic, say) without consuming it (`devhost peek`),
+//!   and consumer lag (`devhost lag`), by component name, on its cluster.
 //! - [`cloudevent`]: CloudEvent envelopes as Dapr builds them.
 //! - [`delivery`]: per app/topic/partition delivery loops, retries, dead letters.
 //! - [`cel`]: the routing-rule subset of CEL, parsed by hand.
@@ -51,7 +64,8 @@
 //! - [`bindings`]: `bindings.smtp` and `bindings.http` output bindings (lettre, reqwest), and
 //!   Go's re-encoding of a request's `data`.
 //! - [`sidecar`]: the axum HTTP API served per app.
-//! - `host`: what all of the above share (resources, database, apps, HTTP client).
+//! - `host`: what all of the above share (resources, each app's loaded components, database,
+//!   apps, HTTP client).
 //! - [`apps`]: app processes, health, subscription discovery, shutdown.
 //! - [`system`]: a whole run file (sidecars + app processes) as one handle, for the CLI and
 //!   system tests.
@@ -79,6 +93,27 @@
 //! - **Partitioner.** FNV-1a of the key instead of Sarama's hash: the same key keeps one
 //!   partition (ordering is the same), but its partition number differs from a real cluster's.
 //!   Messages are kept forever (no retention); a topic's partition count is fixed when created.
+//! - **Kafka clusters are told apart by their `brokers` list**, normalised (split at commas,
+//!   trimmed, lower-cased, sorted, without duplicates): two lists that reach one cluster through
+//!   other brokers (a subset, an alias, an IP address) are two clusters to devhost, since it
+//!   connects to none to find out. A `brokers` given as a `secretKeyRef` is not resolved (so the
+//!   secret need not exist locally): the reference names the cluster. A component without
+//!   `brokers` (daprd refuses it) is a cluster of its own. A template in `brokers` is a startup
+//!   error: the cluster must be the same for every app.
+//! - **Competing consumers** (two subscriptions in one consumer group on one topic of one
+//!   cluster: of two app-ids, or of one app-id through two components on the cluster) are a
+//!   startup error; Kafka would share the partitions out between them.
+//! - **Consumer-group offsets are kept forever.** Kafka drops those of a group without members
+//!   after `offsets.retention.minutes` (7 days by default); devhost keeps them, so a group that
+//!   is new on every start (`{uuid}`) leaves one behind per start, listed by `devhost lag` with
+//!   the lag it keeps accumulating.
+//! - **Namespace-scoped pub/sub** is not emulated: a `{namespace}` in any metadata value of a
+//!   pub/sub component is a startup error. daprd then prefixes every topic published or
+//!   subscribed through that component with the namespace (and its outbox relay subscribes to
+//!   the internal topic without it); `{namespace}` in other components is filled in.
+//! - **`POD_NAME` and `NAMESPACE`** for metadata templates are devhost's own environment, the
+//!   same for every sidecar (each daprd reads its own); `DevhostBuilder::pod_name` sets it for
+//!   tests.
 //! - **Topics are created on first use**, as a broker with `auto.create.topics.enable` does. The
 //!   real platform and the clusters turn that off and create the topics of
 //!   `manifests/base/kafka-topics/topics.txt`: there a publish to any other topic answers 500
@@ -217,6 +252,7 @@ pub struct DevhostBuilder {
     database: String,
     options: Options,
     ready_timeout: Option<Duration>,
+    pod_name: Option<String>,
 }
 
 impl DevhostBuilder {
@@ -266,6 +302,13 @@ impl DevhostBuilder {
         self
     }
 
+    /// The sidecars' `POD_NAME`, which a `{podName}` in component metadata is replaced by
+    /// (default: devhost's own `POD_NAME`; `None`: unset, and such a component fails to load).
+    pub fn pod_name(mut self, name: Option<impl Into<String>>) -> Self {
+        self.pod_name = name.map(Into::into);
+        self
+    }
+
     /// How long [`DevhostBuilder::start`] waits for each app to be healthy (default 30 s;
     /// `None` = forever).
     pub fn ready_timeout(mut self, timeout: Option<Duration>) -> Self {
@@ -292,7 +335,43 @@ impl DevhostBuilder {
             resources.add_yaml(yaml, &format!("<resources #{}>", i + 1))?;
         }
         resources.validate()?;
+        // Each sidecar loads its components with its own templates (UUIDs of its own): before
+        // anything is opened, so that a component that fails to load stops nothing but startup.
+        let mut loaded = HashMap::new();
+        for app in &self.apps {
+            let templates =
+                resources::Templates { pod_name: self.pod_name.clone(), ..resources::Templates::from_env(&app.app_id) };
+            loaded.insert(app.app_id.clone(), resources.load_for(&templates)?);
+        }
         let db = db::Db::open(&self.database)?;
+        let clusters: Vec<(String, String)> = resources
+            .components
+            .iter()
+            .filter_map(|c| match &c.kind {
+                resources::ComponentKind::PubSub(p) => Some((c.name.clone(), p.cluster.clone())),
+                _ => None,
+            })
+            .collect();
+        let adopted = db
+            .call(move |inner| -> anyhow::Result<pubsub::Adopted> {
+                let tx = inner.conn.savepoint()?;
+                let adopted = pubsub::adopt_clusters(&tx, &mut inner.cache, &clusters)?;
+                tx.commit()?;
+                Ok(adopted)
+            })
+            .await
+            .context("moving the pub/sub log of an older devhost to its clusters")?;
+        for (component, topic) in &adopted.moved {
+            info!(component, topic, "topic of an older devhost moved to its component's cluster");
+        }
+        for (component, topic) in &adopted.kept {
+            tracing::warn!(
+                component,
+                topic,
+                "an older devhost kept this topic apart from another component's on the same cluster: its \
+                 messages and offsets stay where they were, unread (the cluster's own topic is used)"
+            );
+        }
         let apps = self
             .apps
             .iter()
@@ -304,7 +383,7 @@ impl DevhostBuilder {
                 subscriptions: Mutex::new(Vec::new()),
             })
             .collect();
-        let host = Host::new(resources, db, self.options, apps)?;
+        let host = Host::new(resources, loaded, db, self.options, apps)?;
         let mut sidecars = HashMap::new();
         let mut tasks = Vec::new();
         for app in &self.apps {
@@ -404,6 +483,7 @@ impl Devhost {
             database: ":memory:".to_owned(),
             options: Options { partitions: 4, duplicate_delivery: false, api_token: None, app_token: None },
             ready_timeout: Some(Duration::from_secs(30)),
+            pod_name: std::env::var("POD_NAME").ok(),
         }
     }
 

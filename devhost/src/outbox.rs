@@ -71,10 +71,12 @@ pub fn is_projection(metadata: &BTreeMap<String, String>) -> bool {
     metadata.get("outbox.projection").is_some_and(|v| crate::fields::is_truthy(v))
 }
 
-/// The events a transaction publishes. `upserts` excludes projections; `projections` are the
+/// The events a transaction publishes, to the internal topic on `cluster` (that of the outbox
+/// pub/sub as `app_id` loaded it). `upserts` excludes projections; `projections` are the
 /// projection upserts. `Err(key)`: a projection without a matching upsert.
 pub fn events(
     outbox: &Outbox,
+    cluster: &str,
     app_id: &str,
     traceparent: Option<&str>,
     upserts: &[Upsert],
@@ -132,7 +134,7 @@ pub fn events(
             }
         }
         out.push(NewMessage {
-            pubsub: outbox.outbox_pubsub.clone(),
+            cluster: cluster.to_owned(),
             topic: internal_topic(app_id, &outbox.publish_topic),
             key: None,
             partition: None,
@@ -155,30 +157,35 @@ pub(crate) async fn start_relays(host: &Arc<Host>) -> anyhow::Result<Vec<tokio::
     let mut app_ids: Vec<&String> = host.apps.keys().collect();
     app_ids.sort();
     for app_id in app_ids {
-        for component in &host.resources.components {
+        for component in host.components_for(app_id) {
             let ComponentKind::State(StateComponent { outbox: Some(outbox), .. }) = &component.kind else { continue };
-            if !component.visible_to(app_id) {
-                continue;
-            }
             // Dapr only warns when the outbox pub/sub is not loaded for the app, and relays nothing.
             let Some(pubsub) = host.pubsub_for(app_id, &outbox.outbox_pubsub) else {
                 warn!(app_id = %app_id, store = %component.name, pubsub = %outbox.outbox_pubsub,
                       "outbox pub/sub not loaded for this app: its internal topic is not relayed");
                 continue;
             };
+            // Nor can it publish to a destination pub/sub the app does not load (every attempt
+            // would fail; the app's transactions on the store fail the same way).
+            let Some(destination) = host.pubsub_for(app_id, &outbox.publish_pubsub) else {
+                warn!(app_id = %app_id, store = %component.name, pubsub = %outbox.publish_pubsub,
+                      "outbox destination pub/sub not loaded for this app: its internal topic is not relayed");
+                continue;
+            };
             let relay = Arc::new(Relay {
                 host: host.clone(),
                 app_id: app_id.clone(),
-                group: pubsub.group_for(app_id),
+                group: pubsub.consumer_group.clone(),
+                cluster: pubsub.cluster.clone(),
                 topic: internal_topic(app_id, &outbox.publish_topic),
+                destination_cluster: destination.cluster.clone(),
                 outbox: outbox.clone(),
             });
-            let (pubsub_name, topic, default) =
-                (outbox.outbox_pubsub.clone(), relay.topic.clone(), host.options.partitions);
+            let (cluster, topic, default) = (relay.cluster.clone(), relay.topic.clone(), host.options.partitions);
             let n = host
                 .db
                 .call(move |inner| -> Result<u32, StateError> {
-                    Ok(pubsub::partitions(&inner.conn, &mut inner.cache, &pubsub_name, &topic, default)?)
+                    Ok(pubsub::partitions(&inner.conn, &mut inner.cache, &cluster, &topic, default)?)
                 })
                 .await?;
             info!(app_id = %app_id, store = %component.name, topic = %relay.topic, partitions = n,
@@ -196,18 +203,20 @@ struct Relay {
     app_id: String,
     /// The app's consumer group on the outbox pub/sub.
     group: String,
-    /// Its internal topic.
+    /// The outbox pub/sub's cluster, and the internal topic on it.
+    cluster: String,
     topic: String,
+    /// The cluster of the destination pub/sub (`outboxPublishPubsub`).
+    destination_cluster: String,
     outbox: Outbox,
 }
 
 impl Relay {
     async fn run_partition(self: Arc<Self>, partition: u32) {
         let shutdown = self.host.shutdown.clone();
-        let mut wake = self.host.notifier.subscribe(&self.outbox.outbox_pubsub, &self.topic, partition);
+        let mut wake = self.host.notifier.subscribe(&self.cluster, &self.topic, partition);
         let mut next = loop {
-            let (group, pubsub_name, topic) =
-                (self.group.clone(), self.outbox.outbox_pubsub.clone(), self.topic.clone());
+            let (group, cluster, topic) = (self.group.clone(), self.cluster.clone(), self.topic.clone());
             let r = self
                 .host
                 .db
@@ -217,7 +226,7 @@ impl Relay {
                         &inner.conn,
                         &mut inner.cache,
                         &group,
-                        &pubsub_name,
+                        &cluster,
                         &topic,
                         partition,
                         crate::resources::InitialOffset::Oldest,
@@ -236,12 +245,12 @@ impl Relay {
         };
         loop {
             wake.borrow_and_update();
-            let (pubsub_name, topic) = (self.outbox.outbox_pubsub.clone(), self.topic.clone());
+            let (cluster, topic) = (self.cluster.clone(), self.topic.clone());
             let fetched = self
                 .host
                 .db
                 .read(move |conn| -> Result<Vec<Stored>, StateError> {
-                    Ok(pubsub::fetch(conn, &pubsub_name, &topic, partition, next, 1)?)
+                    Ok(pubsub::fetch(conn, &cluster, &topic, partition, next, 1)?)
                 })
                 .await;
             let message = match fetched {
@@ -282,7 +291,7 @@ impl Relay {
     /// Publishes `message` to the destination topic and commits the internal offset past it,
     /// in one SQLite transaction (so a crash neither loses nor, within devhost, doubles it).
     async fn forward(&self, message: &Stored, partition: u32) -> Result<(), StateError> {
-        let out = match destination(&self.outbox, message) {
+        let out = match destination(&self.outbox, &self.destination_cluster, message) {
             Ok(out) => vec![out],
             Err(reason) => {
                 // devhost wrote this message itself, so this is a bug; Dapr would retry it forever.
@@ -291,8 +300,8 @@ impl Relay {
                 Vec::new()
             }
         };
-        let (group, pubsub_name, topic, next) =
-            (self.group.clone(), self.outbox.outbox_pubsub.clone(), self.topic.clone(), message.offset + 1);
+        let (group, cluster, topic, next) =
+            (self.group.clone(), self.cluster.clone(), self.topic.clone(), message.offset + 1);
         let (partitions, notifier) = (self.host.options.partitions, self.host.notifier.clone());
         self.host
             .db
@@ -302,7 +311,7 @@ impl Relay {
                     let result = (|| {
                         let tx = conn.savepoint()?;
                         let touched = pubsub::append(&tx, cache, &out, partitions)?;
-                        pubsub::commit(&tx, &group, &pubsub_name, &topic, partition, next)?;
+                        pubsub::commit(&tx, &group, &cluster, &topic, partition, next)?;
                         tx.commit()?;
                         Ok(touched)
                     })();
@@ -321,14 +330,15 @@ impl Relay {
 }
 
 /// The second phase's message: the stored envelope with `topic` and `pubsubname` set to the
-/// destination, on the destination topic, without a partition key.
-fn destination(outbox: &Outbox, message: &Stored) -> Result<NewMessage, String> {
+/// destination, on the destination topic (of `cluster`, the destination pub/sub's), without a
+/// partition key.
+fn destination(outbox: &Outbox, cluster: &str, message: &Stored) -> Result<NewMessage, String> {
     let mut ce: Map<String, Value> = serde_json::from_slice(&message.body).map_err(|e| e.to_string())?;
     ce.insert("topic".into(), json!(outbox.publish_topic));
     ce.insert("pubsubname".into(), json!(outbox.publish_pubsub));
     let content_type = datacontenttype_of(&ce);
     Ok(NewMessage {
-        pubsub: outbox.publish_pubsub.clone(),
+        cluster: cluster.to_owned(),
         topic: outbox.publish_topic.clone(),
         key: None,
         partition: None,

@@ -2,6 +2,10 @@
 //! what was published to `reminders`), each consumer group's lag, and state entries. Opens the
 //! database read-only, so it works while devhost runs (SQLite WAL lets readers in beside the
 //! writer).
+//!
+//! Topics are named by a pub/sub component, and read on the cluster it was last started with
+//! (what any component on that cluster publishes and every group consuming it, as Kafka's
+//! tools see a topic).
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags, params};
@@ -24,16 +28,18 @@ fn open(db: &str) -> anyhow::Result<Connection> {
         .with_context(|| format!("opening {db} read-only"))
 }
 
-/// Every message of `pubsub`/`topic` in the database at `db`, by partition then offset.
+/// Every message of `topic` on the cluster of pub/sub component `pubsub` in the database at
+/// `db`, by partition then offset.
 pub fn messages(db: &str, pubsub: &str, topic: &str) -> anyhow::Result<Vec<Peeked>> {
     let conn = open(db)?;
+    let cluster = cluster(&conn, pubsub)?;
     let mut stmt = conn
         .prepare(
             "SELECT partition, offset, key, published_at, body FROM messages \
              WHERE pubsub = ?1 AND topic = ?2 ORDER BY partition, offset",
         )
         .context("reading the message log (is this a devhost database?)")?;
-    let rows = stmt.query_map(params![pubsub, topic], |r| {
+    let rows = stmt.query_map(params![cluster, topic], |r| {
         let body: Vec<u8> = r.get(4)?;
         Ok(Peeked {
             partition: r.get(0)?,
@@ -56,9 +62,14 @@ pub struct Lag {
     pub lag: i64,
 }
 
-/// The lag of every consumer group of `pubsub` that has started consuming, by group and topic.
+/// The lag of every consumer group that has started consuming from the cluster of pub/sub
+/// component `pubsub` (through it or any other component on that cluster), by group and
+/// topic. A group is listed for as long as its offsets are stored, that is forever (Kafka
+/// drops the offsets of a group without members after `offsets.retention.minutes`): a group
+/// that is new on every start (`{uuid}`) leaves one behind per start, with the lag it had.
 pub fn lag(db: &str, pubsub: &str) -> anyhow::Result<Vec<Lag>> {
     let conn = open(db)?;
+    let cluster = cluster(&conn, pubsub)?;
     let mut stmt = conn
         .prepare(
             // The end of each partition by a primary-key seek per consumer position: cheap enough
@@ -68,8 +79,12 @@ pub fn lag(db: &str, pubsub: &str) -> anyhow::Result<Vec<Lag>> {
              FROM offsets o WHERE o.pubsub = ?1 GROUP BY o.grp, o.topic ORDER BY o.grp, o.topic",
         )
         .context("reading consumer offsets (is this a devhost database?)")?;
-    let rows = stmt.query_map(params![pubsub], |r| Ok(Lag { group: r.get(0)?, topic: r.get(1)?, lag: r.get(2)? }))?;
+    let rows = stmt.query_map(params![cluster], |r| Ok(Lag { group: r.get(0)?, topic: r.get(1)?, lag: r.get(2)? }))?;
     rows.collect::<Result<Vec<_>, _>>().context("reading consumer offsets")
+}
+
+fn cluster(conn: &Connection, pubsub: &str) -> anyhow::Result<String> {
+    crate::pubsub::cluster_of_component(conn, pubsub).context("reading pub/sub clusters (is this a devhost database?)")
 }
 
 /// The entries of state store `store` whose key (without the store's prefix) starts with

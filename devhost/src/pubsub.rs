@@ -13,6 +13,14 @@
 //!
 //! Messages are kept forever (Kafka's retention is not emulated): a development database is
 //! small, and replaying history with a new consumer group is a feature.
+//!
+//! The log is a cluster's, not a component's: topics, partition counts, messages, consumer
+//! offsets and wake-ups are keyed by the cluster of the pub/sub component used
+//! ([`crate::resources::PubSubComponent::cluster`]), so two Kafka components on the same brokers
+//! reach the same topics, as two daprd clients of one Kafka cluster do. The tables' `pubsub`
+//! column holds that cluster (it held the component name before clusters: see
+//! [`adopt_clusters`]); `pubsub_clusters` records which cluster each component name was last
+//! started with, for `devhost peek` and `devhost lag`, which are given a component name.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -26,7 +34,8 @@ use crate::resources::InitialOffset;
 /// A message to append to a topic.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub pubsub: String,
+    /// The cluster of the pub/sub component it is published through.
+    pub cluster: String,
     pub topic: String,
     /// The Kafka key: `metadata.partitionKey`.
     pub key: Option<String>,
@@ -60,34 +69,35 @@ pub fn partition_for(key: &str, partitions: u32) -> u32 {
     hash % partitions.max(1)
 }
 
-/// The partition count of a topic, creating the topic with `default` partitions if new.
+/// The partition count of a topic of `cluster`, creating the topic with `default` partitions
+/// if new.
 pub fn partitions(
     conn: &Connection,
     cache: &mut Cache,
-    pubsub: &str,
+    cluster: &str,
     topic: &str,
     default: u32,
 ) -> rusqlite::Result<u32> {
-    let id = (pubsub.to_owned(), topic.to_owned());
+    let id = (cluster.to_owned(), topic.to_owned());
     if let Some(n) = cache.partitions.get(&id) {
         return Ok(*n);
     }
     let stored: Option<u32> = conn
-        .query_row("SELECT partitions FROM topics WHERE pubsub = ?1 AND topic = ?2", params![pubsub, topic], |r| {
+        .query_row("SELECT partitions FROM topics WHERE pubsub = ?1 AND topic = ?2", params![cluster, topic], |r| {
             r.get(0)
         })
         .optional()?;
     let n = match stored {
         Some(n) => {
             if n != default {
-                tracing::debug!(pubsub, topic, stored = n, configured = default, "topic keeps its partition count");
+                tracing::debug!(cluster, topic, stored = n, configured = default, "topic keeps its partition count");
             }
             n
         }
         None => {
             conn.execute(
                 "INSERT INTO topics (pubsub, topic, partitions) VALUES (?1, ?2, ?3)",
-                params![pubsub, topic, default],
+                params![cluster, topic, default],
             )?;
             default
         }
@@ -99,25 +109,25 @@ pub fn partitions(
 fn next_offset(
     conn: &Connection,
     cache: &mut Cache,
-    pubsub: &str,
+    cluster: &str,
     topic: &str,
     partition: u32,
 ) -> rusqlite::Result<i64> {
-    let id = (pubsub.to_owned(), topic.to_owned(), partition);
+    let id = (cluster.to_owned(), topic.to_owned(), partition);
     if let Some(next) = cache.next_offsets.get(&id) {
         return Ok(*next);
     }
     let next: i64 = conn.query_row(
         "SELECT COALESCE(MAX(offset) + 1, 0) FROM messages WHERE pubsub = ?1 AND topic = ?2 AND partition = ?3",
-        params![pubsub, topic, partition],
+        params![cluster, topic, partition],
         |r| r.get(0),
     )?;
     cache.next_offsets.insert(id, next);
     Ok(next)
 }
 
-/// Appends messages inside the caller's transaction. Returns the (pubsub, topic) pairs to
-/// notify once the transaction has committed.
+/// Appends messages inside the caller's transaction. Returns the partitions to notify once the
+/// transaction has committed.
 pub fn append(
     conn: &Connection,
     cache: &mut Cache,
@@ -131,7 +141,7 @@ pub fn append(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for m in messages {
-        let n = partitions(conn, cache, &m.pubsub, &m.topic, default_partitions)?;
+        let n = partitions(conn, cache, &m.cluster, &m.topic, default_partitions)?;
         let partition = match (&m.partition, &m.key) {
             (Some(p), _) if *p < n => *p,
             (Some(p), _) => {
@@ -143,11 +153,11 @@ pub fn append(
             // Sarama's hash partitioner picks a random partition for a message without a key.
             (None, None) => (uuid::Uuid::new_v4().as_u128() % u128::from(n.max(1))) as u32,
         };
-        let offset = next_offset(conn, cache, &m.pubsub, &m.topic, partition)?;
+        let offset = next_offset(conn, cache, &m.cluster, &m.topic, partition)?;
         let headers = serde_json::to_string(&m.headers).unwrap_or_else(|_| "{}".to_owned());
-        insert.execute(params![m.pubsub, m.topic, partition, offset, m.key, headers, m.content_type, m.body, now])?;
-        cache.next_offsets.insert((m.pubsub.clone(), m.topic.clone(), partition), offset + 1);
-        let id = (m.pubsub.clone(), m.topic.clone(), partition);
+        insert.execute(params![m.cluster, m.topic, partition, offset, m.key, headers, m.content_type, m.body, now])?;
+        cache.next_offsets.insert((m.cluster.clone(), m.topic.clone(), partition), offset + 1);
+        let id = (m.cluster.clone(), m.topic.clone(), partition);
         if !touched.contains(&id) {
             touched.push(id);
         }
@@ -155,10 +165,10 @@ pub fn append(
     Ok(touched)
 }
 
-/// Up to `limit` messages of one partition from `from` on.
+/// Up to `limit` messages of one partition of a topic of `cluster` from `from` on.
 pub fn fetch(
     conn: &Connection,
-    pubsub: &str,
+    cluster: &str,
     topic: &str,
     partition: u32,
     from: i64,
@@ -168,7 +178,7 @@ pub fn fetch(
         "SELECT offset, key, headers, content_type, body, published_at FROM messages \
          WHERE pubsub = ?1 AND topic = ?2 AND partition = ?3 AND offset >= ?4 ORDER BY offset LIMIT ?5",
     )?;
-    let rows = stmt.query_map(params![pubsub, topic, partition, from, limit], |r| {
+    let rows = stmt.query_map(params![cluster, topic, partition, from, limit], |r| {
         let headers: String = r.get(2)?;
         Ok(Stored {
             partition,
@@ -183,14 +193,15 @@ pub fn fetch(
     rows.collect()
 }
 
-/// The offset a consumer group resumes from on a partition, starting a new group at the
-/// oldest message or at the end of the log. A new group's start is committed at once, so a
-/// restart before its first message does not move it.
+/// The offset a consumer group resumes from on a partition of a topic of `cluster` (Kafka
+/// offsets are per group, topic and partition: whichever component a group consumes through),
+/// starting a new group at the oldest message or at the end of the log. A new group's start is
+/// committed at once, so a restart before its first message does not move it.
 pub fn resume_offset(
     conn: &Connection,
     cache: &mut Cache,
     group: &str,
-    pubsub: &str,
+    cluster: &str,
     topic: &str,
     partition: u32,
     initial: InitialOffset,
@@ -198,7 +209,7 @@ pub fn resume_offset(
     let committed: Option<i64> = conn
         .query_row(
             "SELECT next_offset FROM offsets WHERE grp = ?1 AND pubsub = ?2 AND topic = ?3 AND partition = ?4",
-            params![group, pubsub, topic, partition],
+            params![group, cluster, topic, partition],
             |r| r.get(0),
         )
         .optional()?;
@@ -207,9 +218,9 @@ pub fn resume_offset(
     }
     let start = match initial {
         InitialOffset::Oldest => 0,
-        InitialOffset::Newest => next_offset(conn, cache, pubsub, topic, partition)?,
+        InitialOffset::Newest => next_offset(conn, cache, cluster, topic, partition)?,
     };
-    commit(conn, group, pubsub, topic, partition, start)?;
+    commit(conn, group, cluster, topic, partition, start)?;
     Ok(start)
 }
 
@@ -217,7 +228,7 @@ pub fn resume_offset(
 pub fn commit(
     conn: &Connection,
     group: &str,
-    pubsub: &str,
+    cluster: &str,
     topic: &str,
     partition: u32,
     next: i64,
@@ -226,11 +237,99 @@ pub fn commit(
         "INSERT INTO offsets (grp, pubsub, topic, partition, next_offset) VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT (grp, pubsub, topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
     )?
-    .execute(params![group, pubsub, topic, partition, next])?;
+    .execute(params![group, cluster, topic, partition, next])?;
     Ok(())
 }
 
-/// A partition an append wrote to: pub/sub, topic, partition.
+/// What [`adopt_clusters`] did with the topics a devhost before clusters kept under component
+/// names: (component, topic) pairs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    /// Moved to the component's cluster.
+    pub moved: Vec<(String, String)>,
+    /// Left under the component name, unread: the cluster already had the topic.
+    pub kept: Vec<(String, String)>,
+}
+
+/// Records the cluster of each pub/sub component (`(name, cluster)`) in `pubsub_clusters`, and
+/// moves what a devhost before clusters stored under a component's name (its topics, messages
+/// and consumer offsets, keyed by the name) to the component's cluster, inside the caller's
+/// transaction: messages keep their partitions and offsets, and consumer groups their
+/// positions, so nothing is delivered again or skipped.
+///
+/// Run at every start, before anything reads the log. Idempotent: what was moved is no longer
+/// under the name, and a component without brokers is its own cluster, under its name already.
+/// A topic its cluster already has (an older devhost kept two components on one cluster apart,
+/// both with that topic) cannot be merged, offsets and all: it stays under the name, where
+/// nothing reads it, and is reported in [`Adopted::kept`].
+pub fn adopt_clusters(
+    conn: &Connection,
+    cache: &mut Cache,
+    components: &[(String, String)],
+) -> rusqlite::Result<Adopted> {
+    let mut adopted = Adopted::default();
+    for (name, cluster) in components {
+        conn.prepare_cached(
+            "INSERT INTO pubsub_clusters (component, cluster) VALUES (?1, ?2) \
+             ON CONFLICT (component) DO UPDATE SET cluster = excluded.cluster",
+        )?
+        .execute(params![name, cluster])?;
+        if name == cluster {
+            continue;
+        }
+        let topics = conn
+            .prepare_cached(
+                "SELECT topic FROM topics WHERE pubsub = ?1 UNION SELECT topic FROM messages WHERE pubsub = ?1 \
+                 UNION SELECT topic FROM offsets WHERE pubsub = ?1 ORDER BY 1",
+            )?
+            .query_map([name], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for topic in topics {
+            let taken: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM topics WHERE pubsub = ?1 AND topic = ?2) \
+                 OR EXISTS (SELECT 1 FROM messages WHERE pubsub = ?1 AND topic = ?2) \
+                 OR EXISTS (SELECT 1 FROM offsets WHERE pubsub = ?1 AND topic = ?2)",
+                params![cluster, topic],
+                |r| r.get(0),
+            )?;
+            if taken {
+                adopted.kept.push((name.clone(), topic));
+                continue;
+            }
+            for table in ["topics", "messages", "offsets"] {
+                conn.execute(
+                    &format!("UPDATE {table} SET pubsub = ?1 WHERE pubsub = ?2 AND topic = ?3"),
+                    params![cluster, name, topic],
+                )?;
+            }
+            adopted.moved.push((name.clone(), topic));
+        }
+    }
+    if !adopted.moved.is_empty() {
+        cache.partitions.clear();
+        cache.next_offsets.clear();
+    }
+    Ok(adopted)
+}
+
+/// The cluster whose topics pub/sub component `name` reaches, as the last devhost start
+/// recorded it; the name itself in a database without that record (one written before
+/// clusters, or a component never started with it).
+pub fn cluster_of_component(conn: &Connection, name: &str) -> rusqlite::Result<String> {
+    let recorded: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pubsub_clusters')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !recorded {
+        return Ok(name.to_owned());
+    }
+    let cluster: Option<String> =
+        conn.query_row("SELECT cluster FROM pubsub_clusters WHERE component = ?1", [name], |r| r.get(0)).optional()?;
+    Ok(cluster.unwrap_or_else(|| name.to_owned()))
+}
+
+/// A partition an append wrote to: cluster, topic, partition.
 pub type Touched = (String, String, u32);
 
 /// Wakes the delivery loops of a partition when something was appended to it.
@@ -245,10 +344,11 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn subscribe(&self, pubsub: &str, topic: &str, partition: u32) -> watch::Receiver<u64> {
+    /// Wake-ups of a partition of a topic of `cluster`: appends through any component on it.
+    pub fn subscribe(&self, cluster: &str, topic: &str, partition: u32) -> watch::Receiver<u64> {
         let mut partitions = self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         partitions
-            .entry((pubsub.to_owned(), topic.to_owned(), partition))
+            .entry((cluster.to_owned(), topic.to_owned(), partition))
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
     }
@@ -266,6 +366,74 @@ impl Notifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database as a devhost before clusters left it: `pubsub` and `live` are on one cluster
+    /// now, and both have a topic `t` (which cannot be merged); `live` also has `u`.
+    fn database_before_clusters() -> rusqlite::Result<Connection> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(crate::db::SCHEMA)?;
+        conn.execute_batch("DROP TABLE pubsub_clusters")?;
+        for (pubsub, topic, group, next) in [("pubsub", "t", "a", 2), ("live", "t", "b", 1), ("live", "u", "b", 1)] {
+            conn.execute("INSERT INTO topics VALUES (?1, ?2, 2)", params![pubsub, topic])?;
+            for offset in 0..2 {
+                conn.execute(
+                    "INSERT INTO messages VALUES (?1, ?2, 1, ?3, 'k', '{}', NULL, ?4, 0)",
+                    params![pubsub, topic, offset, format!("{pubsub}/{topic}/{offset}").into_bytes()],
+                )?;
+            }
+            conn.execute("INSERT INTO offsets VALUES (?1, ?2, ?3, 1, ?4)", params![group, pubsub, topic, next])?;
+        }
+        Ok(conn)
+    }
+
+    fn rows(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn a_log_kept_by_component_name_moves_to_the_cluster_once() {
+        let conn = database_before_clusters().unwrap();
+        // Before any start, peek finds a component's topics under its name.
+        assert_eq!(cluster_of_component(&conn, "pubsub").unwrap(), "pubsub");
+        conn.execute_batch(crate::db::SCHEMA).unwrap();
+        let mut cache = Cache::default();
+        let components = [
+            ("pubsub".to_owned(), "kafka:localhost:9092".to_owned()),
+            ("live".to_owned(), "kafka:localhost:9092".to_owned()),
+            ("solo".to_owned(), "solo".to_owned()),
+        ];
+        let adopted = adopt_clusters(&conn, &mut cache, &components).unwrap();
+        let pair = |c: &str, t: &str| (c.to_owned(), t.to_owned());
+        assert_eq!(adopted.moved, [pair("pubsub", "t"), pair("live", "u")]);
+        assert_eq!(adopted.kept, [pair("live", "t")], "the cluster already had t");
+
+        let cluster = "kafka:localhost:9092";
+        // Messages keep their partitions and offsets, groups their positions.
+        assert_eq!(
+            fetch(&conn, cluster, "t", 1, 0, 10).unwrap().iter().map(|m| m.body.clone()).collect::<Vec<_>>(),
+            [b"pubsub/t/0".to_vec(), b"pubsub/t/1".to_vec()]
+        );
+        assert_eq!(fetch(&conn, cluster, "u", 1, 1, 10).unwrap()[0].body, b"live/u/1");
+        assert_eq!(resume_offset(&conn, &mut cache, "a", cluster, "t", 1, InitialOffset::Oldest).unwrap(), 2);
+        assert_eq!(resume_offset(&conn, &mut cache, "b", cluster, "u", 1, InitialOffset::Oldest).unwrap(), 1);
+        assert_eq!(partitions(&conn, &mut cache, cluster, "u", 4).unwrap(), 2, "u keeps its partition count");
+        assert_eq!(rows(&conn, "SELECT DISTINCT pubsub FROM messages WHERE pubsub = 'pubsub'"), Vec::<String>::new());
+        assert_eq!(cluster_of_component(&conn, "live").unwrap(), cluster);
+        assert_eq!(cluster_of_component(&conn, "solo").unwrap(), "solo");
+        assert_eq!(cluster_of_component(&conn, "unknown").unwrap(), "unknown");
+
+        // Idempotent: a second start moves nothing and changes nothing.
+        let before = rows(&conn, "SELECT pubsub || '/' || topic || '/' || offset FROM messages ORDER BY 1");
+        let again = adopt_clusters(&conn, &mut cache, &components).unwrap();
+        assert!(again.moved.is_empty(), "{again:?}");
+        assert_eq!(again.kept, [pair("live", "t")]);
+        assert_eq!(rows(&conn, "SELECT pubsub || '/' || topic || '/' || offset FROM messages ORDER BY 1"), before);
+        assert_eq!(
+            rows(&conn, "SELECT grp || '@' || pubsub || '/' || topic || ':' || next_offset FROM offsets ORDER BY 1"),
+            ["a@kafka:localhost:9092/t:2", "b@kafka:localhost:9092/u:1", "b@live/t:1"]
+        );
+    }
 
     #[test]
     fn keys_keep_their_partition() {

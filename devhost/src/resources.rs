@@ -9,9 +9,15 @@
 //!
 //! Anything else is a startup error naming the file and the field, never silently ignored.
 //! Connection metadata that devhost deliberately does not use (it has no broker or database to
-//! connect to: `brokers`, `authType`, `connectionString`, `tableName`, ...) is accepted and
-//! listed in [`UNUSED_STATE_METADATA`] and [`UNUSED_KAFKA_METADATA`]; a `secretKeyRef` on such a
-//! field is never resolved, so the secret need not exist locally.
+//! connect to: `authType`, `connectionString`, `tableName`, ...) is accepted and listed in
+//! [`UNUSED_STATE_METADATA`] and [`UNUSED_KAFKA_METADATA`]; a `secretKeyRef` on such a field is
+//! never resolved, so the secret need not exist locally. A Kafka component's `brokers` is not
+//! connected to either, but names the cluster whose topics the component shares with every other
+//! component on the same brokers ([`PubSubComponent::cluster`]).
+//!
+//! Each app loads the components in its scope with daprd's metadata templates applied for it
+//! ([`Templates`], [`Component::for_app`]): what [`Resources`] holds is the file as written,
+//! checked, and what the sidecars use is each app's copy.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -61,7 +67,6 @@ pub const UNUSED_STATE_METADATA: &[&str] = &[
 /// `pubsub.kafka` metadata accepted and not used: there is no broker (components-contrib
 /// `common/component/kafka/metadata.go`).
 pub const UNUSED_KAFKA_METADATA: &[&str] = &[
-    "brokers",
     "authType",
     "authRequired",
     "clientID",
@@ -127,12 +132,83 @@ pub struct Component {
     pub scopes: Vec<String>,
     /// The file it came from, for messages.
     pub source: String,
+    /// The `spec` as written, and `auth.secretStore`: what [`Component::for_app`] reads again
+    /// with an app's templates.
+    spec: Option<Value>,
+    secret_store: Option<String>,
 }
 
 impl Component {
     /// A component is loaded only by the app-ids in its `scopes` (all when there are none).
     pub fn visible_to(&self, app_id: &str) -> bool {
         self.scopes.is_empty() || self.scopes.iter().any(|s| s == app_id)
+    }
+
+    /// The component as the sidecar of `templates.app_id` loads it: read again from the file's
+    /// text with every metadata value templated ([`Templates`]), so each load has UUIDs of its
+    /// own and a `{podName}` without `POD_NAME` fails it.
+    pub fn for_app(&self, templates: &Templates) -> anyhow::Result<Component> {
+        parse_component(
+            self.name.clone(),
+            self.spec.clone(),
+            self.scopes.clone(),
+            self.secret_store.clone(),
+            &self.source,
+            Some(templates),
+        )
+    }
+}
+
+/// The templates daprd fills in every metadata value of a component when a sidecar loads it
+/// (dapr/dapr v1.18.2 `pkg/runtime/meta/meta.go` `convertItemsToProps`), in this order:
+/// - each `{uuid}`: a new random UUID, one per occurrence and per load (under devhost: per app
+///   and devhost start, so `consumerGroup: "{appID}-{uuid}"` is a new consumer group each time);
+/// - `{podName}`: the sidecar's `POD_NAME`; a value that mentions it while `POD_NAME` is unset
+///   or empty fails the component (`failed to parse metadata: property <name> refers to
+///   {podName} but podName is not set`), and daprd with it;
+/// - `{namespace}`: `<namespace>.<appID>`, the namespace being `NAMESPACE`, else `default`
+///   (`security.CurrentNamespace`; a `NAMESPACE` set empty gives `.<appID>`);
+/// - `{appID}`: the app-id.
+///
+/// Nothing else: `{appId}` and other spellings stay as written. Each replacement is made in the
+/// result of those before it, as in Go: a `POD_NAME` with `{appID}` in it gets the app-id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    pub app_id: String,
+    /// The sidecar's `POD_NAME`.
+    pub pod_name: Option<String>,
+    /// The sidecar's namespace: `NAMESPACE`, else `default`.
+    pub namespace: String,
+}
+
+/// The placeholders of [`Templates`].
+const TEMPLATE_NAMES: [&str; 4] = ["{uuid}", "{podName}", "{namespace}", "{appID}"];
+
+impl Templates {
+    /// The templates of `app_id`'s sidecar with devhost's own environment (`POD_NAME`,
+    /// `NAMESPACE`), as every daprd of a `dapr run` inherits it.
+    pub fn from_env(app_id: &str) -> Self {
+        Self {
+            app_id: app_id.to_owned(),
+            pod_name: std::env::var("POD_NAME").ok(),
+            namespace: crate::sidecar::namespace(),
+        }
+    }
+
+    /// `value` of metadata property `property` with the templates filled in.
+    pub fn apply(&self, property: &str, value: &str) -> anyhow::Result<String> {
+        let mut value = value.to_owned();
+        while value.contains("{uuid}") {
+            value = value.replacen("{uuid}", &uuid::Uuid::new_v4().to_string(), 1);
+        }
+        if value.contains("{podName}") {
+            let Some(pod) = self.pod_name.as_deref().filter(|p| !p.is_empty()) else {
+                bail!("failed to parse metadata: property {property} refers to {{podName}} but podName is not set");
+            };
+            value = value.replace("{podName}", pod);
+        }
+        value = value.replace("{namespace}", &format!("{}.{}", self.namespace, self.app_id));
+        Ok(value.replace("{appID}", &self.app_id))
     }
 }
 
@@ -189,7 +265,26 @@ pub enum InitialOffset {
 
 #[derive(Debug, Clone)]
 pub struct PubSubComponent {
-    /// `consumerGroup` (or `consumerID`), with `{appID}` replaced per app; default the app-id.
+    /// The Kafka cluster the component is a client of: what devhost's log keys topics,
+    /// partitions, messages, consumer offsets and wake-ups by, so that every component on the
+    /// same cluster publishes to and consumes from the same topics, each consumer group with
+    /// offsets of its own, as two daprd Kafka clients of one cluster do.
+    ///
+    /// `kafka:` and the `brokers` list normalised (split at commas, trimmed, lower-cased, sorted,
+    /// duplicates dropped): `localhost:9092, kafka:9092` and `kafka:9092,localhost:9092` are one
+    /// cluster. A `brokers` given as a `secretKeyRef` is not resolved (devhost connects to no
+    /// broker): the reference names the cluster instead (`kafka-secret:<store>/<name>/<key>`),
+    /// so components reading the same secret share topics. A component without `brokers` (which
+    /// daprd would refuse; devhost's tests have them) is a cluster of its own, named by the
+    /// component name: a Dapr name cannot contain `:`, so it meets no broker list.
+    ///
+    /// Databases of devhost before clusters keyed everything by the component name; they are
+    /// moved once, at startup ([`crate::pubsub::adopt_clusters`]).
+    pub cluster: String,
+    /// As loaded by an app ([`Component::for_app`]): the consumer group, `consumerGroup`, else
+    /// `consumerID` (trimmed), else the app-id, as daprd and components-contrib's Kafka pick it,
+    /// with the templates filled in. As read from the file ([`Resources`]), the text as written
+    /// (empty for the app-id).
     pub consumer_group: String,
     /// Kafka's default is `newest` (components-contrib `common/component/kafka/metadata.go`).
     pub initial_offset: InitialOffset,
@@ -209,11 +304,6 @@ pub struct PubSubComponent {
 }
 
 impl PubSubComponent {
-    /// The consumer group of `app_id`: one per app-id, so every subscribing app gets every message.
-    pub fn group_for(&self, app_id: &str) -> String {
-        self.consumer_group.replace("{appID}", app_id).replace("{appId}", app_id)
-    }
-
     /// dapr/dapr `IsOperationAllowed`: a topic outside `allowedTopics` is refused; a protected
     /// topic, or any topic for an app listed in the scopes, needs an explicit grant.
     pub fn allowed(&self, app_id: &str, topic: &str, publishing: bool) -> bool {
@@ -381,7 +471,7 @@ impl Resources {
                     None => None,
                 };
                 doc.finish()?;
-                let component = parse_component(name, spec, scopes, secret_store, &at)?;
+                let component = parse_component(name, spec, scopes, secret_store, &at, None)?;
                 self.components.push(component);
             }
             ("Resiliency", "dapr.io/v1alpha1") => {
@@ -457,6 +547,18 @@ impl Resources {
         Ok(())
     }
 
+    /// The components `templates.app_id` loads (its scopes applied), as its sidecar loads them.
+    pub fn load_for(&self, templates: &Templates) -> anyhow::Result<Vec<Component>> {
+        self.components
+            .iter()
+            .filter(|c| c.visible_to(&templates.app_id))
+            .map(|c| {
+                c.for_app(templates)
+                    .with_context(|| format!("app {:?} loading component {:?}", templates.app_id, c.name))
+            })
+            .collect()
+    }
+
     pub fn component(&self, name: &str) -> Option<&Component> {
         self.components.iter().find(|c| c.name == name)
     }
@@ -524,24 +626,41 @@ enum MetaValue {
     Secret { name: String, key: String },
 }
 
+/// Reads a component's `spec`; with `templates`, as an app's sidecar loads it (every metadata
+/// value templated), else as written (for the checks done once for all apps).
 fn parse_component(
     name: String,
-    spec: Option<Value>,
+    raw_spec: Option<Value>,
     scopes: Vec<String>,
     secret_store: Option<String>,
     at: &str,
+    templates: Option<&Templates>,
 ) -> anyhow::Result<Component> {
-    let mut spec = Fields::new(spec.unwrap_or(Value::Null), format!("{at}: spec"))?;
+    let mut spec = Fields::new(raw_spec.clone().unwrap_or(Value::Null), format!("{at}: spec"))?;
     let type_name = spec.required_string("type")?;
     let version = spec.string("version")?.unwrap_or_else(|| "v1".to_owned());
     // initTimeout and ignoreErrors only matter when a component can fail to initialise.
     spec.ignore(&["initTimeout", "ignoreErrors"]);
     let mut meta: BTreeMap<String, MetaValue> = BTreeMap::new();
+    // What daprd decides from the values as written: a `{namespace}` anywhere makes a pub/sub
+    // namespace-scoped (`meta.ContainsNamespace`).
+    let mut mentions_namespace = None;
+    let mut templated_brokers = false;
     for (index, item) in spec.list("metadata")?.into_iter().enumerate() {
         let mut item = Fields::new(item, format!("{at}: spec.metadata[{index}]"))?;
         let field = item.required_string("name")?;
         let value = match (item.string("value")?, item.object("secretKeyRef")?) {
-            (Some(v), None) => MetaValue::Plain(v),
+            (Some(v), None) => {
+                if v.contains("{namespace}") && mentions_namespace.is_none() {
+                    mentions_namespace = Some(field.clone());
+                }
+                templated_brokers |= field == "brokers" && TEMPLATE_NAMES.iter().any(|t| v.contains(t));
+                match templates {
+                    // Every value, used by devhost or not, as daprd does.
+                    Some(t) => MetaValue::Plain(t.apply(&field, &v).map_err(|e| anyhow!("{}: {e}", item.at()))?),
+                    None => MetaValue::Plain(v),
+                }
+            }
             (None, Some(mut secret)) => {
                 let secret_name = secret.required_string("name")?;
                 let key = secret.string("key")?.unwrap_or_else(|| secret_name.clone());
@@ -563,9 +682,14 @@ fn parse_component(
             None => Ok(None),
             Some(MetaValue::Plain(v)) => Ok(Some(v)),
             Some(MetaValue::Secret { name, key: secret_key }) => {
-                resolve_secret(secret_store.as_deref(), &name, &secret_key).map(Some).with_context(|| {
+                let value = resolve_secret(secret_store.as_deref(), &name, &secret_key).with_context(|| {
                     format!("{at_meta}: field `{key}` uses secretKeyRef {name:?}, which devhost must resolve")
-                })
+                })?;
+                // daprd fills the secret in first and then templates it like any value.
+                match templates {
+                    Some(t) => t.apply(key, &value).map(Some).map_err(|e| anyhow!("{at_meta}: {e}")),
+                    None => Ok(Some(value)),
+                }
             }
         }
     };
@@ -605,10 +729,27 @@ fn parse_component(
             "{at}: state.postgresql {other} is not emulated: devhost emulates v1 (the only version with the Query API)"
         ),
         ("pubsub.kafka", "v1") => {
+            if let Some(field) = &mentions_namespace {
+                bail!(
+                    "{at_meta}: field `{field}` mentions {{namespace}}, which makes daprd scope the component's topics \
+                     to the namespace (every topic published or subscribed through it prefixed with `<namespace>`, \
+                     dapr/dapr `pkg/runtime/pubsub/publisher`); namespace-scoped pub/sub is not emulated by devhost"
+                );
+            }
+            if templated_brokers {
+                bail!(
+                    "{at_meta}: `brokers` with a template ({{uuid}}, {{podName}}, {{namespace}}, {{appID}}) is not \
+                     emulated by devhost: it names the cluster whose topics components share, the same for every app"
+                );
+            }
+            // daprd sets `consumerID` (trimmed) to the app-id when it is empty
+            // (`pkg/runtime/processor/pubsub/pubsub.go`), and the Kafka component takes
+            // `consumerGroup`, else `consumerID` (components-contrib `kafka/metadata.go`).
             let consumer_group = get("consumerGroup")?
                 .filter(|s| !s.is_empty())
-                .or(get("consumerID")?.filter(|s| !s.is_empty()))
-                .unwrap_or_else(|| "{appID}".to_owned());
+                .or(get("consumerID")?.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
+                .or_else(|| templates.map(|t| t.app_id.clone()))
+                .unwrap_or_default();
             let initial_offset = match get("initialOffset")?.as_deref() {
                 None | Some("") | Some("newest") => InitialOffset::Newest,
                 Some("oldest") => InitialOffset::Oldest,
@@ -634,16 +775,21 @@ fn parse_component(
                 v.map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
                     .unwrap_or_default()
             };
+            let publishing_scopes = get("publishingScopes")?;
+            let subscription_scopes = get("subscriptionScopes")?;
+            let allowed_topics = list(get("allowedTopics")?);
+            let protected_topics = list(get("protectedTopics")?);
             let pubsub = PubSubComponent {
+                cluster: cluster_of(&name, meta.remove("brokers"), secret_store.as_deref()),
                 consumer_group,
                 initial_offset,
                 consume_retry_enabled,
                 backoff,
                 backoff_max_retries,
-                publishing_scopes: get("publishingScopes")?,
-                subscription_scopes: get("subscriptionScopes")?,
-                allowed_topics: list(get("allowedTopics")?),
-                protected_topics: list(get("protectedTopics")?),
+                publishing_scopes,
+                subscription_scopes,
+                allowed_topics,
+                protected_topics,
             };
             for unused in UNUSED_KAFKA_METADATA {
                 meta.remove(*unused);
@@ -688,7 +834,24 @@ fn parse_component(
              it is an error)"
         );
     }
-    Ok(Component { name, type_name, version, kind, scopes, source: at.to_owned() })
+    Ok(Component { name, type_name, version, kind, scopes, source: at.to_owned(), spec: raw_spec, secret_store })
+}
+
+/// [`PubSubComponent::cluster`] of component `name` with `brokers`.
+fn cluster_of(name: &str, brokers: Option<MetaValue>, secret_store: Option<&str>) -> String {
+    match brokers {
+        Some(MetaValue::Plain(list)) => {
+            let mut hosts: Vec<String> =
+                list.split(',').map(|b| b.trim().to_ascii_lowercase()).filter(|b| !b.is_empty()).collect();
+            hosts.sort();
+            hosts.dedup();
+            if hosts.is_empty() { name.to_owned() } else { format!("kafka:{}", hosts.join(",")) }
+        }
+        Some(MetaValue::Secret { name: secret, key }) => {
+            format!("kafka-secret:{}/{secret}/{key}", secret_store.unwrap_or_default())
+        }
+        None => name.to_owned(),
+    }
 }
 
 /// `secretKeyRef` through `secretstores.local.env`: the secret `name` is an environment variable
@@ -914,6 +1077,137 @@ mod tests {
         assert_eq!(scoped_topics(Some("a=t1,t2;b=t3"), "a"), vec!["t1", "t2"]);
         assert_eq!(scoped_topics(Some("a=;b=t3"), "a"), vec![""]);
         assert!(scoped_topics(Some("b=t3"), "a").is_empty());
+    }
+
+    fn templates(pod_name: Option<&str>, namespace: &str) -> Templates {
+        Templates { app_id: "app".into(), pod_name: pod_name.map(str::to_owned), namespace: namespace.into() }
+    }
+
+    #[test]
+    fn templates_are_filled_in_as_daprd_does() -> anyhow::Result<()> {
+        let t = templates(Some("pod-1"), "default");
+        // One UUID per occurrence.
+        let two = t.apply("consumerGroup", "{uuid}/{uuid}")?;
+        let (a, b) = two.split_once('/').ok_or_else(|| anyhow!("{two}"))?;
+        assert_ne!(a, b);
+        for u in [a, b] {
+            assert_eq!(uuid::Uuid::parse_str(u)?.get_version_num(), 4, "{u}");
+        }
+        assert_ne!(t.apply("x", "{uuid}")?, t.apply("x", "{uuid}")?, "a new UUID on every load");
+        assert_eq!(t.apply("x", "{podName}-{namespace}-{appID}")?, "pod-1-default.app-app");
+        // Only daprd's spelling: `{appId}` and `{AppID}` are text.
+        assert_eq!(t.apply("x", "{appId}-{AppID}-{appid}")?, "{appId}-{AppID}-{appid}");
+        // `NAMESPACE` set empty: `.<appID>`, as Go's `m.namespace + "." + m.id`.
+        assert_eq!(templates(None, "").apply("x", "{namespace}")?, ".app");
+        // Replacements are made in daprd's order, each over the result of the one before.
+        assert_eq!(templates(Some("p-{appID}"), "ns").apply("x", "{podName}")?, "p-app");
+        Ok(())
+    }
+
+    #[test]
+    fn pod_name_templates_need_pod_name() {
+        for pod in [None, Some("")] {
+            let err = templates(pod, "default").apply("consumerGroup", "g-{podName}").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "failed to parse metadata: property consumerGroup refers to {podName} but podName is not set"
+            );
+        }
+        assert!(templates(None, "default").apply("consumerGroup", "no pod").is_ok());
+    }
+
+    fn kafka(name: &str, metadata: &str) -> String {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: {name}}}\nspec:\n  type: pubsub.kafka\n  \
+             version: v1\n  metadata:\n{metadata}"
+        )
+    }
+
+    fn pubsub_of(component: &Component) -> &PubSubComponent {
+        match &component.kind {
+            ComponentKind::PubSub(p) => p,
+            other => panic!("not a pub/sub: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clusters_are_named_by_the_normalised_brokers() -> anyhow::Result<()> {
+        let yaml = [
+            kafka("a", "    - {name: brokers, value: \"kafka-1:9092, LOCALHOST:9092\"}\n"),
+            kafka("b", "    - {name: brokers, value: \"localhost:9092,kafka-1:9092,localhost:9092,\"}\n"),
+            kafka("c", "    - {name: brokers, value: \"localhost:9093\"}\n"),
+            kafka("d", "    - {name: brokers, value: \" \"}\n"),
+            kafka("e", ""),
+            // Never resolved: the variable need not exist.
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: f}\nspec:\n  type: pubsub.kafka\n  \
+             version: v1\n  metadata:\n    - {name: brokers, secretKeyRef: {name: DEVHOST_TEST_NO_SUCH_VAR}}\n\
+             auth: {secretStore: env}\n"
+                .to_owned(),
+        ]
+        .join("---\n");
+        let resources = load(&yaml)?;
+        let cluster = |name: &str| resources.pubsub(name).map(|p| p.cluster.clone()).unwrap_or_default();
+        assert_eq!(cluster("a"), "kafka:kafka-1:9092,localhost:9092");
+        assert_eq!(cluster("b"), cluster("a"), "the same brokers in another order and case");
+        assert_eq!(cluster("c"), "kafka:localhost:9093");
+        assert_eq!((cluster("d").as_str(), cluster("e").as_str()), ("d", "e"), "without brokers: its own name");
+        assert_eq!(cluster("f"), "kafka-secret:env/DEVHOST_TEST_NO_SUCH_VAR/DEVHOST_TEST_NO_SUCH_VAR");
+        Ok(())
+    }
+
+    #[test]
+    fn consumer_groups_are_loaded_per_app_with_templates() -> anyhow::Result<()> {
+        let yaml = [
+            kafka("live", "    - {name: consumerGroup, value: \"{appID}-live-{uuid}\"}\n"),
+            kafka("id", "    - {name: consumerID, value: \" {appID}-by-id \"}\n"),
+            kafka("plain", ""),
+            kafka("literal", "    - {name: consumerGroup, value: \"{appId}\"}\n"),
+            kafka("pod", "    - {name: clientID, value: \"{podName}\"}\n"),
+        ]
+        .join("---\n");
+        let resources = load(&yaml)?;
+        assert_eq!(resources.pubsub("live").map(|p| p.consumer_group.as_str()), Some("{appID}-live-{uuid}"));
+        let t = templates(Some("pod-1"), "default");
+        let group = |name: &str| -> anyhow::Result<String> {
+            let component = resources.component(name).ok_or_else(|| anyhow!("no {name}"))?;
+            Ok(pubsub_of(&component.for_app(&t)?).consumer_group.clone())
+        };
+        let (first, second) = (group("live")?, group("live")?);
+        assert!(first.starts_with("app-live-") && second.starts_with("app-live-"), "{first} {second}");
+        assert_ne!(first, second, "every load has a group of its own");
+        assert_eq!(group("id")?, "app-by-id", "consumerID, templated and trimmed as daprd does");
+        assert_eq!(group("plain")?, "app", "default: the app-id");
+        assert_eq!(group("literal")?, "{appId}", "daprd does not replace {{appId}}");
+        // A property devhost does not use is templated too, so `{podName}` fails it without
+        // POD_NAME, naming the file and the property.
+        let pod = resources.component("pod").ok_or_else(|| anyhow!("no pod"))?;
+        assert!(pod.for_app(&t).is_ok());
+        let err = format!("{:#}", resources.load_for(&templates(None, "default")).unwrap_err());
+        assert!(
+            err.contains("app \"app\" loading component \"pod\"")
+                && err.contains("bindings.yaml")
+                && err.contains("property clientID refers to {podName} but podName is not set"),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn pubsub_templates_devhost_does_not_emulate_are_refused() {
+        let namespaced = error(&kafka("n", "    - {name: consumerGroup, value: \"{namespace}\"}\n"));
+        assert!(
+            namespaced.contains("`consumerGroup` mentions {namespace}") && namespaced.contains("not emulated"),
+            "{namespaced}"
+        );
+        let brokers = error(&kafka("b", "    - {name: brokers, value: \"{appID}:9092\"}\n"));
+        assert!(brokers.contains("`brokers` with a template"), "{brokers}");
+        // A state store may use `{namespace}`: daprd fills it in and scopes nothing.
+        let state = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: s}\nspec:\n  type: state.postgresql\n  \
+                     version: v1\n  metadata:\n    - {name: keyPrefix, value: \"{namespace}\"}\n";
+        let resources = load(state).unwrap_or_else(|e| panic!("{e:#}"));
+        let loaded = resources.load_for(&templates(None, "ns")).unwrap_or_else(|e| panic!("{e:#}"));
+        let ComponentKind::State(store) = &loaded[0].kind else { panic!("not a state store") };
+        assert_eq!(store.key_prefix, KeyPrefix::Static("ns.app".into()));
     }
 
     #[test]

@@ -179,10 +179,8 @@ async fn not_emulated(method: Method, uri: axum::http::Uri) -> ApiError {
 async fn metadata(State(ctx): State<Ctx>) -> Response {
     let host = &ctx.host;
     let components: Vec<Value> = host
-        .resources
-        .components
+        .components_for(&ctx.app_id)
         .iter()
-        .filter(|c| c.visible_to(&ctx.app_id))
         .map(|c| {
             let capabilities: Vec<&str> = match &c.kind {
                 ComponentKind::State(_) => vec!["ETAG", "TRANSACTIONAL", "QUERY_API", "TTL"],
@@ -509,7 +507,7 @@ async fn publish(
         })?),
     };
     let message = NewMessage {
-        pubsub: pubsub.clone(),
+        cluster: component.cluster.clone(),
         topic: topic.clone(),
         partition,
         key: metadata.get("partitionKey").filter(|k| !k.is_empty()).cloned(),
@@ -822,8 +820,23 @@ async fn transaction(
                     outbox_config.publish_pubsub, ctx.app_id
                 )));
             }
-            outbox::events(outbox_config, &ctx.app_id, header(&headers, "traceparent"), &upserts, &projections)
-                .map_err(|key| tx_error(format!("outbox projection for key {key} has no matching upsert")))?
+            // The internal message is published through the outbox pub/sub as the app loaded it
+            // (daprd's publisher answers "not found" for one it did not load).
+            let Some(internal) = ctx.host.pubsub_for(&ctx.app_id, &outbox_config.outbox_pubsub) else {
+                return Err(tx_error(format!(
+                    "outbox pubsub {} is not loaded for app {} (component scopes)",
+                    outbox_config.outbox_pubsub, ctx.app_id
+                )));
+            };
+            outbox::events(
+                outbox_config,
+                &internal.cluster,
+                &ctx.app_id,
+                header(&headers, "traceparent"),
+                &upserts,
+                &projections,
+            )
+            .map_err(|key| tx_error(format!("outbox projection for key {key} has no matching upsert")))?
         }
     };
     ctx.host.apply(&store_name, ops, messages).await.map_err(|e| tx_error(e.to_string()))?;

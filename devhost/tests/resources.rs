@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use devhost::resources::{Backoff, ComponentKind, InitialOffset, KeyPrefix, Resources};
+use devhost::resources::{Backoff, ComponentKind, InitialOffset, KeyPrefix, Resources, Templates};
 use devhost::runfile::RunFile;
 use devhost::{AppSpec, Devhost};
 
@@ -47,7 +47,14 @@ fn the_repository_run_file_and_resources_load() {
     assert!(state.outbox.is_none(), "{:?}", state.outbox);
     let pubsub = resources.pubsub("pubsub").unwrap();
     assert_eq!(pubsub.initial_offset, InitialOffset::Oldest);
-    assert_eq!(pubsub.group_for("audit-writer"), "audit-writer");
+    assert_eq!(pubsub.cluster, "kafka:localhost:9092");
+    let templates = Templates { app_id: "audit-writer".into(), pod_name: None, namespace: "default".into() };
+    let loaded = resources.load_for(&templates).unwrap();
+    let Some(ComponentKind::PubSub(pubsub)) = loaded.iter().find(|c| c.name == "pubsub").map(|c| &c.kind) else {
+        panic!("audit-writer loads pubsub")
+    };
+    assert_eq!(pubsub.consumer_group, "audit-writer");
+    assert_eq!(pubsub.cluster, "kafka:localhost:9092");
     let policy = resources.inbound_policy("audit-writer", "pubsub").retry.unwrap();
     assert_eq!(policy.max_retries, 8);
     assert_eq!(policy.backoff, Backoff::Exponential { max_interval: Duration::from_secs(10) });
