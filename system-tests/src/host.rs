@@ -66,10 +66,17 @@ pub fn task_create_url(sidecar: &str, metadata: &[(&str, &str)]) -> anyhow::Resu
     Ok(url)
 }
 
-/// Messages published and not yet processed, summed over every consumer group and topic of
-/// the system whose database is `database` (read-only, works while it runs).
+/// Messages published and not yet processed, summed over every function's consumer group and
+/// topic of the system whose database is `database` (read-only, works while it runs).
 pub fn backlog(database: &str) -> anyhow::Result<i64> {
-    Ok(devhost::peek::lag(database, "pubsub")?.iter().map(|l| l.lag).sum())
+    Ok(devhost::peek::lag(database, "pubsub")?.iter().filter(|l| is_function_group(&l.group)).map(|l| l.lag).sum())
+}
+
+/// Whether `group` is a function's consumer group (its app-id), whose lag is work still to do.
+/// task-api's live streams read in a group per sidecar start (`task-api-live-<uuid>`): each
+/// restart leaves one behind whose lag only grows, and a live stream has no backlog to catch up.
+pub fn is_function_group(group: &str) -> bool {
+    shared::events::authority::APPS.contains(&group)
 }
 
 /// Child processes of `pid` (Linux `/proc`).
@@ -288,8 +295,11 @@ impl Setup {
     pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
         let behind = || -> anyhow::Result<Vec<String>> {
             let lags = devhost::peek::lag(&self.database, "pubsub")?;
-            let mut behind: Vec<String> =
-                lags.iter().filter(|l| l.lag != 0).map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag)).collect();
+            let mut behind: Vec<String> = lags
+                .iter()
+                .filter(|l| l.lag != 0 && is_function_group(&l.group))
+                .map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag))
+                .collect();
             let unpublished = devhost::peek::state(
                 &self.database,
                 shared::events::components::TASKS_STORE,

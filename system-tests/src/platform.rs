@@ -760,10 +760,13 @@ impl Platform {
         for app in &self.apps {
             let url = format!("{}/v1.0/metadata", app.sidecar_url());
             let metadata = self.sidecar_json(http.get(&url), "GET", &url).await?;
+            // Through `pubsub` only, whose group is the app-id: task-api's live streams read
+            // through `pubsub-live` in a group per sidecar (crate::host::is_function_group).
             let topics: Vec<String> = metadata["subscriptions"]
                 .as_array()
                 .into_iter()
                 .flatten()
+                .filter(|s| s["pubsubname"] == shared::events::components::PUBSUB)
                 .filter_map(|s| s["topic"].as_str().map(str::to_owned))
                 .collect();
             if !topics.is_empty() {
@@ -789,8 +792,11 @@ impl Platform {
                 let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
                 lags.extend(kafka.lag_of(group, &topics).await?);
             }
-            let mut behind: std::collections::BTreeSet<String> =
-                lags.iter().filter(|l| l.lag != 0).map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag)).collect();
+            let mut behind: std::collections::BTreeSet<String> = lags
+                .iter()
+                .filter(|l| l.lag != 0 && crate::host::is_function_group(&l.group))
+                .map(|l| format!("{} on {}: {}", l.group, l.topic, l.lag))
+                .collect();
             let unpublished = self.unpublished().await?;
             if unpublished > 0 {
                 behind.insert(format!("{unpublished} outbox records not yet published"));

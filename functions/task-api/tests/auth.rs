@@ -137,7 +137,13 @@ async fn the_app_token_guards_the_dapr_channel_not_the_public_api() {
     let subscribe = h.get("/dapr/subscribe").send().await;
     assert_eq!(subscribe.status, 401, "Dapr-facing routes need dapr-api-token");
     let subscribe = h.get("/dapr/subscribe").header("dapr-api-token", "from-the-sidecar").send().await;
-    assert_eq!((subscribe.status, subscribe.body), (200, json!([])), "task-api subscribes to nothing");
+    assert_eq!(subscribe.status, 200);
+    let pubsubs: Vec<&str> =
+        subscribe.body.as_array().unwrap().iter().filter_map(|s| s["pubsubname"].as_str()).collect();
+    assert_eq!(pubsubs, ["pubsub-live", "pubsub-live"], "task-api subscribes only for its live streams");
+    // The live routes are Dapr-facing too.
+    let (status, _) = h.app.deliver(task_api::live::feed::TASK_EVENTS_ROUTE, &json!({}), None).await;
+    assert_eq!(status, 401, "a live route needs dapr-api-token");
     assert_eq!(h.get("/healthz").send().await.status, 200);
     // People and programs call the API with their JWT; they do not hold the sidecar's token.
     let created = h.post("/v1/tasks").user("alice").json(&json!({"title": "x"})).send().await;

@@ -13,59 +13,20 @@ use shared::clock::Clock;
 use shared::events::{topics, types};
 use shared::runtime::RuntimeConfig;
 use shared::testing::cloudevent;
+use shared::testing::sse::{EventStream, SseEvent};
 use task_api::live::feed::{REMINDERS_ROUTE, TASK_EVENTS_ROUTE};
 use uuid::Uuid;
 
 /// How long a test waits for an event that should come (a fact, not a pause).
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// One SSE event as received.
-#[derive(Debug, Clone, PartialEq, Default)]
-struct Sse {
-    id: Option<String>,
-    event: Option<String>,
-    data: String,
-}
-
-/// An open `GET /v1/events` answer, read event by event.
-struct Stream {
-    response: reqwest::Response,
-    buffer: String,
-}
+/// An open `GET /v1/events` answer.
+struct Stream(EventStream);
 
 impl Stream {
-    /// The next event (comments and `retry:` skipped); `None` when the stream ended.
-    async fn next(&mut self) -> Option<Sse> {
-        tokio::time::timeout(DEADLINE, async {
-            loop {
-                if let Some(end) = self.buffer.find("\n\n") {
-                    let block: String = self.buffer.drain(..end + 2).collect();
-                    let mut event = Sse::default();
-                    let mut any = false;
-                    for line in block.lines() {
-                        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                        let value = value.strip_prefix(' ').unwrap_or(value);
-                        match field {
-                            "id" => event.id = Some(value.to_owned()),
-                            "event" => event.event = Some(value.to_owned()),
-                            "data" => event.data.push_str(value),
-                            _ => continue,
-                        }
-                        any = true;
-                    }
-                    if any {
-                        return Some(event);
-                    }
-                    continue;
-                }
-                match self.response.chunk().await.expect("reading the stream") {
-                    Some(bytes) => self.buffer.push_str(std::str::from_utf8(bytes.as_ref()).expect("UTF-8")),
-                    None => return None,
-                }
-            }
-        })
-        .await
-        .expect("an event (or the end of the stream) within the deadline")
+    /// The next event; `None` when the stream ended.
+    async fn next(&mut self) -> Option<SseEvent> {
+        self.0.next(DEADLINE).await.expect("an event (or the end of the stream) within the deadline")
     }
 
     /// The next event's id, failing on anything else.
@@ -79,18 +40,11 @@ impl Stream {
 }
 
 async fn open(h: &Harness, bearer: &str, last_event_id: Option<&str>) -> Result<Stream, (u16, Value)> {
-    let mut request = h.app.http.get(format!("{}/v1/events", h.app.url)).bearer_auth(bearer);
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id);
+    let url = format!("{}/v1/events", h.app.url);
+    match EventStream::open(&h.app.http, &url, bearer, last_event_id).await.unwrap() {
+        Ok(stream) => Ok(Stream(stream)),
+        Err(refused) => Err((refused.status, refused.body)),
     }
-    let response = request.send().await.unwrap();
-    if response.status() != 200 {
-        let status = response.status().as_u16();
-        let body = response.bytes().await.unwrap();
-        return Err((status, serde_json::from_slice(&body).unwrap_or(Value::Null)));
-    }
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    Ok(Stream { response, buffer: String::new() })
 }
 
 /// A task change of `owner` as the outbox publishes it (the task as data).

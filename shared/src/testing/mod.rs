@@ -21,6 +21,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+pub mod sse;
+
 use crate::dapr::{Dapr, DaprConfig};
 use crate::runtime::{Function, RuntimeConfig};
 
