@@ -20,6 +20,11 @@
 //!   create has exactly one effect, and the replica stops gracefully.
 //! - the notifier (`system_tests::notify`): webhook and mail once each through the real
 //!   `bindings.smtp`, a receiver down for 20 s, a receiver that answers 410.
+//! - live updates with two task-api replicas, each in its own consumer group of `pubsub-live`:
+//!   a change made through replica 1 reaches a stream on replica 2; after replica 2 is killed,
+//!   a reconnect to replica 1 with `Last-Event-ID` gets every change made meanwhile.
+
+mod live_streams;
 
 use std::time::Duration;
 
@@ -667,4 +672,62 @@ async fn the_notifier_delivers_once_retries_while_down_and_dead_letters_what_is_
             notify::a_receiver_that_is_gone_fails_without_retries_into_the_dead_letter_topic(s).await
         })
         .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_changes_reach_a_client_of_another_replica_and_resume_after_its_kill() -> anyhow::Result<()> {
+    let (setup, mut platform) = start("live", Options::default()).await?;
+    let outcome = live_across_replicas(&setup, &mut platform).await;
+    let logs = platform.logs().to_owned();
+    platform.stop()?;
+    outcome.with_context(|| format!("logs in {}", logs.display()))
+}
+
+async fn live_across_replicas(setup: &Setup, platform: &mut Platform) -> anyhow::Result<()> {
+    use anyhow::ensure;
+    use live_streams::{change_of, next_change, open, until_streaming};
+    const WITHIN: Duration = Duration::from_secs(30);
+    let api = setup.api(USER)?;
+    platform.start_replica("task-api").await?;
+    let second = format!("http://127.0.0.1:{}", platform.replica("task-api", 2)?.app_port);
+    let mut on_first = open(api.base(), api.token(), None).await?;
+    let mut on_second = open(&second, api.token(), None).await?;
+    // Each replica's group joins at the newest offset once its sidecar has subscribed.
+    until_streaming(&api, &mut on_first, Duration::from_secs(120)).await?;
+    until_streaming(&api, &mut on_second, Duration::from_secs(120)).await?;
+
+    // A change through the first replica reaches the stream on the second.
+    let sent = std::time::Instant::now();
+    let task = api.post("/v1/tasks", Some(&json!({"title": "seen everywhere"})), StatusCode::CREATED).await?;
+    let id = task["id"].as_str().context("id")?.to_owned();
+    let (event, data) = change_of(&mut on_second, &id, WITHIN).await?;
+    println!("platform: create through replica 1 -> a stream on replica 2: {:?}", sent.elapsed());
+    ensure!(event.event.as_deref() == Some(shared::events::types::TASK_CREATED) && data["version"] == 1, "{event:?}");
+    change_of(&mut on_first, &id, WITHIN).await?;
+    let last = event.id.context("an id")?;
+
+    // The second replica dies; changes go on through the first; the client reconnects there.
+    ensure!(platform.stop_replica("task-api", Duration::ZERO)?, "replica 2 was running");
+    drop(on_second);
+    let mut meanwhile = Vec::new();
+    for n in 0..3 {
+        let task =
+            api.post("/v1/tasks", Some(&json!({"title": format!("meanwhile {n}")})), StatusCode::CREATED).await?;
+        meanwhile.push(task["id"].as_str().context("id")?.to_owned());
+    }
+    // The first replica has them once its own stream does.
+    for id in &meanwhile {
+        change_of(&mut on_first, id, WITHIN).await?;
+    }
+    let mut resumed = open(api.base(), api.token(), Some(&last)).await?;
+    let mut got = Vec::new();
+    while got.len() < meanwhile.len() {
+        let (event, data) = next_change(&mut resumed, WITHIN).await?;
+        ensure!(event.event.as_deref() != Some("resync"), "asked to resync: {event:?}");
+        let id = data["id"].as_str().unwrap_or_default().to_owned();
+        if meanwhile.contains(&id) && !got.contains(&id) {
+            got.push(id);
+        }
+    }
+    Ok(())
 }
