@@ -96,10 +96,16 @@ pub fn store_query(owner: &str, params: &ListParams, phase: Phase, after: Option
         // keys (which have none) out, and states the index's range.
         None => clauses.push(json!({bound: {&field: number(if sort.descending { MAX_KEY } else { MIN_KEY })}})),
     }
-    let order = if sort.descending { SortOrder::Desc } else { SortOrder::Asc };
+    ordered(clauses, &field, sort.descending, limit)
+}
+
+/// The query of `clauses` (two or more), ordered by `field`, then the tie key and the id, all in
+/// one direction, cut at `limit`.
+fn ordered(clauses: Vec<Value>, field: &str, descending: bool, limit: u32) -> Query {
+    let order = if descending { SortOrder::Desc } else { SortOrder::Asc };
     Query::new()
         .filter(json!({"AND": clauses}))
-        .sort(&field, order)
+        .sort(field, order)
         .sort(&path("tie"), order)
         .sort("id", order)
         .limit(limit)
@@ -137,13 +143,7 @@ pub fn title_query(owner: &str, params: &ListParams, from: Option<(&str, bool)>,
     };
     let key = from.map_or(if descending { MAX_KEY } else { MIN_KEY }, |(key, _)| key);
     clauses.push(json!({bound: {&field: number(key)}}));
-    let order = if descending { SortOrder::Desc } else { SortOrder::Asc };
-    Query::new()
-        .filter(json!({"AND": clauses}))
-        .sort(&field, order)
-        .sort(&path("tie"), order)
-        .sort("id", order)
-        .limit(limit)
+    ordered(clauses, &field, descending, limit)
 }
 
 /// Every task of `owner`'s title group `group` under the store's filters (an equality on the
