@@ -147,3 +147,18 @@ async fn shutdown_ends_every_stream() {
     let Err((status, body)) = open(&h, &token("alice"), None).await else { panic!("a stream while closing") };
     assert_eq!(status, 503, "{body}");
 }
+
+#[tokio::test]
+async fn the_live_page_and_its_script_are_served_locked_down() {
+    let h = Harness::start().await;
+    let page = h.app.http.get(format!("{}/live", h.app.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(page.text().await.unwrap().contains(r#"<script src="/live.js""#), "the page loads its script");
+    let script = h.app.http.get(format!("{}/live.js", h.app.url)).send().await.unwrap();
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    let js = script.text().await.unwrap();
+    assert!(js.contains(r#"fetch("/v1/events""#) && js.contains("Last-Event-ID"), "it reads the stream and resumes");
+}

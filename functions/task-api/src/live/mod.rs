@@ -19,9 +19,11 @@
 //!   bounded; pure over tokio's channels, with its unit tests.
 //! - [`feed`]: the two subscriptions, CloudEvent → [`hub::Change`].
 //! - [`route`]: the SSE endpoint: auth, caps, resume, heartbeats, token expiry.
+//! - [`page`]: `GET /live`, a page that shows a person their changes as they come.
 
 pub mod feed;
 pub mod hub;
+pub mod page;
 pub mod route;
 
 pub use hub::{Change, Hub, Limits};

@@ -67,6 +67,8 @@ pub fn rest(app: App) -> Router {
         .route(paths::REMINDER, get_route(reminder::handler))
         .route(paths::NOTIFICATIONS, get_route(notifications::get).put(notifications::put))
         .route(paths::EVENTS, get_route(crate::live::route::handler))
+        .route(crate::live::page::PAGE, get_route(crate::live::page::html))
+        .route(crate::live::page::SCRIPT, get_route(crate::live::page::script))
         .route(paths::OPENAPI, get_route(openapi::handler))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NoRoute })
