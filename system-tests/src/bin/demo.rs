@@ -128,8 +128,10 @@ async fn run() -> anyhow::Result<()> {
 }
 
 async fn play(api: &Api) -> anyhow::Result<()> {
+    // Beside the scenario: the user's live stream (GET /v1/events), each change as it arrives.
+    let live = tokio::spawn(print_live(api.base().to_owned(), api.token().to_owned()));
     let mut step = 0;
-    scenario::run(api, REMINDER_IN, |line| {
+    let played = scenario::run(api, REMINDER_IN, |line| {
         if line.starts_with(' ') {
             println!("      {}", line.trim_start());
         } else {
@@ -138,7 +140,41 @@ async fn play(api: &Api) -> anyhow::Result<()> {
         }
     })
     .await
-    .map(|_| ())
+    .map(|_| ());
+    // Changes still on their way to the stream (the audit trail's last step reads what the
+    // stream has already shown).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    live.abort();
+    played
+}
+
+/// Prints `[live]` and each change on the user's stream: its type, the task's title (or the
+/// fired reminder's) and version. A stream that cannot be opened is said once, not fatal: the
+/// scenario is the demo.
+async fn print_live(base: String, token: String) {
+    let opened = async {
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let response = http.get(format!("{base}/v1/events")).bearer_auth(&token).send().await?.error_for_status()?;
+        anyhow::Ok(response)
+    };
+    let mut response = match opened.await {
+        Ok(response) => response,
+        Err(error) => return println!("      [live] no stream: {error:#}"),
+    };
+    let (mut pending, mut kind) = (String::new(), String::new());
+    while let Ok(Some(chunk)) = response.chunk().await {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            if let Some(event) = line.trim_end().strip_prefix("event: ") {
+                kind = event.trim_start_matches("todo.").to_owned();
+            } else if let Some(data) = line.trim_end().strip_prefix("data: ") {
+                let data: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+                let version = data["version"].as_u64().map(|v| format!(" (v{v})")).unwrap_or_default();
+                println!("      [live] {kind}: {}{version}", data["title"].as_str().unwrap_or_default());
+            }
+        }
+    }
 }
 
 /// The credential for a running system: `TOKEN`, else `JWT_SECRET`, else `make run`'s secret
