@@ -95,14 +95,20 @@ faults: ## Run only the fault suite and print its summary (part of make test too
 	$(CARGO) test --locked -p system-tests --test faults -- --nocapture
 
 .PHONY: bench
-bench: platform keda-platform ## Measure start time, memory, size, throughput, latencies and MCP tool calls on devhost and the real platform, and scale from zero with KEDA; writes BENCHMARKS.md (~44 min)
+bench: platform keda-platform ## Measure start time, memory, size, throughput, latencies, MCP tool calls and live streams on devhost and the real platform, and scale from zero with KEDA; writes BENCHMARKS.md (~48 min)
 	$(CARGO) build --workspace --locked --release
 	"$${CARGO_TARGET_DIR:-target}/release/bench"
+	"$${CARGO_TARGET_DIR:-target}/release/bench" live
 
 .PHONY: bench-scale
 bench-scale: platform ## 1,000,000 tasks bulk-loaded into the real platform: list/GET/audit p95 and the relay and KEDA queries; writes "## 1M tasks" in BENCHMARKS.md (~5 min, ~5 GB in $TMPDIR)
 	$(CARGO) build --workspace --locked --release
 	"$${CARGO_TARGET_DIR:-target}/release/bench" scale
+
+.PHONY: bench-live
+bench-live: platform ## 1,000 live streams (GET /v1/events) and 100 changes/s on devhost and the real platform: change -> client p99; writes "## Live updates" in BENCHMARKS.md (~4 min)
+	$(CARGO) build --workspace --locked --release
+	"$${CARGO_TARGET_DIR:-target}/release/bench" live
 
 .PHONY: fmt
 fmt: ## Format the code

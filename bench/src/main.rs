@@ -46,6 +46,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod live;
 mod load;
 mod process;
 mod report;
@@ -229,6 +230,10 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("scale") {
         return scale::run().await;
     }
+    // `bench live` (`make bench-live`): live streams under load, their own section.
+    if std::env::args().nth(1).as_deref() == Some("live") {
+        return live::run().await;
+    }
     let config: Config = envy::prefixed("BENCH_").from_env().context("BENCH_* settings")?;
     let backends = Backend::parse_list(&config.backends).context("BENCH_BACKENDS")?;
     // Quiet by default; `RUST_LOG=warn` shows what devhost (in this process) reports, such as
@@ -313,10 +318,12 @@ async fn main() -> anyhow::Result<()> {
 
     let mut markdown = render(&config, &processes, &figures, wakes.as_ref(), &speeds)?;
     let out = workspace_root().join(&config.out);
-    // `make bench-scale` writes its own section: kept as it is.
-    if let Some(scale) = std::fs::read_to_string(&out).ok().as_deref().and_then(|d| report::section(d, scale::HEADING))
-    {
-        markdown = report::replace_section(&markdown, scale::HEADING, scale);
+    // `make bench-scale` and `make bench-live` write their own sections: kept as they are.
+    let previous = std::fs::read_to_string(&out).unwrap_or_default();
+    for heading in [scale::HEADING, live::HEADING] {
+        if let Some(kept) = report::section(&previous, heading) {
+            markdown = report::replace_section(&markdown, heading, kept);
+        }
     }
     std::fs::write(&out, markdown).with_context(|| format!("writing {}", out.display()))?;
     // Each latency figure's bars side by side for the backends, so they compare at a glance.

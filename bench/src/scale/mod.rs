@@ -439,7 +439,7 @@ async fn idle_cpu(platform: &Platform) -> anyhow::Result<f64> {
 }
 
 /// The commit measured, and the commit of main in it.
-fn commit_line() -> String {
+pub(crate) fn commit_line() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
