@@ -201,6 +201,20 @@ pub fn matches(task: &Task, owner: &str, params: &ListParams) -> bool {
     true
 }
 
+/// Whether a stored task (as the store returned its JSON) can pass the search and the tags:
+/// `false` only when it cannot, so that a search rejects most rows without decoding them;
+/// [`matches`] decides for the rest.
+pub fn may_match(stored: &Value, params: &ListParams) -> bool {
+    if let Some(q) = &params.q {
+        let text = |field: &str| stored.get(field).and_then(Value::as_str).unwrap_or_default();
+        if !search::contains(text("title"), q) && !search::contains(text("description"), q) {
+            return false;
+        }
+    }
+    let tags = stored.get("tags").and_then(Value::as_array);
+    params.tags.iter().all(|tag| tags.is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag.as_str()))))
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
@@ -308,6 +322,26 @@ mod tests {
             json!([{"EQ": {"owner": "alice"}}, {"IN": {"priority": ["high"]}}, {"EQ": {"_order.title": group}}]),
             "the group as the stored text: EQ takes strings"
         );
+    }
+
+    #[test]
+    fn may_match_rejects_on_the_stored_json_only_what_matches_would() {
+        let mut t = task(1, "Buy OAT milk");
+        t.tags = BTreeSet::from(["home".to_owned(), "errand".to_owned()]);
+        let stored = serde_json::to_value(&t).unwrap();
+        for query in [
+            "q=milk",
+            "q=oat+milk",
+            "tag=home",
+            "tag=home&tag=errand&q=buy",
+            "q=xylophone",
+            "tag=work",
+            "tag=home&tag=work",
+            "",
+        ] {
+            let params = parse(Some(query)).unwrap();
+            assert_eq!(may_match(&stored, &params), matches(&t, "alice", &params), "{query}");
+        }
     }
 
     #[test]

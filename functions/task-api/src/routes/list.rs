@@ -16,6 +16,7 @@ use shared::domain::order;
 use shared::domain::task::Task;
 use shared::events::components;
 use tracing::warn;
+use uuid::Uuid;
 
 use crate::app::App;
 use crate::auth::User;
@@ -132,11 +133,13 @@ async fn store_sorted(
                     continue;
                 };
                 let key = key.to_owned();
-                let Some(task) = decode(row) else {
+                let Some(id) = row.value.get("id").and_then(Value::as_str).and_then(|id| Uuid::parse_str(id).ok())
+                else {
+                    warn!(key = %row.key, "skipping a stored task without a valid id");
                     continue;
                 };
-                if let Some((at, id)) = &after
-                    && !listing::is_after(sort, (at, *id), (&key, task.id))
+                if let Some((at, after_id)) = &after
+                    && !listing::is_after(sort, (at, *after_id), (&key, id))
                 {
                     // At or before the resume point (the store's range includes it): not new.
                     continue;
@@ -147,7 +150,14 @@ async fn store_sorted(
                 }
                 new_rows += 1;
                 read += 1;
-                after = Some((key.clone(), task.id));
+                after = Some((key.clone(), id));
+                // Most rows of a search fail it: reject those on the stored JSON, undecoded.
+                if !listing::may_match(&row.value, params) {
+                    continue;
+                }
+                let Some(task) = decode(row) else {
+                    continue;
+                };
                 if listing::matches(&task, owner, params) {
                     items.push((key, task));
                     if items.len() > params.limit {
