@@ -19,7 +19,7 @@ const ABOUT: About = About {
         ("JWT_MAX_LIFETIME_SECS", "longest accepted token lifetime (86400)"),
         ("JWT_STRICT", "true: refuse to start without JWT_ISSUER and JWT_AUDIENCE"),
         ("LIST_SCAN_LIMIT", "most tasks one list or audit request reads (10000)"),
-        ("SEARCH_SCAN_LIMIT", "most tasks one list request with q or tag reads before a short page (2000)"),
+        ("SEARCH_SCAN_LIMIT", "most tasks one list request with q or tag reads before a short page (1000)"),
         ("LIVE_STREAMS_PER_USER", "live streams (GET /v1/events) of one user on this replica (10)"),
         ("LIVE_STREAMS", "live streams on this replica (5000)"),
         ("LIVE_RESUME_SECS", "how long a change stays resumable with Last-Event-ID (300)"),
