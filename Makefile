@@ -120,7 +120,9 @@ lint: ## fmt check, clippy -D warnings, offline checks of the deployment artifac
 	$(CARGO) clippy --workspace --locked --all-targets --all-features -- -D warnings
 	$(MAKE) --no-print-directory check-manifests
 	@# Licenses, banned crates, sources of the dependency graph (deny.toml); the advisories need the
-	@# RustSec database from the network, so CI runs the full `cargo deny check`.
+	@# RustSec database from the network, so CI runs the full `cargo deny check`. cargo-deny reads
+	@# the graph of every target, whose crates a build for this one never downloads: fetch them.
+	$(CARGO) fetch --locked
 	deny="$$(scripts/lint-tools.sh cargo-deny)" && "$$deny" deny --frozen check licenses bans sources --hide-inclusion-graph
 
 .PHONY: clean
