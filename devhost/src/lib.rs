@@ -63,7 +63,8 @@
 //! - [`jobs`]: the Jobs API and the scheduler that triggers `POST /job/{name}`.
 //! - [`bindings`]: `bindings.smtp` and `bindings.http` output bindings (lettre, reqwest), and
 //!   Go's re-encoding of a request's `data`.
-//! - [`sidecar`]: the axum HTTP API served per app.
+//! - [`sidecar`]: the axum HTTP API served per app, one file per API (`publish`, `state`,
+//!   `jobs`, `bindings`, `metadata`) and the error bodies and API token in `sidecar/mod.rs`.
 //! - `host`: what all of the above share (resources, each app's loaded components, database,
 //!   apps, HTTP client).
 //! - [`apps`]: app processes, health, subscription discovery, shutdown.
@@ -75,7 +76,7 @@
 //! # Where devhost differs from Dapr
 //!
 //! On purpose or as a simplification; everything else follows the dapr/dapr and
-//! components-contrib sources cited in each module, and `system-tests/tests/conformance.rs`
+//! components-contrib sources cited in each module, and `system-tests/tests/conformance/`
 //! holds devhost to a real daprd 1.18 call by call (status, `errorCode`, body shape, what the
 //! app receives). The differences it can see are asserted there on both sides.
 //!

@@ -1,0 +1,66 @@
+//! `GET /v1.0/metadata`: the app's components, subscriptions and connection, in daprd's shape.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::Ctx;
+use crate::resources::ComponentKind;
+
+pub(super) async fn metadata(State(ctx): State<Ctx>) -> Response {
+    let host = &ctx.host;
+    let components: Vec<Value> = host
+        .components_for(&ctx.app_id)
+        .iter()
+        .map(|c| {
+            let capabilities: Vec<&str> = match &c.kind {
+                ComponentKind::State(_) => vec!["ETAG", "TRANSACTIONAL", "QUERY_API", "TTL"],
+                // dapr/dapr `pkg/runtime/runtime.go:1663-1669`: an output binding says so.
+                ComponentKind::Binding(_) => vec!["OUTPUT_BINDING"],
+                _ => vec![],
+            };
+            json!({"name": c.name, "type": c.type_name, "version": c.version, "capabilities": capabilities})
+        })
+        .collect();
+    let app = host.apps.get(&*ctx.app_id);
+    let subscriptions: Vec<Value> = app
+        .map(|a| a.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            let mut rules: Vec<Value> = s.rules.iter().map(|(m, p)| json!({"match": m, "path": p})).collect();
+            if let Some(default) = &s.default_path {
+                rules.push(json!({"match": "", "path": default}));
+            }
+            let mut v = json!({
+                "pubsubname": s.pubsub,
+                "topic": s.topic,
+                "metadata": s.metadata,
+                "rules": {"rules": rules},
+                "type": s.kind,
+            });
+            if let (Some(dlq), Value::Object(m)) = (&s.dead_letter_topic, &mut v) {
+                m.insert("deadLetterTopic".into(), json!(dlq));
+            }
+            v
+        })
+        .collect();
+    let mut body = json!({
+        "id": &*ctx.app_id,
+        "runtimeVersion": concat!("devhost-", env!("CARGO_PKG_VERSION")),
+        "enabledFeatures": [],
+        "actorRuntime": {"runtimeStatus": "DISABLED"},
+        "components": components,
+        "subscriptions": subscriptions,
+        "httpEndpoints": [],
+        "extended": {"devhost": "true"},
+    });
+    if let (Some(app), Value::Object(m)) = (app, &mut body) {
+        m.insert(
+            "appConnectionProperties".into(),
+            json!({"port": app.app_port, "protocol": "http", "channelAddress": "127.0.0.1",
+                   "health": {"healthCheckPath": app.health_path}}),
+        );
+    }
+    axum::Json(body).into_response()
+}

@@ -1,0 +1,223 @@
+//! State: get/save/delete, bulk get, transactions, the Query API, errors, the API token.
+
+use super::*;
+
+async fn state_calls(b: &Backend) -> anyhow::Result<Steps> {
+    let mut s = Steps::default();
+    let post = Method::POST;
+    let save = |body: Value| b.call(Method::POST, "/v1.0/state/state", Some(body));
+    let get = |key: &str| b.call(Method::GET, format!("/v1.0/state/state/{key}"), None);
+
+    s.answer("get of a missing key", &get("conf:missing").await?);
+    s.answer("save", &save(json!([{"key": "conf:a", "value": {"n": 1}}])).await?);
+    let first = get("conf:a").await?;
+    s.answer("get with ETag", &first);
+    let e1 = first.etag();
+    let with_etag = |value: i64, etag: &str| json!([{"key": "conf:a", "value": {"n": value}, "etag": etag, "options": {"concurrency": "first-write"}}]);
+    s.answer("save with the current ETag", &save(with_etag(2, &e1)).await?);
+    s.answer("save with a stale ETag", &save(with_etag(3, &e1)).await?);
+    s.answer(
+        "save with a stale ETag, last-write",
+        &save(json!([{"key": "conf:a", "value": {"n": 3}, "etag": e1}])).await?,
+    );
+    s.answer(
+        "save with an ETag on a missing key",
+        &save(json!([{"key": "conf:nokey", "value": 1, "etag": e1, "options": {"concurrency": "first-write"}}]))
+            .await?,
+    );
+    s.answer(
+        "save with an invalid ETag",
+        &save(
+            json!([{"key": "conf:a", "value": 4, "etag": "not-a-number", "options": {"concurrency": "first-write"}}]),
+        )
+        .await?,
+    );
+    let first_write = json!([{"key": "conf:fw", "value": {"w": 1}, "options": {"concurrency": "first-write"}}]);
+    s.answer("first-write without ETag, new key", &save(first_write.clone()).await?);
+    s.answer("first-write without ETag, existing key", &save(first_write).await?);
+    s.answer("value after the refused writes", &get("conf:a").await?);
+
+    // Delete.
+    let current = get("conf:a").await?.etag();
+    let delete = |key: &str, etag: Option<&str>| {
+        let path = match etag {
+            Some(_) => format!("/v1.0/state/state/{key}?concurrency=first-write"),
+            None => format!("/v1.0/state/state/{key}"),
+        };
+        let etag = etag.map(str::to_owned);
+        async move {
+            let headers: Vec<(&str, &str)> =
+                [("dapr-api-token", API_TOKEN)].into_iter().chain(etag.as_deref().map(|e| ("if-match", e))).collect();
+            b.call_with(Method::DELETE, &path, None, &headers).await
+        }
+    };
+    s.answer("delete with a stale ETag", &delete("conf:a", Some(&e1)).await?);
+    s.answer("delete with the current ETag", &delete("conf:a", Some(&current)).await?);
+    s.answer("get after delete", &get("conf:a").await?);
+    s.answer("delete of a missing key", &delete("conf:a", None).await?);
+    s.answer("delete of a missing key with an ETag", &delete("conf:a", Some(&current)).await?);
+
+    // Bulk get.
+    let bulk = b
+        .call(
+            post.clone(),
+            "/v1.0/state/state/bulk",
+            Some(json!({"keys": ["conf:fw", "conf:missing"], "parallelism": 10})),
+        )
+        .await?;
+    s.answer("bulk get", &bulk);
+
+    // Transactions.
+    let tx = |operations: Value| {
+        b.call(Method::POST, "/v1.0/state/state/transaction", Some(json!({ "operations": operations })))
+    };
+    s.answer(
+        "transaction upsert and delete",
+        &tx(json!([
+            {"operation": "upsert", "request": {"key": "conf:t1", "value": {"t": 1}}},
+            {"operation": "upsert", "request": {"key": "conf:t2", "value": {"t": 2}}},
+            {"operation": "delete", "request": {"key": "conf:fw"}}
+        ]))
+        .await?,
+    );
+    s.answer("get after the transaction", &get("conf:t1").await?);
+    s.answer("get of the key the transaction deleted", &get("conf:fw").await?);
+    let t1 = get("conf:t1").await?.etag();
+    s.answer(
+        "transaction with a stale ETag",
+        &tx(json!([
+            {"operation": "upsert", "request": {"key": "conf:t3", "value": {"t": 3}}},
+            {"operation": "upsert", "request": {"key": "conf:t1", "value": {"t": 10}, "etag": e1, "options": {"concurrency": "first-write"}}}
+        ]))
+        .await?,
+    );
+    s.answer("nothing of the failed transaction was written", &get("conf:t3").await?);
+    s.answer(
+        "transaction with first-write on an existing key",
+        &tx(json!([{"operation": "upsert", "request": {"key": "conf:t2", "value": {"t": 20}, "options": {"concurrency": "first-write"}}}]))
+            .await?,
+    );
+    s.answer(
+        "transaction deleting with a stale ETag",
+        &tx(json!([{"operation": "delete", "request": {"key": "conf:t2", "etag": e1}}])).await?,
+    );
+    s.answer(
+        "transaction with the current ETag",
+        &tx(json!([{"operation": "upsert", "request": {"key": "conf:t1", "value": {"t": 11}, "etag": t1, "options": {"concurrency": "first-write"}}}]))
+            .await?,
+    );
+
+    // The `tasks` store: its own keyspace.
+    let saved = b
+        .call(post.clone(), "/v1.0/state/tasks", Some(json!([{"key": "task:conf-1", "value": {"id": "conf-1"}}])))
+        .await?;
+    s.answer("save to tasks", &saved);
+    s.answer("get from tasks", &b.call(Method::GET, "/v1.0/state/tasks/task:conf-1", None).await?);
+    s.answer("the same key in state", &get("task:conf-1").await?);
+    s.answer("get from an unknown store", &b.call(Method::GET, "/v1.0/state/nope/k", None).await?);
+    s.answer("save with a key containing ||", &save(json!([{"key": "a||b", "value": 1}])).await?);
+
+    // Query API.
+    let items: Vec<Value> =
+        [("q1", "alice", 1), ("q2", "bob", 2), ("q3", "alice", 3), ("q4", "carol", 10), ("q5", "alice", 5)]
+            .iter()
+            .map(|(k, owner, n)| json!({"key": format!("conf:{k}"), "value": {"owner": owner, "n": n, "kind": "q"}}))
+            .collect();
+    s.answer("save the query items", &save(Value::Array(items)).await?);
+    let query = |body: Value| b.call(Method::POST, "/v1.0-alpha1/state/state/query", Some(body));
+    s.answer("query EQ", &query(json!({"filter": {"EQ": {"owner": "bob"}}})).await?);
+    s.answer(
+        "query IN sorted",
+        &query(json!({"filter": {"IN": {"owner": ["bob", "carol"]}}, "sort": [{"key": "n", "order": "ASC"}]})).await?,
+    );
+    s.answer(
+        "query AND, sort DESC",
+        &query(json!({"filter": {"AND": [{"EQ": {"kind": "q"}}, {"EQ": {"owner": "alice"}}]}, "sort": [{"key": "n", "order": "DESC"}]}))
+            .await?,
+    );
+    let first_page =
+        query(json!({"filter": {"EQ": {"kind": "q"}}, "sort": [{"key": "n", "order": "ASC"}], "page": {"limit": 2}}))
+            .await?;
+    s.answer("query page 1", &first_page);
+    let token = first_page.body["token"].as_str().unwrap_or_default().to_owned();
+    let second_page = query(
+        json!({"filter": {"EQ": {"kind": "q"}}, "sort": [{"key": "n", "order": "ASC"}], "page": {"limit": 2, "token": token}}),
+    )
+    .await?;
+    s.answer("query page 2", &second_page);
+    let token = second_page.body["token"].as_str().unwrap_or_default().to_owned();
+    s.answer(
+        "query page 3",
+        &query(json!({"filter": {"EQ": {"kind": "q"}}, "sort": [{"key": "n", "order": "ASC"}], "page": {"limit": 2, "token": token}}))
+            .await?,
+    );
+    // Range filters as the list sends them: order keys stored as strings, compared with
+    // numbers, which daprd binds as Go's %v (exponent form from 1e6 up); text comparison.
+    let ranged: Vec<Value> = [
+        ("r1", "101765.5", "a", "1300000"),
+        ("r2", "101765", "b", "999"),
+        ("r3", "190000.000000001", "c", "2000000"),
+        ("r4", "101765.5", "d", "5"),
+    ]
+    .iter()
+    .map(|(k, key, tie, big)| json!({"key": format!("conf:{k}"), "value": {"kind": "r", "o": {"k": key, "tie": tie}, "big": big, "id": k}}))
+    .collect();
+    s.answer("save the range items", &save(Value::Array(ranged)).await?);
+    let by_key =
+        json!([{"key": "o.k", "order": "DESC"}, {"key": "o.tie", "order": "DESC"}, {"key": "id", "order": "DESC"}]);
+    s.answer(
+        "query GTE a key as a number, three sort keys",
+        &query(json!({"filter": {"AND": [{"EQ": {"kind": "r"}}, {"GTE": {"o.k": 101765}}]}, "sort": by_key})).await?,
+    );
+    s.answer(
+        "query a keyset: LTE, then OR of LT and EQ with LTE",
+        &query(json!({"filter": {"AND": [
+            {"EQ": {"kind": "r"}},
+            {"LTE": {"o.k": 190000.000000001}},
+            {"LT": {"o.k": 190000}},
+            {"OR": [{"LT": {"o.k": 101765.5}}, {"AND": [{"EQ": {"o.k": "101765.5"}}, {"LTE": {"o.tie": 100000}}]}]},
+        ]}, "sort": by_key, "page": {"limit": 3}}))
+        .await?,
+    );
+    s.answer(
+        "query GT a number of a million or more (bound as 1.234567e+06)",
+        &query(json!({"filter": {"AND": [{"EQ": {"kind": "r"}}, {"GT": {"big": 1234567}}]}, "sort": [{"key": "id"}]}))
+            .await?,
+    );
+    s.answer(
+        "query GT a string is refused",
+        &query(json!({"filter": {"AND": [{"EQ": {"kind": "r"}}, {"GT": {"o.k": "101765"}}]}})).await?,
+    );
+    s.answer("query without match", &query(json!({"filter": {"EQ": {"owner": "nobody"}}})).await?);
+    s.answer("query with an unknown filter", &query(json!({"filter": {"LIKE": {"owner": "a%"}}})).await?);
+    let not_json =
+        b.call_with(Method::POST, "/v1.0-alpha1/state/state/query", None, &[("dapr-api-token", API_TOKEN)]).await?;
+    s.answer("query with an empty body", &not_json);
+    s.answer(
+        "query of tasks",
+        &b.call(post.clone(), "/v1.0-alpha1/state/tasks/query", Some(json!({"filter": {"EQ": {"id": "conf-1"}}})))
+            .await?,
+    );
+
+    // The API token: which paths need it.
+    for (step, method, path) in [
+        ("no token: healthz", Method::GET, "/v1.0/healthz"),
+        ("no token: healthz/outbound", Method::GET, "/v1.0/healthz/outbound"),
+        ("no token: metadata", Method::GET, "/v1.0/metadata"),
+        ("no token: get state", Method::GET, "/v1.0/state/state/conf:t1"),
+        ("no token: publish", Method::POST, "/v1.0/publish/pubsub/reminders"),
+        ("no token: get job", Method::GET, "/v1.0-alpha1/jobs/conf-none"),
+    ] {
+        s.answer(step, &b.call_with(method, path, None, &[]).await?);
+    }
+    s.answer(
+        "wrong token: get state",
+        &b.call_with(Method::GET, "/v1.0/state/state/conf:t1", None, &[("dapr-api-token", "wrong")]).await?,
+    );
+    Ok(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_calls_answer_as_daprd_does() -> anyhow::Result<()> {
+    differential("state", &[], |b| Box::pin(state_calls(b))).await
+}
