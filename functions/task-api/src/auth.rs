@@ -70,8 +70,25 @@ pub struct Claims {
     pub iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// One audience or several (RFC 7519 §4.1.3): providers that sign for more than one
+    /// application send an array, and the token is ours when the configured audience is in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+/// A token's `aud`: a string, or an array of strings (RFC 7519 §4.1.3). jsonwebtoken checks
+/// either form against the configured audience; this type only lets both decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<&str> for Audience {
+    fn from(audience: &str) -> Self {
+        Self::One(audience.to_owned())
+    }
 }
 
 impl Claims {
@@ -91,7 +108,7 @@ impl Claims {
     /// works against a deployment that checks them.
     pub fn for_config(mut self, config: &Config) -> Self {
         self.iss = config.jwt_issuer.clone();
-        self.aud = config.jwt_audience.clone();
+        self.aud = config.jwt_audience.as_deref().map(Audience::from);
         self
     }
 }
@@ -595,7 +612,24 @@ mod tests {
 
         let wrong_iss = Claims { iss: Some("https://evil.example".into()), ..good.clone() };
         assert_eq!(reason(check(wrong_iss).await), "wrong token issuer");
-        let wrong_aud = Claims { aud: Some("billing".into()), ..good };
+        let wrong_aud = Claims { aud: Some("billing".into()), ..good.clone() };
         assert_eq!(reason(check(wrong_aud).await), "wrong token audience");
+
+        // An array is a list of audiences: ours among them is enough, in any place.
+        for audiences in [vec!["todo"], vec!["billing", "todo"], vec!["todo", "billing"]] {
+            let many = Audience::Many(audiences.iter().map(|a| (*a).to_owned()).collect());
+            let token = Claims { aud: Some(many), ..good.clone() };
+            assert!(check(token).await.is_ok(), "aud {audiences:?} names todo");
+        }
+        for audiences in [vec![], vec!["billing"], vec!["billing", "Todo"]] {
+            let many = Audience::Many(audiences.iter().map(|a| (*a).to_owned()).collect());
+            let token = Claims { aud: Some(many), ..good.clone() };
+            assert_eq!(reason(check(token).await), "wrong token audience", "aud {audiences:?}");
+        }
+        // Neither a string nor an array of strings: malformed, not a wrong audience.
+        let mut odd = serde_json::to_value(&good).unwrap();
+        odd["aud"] = serde_json::json!(["todo", 7]);
+        let refused = strict.verify(&sign(SECRET.as_bytes(), &odd).unwrap()).await;
+        assert_eq!(reason(refused), "malformed token", "aud [\"todo\", 7] is malformed");
     }
 }
