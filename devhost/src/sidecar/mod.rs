@@ -127,6 +127,8 @@ pub fn router(host: Arc<Host>, app_id: &str) -> Router {
         .route("/v1.0/metadata", get(metadata::metadata))
         .route("/v1.0/publish/{pubsub}", post(publish::publish_without_topic))
         .route("/v1.0/publish/{pubsub}/{*topic}", post(publish::publish))
+        .route("/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}", post(publish::bulk_publish).put(publish::bulk_publish))
+        .route("/v1.0/publish/bulk/{pubsub}/{*topic}", post(publish::bulk_publish).put(publish::bulk_publish))
         .route("/v1.0/state/{store}", post(state::save_state).put(state::save_state))
         .route("/v1.0/state/{store}/bulk", post(state::bulk_get).put(state::bulk_get))
         .route("/v1.0/state/{store}/transaction", post(state::transaction).put(state::transaction))
