@@ -1,4 +1,4 @@
-//! Publish and subscriptions: publish metadata and errors, the CloudEvent and the delivery, routing, statuses, dead letters, trace context.
+//! Publish and subscriptions: publish metadata and errors, message TTLs and `expiration`, the CloudEvent and the delivery, an own CloudEvent's trace context and id, bulk publish and its errors, routing, statuses, dead letters, trace context.
 
 use super::*;
 
@@ -396,6 +396,16 @@ async fn issue18_publishes(b: &Backend, s: &mut Steps) -> anyhow::Result<Issue18
         s.answer(step, &bulk(pubsub, topic, metadata, body).await?);
     }
     s.answer(
+        "bulk publish to a topic the broker does not have",
+        &bulk(
+            "pubsub",
+            "conformance-no-such-topic",
+            &[],
+            json!([good(), one("b", json!({"n": 2}), "application/json")]),
+        )
+        .await?,
+    );
+    s.answer(
         "bulk publish on /v1.0 to an unknown pubsub",
         &b.call(Method::POST, "/v1.0/publish/bulk/nope/reminders", Some(json!([good()]))).await?,
     );
@@ -483,6 +493,20 @@ async fn publish_and_subscription_answers_as_daprd_does() -> anyhow::Result<()> 
                         {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "DAPR_PUBSUB_PUBLISH_MESSAGE",
                          "domain": "dapr.io", "metadata": {"topic": "conformance-no-such-topic", "error": "<error>"}}
                     ]
+                }
+            }),
+        },
+        // The same for a bulk publish: daprd answers with every entry failed (Kafka's bulk
+        // produce), devhost commits them all.
+        Documented {
+            step: "bulk publish to a topic the broker does not have",
+            devhost: json!({"body": null, "status": 204}),
+            daprd: json!({
+                "status": 500,
+                "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE",
+                "body": {
+                    "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE",
+                    "failedEntries": [{"entryId": "a", "error": "<error>"}, {"entryId": "b", "error": "<error>"}]
                 }
             }),
         },

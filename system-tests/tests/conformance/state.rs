@@ -1,4 +1,4 @@
-//! State: get/save/delete, bulk get, transactions, the Query API, errors, the API token.
+//! State: get/save/delete, bulk get, transactions, URL metadata, option values, what Go's decoders refuse, `ttlInSeconds`, the Query API and its parser, errors, the API token on every API.
 
 use super::*;
 
