@@ -20,24 +20,29 @@ pub const DEFAULT_TYPE: &str = "com.dapr.event.sent";
 pub const DEFAULT_CONTENT_TYPE: &str = "text/plain";
 pub const CLOUDEVENTS_CONTENT_TYPE: &str = "application/cloudevents+json";
 
-/// The media type without parameters, lower-cased.
-fn media_type(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+/// components-contrib `contenttype.isContentType` (`contenttype/utils.go`): the content type,
+/// lower-cased, is `expected`, or is it up to its first `;` (nothing trimmed).
+fn is_content_type(content_type: &str, expected: &str) -> bool {
+    let lower = content_type.to_ascii_lowercase();
+    lower == expected || lower.split_once(';').is_some_and(|(media, _)| media == expected)
 }
 
-/// components-contrib `contenttype.IsJSONContentType`: `application/json` or `+json`.
+/// components-contrib `contenttype.IsJSONContentType`: `application/json` only (a `+json` type
+/// such as `application/problem+json` is not JSON to Dapr: its data is kept as a string).
 pub fn is_json(content_type: &str) -> bool {
-    let m = media_type(content_type);
-    m == "application/json" || m.ends_with("+json")
+    is_content_type(content_type, "application/json")
 }
 
+/// `contenttype.IsCloudEventContentType`.
 pub fn is_cloudevent(content_type: &str) -> bool {
-    media_type(content_type) == CLOUDEVENTS_CONTENT_TYPE
+    is_content_type(content_type, CLOUDEVENTS_CONTENT_TYPE)
 }
 
-/// components-contrib `contenttype.IsBinaryContentType`.
+/// `contenttype.IsBinaryContentType`, and `application/cloudevents+protobuf`, which
+/// `NewCloudEventsEnvelope` encodes as `data_base64` too.
 pub fn is_binary(content_type: &str) -> bool {
-    media_type(content_type) == "application/octet-stream"
+    is_content_type(content_type, "application/octet-stream")
+        || is_content_type(content_type, "application/cloudevents+protobuf")
 }
 
 /// A W3C trace context: continue `incoming` (new span, same trace) or start a new trace.

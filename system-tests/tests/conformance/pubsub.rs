@@ -255,6 +255,23 @@ async fn issue18_publishes(b: &Backend, s: &mut Steps) -> anyhow::Result<Issue18
         s.answer(&step, &b.call(Method::POST, &path, Some(json!({"answer": "success"}))).await?);
         expiring.push((step, id.to_owned()));
     }
+    // Content types as components-contrib tells them apart: only `application/json` (in any
+    // case) is JSON data; a `+json` type is a string.
+    for (id, content_type) in
+        [("conf-ct-problem-json", "application/problem+json"), ("conf-ct-upper-json", "Application/JSON")]
+    {
+        let path = publish_path(TOPIC_PLAIN, &[("partitionKey", ISSUE18_KEY), ("cloudevent.id", id)]);
+        let status = b
+            .http
+            .post(format!("{}{path}", b.sidecar))
+            .header("dapr-api-token", API_TOKEN)
+            .header("content-type", content_type)
+            .body(r#"{"answer":"success","n":1}"#)
+            .send()
+            .await?
+            .status();
+        s.add(&format!("publish as {content_type}"), json!({"status": status.as_u16()}));
+    }
     // An own CloudEvent's `expiration`, and a TTL that replaces it.
     let own = |event: Value, metadata: &[(&str, &str)], traceparent: Option<&str>| {
         let mut pairs = vec![("partitionKey", ISSUE18_KEY)];
@@ -452,10 +469,10 @@ async fn issue18_deliveries(b: &Backend, s: &mut Steps, issue18: Issue18) -> any
             }))),
         );
     }
-    for id in ["conf-bulk-json", "conf-bulk-text", "conf-bulk-binary"] {
+    for id in ["conf-ct-problem-json", "conf-ct-upper-json", "conf-bulk-json", "conf-bulk-text", "conf-bulk-binary"] {
         let delivered = rec.deliveries(id);
         s.add(
-            &format!("bulk-published {id}: delivered CloudEvent"),
+            &format!("{id}: delivered CloudEvent"),
             json!({"deliveries": delivered.len(), "event": delivered.first().map(|c| normalise(&c.body))}),
         );
     }
