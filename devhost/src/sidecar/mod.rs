@@ -176,9 +176,16 @@ async fn not_emulated(method: Method, uri: axum::http::Uri) -> ApiError {
     )
 }
 
-/// `metadata.<key>=<value>` query parameters, prefix removed.
+/// `metadata.<key>=<value>` query parameters, prefix removed; of a repeated key the first
+/// (dapr/dapr `pkg/api/http/http.go` `getMetadataFromRequest`: `value[0]`).
 pub(super) fn metadata_params(query: &[(String, String)]) -> BTreeMap<String, String> {
-    query.iter().filter_map(|(k, v)| k.strip_prefix("metadata.").map(|k| (k.to_owned(), v.clone()))).collect()
+    let mut metadata = BTreeMap::new();
+    for (k, v) in query {
+        if let Some(k) = k.strip_prefix("metadata.") {
+            metadata.entry(k.to_owned()).or_insert_with(|| v.clone());
+        }
+    }
+    metadata
 }
 
 pub(super) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

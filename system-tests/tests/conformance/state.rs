@@ -263,6 +263,14 @@ async fn state_edge_calls(b: &Backend, s: &mut Steps) -> anyhow::Result<()> {
         s.add(&format!("{key}, saved with the URL TTL, expires"), json!(gone.is_ok()));
     }
     s.answer(
+        "save with URL metadata ttlInSeconds given twice, abc first",
+        &save_at(
+            "?metadata.ttlInSeconds=abc&metadata.ttlInSeconds=1",
+            json!([{"key": "conf:url-ttl-bad", "value": 1}]),
+        )
+        .await?,
+    );
+    s.answer(
         "save with URL metadata ttlInSeconds=abc",
         &save_at("?metadata.ttlInSeconds=abc", json!([{"key": "conf:url-ttl-bad", "value": 1}])).await?,
     );
