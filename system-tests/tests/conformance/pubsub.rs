@@ -351,6 +351,23 @@ async fn issue18_publishes(b: &Backend, s: &mut Steps) -> anyhow::Result<Issue18
         )
         .await?,
     );
+    // Raw payloads go to the broker as they are, keyed by the request's `partitionKey` over the
+    // entry's (the Kafka component copies the request's metadata over each entry's). The
+    // dead-letter topic has no subscriber: what arrived is read from the broker.
+    s.answer(
+        "bulk publish with rawPayload",
+        &bulk(
+            "pubsub",
+            DEAD_LETTERS,
+            &[("rawPayload", "true"), ("partitionKey", "conf-raw-url-key")],
+            json!([
+                {"entryId": "r1", "event": {"raw": "conf-bulk-raw-1"}, "contentType": "application/json",
+                 "metadata": {"partitionKey": "conf-raw-entry-key"}},
+                {"entryId": "r2", "event": "conf-bulk-raw-2 as text", "contentType": "text/plain"}
+            ]),
+        )
+        .await?,
+    );
     let one = |entry_id: &str, event: Value, content_type: &str| json!({"entryId": entry_id, "event": event, "contentType": content_type, "metadata": keyed("conf-bulk-error")});
     let good = || one("a", json!({"n": 1}), "application/json");
     for (step, pubsub, topic, metadata, body) in [
@@ -487,6 +504,20 @@ async fn issue18_deliveries(b: &Backend, s: &mut Steps, issue18: Issue18) -> any
         })}),
     );
     s.add("bulk publish errors published nothing", json!(rec.deliveries("conf-bulk-error").len()));
+    let raw = system_tests::api::eventually("the raw bulk entries on the broker", Duration::from_secs(30), || async {
+        let raw: Vec<Value> = b
+            .topic(DEAD_LETTERS)
+            .await?
+            .into_iter()
+            .filter(|(_, body)| {
+                body.get("raw").is_some() || body.as_str().is_some_and(|t| t.starts_with("conf-bulk-raw"))
+            })
+            .map(|(key, body)| json!({"key": key, "value": body}))
+            .collect();
+        Ok((raw.len() >= 2).then_some(raw))
+    })
+    .await?;
+    s.add("raw bulk entries as the broker has them", json!(raw));
     Ok(())
 }
 
