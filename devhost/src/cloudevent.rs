@@ -20,24 +20,29 @@ pub const DEFAULT_TYPE: &str = "com.dapr.event.sent";
 pub const DEFAULT_CONTENT_TYPE: &str = "text/plain";
 pub const CLOUDEVENTS_CONTENT_TYPE: &str = "application/cloudevents+json";
 
-/// The media type without parameters, lower-cased.
-fn media_type(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+/// components-contrib `contenttype.isContentType` (`contenttype/utils.go`): the content type,
+/// lower-cased, is `expected`, or is it up to its first `;` (nothing trimmed).
+fn is_content_type(content_type: &str, expected: &str) -> bool {
+    let lower = content_type.to_ascii_lowercase();
+    lower == expected || lower.split_once(';').is_some_and(|(media, _)| media == expected)
 }
 
-/// components-contrib `contenttype.IsJSONContentType`: `application/json` or `+json`.
+/// components-contrib `contenttype.IsJSONContentType`: `application/json` only (a `+json` type
+/// such as `application/problem+json` is not JSON to Dapr: its data is kept as a string).
 pub fn is_json(content_type: &str) -> bool {
-    let m = media_type(content_type);
-    m == "application/json" || m.ends_with("+json")
+    is_content_type(content_type, "application/json")
 }
 
+/// `contenttype.IsCloudEventContentType`.
 pub fn is_cloudevent(content_type: &str) -> bool {
-    media_type(content_type) == CLOUDEVENTS_CONTENT_TYPE
+    is_content_type(content_type, CLOUDEVENTS_CONTENT_TYPE)
 }
 
-/// components-contrib `contenttype.IsBinaryContentType`.
+/// `contenttype.IsBinaryContentType`, and `application/cloudevents+protobuf`, which
+/// `NewCloudEventsEnvelope` encodes as `data_base64` too.
 pub fn is_binary(content_type: &str) -> bool {
-    media_type(content_type) == "application/octet-stream"
+    is_content_type(content_type, "application/octet-stream")
+        || is_content_type(content_type, "application/cloudevents+protobuf")
 }
 
 /// A W3C trace context: continue `incoming` (new span, same trace) or start a new trace.
@@ -112,10 +117,22 @@ pub struct Publish<'a> {
 pub fn wrap(p: &Publish<'_>) -> Result<Value, String> {
     let content_type = p.content_type.filter(|c| !c.is_empty());
     let mut ce = if let Some(ct) = content_type.filter(|c| is_cloudevent(c)) {
-        let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(p.body) else {
-            return Err("the body is not a CloudEvent (a JSON object) although the content type is \
-                        application/cloudevents+json"
-                .to_owned());
+        // `unmarshalPrecise` into a map: Go's decoder error.
+        let mut m = match serde_json::from_slice::<Value>(p.body) {
+            Ok(Value::Object(m)) => m,
+            Ok(other) => {
+                let kind = match other {
+                    Value::Null => "null",
+                    Value::Bool(_) => "bool",
+                    Value::Number(_) => "number",
+                    Value::String(_) => "string",
+                    Value::Array(_) => "array",
+                    Value::Object(_) => "object",
+                };
+                return Err(format!("json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"));
+            }
+            Err(e) if p.body.iter().all(u8::is_ascii_whitespace) => return Err(format!("EOF ({e})")),
+            Err(e) => return Err(format!("the body is not a CloudEvent: {e}")),
         };
         let _ = ct;
         // FromCloudEvent: the routing fields are always set; the trace fields and the time only
@@ -158,12 +175,43 @@ pub fn wrap(p: &Publish<'_>) -> Result<Value, String> {
         }
         m
     };
-    // ApplyMetadata: an unparsable TTL is ignored (no expiration), not an error.
-    if let Some(secs) = p.metadata.get("ttlInSeconds").and_then(|t| t.trim().parse::<i64>().ok()) {
-        let expiration = chrono::Utc::now() + chrono::Duration::seconds(secs);
+    // ApplyMetadata (the Kafka component has no FeatureMessageTTL, so daprd handles the TTL):
+    // it overwrites an `expiration` the event carried.
+    if let Some(ttl) = message_ttl(p.metadata) {
+        let expiration = chrono::Utc::now() + ttl;
         ce.insert("expiration".into(), json!(expiration.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
     }
     Ok(Value::Object(ce))
+}
+
+/// A publish's message TTL as components-contrib `metadata.TryGetTTL` reads it
+/// (`metadata/utils.go`) and `pubsub.ApplyMetadata` uses it (`pubsub/envelope.go`), which
+/// ignores its error: the value of `ttl`, else `ttlInSeconds` (keys in any case, dapr/kit
+/// `GetMetadataProperty`); a Go duration (`90s`, `1h`, and `0`) is taken as is, a negative
+/// one as 0 (an event that expires at once); else an integer number of seconds, which must be
+/// above 0. Anything else (`-1`, `abc`) is no TTL: the publish succeeds and the event never
+/// expires.
+pub fn message_ttl(metadata: &BTreeMap<String, String>) -> Option<chrono::Duration> {
+    let lookup = |name: &str| metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let val = lookup("ttl").or_else(|| lookup("ttlInSeconds")).filter(|v| !v.is_empty())?;
+    // Go's time.ParseDuration does not trim.
+    if !val.contains(char::is_whitespace) {
+        let (negative, unsigned) = match val.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, val.strip_prefix('+').unwrap_or(val)),
+        };
+        if !unsigned.starts_with(['+', '-'])
+            && let Ok(d) = crate::duration::parse_go(unsigned)
+        {
+            if negative {
+                return Some(chrono::Duration::zero());
+            }
+            return Some(chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::days(106_751)));
+        }
+    }
+    let seconds: i64 = val.parse().ok().filter(|s| *s > 0)?;
+    // Go's time.Duration (int64 nanoseconds) caps it at about 292 years.
+    Some(chrono::Duration::seconds(seconds.min(9_223_372_036)))
 }
 
 /// `data` by content type: JSON kept as JSON (a string if it does not parse), binary as
@@ -207,6 +255,27 @@ pub fn has_expired(ce: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ttls_read_as_dapr_reads_them() {
+        let ttl = |pairs: &[(&str, &str)]| {
+            let metadata: BTreeMap<String, String> =
+                pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            message_ttl(&metadata).map(|d| d.num_seconds())
+        };
+        assert_eq!(ttl(&[("ttlInSeconds", "60")]), Some(60));
+        assert_eq!(ttl(&[("TTLINSECONDS", "60")]), Some(60));
+        assert_eq!(ttl(&[("ttl", "90s"), ("ttlInSeconds", "5")]), Some(90));
+        assert_eq!(ttl(&[("ttlInSeconds", "1m")]), Some(60));
+        // `0` parses as a Go duration: an expiration of now. A negative duration is 0 too.
+        assert_eq!(ttl(&[("ttlInSeconds", "0")]), Some(0));
+        assert_eq!(ttl(&[("ttlInSeconds", "-5s")]), Some(0));
+        // An integer must be above 0, and anything else is no TTL, not an error.
+        assert_eq!(ttl(&[("ttlInSeconds", "-1")]), None);
+        assert_eq!(ttl(&[("ttlInSeconds", "abc")]), None);
+        assert_eq!(ttl(&[("ttlInSeconds", "")]), None);
+        assert_eq!(ttl(&[]), None);
+    }
 
     #[test]
     fn traceparent_continues_the_trace() {

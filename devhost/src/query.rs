@@ -306,7 +306,7 @@ mod tests {
     fn pages_slice_the_sorted_rows_and_always_carry_a_token_with_a_limit() {
         let hit = |k: &str| (Arc::from(k), Arc::new(json!(k)), 1);
         let hits = [hit("a"), hit("b"), hit("c")];
-        let q = |limit, offset| Query { filter: None, sort: vec![], limit, offset };
+        let q = |limit, offset| Query { filter: None, sort: vec![], limit, offset, refused: None };
         let keys = |(page, token): (Vec<QueryHit>, Option<String>)| {
             (page.iter().map(|(k, _, _)| k.to_string()).collect::<Vec<_>>(), token)
         };

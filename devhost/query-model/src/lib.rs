@@ -20,6 +20,10 @@ pub struct Query {
     pub sort: Vec<(String, bool)>,
     pub limit: usize,
     pub offset: usize,
+    /// What v1 refuses only when it builds or runs the SQL, after the filter (`Finalize` and
+    /// Postgres): a page token that is not a number, then a sort order that is not ASC or
+    /// DESC, then a negative offset. [`check_query`] reports it.
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,56 +44,127 @@ pub enum CompareOp {
     Lte,
 }
 
-/// Parses the query body. `Err` is a malformed request (400).
+/// Parses the query body as daprd does: `encoding/json` into components-contrib's
+/// `query.Query` (`state/query/query.go`), whose unknown fields are ignored, then the filter
+/// (`state/query/filter.go` `ParseFilter`), then what `state.postgresql` v1 does with sort and
+/// page (`common/component/postgresql/v1/postgresql_query.go` `Finalize`): the sort order goes
+/// into the SQL as written (so `asc`, `DESC`, ... in any case; anything else is a syntax error
+/// there), a `page.limit` of 0 or less is no limit, and `page.token` is the row offset.
+/// `Err` is a query failure (daprd answers 500 `ERR_STATE_QUERY` to every one).
 pub fn parse_query(body: &Value) -> Result<Query, String> {
-    let Value::Object(map) = body else { return Err("the query must be a JSON object".to_owned()) };
-    for key in map.keys() {
-        if !matches!(key.as_str(), "filter" | "sort" | "page") {
-            return Err(format!("unknown query field {key:?} (filter, sort, page)"));
-        }
-    }
+    let Value::Object(map) = body else {
+        return Err(format!("json: cannot unmarshal {} into Go value of type query.QueryFields", json_kind(body)));
+    };
+    // encoding/json's `UnmarshalTypeError`: the innermost struct, the full field path, and the
+    // number itself when it does not fit the numeric type.
+    let type_error = |field: &str, value: &Value, go_type: &str| {
+        let go_struct = match field.split('.').next() {
+            Some("sort") => "Sorting",
+            Some("page") if field != "page" => "Pagination",
+            _ => "QueryFields",
+        };
+        let kind = match value {
+            Value::Number(n) if go_type == "int" => format!("number {n}"),
+            other => json_kind(other).to_owned(),
+        };
+        format!("json: cannot unmarshal {kind} into Go struct field {go_struct}.{field} of type {go_type}")
+    };
+    let mut syntax_error = None;
+    let mut token_error = None;
+    let mut offset_error = None;
     let filter = match map.get("filter") {
         None | Some(Value::Null) => None,
         Some(Value::Object(f)) if f.is_empty() => None,
-        Some(f) => Some(parse_filter(f)?),
+        Some(f @ Value::Object(_)) => Some(parse_filter(f)?),
+        Some(other) => return Err(type_error("filter", other, "map[string]interface {}")),
     };
     let mut sort = Vec::new();
-    if let Some(items) = map.get("sort").filter(|v| !v.is_null()) {
-        let Value::Array(items) = items else { return Err("`sort` must be a list".to_owned()) };
-        for item in items {
-            let key = item.get("key").and_then(Value::as_str).ok_or("every sort entry needs a `key`")?;
-            let desc = match item.get("order").and_then(Value::as_str) {
-                None | Some("ASC") | Some("") => false,
-                Some("DESC") => true,
-                Some(other) => return Err(format!("sort order {other:?} must be ASC or DESC")),
-            };
-            sort.push((key.to_owned(), desc));
+    match map.get("sort") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                let (key, order) = match item {
+                    Value::Null => (String::new(), String::new()),
+                    Value::Object(m) => {
+                        let string = |name: &str| match m.get(name) {
+                            None | Some(Value::Null) => Ok(String::new()),
+                            Some(Value::String(s)) => Ok(s.clone()),
+                            Some(other) => Err(type_error(&format!("sort.{name}"), other, "string")),
+                        };
+                        (string("key")?, string("order")?)
+                    }
+                    other => return Err(type_error("sort", other, "query.Sorting")),
+                };
+                let desc = match order.to_ascii_uppercase().as_str() {
+                    "" | "ASC" => false,
+                    "DESC" => true,
+                    _ => {
+                        syntax_error.get_or_insert_with(|| {
+                            format!("ERROR: syntax error at or near \"{order}\" (SQLSTATE 42601)")
+                        });
+                        false
+                    }
+                };
+                sort.push((key, desc));
+            }
         }
+        Some(other) => return Err(type_error("sort", other, "[]query.Sorting")),
     }
     let (mut limit, mut offset) = (0, 0);
-    if let Some(page) = map.get("page").filter(|v| !v.is_null()) {
-        if let Some(l) = page.get("limit") {
-            limit = l.as_u64().ok_or("page.limit must be a non-negative integer")? as usize;
+    match map.get("page") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(page)) => {
+            match page.get("limit") {
+                None | Some(Value::Null) => {}
+                Some(l) => {
+                    // A Go `int`: a fraction or a string does not decode; 0 or less is no limit.
+                    let n = l.as_i64().ok_or_else(|| type_error("page.limit", l, "int"))?;
+                    limit = usize::try_from(n).unwrap_or(0);
+                }
+            }
+            match page.get("token") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(t)) if t.is_empty() => {}
+                Some(Value::String(t)) => match t.parse::<i64>() {
+                    Ok(skip) => match usize::try_from(skip) {
+                        Ok(skip) => offset = skip,
+                        Err(_) => offset_error = Some("ERROR: OFFSET must not be negative (SQLSTATE 2201X)".to_owned()),
+                    },
+                    Err(_) => token_error = Some(format!("strconv.ParseInt: parsing {t:?}: invalid syntax")),
+                },
+                Some(other) => return Err(type_error("page.token", other, "string")),
+            }
         }
-        if let Some(t) = page.get("token").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-            offset = t.parse().map_err(|_| format!("page.token {t:?} is not a token this store issued"))?;
-        }
+        Some(other) => return Err(type_error("page", other, "query.Pagination")),
     }
-    Ok(Query { filter, sort, limit, offset })
+    Ok(Query { filter, sort, limit, offset, refused: token_error.or(syntax_error).or(offset_error) })
 }
 
-pub fn parse_filter(value: &Value) -> Result<Filter, String> {
-    let Value::Object(map) = value else { return Err("a filter must be an object".to_owned()) };
-    if map.len() != 1 {
-        return Err("a filter must have exactly one operator (EQ, NEQ, GT, GTE, LT, LTE, IN, AND, OR)".to_owned());
+/// The JSON type name in Go's `UnmarshalTypeError`.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
-    let Some((op, arg)) = map.iter().next() else { return Err("empty filter".to_owned()) };
+}
+
+/// components-contrib `state/query/filter.go` `ParseFilter`, with its messages. An empty `IN`
+/// list parses; v1 refuses it when it builds the SQL ([`check_query`]).
+pub fn parse_filter(value: &Value) -> Result<Filter, String> {
+    let Value::Object(map) = value else { return Err("filter unit must be a map".to_owned()) };
+    if map.len() != 1 {
+        return Err("filter unit must have a single element".to_owned());
+    }
+    let Some((op, arg)) = map.iter().next() else { return Err("filter unit must have a single element".to_owned()) };
     let single = |arg: &Value| -> Result<(String, Value), String> {
-        match arg {
-            Value::Object(m) if m.len() == 1 => {
-                m.iter().next().map(|(k, v)| (k.clone(), v.clone())).ok_or_else(|| format!("{op} needs one field"))
-            }
-            _ => Err(format!("{op} takes an object with exactly one field")),
+        let Value::Object(m) = arg else { return Err(format!("{op} filter must be a map")) };
+        match m.iter().next() {
+            Some((k, v)) if m.len() == 1 => Ok((k.clone(), v.clone())),
+            _ => Err(format!("{op} filter must contain a single key/value pair")),
         }
     };
     let compare = |cmp: CompareOp| -> Result<Filter, String> {
@@ -105,38 +180,38 @@ pub fn parse_filter(value: &Value) -> Result<Filter, String> {
         "LTE" => compare(CompareOp::Lte),
         "IN" => {
             let (path, values) = single(arg)?;
-            let Value::Array(values) = values else { return Err("IN takes a list of values".to_owned()) };
-            if values.is_empty() {
-                return Err(format!("empty IN operator for key {path:?}"));
-            }
+            let Value::Array(values) = values else { return Err("IN filter value must be an array".to_owned()) };
             Ok(Filter::In { path, values })
         }
         "AND" | "OR" => {
-            let Value::Array(items) = arg else { return Err(format!("{op} takes a list of filters")) };
-            // components-contrib `state/query/filter.go`, `parseFilters`.
+            let Value::Array(items) = arg else { return Err(format!("{op} filter must be an array")) };
+            // `parseFilters`: a one-entry AND or OR is refused, not taken as its entry.
             if items.len() < 2 {
                 return Err(format!("{op} filter must contain at least two entries"));
             }
             let filters = items.iter().map(parse_filter).collect::<Result<Vec<_>, _>>()?;
             Ok(if op == "AND" { Filter::And(filters) } else { Filter::Or(filters) })
         }
-        other => Err(format!("unsupported filter operator {other:?}")),
+        other => Err(format!("unsupported filter {other:?}")),
     }
 }
 
-/// Checks what Postgres v1 refuses when building the SQL (ordering operators on strings).
-/// `Err` is a query failure (500).
+/// What Postgres v1 refuses when it builds and runs the SQL, in its order: the filter's
+/// ordering operators on strings and empty `IN` lists (`postgresql_query.go` `VisitGT`...,
+/// `VisitIN`), then [`Query::refused`]. `Err` is a query failure (500).
 pub fn check_query(query: &Query) -> Result<(), String> {
     fn walk(f: &Filter) -> Result<(), String> {
         match f {
             Filter::Compare { op, value: Value::String(s), .. } if !matches!(op, CompareOp::Eq | CompareOp::Neq) => {
                 Err(format!("unsupported type of value {s}; string type not permitted"))
             }
+            Filter::In { path, values } if values.is_empty() => Err(format!("empty IN operator for key {path:?}")),
             Filter::And(items) | Filter::Or(items) => items.iter().try_for_each(walk),
             _ => Ok(()),
         }
     }
-    query.filter.as_ref().map_or(Ok(()), walk)
+    query.filter.as_ref().map_or(Ok(()), walk)?;
+    query.refused.clone().map_or(Ok(()), Err)
 }
 
 /// Postgres `value->'a'->>'b'`: the text of the value at a dotted path, `None` for SQL NULL.
@@ -299,6 +374,49 @@ mod tests {
             let one = json!({op: [{"EQ": {"a": 1}}]});
             assert_eq!(parse_filter(&one).unwrap_err(), format!("{op} filter must contain at least two entries"));
             assert!(parse_filter(&json!({op: [{"EQ": {"a": 1}}, {"NEQ": {"a": 2}}]})).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_query_body_decodes_as_in_daprd() {
+        // Unknown fields are ignored, the order's case does not matter, a limit of 0 or less
+        // is no limit.
+        let q =
+            parse_query(&json!({"filter": {}, "sort": [{"key": "a", "order": "desc"}, {"key": "b", "order": "Asc"}],
+                                    "page": {"limit": -3, "token": "2"}, "query": "x"}))
+            .unwrap();
+        assert_eq!(
+            q,
+            Query {
+                filter: None,
+                sort: vec![("a".into(), true), ("b".into(), false)],
+                limit: 0,
+                offset: 2,
+                refused: None
+            }
+        );
+        // Refused when v1 builds or runs the SQL, after the filter's own refusals.
+        for (body, refused) in [
+            (
+                json!({"sort": [{"key": "a", "order": "sideways"}]}),
+                "ERROR: syntax error at or near \"sideways\" (SQLSTATE 42601)",
+            ),
+            (json!({"page": {"limit": 2, "token": "x"}}), "strconv.ParseInt: parsing \"x\": invalid syntax"),
+            (json!({"page": {"limit": 2, "token": "-1"}}), "ERROR: OFFSET must not be negative (SQLSTATE 2201X)"),
+            (json!({"filter": {"IN": {"a": []}}}), "empty IN operator for key \"a\""),
+            (json!({"filter": {"IN": {"a": []}}, "page": {"token": "x"}}), "empty IN operator for key \"a\""),
+        ] {
+            assert_eq!(check_query(&parse_query(&body).unwrap()).unwrap_err(), refused, "{body}");
+        }
+        for bad in [
+            json!({"page": {"limit": 2.5}}),
+            json!({"page": {"limit": "2"}}),
+            json!({"page": {"limit": 2, "token": 2}}),
+            json!({"filter": []}),
+            json!({"filter": {"eq": {"a": 1}}}),
+            json!([]),
+        ] {
+            assert!(parse_query(&bad).is_err(), "{bad}");
         }
     }
 

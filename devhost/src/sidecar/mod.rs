@@ -127,6 +127,8 @@ pub fn router(host: Arc<Host>, app_id: &str) -> Router {
         .route("/v1.0/metadata", get(metadata::metadata))
         .route("/v1.0/publish/{pubsub}", post(publish::publish_without_topic))
         .route("/v1.0/publish/{pubsub}/{*topic}", post(publish::publish))
+        .route("/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}", post(publish::bulk_publish).put(publish::bulk_publish))
+        .route("/v1.0/publish/bulk/{pubsub}/{*topic}", post(publish::bulk_publish).put(publish::bulk_publish))
         .route("/v1.0/state/{store}", post(state::save_state).put(state::save_state))
         .route("/v1.0/state/{store}/bulk", post(state::bulk_get).put(state::bulk_get))
         .route("/v1.0/state/{store}/transaction", post(state::transaction).put(state::transaction))
@@ -174,9 +176,16 @@ async fn not_emulated(method: Method, uri: axum::http::Uri) -> ApiError {
     )
 }
 
-/// `metadata.<key>=<value>` query parameters, prefix removed.
+/// `metadata.<key>=<value>` query parameters, prefix removed; of a repeated key the first
+/// (dapr/dapr `pkg/api/http/http.go` `getMetadataFromRequest`: `value[0]`).
 pub(super) fn metadata_params(query: &[(String, String)]) -> BTreeMap<String, String> {
-    query.iter().filter_map(|(k, v)| k.strip_prefix("metadata.").map(|k| (k.to_owned(), v.clone()))).collect()
+    let mut metadata = BTreeMap::new();
+    for (k, v) in query {
+        if let Some(k) = k.strip_prefix("metadata.") {
+            metadata.entry(k.to_owned()).or_insert_with(|| v.clone());
+        }
+    }
+    metadata
 }
 
 pub(super) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ApiError, Ctx, error_info, field_violation, header, resource_info};
+use super::{ApiError, Ctx, error_info, field_violation, header, metadata_params, resource_info};
 use crate::outbox;
 use crate::query;
 use crate::state::{self, Op, StateError};
@@ -60,66 +60,167 @@ struct Item {
     value: Value,
     etag: Option<String>,
     metadata: BTreeMap<String, String>,
-    first_write: bool,
+    /// `options.concurrency` and `options.consistency` as sent: the store validates them when
+    /// it writes (components-contrib `state.CheckRequestOptions`), so a bad one is a 500.
+    concurrency: String,
+    consistency: String,
     content_type: Option<String>,
 }
 
-fn parse_item(v: &Value) -> Result<Item, String> {
-    let Value::Object(m) = v else { return Err("a state item must be an object".to_owned()) };
-    let key =
-        m.get("key").and_then(Value::as_str).filter(|k| !k.is_empty()).ok_or("a state item needs a non-empty `key`")?;
-    let etag = match m.get("etag") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => return Err("`etag` must be a string".to_owned()),
-    };
-    let mut metadata = BTreeMap::new();
-    if let Some(Value::Object(meta)) = m.get("metadata") {
-        for (k, v) in meta {
-            metadata
-                .insert(k.clone(), crate::fields::scalar_string(v).ok_or(format!("metadata {k:?} must be a string"))?);
+/// How daprd decodes a state item: a save with Go's `encoding/json` into `state.SetRequest`
+/// (dapr/dapr `pkg/api/http/http.go` `onPostState`), a transaction upsert with mapstructure
+/// (`onPostStateTransaction`). Neither converts types: a numeric `etag` or a numeric
+/// `ttlInSeconds` in `metadata` is a malformed request (400), not a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decoder {
+    Json,
+    Mapstructure,
+}
+
+impl Decoder {
+    /// The decoder's error for a value of the wrong type at `field` (a Go struct field path).
+    fn type_error(self, field: &str, value: &Value, go_type: &str) -> String {
+        match self {
+            // encoding/json `UnmarshalTypeError`.
+            Decoder::Json => {
+                let kind = match value {
+                    Value::Null => "null",
+                    Value::Bool(_) => "bool",
+                    Value::Number(_) => "number",
+                    Value::String(_) => "string",
+                    Value::Array(_) => "array",
+                    Value::Object(_) => "object",
+                };
+                if field.is_empty() {
+                    format!("json: cannot unmarshal {kind} into Go value of type {go_type}")
+                } else {
+                    format!("json: cannot unmarshal {kind} into Go struct field SetRequest.{field} of type {go_type}")
+                }
+            }
+            // mapstructure's decode error (values decoded by encoding/json into `any`).
+            Decoder::Mapstructure => {
+                let kind = match value {
+                    Value::Null => "nil",
+                    Value::Bool(_) => "bool",
+                    Value::Number(_) => "float64",
+                    Value::String(_) => "string",
+                    Value::Array(_) => "[]interface {}",
+                    Value::Object(_) => "map[string]interface {}",
+                };
+                format!(
+                    "1 error(s) decoding:\n\n* '{field}' expected type '{go_type}', got unconvertible type '{kind}', value: '{value}'"
+                )
+            }
         }
     }
-    let first_write = match m.get("options").and_then(|o| o.get("concurrency")).and_then(Value::as_str) {
-        None | Some("") | Some("last-write") => false,
-        Some("first-write") => true,
-        Some(other) => return Err(format!("concurrency {other:?} must be first-write or last-write")),
+}
+
+/// A string field: absent or null is `None`, a string is itself, anything else is the
+/// decoder's type error.
+fn string_field(
+    decoder: Decoder,
+    m: &serde_json::Map<String, Value>,
+    name: &str,
+    path: &str,
+) -> Result<Option<String>, String> {
+    match m.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(decoder.type_error(path, other, "string")),
+    }
+}
+
+/// Decodes one item as daprd does, then merges the URL's `metadata.*` parameters into its
+/// metadata, the URL winning (`maps.Copy(reqs[i].Metadata, metadata)`, dapr/dapr
+/// `pkg/api/http/http.go` `onPostState` and `onPostStateTransaction`). The key may be empty:
+/// the callers check it as daprd does, after decoding every item.
+fn parse_item(v: &Value, decoder: Decoder, url_metadata: &BTreeMap<String, String>) -> Result<Item, String> {
+    let Value::Object(m) = v else { return Err(decoder.type_error("", v, "state.SetRequest")) };
+    let go_name = |json: &'static str, go: &'static str| if decoder == Decoder::Json { json } else { go };
+    let key = string_field(decoder, m, "key", go_name("key", "Key"))?.unwrap_or_default();
+    let etag = string_field(decoder, m, "etag", go_name("etag", "ETag"))?;
+    let mut metadata = BTreeMap::new();
+    match m.get("metadata") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(meta)) => {
+            for (k, v) in meta {
+                let value = match v {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    // encoding/json names the map, mapstructure the entry.
+                    other => {
+                        let field =
+                            if decoder == Decoder::Json { "metadata".to_owned() } else { format!("Metadata[{k}]") };
+                        return Err(decoder.type_error(&field, other, "string"));
+                    }
+                };
+                metadata.insert(k.clone(), value);
+            }
+        }
+        Some(other) => return Err(decoder.type_error(go_name("metadata", "Metadata"), other, "map[string]string")),
+    }
+    metadata.extend(url_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let (concurrency, consistency) = match m.get("options") {
+        None | Some(Value::Null) => (None, None),
+        Some(Value::Object(o)) => (
+            string_field(decoder, o, "concurrency", go_name("options.concurrency", "Options.Concurrency"))?,
+            string_field(decoder, o, "consistency", go_name("options.consistency", "Options.Consistency"))?,
+        ),
+        Some(other) => return Err(decoder.type_error(go_name("options", "Options"), other, "state.SetStateOption")),
     };
-    let content_type = m.get("contentType").and_then(Value::as_str).map(str::to_owned);
     Ok(Item {
-        key: key.to_owned(),
+        key,
         value: m.get("value").cloned().unwrap_or(Value::Null),
         etag,
         metadata,
-        first_write,
-        content_type,
+        concurrency: concurrency.unwrap_or_default(),
+        consistency: consistency.unwrap_or_default(),
+        content_type: string_field(decoder, m, "contentType", go_name("contentType", "ContentType"))?,
     })
 }
 
-/// `ttlInSeconds` as `state.postgresql` reads it: -1 (or absent) = no expiry.
-fn ttl_of(metadata: &BTreeMap<String, String>) -> Result<Option<i64>, StateError> {
-    match metadata.get("ttlInSeconds") {
-        None => Ok(None),
-        Some(v) => {
-            let ttl: i64 = v
-                .trim()
-                .parse()
-                .map_err(|_| StateError::Invalid(format!("error parsing TTL: {v:?} is not an integer")))?;
-            if ttl < -1 {
-                return Err(StateError::Invalid(format!("error parsing TTL: {ttl} is below -1")));
-            }
-            Ok((ttl > 0).then_some(ttl))
-        }
+/// components-contrib `state.CheckRequestOptions` (`state/request_options.go`), which
+/// `state.postgresql` v1 runs first in every set: consistency, then concurrency.
+fn check_options(item: &Item) -> Result<bool, StateError> {
+    if !matches!(item.consistency.as_str(), "" | "strong" | "eventual") {
+        return Err(StateError::Invalid(format!("unrecognized consistency model '{}'", item.consistency)));
+    }
+    match item.concurrency.as_str() {
+        "" | "last-write" => Ok(false),
+        "first-write" => Ok(true),
+        other => Err(StateError::Invalid(format!("unrecognized concurrency model '{other}'"))),
     }
 }
 
+/// `ttlInSeconds` as `state.postgresql` v1 reads it (components-contrib `state/utils/ttl.go`
+/// `ParseTTL`): absent or empty = no expiry, -1 = no expiry, otherwise an integer from -1 to
+/// `MaxInt32`.
+fn ttl_of(metadata: &BTreeMap<String, String>) -> Result<Option<i64>, StateError> {
+    let Some(v) = metadata.get("ttlInSeconds").filter(|v| !v.is_empty()) else { return Ok(None) };
+    let invalid = |why: String| {
+        StateError::Invalid(format!("error parsing TTL: incorrect value for metadata 'ttlInSeconds': {why}"))
+    };
+    let ttl: i64 = v.parse().map_err(|e: std::num::ParseIntError| {
+        let why = if matches!(e.kind(), std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow) {
+            "value out of range"
+        } else {
+            "invalid syntax"
+        };
+        invalid(format!("strconv.ParseInt: parsing {v:?}: {why}"))
+    })?;
+    if ttl < -1 || ttl > i64::from(i32::MAX) {
+        return Err(invalid("must be -1 or greater".to_owned()));
+    }
+    Ok((ttl > 0).then_some(ttl))
+}
+
 fn set_op(full: String, item: &Item) -> Result<Op, StateError> {
+    let first_write = check_options(item)?;
     Ok(Op::Set {
         key: full,
         value: item.value.to_string(),
         etag: item.etag.clone(),
-        first_write: item.first_write,
+        first_write,
         ttl_secs: ttl_of(&item.metadata)?,
     })
 }
@@ -161,18 +262,35 @@ pub(super) async fn get_state(
 pub(super) async fn save_state(
     State(ctx): State<Ctx>,
     Path(store_name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let config = store(&ctx, &store_name)?;
-    let Value::Array(items) = parse_json(&body)? else {
-        return Err(ApiError::malformed("failed deserializing HTTP body: expected a JSON array of state items"));
+    // `json.NewDecoder(r.Body).Decode(&reqs)`: the message is the decoder's own, unprefixed.
+    let items = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(items)) => items,
+        Ok(other) => {
+            return Err(ApiError::malformed(Decoder::Json.type_error("", &other, "[]state.SetRequest")));
+        }
+        Err(e) => return Err(ApiError::malformed(e.to_string())),
     };
+    let url_metadata = metadata_params(&query);
+    let items = items
+        .iter()
+        .map(|item| parse_item(item, Decoder::Json, &url_metadata))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::malformed)?;
     let what = format!("failed saving state in state store {store_name}");
     let mut ops = Vec::with_capacity(items.len());
     for item in &items {
-        let item = parse_item(item).map_err(|e| ApiError::malformed(format!("failed deserializing HTTP body: {e}")))?;
+        if item.key.is_empty() {
+            return Err(ApiError::malformed(r#""key" is a required field"#));
+        }
         let full = full_key(&ctx, &store_name, &config.key_prefix, &item.key)?;
-        ops.push(set_op(full, &item).map_err(|e| save_error("ERR_STATE_SAVE", what.clone(), e))?);
+        ops.push(set_op(full, item).map_err(|e| save_error("ERR_STATE_SAVE", what.clone(), e))?);
+    }
+    if ops.is_empty() {
+        return Ok(StatusCode::NO_CONTENT);
     }
     ctx.host.apply(&store_name, ops, Vec::new()).await.map_err(|e| save_error("ERR_STATE_SAVE", what, e))?;
     Ok(StatusCode::NO_CONTENT)
@@ -239,10 +357,12 @@ pub(super) async fn bulk_get(
 pub(super) async fn transaction(
     State(ctx): State<Ctx>,
     Path(store_name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let config = store(&ctx, &store_name)?;
+    let url_metadata = metadata_params(&query);
     let request = parse_json(&body)?;
     let Some(Value::Array(operations)) = request.get("operations") else {
         return Err(ApiError::malformed("failed deserializing HTTP body: `operations` must be a list"));
@@ -253,14 +373,20 @@ pub(super) async fn transaction(
     let mut ops = Vec::new();
     let mut upserts = Vec::new();
     let mut projections = Vec::new();
+    // What the store refuses when it runs the operations (options, TTL, a missing key) comes
+    // after every operation decoded and after the outbox, as in daprd.
+    let mut refused: Option<String> = None;
     for op in operations {
         let kind = op.get("operation").and_then(Value::as_str).unwrap_or_default();
         let request = op.get("request").cloned().unwrap_or(Value::Null);
         match kind {
             "upsert" => {
-                let item = parse_item(&request)
+                let item = parse_item(&request, Decoder::Mapstructure, &url_metadata)
                     .map_err(|e| ApiError::malformed(format!("failed deserializing HTTP body: {e}")))?;
                 let full = full_key(&ctx, &store_name, &config.key_prefix, &item.key)?;
+                if item.key.is_empty() {
+                    refused.get_or_insert_with(|| "missing key in set operation".to_owned());
+                }
                 let entry = outbox::Upsert {
                     key: item.key.clone(),
                     value: item.value.clone(),
@@ -271,19 +397,28 @@ pub(super) async fn transaction(
                     projections.push(entry);
                     continue;
                 }
-                ops.push(set_op(full, &item).map_err(|e| tx_error(e.to_string()))?);
+                match set_op(full, &item) {
+                    Ok(op) => ops.push(op),
+                    Err(e) => {
+                        refused.get_or_insert_with(|| e.to_string());
+                    }
+                }
                 upserts.push(entry);
             }
             "delete" => {
-                let key = request.get("key").and_then(Value::as_str).filter(|k| !k.is_empty()).ok_or_else(|| {
-                    ApiError::malformed("failed deserializing HTTP body: a delete needs a non-empty `key`")
-                })?;
-                let etag = match request.get("etag") {
-                    Some(Value::String(s)) => Some(s.clone()),
-                    Some(Value::Number(n)) => Some(n.to_string()),
-                    _ => None,
+                let malformed = |e: String| ApiError::malformed(format!("failed deserializing HTTP body: {e}"));
+                let fields = match &request {
+                    Value::Object(m) => m.clone(),
+                    Value::Null => serde_json::Map::new(),
+                    other => return Err(malformed(Decoder::Mapstructure.type_error("", other, "state.DeleteRequest"))),
                 };
-                ops.push(Op::Delete { key: full_key(&ctx, &store_name, &config.key_prefix, key)?, etag });
+                let key = string_field(Decoder::Mapstructure, &fields, "key", "Key").map_err(malformed)?;
+                let etag = string_field(Decoder::Mapstructure, &fields, "etag", "ETag").map_err(malformed)?;
+                let key = key.unwrap_or_default();
+                if key.is_empty() {
+                    refused.get_or_insert_with(|| "missing key in delete operation".to_owned());
+                }
+                ops.push(Op::Delete { key: full_key(&ctx, &store_name, &config.key_prefix, &key)?, etag });
             }
             other => {
                 return Err(ApiError::new(
@@ -322,6 +457,9 @@ pub(super) async fn transaction(
             .map_err(|key| tx_error(format!("outbox projection for key {key} has no matching upsert")))?
         }
     };
+    if let Some(why) = refused {
+        return Err(tx_error(why));
+    }
     ctx.host.apply(&store_name, ops, messages).await.map_err(|e| tx_error(e.to_string()))?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -336,6 +474,7 @@ pub(super) async fn query_state(
         .map_err(|e| query_failed(&store_name, format!("failed to parse JSON query body: {e}")))?;
     let query = query::parse_query(&request)
         .map_err(|e| query_failed(&store_name, format!("failed to parse JSON query body: {e}")))?;
+    // What v1 refuses when it builds and runs the SQL: no "parse" prefix.
     query::check_query(&query).map_err(|e| query_failed(&store_name, e))?;
     let name = store_name.clone();
     let (hits, token) = ctx

@@ -1,4 +1,4 @@
-//! State: get/save/delete, bulk get, transactions, the Query API, errors, the API token.
+//! State: get/save/delete, bulk get, transactions, URL metadata, option values, what Go's decoders refuse, `ttlInSeconds`, the Query API and its parser, errors, the API token on every API.
 
 use super::*;
 
@@ -199,22 +199,162 @@ async fn state_calls(b: &Backend) -> anyhow::Result<Steps> {
             .await?,
     );
 
-    // The API token: which paths need it.
+    state_edge_calls(b, &mut s).await?;
+
+    // The API token: which paths need it, without one and with a wrong one (Go's `http.Error`,
+    // dapr/dapr `pkg/api/http/middlewares.go`); only GET of the two health paths is exempt.
     for (step, method, path) in [
-        ("no token: healthz", Method::GET, "/v1.0/healthz"),
-        ("no token: healthz/outbound", Method::GET, "/v1.0/healthz/outbound"),
-        ("no token: metadata", Method::GET, "/v1.0/metadata"),
-        ("no token: get state", Method::GET, "/v1.0/state/state/conf:t1"),
-        ("no token: publish", Method::POST, "/v1.0/publish/pubsub/reminders"),
-        ("no token: get job", Method::GET, "/v1.0-alpha1/jobs/conf-none"),
+        ("healthz", Method::GET, "/v1.0/healthz"),
+        ("healthz/outbound", Method::GET, "/v1.0/healthz/outbound"),
+        ("POST healthz", Method::POST, "/v1.0/healthz"),
+        ("metadata", Method::GET, "/v1.0/metadata"),
+        ("get state", Method::GET, "/v1.0/state/state/conf:t1"),
+        ("save state", Method::POST, "/v1.0/state/state"),
+        ("query state", Method::POST, "/v1.0-alpha1/state/state/query"),
+        ("publish", Method::POST, "/v1.0/publish/pubsub/reminders"),
+        ("bulk publish", Method::POST, "/v1.0-alpha1/publish/bulk/pubsub/reminders"),
+        ("get job", Method::GET, "/v1.0-alpha1/jobs/conf-none"),
+        ("schedule job", Method::POST, "/v1.0-alpha1/jobs/conf-none"),
     ] {
-        s.answer(step, &b.call_with(method, path, None, &[]).await?);
+        s.answer(&format!("no token: {step}"), &b.call_with(method.clone(), path, None, &[]).await?);
+        s.answer(
+            &format!("wrong token: {step}"),
+            &b.call_with(method, path, None, &[("dapr-api-token", "wrong")]).await?,
+        );
+    }
+    Ok(s)
+}
+
+/// Issue 18's state cases: URL metadata on every item, option values, what Go's decoders refuse,
+/// `ttlInSeconds` values, and what the Query API's parser accepts.
+async fn state_edge_calls(b: &Backend, s: &mut Steps) -> anyhow::Result<()> {
+    let save_at = |query: &str, body: Value| b.call(Method::POST, format!("/v1.0/state/state{query}"), Some(body));
+    let get = |key: &str| b.call(Method::GET, format!("/v1.0/state/state/{key}"), None);
+    let tx_at = |query: &str, operations: Value| {
+        b.call(Method::POST, format!("/v1.0/state/state/transaction{query}"), Some(json!({ "operations": operations })))
+    };
+    // The URL's `metadata.ttlInSeconds` applies to every item and wins over the item's own.
+    s.answer(
+        "save with URL metadata ttlInSeconds=1 over the items' -1",
+        &save_at(
+            "?metadata.ttlInSeconds=1",
+            json!([{"key": "conf:url-ttl-1", "value": 1, "metadata": {"ttlInSeconds": "-1"}}, {"key": "conf:url-ttl-2", "value": 2}]),
+        )
+        .await?,
+    );
+    let kept = get("conf:url-ttl-1").await?;
+    s.add(
+        "get of an item saved with the URL TTL",
+        json!({"status": kept.status.as_u16(), "ttlexpiretime header": kept.headers.contains_key("metadata.ttlexpiretime")}),
+    );
+    s.answer(
+        "transaction with URL metadata ttlInSeconds=1",
+        &tx_at(
+            "?metadata.ttlInSeconds=1",
+            json!([{"operation": "upsert", "request": {"key": "conf:url-ttl-3", "value": 3}}]),
+        )
+        .await?,
+    );
+    for key in ["conf:url-ttl-1", "conf:url-ttl-2", "conf:url-ttl-3"] {
+        let gone = system_tests::api::eventually(&format!("{key} expires"), Duration::from_secs(20), || async {
+            Ok((get(key).await?.status == StatusCode::NO_CONTENT).then_some(()))
+        })
+        .await;
+        s.add(&format!("{key}, saved with the URL TTL, expires"), json!(gone.is_ok()));
     }
     s.answer(
-        "wrong token: get state",
-        &b.call_with(Method::GET, "/v1.0/state/state/conf:t1", None, &[("dapr-api-token", "wrong")]).await?,
+        "save with URL metadata ttlInSeconds given twice, abc first",
+        &save_at(
+            "?metadata.ttlInSeconds=abc&metadata.ttlInSeconds=1",
+            json!([{"key": "conf:url-ttl-bad", "value": 1}]),
+        )
+        .await?,
     );
-    Ok(s)
+    s.answer(
+        "save with URL metadata ttlInSeconds=abc",
+        &save_at("?metadata.ttlInSeconds=abc", json!([{"key": "conf:url-ttl-bad", "value": 1}])).await?,
+    );
+
+    // Option values: the store checks them when it writes (500), a delete and a get not at all.
+    let with_options = |options: Value| json!([{"key": "conf:opt", "value": 1, "options": options}]);
+    s.answer("save with consistency strong", &save_at("", with_options(json!({"consistency": "strong"}))).await?);
+    s.answer("save with an invalid consistency", &save_at("", with_options(json!({"consistency": "bogus"}))).await?);
+    s.answer("save with an invalid concurrency", &save_at("", with_options(json!({"concurrency": "bogus"}))).await?);
+    s.answer(
+        "transaction with an invalid concurrency",
+        &tx_at("", json!([{"operation": "upsert", "request": {"key": "conf:opt", "value": 2, "options": {"concurrency": "bogus"}}}]))
+            .await?,
+    );
+    s.answer(
+        "get with an invalid consistency",
+        &b.call(Method::GET, "/v1.0/state/state/conf:opt?consistency=bogus", None).await?,
+    );
+    s.answer(
+        "delete with an invalid concurrency and consistency",
+        &b.call(Method::DELETE, "/v1.0/state/state/conf:opt?concurrency=bogus&consistency=bogus", None).await?,
+    );
+
+    // What Go's decoders refuse: no conversion of numbers into strings.
+    s.answer("save with a numeric ETag", &save_at("", json!([{"key": "conf:num", "value": 1, "etag": 5}])).await?);
+    s.answer(
+        "save with a numeric ttlInSeconds",
+        &save_at("", json!([{"key": "conf:num", "value": 1, "metadata": {"ttlInSeconds": 1}}])).await?,
+    );
+    s.answer(
+        "transaction upsert with a numeric ETag",
+        &tx_at("", json!([{"operation": "upsert", "request": {"key": "conf:num", "value": 1, "etag": 5}}])).await?,
+    );
+    s.answer(
+        "transaction delete with a numeric ETag",
+        &tx_at("", json!([{"operation": "delete", "request": {"key": "conf:num", "etag": 5}}])).await?,
+    );
+    s.answer(
+        "transaction upsert with a numeric ttlInSeconds",
+        &tx_at("", json!([{"operation": "upsert", "request": {"key": "conf:num", "value": 1, "metadata": {"ttlInSeconds": 1}}}]))
+            .await?,
+    );
+    s.answer("save of an item without a key", &save_at("", json!([{"value": 1}])).await?);
+    s.answer("save of an empty list", &save_at("", json!([])).await?);
+    s.answer("save of an object instead of a list", &save_at("", json!({"key": "conf:num", "value": 1})).await?);
+    for (step, ttl) in [
+        ("save with ttlInSeconds abc", "abc"),
+        ("save with ttlInSeconds -2", "-2"),
+        ("save with ttlInSeconds -1", "-1"),
+        ("save with an empty ttlInSeconds", ""),
+    ] {
+        s.answer(
+            step,
+            &save_at("", json!([{"key": "conf:ttl", "value": 1, "metadata": {"ttlInSeconds": ttl}}])).await?,
+        );
+    }
+
+    // The Query API's parser.
+    let query = |body: Value| b.call(Method::POST, "/v1.0-alpha1/state/state/query", Some(body));
+    let kind_q = json!({"EQ": {"kind": "q"}});
+    for (step, body) in [
+        ("query with a lower-case order", json!({"filter": kind_q, "sort": [{"key": "n", "order": "desc"}]})),
+        ("query with a mixed-case order", json!({"filter": kind_q, "sort": [{"key": "n", "order": "Asc"}]})),
+        ("query with an unknown order", json!({"filter": kind_q, "sort": [{"key": "n", "order": "sideways"}]})),
+        ("query with unknown fields", json!({"filter": kind_q, "sort": [{"key": "n", "extra": 1}], "select": ["n"]})),
+        ("query with an empty filter", json!({"filter": {}, "sort": [{"key": "n"}], "page": {"limit": 1}})),
+        ("query with a negative limit", json!({"filter": kind_q, "sort": [{"key": "n"}], "page": {"limit": -1}})),
+        ("query with a token and no limit", json!({"filter": kind_q, "sort": [{"key": "n"}], "page": {"token": "3"}})),
+        ("query with a limit as a string", json!({"filter": kind_q, "page": {"limit": "2"}})),
+        ("query with a fractional limit", json!({"filter": kind_q, "page": {"limit": 1.5}})),
+        ("query with a token that is not a number", json!({"filter": kind_q, "page": {"limit": 2, "token": "abc"}})),
+        ("query with a numeric token", json!({"filter": kind_q, "page": {"limit": 2, "token": 2}})),
+        ("query with a one-entry AND", json!({"filter": {"AND": [kind_q]}})),
+        ("query with a one-entry OR", json!({"filter": {"OR": [kind_q]}})),
+        ("query with a filter that is a list", json!({"filter": [kind_q]})),
+        ("query with a lower-case operator", json!({"filter": {"eq": {"kind": "q"}}})),
+        ("query with two operators in one filter", json!({"filter": {"EQ": {"kind": "q"}, "NEQ": {"n": 1}}})),
+        ("query with an empty IN", json!({"filter": {"IN": {"owner": []}}})),
+        ("query with IN of a scalar", json!({"filter": {"IN": {"owner": "bob"}}})),
+        ("query with a body that is a list", json!([kind_q])),
+    ] {
+        s.answer(step, &query(body).await?);
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
