@@ -124,6 +124,8 @@ lint: ## fmt check, clippy -D warnings, offline checks of the deployment artifac
 	@# the graph of every target, whose crates a build for this one never downloads: fetch them.
 	$(CARGO) fetch --locked
 	deny="$$(scripts/lint-tools.sh cargo-deny)" && "$$deny" deny --frozen check licenses bans sources --hide-inclusion-graph
+	@# Every dependency imported somewhere, and test-only ones in [dev-dependencies].
+	shear="$$(scripts/lint-tools.sh cargo-shear)" && "$$shear" --frozen --deny-warnings
 
 .PHONY: clean
 clean: ## Remove build output

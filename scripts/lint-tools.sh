@@ -5,28 +5,35 @@
 #
 #   scripts/lint-tools.sh              # the validators; prints their bin directory
 #   scripts/lint-tools.sh cargo-deny   # the pinned cargo-deny; prints the path of its binary
+#   scripts/lint-tools.sh cargo-shear  # the pinned cargo-shear; prints the path of its binary
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-# cargo-deny (deny.toml, `make lint`): built from crates.io with its own lock file, never a
-# prebuilt binary, into the user's cache keyed by its version, outside the clone: it is slow to
-# build (cold: ~12 minutes measured on a busy 2-core machine), and CI runs on fresh clones.
+# cargo-deny (deny.toml: licences, bans, sources) and cargo-shear (dependencies nothing imports,
+# or that only tests use outside [dev-dependencies]), `make lint`: built from crates.io with
+# their own lock files, never prebuilt binaries, into the user's cache keyed by version, outside
+# the clone: they are slow to build (cargo-deny cold: ~12 minutes measured on a busy 2-core
+# machine), and CI runs on fresh clones. cargo-shear 1.14 needs rustc 1.98; 1.13 builds on 1.95.
 CARGO_DENY_VERSION=0.20.2
-if [ "${1:-}" = cargo-deny ]; then
-  deny_root="${CARGO_DENY_ROOT:-${XDG_CACHE_HOME:-${HOME}/.cache}/todo-functions/cargo-deny-${CARGO_DENY_VERSION}}"
-  if [ ! -x "${deny_root}/bin/cargo-deny" ]; then
-    command -v cargo >/dev/null 2>&1 || die "cargo is required to install cargo-deny (https://rustup.rs)"
-    info "installing cargo-deny ${CARGO_DENY_VERSION} into ${deny_root} (once, a few minutes)"
+CARGO_SHEAR_VERSION=1.13.0
+cargo_tool() {
+  local name="$1" version="$2"
+  local root="${XDG_CACHE_HOME:-${HOME}/.cache}/todo-functions/${name}-${version}"
+  if [ ! -x "${root}/bin/${name}" ]; then
+    command -v cargo >/dev/null 2>&1 || die "cargo is required to install ${name} (https://rustup.rs)"
+    info "installing ${name} ${version} into ${root} (once, a few minutes)"
     # Its own temporary target directory: the workspace's CARGO_TARGET_DIR stays untouched.
-    env -u CARGO_TARGET_DIR cargo install --quiet --locked "cargo-deny@${CARGO_DENY_VERSION}" \
-      --root "${deny_root}" >&2 ||
-      die "could not install cargo-deny ${CARGO_DENY_VERSION} from crates.io (see cargo's output above)"
+    env -u CARGO_TARGET_DIR cargo install --quiet --locked "${name}@${version}" --root "${root}" >&2 ||
+      die "could not install ${name} ${version} from crates.io (see cargo's output above)"
   fi
-  echo "${deny_root}/bin/cargo-deny"
-  exit 0
-fi
-[ "$#" -eq 0 ] || die "unknown argument '$1' (none, or cargo-deny)"
+  echo "${root}/bin/${name}"
+}
+case "${1:-}" in
+  cargo-deny) cargo_tool cargo-deny "${CARGO_DENY_VERSION}"; exit 0 ;;
+  cargo-shear) cargo_tool cargo-shear "${CARGO_SHEAR_VERSION}"; exit 0 ;;
+esac
+[ "$#" -eq 0 ] || die "unknown argument '$1' (none, cargo-deny or cargo-shear)"
 
 python="${PYTHON:-python3}"
 command -v "${python}" >/dev/null 2>&1 ||
