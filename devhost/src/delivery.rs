@@ -31,7 +31,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::cel::{self, Expr};
+use crate::cel::Rule;
 use crate::cloudevent;
 use crate::db::TaskFailed;
 use crate::host::{App, Host};
@@ -57,7 +57,7 @@ pub struct Subscriber {
     host: Arc<Host>,
     app: Arc<App>,
     spec: SubscriptionSpec,
-    rules: Vec<(Expr, String)>,
+    rules: Vec<(Rule, String)>,
     group: String,
     component: PubSubComponent,
     policy: InboundPolicy,
@@ -409,6 +409,10 @@ impl Subscriber {
         };
         let mut retry = 0u32;
         loop {
+            // While a health check finds the app unhealthy, daprd's subscriptions are stopped.
+            if !self.app.wait_ready(&self.host.shutdown).await {
+                return Settled::Cancelled;
+            }
             let answer = tokio::select! {
                 a = self.deliver(message, &event, &body, &path) => a,
                 () = self.host.shutdown.cancelled() => return Settled::Cancelled,
@@ -444,7 +448,7 @@ impl Subscriber {
     /// dapr/dapr `findMatchingRoute`: rules in order, the first error stops the evaluation.
     fn route(&self, event: &Value) -> Result<Option<String>, String> {
         for (expr, path) in &self.rules {
-            if cel::eval(expr, event)? {
+            if expr.matches(event)? {
                 return Ok(Some(path.clone()));
             }
         }
@@ -507,7 +511,9 @@ impl Subscriber {
         let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(&bytes) else {
             return Answer::Success;
         };
-        match answer.get("status").and_then(Value::as_str).map(str::to_ascii_uppercase).as_deref() {
+        // Case-sensitive, as daprd's `switch appResponse.Status` (postman/http/http.go:131-150):
+        // `"drop"` is an unknown status, retried.
+        match go_field(&answer, "status").and_then(Value::as_str) {
             None | Some("") | Some("SUCCESS") => Answer::Success,
             Some("DROP") => Answer::Drop("app answered DROP".to_owned()),
             Some("RETRY") => Answer::Retry { reason: "app answered RETRY".to_owned(), status: None },
@@ -522,4 +528,10 @@ async fn sleep_or_cancel(shutdown: &tokio_util::sync::CancellationToken, pause: 
         () = tokio::time::sleep(pause) => false,
         () = shutdown.cancelled() => true,
     }
+}
+
+/// A field of a JSON object as Go's `encoding/json` finds it for a struct field tagged `name`: the
+/// exact key, else one that differs only in case. The *values* daprd compares stay case-sensitive.
+pub(crate) fn go_field<'a>(object: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
