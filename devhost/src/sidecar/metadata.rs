@@ -42,6 +42,10 @@ pub(super) async fn metadata(State(ctx): State<Ctx>) -> Response {
             if let (Some(dlq), Value::Object(m)) = (&s.dead_letter_topic, &mut v) {
                 m.insert("deadLetterTopic".into(), json!(dlq));
             }
+            // protojson leaves an empty map out, as daprd's answer does.
+            if let (true, Value::Object(m)) = (s.metadata.is_empty(), &mut v) {
+                m.remove("metadata");
+            }
             v
         })
         .collect();

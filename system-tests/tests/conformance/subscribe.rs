@@ -1,0 +1,223 @@
+//! The subscriber side for any Dapr app: an app without `/healthz` (as an SDK's `DaprServer`),
+//! a bulk subscription (the request, per-entry statuses, retries, dead letters), routing rules
+//! in full CEL, and statuses matched case-sensitively.
+//!
+//! The app serves no `/healthz` (it answers 404) and subscribes programmatically to
+//! `task-create` in bulk (dead-letter topic `create-task-dlq`, batches of [`BULK_SIZE`]) and to
+//! `reminders` with CEL rules the old hand-written subset refused.
+
+use super::*;
+
+/// Entries of the one bulk batch: all published with one partition key (one partition, so one
+/// batch), flushed when the last arrives (the await time is far longer than the test).
+const BULK_CASES: &[(&str, &str)] = &[
+    ("bulk-success", "success"),
+    ("bulk-retry-once", "retry-once"),
+    ("bulk-drop", "drop"),
+    ("bulk-missing", "missing"),
+];
+const BULK_SIZE: usize = 4;
+const BULK_KEY: &str = "conf-bulk";
+
+/// Events on `reminders` and the route each must take: (id, data, path).
+fn routing_cases() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
+        ("route-big", json!({"n": 7}), "/events/big"),
+        ("route-tagged", json!({"n": 1, "tag": "xyz"}), "/events/tagged"),
+        ("route-pair", json!({"n": 2, "items": [1, 2]}), "/events/pair"),
+        ("route-plain", json!({"n": 3, "tag": "abc"}), "/events/plain"),
+        ("route-lowercase-drop", json!({"n": 0, "answer": "drop-lowercase-once"}), "/events/plain"),
+    ]
+}
+
+pub(crate) fn fixtures() -> Fixtures {
+    let subscriptions = json!([
+        {
+            "pubsubname": "pubsub",
+            "topic": TOPIC_DLQ,
+            "routes": {"default": "/bulk/in"},
+            "deadLetterTopic": DEAD_LETTERS,
+            "bulkSubscribe": {"enabled": true, "maxMessagesCount": BULK_SIZE, "maxAwaitDurationMs": 600_000}
+        },
+        {
+            "pubsubname": "pubsub",
+            "topic": TOPIC_PLAIN,
+            "routes": {
+                "rules": [
+                    {"match": "event.data.n > 5", "path": "/events/big"},
+                    {"match": "has(event.data.tag) && event.data.tag.startsWith(\"x\")", "path": "/events/tagged"},
+                    {"match": "has(event.data.items) && size(event.data.items) >= 2 || event.type == \"nope\"", "path": "/events/pair"}
+                ],
+                "default": "/events/plain"
+            }
+        }
+    ]);
+    Fixtures { app: AppBehaviour { subscriptions, healthz: false }, ..Fixtures::default() }
+}
+
+/// The test app's answer to a bulk delivery: per entry as its event's `data.answer` asks
+/// (`missing`: no status for it; `retry-once`: RETRY the first time that event comes).
+pub(crate) fn bulk_answer(recorder: &Recorder, request: &Value) -> Value {
+    let calls = recorder.to("/bulk/");
+    let statuses: Vec<Value> = request["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let id = &entry["event"]["id"];
+            // This request is recorded already.
+            let earlier = calls.iter().filter(|c| bulk_event_ids(&c.body).iter().any(|i| i == id)).count() - 1;
+            let status = match entry["event"]["data"]["answer"].as_str().unwrap_or("success") {
+                "missing" => return None,
+                "drop" => "DROP",
+                "retry-once" if earlier == 0 => "RETRY",
+                "drop-lowercase" => "drop",
+                _ => "SUCCESS",
+            };
+            Some(json!({"entryId": entry["entryId"], "status": status}))
+        })
+        .collect();
+    json!({ "statuses": statuses })
+}
+
+/// The CloudEvent ids of a bulk request's entries.
+fn bulk_event_ids(body: &Value) -> Vec<Value> {
+    body["entries"].as_array().into_iter().flatten().map(|e| e["event"]["id"].clone()).collect()
+}
+
+/// A bulk request with what varies between runs normalised: the envelope id, and per entry its
+/// Kafka partition, offset and timestamp; the events as the delivered CloudEvents are.
+fn normalise_bulk(body: &Value) -> Value {
+    let mut body = normalise(body);
+    if let Some(id) = body.get_mut("id") {
+        *id = json!(if id.as_str().is_some_and(|s| uuid::Uuid::parse_str(s).is_ok()) { "<uuid>" } else { "<not a uuid>" });
+    }
+    if let Some(entries) = body.get_mut("entries").and_then(Value::as_array_mut) {
+        for entry in entries {
+            if let Some(Value::Object(metadata)) = entry.get_mut("metadata") {
+                for key in ["__partition", "__offset", "__timestamp"] {
+                    if let Some(v) = metadata.get_mut(key) {
+                        *v = json!(format!("<{}>", key.trim_start_matches('_')));
+                    }
+                }
+            }
+        }
+    }
+    body
+}
+
+async fn subscribe_calls(b: &Backend) -> anyhow::Result<Steps> {
+    let mut s = Steps::default();
+    let rec = &b.app.recorder;
+
+    // Readiness: subscribed without a /healthz route (the sidecar answered healthy, so it is up).
+    let subscribe = system_tests::api::eventually("the subscriptions read", Duration::from_secs(60), || async {
+        let calls = rec.to("/dapr/subscribe");
+        Ok((!calls.is_empty()).then_some(calls))
+    })
+    .await?;
+    s.add(
+        "subscriptions read from an app without /healthz",
+        json!({"calls": subscribe.len(), "method": subscribe.first().map(|c| c.method.clone()),
+               "health probes": rec.to("/healthz").len()}),
+    );
+    let metadata = b.call(Method::GET, "/v1.0/metadata", None).await?;
+    let bulk_sub = metadata.body["subscriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|sub| sub["topic"] == TOPIC_DLQ)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut keys: Vec<&String> = bulk_sub.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    keys.sort();
+    s.add(
+        "metadata of a bulk subscription and of an app without health checks",
+        json!({"status": metadata.status.as_u16(), "subscription fields": keys, "type": bulk_sub["type"],
+               "deadLetterTopic": bulk_sub["deadLetterTopic"],
+               "app health shown": metadata.body["appConnectionProperties"].get("health").is_some()}),
+    );
+
+    // The bulk batch: one partition key, so one partition and one batch.
+    let publish = |topic: &str, id: &str, key: &str, data: Value| {
+        let path = format!("/v1.0/publish/pubsub/{topic}?metadata.partitionKey={key}&metadata.cloudevent.id={id}");
+        async move { b.call(Method::POST, &path, Some(data)).await }
+    };
+    for (id, answer) in BULK_CASES {
+        let answered = publish(TOPIC_DLQ, id, BULK_KEY, json!({"answer": answer})).await?;
+        s.add(&format!("publish {id}"), json!({"status": answered.status.as_u16()}));
+    }
+    for (id, data, _) in routing_cases() {
+        let answered = publish(TOPIC_PLAIN, id, id, data).await?;
+        s.add(&format!("publish {id}"), json!({"status": answered.status.as_u16()}));
+    }
+
+    // Routing by CEL rules, and a lowercase "drop" (an unknown status: retried, so delivered
+    // again, where DROP would have been the end of it).
+    for (id, _, path) in routing_cases() {
+        let delivered = system_tests::api::eventually(&format!("the delivery of {id}"), Duration::from_secs(60), || async {
+            Ok(rec.deliveries(id).first().cloned())
+        })
+        .await?;
+        s.add(&format!("routed {id}"), json!({"path": delivered.path, "expected": delivered.path == path}));
+    }
+    system_tests::api::eventually("the lowercase drop delivered again", Duration::from_secs(60), || async {
+        Ok((rec.deliveries("route-lowercase-drop").len() >= 2).then_some(()))
+    })
+    .await?;
+
+    // The bulk request and the settling of each entry.
+    let first = system_tests::api::eventually("the bulk delivery", Duration::from_secs(60), || async {
+        Ok(rec.to("/bulk/").first().cloned())
+    })
+    .await?;
+    s.add(
+        "bulk delivery request",
+        json!({"method": first.method, "path": first.path, "headers": delivery_headers(&first)}),
+    );
+    s.add("bulk delivery body", normalise_bulk(&first.body));
+    system_tests::api::eventually("the bulk entries settled", Duration::from_secs(120), || async {
+        let dead = b.topic(DEAD_LETTERS).await?;
+        let settled = ["bulk-drop", "bulk-missing"].iter().all(|id| dead.iter().any(|(_, ce)| ce["id"] == *id));
+        Ok(settled.then_some(()))
+    })
+    .await?;
+    // Anything still on its way (a redelivery too many) arrives meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let bulk_calls = rec.to("/bulk/");
+    s.add(
+        "bulk requests: entries sent each time",
+        json!(bulk_calls
+            .iter()
+            .map(|c| c.body["entries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| json!([e["entryId"], e["event"]["id"]]))
+                .collect::<Vec<_>>())
+            .collect::<Vec<_>>()),
+    );
+    let dead = b.topic(DEAD_LETTERS).await?;
+    for (id, answer) in BULK_CASES {
+        let sent_in = bulk_calls.iter().filter(|c| bulk_event_ids(&c.body).iter().any(|i| i == id)).count();
+        let letters: Vec<&(Option<String>, Value)> = dead.iter().filter(|(_, ce)| ce["id"] == *id).collect();
+        let mut observed = json!({"answer": answer, "requests": sent_in, "dead letters": letters.len()});
+        let event = first.body["entries"].as_array().into_iter().flatten().find(|e| e["event"]["id"] == *id);
+        if let (Some(entry), Some((key, letter))) = (event, letters.first()) {
+            observed["dead letter is the delivered event"] = json!(normalise(letter) == normalise(&entry["event"]));
+            observed["dead letter key"] = json!(key);
+        }
+        s.add(&format!("bulk entry {id}"), observed);
+    }
+    let lowercase = rec.deliveries("route-lowercase-drop");
+    s.add(
+        "lowercase drop status",
+        json!({"deliveries": lowercase.len(), "dead letters": dead.iter().filter(|(_, ce)| ce["id"] == "route-lowercase-drop").count()}),
+    );
+    Ok(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_side_answers_as_daprd_does() -> anyhow::Result<()> {
+    differential("subscribe", &[], |b| Box::pin(subscribe_calls(b))).await
+}
