@@ -15,8 +15,10 @@ const BULK_CASES: &[(&str, &str)] = &[
     ("bulk-retry-once", "retry-once"),
     ("bulk-drop", "drop"),
     ("bulk-missing", "missing"),
+    // Not DROP (statuses are case-sensitive): an unknown status, retried, then dead-lettered.
+    ("bulk-lowercase-drop", "drop-lowercase"),
 ];
-const BULK_SIZE: usize = 4;
+const BULK_SIZE: usize = 5;
 const BULK_KEY: &str = "conf-bulk";
 
 /// Events on `reminders` and the route each must take: (id, data, path).
@@ -178,7 +180,7 @@ async fn subscribe_calls(b: &Backend) -> anyhow::Result<Steps> {
     s.add("bulk delivery body", normalise_bulk(&first.body));
     system_tests::api::eventually("the bulk entries settled", Duration::from_secs(120), || async {
         let dead = b.topic(DEAD_LETTERS).await?;
-        let settled = ["bulk-drop", "bulk-missing"].iter().all(|id| dead.iter().any(|(_, ce)| ce["id"] == *id));
+        let settled = ["bulk-drop", "bulk-missing", "bulk-lowercase-drop"].iter().all(|id| dead.iter().any(|(_, ce)| ce["id"] == *id));
         Ok(settled.then_some(()))
     })
     .await?;
