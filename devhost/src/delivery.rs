@@ -391,7 +391,13 @@ impl Subscriber {
     /// Kafka's consume retry after a failure with nowhere to go: `Some(true)` the message (or
     /// batch) is skipped, `Some(false)` devhost is shutting down, `None` try again (after the
     /// component's back-off).
-    async fn after_failure(&self, component_retries: &mut i64, partition: u32, offset: i64, reason: &str) -> Option<bool> {
+    async fn after_failure(
+        &self,
+        component_retries: &mut i64,
+        partition: u32,
+        offset: i64,
+        reason: &str,
+    ) -> Option<bool> {
         if !self.component.consume_retry_enabled {
             error!(
                 app_id = %self.app.app_id, topic = %self.spec.topic, partition, offset, %reason,

@@ -1059,8 +1059,9 @@ pub(crate) fn parse_subscription(mut f: Fields, strict: bool) -> anyhow::Result<
         let at = fields.at().to_owned();
         let enabled = match fields.string("enabled")? {
             None => false,
-            Some(v) => crate::fields::parse_go_bool(&v)
-                .ok_or_else(|| anyhow!("{at}: `enabled` {v:?} is not a boolean"))?,
+            Some(v) => {
+                crate::fields::parse_go_bool(&v).ok_or_else(|| anyhow!("{at}: `enabled` {v:?} is not a boolean"))?
+            }
         };
         let mut int = |key: &str| -> anyhow::Result<i64> {
             Ok(match fields.string(key)? {

@@ -300,7 +300,10 @@ apps:
         assert_eq!(a.threshold, 2);
         // Zero takes daprd's default.
         let b = run.apps[1].health_check.clone().unwrap();
-        assert_eq!((b.path.as_str(), b.timeout, b.interval), ("/healthz", std::time::Duration::from_millis(500), std::time::Duration::from_secs(5)));
+        assert_eq!(
+            (b.path.as_str(), b.timeout, b.interval),
+            ("/healthz", std::time::Duration::from_millis(500), std::time::Duration::from_secs(5))
+        );
         assert_eq!(run.apps[2].health_check, None);
         let err = RunFile::parse(
             "version: 1\napps:\n  - appID: a\n    appPort: 1\n    enableAppHealthCheck: true\n    appHealthProbeInterval: 1\n    appHealthProbeTimeout: 2000\n",

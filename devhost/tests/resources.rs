@@ -171,4 +171,3 @@ fn used_secret_refs_resolve_from_the_environment() {
     let err = error_of(yaml);
     assert!(err.contains("keyPrefix") && err.contains("DEVHOST_TEST_SURELY_UNSET_VAR"), "{err}");
 }
-

@@ -111,8 +111,9 @@ async fn routing_rules_are_full_cel_and_a_bad_programmatic_rule_subscribes_nothi
 
 #[tokio::test]
 async fn statuses_are_case_sensitive() {
-    let app = FakeApp::start(Some(json!([subscription("t", "/in", Some("dead")), subscription("dead", "/dead", None)])))
-        .await;
+    let app =
+        FakeApp::start(Some(json!([subscription("t", "/in", Some("dead")), subscription("dead", "/dead", None)])))
+            .await;
     app.respond(|r| {
         if r.path == "/in" && r.json()["data"]["kind"] == "lower" {
             (200, r#"{"status":"drop"}"#.to_owned())

@@ -261,7 +261,9 @@ impl Subscriber {
                 continue;
             };
             let error = match answer.as_str() {
-                "" | "RETRY" => Some(format!("RETRY required while processing bulk subscribe event for entry id: {entry_id}")),
+                "" | "RETRY" => {
+                    Some(format!("RETRY required while processing bulk subscribe event for entry id: {entry_id}"))
+                }
                 "SUCCESS" => None,
                 "DROP" => {
                     warn!(app_id = %self.app.app_id, %entry_id, "DROP status returned from app while processing pub/sub event");
@@ -353,7 +355,8 @@ mod tests {
 
     #[test]
     fn bulk_answers_as_go_decodes_them() {
-        let ok = parse_bulk_answer(br#"{"statuses":[{"entryId":"0","status":"SUCCESS"},{"EntryID":"1","Status":"drop"}]}"#);
+        let ok =
+            parse_bulk_answer(br#"{"statuses":[{"entryId":"0","status":"SUCCESS"},{"EntryID":"1","Status":"drop"}]}"#);
         assert_eq!(ok, Ok(vec![("0".into(), "SUCCESS".into()), ("1".into(), "drop".into())]));
         assert_eq!(parse_bulk_answer(b"null"), Ok(Vec::new()));
         assert_eq!(parse_bulk_answer(b"{}"), Ok(Vec::new()));

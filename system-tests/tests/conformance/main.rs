@@ -221,8 +221,7 @@ impl TestApp {
         let port = free_port()?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let recorder = Arc::new(Recorder::default());
-        let router =
-            axum::Router::new().fallback(app_handler).with_state((recorder.clone(), Arc::new(behaviour)));
+        let router = axum::Router::new().fallback(app_handler).with_state((recorder.clone(), Arc::new(behaviour)));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

@@ -92,7 +92,11 @@ fn bulk_event_ids(body: &Value) -> Vec<Value> {
 fn normalise_bulk(body: &Value) -> Value {
     let mut body = normalise(body);
     if let Some(id) = body.get_mut("id") {
-        *id = json!(if id.as_str().is_some_and(|s| uuid::Uuid::parse_str(s).is_ok()) { "<uuid>" } else { "<not a uuid>" });
+        *id = json!(if id.as_str().is_some_and(|s| uuid::Uuid::parse_str(s).is_ok()) {
+            "<uuid>"
+        } else {
+            "<not a uuid>"
+        });
     }
     if let Some(entries) = body.get_mut("entries").and_then(Value::as_array_mut) {
         for entry in entries {
@@ -157,10 +161,11 @@ async fn subscribe_calls(b: &Backend) -> anyhow::Result<Steps> {
     // Routing by CEL rules, and a lowercase "drop" (an unknown status: retried, so delivered
     // again, where DROP would have been the end of it).
     for (id, _, path) in routing_cases() {
-        let delivered = system_tests::api::eventually(&format!("the delivery of {id}"), Duration::from_secs(60), || async {
-            Ok(rec.deliveries(id).first().cloned())
-        })
-        .await?;
+        let delivered =
+            system_tests::api::eventually(&format!("the delivery of {id}"), Duration::from_secs(60), || async {
+                Ok(rec.deliveries(id).first().cloned())
+            })
+            .await?;
         s.add(&format!("routed {id}"), json!({"path": delivered.path, "expected": delivered.path == path}));
     }
     system_tests::api::eventually("the lowercase drop delivered again", Duration::from_secs(60), || async {
@@ -180,7 +185,9 @@ async fn subscribe_calls(b: &Backend) -> anyhow::Result<Steps> {
     s.add("bulk delivery body", normalise_bulk(&first.body));
     system_tests::api::eventually("the bulk entries settled", Duration::from_secs(120), || async {
         let dead = b.topic(DEAD_LETTERS).await?;
-        let settled = ["bulk-drop", "bulk-missing", "bulk-lowercase-drop"].iter().all(|id| dead.iter().any(|(_, ce)| ce["id"] == *id));
+        let settled = ["bulk-drop", "bulk-missing", "bulk-lowercase-drop"]
+            .iter()
+            .all(|id| dead.iter().any(|(_, ce)| ce["id"] == *id));
         Ok(settled.then_some(()))
     })
     .await?;
@@ -189,15 +196,17 @@ async fn subscribe_calls(b: &Backend) -> anyhow::Result<Steps> {
     let bulk_calls = rec.to("/bulk/");
     s.add(
         "bulk requests: entries sent each time",
-        json!(bulk_calls
-            .iter()
-            .map(|c| c.body["entries"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| json!([e["entryId"], e["event"]["id"]]))
-                .collect::<Vec<_>>())
-            .collect::<Vec<_>>()),
+        json!(
+            bulk_calls
+                .iter()
+                .map(|c| c.body["entries"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| json!([e["entryId"], e["event"]["id"]]))
+                    .collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        ),
     );
     let dead = b.topic(DEAD_LETTERS).await?;
     for (id, answer) in BULK_CASES {
