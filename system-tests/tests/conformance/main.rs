@@ -180,7 +180,7 @@ async fn app_handler(
         return axum::Json(behaviour.subscriptions.clone()).into_response();
     }
     if path.starts_with("/bulk/") {
-        return axum::Json(subscribe::bulk_answer(&recorder, &parsed)).into_response();
+        return subscribe::bulk_answer(&recorder, &parsed);
     }
     if path.starts_with("/events/") {
         let answer = parsed["data"]["answer"].as_str().unwrap_or("success").to_owned();

@@ -8,16 +8,39 @@
 
 use super::*;
 
-/// Entries of the one bulk batch: all published with one partition key (one partition, so one
-/// batch), flushed when the last arrives (the await time is far longer than the test).
-const BULK_CASES: &[(&str, &str)] = &[
-    ("bulk-success", "success"),
-    ("bulk-retry-once", "retry-once"),
-    ("bulk-drop", "drop"),
-    ("bulk-missing", "missing"),
-    // Not DROP (statuses are case-sensitive): an unknown status, retried, then dead-lettered.
-    ("bulk-lowercase-drop", "drop-lowercase"),
-];
+/// The bulk batches' entries, [`BULK_SIZE`] per batch: all published with one partition key
+/// (one partition), so each batch is flushed when its last entry arrives (the await time is far
+/// longer than the test), one after the other. `data.answer` tells the app how to answer.
+fn bulk_cases() -> Vec<(String, Value)> {
+    let mut cases: Vec<(String, Value)> = [
+        ("bulk-success", json!({"answer": "success"})),
+        ("bulk-retry-once", json!({"answer": "retry-once"})),
+        ("bulk-drop", json!({"answer": "drop"})),
+        ("bulk-missing", json!({"answer": "missing"})),
+        // Not DROP (statuses are case-sensitive): an unknown status, retried, then dead-lettered.
+        ("bulk-lowercase-drop", json!({"answer": "drop-lowercase"})),
+        // The second batch: three answered 404 together, one routed by a rule to a path of its
+        // own, one whose rule fails to evaluate (`startsWith` on a number).
+        ("b2-404-a", json!({"answer": "batch-404"})),
+        ("b2-404-b", json!({"answer": "batch-404"})),
+        ("b2-routed", json!({"answer": "success", "route": "other"})),
+        ("b2-rule-error", json!({"answer": "success", "route": 5})),
+        ("b2-404-c", json!({"answer": "batch-404"})),
+    ]
+    .into_iter()
+    .map(|(id, data)| (id.to_owned(), data))
+    .collect();
+    // The third batch answered 500, the fourth 200 with an empty body.
+    for (batch, answer) in [("b3-500", "batch-500"), ("b4-empty", "batch-empty")] {
+        for n in 0..BULK_SIZE {
+            cases.push((format!("{batch}-{n}"), json!({"answer": answer})));
+        }
+    }
+    cases
+}
+
+/// Settled on the dead-letter topic once every batch is done.
+const BULK_DEAD: &[&str] = &["bulk-drop", "bulk-missing", "bulk-lowercase-drop", "b2-rule-error"];
 const BULK_SIZE: usize = 5;
 const BULK_KEY: &str = "conf-bulk";
 
@@ -37,7 +60,10 @@ pub(crate) fn fixtures() -> Fixtures {
         {
             "pubsubname": "pubsub",
             "topic": TOPIC_DLQ,
-            "routes": {"default": "/bulk/in"},
+            "routes": {
+                "rules": [{"match": "has(event.data.route) && event.data.route.startsWith(\"other\")", "path": "/bulk/other"}],
+                "default": "/bulk/in"
+            },
             "deadLetterTopic": DEAD_LETTERS,
             "bulkSubscribe": {"enabled": true, "maxMessagesCount": BULK_SIZE, "maxAwaitDurationMs": 600_000}
         },
@@ -57,9 +83,25 @@ pub(crate) fn fixtures() -> Fixtures {
     Fixtures { app: AppBehaviour { subscriptions, healthz: false }, ..Fixtures::default() }
 }
 
-/// The test app's answer to a bulk delivery: per entry as its event's `data.answer` asks
-/// (`missing`: no status for it; `retry-once`: RETRY the first time that event comes).
-pub(crate) fn bulk_answer(recorder: &Recorder, request: &Value) -> Value {
+/// The test app's answer to a bulk delivery: 404, 500 or an empty 200 when an entry asks for
+/// that (`batch-...`), else per entry as its event's `data.answer` asks (`missing`: no status for
+/// it; `retry-once`: RETRY the first time that event comes).
+pub(crate) fn bulk_answer(recorder: &Recorder, request: &Value) -> Response {
+    let answers: Vec<&str> = request["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["event"]["data"]["answer"].as_str())
+        .collect();
+    if answers.contains(&"batch-404") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if answers.contains(&"batch-500") {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    if answers.contains(&"batch-empty") {
+        return StatusCode::OK.into_response();
+    }
     let calls = recorder.to("/bulk/");
     let statuses: Vec<Value> = request["entries"]
         .as_array()
@@ -79,7 +121,7 @@ pub(crate) fn bulk_answer(recorder: &Recorder, request: &Value) -> Value {
             Some(json!({"entryId": entry["entryId"], "status": status}))
         })
         .collect();
-    json!({ "statuses": statuses })
+    axum::Json(json!({ "statuses": statuses })).into_response()
 }
 
 /// The CloudEvent ids of a bulk request's entries.
@@ -149,8 +191,8 @@ async fn subscribe_calls(b: &Backend) -> anyhow::Result<Steps> {
         let path = format!("/v1.0/publish/pubsub/{topic}?metadata.partitionKey={key}&metadata.cloudevent.id={id}");
         async move { b.call(Method::POST, &path, Some(data)).await }
     };
-    for (id, answer) in BULK_CASES {
-        let answered = publish(TOPIC_DLQ, id, BULK_KEY, json!({"answer": answer})).await?;
+    for (id, data) in bulk_cases() {
+        let answered = publish(TOPIC_DLQ, &id, BULK_KEY, data).await?;
         s.add(&format!("publish {id}"), json!({"status": answered.status.as_u16()}));
     }
     for (id, data, _) in routing_cases() {
@@ -183,40 +225,50 @@ async fn subscribe_calls(b: &Backend) -> anyhow::Result<Steps> {
         json!({"method": first.method, "path": first.path, "headers": delivery_headers(&first)}),
     );
     s.add("bulk delivery body", normalise_bulk(&first.body));
-    system_tests::api::eventually("the bulk entries settled", Duration::from_secs(120), || async {
+    let mut expected_dead: Vec<String> = BULK_DEAD.iter().map(|id| (*id).to_owned()).collect();
+    expected_dead.extend((0..BULK_SIZE).flat_map(|n| [format!("b3-500-{n}"), format!("b4-empty-{n}")]));
+    system_tests::api::eventually("the bulk entries settled", Duration::from_secs(240), || async {
         let dead = b.topic(DEAD_LETTERS).await?;
-        let settled = ["bulk-drop", "bulk-missing", "bulk-lowercase-drop"]
-            .iter()
-            .all(|id| dead.iter().any(|(_, ce)| ce["id"] == *id));
+        let settled = expected_dead.iter().all(|id| dead.iter().any(|(_, ce)| ce["id"] == *id.as_str()));
         Ok(settled.then_some(()))
     })
     .await?;
     // Anything still on its way (a redelivery too many) arrives meanwhile.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let bulk_calls = rec.to("/bulk/");
-    s.add(
-        "bulk requests: entries sent each time",
-        json!(
-            bulk_calls
-                .iter()
-                .map(|c| c.body["entries"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| json!([e["entryId"], e["event"]["id"]]))
-                    .collect::<Vec<_>>())
-                .collect::<Vec<_>>()
-        ),
-    );
+    // Sorted: the requests of one batch to two paths come in any order from daprd (a Go map).
+    let mut requests: Vec<String> = bulk_calls
+        .iter()
+        .map(|c| {
+            let entries: Vec<Value> = c.body["entries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| json!([e["entryId"], e["event"]["id"]]))
+                .collect();
+            json!({"path": c.path, "entries": entries}).to_string()
+        })
+        .collect();
+    requests.sort();
+    s.add("bulk requests: path and entries of each", json!(requests));
     let dead = b.topic(DEAD_LETTERS).await?;
-    for (id, answer) in BULK_CASES {
-        let sent_in = bulk_calls.iter().filter(|c| bulk_event_ids(&c.body).iter().any(|i| i == id)).count();
-        let letters: Vec<&(Option<String>, Value)> = dead.iter().filter(|(_, ce)| ce["id"] == *id).collect();
-        let mut observed = json!({"answer": answer, "requests": sent_in, "dead letters": letters.len()});
-        let event = first.body["entries"].as_array().into_iter().flatten().find(|e| e["event"]["id"] == *id);
-        if let (Some(entry), Some((key, letter))) = (event, letters.first()) {
-            observed["dead letter is the delivered event"] = json!(normalise(letter) == normalise(&entry["event"]));
+    for (id, data) in bulk_cases() {
+        let id = id.as_str();
+        let with_it: Vec<&Call> =
+            bulk_calls.iter().filter(|c| bulk_event_ids(&c.body).iter().any(|i| i == id)).collect();
+        let mut paths: Vec<&str> = with_it.iter().map(|c| c.path.as_str()).collect();
+        paths.dedup();
+        let letters: Vec<&(Option<String>, Value)> = dead.iter().filter(|(_, ce)| ce["id"] == id).collect();
+        let mut observed =
+            json!({"data": data, "requests": with_it.len(), "paths": paths, "dead letters": letters.len()});
+        let event = with_it
+            .first()
+            .and_then(|c| c.body["entries"].as_array().into_iter().flatten().find(|e| e["event"]["id"] == id));
+        if let Some((key, letter)) = letters.first() {
             observed["dead letter key"] = json!(key);
+            if let Some(entry) = event {
+                observed["dead letter is the delivered event"] = json!(normalise(letter) == normalise(&entry["event"]));
+            }
         }
         s.add(&format!("bulk entry {id}"), observed);
     }
