@@ -14,7 +14,8 @@
 //!
 //! `GET /dapr/subscribe` is read once (404 = no programmatic subscriptions; any other failure is
 //! logged and leaves the app without them, as in daprd); a routing rule in it that does not
-//! compile leaves the app without any subscription, as daprd does ([`crate::cel::Rule::compile`]).
+//! compile leaves the app without any running subscription, declarative ones included, as daprd
+//! does ([`crate::cel::Rule::compile`]).
 //! Then the delivery loops start and jobs of that app-id may fire.
 
 use std::collections::BTreeMap;
@@ -50,6 +51,7 @@ pub async fn attach(
     }
     let mut subscriptions: Vec<SubscriptionSpec> =
         host.resources.subscriptions.iter().filter(|s| s.visible_to(&app.app_id)).cloned().collect();
+    let mut start = true;
     match read_subscriptions(&host, &app).await {
         Ok(programmatic) => {
             for programmatic in programmatic {
@@ -65,13 +67,14 @@ pub async fn attach(
         }
         Err(e) => {
             // daprd: `StartAppSubscriptions` fails before it starts any subscription, declarative
-            // ones included, and only logs it (runtime.go:963-966).
-            error!(app_id = %app.app_id, error = %format!("{e:#}"), "failed to subscribe to topics: the app gets no subscriptions");
-            subscriptions.clear();
+            // ones included, and only logs it (runtime.go:963-966); `/v1.0/metadata` still lists
+            // the declarative ones.
+            error!(app_id = %app.app_id, error = %format!("{e:#}"), "failed to subscribe to topics: no subscription of the app is started");
+            start = false;
         }
     }
     let mut subscribers = Vec::new();
-    for spec in &subscriptions {
+    for spec in subscriptions.iter().filter(|_| start) {
         let Some(pubsub) = host.pubsub_for(&app.app_id, &spec.pubsub) else {
             // Dapr logs and ignores a subscription to a pub/sub the app does not have.
             warn!(app_id = %app.app_id, pubsub = %spec.pubsub, topic = %spec.topic, "subscription to a pub/sub component not loaded for this app; ignored");

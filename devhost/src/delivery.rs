@@ -17,7 +17,8 @@
 //!    `__timestamp`, the record headers), `traceparent` (the event's, else all zeros; no
 //!    `tracestate`), and `dapr-api-token` with an app token;
 //! 5. the answer: 2xx with an empty, non-JSON or status-less body, or `SUCCESS`: done; `DROP` or
-//!    404: dead letter (or acknowledged with a warning); `RETRY`, an unknown status, any other
+//!    404: dead letter (or acknowledged with a warning); `RETRY`, an unknown status (statuses are
+//!    case-sensitive, as daprd's `switch`: `"drop"` is unknown), any other
 //!    status or no connection: retried under the Resiliency inbound retry policy of the pub/sub
 //!    component, then dead-lettered; without a dead-letter topic Kafka's own consume retry takes
 //!    over: the message is retried every `backOffDuration` (5 s) forever, blocking its partition.
@@ -25,7 +26,7 @@
 //! A dead-lettered message is published to the subscription's `deadLetterTopic` on the same
 //! pub/sub, bytes unchanged (the original CloudEvent), key and record headers kept.
 //!
-//! A bulk subscription delivers its messages in batches instead: see [`bulk`].
+//! A bulk subscription delivers its messages in batches instead: see `delivery/bulk.rs`.
 
 mod bulk;
 

@@ -106,6 +106,9 @@ async fn routing_rules_are_full_cel_and_a_bad_programmatic_rule_subscribes_nothi
     let s = Sidecar::new(d.sidecar_url("app"));
     let metadata = s.get("/v1.0/metadata").await.json();
     assert_eq!(metadata["subscriptions"], json!([]), "{metadata}");
+    assert_eq!(s.publish("pubsub", "t", &json!({"n": 1}), &[]).await, 204);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(app.posts("/in").is_empty(), "nothing is subscribed");
     d.shutdown().await;
 }
 

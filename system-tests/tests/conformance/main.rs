@@ -326,6 +326,7 @@ impl Fixtures {
         match area {
             "bindings" => bindings::binding_fixtures().await,
             "subscribe" => Ok(subscribe::fixtures()),
+            "subscribe-bad-rule" => Ok(subscribe::bad_rule_fixtures()),
             _ => Ok(Self::default()),
         }
     }

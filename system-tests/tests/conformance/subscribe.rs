@@ -55,6 +55,23 @@ fn routing_cases() -> Vec<(&'static str, Value, &'static str)> {
     ]
 }
 
+/// Area `subscribe-bad-rule`: a programmatic rule that does not compile beside a valid
+/// programmatic subscription and a declarative one.
+pub(crate) fn bad_rule_fixtures() -> Fixtures {
+    let subscriptions = json!([
+        {"pubsubname": "pubsub", "topic": TOPIC_DLQ, "routes": {"rules": [{"match": "event.type ==", "path": "/events/bad"}], "default": "/events/with-dlq"}},
+    ]);
+    let declarative = format!(
+        "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: conformance-reminders\nspec:\n  \
+         pubsubname: pubsub\n  topic: {TOPIC_PLAIN}\n  routes:\n    default: /events/plain\nscopes:\n  - {APP_ID}\n"
+    );
+    Fixtures {
+        resources: vec![("subscription.yaml".to_owned(), declarative)],
+        app: AppBehaviour { subscriptions, healthz: true },
+        ..Fixtures::default()
+    }
+}
+
 pub(crate) fn fixtures() -> Fixtures {
     let subscriptions = json!([
         {
@@ -283,4 +300,36 @@ async fn subscribe_calls(b: &Backend) -> anyhow::Result<Steps> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_side_answers_as_daprd_does() -> anyhow::Result<()> {
     differential("subscribe", &[], |b| Box::pin(subscribe_calls(b))).await
+}
+
+async fn bad_rule_calls(b: &Backend) -> anyhow::Result<Steps> {
+    let mut s = Steps::default();
+    let rec = &b.app.recorder;
+    system_tests::api::eventually("the subscriptions read", Duration::from_secs(60), || async {
+        Ok((!rec.to("/dapr/subscribe").is_empty()).then_some(()))
+    })
+    .await?;
+    s.answer("the sidecar stays up", &b.call(Method::GET, "/v1.0/healthz", None).await?);
+    let metadata = b.call(Method::GET, "/v1.0/metadata", None).await?;
+    let mut listed: Vec<Value> = metadata.body["subscriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|sub| json!({"topic": sub["topic"], "type": sub["type"]}))
+        .collect();
+    listed.sort_by_key(Value::to_string);
+    s.add("metadata lists", json!(listed));
+    for (topic, id) in [(TOPIC_DLQ, "bad-rule-programmatic"), (TOPIC_PLAIN, "bad-rule-declarative")] {
+        let path = format!("/v1.0/publish/pubsub/{topic}?metadata.cloudevent.id={id}");
+        s.answer(&format!("publish {id}"), &b.call(Method::POST, &path, Some(json!({"n": 1}))).await?);
+    }
+    // Nothing to await: a running subscription (oldest offsets) delivers within a second or two.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    s.add("deliveries", json!(rec.to("/events/").len()));
+    Ok(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_programmatic_rule_that_does_not_compile_starts_no_subscription() -> anyhow::Result<()> {
+    differential("subscribe-bad-rule", &[], |b| Box::pin(bad_rule_calls(b))).await
 }
