@@ -1,4 +1,5 @@
-//! The subscriber side for any Dapr app: an app without `/healthz` (as an SDK's `DaprServer`),
+//! The subscriber side for any Dapr app: an app without `/healthz` (as an SDK's `DaprServer`)
+//! subscribed and called back for its jobs,
 //! a bulk subscription (the request, per-entry statuses, retries, dead letters), routing rules
 //! in full CEL, and statuses matched case-sensitively.
 //!
@@ -202,6 +203,21 @@ async fn subscribe_calls(b: &Backend) -> anyhow::Result<Steps> {
                "deadLetterTopic": bulk_sub["deadLetterTopic"],
                "app health shown": metadata.body["appConnectionProperties"].get("health").is_some()}),
     );
+
+    // A job callback reaches the app without /healthz too.
+    let offset = chrono::FixedOffset::east_opt(0).context("offset")?;
+    let due = (chrono::Utc::now() + chrono::Duration::seconds(2))
+        .with_timezone(&offset)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let scheduled = b
+        .call(Method::POST, "/v1.0-alpha1/jobs/conf-no-healthz", Some(json!({"dueTime": due, "data": {"n": 1}})))
+        .await?;
+    s.answer("schedule a job for an app without /healthz", &scheduled);
+    let callback = system_tests::api::eventually("the job callback", Duration::from_secs(60), || async {
+        Ok(rec.to("/job/conf-no-healthz").first().cloned())
+    })
+    .await?;
+    s.add("job callback to an app without /healthz", json!({"method": callback.method, "body": callback.body}));
 
     // The bulk batch: one partition key, so one partition and one batch.
     let publish = |topic: &str, id: &str, key: &str, data: Value| {
