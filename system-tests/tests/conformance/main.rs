@@ -28,6 +28,9 @@
 //!   request, routing, SUCCESS/empty/DROP/404/RETRY/500/unknown status, dead letters, the
 //!   blocked partition without a dead-letter topic, trace context;
 //! - jobs: schedule/get/delete and their errors, the callback request, failure policies;
+//! - subscribe (and subscribe-bad-rule): an app without `/healthz` subscribed and called back, a
+//!   bulk subscription (request, per-entry statuses, retries, dead letters), routing rules in full
+//!   CEL, case-sensitive statuses, a programmatic rule that does not compile;
 //! - bindings: `bindings.smtp` and `bindings.http` output bindings, each backend's components
 //!   pointing at its own SMTP sink ([`SmtpSink`]) and HTTP receiver: what the notifier sends,
 //!   recipients, CC/BCC, priority and the component's defaults, data that is not a string,
