@@ -1,12 +1,22 @@
-//! The apps: starting them as processes (CLI), waiting until they are healthy, reading their
-//! subscriptions, and stopping them.
+//! The apps: starting them as processes (CLI), waiting until they accept connections (and are
+//! healthy, with app health checks), reading their subscriptions, and stopping them.
 //!
-//! Startup order is Dapr's (dapr/dapr `pkg/runtime/runtime.go`): the sidecar API is up first
-//! (apps poll `/v1.0/healthz/outbound` before their first call), then the app port must accept
-//! connections and `GET <appHealthCheckPath>` (default `/healthz`, no token, like Dapr's probe)
-//! must answer 2xx; only then `GET /dapr/subscribe` is read once (404 = no programmatic
-//! subscriptions; any other failure is logged and leaves the app without them, as in Dapr), the
-//! delivery loops start and jobs of that app-id may fire.
+//! Startup order is daprd's (dapr/dapr v1.18.2 `pkg/runtime/runtime.go`): the sidecar API is up
+//! first (apps poll `/v1.0/healthz/outbound` before their first call), then devhost waits until
+//! the app port accepts a TCP connection, trying every 100 ms (`blockUntilAppIsReady`,
+//! runtime.go:1536-1580). Without app health checks (daprd's default) that is all: the app is
+//! healthy at once (runtime.go:899-902) and `GET /dapr/subscribe` is read; an app need not serve
+//! any health route. With them enabled ([`HealthCheck`]), `GET <path>` is probed (no token, like
+//! daprd's probe) until it answers 2xx (`pkg/apphealth/health.go`: the app starts unhealthy),
+//! then every `interval`; `threshold` failures in a row make the app unhealthy, and deliveries
+//! and job triggers wait until a probe succeeds again (daprd stops the app's subscriptions and
+//! jobs while it is unhealthy and starts them again, runtime.go:940-1010).
+//!
+//! `GET /dapr/subscribe` is read once (404 = no programmatic subscriptions; any other failure is
+//! logged and leaves the app without them, as in daprd); a routing rule in it that does not
+//! compile leaves the app without any running subscription, declarative ones included, as daprd
+//! does ([`crate::cel::Rule::compile`]).
+//! Then the delivery loops start and jobs of that app-id may fire.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -23,30 +33,48 @@ use crate::delivery::Subscriber;
 use crate::fields::Fields;
 use crate::host::{App, Host};
 use crate::resources::{SubscriptionSpec, parse_subscription};
-use crate::runfile::RunApp;
+use crate::runfile::{HealthCheck, RunApp};
 
-/// Waits until `app` is healthy, reads its subscriptions, starts its delivery loops and marks it
-/// ready. `timeout`: give up (None = wait forever, logging every few seconds).
+/// Waits until `app` accepts connections (and is healthy, with a health check), reads its
+/// subscriptions, starts its delivery loops (and its health probes) and marks it ready.
+/// `timeout`: give up (None = wait forever, logging every few seconds).
 pub async fn attach(
     host: Arc<Host>,
     app: Arc<App>,
     timeout: Option<Duration>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    wait_healthy(&host, &app, timeout).await?;
+    let started = Instant::now();
+    wait_for_port(&host, &app, timeout).await?;
+    if let Some(check) = &app.health_check {
+        let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+        wait_healthy(&host, &app, check, left).await?;
+    }
     let mut subscriptions: Vec<SubscriptionSpec> =
         host.resources.subscriptions.iter().filter(|s| s.visible_to(&app.app_id)).cloned().collect();
-    for programmatic in read_subscriptions(&host, &app).await? {
-        if subscriptions.iter().any(|s| s.pubsub == programmatic.pubsub && s.topic == programmatic.topic) {
-            warn!(
-                app_id = %app.app_id, pubsub = %programmatic.pubsub, topic = %programmatic.topic,
-                "programmatic subscription duplicates a declarative one; the declarative one is used"
-            );
-            continue;
+    let mut start = true;
+    match read_subscriptions(&host, &app).await {
+        Ok(programmatic) => {
+            for programmatic in programmatic {
+                if subscriptions.iter().any(|s| s.pubsub == programmatic.pubsub && s.topic == programmatic.topic) {
+                    warn!(
+                        app_id = %app.app_id, pubsub = %programmatic.pubsub, topic = %programmatic.topic,
+                        "programmatic subscription duplicates a declarative one; the declarative one is used"
+                    );
+                    continue;
+                }
+                subscriptions.push(programmatic);
+            }
         }
-        subscriptions.push(programmatic);
+        Err(e) => {
+            // daprd: `StartAppSubscriptions` fails before it starts any subscription, declarative
+            // ones included, and only logs it (runtime.go:963-966); `/v1.0/metadata` still lists
+            // the declarative ones.
+            error!(app_id = %app.app_id, error = %format!("{e:#}"), "failed to subscribe to topics: no subscription of the app is started");
+            start = false;
+        }
     }
     let mut subscribers = Vec::new();
-    for spec in &subscriptions {
+    for spec in subscriptions.iter().filter(|_| start) {
         let Some(pubsub) = host.pubsub_for(&app.app_id, &spec.pubsub) else {
             // Dapr logs and ignores a subscription to a pub/sub the app does not have.
             warn!(app_id = %app.app_id, pubsub = %spec.pubsub, topic = %spec.topic, "subscription to a pub/sub component not loaded for this app; ignored");
@@ -65,41 +93,107 @@ pub async fn attach(
     *app.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = subscriptions;
     app.ready.send_replace(true);
     host.jobs_changed.notify_one();
+    if let Some(check) = app.health_check.clone() {
+        handles.push(tokio::spawn(probe_forever(host.clone(), app.clone(), check)));
+    }
     info!(app_id = %app.app_id, app_port = app.app_port, "app ready");
     Ok(handles)
 }
 
-async fn wait_healthy(host: &Host, app: &App, timeout: Option<Duration>) -> anyhow::Result<()> {
+/// daprd's `blockUntilAppIsReady`: a TCP connection every 100 ms until one is accepted.
+async fn wait_for_port(host: &Host, app: &App, timeout: Option<Duration>) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut last_log = Instant::now();
-    let url = format!("{}{}", app.base_url(), app.health_path);
-    let mut pause = Duration::from_millis(20);
     loop {
-        let status = match tokio::net::TcpStream::connect(("127.0.0.1", app.app_port)).await {
-            Err(e) => format!("port {} not accepting connections ({e})", app.app_port),
-            Ok(_) => match host.http.get(&url).timeout(Duration::from_secs(5)).send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => format!("GET {} answered {}", app.health_path, r.status().as_u16()),
-                Err(e) => format!("GET {} failed: {e}", app.health_path),
-            },
+        let connect = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(("127.0.0.1", app.app_port)),
+        )
+        .await;
+        let status = match connect {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => format!("port {} not accepting connections ({e})", app.app_port),
+            Err(_) => format!("port {} not accepting connections (timed out)", app.app_port),
+        };
+        if timeout.is_some_and(|t| started.elapsed() > t) {
+            bail!("app {:?} did not listen within {:?}: {status}", app.app_id, timeout.unwrap_or_default());
+        }
+        if last_log.elapsed() > Duration::from_secs(5) {
+            info!(app_id = %app.app_id, %status, "waiting for the app to listen on its port");
+            last_log = Instant::now();
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            () = host.shutdown.cancelled() => bail!("shutting down"),
+        }
+    }
+}
+
+/// One probe: `Ok` on 2xx, else why not.
+async fn probe(host: &Host, app: &App, check: &HealthCheck) -> Result<(), String> {
+    let url = format!("{}{}", app.base_url(), check.path);
+    match host.http.get(&url).timeout(check.timeout).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("Health check failed with status code: {}", r.status().as_u16())),
+        Err(e) => Err(format!("GET {} failed: {e}", check.path)),
+    }
+}
+
+/// Probes right away, then every `interval`, until the first success (the app starts unhealthy).
+async fn wait_healthy(host: &Host, app: &App, check: &HealthCheck, timeout: Option<Duration>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    loop {
+        let status = match probe(host, app, check).await {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
         };
         if timeout.is_some_and(|t| started.elapsed() > t) {
             bail!("app {:?} did not become healthy within {:?}: {status}", app.app_id, timeout.unwrap_or_default());
         }
         if last_log.elapsed() > Duration::from_secs(5) {
-            info!(app_id = %app.app_id, %status, "waiting for the app");
+            info!(app_id = %app.app_id, %status, "waiting for the app to be healthy");
             last_log = Instant::now();
         }
         tokio::select! {
-            () = tokio::time::sleep(pause) => {}
+            () = tokio::time::sleep(check.interval) => {}
             () = host.shutdown.cancelled() => bail!("shutting down"),
         }
-        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// The probes of a healthy app, every `interval`: `threshold` failures in a row make it unhealthy
+/// (deliveries and job triggers wait), one success healthy again (`pkg/apphealth/health.go`
+/// `setResult`).
+async fn probe_forever(host: Arc<Host>, app: Arc<App>, check: HealthCheck) {
+    let mut failures = 0u32;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(check.interval) => {}
+            () = host.shutdown.cancelled() => return,
+        }
+        match probe(&host, &app, &check).await {
+            Ok(()) => {
+                if failures >= check.threshold {
+                    info!(app_id = %app.app_id, "App entered healthy status");
+                    app.ready.send_replace(true);
+                    host.jobs_changed.notify_one();
+                }
+                failures = 0;
+            }
+            Err(why) => {
+                failures = failures.saturating_add(1);
+                if failures == check.threshold {
+                    warn!(app_id = %app.app_id, reason = %why, "App entered un-healthy status: deliveries and jobs wait");
+                    app.ready.send_replace(false);
+                }
+            }
+        }
     }
 }
 
 /// `GET /dapr/subscribe` (dapr/dapr `pkg/runtime/pubsub/subscriptions.go` `GetSubscriptionsHTTP`).
-/// A routing rule outside the supported CEL subset fails startup.
+/// `Err`: a routing rule that does not compile (daprd's `GetSubscriptionsHTTP` fails then).
 async fn read_subscriptions(host: &Host, app: &App) -> anyhow::Result<Vec<SubscriptionSpec>> {
     let url = format!("{}/dapr/subscribe", app.base_url());
     // The headers daprd sends (`GetSubscriptionsHTTP`): JSON content type and its app-id.
@@ -145,12 +239,18 @@ async fn read_subscriptions(host: &Host, app: &App) -> anyhow::Result<Vec<Subscr
     let mut out = Vec::new();
     for (index, entry) in entries.into_iter().enumerate() {
         let at = format!("app {:?} GET /dapr/subscribe [{index}]", app.app_id);
-        let spec = parse_subscription(Fields::new(entry, at.clone())?, false)?;
+        let spec = match Fields::new(entry, at.clone()).and_then(|f| parse_subscription(f, false)) {
+            Ok(spec) => spec,
+            Err(e) => {
+                error!(app_id = %app.app_id, error = %format!("{e:#}"), "GET /dapr/subscribe: an entry devhost cannot read is skipped");
+                continue;
+            }
+        };
+        spec.compile_rules().with_context(|| format!("{at}: invalid subscription"))?;
         if spec.rules.is_empty() && spec.default_path.is_none() {
             warn!(app_id = %app.app_id, topic = %spec.topic, "subscription without route or rules: dropped (as Dapr does)");
             continue;
         }
-        spec.compile_rules().with_context(|| format!("{at}: invalid subscription"))?;
         out.push(spec);
     }
     Ok(out)

@@ -17,13 +17,18 @@
 //!    `__timestamp`, the record headers), `traceparent` (the event's, else all zeros; no
 //!    `tracestate`), and `dapr-api-token` with an app token;
 //! 5. the answer: 2xx with an empty, non-JSON or status-less body, or `SUCCESS`: done; `DROP` or
-//!    404: dead letter (or acknowledged with a warning); `RETRY`, an unknown status, any other
+//!    404: dead letter (or acknowledged with a warning); `RETRY`, an unknown status (statuses are
+//!    case-sensitive, as daprd's `switch`: `"drop"` is unknown), any other
 //!    status or no connection: retried under the Resiliency inbound retry policy of the pub/sub
 //!    component, then dead-lettered; without a dead-letter topic Kafka's own consume retry takes
 //!    over: the message is retried every `backOffDuration` (5 s) forever, blocking its partition.
 //!
 //! A dead-lettered message is published to the subscription's `deadLetterTopic` on the same
 //! pub/sub, bytes unchanged (the original CloudEvent), key and record headers kept.
+//!
+//! A bulk subscription delivers its messages in batches instead: see `delivery/bulk.rs`.
+
+mod bulk;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +36,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::cel::{self, Expr};
+use crate::cel::Rule;
 use crate::cloudevent;
 use crate::db::TaskFailed;
 use crate::host::{App, Host};
@@ -57,7 +62,7 @@ pub struct Subscriber {
     host: Arc<Host>,
     app: Arc<App>,
     spec: SubscriptionSpec,
-    rules: Vec<(Expr, String)>,
+    rules: Vec<(Rule, String)>,
     group: String,
     component: PubSubComponent,
     policy: InboundPolicy,
@@ -189,16 +194,20 @@ impl Subscriber {
         // appended since: the loop can idle without reading again. An empty read after every
         // batch was half of devhost's reads under load.
         let mut caught_up = false;
+        // A bulk subscription's messages read but not yet flushed, and when the first came.
+        let mut pending: Vec<Stored> = Vec::new();
+        let mut pending_since = tokio::time::Instant::now();
         loop {
             let batch = if std::mem::take(&mut caught_up) {
                 Ok(Vec::new())
             } else {
                 wake.borrow_and_update();
                 let (cluster, topic) = (self.component.cluster.clone(), self.spec.topic.clone());
+                let from = pending.last().map_or(next, |m| m.offset + 1);
                 self.host
                     .db
                     .read(move |conn| -> Result<Vec<Stored>, LoopError> {
-                        Ok(pubsub::fetch(conn, &cluster, &topic, partition, next, FETCH_LIMIT)?)
+                        Ok(pubsub::fetch(conn, &cluster, &topic, partition, from, FETCH_LIMIT)?)
                     })
                     .await
             };
@@ -212,6 +221,36 @@ impl Subscriber {
                     continue;
                 }
             };
+            if batch.is_empty()
+                && let Some(bulk) = &self.spec.bulk
+                && !pending.is_empty()
+            {
+                // A bulk batch still filling: flushed `maxAwaitDurationMs` after its first
+                // message, or earlier once it is full.
+                let due = pending_since + bulk.max_await;
+                if tokio::time::Instant::now() < due {
+                    tokio::select! {
+                        r = wake.changed() => if r.is_err() { return },
+                        () = shutdown.cancelled() => {
+                            if committed != next {
+                                self.commit(partition, next).await;
+                            }
+                            return;
+                        }
+                        () = tokio::time::sleep_until(due) => {}
+                    }
+                    continue;
+                }
+                let flushed = std::mem::take(&mut pending);
+                if !self.flush_bulk(&flushed).await {
+                    if next != committed {
+                        self.commit(partition, next).await;
+                    }
+                    return;
+                }
+                next = flushed.last().map_or(next, |m| m.offset + 1);
+                continue;
+            }
             if batch.is_empty() {
                 // An idle partition commits what it processed once COMMIT_INTERVAL has passed
                 // since its last commit (a failed one is tried again after COMMIT_RETRY): else a
@@ -247,6 +286,23 @@ impl Subscriber {
             // Appends notify after they commit, so one the read did not see has changed `wake`.
             let read_to_end = batch.len() < FETCH_LIMIT as usize;
             for message in batch {
+                if let Some(bulk) = &self.spec.bulk {
+                    if pending.is_empty() {
+                        pending_since = tokio::time::Instant::now();
+                    }
+                    pending.push(message);
+                    if pending.len() >= bulk.max_messages as usize {
+                        let flushed = std::mem::take(&mut pending);
+                        if !self.flush_bulk(&flushed).await {
+                            if next != committed {
+                                self.commit(partition, next).await;
+                            }
+                            return;
+                        }
+                        next = flushed.last().map_or(next, |m| m.offset + 1);
+                    }
+                    continue;
+                }
                 let rounds = if self.host.options.duplicate_delivery { 2 } else { 1 };
                 for _ in 0..rounds {
                     if !self.process(&message).await {
@@ -258,6 +314,19 @@ impl Subscriber {
                 }
                 next = message.offset + 1;
             }
+            if let Some(bulk) = &self.spec.bulk
+                && !pending.is_empty()
+                && pending_since.elapsed() >= bulk.max_await
+            {
+                let flushed = std::mem::take(&mut pending);
+                if !self.flush_bulk(&flushed).await {
+                    if next != committed {
+                        self.commit(partition, next).await;
+                    }
+                    return;
+                }
+                next = flushed.last().map_or(next, |m| m.offset + 1);
+            }
             if last_commit.elapsed() >= COMMIT_INTERVAL {
                 commit_failed = !self.commit(partition, next).await;
                 if !commit_failed {
@@ -267,6 +336,17 @@ impl Subscriber {
             }
             caught_up = read_to_end && !wake.has_changed().unwrap_or(true);
         }
+    }
+
+    /// Delivers a bulk batch (twice with `duplicate_delivery`); `false`: shutting down.
+    async fn flush_bulk(&self, batch: &[Stored]) -> bool {
+        let rounds = if self.host.options.duplicate_delivery { 2 } else { 1 };
+        for _ in 0..rounds {
+            if !self.process_bulk(batch).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Commits the group's position on `partition`; `false` if the database refused it.
@@ -293,44 +373,57 @@ impl Subscriber {
     /// Processes one message until it is settled. `false`: devhost is shutting down (the message
     /// stays unsettled and is delivered again after a restart).
     async fn process(&self, message: &Stored) -> bool {
-        let shutdown = &self.host.shutdown;
         let mut component_retries = 0i64;
         loop {
             match self.settle(message).await {
                 Settled::Done => return true,
                 Settled::Cancelled => return false,
                 Settled::Failed(reason) => {
-                    if !self.component.consume_retry_enabled {
-                        error!(
-                            app_id = %self.app.app_id, topic = %self.spec.topic, partition = message.partition,
-                            offset = message.offset, %reason,
-                            "delivery failed and consumeRetryEnabled is false: the message is skipped (Kafka marks a later offset)"
-                        );
-                        return true;
-                    }
-                    if self.component.backoff_max_retries >= 0
-                        && component_retries >= self.component.backoff_max_retries
+                    if let Some(done) =
+                        self.after_failure(&mut component_retries, message.partition, message.offset, &reason).await
                     {
-                        error!(
-                            app_id = %self.app.app_id, topic = %self.spec.topic, partition = message.partition,
-                            offset = message.offset, %reason, "delivery failed and backOffMaxRetries is exhausted: skipped"
-                        );
-                        return true;
-                    }
-                    component_retries += 1;
-                    error!(
-                        app_id = %self.app.app_id, topic = %self.spec.topic, partition = message.partition,
-                        offset = message.offset, %reason, retry = component_retries,
-                        backoff_ms = self.component.backoff.as_millis() as u64,
-                        "DELIVERY FAILED AND THE SUBSCRIPTION HAS NO DEAD-LETTER TOPIC: Kafka's consume retry redelivers \
-                         this message forever and BLOCKS ITS PARTITION; set deadLetterTopic and a bounded inbound retry policy"
-                    );
-                    if sleep_or_cancel(shutdown, self.component.backoff).await {
-                        return false;
+                        return done;
                     }
                 }
             }
         }
+    }
+
+    /// Kafka's consume retry after a failure with nowhere to go: `Some(true)` the message (or
+    /// batch) is skipped, `Some(false)` devhost is shutting down, `None` try again (after the
+    /// component's back-off).
+    async fn after_failure(
+        &self,
+        component_retries: &mut i64,
+        partition: u32,
+        offset: i64,
+        reason: &str,
+    ) -> Option<bool> {
+        if !self.component.consume_retry_enabled {
+            error!(
+                app_id = %self.app.app_id, topic = %self.spec.topic, partition, offset, %reason,
+                "delivery failed and consumeRetryEnabled is false: the message is skipped (Kafka marks a later offset)"
+            );
+            return Some(true);
+        }
+        if self.component.backoff_max_retries >= 0 && *component_retries >= self.component.backoff_max_retries {
+            error!(
+                app_id = %self.app.app_id, topic = %self.spec.topic, partition, offset, %reason,
+                "delivery failed and backOffMaxRetries is exhausted: skipped"
+            );
+            return Some(true);
+        }
+        *component_retries += 1;
+        error!(
+            app_id = %self.app.app_id, topic = %self.spec.topic, partition, offset, %reason, retry = *component_retries,
+            backoff_ms = self.component.backoff.as_millis() as u64,
+            "DELIVERY FAILED AND THE SUBSCRIPTION HAS NO DEAD-LETTER TOPIC: Kafka's consume retry redelivers \
+             this message forever and BLOCKS ITS PARTITION; set deadLetterTopic and a bounded inbound retry policy"
+        );
+        if sleep_or_cancel(&self.host.shutdown, self.component.backoff).await {
+            return Some(false);
+        }
+        None
     }
 
     async fn dead_letter(&self, message: &Stored, why: &str) -> Settled {
@@ -409,6 +502,10 @@ impl Subscriber {
         };
         let mut retry = 0u32;
         loop {
+            // While a health check finds the app unhealthy, daprd's subscriptions are stopped.
+            if !self.app.wait_ready(&self.host.shutdown).await {
+                return Settled::Cancelled;
+            }
             let answer = tokio::select! {
                 a = self.deliver(message, &event, &body, &path) => a,
                 () = self.host.shutdown.cancelled() => return Settled::Cancelled,
@@ -444,7 +541,7 @@ impl Subscriber {
     /// dapr/dapr `findMatchingRoute`: rules in order, the first error stops the evaluation.
     fn route(&self, event: &Value) -> Result<Option<String>, String> {
         for (expr, path) in &self.rules {
-            if cel::eval(expr, event)? {
+            if expr.matches(event)? {
                 return Ok(Some(path.clone()));
             }
         }
@@ -507,7 +604,9 @@ impl Subscriber {
         let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(&bytes) else {
             return Answer::Success;
         };
-        match answer.get("status").and_then(Value::as_str).map(str::to_ascii_uppercase).as_deref() {
+        // Case-sensitive, as daprd's `switch appResponse.Status` (postman/http/http.go:131-150):
+        // `"drop"` is an unknown status, retried.
+        match go_field(&answer, "status").and_then(Value::as_str) {
             None | Some("") | Some("SUCCESS") => Answer::Success,
             Some("DROP") => Answer::Drop("app answered DROP".to_owned()),
             Some("RETRY") => Answer::Retry { reason: "app answered RETRY".to_owned(), status: None },
@@ -522,4 +621,10 @@ async fn sleep_or_cancel(shutdown: &tokio_util::sync::CancellationToken, pause: 
         () = tokio::time::sleep(pause) => false,
         () = shutdown.cancelled() => true,
     }
+}
+
+/// A field of a JSON object as Go's `encoding/json` finds it for a struct field tagged `name`: the
+/// exact key, else one that differs only in case. The *values* daprd compares stay case-sensitive.
+pub(crate) fn go_field<'a>(object: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }

@@ -79,6 +79,26 @@ pub fn format_proto(duration: Duration) -> String {
     format!("{secs}.{}s", fraction.trim_end_matches('0'))
 }
 
+/// Formats a duration as Go's `time.Duration.String` does (`500ms`, `5s`, `1m30s`, `1h0m0s`), to
+/// whole milliseconds.
+pub fn go_string(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
+    let s = (ms % 60_000) as f64 / 1000.0;
+    let seconds = format!("{s}s");
+    match (h, m) {
+        (0, 0) => seconds,
+        (0, m) => format!("{m}m{seconds}"),
+        (h, m) => format!("{h}h{m}m{seconds}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +124,14 @@ mod tests {
         assert!(parse_proto("2m").is_err());
         assert_eq!(format_proto(Duration::from_millis(500)), "0.5s");
         assert_eq!(format_proto(Duration::from_secs(3)), "3s");
+    }
+
+    #[test]
+    fn go_strings() {
+        assert_eq!(go_string(Duration::from_millis(500)), "500ms");
+        assert_eq!(go_string(Duration::from_secs(5)), "5s");
+        assert_eq!(go_string(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_string(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_string(Duration::from_secs(3600)), "1h0m0s");
     }
 }

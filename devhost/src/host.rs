@@ -30,8 +30,11 @@ pub struct Options {
 pub struct App {
     pub app_id: String,
     pub app_port: u16,
-    pub health_path: String,
-    /// True once the app answered its health check (and its subscriptions are read).
+    /// daprd's app health check, when enabled ([`crate::runfile::HealthCheck`]).
+    pub health_check: Option<crate::runfile::HealthCheck>,
+    /// True once the app accepts connections (and, with a health check, is healthy) and its
+    /// subscriptions are read; false again while a health check finds it unhealthy: deliveries
+    /// and job triggers wait meanwhile, as daprd stops its subscriptions and jobs then.
     pub ready: watch::Sender<bool>,
     /// Declarative and programmatic subscriptions in effect, for `/v1.0/metadata`.
     pub subscriptions: Mutex<Vec<SubscriptionSpec>>,

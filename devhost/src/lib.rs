@@ -229,13 +229,14 @@ pub struct AppSpec {
     pub app_port: u16,
     /// The sidecar port to serve; 0 = any free port.
     pub sidecar_port: u16,
-    /// Health check path (Dapr's default `/healthz`).
-    pub health_path: String,
+    /// daprd's app health check; `None` (daprd's default): the app only has to accept
+    /// connections.
+    pub health_check: Option<runfile::HealthCheck>,
 }
 
 impl AppSpec {
     pub fn new(app_id: impl Into<String>, app_port: u16) -> Self {
-        Self { app_id: app_id.into(), app_port, sidecar_port: 0, health_path: "/healthz".to_owned() }
+        Self { app_id: app_id.into(), app_port, sidecar_port: 0, health_check: None }
     }
 
     pub fn sidecar_port(mut self, port: u16) -> Self {
@@ -379,7 +380,7 @@ impl DevhostBuilder {
             .map(|a| App {
                 app_id: a.app_id.clone(),
                 app_port: a.app_port,
-                health_path: a.health_path.clone(),
+                health_check: a.health_check.clone(),
                 ready: watch::channel(false).0,
                 subscriptions: Mutex::new(Vec::new()),
             })

@@ -415,6 +415,8 @@ pub struct SubscriptionSpec {
     pub raw_payload: bool,
     pub metadata: BTreeMap<String, String>,
     pub scopes: Vec<String>,
+    /// `bulkSubscribe` when `enabled`: deliveries in batches ([`crate::delivery`]).
+    pub bulk: Option<BulkSubscribe>,
     /// `DECLARATIVE` or `PROGRAMMATIC` (as `/v1.0/metadata` reports it).
     pub kind: &'static str,
     pub source: String,
@@ -601,15 +603,24 @@ impl Resources {
     }
 }
 
+/// A subscription's `bulkSubscribe` (dapr/dapr v1.18.2 `pkg/runtime/pubsub/subscription.go`
+/// `BulkSubscribe`), with the defaults `pubsub.kafka` applies to a value ≤ 0: 80 messages, 10 s
+/// (components-contrib v1.18.3 `pubsub/kafka/kafka.go:62-72`, `common/component/kafka/utils.go:26-31`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkSubscribe {
+    pub max_messages: u32,
+    pub max_await: Duration,
+}
+
 impl SubscriptionSpec {
-    /// Checks every routing rule against the CEL subset devhost evaluates.
-    pub fn compile_rules(&self) -> anyhow::Result<Vec<(crate::cel::Expr, String)>> {
+    /// Compiles every routing rule as daprd does (see [`crate::cel::Rule::compile`]).
+    pub fn compile_rules(&self) -> anyhow::Result<Vec<(crate::cel::Rule, String)>> {
         self.rules
             .iter()
             .map(|(expr, path)| {
-                crate::cel::parse(expr)
+                crate::cel::Rule::compile(expr)
                     .map(|e| (e, path.clone()))
-                    .map_err(|e| anyhow!("{}: routing rule `match: {expr}` rejected: {e}", self.source))
+                    .map_err(|e| anyhow!("{}: routing rule `match: {expr}` does not compile: {e}", self.source))
             })
             .collect()
     }
@@ -1043,12 +1054,31 @@ pub(crate) fn parse_subscription(mut f: Fields, strict: bool) -> anyhow::Result<
         Some(v) => crate::fields::parse_go_bool(v)
             .ok_or_else(|| anyhow!("{}: metadata.rawPayload {v:?} is not a boolean", f.at()))?,
     };
-    if let Some(mut bulk) = f.object("bulkSubscribe")? {
-        if bulk.string("enabled")?.is_some_and(|v| is_truthy(&v)) {
-            bail!("{}: bulkSubscribe is not emulated by devhost", bulk.at());
+    let mut bulk = None;
+    if let Some(mut fields) = f.object("bulkSubscribe")? {
+        let at = fields.at().to_owned();
+        let enabled = match fields.string("enabled")? {
+            None => false,
+            Some(v) => {
+                crate::fields::parse_go_bool(&v).ok_or_else(|| anyhow!("{at}: `enabled` {v:?} is not a boolean"))?
+            }
+        };
+        let mut int = |key: &str| -> anyhow::Result<i64> {
+            Ok(match fields.string(key)? {
+                None => 0,
+                Some(v) => v.trim().parse::<i32>().map_err(|_| anyhow!("{at}: `{key}` {v:?} is not an int32"))?.into(),
+            })
+        };
+        let (count, await_ms) = (int("maxMessagesCount")?, int("maxAwaitDurationMs")?);
+        if strict {
+            fields.finish()?;
         }
-        bulk.ignore(&["maxMessagesCount", "maxAwaitDurationMs"]);
-        bulk.finish()?;
+        if enabled {
+            bulk = Some(BulkSubscribe {
+                max_messages: u32::try_from(count).ok().filter(|c| *c > 0).unwrap_or(80),
+                max_await: Duration::from_millis(u64::try_from(await_ms).ok().filter(|c| *c > 0).unwrap_or(10_000)),
+            });
+        }
     }
     let at = f.at().to_owned();
     if strict {
@@ -1062,6 +1092,7 @@ pub(crate) fn parse_subscription(mut f: Fields, strict: bool) -> anyhow::Result<
         dead_letter_topic,
         raw_payload,
         metadata,
+        bulk,
         scopes: Vec::new(),
         kind: "PROGRAMMATIC",
         source: at,

@@ -2,10 +2,13 @@
 //! the same file drives `dapr run -f dapr.yaml` and devhost.
 //!
 //! Used: `common.resourcesPath`/`resourcesPaths`, `common.env`, and per app `appID`,
-//! `appDirPath`, `appPort`, `daprHTTPPort`, `command`, `env`, `appHealthCheckPath`,
-//! `appProtocol` (`http` only). Fields that only tune daprd or its logs (ports of protocols
-//! devhost does not serve, log levels, probe timings) are accepted and unused; see
-//! [`UNUSED_FIELDS`]. Anything else is a startup error naming the field.
+//! `appDirPath`, `appPort`, `daprHTTPPort`, `command`, `env`, `appProtocol` (`http` only), and
+//! the app health check: `enableAppHealthCheck`, `appHealthCheckPath`, `appHealthProbeInterval`
+//! (seconds), `appHealthProbeTimeout` (milliseconds), `appHealthThreshold`, which the dapr CLI
+//! passes to daprd as `--enable-app-health-check`, `--app-health-check-path`, ... ([`HealthCheck`]).
+//! Fields that only tune daprd or its logs (ports of protocols devhost does not serve, log
+//! levels) are accepted and unused; see [`UNUSED_FIELDS`]. Anything else is a startup error naming
+//! the field.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ use serde_json::Value;
 use crate::fields::{Fields, scalar_string, yaml_documents};
 
 /// Run-file fields accepted and deliberately unused: they configure daprd features devhost does
-/// not have (gRPC, metrics, profiling, placement, log files) or probe timings.
+/// not have (gRPC, metrics, profiling, placement, log files).
 pub const UNUSED_FIELDS: &[&str] = &[
     "daprGRPCPort",
     "daprInternalGRPCPort",
@@ -27,10 +30,6 @@ pub const UNUSED_FIELDS: &[&str] = &[
     "appLogDestination",
     "daprdLogDestination",
     "enableApiLogging",
-    "appHealthProbeInterval",
-    "appHealthProbeTimeout",
-    "appHealthThreshold",
-    "enableAppHealthCheck",
     "appMaxConcurrency",
     "daprHTTPMaxRequestSize",
     "daprHTTPReadBufferSize",
@@ -63,7 +62,96 @@ pub struct RunApp {
     pub command: Vec<String>,
     /// Common env first, then the app's own (which wins).
     pub env: BTreeMap<String, String>,
-    pub health_path: String,
+    /// `None`: app health checks off (daprd's default): the app only has to accept connections.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// daprd's app health check (`--enable-app-health-check` and its settings; dapr/dapr v1.18.2
+/// `pkg/runtime/config.go:538-567`, defaults `pkg/config/app_connection.go:23-28`): `GET <path>`
+/// every `interval`, each probe given `timeout`; 2xx is a success. The app starts unhealthy;
+/// one success makes it healthy, `threshold` failures in a row unhealthy again
+/// (`pkg/apphealth/health.go`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub threshold: u32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self {
+            path: "/healthz".to_owned(),
+            interval: std::time::Duration::from_secs(5),
+            timeout: std::time::Duration::from_millis(500),
+            threshold: 3,
+        }
+    }
+}
+
+/// The health-check fields of `common` or of one app (an app's own win).
+#[derive(Debug, Clone, Default)]
+struct HealthFields {
+    enabled: Option<bool>,
+    path: Option<String>,
+    interval: Option<i64>,
+    timeout: Option<i64>,
+    threshold: Option<i64>,
+}
+
+impl HealthFields {
+    fn read(fields: &mut Fields) -> anyhow::Result<Self> {
+        let at = fields.at().to_owned();
+        let int = |fields: &mut Fields, key: &str| -> anyhow::Result<Option<i64>> {
+            fields
+                .string(key)?
+                .map(|v| v.trim().parse::<i64>().map_err(|_| anyhow!("{at}: `{key}` {v:?} is not an integer")))
+                .transpose()
+        };
+        let enabled = fields
+            .string("enableAppHealthCheck")?
+            .map(|v| {
+                crate::fields::parse_go_bool(&v)
+                    .ok_or_else(|| anyhow!("{at}: `enableAppHealthCheck` {v:?} is not a boolean"))
+            })
+            .transpose()?;
+        Ok(Self {
+            enabled,
+            path: fields.string("appHealthCheckPath")?.filter(|p| !p.is_empty()),
+            interval: int(fields, "appHealthProbeInterval")?,
+            timeout: int(fields, "appHealthProbeTimeout")?,
+            threshold: int(fields, "appHealthThreshold")?,
+        })
+    }
+
+    fn or(self, common: &Self) -> Self {
+        Self {
+            enabled: self.enabled.or(common.enabled),
+            path: self.path.or_else(|| common.path.clone()),
+            interval: self.interval.or(common.interval),
+            timeout: self.timeout.or(common.timeout),
+            threshold: self.threshold.or(common.threshold),
+        }
+    }
+
+    /// As daprd reads its flags: values ≤ 0 (threshold < 1) take the defaults, and a timeout
+    /// longer than the interval is an error (`pkg/runtime/config.go:538-559`).
+    fn check(self, at: &str) -> anyhow::Result<Option<HealthCheck>> {
+        if self.enabled != Some(true) {
+            return Ok(None);
+        }
+        let default = HealthCheck::default();
+        let positive = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0);
+        let interval = positive(self.interval).map(std::time::Duration::from_secs).unwrap_or(default.interval);
+        let timeout = positive(self.timeout).map(std::time::Duration::from_millis).unwrap_or(default.timeout);
+        if timeout > interval {
+            bail!("{at}: value for 'health-probe-timeout' must be smaller than 'health-probe-interval'");
+        }
+        let threshold =
+            self.threshold.and_then(|t| u32::try_from(t).ok()).filter(|t| *t >= 1).unwrap_or(default.threshold);
+        Ok(Some(HealthCheck { path: self.path.unwrap_or(default.path), interval, timeout, threshold }))
+    }
 }
 
 impl RunApp {
@@ -98,7 +186,7 @@ impl RunFile {
         resources_paths.extend(common.string_list("resourcesPaths")?.into_iter().map(PathBuf::from));
         let resources_paths = resources_paths.into_iter().map(|p| dir.join(p)).collect();
         let common_env = env_map(&mut common)?;
-        let common_health = common.string("appHealthCheckPath")?;
+        let common_health = HealthFields::read(&mut common)?;
         check_protocol(&mut common)?;
         common.ignore(UNUSED_FIELDS);
         common.finish()?;
@@ -128,10 +216,7 @@ impl RunFile {
             };
             let mut env = common_env.clone();
             env.extend(env_map(&mut app)?);
-            let health_path = app
-                .string("appHealthCheckPath")?
-                .or_else(|| common_health.clone())
-                .unwrap_or_else(|| "/healthz".to_owned());
+            let health_check = HealthFields::read(&mut app)?.or(&common_health).check(&at)?;
             check_protocol(&mut app)?;
             if app.take("resourcesPath").is_some() || app.take("resourcesPaths").is_some() {
                 bail!("{at}: per-app resourcesPath is not emulated by devhost; use common.resourcesPath");
@@ -141,7 +226,7 @@ impl RunFile {
             if apps.iter().any(|a: &RunApp| a.app_id == app_id) {
                 bail!("{at}: appID is used twice");
             }
-            apps.push(RunApp { app_id, app_dir, app_port, dapr_http_port, command, env, health_path });
+            apps.push(RunApp { app_id, app_dir, app_port, dapr_http_port, command, env, health_check });
         }
         root.finish()?;
         if apps.is_empty() {
@@ -197,7 +282,37 @@ apps:
         assert_eq!(app.dapr_http_port, Some(3500));
         assert_eq!(app.env.get("RUST_LOG").map(String::as_str), Some("info"));
         assert_eq!(app.env.get("EXTRA").map(String::as_str), Some("1"));
-        assert_eq!(app.health_path, "/healthz");
+        // App health checks are off unless enabled, as with daprd.
+        assert_eq!(app.health_check, None);
+    }
+
+    #[test]
+    fn health_checks_as_the_dapr_cli_passes_them() {
+        let text = "version: 1\ncommon:\n  enableAppHealthCheck: true\n  appHealthThreshold: 2\napps:\n  - appID: a\n    \
+                    appPort: 1\n    appHealthCheckPath: /ready\n    appHealthProbeInterval: 1\n    appHealthProbeTimeout: 200\n  \
+                    - appID: b\n    appPort: 2\n    appHealthProbeTimeout: 0\n  - appID: c\n    appPort: 3\n    \
+                    enableAppHealthCheck: false\n";
+        let run = RunFile::parse(text, "dapr.yaml", Path::new(".")).unwrap();
+        let a = run.apps[0].health_check.clone().unwrap();
+        assert_eq!(a.path, "/ready");
+        assert_eq!(a.interval, std::time::Duration::from_secs(1));
+        assert_eq!(a.timeout, std::time::Duration::from_millis(200));
+        assert_eq!(a.threshold, 2);
+        // Zero takes daprd's default.
+        let b = run.apps[1].health_check.clone().unwrap();
+        assert_eq!(
+            (b.path.as_str(), b.timeout, b.interval),
+            ("/healthz", std::time::Duration::from_millis(500), std::time::Duration::from_secs(5))
+        );
+        assert_eq!(run.apps[2].health_check, None);
+        let err = RunFile::parse(
+            "version: 1\napps:\n  - appID: a\n    appPort: 1\n    enableAppHealthCheck: true\n    appHealthProbeInterval: 1\n    appHealthProbeTimeout: 2000\n",
+            "dapr.yaml",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("health-probe-timeout"), "{err}");
     }
 
     #[test]

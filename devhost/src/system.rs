@@ -90,7 +90,7 @@ impl System {
             };
             app_ports.push(port);
             let mut spec = AppSpec::new(app.app_id.clone(), port).sidecar_port(app.dapr_http_port.unwrap_or(0));
-            spec.health_path = app.health_path.clone();
+            spec.health_check = app.health_check.clone();
             builder = builder.app(spec);
         }
         for (app, port) in run.apps.iter().zip(&app_ports) {

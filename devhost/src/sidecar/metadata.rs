@@ -42,6 +42,10 @@ pub(super) async fn metadata(State(ctx): State<Ctx>) -> Response {
             if let (Some(dlq), Value::Object(m)) = (&s.dead_letter_topic, &mut v) {
                 m.insert("deadLetterTopic".into(), json!(dlq));
             }
+            // protojson leaves an empty map out, as daprd's answer does.
+            if let (true, Value::Object(m)) = (s.metadata.is_empty(), &mut v) {
+                m.remove("metadata");
+            }
             v
         })
         .collect();
@@ -56,11 +60,17 @@ pub(super) async fn metadata(State(ctx): State<Ctx>) -> Response {
         "extended": {"devhost": "true"},
     });
     if let (Some(app), Value::Object(m)) = (app, &mut body) {
-        m.insert(
-            "appConnectionProperties".into(),
-            json!({"port": app.app_port, "protocol": "http", "channelAddress": "127.0.0.1",
-                   "health": {"healthCheckPath": app.health_path}}),
-        );
+        let mut properties = json!({"port": app.app_port, "protocol": "http", "channelAddress": "127.0.0.1"});
+        // Only with app health checks enabled (dapr/dapr v1.18.2 `pkg/api/universal/metadata.go:54-64`).
+        if let (Some(check), Value::Object(p)) = (&app.health_check, &mut properties) {
+            p.insert(
+                "health".into(),
+                json!({"healthCheckPath": check.path, "healthProbeInterval": crate::duration::go_string(check.interval),
+                       "healthProbeTimeout": crate::duration::go_string(check.timeout),
+                       "healthThreshold": check.threshold}),
+            );
+        }
+        m.insert("appConnectionProperties".into(), properties);
     }
     axum::Json(body).into_response()
 }

@@ -39,6 +39,9 @@ struct Inner {
     received: Vec<Recorded>,
     subscribe: Option<Value>,
     responder: Responder,
+    /// `/healthz`: `Some(true)` 200, `Some(false)` 503, `None` no such route (404).
+    healthz: Option<bool>,
+    health_probes: usize,
 }
 
 /// A fake app on 127.0.0.1: answers `/healthz`, `/dapr/subscribe` (the given JSON, or 404),
@@ -66,7 +69,14 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
         at: Instant::now(),
     };
     if recorded.path == "/healthz" {
-        return StatusCode::OK.into_response();
+        let mut inner = inner.lock().unwrap();
+        inner.health_probes += 1;
+        return match inner.healthz {
+            Some(true) => StatusCode::OK,
+            Some(false) => StatusCode::SERVICE_UNAVAILABLE,
+            None => StatusCode::NOT_FOUND,
+        }
+        .into_response();
     }
     let (responder, subscribe) = {
         let mut inner = inner.lock().unwrap();
@@ -89,6 +99,8 @@ impl FakeApp {
             received: Vec::new(),
             subscribe,
             responder: Arc::new(|_| (200, r#"{"status":"SUCCESS"}"#.to_owned())),
+            healthz: Some(true),
+            health_probes: 0,
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -102,6 +114,16 @@ impl FakeApp {
     /// Replaces how the app answers deliveries and job triggers.
     pub fn respond(&self, f: impl Fn(&Recorded) -> (u16, String) + Send + Sync + 'static) {
         self.inner.lock().unwrap().responder = Arc::new(f);
+    }
+
+    /// How `/healthz` answers from now on (`None`: 404, as an app without the route).
+    pub fn set_healthz(&self, healthz: Option<bool>) {
+        self.inner.lock().unwrap().healthz = healthz;
+    }
+
+    /// How many times `/healthz` was called.
+    pub fn health_probes(&self) -> usize {
+        self.inner.lock().unwrap().health_probes
     }
 
     /// Everything received but health checks.

@@ -145,6 +145,7 @@ pub(crate) async fn binding_fixtures() -> anyhow::Result<Fixtures> {
         sink: Some(sink),
         auth_sink: Some(auth_sink),
         receiver: Some(receiver),
+        ..Fixtures::default()
     })
 }
 

@@ -28,6 +28,9 @@
 //!   request, routing, SUCCESS/empty/DROP/404/RETRY/500/unknown status, dead letters, the
 //!   blocked partition without a dead-letter topic, trace context;
 //! - jobs: schedule/get/delete and their errors, the callback request, failure policies;
+//! - subscribe (and subscribe-bad-rule): an app without `/healthz` subscribed and called back, a
+//!   bulk subscription (request, per-entry statuses, retries, dead letters), routing rules in full
+//!   CEL, case-sensitive statuses, a programmatic rule that does not compile;
 //! - bindings: `bindings.smtp` and `bindings.http` output bindings, each backend's components
 //!   pointing at its own SMTP sink ([`SmtpSink`]) and HTTP receiver: what the notifier sends,
 //!   recipients, CC/BCC, priority and the component's defaults, data that is not a string,
@@ -59,6 +62,7 @@ mod bindings;
 mod jobs;
 mod pubsub;
 mod state;
+mod subscribe;
 
 /// Scoped into every component of `dapr-components/local` (see the module doc).
 const APP_ID: &str = "task-api";
@@ -132,15 +136,30 @@ fn subscriptions() -> Value {
 /// Headers every HTTP client or server adds, not the sidecar's choice.
 const TRANSPORT_HEADERS: &[&str] = &["host", "content-length", "user-agent", "accept-encoding", "accept", "connection"];
 
+/// How the test app behaves beyond recording: what `GET /dapr/subscribe` answers and whether it
+/// serves `/healthz` (an SDK's `DaprServer` does not). The default is every area's app but
+/// `subscribe`'s.
+#[derive(Debug, Clone)]
+struct AppBehaviour {
+    subscriptions: Value,
+    healthz: bool,
+}
+
+impl Default for AppBehaviour {
+    fn default() -> Self {
+        Self { subscriptions: subscriptions(), healthz: true }
+    }
+}
+
 async fn app_handler(
-    State(recorder): State<Arc<Recorder>>,
+    State((recorder, behaviour)): State<(Arc<Recorder>, Arc<AppBehaviour>)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
-    if path == "/healthz" {
+    if path == "/healthz" && behaviour.healthz {
         return StatusCode::OK.into_response();
     }
     let headers: BTreeMap<String, String> = headers
@@ -161,7 +180,10 @@ async fn app_handler(
     };
     let status = |s: &str| axum::Json(json!({ "status": s })).into_response();
     if path == "/dapr/subscribe" {
-        return axum::Json(subscriptions()).into_response();
+        return axum::Json(behaviour.subscriptions.clone()).into_response();
+    }
+    if path.starts_with("/bulk/") {
+        return subscribe::bulk_answer(&recorder, &parsed);
     }
     if path.starts_with("/events/") {
         let answer = parsed["data"]["answer"].as_str().unwrap_or("success").to_owned();
@@ -174,6 +196,8 @@ async fn app_handler(
             "500" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             "retry-once" if earlier == 0 => status("RETRY"),
             "retry-9" if earlier < 9 => status("RETRY"),
+            // Not DROP to daprd (statuses are case-sensitive): an unknown status, retried.
+            "drop-lowercase-once" if earlier == 0 => status("drop"),
             _ => status("SUCCESS"),
         };
     }
@@ -196,11 +220,11 @@ struct TestApp {
 }
 
 impl TestApp {
-    async fn start() -> anyhow::Result<Self> {
+    async fn start_as(behaviour: AppBehaviour) -> anyhow::Result<Self> {
         let port = free_port()?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let recorder = Arc::new(Recorder::default());
-        let router = axum::Router::new().fallback(app_handler).with_state(recorder.clone());
+        let router = axum::Router::new().fallback(app_handler).with_state((recorder.clone(), Arc::new(behaviour)));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -296,12 +320,16 @@ struct Fixtures {
     /// A sink that requires `AUTH` as [`MAIL_USER`].
     auth_sink: Option<SmtpSink>,
     receiver: Option<TestApp>,
+    /// How the app behaves (its subscriptions, `/healthz`).
+    app: AppBehaviour,
 }
 
 impl Fixtures {
     async fn for_area(area: &str) -> anyhow::Result<Self> {
         match area {
             "bindings" => bindings::binding_fixtures().await,
+            "subscribe" => Ok(subscribe::fixtures()),
+            "subscribe-bad-rule" => Ok(subscribe::bad_rule_fixtures()),
             _ => Ok(Self::default()),
         }
     }
@@ -325,7 +353,7 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
 
 impl Backend {
     async fn devhost(fixtures: Fixtures) -> anyhow::Result<Self> {
-        let app = TestApp::start().await?;
+        let app = TestApp::start_as(fixtures.app.clone()).await?;
         let dir = tempfile::tempdir()?;
         let sidecar_port = free_port()?;
         let run_file = write_run_file(dir.path(), app.port, sidecar_port, &fixtures)?;
@@ -353,7 +381,7 @@ impl Backend {
     /// The platform in `$TMPDIR/todo-platform-tests/conformance-<area>`, kept after the test
     /// (every process's log in `logs/`) and replaced by the next run.
     async fn daprd(area: &str, fixtures: Fixtures) -> anyhow::Result<Self> {
-        let app = TestApp::start().await?;
+        let app = TestApp::start_as(fixtures.app.clone()).await?;
         let dir = tempfile::tempdir()?;
         let sidecar_port = free_port()?;
         let run_file = write_run_file(dir.path(), app.port, sidecar_port, &fixtures)?;
