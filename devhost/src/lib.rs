@@ -10,10 +10,26 @@
 //!
 //! Emulated API (per app, on its own sidecar port):
 //! - `POST /v1.0/publish/{pubsub}/{topic}` (CloudEvent wrapping, `rawPayload`, `partitionKey`,
-//!   `cloudevent.*` overrides, `ttlInSeconds`, topic scoping);
+//!   `cloudevent.*` overrides, topic scoping; message TTLs as daprd reads them: `ttl`, else
+//!   `ttlInSeconds`, a Go duration or whole seconds above 0, `0` expiring at once, anything else
+//!   ignored; an expired event, by TTL or by its own `expiration`, is dropped on delivery);
+//! - bulk publish (`POST`/`PUT /v1.0-alpha1/publish/bulk/{pubsub}/{topic}` and `/v1.0/...`):
+//!   `entryId`, `event`, `contentType`, per-entry `metadata` with the request's filling in,
+//!   `rawPayload`, daprd's entry conversion and errors;
 //! - delivery to the app: consumer groups as daprd picks them (`consumerGroup`, else
-//!   `consumerID`, else the app-id), per-partition ordering, routing rules,
-//!   SUCCESS/RETRY/DROP/404, Resiliency retries, dead-letter topics, durable offsets;
+//!   `consumerID`, else the app-id), per-partition ordering, routing rules in full CEL (the `cel`
+//!   crate, over the CloudEvent as daprd's cel-go sees it), SUCCESS/RETRY/DROP/404 (statuses are
+//!   case-sensitive: `drop` is an unknown status, retried), Resiliency retries, dead-letter
+//!   topics, durable offsets;
+//! - bulk subscriptions (`bulkSubscribe`, programmatic and declarative): batches of up to
+//!   `maxMessagesCount` messages of a partition (default 80, else flushed after
+//!   `maxAwaitDurationMs`, default 10 s), daprd's bulk request (`entries` with `entryId`,
+//!   `event`, `metadata`, `contentType`; `pubsubName` header), per-entry `SUCCESS`/`RETRY`/`DROP`
+//!   (a missing status is RETRY), the failed entries retried alone under the inbound policy, then
+//!   dead-lettered one by one; 404 settles the whole batch;
+//! - app readiness as daprd's: the app port accepting connections; with `enableAppHealthCheck`,
+//!   probes of `appHealthCheckPath` every `appHealthProbeInterval` (`appHealthProbeTimeout`,
+//!   `appHealthThreshold`), deliveries and job triggers paused while the app is unhealthy;
 //! - Kafka clusters: pub/sub components on the same `brokers` are clients of one cluster and
 //!   share its topics (published through one, consumed through another), each consumer group
 //!   with offsets of its own, as with daprd and Kafka; components on other brokers share nothing;
@@ -21,7 +37,10 @@
 //!   components: `{uuid}` (a new UUID per occurrence and start), `{podName}` (`POD_NAME`, else the
 //!   app fails to start), `{namespace}` (`<namespace>.<appID>`), `{appID}`;
 //! - state (`state.postgresql` v1): get, save, delete, bulk get, transactions with the
-//!   transactional outbox, the Query API, ETags, first-write, TTL, `keyPrefix`;
+//!   transactional outbox, the Query API, ETags, first-write, TTL, `keyPrefix`; URL
+//!   `metadata.*` applied to every item (the URL winning), items decoded as daprd decodes them
+//!   (no number-to-string conversion), option values and `ttlInSeconds` checked as v1 checks
+//!   them, the Query API body parsed as components-contrib parses it;
 //! - jobs (`/v1.0-alpha1/jobs/{name}`, `/v1.0/jobs/{name}`) with `POST /job/{name}` triggers;
 //! - output bindings (`POST`/`PUT /v1.0/bindings/{name}`): `bindings.smtp` v1 with a real
 //!   SMTP client (STARTTLS or implicit TLS, auth) and `bindings.http` v1 with real HTTP calls,
@@ -57,8 +76,9 @@
 //! - [`peek`]: reading a topic (a dead-letter topic, say) without consuming it (`devhost peek`),
 //!   and consumer lag (`devhost lag`), by component name, on its cluster.
 //! - [`cloudevent`]: CloudEvent envelopes as Dapr builds them.
-//! - [`delivery`]: per app/topic/partition delivery loops, retries, dead letters.
-//! - [`cel`]: the routing-rule subset of CEL, parsed by hand.
+//! - [`delivery`]: per app/topic/partition delivery loops, retries, dead letters; bulk
+//!   subscriptions in `delivery/bulk.rs`.
+//! - [`cel`]: routing rules in CEL (the `cel` crate), compiled as daprd's cel-go accepts them.
 //! - [`schedule`]: job schedules (`@every`, `@daily`, 6-field cron).
 //! - [`jobs`]: the Jobs API and the scheduler that triggers `POST /job/{name}`.
 //! - [`bindings`]: `bindings.smtp` and `bindings.http` output bindings (lettre, reqwest), and
@@ -67,7 +87,8 @@
 //!   `jobs`, `bindings`, `metadata`) and the error bodies and API token in `sidecar/mod.rs`.
 //! - `host`: what all of the above share (resources, each app's loaded components, database,
 //!   apps, HTTP client).
-//! - [`apps`]: app processes, health, subscription discovery, shutdown.
+//! - [`apps`]: app processes, readiness (port, optional health checks), subscription discovery,
+//!   shutdown.
 //! - [`system`]: a whole run file (sidecars + app processes) as one handle, for the CLI and
 //!   system tests.
 //! - [`cli`]: the `devhost` command, and `devhost dev-token`: development bearer tokens for
@@ -127,8 +148,20 @@
 //! - **Query API** compares and sorts the *text* of values, as `state.postgresql` v1 does, but in
 //!   byte order rather than the database collation; it spans the whole component (every app's
 //!   keys, as v1 spans its table).
-//! - **Health.** Apps must answer `GET /healthz` before they are subscribed (Dapr probes only with
-//!   app health checks enabled) and are not probed again afterwards.
+//! - **App health checks**, when enabled, pause deliveries and job triggers while the app is
+//!   unhealthy; daprd stops its subscriptions and starts them again from the committed offsets
+//!   (a delivery in flight is redelivered). Without them (the default) devhost, like daprd, only
+//!   waits for the app port.
+//! - **Bulk batches** are flushed `maxAwaitDurationMs` after their first message (or when full);
+//!   `pubsub.kafka`'s ticker runs from the start of the partition claim, so a lone message there
+//!   waits anywhere up to that long. A batch's requests to several routes go in the order of their
+//!   first entries (daprd: a Go map's order); a status the app answers for an entry of another
+//!   route's request is ignored.
+//! - **CEL rules**: cel-go also type-checks a rule when it compiles it, so a rule with literal
+//!   operands of the wrong type (`size(1)`, `"a" + 1`) is refused by daprd and fails at
+//!   evaluation on devhost (then handled as any evaluation error: dead letter or retry). A rule
+//!   calling a function cel-go does not have is refused by devhost; daprd 1.18.2 loops forever
+//!   compiling it (`pkg/expr/expr.go` declares the unknown name as a variable and compiles again).
 //! - **Jobs** run on UTC; retries of a trigger live in memory (a restart during them triggers the
 //!   tick again).
 //! - **Inbound retries** wait exactly the exponential policy's intervals; Dapr randomises each
@@ -136,9 +169,16 @@
 //! - **Tracing** is daprd's without a tracing `Configuration` (none are emulated): no spans of
 //!   its own, the caller's trace context passed through unchanged (see [`cloudevent`]). A
 //!   sampled daprd would put its own span ids into envelopes and deliveries.
-//! - **Error texts** (`message`, and the descriptions inside `details`) are devhost's own words;
-//!   `errorCode`, status and the `details` shape are daprd's. The namespace in error details is
-//!   `NAMESPACE`, else `default`, as daprd's.
+//! - **Error texts** (`message`, and the descriptions inside `details`) are daprd's on the paths
+//!   the conformance test compared them (state decoding, options and TTL, the Query API's parser,
+//!   bulk publish, secrets, service invocation), elsewhere devhost's own words; `errorCode`,
+//!   status and the `details` shape are daprd's everywhere. The namespace in error details is
+//!   `NAMESPACE`, else `default`, as daprd's. Go's JSON decoder also matches field names in any
+//!   case (`"Key"` for `key`); devhost does not.
+//! - **Bulk publish is all or nothing**: every entry is committed to the log in one
+//!   transaction, so devhost answers 204 or an error, never a partial `failedEntries` list. To a
+//!   topic the broker lacks, daprd answers 500 `ERR_PUBSUB_PUBLISH_MESSAGE` with every entry in
+//!   `failedEntries`; devhost creates the topic (204; the conformance test asserts both).
 //! - **`kill -9` of devhost** leaves its app processes running (devhost uses no `unsafe`, so no
 //!   parent-death signal); stop them before starting devhost again.
 //! - **`bindings.smtp` merges a request's metadata into a copy.** components-contrib's
