@@ -156,7 +156,7 @@ impl Host {
         self.components_for(app_id).iter().any(|c| match c.kind {
             ComponentKind::State(_) => state,
             ComponentKind::PubSub(_) => !state,
-            ComponentKind::SecretStore | ComponentKind::Binding(_) => false,
+            ComponentKind::SecretStore(_) | ComponentKind::Binding(_) => false,
         })
     }
 

@@ -203,6 +203,7 @@ pub mod query;
 pub mod resources;
 pub mod runfile;
 pub mod schedule;
+pub mod secrets;
 pub mod sidecar;
 pub mod state;
 pub mod system;

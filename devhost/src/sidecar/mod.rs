@@ -31,6 +31,7 @@ mod bindings;
 mod jobs;
 mod metadata;
 mod publish;
+mod secrets;
 mod state;
 
 /// A Dapr API error answer.
@@ -125,6 +126,8 @@ pub fn router(host: Arc<Host>, app_id: &str) -> Router {
         .route("/v1.0/healthz", get(healthz))
         .route("/v1.0/healthz/outbound", get(healthz))
         .route("/v1.0/metadata", get(metadata::metadata))
+        .route("/v1.0/secrets/{store}/bulk", get(secrets::bulk_secrets))
+        .route("/v1.0/secrets/{store}/{key}", get(secrets::get_secret))
         .route("/v1.0/publish/{pubsub}", post(publish::publish_without_topic))
         .route("/v1.0/publish/{pubsub}/{*topic}", post(publish::publish))
         .route("/v1.0/state/{store}", post(state::save_state).put(state::save_state))

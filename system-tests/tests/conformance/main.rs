@@ -58,6 +58,7 @@ use system_tests::workspace_root;
 mod bindings;
 mod jobs;
 mod pubsub;
+mod secrets;
 mod state;
 
 /// Scoped into every component of `dapr-components/local` (see the module doc).
@@ -302,6 +303,7 @@ impl Fixtures {
     async fn for_area(area: &str) -> anyhow::Result<Self> {
         match area {
             "bindings" => bindings::binding_fixtures().await,
+            "secrets" => secrets::secret_fixtures().await,
             _ => Ok(Self::default()),
         }
     }
