@@ -32,6 +32,7 @@ mod jobs;
 mod metadata;
 mod publish;
 mod secrets;
+mod shutdown;
 mod state;
 
 /// A Dapr API error answer.
@@ -126,6 +127,8 @@ pub fn router(host: Arc<Host>, app_id: &str) -> Router {
         .route("/v1.0/healthz", get(healthz))
         .route("/v1.0/healthz/outbound", get(healthz))
         .route("/v1.0/metadata", get(metadata::metadata))
+        .route("/v1.0/metadata/{key}", axum::routing::put(metadata::put_metadata))
+        .route("/v1.0/shutdown", post(shutdown::shutdown))
         .route("/v1.0/secrets/{store}/bulk", get(secrets::bulk_secrets))
         .route("/v1.0/secrets/{store}/{key}", get(secrets::get_secret))
         .route("/v1.0/publish/{pubsub}", post(publish::publish_without_topic))

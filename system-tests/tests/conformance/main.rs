@@ -57,6 +57,7 @@ use system_tests::workspace_root;
 
 mod bindings;
 mod jobs;
+mod metadata;
 mod pubsub;
 mod secrets;
 mod state;
