@@ -1,7 +1,7 @@
 //! `POST /v1.0/shutdown`: 204, then this app's sidecar stops, as daprd answers and then shuts
 //! itself down gracefully (dapr/dapr v1.18.2 `pkg/api/http/shutdown.go`,
-//! `pkg/api/universal/shutdown.go:37-50`; `dapr-force-shutdown: true` makes daprd exit at
-//! once, the same here). Stopped: its API server (after this answer; the port then refuses
+//! `pkg/api/universal/shutdown.go:37-50`; with `dapr-force-shutdown: true` daprd exits at once
+//! with status 1, which devhost treats as the graceful request). Stopped: its API server (after this answer; the port then refuses
 //! connections), its delivery loops (aborted: up to one batch of processed but uncommitted
 //! offsets is delivered again on the next start, as after a crash of daprd), its job callbacks
 //! (held, as the Scheduler holds a job while no sidecar of its app-id is connected). The other

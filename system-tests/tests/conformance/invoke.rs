@@ -92,7 +92,9 @@ async fn invoke_calls(b: &Backend) -> anyhow::Result<Steps> {
     );
     let answer = b.call_with(Method::GET, "/invoked/not-found-route", None, &[token]).await?;
     s.add("an unknown route without dapr-app-id", json!({"status": answer.status.as_u16()}));
-    s.answer("no app-id", &b.call(Method::GET, "/v1.0/invoke/method/x", None).await?);
+    let no_app = b.call(Method::GET, "/v1.0/invoke/method/x", None).await?;
+    s.answer("no app-id", &no_app);
+    s.add("no app-id message", no_app.body["message"].clone());
     s.answer("unknown app-id", &b.call(Method::GET, "/v1.0/invoke/conformance-nobody/method/x", None).await?);
     s.answer(
         "without the API token",

@@ -77,6 +77,12 @@ async fn secrets_calls(b: &Backend) -> anyhow::Result<Steps> {
     s.answer("store scoped to another app", &get("conf-hidden/CARGO_PKG_NAME").await?);
     s.answer("a state store is no secret store", &get("state/x").await?);
     s.answer("without the API token", &b.call_with(Method::GET, "/v1.0/secrets/conf-file/plain", None, &[]).await?);
+    // The error texts, which clients may match on.
+    let mut messages = Vec::new();
+    for path in ["conf-file/nope", "no-such-store/x", "no-such-store/bulk"] {
+        messages.push(get(path).await?.body["message"].clone());
+    }
+    s.add("error messages", json!(messages));
     let metadata = b.call(Method::GET, "/v1.0/metadata", None).await?;
     let mut stores: Vec<Value> = metadata.body["components"]
         .as_array()
