@@ -69,6 +69,11 @@ async fn apps_invoke_each_other_and_shut_their_own_sidecar_down() {
     }
     assert_eq!(sidecar_a.get("/v1.0/healthz").await.status, 204);
     assert_eq!(sidecar_a.send(Method::GET, "/v1.0/invoke/b/method/after", &[], None).await.status, 202);
+    // An app that does not accept the connection.
+    drop(b);
+    let r = sidecar_a.get("/v1.0/invoke/b/method/gone").await;
+    assert_eq!((r.status, r.error_code().as_str()), (500, "ERR_DIRECT_INVOKE"));
+    assert!(r.json()["message"].as_str().unwrap().starts_with("failed to invoke, id: b, err: "));
     d.shutdown().await;
 }
 

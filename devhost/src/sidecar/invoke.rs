@@ -14,7 +14,8 @@
 //! `dapr-callee-app-id`, `X-Forwarded-For`, `X-Forwarded-Host` and `Forwarded`, as the caller's
 //! daprd adds them ([`add_remote_headers`]). A body is sent with its length when the caller
 //! gave one, else chunked, as Go's client sends it ([`outgoing_body`]). The answer comes back
-//! as the app gave it: status, headers (but hop-by-hop), body, whatever the status. Errors:
+//! as the app gave it, streamed: status, headers (but hop-by-hop), body, whatever the status.
+//! Errors:
 //! no app-id 404 `ERR_DIRECT_INVOKE`; an unknown app-id, an app that does not accept the
 //! connection, or a method with a forbidden character, 500 `ERR_DIRECT_INVOKE`
 //! (`failed to invoke, id: <id>, err: ...`). Resiliency policies for invocation, HTTPEndpoint
@@ -23,7 +24,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 
 use super::{ApiError, Ctx};
@@ -224,16 +225,16 @@ pub(super) async fn invoke(State(ctx): State<Ctx>, request: Request) -> Result<R
         .send()
         .await
         .map_err(|e| invoke_error(&target, format!("{e:#}")))?;
-    let status = answer.status();
-    let mut out_headers = HeaderMap::new();
-    for (name, value) in answer.headers() {
+    // Streamed back as it comes (daprd copies it with a flush after every write: a stream of
+    // server-sent events reaches the caller event by event).
+    let (answer, body) = http::Response::<reqwest::Body>::from(answer).into_parts();
+    let mut response = Response::new(Body::new(body));
+    *response.status_mut() = answer.status;
+    for (name, value) in &answer.headers {
         if !dropped(name.as_str()) {
-            out_headers.append(name.clone(), value.clone());
+            response.headers_mut().append(name.clone(), value.clone());
         }
     }
-    let bytes = answer.bytes().await.map_err(|e| invoke_error(&target, format!("reading the answer: {e}")))?;
-    let mut response = (status, Body::from(bytes)).into_response();
-    *response.headers_mut() = out_headers;
     Ok(response)
 }
 

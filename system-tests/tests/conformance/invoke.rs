@@ -66,6 +66,11 @@ async fn invoke_calls(b: &Backend) -> anyhow::Result<Steps> {
         s.add(&format!("app answers {status}"), answered(&answer));
     }
     s.add("a POST without a body received", received(rec, "/invoked/status-201"));
+    // No resiliency policy targets the app: an error answer is not retried.
+    s.add(
+        "calls for a 500 and a 503 answer",
+        json!([rec.to("/invoked/status-500").len(), rec.to("/invoked/status-503").len()]),
+    );
     s.add("a DELETE without a body received", received(rec, "/invoked/delete-empty"));
     let answer = b
         .call_with(Method::POST, "/invoked/by-header?x=1", Some(json!({"h": true})), &[token, ("dapr-app-id", APP_ID)])
