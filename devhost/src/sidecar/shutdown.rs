@@ -5,8 +5,11 @@
 //! connections), its delivery loops (aborted: up to one batch of processed but uncommitted
 //! offsets is delivered again on the next start, as after a crash of daprd), its job callbacks
 //! (held, as the Scheduler holds a job while no sidecar of its app-id is connected). The other
-//! apps' sidecars keep running, and so does the app process: daprd in standalone mode does not
-//! touch its app either; devhost stops it with everything else when it stops.
+//! apps' sidecars keep running, and so does the app process, as under `dapr run -f`: the dapr
+//! CLI's multi-app run only logs that a daprd exited (dapr/cli `cmd/run.go`
+//! `startDaprdProcess`; unlike the single-app `dapr run`, which then stops its app and exits)
+//! and keeps everything else running until it gets a signal; devhost stops the app with
+//! everything else when it stops.
 
 use axum::extract::State;
 use axum::http::StatusCode;
