@@ -5,7 +5,8 @@
 //!
 //! - **env**: a secret is the environment variable `<prefix><name>` of the sidecar (under
 //!   devhost: of devhost itself, which every sidecar shares, as every `daprd` of a `dapr run`
-//!   inherits the CLI's environment). A variable that is not set, or that the store refuses
+//!   inherits the CLI's environment; an app's `env` in the run file is the app's only, as the
+//!   CLI gives it to the app's command alone, dapr/cli `pkg/standalone/run.go`). A variable that is not set, or that the store refuses
 //!   (`APP_API_TOKEN` and `DAPR_*`, compared upper-cased: `isKeyAllowed`), is the secret
 //!   `{name: ""}`, never an error (`envstore.go:59-72`). Bulk: every allowed variable that
 //!   starts with the prefix (and is longer than it), named without it (`envstore.go:75-111`).
