@@ -2,7 +2,7 @@
 //! itself down gracefully (dapr/dapr v1.18.2 `pkg/api/http/shutdown.go`,
 //! `pkg/api/universal/shutdown.go:37-50`; with `dapr-force-shutdown: true` daprd exits at once
 //! with status 1, which devhost treats as the graceful request). Stopped: its API server (after this answer; the port then refuses
-//! connections), its delivery loops (aborted: up to one batch of processed but uncommitted
+//! connections), its delivery loops and outbox relays (aborted: up to one batch of processed but uncommitted
 //! offsets is delivered again on the next start, as after a crash of daprd), its job callbacks
 //! (held, as the Scheduler holds a job while no sidecar of its app-id is connected). The other
 //! apps' sidecars keep running, and so does the app process, as under `dapr run -f`: the dapr
