@@ -6,9 +6,10 @@
 
 use super::*;
 
-/// The secrets file both backends' file stores read.
+/// The secrets file both backends' file stores read (one name: rewritten by every run, not
+/// left behind by each).
 fn secrets_file() -> anyhow::Result<PathBuf> {
-    let path = std::env::temp_dir().join(format!("conformance-secrets-{}.json", std::process::id()));
+    let path = std::env::temp_dir().join("todo-conformance-secrets.json");
     let text = json!({
         "plain": "s3cret",
         "db": {"user": "admin", "port": 5432, "tls": true, "ca": null, "ratio": 0.5},
