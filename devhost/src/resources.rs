@@ -3,7 +3,9 @@
 //!
 //! Emulated: `state.postgresql` v1 (the Query API exists only in v1; `keyPrefix` and the outbox
 //! metadata honoured), `pubsub.kafka` v1 (consumer group, `initialOffset`, consume retry,
-//! publishing/subscription scopes), `secretstores.local.env` v1, the output bindings
+//! publishing/subscription scopes), `secretstores.local.env` v1 and `secretstores.local.file` v1
+//! ([`crate::secrets`]; a `secretKeyRef` of a field devhost uses is resolved through the store
+//! the app loaded, as daprd does), the output bindings
 //! `bindings.smtp` v1 and `bindings.http` v1 ([`crate::bindings`]), `Resiliency` retry policies and
 //! timeouts for pub/sub inbound delivery, `Subscription` `dapr.io/v2alpha1`.
 //!
