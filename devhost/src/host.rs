@@ -38,6 +38,12 @@ pub struct App {
     pub ready: watch::Sender<bool>,
     /// Declarative and programmatic subscriptions in effect, for `/v1.0/metadata`.
     pub subscriptions: Mutex<Vec<SubscriptionSpec>>,
+    /// `PUT /v1.0/metadata/{key}`: the sidecar's extended metadata.
+    pub extended_metadata: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Cancelled by `POST /v1.0/shutdown` (and with devhost): this app's sidecar stops serving.
+    pub stopped: CancellationToken,
+    /// This app's delivery loops, aborted when its sidecar is shut down.
+    pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl App {
@@ -95,6 +101,7 @@ impl Host {
         db: Db,
         options: Options,
         apps: Vec<App>,
+        shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         // Calls to apps are plain HTTP on loopback: the client is built without TLS.
         let http = reqwest::Client::builder()
@@ -119,7 +126,7 @@ impl Host {
             bindings_http,
             apps,
             jobs_changed: Arc::default(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             consumers: Mutex::default(),
         }))
     }
@@ -159,7 +166,7 @@ impl Host {
         self.components_for(app_id).iter().any(|c| match c.kind {
             ComponentKind::State(_) => state,
             ComponentKind::PubSub(_) => !state,
-            ComponentKind::SecretStore | ComponentKind::Binding(_) => false,
+            ComponentKind::SecretStore(_) | ComponentKind::Binding(_) => false,
         })
     }
 

@@ -243,6 +243,7 @@ pub mod query;
 pub mod resources;
 pub mod runfile;
 pub mod schedule;
+pub mod secrets;
 pub mod sidecar;
 pub mod state;
 pub mod system;
@@ -414,6 +415,7 @@ impl DevhostBuilder {
                  messages and offsets stay where they were, unread (the cluster's own topic is used)"
             );
         }
+        let host_shutdown = tokio_util::sync::CancellationToken::new();
         let apps = self
             .apps
             .iter()
@@ -423,9 +425,12 @@ impl DevhostBuilder {
                 health_check: a.health_check.clone(),
                 ready: watch::channel(false).0,
                 subscriptions: Mutex::new(Vec::new()),
+                extended_metadata: Mutex::default(),
+                stopped: host_shutdown.child_token(),
+                tasks: Mutex::default(),
             })
             .collect();
-        let host = Host::new(resources, loaded, db, self.options, apps)?;
+        let host = Host::new(resources, loaded, db, self.options, apps, host_shutdown)?;
         let mut sidecars = HashMap::new();
         let mut tasks = Vec::new();
         for app in &self.apps {
@@ -434,7 +439,8 @@ impl DevhostBuilder {
                 .with_context(|| format!("binding the sidecar port {} of app {:?}", app.sidecar_port, app.app_id))?;
             let addr = listener.local_addr().context("sidecar address")?;
             let router = sidecar::router(host.clone(), &app.app_id);
-            let stop = host.shutdown.clone();
+            // This app's own token: `POST /v1.0/shutdown` stops its sidecar alone.
+            let stop = host.apps.get(&app.app_id).map_or_else(|| host.shutdown.clone(), |a| a.stopped.clone());
             // TCP_NODELAY, as daprd's Go listeners have it by default: an answer written in
             // pieces (an SSE stream, a large state page) is sent at once, not after the app's
             // delayed ACK. A socket that refuses the option is served as it is.
@@ -490,12 +496,19 @@ impl Starting {
         let Starting { mut devhost, ready_timeout } = self;
         let mut pending = Vec::new();
         for app in devhost.host.apps.values() {
-            pending.push(tokio::spawn(apps::attach(devhost.host.clone(), app.clone(), ready_timeout)));
+            pending.push((app.clone(), tokio::spawn(apps::attach(devhost.host.clone(), app.clone(), ready_timeout))));
         }
         let mut failure = None;
-        for handle in pending {
+        for (app, handle) in pending {
             match handle.await {
-                Ok(Ok(tasks)) => devhost.tasks.extend(tasks),
+                Ok(Ok(tasks)) => {
+                    // Kept by the app too, for `POST /v1.0/shutdown` of its sidecar.
+                    app.tasks
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .extend(tasks.iter().map(tokio::task::JoinHandle::abort_handle));
+                    devhost.tasks.extend(tasks);
+                }
                 Ok(Err(e)) => failure = failure.or(Some(e)),
                 Err(e) => failure = failure.or(Some(anyhow::anyhow!("app attach task failed: {e}"))),
             }

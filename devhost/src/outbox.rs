@@ -190,7 +190,13 @@ pub(crate) async fn start_relays(host: &Arc<Host>) -> anyhow::Result<Vec<tokio::
                 .await?;
             info!(app_id = %app_id, store = %component.name, topic = %relay.topic, partitions = n,
                   "outbox relay: one message per partition at a time, {STATE_SCAN_DELAY:?} each");
-            handles.extend((0..n).map(|p| tokio::spawn(relay.clone().run_partition(p))));
+            let relays: Vec<_> = (0..n).map(|p| tokio::spawn(relay.clone().run_partition(p))).collect();
+            // A relay is a subscription of the app-id's sidecar: `POST /v1.0/shutdown` stops it.
+            if let Some(app) = host.apps.get(app_id.as_str()) {
+                let mut tasks = app.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                tasks.extend(relays.iter().map(tokio::task::JoinHandle::abort_handle));
+            }
+            handles.extend(relays);
         }
     }
     Ok(handles)

@@ -3,7 +3,9 @@
 //!
 //! Emulated: `state.postgresql` v1 (the Query API exists only in v1; `keyPrefix` and the outbox
 //! metadata honoured), `pubsub.kafka` v1 (consumer group, `initialOffset`, consume retry,
-//! publishing/subscription scopes), `secretstores.local.env` v1, the output bindings
+//! publishing/subscription scopes), `secretstores.local.env` v1 and `secretstores.local.file` v1
+//! ([`crate::secrets`]; a `secretKeyRef` of a field devhost uses is resolved through the store
+//! the app loaded, as daprd does), the output bindings
 //! `bindings.smtp` v1 and `bindings.http` v1 ([`crate::bindings`]), `Resiliency` retry policies and
 //! timeouts for pub/sub inbound delivery, `Subscription` `dapr.io/v2alpha1`.
 //!
@@ -147,7 +149,9 @@ impl Component {
     /// The component as the sidecar of `templates.app_id` loads it: read again from the file's
     /// text with every metadata value templated ([`Templates`]), so each load has UUIDs of its
     /// own and a `{podName}` without `POD_NAME` fails it.
-    pub fn for_app(&self, templates: &Templates) -> anyhow::Result<Component> {
+    /// `stores`: the secret stores this sidecar loaded, through which a `secretKeyRef` is
+    /// resolved.
+    pub fn for_app(&self, templates: &Templates, stores: &[Component]) -> anyhow::Result<Component> {
         parse_component(
             self.name.clone(),
             self.spec.clone(),
@@ -155,7 +159,16 @@ impl Component {
             self.secret_store.clone(),
             &self.source,
             Some(templates),
+            stores,
         )
+    }
+
+    /// The secret store this component is, if it is one.
+    pub fn secret_store(&self) -> Option<&crate::secrets::SecretStore> {
+        match &self.kind {
+            ComponentKind::SecretStore(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
@@ -216,7 +229,8 @@ impl Templates {
 pub enum ComponentKind {
     State(StateComponent),
     PubSub(PubSubComponent),
-    SecretStore,
+    /// `secretstores.local.env` or `secretstores.local.file` ([`crate::secrets`]).
+    SecretStore(crate::secrets::SecretStore),
     /// An output binding ([`crate::bindings`]).
     Binding(crate::bindings::Binding),
 }
@@ -431,25 +445,56 @@ impl Resources {
             .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
             .collect();
         files.sort();
-        let mut resources = Resources::default();
+        let mut texts = Vec::new();
         for file in files {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            resources.add_yaml(&text, &file.display().to_string())?;
+            texts.push((text, file.display().to_string()));
         }
+        let mut resources = Resources::default();
+        resources.add_texts(&texts)?;
         Ok(resources)
     }
 
     /// Adds the resources of one YAML text (several documents allowed). Call
     /// [`Resources::validate`] once everything is added.
     pub fn add_yaml(&mut self, text: &str, file: &str) -> anyhow::Result<()> {
-        for (index, document) in yaml_documents(text, file)?.into_iter().enumerate() {
-            let at = format!("{file} (document {})", index + 1);
-            self.add_document(document, &at)?;
+        self.add_texts(&[(text.to_owned(), file.to_owned())])
+    }
+
+    /// Adds the resources of several YAML texts (text, file name). The secret stores among them
+    /// are read first, so that a `secretKeyRef` of any component of these texts (or of those
+    /// added before) can be resolved through them, whatever the order of the files: daprd loads
+    /// a component that needs a secret store once that store is loaded
+    /// (dapr/dapr `pkg/runtime/processor/components.go:209-256`).
+    fn add_texts(&mut self, texts: &[(String, String)]) -> anyhow::Result<()> {
+        let mut documents = Vec::new();
+        for (text, file) in texts {
+            for (index, document) in yaml_documents(text, file)?.into_iter().enumerate() {
+                documents.push((document, format!("{file} (document {})", index + 1)));
+            }
+        }
+        let mut stores: Vec<Component> =
+            self.components.iter().filter(|c| c.secret_store().is_some()).cloned().collect();
+        for (document, at) in &documents {
+            let is_store = document.get("kind").and_then(Value::as_str) == Some("Component")
+                && document
+                    .get("spec")
+                    .and_then(|s| s.get("type"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.starts_with("secretstores."));
+            if is_store {
+                let mut scratch = Resources::default();
+                scratch.add_document(document.clone(), at, &stores)?;
+                stores.extend(scratch.components);
+            }
+        }
+        for (document, at) in documents {
+            self.add_document(document, &at, &stores)?;
         }
         Ok(())
     }
 
-    fn add_document(&mut self, document: Value, at: &str) -> anyhow::Result<()> {
+    fn add_document(&mut self, document: Value, at: &str, stores: &[Component]) -> anyhow::Result<()> {
         let mut doc = Fields::new(document, at)?;
         let api_version = doc.required_string("apiVersion")?;
         let kind = doc.required_string("kind")?;
@@ -473,7 +518,7 @@ impl Resources {
                     None => None,
                 };
                 doc.finish()?;
-                let component = parse_component(name, spec, scopes, secret_store, &at, None)?;
+                let component = parse_component(name, spec, scopes, secret_store, &at, None, stores)?;
                 self.components.push(component);
             }
             ("Resiliency", "dapr.io/v1alpha1") => {
@@ -550,13 +595,23 @@ impl Resources {
     }
 
     /// The components `templates.app_id` loads (its scopes applied), as its sidecar loads them.
+    /// Its secret stores are loaded first: a `secretKeyRef` of its other components is resolved
+    /// through the stores it loaded (daprd's `ProcessResource`).
     pub fn load_for(&self, templates: &Templates) -> anyhow::Result<Vec<Component>> {
-        self.components
-            .iter()
-            .filter(|c| c.visible_to(&templates.app_id))
-            .map(|c| {
-                c.for_app(templates)
-                    .with_context(|| format!("app {:?} loading component {:?}", templates.app_id, c.name))
+        let load = |c: &Component, stores: &[Component]| {
+            c.for_app(templates, stores)
+                .with_context(|| format!("app {:?} loading component {:?}", templates.app_id, c.name))
+        };
+        let visible = || self.components.iter().filter(|c| c.visible_to(&templates.app_id));
+        let mut stores = Vec::new();
+        for c in visible().filter(|c| c.secret_store().is_some()) {
+            let loaded = load(c, &stores)?;
+            stores.push(loaded);
+        }
+        visible()
+            .map(|c| match stores.iter().find(|s| s.name == c.name) {
+                Some(store) => Ok(store.clone()),
+                None => load(c, &stores),
             })
             .collect()
     }
@@ -646,6 +701,7 @@ fn parse_component(
     secret_store: Option<String>,
     at: &str,
     templates: Option<&Templates>,
+    stores: &[Component],
 ) -> anyhow::Result<Component> {
     let mut spec = Fields::new(raw_spec.clone().unwrap_or(Value::Null), format!("{at}: spec"))?;
     let type_name = spec.required_string("type")?;
@@ -693,7 +749,7 @@ fn parse_component(
             None => Ok(None),
             Some(MetaValue::Plain(v)) => Ok(Some(v)),
             Some(MetaValue::Secret { name, key: secret_key }) => {
-                let value = resolve_secret(secret_store.as_deref(), &name, &secret_key).with_context(|| {
+                let value = resolve_secret(stores, secret_store.as_deref(), &name, &secret_key).with_context(|| {
                     format!("{at_meta}: field `{key}` uses secretKeyRef {name:?}, which devhost must resolve")
                 })?;
                 // daprd fills the secret in first and then templates it like any value.
@@ -828,15 +884,27 @@ fn parse_component(
         ("bindings.smtp" | "bindings.http", other) => {
             bail!("{at}: {type_name} {other} is not emulated (only v1 exists)")
         }
+        // components-contrib `secretstores/local/env/envstore.go:33-37`: `prefix` only.
         ("secretstores.local.env", "v1") => {
-            if get("prefix")?.is_some_and(|p| !p.is_empty()) {
-                bail!("{at_meta}: `prefix` is not emulated by devhost's local.env secret store");
-            }
-            ComponentKind::SecretStore
+            ComponentKind::SecretStore(crate::secrets::SecretStore::Env { prefix: get("prefix")?.unwrap_or_default() })
+        }
+        // `secretstores/local/file/filestore.go:33-37`: `secretsFile`, `nestedSeparator`,
+        // `multiValued` (read with dapr/kit's boolean parsing).
+        ("secretstores.local.file", "v1") => {
+            let options = crate::secrets::FileOptions {
+                secrets_file: get("secretsFile")?.unwrap_or_default(),
+                nested_separator: get("nestedSeparator")?,
+                multi_valued: get("multiValued")?.is_some_and(|v| is_truthy(&v)),
+            };
+            ComponentKind::SecretStore(crate::secrets::load_file(&options).map_err(|e| anyhow!("{at_meta}: {e:#}"))?)
+        }
+        ("secretstores.local.env" | "secretstores.local.file", other) => {
+            bail!("{at}: {type_name} {other} is not emulated (only v1 exists)")
         }
         (other, _) => bail!(
             "{at}: component type {other:?} is not emulated by devhost (it emulates state.postgresql v1, \
-             pubsub.kafka v1, secretstores.local.env v1, bindings.smtp v1 and bindings.http v1)"
+             pubsub.kafka v1, secretstores.local.env v1, secretstores.local.file v1, bindings.smtp v1 and \
+             bindings.http v1)"
         ),
     };
     if let Some(field) = meta.keys().next() {
@@ -865,14 +933,34 @@ fn cluster_of(name: &str, brokers: Option<MetaValue>, secret_store: Option<&str>
     }
 }
 
-/// `secretKeyRef` through `secretstores.local.env`: the secret `name` is an environment variable
-/// of the sidecar (here: of devhost), and `key` must name the same variable.
-fn resolve_secret(store: Option<&str>, name: &str, key: &str) -> anyhow::Result<String> {
-    if store.is_none() {
-        bail!("the component has no `auth.secretStore`");
+/// A `secretKeyRef` as daprd resolves it (dapr/dapr `pkg/runtime/processor/secret/secret.go`
+/// `ProcessResource`): `GetSecret(name)` of the store named by `auth.secretStore`, which the
+/// sidecar must have loaded (`stores`), then its key `key` (default: `name`). Where daprd
+/// would load the component without the value (no `auth.secretStore` in standalone mode, the
+/// store failing, the key missing or empty) or never load it (a store that is not loaded),
+/// devhost refuses to start: the value is one it uses.
+fn resolve_secret(stores: &[Component], store: Option<&str>, name: &str, key: &str) -> anyhow::Result<String> {
+    let Some(store) = store else {
+        bail!(
+            "the component has no `auth.secretStore` (daprd in standalone mode has no default store and would load \
+             it without this value)"
+        );
+    };
+    let Some(found) = stores.iter().find(|c| c.name == store).and_then(Component::secret_store) else {
+        bail!(
+            "its `auth.secretStore` {store:?} is not a secret store loaded by this app (daprd would wait for it and \
+             never load the component)"
+        );
+    };
+    let secret = found.get(name).map_err(|e| anyhow!("secret store {store:?}: {e}"))?;
+    let key = if key.is_empty() { name } else { key };
+    match secret.get(key) {
+        Some(value) if !value.is_empty() => Ok(value.clone()),
+        _ => bail!(
+            "secret {name:?} of store {store:?} has no key {key:?} or an empty one (daprd would load the component \
+             without this value)"
+        ),
     }
-    let var = if key.is_empty() { name } else { key };
-    std::env::var(var).map_err(|_| anyhow!("environment variable {var:?} is not set (secretstores.local.env)"))
 }
 
 fn parse_resiliency(name: String, spec: Option<Value>, scopes: Vec<String>, at: &str) -> anyhow::Result<Resiliency> {
@@ -1201,7 +1289,7 @@ mod tests {
         let t = templates(Some("pod-1"), "default");
         let group = |name: &str| -> anyhow::Result<String> {
             let component = resources.component(name).ok_or_else(|| anyhow!("no {name}"))?;
-            Ok(pubsub_of(&component.for_app(&t)?).consumer_group.clone())
+            Ok(pubsub_of(&component.for_app(&t, &[])?).consumer_group.clone())
         };
         let (first, second) = (group("live")?, group("live")?);
         assert!(first.starts_with("app-live-") && second.starts_with("app-live-"), "{first} {second}");
@@ -1212,7 +1300,7 @@ mod tests {
         // A property devhost does not use is templated too, so `{podName}` fails it without
         // POD_NAME, naming the file and the property.
         let pod = resources.component("pod").ok_or_else(|| anyhow!("no pod"))?;
-        assert!(pod.for_app(&t).is_ok());
+        assert!(pod.for_app(&t, &[]).is_ok());
         let err = format!("{:#}", resources.load_for(&templates(None, "default")).unwrap_err());
         assert!(
             err.contains("app \"app\" loading component \"pod\"")

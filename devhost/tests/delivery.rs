@@ -304,7 +304,7 @@ scopes: [yes]
     assert!(no.posts("/").is_empty());
     let meta = Sidecar::new(d.sidecar_url("yes")).get("/v1.0/metadata").await.json();
     assert_eq!(meta["subscriptions"][0]["type"], "DECLARATIVE");
-    assert_eq!(meta["subscriptions"][0]["rules"]["rules"][1]["path"], "/decl");
+    assert_eq!(meta["subscriptions"][0]["rules"][1]["path"], "/decl");
     d.shutdown().await;
 }
 

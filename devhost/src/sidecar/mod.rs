@@ -28,9 +28,12 @@ use tracing::debug;
 use crate::host::Host;
 
 mod bindings;
+mod invoke;
 mod jobs;
 mod metadata;
 mod publish;
+mod secrets;
+mod shutdown;
 mod state;
 
 /// A Dapr API error answer.
@@ -125,6 +128,11 @@ pub fn router(host: Arc<Host>, app_id: &str) -> Router {
         .route("/v1.0/healthz", get(healthz))
         .route("/v1.0/healthz/outbound", get(healthz))
         .route("/v1.0/metadata", get(metadata::metadata))
+        .route("/v1.0/metadata/{key}", axum::routing::put(metadata::put_metadata))
+        .route("/v1.0/shutdown", post(shutdown::shutdown))
+        .route("/v1.0/secrets/{store}/bulk", get(secrets::bulk_secrets))
+        .route("/v1.0/secrets/{store}/{key}", get(secrets::get_secret))
+        .route("/v1.0/invoke/{*rest}", axum::routing::any(invoke::invoke))
         .route("/v1.0/publish/{pubsub}", post(publish::publish_without_topic))
         .route("/v1.0/publish/{pubsub}/{*topic}", post(publish::publish))
         .route("/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}", post(publish::bulk_publish).put(publish::bulk_publish))
@@ -168,12 +176,18 @@ async fn healthz() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn not_emulated(method: Method, uri: axum::http::Uri) -> ApiError {
+async fn not_emulated(State(ctx): State<Ctx>, request: Request) -> Response {
+    // daprd's invocation route is its fallback: any other path with `dapr-app-id` is one.
+    if invoke::is_invocation(request.headers()) {
+        return invoke::invoke(State(ctx), request).await.into_response();
+    }
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     ApiError::new(
         StatusCode::NOT_FOUND,
         "ERR_DEVHOST_NOT_EMULATED",
         format!("devhost does not emulate {method} {} (see devhost's documentation for the API subset)", uri.path()),
     )
+    .into_response()
 }
 
 /// `metadata.<key>=<value>` query parameters, prefix removed; of a repeated key the first

@@ -26,6 +26,7 @@ async fn receiver_handler(
     let call = Call {
         method: method.to_string(),
         path: path.clone(),
+        query: String::new(),
         headers,
         body: Value::String(String::from_utf8_lossy(&body).into_owned()),
         at: Instant::now(),

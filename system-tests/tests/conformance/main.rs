@@ -59,8 +59,11 @@ use system_tests::smtp::{Mail, SmtpSink};
 use system_tests::workspace_root;
 
 mod bindings;
+mod invoke;
 mod jobs;
+mod metadata;
 mod pubsub;
+mod secrets;
 mod state;
 mod subscribe;
 
@@ -88,6 +91,8 @@ const ZERO_TRACEPARENT: &str = "00-00000000000000000000000000000000-000000000000
 struct Call {
     method: String,
     path: String,
+    /// The raw query string ("" without one).
+    query: String,
     headers: BTreeMap<String, String>,
     body: Value,
     at: Instant,
@@ -168,8 +173,15 @@ async fn app_handler(
         .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect();
     let parsed = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
-    let call =
-        Call { method: method.to_string(), path: path.clone(), headers, body: parsed.clone(), at: Instant::now() };
+    let query = uri.query().unwrap_or_default().to_owned();
+    let call = Call {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        headers,
+        body: parsed.clone(),
+        at: Instant::now(),
+    };
     let earlier = {
         let mut calls = recorder.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let same =
@@ -208,6 +220,9 @@ async fn app_handler(
             "500-once" if earlier == 0 => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             _ => StatusCode::OK.into_response(),
         };
+    }
+    if path.starts_with("/invoked/") {
+        return invoke::invoked_answer(&method, &path, &query);
     }
     StatusCode::NOT_FOUND.into_response()
 }
@@ -330,6 +345,7 @@ impl Fixtures {
             "bindings" => bindings::binding_fixtures().await,
             "subscribe" => Ok(subscribe::fixtures()),
             "subscribe-bad-rule" => Ok(subscribe::bad_rule_fixtures()),
+            "secrets" => secrets::secret_fixtures().await,
             _ => Ok(Self::default()),
         }
     }
