@@ -44,6 +44,16 @@ pub async fn attach(
     timeout: Option<Duration>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let started = Instant::now();
+    if app.app_port == crate::NO_APP_PORT {
+        // daprd without an app channel: nothing to wait for, no subscriptions; a declarative
+        // one would only fail every delivery there.
+        if host.resources.subscriptions.iter().any(|s| s.visible_to(&app.app_id)) {
+            warn!(app_id = %app.app_id, "the app has no appPort: its declarative subscriptions get no deliveries");
+        }
+        app.ready.send_replace(true);
+        info!(app_id = %app.app_id, "app without an app port: only its sidecar is served");
+        return Ok(Vec::new());
+    }
     wait_for_port(&host, &app, timeout).await?;
     if let Some(check) = &app.health_check {
         let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
@@ -278,7 +288,10 @@ pub fn spawn(
     let program_path = if program.contains('/') { run.app_dir.join(program) } else { program.into() };
     let mut env: BTreeMap<String, String> = run.env.clone();
     env.insert("APP_ID".into(), run.app_id.clone());
-    env.insert("APP_PORT".into(), app_port.to_string());
+    // The dapr CLI sets APP_PORT only for an app that has one.
+    if app_port != crate::NO_APP_PORT {
+        env.insert("APP_PORT".into(), app_port.to_string());
+    }
     env.insert("DAPR_HTTP_PORT".into(), sidecar_port.to_string());
     env.insert("DAPR_HTTP_ENDPOINT".into(), format!("http://127.0.0.1:{sidecar_port}"));
     if let Some(t) = api_token {

@@ -125,10 +125,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         () = shutdown_signal() => anyhow::bail!("interrupted during startup"),
     };
     for app in &system.apps {
-        println!(
-            "devhost: {:<20} app port {:<6} sidecar http://127.0.0.1:{}",
-            app.app_id, app.app_port, app.sidecar_port
-        );
+        let port = if app.app_port == crate::NO_APP_PORT { "none".to_owned() } else { app.app_port.to_string() };
+        println!("devhost: {:<20} app port {port:<6} sidecar http://127.0.0.1:{}", app.app_id, app.sidecar_port);
     }
     println!("devhost: all {} apps are ready (Ctrl-C to stop)", system.apps.len());
     tokio::select! {

@@ -45,8 +45,18 @@
 //! - output bindings (`POST`/`PUT /v1.0/bindings/{name}`): `bindings.smtp` v1 with a real
 //!   SMTP client (STARTTLS or implicit TLS, auth) and `bindings.http` v1 with real HTTP calls,
 //!   with daprd's request shape, data encoding, `metadata.*` response headers and errors;
-//! - `/v1.0/healthz`, `/v1.0/healthz/outbound`, `/v1.0/metadata`; `DAPR_API_TOKEN` and
-//!   `APP_API_TOKEN`.
+//! - secrets (`GET /v1.0/secrets/{store}/{key}`, `GET /v1.0/secrets/{store}/bulk`) of
+//!   `secretstores.local.env` v1 (`prefix`) and `secretstores.local.file` v1 (`secretsFile`,
+//!   `nestedSeparator`, `multiValued`), scoped like every component; a `secretKeyRef` of another
+//!   component resolved through the store its `auth.secretStore` names, as daprd does;
+//! - service invocation over HTTP: `/v1.0/invoke/{app-id}/method/{method}` with any HTTP method,
+//!   and the `dapr-app-id` header (or Basic auth `dapr-app-id:<id>`) on any other path, to every
+//!   app of the run file, itself included: daprd's request (path, query, headers, app token,
+//!   trace context, caller/callee and forwarding headers) and the app's answer streamed back;
+//! - `/v1.0/healthz`, `/v1.0/healthz/outbound`, `GET /v1.0/metadata` in daprd's shape (component
+//!   capabilities, flat subscription rules, `extended`), `PUT /v1.0/metadata/{key}`,
+//!   `POST /v1.0/shutdown` (that app's sidecar stops; its app and the other apps keep running);
+//!   `DAPR_API_TOKEN` and `APP_API_TOKEN`.
 //!
 //! Everything else answers 404 `ERR_DEVHOST_NOT_EMULATED`, and a resource or field devhost does
 //! not emulate is a startup error naming the file and the field.
@@ -83,8 +93,10 @@
 //! - [`jobs`]: the Jobs API and the scheduler that triggers `POST /job/{name}`.
 //! - [`bindings`]: `bindings.smtp` and `bindings.http` output bindings (lettre, reqwest), and
 //!   Go's re-encoding of a request's `data`.
+//! - [`secrets`]: the `secretstores.local.env` and `secretstores.local.file` stores.
 //! - [`sidecar`]: the axum HTTP API served per app, one file per API (`publish`, `state`,
-//!   `jobs`, `bindings`, `metadata`) and the error bodies and API token in `sidecar/mod.rs`.
+//!   `jobs`, `bindings`, `secrets`, `invoke`, `metadata`, `shutdown`) and the error bodies, the
+//!   API token and the answer to what is not emulated in `sidecar/mod.rs`.
 //! - `host`: what all of the above share (resources, each app's loaded components, database,
 //!   apps, HTTP client).
 //! - [`apps`]: app processes, readiness (port, optional health checks), subscription discovery,
@@ -203,11 +215,36 @@
 //!   header on without validating it.
 //! - **Outbound resiliency** policies that would apply to a binding are a startup error (daprd
 //!   retries and times out binding calls with them; devhost does not).
-//! - **Not emulated** (404 `ERR_DEVHOST_NOT_EMULATED` or a startup error): service invocation,
-//!   input bindings and other output bindings, actors, workflows, configuration and secrets APIs, locks, crypto, bulk publish
-//!   and bulk subscribe, streaming subscriptions, gRPC, `Configuration` resources, circuit
-//!   breakers, outbound resiliency policies (validated; devhost's components have no transient
-//!   failures to retry).
+//! - **Secrets.** A `secretKeyRef` on a field devhost uses that cannot be resolved (no
+//!   `auth.secretStore` (standalone daprd has no default store), a store this app does not load,
+//!   a missing secret or an empty value) is a startup error; daprd loads the component without
+//!   the value, or (store not loaded) never loads it. Two leaves of a secrets file with the same
+//!   flattened name are a startup error (daprd drops an arbitrary part of the file). The env store
+//!   reads devhost's environment for every sidecar (as each daprd of `dapr run -f` inherits the
+//!   CLI's; an app's `env` is the app's only). Secret scoping through a `Configuration` is not
+//!   emulated.
+//! - **Service invocation** reaches only the apps of the run file, in devhost's namespace (no
+//!   name resolution): an unknown app-id is daprd's 500 `ERR_DIRECT_INVOKE` with devhost's own
+//!   error text. Forwarding headers to another app name `127.0.0.1` where daprd puts its host's
+//!   address. Resiliency policies are not applied to invocation (`targets.apps` is a startup
+//!   error; a `Default*` policy that daprd would apply to apps is not applied); an SSE request
+//!   gets the app's headers where daprd sets its own SSE headers.
+//! - **Metadata API**: no `enabledFeatures` (daprd lists its defaults, `HotReload` and
+//!   `WorkflowsRemoteActivityReminder`, neither of which devhost has); `runtimeVersion` and
+//!   `extended.daprRuntimeVersion` are `devhost-<version>`; `scheduler.connected_addresses` is
+//!   `["devhost (in-process)"]`.
+//! - **`POST /v1.0/shutdown`** stops that app's sidecar for the rest of the run (devhost keeps
+//!   running even when every sidecar is down); its delivery loops and outbox relays are aborted, so
+//!   up to one batch of processed, uncommitted offsets is redelivered on the next start;
+//!   `dapr-force-shutdown: true` is treated as the graceful request.
+//! - **Not emulated**, answered 404 `ERR_DEVHOST_NOT_EMULATED` with a message naming the API
+//!   (an unknown component type or field is a startup error naming it): the gRPC API (devhost
+//!   serves no gRPC port: an app must use an SDK's HTTP protocol), actors, workflows, the
+//!   configuration API and `Configuration` resources, distributed locks, cryptography,
+//!   conversation, streaming subscriptions, input bindings and other output bindings, other
+//!   secret stores, HTTPEndpoint resources and `http://` invocation targets, circuit breakers,
+//!   outbound resiliency policies (validated; devhost's components have no transient failures to
+//!   retry).
 //!
 //! # Embedding (tests)
 //!
@@ -262,11 +299,18 @@ pub use host::Options;
 use host::{App, Host};
 use resources::Resources;
 
+/// The `app_port` of an app without one (a run-file app without `appPort`): as daprd without
+/// `--app-port` (v1.18.2 `pkg/runtime/runtime.go` `blockUntilAppIsReady`, and
+/// `processor/subscriber/subscriber.go` "app channel not initialized"), devhost waits for
+/// nothing, reads no subscriptions and delivers nothing; a call to it fails.
+pub const NO_APP_PORT: u16 = 0;
+
 /// An app devhost plays the sidecar for.
 #[derive(Debug, Clone)]
 pub struct AppSpec {
     pub app_id: String,
-    /// Where the app listens (on 127.0.0.1).
+    /// Where the app listens (on 127.0.0.1); [`NO_APP_PORT`] for an app that serves nothing
+    /// (only calls its sidecar), as daprd without `--app-port`.
     pub app_port: u16,
     /// The sidecar port to serve; 0 = any free port.
     pub sidecar_port: u16,

@@ -3,12 +3,12 @@
 //!
 //! An app without a `command` is external, as with `dapr run`: devhost serves its sidecar and
 //! waits for it on its `appPort` (which it must have), but starts no process for it. A test that
-//! serves the app itself uses this.
+//! serves the app itself uses this. An app with a `command` and no `appPort` only calls its
+//! sidecar (a client, a publisher): as with daprd without `--app-port`, devhost waits for
+//! nothing and delivers nothing to it, and it gets no `APP_PORT` ([`crate::NO_APP_PORT`]).
 
 use std::path::Path;
 use std::time::Duration;
-
-use anyhow::Context as _;
 
 use crate::apps::{self, Process};
 use crate::runfile::RunFile;
@@ -86,7 +86,7 @@ impl System {
                 None if app.is_external() => {
                     anyhow::bail!("app {:?} has no `command` and no `appPort`: devhost cannot reach it", app.app_id)
                 }
-                None => free_port().await?,
+                None => crate::NO_APP_PORT,
             };
             app_ports.push(port);
             let mut spec = AppSpec::new(app.app_id.clone(), port).sidecar_port(app.dapr_http_port.unwrap_or(0));
@@ -96,7 +96,10 @@ impl System {
         for (app, port) in run.apps.iter().zip(&app_ports) {
             // A `kill -9`ed devhost leaves its apps running; say so instead of letting the new
             // app die on a bind error. An external app is expected to be listening already.
-            if !app.is_external() && tokio::net::TcpListener::bind(("127.0.0.1", *port)).await.is_err() {
+            if !app.is_external()
+                && *port != crate::NO_APP_PORT
+                && tokio::net::TcpListener::bind(("127.0.0.1", *port)).await.is_err()
+            {
                 anyhow::bail!(
                     "port {port} of app {:?} is already in use (an app left running by a killed devhost? stop it first)",
                     app.app_id
@@ -169,11 +172,6 @@ async fn first_exit(processes: &mut [Process]) -> String {
     .await
 }
 
-async fn free_port() -> anyhow::Result<u16> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("finding a free port")?;
-    Ok(listener.local_addr().context("free port")?.port())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +202,43 @@ mod tests {
         std::fs::write(&run_file, "version: 1\napps:\n  - appID: nowhere\n").unwrap();
         let error = System::start(&run_file, &settings).await.unwrap_err().to_string();
         assert!(error.contains("no `command` and no `appPort`"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_app_without_app_port_only_calls_its_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_file = dir.path().join("dapr.yaml");
+        // Writes what it was given, then stays up: devhost must not wait for it to listen.
+        let script = "echo \"port=${APP_PORT:-none} sidecar=$DAPR_HTTP_PORT\" > seen.txt; sleep 30";
+        std::fs::write(
+            &run_file,
+            format!(
+                "version: 1\napps:\n  - appID: client\n    appDirPath: .\n    command: [\"sh\", \"-c\", {script:?}]\n"
+            ),
+        )
+        .unwrap();
+        let settings = Settings {
+            database: ":memory:".to_owned(),
+            ready_timeout: Some(Duration::from_secs(10)),
+            grace: Duration::from_secs(1),
+            ..Settings::default()
+        };
+        let system = System::start(&run_file, &settings).await.unwrap();
+        assert_eq!(system.apps[0].app_port, crate::NO_APP_PORT);
+        let sidecar = system.apps[0].sidecar_port;
+        let metadata = reqwest::get(format!("http://127.0.0.1:{sidecar}/v1.0/metadata")).await.unwrap();
+        let metadata: serde_json::Value = serde_json::from_slice(&metadata.bytes().await.unwrap()).unwrap();
+        assert_eq!(metadata["appConnectionProperties"].get("port"), None, "{metadata}");
+        let seen = dir.path().join("seen.txt");
+        let mut written = String::new();
+        for _ in 0..100 {
+            written = std::fs::read_to_string(&seen).unwrap_or_default();
+            if !written.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(written.trim(), format!("port=none sidecar={sidecar}"));
+        system.stop().await;
     }
 }

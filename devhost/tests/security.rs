@@ -99,5 +99,7 @@ async fn metadata_describes_the_app_and_unknown_apis_are_named() {
     assert!(r.json()["message"].as_str().unwrap().starts_with("failed to invoke, id: other, err: "));
     let r = s.post_json("/v1.0-alpha1/crypto/x/encrypt", &json!({})).await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "ERR_DEVHOST_NOT_EMULATED"));
+    let message = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("cryptography API") && message.contains("/v1.0-alpha1/crypto/x/encrypt"), "{message}");
     d.shutdown().await;
 }

@@ -99,7 +99,9 @@ pub(super) async fn metadata(State(ctx): State<Ctx>) -> Response {
     }
     if let Some(app) = app {
         let mut properties = Map::new();
-        properties.insert("port".into(), json!(app.app_port));
+        if app.app_port != crate::NO_APP_PORT {
+            properties.insert("port".into(), json!(app.app_port));
+        }
         properties.insert("protocol".into(), json!("http"));
         properties.insert("channelAddress".into(), json!("127.0.0.1"));
         // Only with app health checks enabled (dapr/dapr v1.18.2 `pkg/api/universal/metadata.go:54-64`).

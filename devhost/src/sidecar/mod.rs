@@ -181,13 +181,36 @@ async fn not_emulated(State(ctx): State<Ctx>, request: Request) -> Response {
     if invoke::is_invocation(request.headers()) {
         return invoke::invoke(State(ctx), request).await.into_response();
     }
-    let (method, uri) = (request.method().clone(), request.uri().clone());
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "ERR_DEVHOST_NOT_EMULATED",
-        format!("devhost does not emulate {method} {} (see devhost's documentation for the API subset)", uri.path()),
-    )
-    .into_response()
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let message = match dapr_api(&path) {
+        Some(api) => format!(
+            "devhost does not emulate Dapr's {api} ({method} {path}): run this app on daprd for it; devhost's \
+             documentation lists what it emulates"
+        ),
+        None => format!("devhost does not emulate {method} {path} (see devhost's documentation for the API subset)"),
+    };
+    ApiError::new(StatusCode::NOT_FOUND, "ERR_DEVHOST_NOT_EMULATED", message).into_response()
+}
+
+/// The Dapr API a path belongs to, for the APIs daprd serves and devhost does not, so that the
+/// answer names what is missing rather than only the path (dapr/dapr v1.18.2
+/// `pkg/api/http/http.go` route tables).
+fn dapr_api(path: &str) -> Option<&'static str> {
+    let mut segments = path.trim_start_matches('/').splitn(3, '/');
+    let (version, area) = (segments.next()?, segments.next()?);
+    if !version.starts_with("v1.0") {
+        return None;
+    }
+    Some(match area {
+        "actors" => "actors API",
+        "workflows" => "workflow API",
+        "configuration" => "configuration API",
+        "lock" | "unlock" => "distributed lock API",
+        "crypto" => "cryptography API",
+        "conversation" => "conversation API",
+        "subscribe" => "streaming subscriptions",
+        _ => return None,
+    })
 }
 
 /// `metadata.<key>=<value>` query parameters, prefix removed; of a repeated key the first
@@ -204,4 +227,24 @@ pub(super) fn metadata_params(query: &[(String, String)]) -> BTreeMap<String, St
 
 pub(super) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dapr_api;
+
+    #[test]
+    fn an_api_devhost_lacks_is_named() {
+        assert_eq!(dapr_api("/v1.0/actors/Cart/1/method/add"), Some("actors API"));
+        assert_eq!(dapr_api("/v1.0-beta1/workflows/dapr/order/start"), Some("workflow API"));
+        assert_eq!(dapr_api("/v1.0-alpha1/configuration/config"), Some("configuration API"));
+        assert_eq!(dapr_api("/v1.0-alpha1/unlock/store"), Some("distributed lock API"));
+        assert_eq!(dapr_api("/v1.0-alpha1/crypto/vault/encrypt"), Some("cryptography API"));
+        assert_eq!(dapr_api("/v1.0-alpha2/conversation/llm/converse"), Some("conversation API"));
+        assert_eq!(dapr_api("/v1.0-alpha1/subscribe"), Some("streaming subscriptions"));
+        // Emulated APIs reach their own handlers; a path of theirs that lands here is unknown.
+        assert_eq!(dapr_api("/v1.0/state/store/a/b/c"), None);
+        assert_eq!(dapr_api("/v2.0/actors/x"), None);
+        assert_eq!(dapr_api("/"), None);
+    }
 }
