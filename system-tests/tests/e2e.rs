@@ -84,8 +84,8 @@ async fn play_and_look(setup: &Setup, duplicate_delivery: bool) -> anyhow::Resul
     let api = setup.api(USER)?;
     let result = async {
         let outcome = scenario::run(&api, Duration::from_secs(3), |_| {}).await?;
-        // Let every duplicate land before looking.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Every event (and every duplicate) processed before looking.
+        setup.settle(SETTLE).await?;
         let mut tasks = Vec::new();
         let mut trails = Vec::new();
         for id in [&outcome.task_id, &outcome.next_task_id] {
@@ -193,15 +193,24 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
             anyhow::Ok(())
         }
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The kill lands mid-burst: after enough creates were accepted to prove something, and the
+    // burst goes on until it has seen the system stop answering.
+    let accepted = |sent: &[(Create, bool)]| sent.iter().filter(|(_, ok)| *ok).count();
+    eventually("eight creates of the burst accepted", SETTLE, || async {
+        Ok((accepted(&sent.lock().await) >= 8).then_some(()))
+    })
+    .await?;
     let killed = devhost.kill_all()?;
     assert_eq!(killed, setup.sidecars.len(), "devhost started every function of the run file");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the burst to see the kill (a create not answered)", SETTLE, || async {
+        Ok(sent.lock().await.iter().any(|(_, ok)| !*ok).then_some(()))
+    })
+    .await?;
     stop.store(true, Ordering::Relaxed);
     burst.await??;
     let sent = std::mem::take(&mut *sent.lock().await);
     assert!(sent.iter().any(|(_, ok)| !*ok), "the kill did not interrupt the burst");
-    let accepted = sent.iter().filter(|(_, ok)| *ok).count();
+    let accepted = accepted(&sent);
     assert!(accepted >= 8, "the burst got {accepted} creates accepted before the kill: too few to prove anything");
     assert!(Utc::now() < remind_at, "the burst outlasted the reminder: it must come due while the system is down");
 
