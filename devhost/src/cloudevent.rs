@@ -121,14 +121,7 @@ pub fn wrap(p: &Publish<'_>) -> Result<Value, String> {
         let mut m = match serde_json::from_slice::<Value>(p.body) {
             Ok(Value::Object(m)) => m,
             Ok(other) => {
-                let kind = match other {
-                    Value::Null => "null",
-                    Value::Bool(_) => "bool",
-                    Value::Number(_) => "number",
-                    Value::String(_) => "string",
-                    Value::Array(_) => "array",
-                    Value::Object(_) => "object",
-                };
+                let kind = query_model::json_kind(&other);
                 return Err(format!("json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"));
             }
             Err(e) if p.body.iter().all(u8::is_ascii_whitespace) => return Err(format!("EOF ({e})")),

@@ -241,14 +241,12 @@ impl Subscriber {
                     }
                     continue;
                 }
-                let flushed = std::mem::take(&mut pending);
-                if !self.flush_bulk(&flushed).await {
-                    if next != committed {
-                        self.commit(partition, next).await;
-                    }
+                let Some(after) =
+                    self.flush_bulk_or_stop(partition, &std::mem::take(&mut pending), next, committed).await
+                else {
                     return;
-                }
-                next = flushed.last().map_or(next, |m| m.offset + 1);
+                };
+                next = after;
                 continue;
             }
             if batch.is_empty() {
@@ -293,13 +291,10 @@ impl Subscriber {
                     pending.push(message);
                     if pending.len() >= bulk.max_messages as usize {
                         let flushed = std::mem::take(&mut pending);
-                        if !self.flush_bulk(&flushed).await {
-                            if next != committed {
-                                self.commit(partition, next).await;
-                            }
+                        let Some(after) = self.flush_bulk_or_stop(partition, &flushed, next, committed).await else {
                             return;
-                        }
-                        next = flushed.last().map_or(next, |m| m.offset + 1);
+                        };
+                        next = after;
                     }
                     continue;
                 }
@@ -347,6 +342,19 @@ impl Subscriber {
             }
         }
         true
+    }
+
+    /// Delivers a full or timed-out bulk batch: the offset after it, or `None` when shutting
+    /// down, once what was processed before the batch is committed (as a consumer commits its
+    /// marks when it closes).
+    async fn flush_bulk_or_stop(&self, partition: u32, batch: &[Stored], next: i64, committed: i64) -> Option<i64> {
+        if self.flush_bulk(batch).await {
+            return Some(batch.last().map_or(next, |m| m.offset + 1));
+        }
+        if next != committed {
+            self.commit(partition, next).await;
+        }
+        None
     }
 
     /// Commits the group's position on `partition`; `false` if the database refused it.

@@ -17,25 +17,10 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Constant 20 ms, 3 retries, for deliveries from `pubsub`.
-const RESILIENCY: &str = r#"
-apiVersion: dapr.io/v1alpha1
-kind: Resiliency
-metadata: {name: quick}
-spec:
-  policies:
-    retries:
-      quick: {policy: constant, duration: 20ms, maxRetries: 3}
-  targets:
-    components:
-      pubsub:
-        inbound: {retry: quick}
-"#;
-
 async fn devhost(apps: &[(&str, &FakeApp)], resiliency: bool) -> Devhost {
     let mut b = Devhost::builder().resources_yaml(common::PUBSUB);
     if resiliency {
-        b = b.resources_yaml(RESILIENCY);
+        b = b.resources_yaml(common::QUICK_RETRIES);
     }
     for (id, app) in apps {
         b = b.app(AppSpec::new(*id, app.port));

@@ -52,8 +52,28 @@ pub mod webhook;
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
+
 /// The workspace root (where `dapr.yaml` and `Cargo.toml` are).
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
+}
+
+/// Runs an installer script of a client nobody here wrote (`scripts/mcp-python.sh`,
+/// `scripts/node-example.sh`, ...): the path it prints last. On failure, the error says what the
+/// test needs (`needs`); the script's own message is on stderr.
+pub async fn installed(script: &str, needs: &str) -> anyhow::Result<PathBuf> {
+    let script = workspace_root().join(script);
+    let output = tokio::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        anyhow::bail!("{} failed ({}); its message is above. This test needs {needs}", script.display(), output.status);
+    }
+    let stdout = String::from_utf8(output.stdout).with_context(|| format!("{} printed no UTF-8", script.display()))?;
+    Ok(PathBuf::from(stdout.lines().last().unwrap_or_default().trim()))
 }

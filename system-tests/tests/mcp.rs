@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use system_tests::api::{client, json_body};
 use system_tests::host::Setup;
 use system_tests::mcp::{Session, initialize_request, post};
-use system_tests::workspace_root;
+use system_tests::{installed, workspace_root};
 
 const USER_A: &str = "alice";
 const USER_B: &str = "bob";
@@ -60,22 +60,6 @@ async fn mcp_remote() -> anyhow::Result<PathBuf> {
         dir.display()
     );
     Ok(dir)
-}
-
-/// Runs an installer script of a client nobody here wrote; the path it prints last.
-async fn installed(script: &str, needs: &str) -> anyhow::Result<PathBuf> {
-    let script = workspace_root().join(script);
-    let output = tokio::process::Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .await
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!("{} failed ({}); its message is above. This test needs {needs}", script.display(), output.status);
-    }
-    let stdout = String::from_utf8(output.stdout).with_context(|| format!("{} printed no UTF-8", script.display()))?;
-    Ok(PathBuf::from(stdout.lines().last().unwrap_or_default().trim()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,13 +14,12 @@
 //! skips. `make test` builds devhost first.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
 use system_tests::host::free_port;
-use system_tests::workspace_root;
+use system_tests::{installed, workspace_root};
 
 const API_TOKEN: &str = "node-example-dapr-api-token";
 /// Three orders, two seconds apart, each confirmed within a few hundred milliseconds; most of
@@ -28,24 +27,12 @@ const API_TOKEN: &str = "node-example-dapr-api-token";
 const CONFIRMED_WITHIN: Duration = Duration::from_secs(90);
 
 /// The directory whose `node_modules` holds the example's dependencies, installed on first use.
-async fn installed() -> anyhow::Result<PathBuf> {
-    let script = workspace_root().join("scripts/node-example.sh");
-    let output = tokio::process::Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .await
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} failed ({}); its message is above. This test needs Node.js 20+ with npm (apt-get install nodejs \
-             npm) and, on first use, the npm registry",
-            script.display(),
-            output.status
-        );
-    }
-    let stdout = String::from_utf8(output.stdout).context("node-example.sh printed no UTF-8")?;
-    let dir = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+async fn sdk() -> anyhow::Result<PathBuf> {
+    let dir = installed(
+        "scripts/node-example.sh",
+        "Node.js 20+ with npm (apt-get install nodejs npm) and, on first use, the npm registry",
+    )
+    .await?;
     ensure!(
         dir.join("node_modules/@dapr/dapr").is_dir(),
         "node-example.sh printed {}, which holds no SDK",
@@ -95,7 +82,7 @@ async fn state(http: &reqwest::Client, sidecar_port: u16, key: &str) -> anyhow::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_javascript_example_runs_on_devhost_with_the_official_sdk() -> anyhow::Result<()> {
-    let modules = installed().await?;
+    let modules = sdk().await?;
     let dir = tempfile::tempdir()?;
     let run_file = copy_example(dir.path(), &modules)?;
     // As the README runs it: from the example's directory, where the secret store's relative

@@ -140,8 +140,9 @@ pub fn parse_query(body: &Value) -> Result<Query, String> {
     Ok(Query { filter, sort, limit, offset, refused: token_error.or(syntax_error).or(offset_error) })
 }
 
-/// The JSON type name in Go's `UnmarshalTypeError`.
-fn json_kind(value: &Value) -> &'static str {
+/// The JSON type name in Go's `UnmarshalTypeError` (`json: cannot unmarshal <kind> into ...`),
+/// which daprd's answers quote; devhost's sidecar words its decoding errors with it too.
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "bool",

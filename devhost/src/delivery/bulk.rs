@@ -323,7 +323,7 @@ fn parse_bulk_answer(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
     let object = match value {
         Value::Null => return Ok(Vec::new()),
         Value::Object(o) => o,
-        other => return Err(format!("json: cannot unmarshal {} into AppBulkResponse", crate::fields::kind(&other))),
+        other => return Err(format!("json: cannot unmarshal {} into AppBulkResponse", query_model::json_kind(&other))),
     };
     let items = match go_field(&object, "statuses") {
         None | Some(Value::Null) => return Ok(Vec::new()),

@@ -27,7 +27,7 @@ fn binding_request(body: &[u8]) -> Result<(String, BTreeMap<String, String>, Val
         other => {
             return Err(format!(
                 "json: cannot unmarshal {} into Go value of type http.OutputBindingRequest",
-                crate::fields::kind(&other)
+                query_model::json_kind(&other)
             ));
         }
     };

@@ -255,14 +255,7 @@ struct BulkEntry {
 /// Decodes the body as `json.NewDecoder(r.Body).Decode(&[]bulkPublishMessageEntry)` would:
 /// `Err` is the decoder's message.
 fn bulk_entries(body: &[u8]) -> Result<Vec<BulkEntry>, String> {
-    let kind = |v: &Value| match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
+    let kind = query_model::json_kind;
     let field_error = |field: &str, v: &Value, go_type: &str| {
         format!(
             "json: cannot unmarshal {} into Go struct field bulkPublishMessageEntry.{field} of type {go_type}",

@@ -83,14 +83,7 @@ impl Decoder {
         match self {
             // encoding/json `UnmarshalTypeError`.
             Decoder::Json => {
-                let kind = match value {
-                    Value::Null => "null",
-                    Value::Bool(_) => "bool",
-                    Value::Number(_) => "number",
-                    Value::String(_) => "string",
-                    Value::Array(_) => "array",
-                    Value::Object(_) => "object",
-                };
+                let kind = query_model::json_kind(value);
                 if field.is_empty() {
                     format!("json: cannot unmarshal {kind} into Go value of type {go_type}")
                 } else {

@@ -259,6 +259,21 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// Resiliency: constant 20 ms, 3 retries, for deliveries from `pubsub` (quick dead letters).
+pub const QUICK_RETRIES: &str = r#"
+apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata: {name: quick}
+spec:
+  policies:
+    retries:
+      quick: {policy: constant, duration: 20ms, maxRetries: 3}
+  targets:
+    components:
+      pubsub:
+        inbound: {retry: quick}
+"#;
+
 /// The pub/sub component most tests use: `pubsub`, oldest offsets, fast component retry.
 pub const PUBSUB: &str = r#"
 apiVersion: dapr.io/v1alpha1
