@@ -255,9 +255,23 @@ impl Setup {
         devhost::system::System::start(&self.run_file, &settings).await
     }
 
-    /// Starts the `devhost` binary (and through it every function) as a child process.
+    /// Starts the `devhost` binary (and through it every function) as a child process, its
+    /// output (every app's, prefixed) appended to [`Setup::log`], so that a failure can show it
+    /// ([`Setup::log_tail`]).
     pub fn spawn(&self) -> anyhow::Result<Spawned> {
-        self.spawn_with(&[], &[], None)
+        self.spawn_with(&[], &[], Some(&self.log()))
+    }
+
+    /// Where [`Setup::spawn`] writes devhost's output, one start after the other.
+    pub fn log(&self) -> PathBuf {
+        self.path().join("devhost.log")
+    }
+
+    /// The last `lines` lines of [`Setup::log`], for a failure message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        format!("{} ends with:\n{}", self.log().display(), all[all.len().saturating_sub(lines)..].join("\n"))
     }
 
     /// As [`Setup::spawn`], with more devhost flags (`--duplicate-delivery`), environment
@@ -266,7 +280,11 @@ impl Setup {
     pub fn spawn_with(&self, flags: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> anyhow::Result<Spawned> {
         let (stdout, stderr) = match log {
             Some(path) => {
-                let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
                 (Stdio::from(file.try_clone()?), Stdio::from(file))
             }
             None => (Stdio::null(), Stdio::null()),

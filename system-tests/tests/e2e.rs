@@ -144,7 +144,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     let http = client()?;
 
     let mut devhost = setup.spawn()?;
-    api.wait_healthy(SETTLE).await?;
+    api.wait_healthy(SETTLE).await.with_context(|| setup.log_tail(40))?;
 
     // A reminder that will come due while everything is down.
     let remind_at = Utc::now() + chrono::Duration::seconds(12);
@@ -219,7 +219,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
     tokio::time::sleep((down_until - Utc::now()).to_std().unwrap_or_default()).await;
     let restarted_at = Utc::now();
     let devhost = setup.spawn()?;
-    api.wait_healthy(SETTLE).await?;
+    api.wait_healthy(SETTLE).await.with_context(|| setup.log_tail(40))?;
 
     // Clients retry what they did not hear back about, with the same key.
     for (create, ok) in &sent {
