@@ -16,6 +16,19 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
 /// The browser binary: `$CHROMIUM`, else Debian's headless shell.
+/// Every process below `pid`, found through `/proc`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(parent) = todo.pop() {
+        for child in system_tests::host::children_of(parent).unwrap_or_default() {
+            found.push(child);
+            todo.push(child);
+        }
+    }
+    found
+}
+
 fn chromium() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium-headless-shell".to_owned())
 }
@@ -63,7 +76,18 @@ async fn the_live_page_shows_changes_as_they_happen() -> anyhow::Result<()> {
             format!("starting {}: apt-get install chromium-headless-shell, or set CHROMIUM", chromium())
         })?;
     let result = drive(&setup, browser.stderr.take().context("the browser's stderr")?).await;
+    // Debian's `chromium-headless-shell` is a shell script that runs the browser as its child,
+    // which runs its own helpers: killing the script alone would leave them all running (and
+    // holding whatever descriptors the test inherited).
+    let descendants = browser.id().map(descendants).unwrap_or_default();
     let _ = browser.kill().await;
+    if !descendants.is_empty() {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .args(descendants.iter().map(u32::to_string))
+            .stderr(Stdio::null())
+            .status();
+    }
     system.stop().await;
     result
 }
