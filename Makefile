@@ -72,7 +72,7 @@ release: ## Build the release binaries (what the images ship)
 test: ## Run every test of the workspace (the end-to-end tests run the built binaries)
 	$(CARGO) build --workspace --locked
 	$(CARGO) test --workspace --locked
-	$(CARGO) test --locked -p shared --features tls --lib dapr::
+	$(CARGO) test --locked -p dapr-fn --features tls --lib dapr::
 
 .PHONY: test-api
 test-api: ## schemathesis against task-api on devhost: every check, response schemas included (installs it, ~1 min)
@@ -91,7 +91,7 @@ test-platform: platform ## The end-to-end and fault tests on the real platform (
 .PHONY: faults
 faults: ## Run only the fault suite and print its summary (part of make test too)
 	$(CARGO) build --workspace --locked
-	$(CARGO) test --locked -p shared --test hostile_input -- --nocapture
+	$(CARGO) test --locked -p system-tests --test hostile_input -- --nocapture
 	$(CARGO) test --locked -p system-tests --test faults -- --nocapture
 
 .PHONY: bench

@@ -33,11 +33,11 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::events::{task_id_for_request, topics};
 use system_tests::api::{eventually, json_body};
 use system_tests::host::{Profile, Setup, TASK_CREATE_PUBLISHER, children_of, task_create_url};
 use system_tests::kafka::Kafka;
 use system_tests::platform::{Options, Paths, Platform};
+use todo_core::events::{task_id_for_request, topics};
 use tokio::sync::{Mutex, Semaphore};
 use uuid::Uuid;
 

@@ -239,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
     // Quiet by default; `RUST_LOG=warn` shows what devhost (in this process) reports, such as
     // deliveries retried.
     if std::env::var_os("RUST_LOG").is_some() {
-        shared::runtime::init_tracing(shared::runtime::LogFormat::Text);
+        dapr_fn::runtime::init_tracing(dapr_fn::runtime::LogFormat::Text);
     }
     let say = |s: &str| eprintln!("bench: {s}");
 

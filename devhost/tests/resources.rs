@@ -42,7 +42,7 @@ fn the_repository_run_file_and_resources_load() {
     let tasks = resources.component("tasks").unwrap();
     let ComponentKind::State(state) = &tasks.kind else { panic!("tasks is a state store") };
     assert_eq!(state.key_prefix, KeyPrefix::Name);
-    // The functions use their own outbox (shared::outbox), not Dapr's.
+    // The functions use their own outbox (dapr_fn::outbox), not Dapr's.
     assert!(state.outbox.is_none(), "{:?}", state.outbox);
     let pubsub = resources.pubsub("pubsub").unwrap();
     assert_eq!(pubsub.initial_offset, InitialOffset::Oldest);

@@ -46,7 +46,7 @@ TOOLS = {
     "delete_task",
     "task_history",
 }
-# The fields of shared::domain::validate::NewTask (POST /v1/tasks), plus the idempotency key.
+# The fields of todo_core::validate::NewTask (POST /v1/tasks), plus the idempotency key.
 ADD_TASK_ARGS = {"title", "description", "priority", "tags", "due", "time_zone", "recurrence", "reminder", "request_id"}
 # The query parameters of GET /v1/tasks.
 LIST_TASKS_ARGS = {"q", "status", "priority", "tag", "due_before", "due_after", "sort", "limit", "cursor"}

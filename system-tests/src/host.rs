@@ -57,7 +57,7 @@ pub const TASK_CREATE_PUBLISHER: &str = "on-task-completed";
 /// sidecar of [`TASK_CREATE_PUBLISHER`]), with `metadata.<name>` query parameters
 /// (`partitionKey`, `cloudevent.id`, ...).
 pub fn task_create_url(sidecar: &str, metadata: &[(&str, &str)]) -> anyhow::Result<reqwest::Url> {
-    use shared::events::{topics, types};
+    use todo_core::events::{topics, types};
     let mut url = reqwest::Url::parse(&format!("{sidecar}/v1.0/publish/pubsub/{}", topics::TASK_CREATE))?;
     url.query_pairs_mut().append_pair("metadata.cloudevent.type", types::TASK_CREATE);
     for (name, value) in metadata {
@@ -76,7 +76,7 @@ pub fn backlog(database: &str) -> anyhow::Result<i64> {
 /// task-api's live streams read in a group per sidecar start (`task-api-live-<uuid>`): each
 /// restart leaves one behind whose lag only grows, and a live stream has no backlog to catch up.
 pub fn is_function_group(group: &str) -> bool {
-    shared::events::authority::APPS.contains(&group)
+    todo_core::events::authority::APPS.contains(&group)
 }
 
 /// Child processes of `pid` (Linux `/proc`).
@@ -320,8 +320,8 @@ impl Setup {
                 .collect();
             let unpublished = devhost::peek::state(
                 &self.database,
-                shared::events::components::TASKS_STORE,
-                shared::outbox::KEY_PREFIX,
+                todo_core::events::components::TASKS_STORE,
+                dapr_fn::outbox::KEY_PREFIX,
             )?;
             if !unpublished.is_empty() {
                 behind.push(format!("{} outbox records not yet published", unpublished.len()));

@@ -149,7 +149,7 @@ pub enum Kind {
     List,
     /// task-api's GET /v1/tasks/{id}/audit.
     Audit,
-    /// The outbox relay (`shared/src/outbox.rs`).
+    /// The outbox relay (`shared/dapr-fn/src/outbox.rs`).
     Relay,
 }
 
@@ -173,7 +173,7 @@ pub fn classify(sql: &str) -> Option<Kind> {
     }
 }
 
-/// The order keys a task list sorts on (`shared::domain::order`; `title` is the title group),
+/// The order keys a task list sorts on (`todo_core::order`; `title` is the title group),
 /// each with its index.
 pub const ORDER_KEYS: [&str; 5] = ["created", "updated", "due", "priority", "title"];
 

@@ -722,8 +722,8 @@ impl Platform {
     /// died after the commit, or whose publish failed, waiting for the relay. Read through
     /// task-api's sidecar with the Query API, as the relay finds them.
     pub async fn unpublished(&self) -> anyhow::Result<usize> {
-        use shared::outbox::{MARKER_FIELD, MARKER_VALUE};
-        let store = shared::events::components::TASKS_STORE;
+        use dapr_fn::outbox::{MARKER_FIELD, MARKER_VALUE};
+        let store = todo_core::events::components::TASKS_STORE;
         let url = format!("{}/v1.0-alpha1/state/{store}/query", self.sidecar("task-api")?);
         let query =
             serde_json::json!({ "filter": { "EQ": { MARKER_FIELD: MARKER_VALUE } }, "page": { "limit": 1000 } });
@@ -766,7 +766,7 @@ impl Platform {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|s| s["pubsubname"] == shared::events::components::PUBSUB)
+                .filter(|s| s["pubsubname"] == todo_core::events::components::PUBSUB)
                 .filter_map(|s| s["topic"].as_str().map(str::to_owned))
                 .collect();
             if !topics.is_empty() {

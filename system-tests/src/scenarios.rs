@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail, ensure};
 use chrono::{SecondsFormat, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::events::{occurrence_request_id, task_id_for_request, topics, types};
+use todo_core::events::{occurrence_request_id, task_id_for_request, topics, types};
 
 use crate::api::{Api, client, eventually, json_body};
 use crate::system::TestSystem;
@@ -116,8 +116,8 @@ pub async fn reopening_an_occurrence_never_doubles_the_next(system: &mut TestSys
 /// exactly one next occurrence; the late `created` does not bring back the reminder the
 /// completion cancelled; nothing is dead-lettered.
 pub async fn a_completion_delivered_before_its_creation_is_applied_once(system: &mut TestSystem) -> anyhow::Result<()> {
-    use shared::domain::validate::{NewTask, new_task};
-    use shared::events::{components, task_event_id};
+    use todo_core::events::{components, task_event_id};
+    use todo_core::validate::{NewTask, new_task};
 
     let api = system.api(USER)?;
     let sidecar = system.sidecar("task-api")?;
@@ -135,7 +135,7 @@ pub async fn a_completion_delivered_before_its_creation_is_applied_once(system: 
     // The store holds what task-api's transaction wrote: the completed version.
     let saved = json_body(
         http.post(format!("{sidecar}/v1.0/state/{}", components::TASKS_STORE)),
-        &json!([{"key": completed.key(), "value": shared::tasks::TaskStore::item(&completed)?.value}]),
+        &json!([{"key": completed.key(), "value": todo_store::TaskStore::item(&completed)?.value}]),
     )
     .send()
     .await?;
@@ -182,12 +182,12 @@ pub async fn a_completion_delivered_before_its_creation_is_applied_once(system: 
 /// A reminder moved earlier twice and later once fires once, at the last time it was given:
 /// every earlier job is gone, not just the last one.
 /// The pub/sub trust boundary as the sidecars enforce it with the repository's components:
-/// every publish an app is not granted (`shared::events::authority`) is refused with 403 before
+/// every publish an app is not granted (`todo_core::events::authority`) is refused with 403 before
 /// it reaches the broker, above all a `task-create` request (which names the owner it acts for)
 /// from any app but on-task-completed, and a forged task event from the consumers. The forged
 /// request creates nothing.
 pub async fn only_the_granted_apps_may_publish(system: &mut TestSystem) -> anyhow::Result<()> {
-    use shared::events::authority;
+    use todo_core::events::authority;
     let api = system.api(USER)?;
     let http = client()?;
     let mut topics: Vec<String> = authority::TOPICS.iter().map(|t| t.name.to_owned()).collect();
@@ -629,8 +629,9 @@ pub async fn store_outage(
     system.settle(FAULT_SETTLE).await.with_context(|| system.logs())?;
 
     let (tasks, audit_entries) = check_all(&api, &workers).await?;
-    for app in
-        shared::events::authority::APPS.into_iter().filter(|app| !shared::events::authority::subscribes(app).is_empty())
+    for app in todo_core::events::authority::APPS
+        .into_iter()
+        .filter(|app| !todo_core::events::authority::subscribes(app).is_empty())
     {
         let dead = system.messages(&topics::dead_letter(app)).await?;
         ensure!(dead.is_empty(), "{app} dead-lettered {} messages during the outage: {dead:?}", dead.len());

@@ -298,8 +298,8 @@ pub async fn replay(platform: &Platform, topics: &[&str]) -> anyhow::Result<usiz
     let mut sends = Vec::new();
     for topic in topics {
         // As the app the pub/sub scopes let publish there.
-        let publisher =
-            shared::events::authority::publisher_of(topic).with_context(|| format!("no app may publish to {topic}"))?;
+        let publisher = todo_core::events::authority::publisher_of(topic)
+            .with_context(|| format!("no app may publish to {topic}"))?;
         let sidecar = platform.sidecar(publisher)?;
         for message in kafka.messages(topic).await? {
             let Some(value) = message.value else { continue };

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use shared::domain::notification::{signature, webhook_secret};
+use todo_core::notification::{signature, webhook_secret};
 
 /// A webhook secret for tests (Standard Webhooks' `whsec_` and base64 of 24 bytes).
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

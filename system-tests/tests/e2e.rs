@@ -22,12 +22,12 @@ use anyhow::{Context as _, bail};
 use chrono::{SecondsFormat, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::events::{task_id_for_request, topics, types};
 use system_tests::api::{client, eventually};
 use system_tests::host::{Setup, TASK_CREATE_PUBLISHER};
 use system_tests::scenarios::{Create, publish_create};
 use system_tests::system::TestSystem;
 use system_tests::{notify, scenario, scenarios};
+use todo_core::events::{task_id_for_request, topics, types};
 use tokio::sync::Mutex;
 
 const USER: &str = "alice";

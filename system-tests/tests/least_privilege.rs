@@ -1,7 +1,7 @@
 //! Least privilege in the rendered Kubernetes manifests (`kubectl kustomize`, as
 //! tests/manifests.rs renders them): each function's sidecar reaches PostgreSQL and Kafka with
 //! credentials of its own, and each Kafka user may do exactly what the pub/sub scopes of the code
-//! let its app do (`shared::events::authority`). tests/privileges.rs proves on the real platform
+//! let its app do (`todo_core::events::authority`). tests/privileges.rs proves on the real platform
 //! that the PostgreSQL roles behind those credentials are enough and no more.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::Value;
-use shared::events::authority::{APPS, publishes, subscribes};
-use shared::events::components;
+use todo_core::events::authority::{APPS, publishes, subscribes};
+use todo_core::events::components;
 
 fn root() -> PathBuf {
     system_tests::workspace_root()
@@ -286,7 +286,7 @@ fn kafka_users_have_exactly_the_acls_of_the_pubsub_scopes() {
         if app == "task-api" {
             // Its live streams (dapr-components/k8s/pubsub-live.yaml): both topics, in a group
             // per pod, "{appID}-live-{podName}".
-            for topic in [shared::events::topics::TASK_EVENTS, shared::events::topics::REMINDERS] {
+            for topic in [todo_core::events::topics::TASK_EVENTS, todo_core::events::topics::REMINDERS] {
                 expected.insert(acl("topic", topic, "Read"));
                 expected.insert(acl("topic", topic, "Describe"));
             }

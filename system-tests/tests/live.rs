@@ -11,8 +11,8 @@ use anyhow::{Context as _, ensure};
 use live_streams::{change_of, next_change, open, until_streaming};
 use reqwest::StatusCode;
 use serde_json::json;
-use shared::events::types;
 use system_tests::host::Setup;
+use todo_core::events::types;
 
 /// How long a change may take to reach a stream here: the target is 200 ms (issue 19); the
 /// deadline is for a loaded test machine.

@@ -4,7 +4,7 @@
 //! (the Deployments, the Dapr components from `dapr-components/k8s`, the KEDA objects from
 //! `keda/` and the Kafka topic list) and checks them against what the function crates
 //! themselves declare: app-ids, subscriptions (pub/sub, topic, dead-letter topic), job
-//! prefixes, and the component and topic names of `shared::events`. A broken link fails with a
+//! prefixes, and the component and topic names of `todo_core::events`. A broken link fails with a
 //! message naming both sides: the code's value and where it comes from, and the manifest's.
 //!
 //! `kubectl` must be on PATH: without it the test fails (it never skips).
@@ -15,15 +15,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::Function;
 use serde_json::Value;
-use shared::clock::Clock;
-use shared::events::{authority, components, topics};
-use shared::runtime::Function;
+use todo_core::events::{authority, components, topics};
 
 const OVERLAYS: [&str; 2] = ["overlays/minikube", "overlays/cloud"];
 
 /// Component metadata of Dapr's own transactional outbox. The project has its own outbox
-/// (`shared::outbox`, docs/architecture.md): configured on a store, Dapr's would also publish
+/// (`dapr_fn::outbox`, docs/architecture.md): configured on a store, Dapr's would also publish
 /// every outbox record and task upsert a second time, with random ids.
 const DAPR_OUTBOX_METADATA: [&str; 4] =
     ["outboxPublishPubsub", "outboxPublishTopic", "outboxPubsub", "outboxDiscardWhenMissingState"];
@@ -35,7 +35,7 @@ fn root() -> PathBuf {
 /// Every function, built the way its `main` builds it (with a sidecar client that is never
 /// called and default configuration).
 async fn functions() -> Vec<Function> {
-    let dapr = shared::testing::unreachable_client().await;
+    let dapr = dapr_fn::testing::unreachable_client().await;
     vec![
         task_api::build(dapr.clone(), task_api::Config::with_secret("x".repeat(32)), Clock::system()),
         create_task::build(dapr.clone(), Clock::system()),
@@ -58,7 +58,7 @@ fn subscriptions_of(functions: &[Function]) -> BTreeMap<String, BTreeSet<String>
 }
 
 /// `f`'s subscriptions through `pubsub`.
-fn shared_work(f: &Function) -> impl Iterator<Item = &shared::runtime::Subscription> {
+fn shared_work(f: &Function) -> impl Iterator<Item = &dapr_fn::runtime::Subscription> {
     f.subscriptions().iter().filter(|s| s.pubsub() == components::PUBSUB)
 }
 
@@ -341,7 +341,7 @@ async fn scaled_objects_follow_the_subscriptions_in_the_code() {
         let topics = overlay.topics();
         let pubsub = overlay.get("Component", components::PUBSUB).unwrap_or_else(|| {
             panic!(
-                "manifests/{} has no Dapr Component `{}` (shared::events::components::PUBSUB)",
+                "manifests/{} has no Dapr Component `{}` (todo_core::events::components::PUBSUB)",
                 overlay.name,
                 components::PUBSUB
             )
@@ -515,9 +515,9 @@ async fn every_topic_the_code_uses_exists_with_its_dead_letter_topics() {
     for overlay in overlays() {
         let topics = overlay.topics();
         let mut needed: Vec<(String, String)> = vec![
-            (topics::TASK_CREATE.into(), "shared::events::topics::TASK_CREATE".into()),
-            (topics::TASK_EVENTS.into(), "shared::events::topics::TASK_EVENTS".into()),
-            (topics::REMINDERS.into(), "shared::events::topics::REMINDERS".into()),
+            (topics::TASK_CREATE.into(), "todo_core::events::topics::TASK_CREATE".into()),
+            (topics::TASK_EVENTS.into(), "todo_core::events::topics::TASK_EVENTS".into()),
+            (topics::REMINDERS.into(), "todo_core::events::topics::REMINDERS".into()),
         ];
         for f in &functions {
             let id = f.app_id();
@@ -577,7 +577,7 @@ fn dapr_components_match_the_names_and_the_state_contract_of_the_code() {
         let pubsub = overlay.get("Component", components::PUBSUB);
         failures.check(pubsub.is_some_and(|p| p["spec"]["type"] == "pubsub.kafka"), || {
             format!(
-                "manifests/{}: no pubsub.kafka Component `{}` (shared::events::components::PUBSUB)",
+                "manifests/{}: no pubsub.kafka Component `{}` (todo_core::events::components::PUBSUB)",
                 overlay.name,
                 components::PUBSUB
             )
@@ -633,7 +633,7 @@ fn dapr_components_match_the_names_and_the_state_contract_of_the_code() {
         ] {
             let Some(c) = overlay.get("Component", name) else {
                 failures.0.push(format!(
-                    "manifests/{}: no state store Component `{name}` (shared::events::components)",
+                    "manifests/{}: no state store Component `{name}` (todo_core::events::components)",
                     overlay.name
                 ));
                 continue;
@@ -672,7 +672,7 @@ fn dapr_components_match_the_names_and_the_state_contract_of_the_code() {
                 failures.check(component_meta(component, key).is_none(), || {
                     format!(
                         "Component {} in manifests/{}: `{key}` enables Dapr's transactional outbox, which the project \
-                         replaced with its own (shared::outbox): it would publish every outbox record and task write \
+                         replaced with its own (dapr_fn::outbox): it would publish every outbox record and task write \
                          a second time, with random event ids",
                         str_of(&component["metadata"]["name"]),
                         overlay.name
@@ -681,7 +681,7 @@ fn dapr_components_match_the_names_and_the_state_contract_of_the_code() {
             }
         }
     }
-    failures.assert_none("Dapr components vs shared::events");
+    failures.assert_none("Dapr components vs todo_core::events");
 }
 
 #[tokio::test]
@@ -793,10 +793,8 @@ fn sidecar_tokens_and_shutdown_timing_are_consistent() {
 #[test]
 fn fire_reminders_wake_up_query_reads_the_state_store_the_code_writes() {
     let mut failures = Failures::default();
-    let key_prefix =
-        shared::domain::reminder::reminder_key(uuid::Uuid::nil()).replace(&uuid::Uuid::nil().to_string(), "");
-    let scheduled =
-        serde_json::to_value(shared::domain::reminder::ReminderStatus::Scheduled).expect("status serializes");
+    let key_prefix = todo_core::reminder::reminder_key(uuid::Uuid::nil()).replace(&uuid::Uuid::nil().to_string(), "");
+    let scheduled = serde_json::to_value(todo_core::reminder::ReminderStatus::Scheduled).expect("status serializes");
     let scheduled = str_of(&scheduled);
     for overlay in overlays() {
         let Some(state) = overlay.get("Component", components::STATE_STORE) else { continue };
@@ -820,9 +818,7 @@ fn fire_reminders_wake_up_query_reads_the_state_store_the_code_writes() {
             (format!(" {table}"), format!("Component state's tableName `{table}`")),
             (
                 key.clone(),
-                format!(
-                    "reminder keys `{key_prefix}<task id>` (shared::domain::reminder::reminder_key) in store `state`"
-                ),
+                format!("reminder keys `{key_prefix}<task id>` (todo_core::reminder::reminder_key) in store `state`"),
             ),
             (format!("'{scheduled}'"), "ReminderStatus::Scheduled".to_owned()),
             ("remind_at".to_owned(), "ReminderRecord::remind_at".to_owned()),
@@ -842,7 +838,7 @@ fn fire_reminders_wake_up_query_reads_the_state_store_the_code_writes() {
 /// trigger over the deliveries table, counting `retrying` records by `next_attempt_at`.
 #[test]
 fn the_notifiers_wake_up_query_reads_the_delivery_records_the_code_writes() {
-    use shared::domain::delivery::{Channel, DeliveryStatus, delivery_key};
+    use todo_core::delivery::{Channel, DeliveryStatus, delivery_key};
     let mut failures = Failures::default();
     let key_prefix = delivery_key("", Channel::Webhook).replace(":webhook", "");
     let retrying = str_of(&serde_json::to_value(DeliveryStatus::Retrying).expect("status serializes"));
@@ -1105,7 +1101,7 @@ fn parse_scopes(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// The topics each app produces (beside its dead letters), from the system's authority table
-/// (`shared::events::authority`, from which both pubsub components' scope strings are derived).
+/// (`todo_core::events::authority`, from which both pubsub components' scope strings are derived).
 /// `publishes_in_source` keeps the table honest for the direct publishes.
 fn producers() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     authority::APPS
@@ -1114,7 +1110,7 @@ fn producers() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         .collect()
 }
 
-/// The shared::events topics a function's own source publishes to directly (`publish(` with
+/// The todo_core::events topics a function's own source publishes to directly (`publish(` with
 /// `topics::NAME` on the same line).
 fn publishes_in_source(id: &str) -> BTreeSet<&'static str> {
     let mut found = BTreeSet::new();
@@ -1254,7 +1250,7 @@ fn service_invocation_is_denied_and_nothing_uses_it() {
         });
     }
     // No function calls another through Dapr: the deny costs nothing.
-    for dir in ["functions", "shared/src"] {
+    for dir in ["functions", "shared"] {
         for file in files_under(&root().join(dir)) {
             if file.extension().is_none_or(|e| e != "rs") || file.components().any(|c| c.as_os_str() == "tests") {
                 continue;
@@ -1399,7 +1395,7 @@ fn ports_of(rule: &Value) -> BTreeSet<u64> {
 const NOTIFIER: &str = "notifier";
 
 /// The IPv4 ranges that a webhook egress rule to 0.0.0.0/0 must except: those that reach the
-/// cluster, the node or the cloud's metadata service (shared::domain::notification::check_address
+/// cluster, the node or the cloud's metadata service (todo_core::notification::check_address
 /// refuses the same).
 const INTERNAL_V4: [&str; 7] =
     ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"];

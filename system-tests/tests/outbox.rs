@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use chrono::Utc;
+use dapr_fn::dapr::{SaveItem, TxOp};
+use dapr_fn::outbox::{OutboxConfig, OutboxRecord};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::dapr::{SaveItem, TxOp};
-use shared::domain::validate::{NewTask, new_task};
-use shared::events::{TaskChange, components, task_event_id, task_id_for_request, topics};
-use shared::outbox::{OutboxConfig, OutboxRecord};
-use shared::tasks::TaskStore;
 use system_tests::api::{Api, client, eventually, json_body};
 use system_tests::host::Setup;
+use todo_core::events::{TaskChange, components, task_event_id, task_id_for_request, topics};
+use todo_core::validate::{NewTask, new_task};
+use todo_store::TaskStore;
 
 const USER: &str = "alice";
 

@@ -31,13 +31,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::events::topics;
 use system_tests::api::{client, eventually, json_body};
 use system_tests::host::{Setup, TASK_CREATE_PUBLISHER};
 use system_tests::platform::{Options, Platform};
 use system_tests::scenarios::{Create, publish_create};
 use system_tests::system::{TestSystem, replay};
 use system_tests::{notify, scenario, scenarios};
+use todo_core::events::topics;
 
 const USER: &str = "alice";
 
@@ -313,7 +313,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_without_blocking() -> anyho
         }
         publish_create(&http, &sidecar, &valid(99), &[("partitionKey", "one-key")]).await?;
         for n in [0, 1, 2, 3, 99] {
-            let id = shared::events::task_id_for_request(USER, &format!("valid-{n}"));
+            let id = todo_core::events::task_id_for_request(USER, &format!("valid-{n}"));
             eventually("a valid request behind poison to be processed", SETTLE, || async {
                 let answer = api.call(reqwest::Method::GET, &format!("/v1/tasks/{id}"), None).await?;
                 Ok((answer.status == StatusCode::OK).then_some(()))
@@ -702,7 +702,10 @@ async fn live_across_replicas(setup: &Setup, platform: &mut Platform) -> anyhow:
     let id = task["id"].as_str().context("id")?.to_owned();
     let (event, data) = change_of(&mut on_second, &id, WITHIN).await?;
     println!("platform: create through replica 1 -> a stream on replica 2: {:?}", sent.elapsed());
-    ensure!(event.event.as_deref() == Some(shared::events::types::TASK_CREATED) && data["version"] == 1, "{event:?}");
+    ensure!(
+        event.event.as_deref() == Some(todo_core::events::types::TASK_CREATED) && data["version"] == 1,
+        "{event:?}"
+    );
     change_of(&mut on_first, &id, WITHIN).await?;
     let last = event.id.context("an id")?;
 

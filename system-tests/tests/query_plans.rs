@@ -287,8 +287,8 @@ fn replace_once(text: &str, from: &str, to: &str) -> anyhow::Result<String> {
 /// Tasks stored before they carried order keys get them from indexes.sql, exactly as
 /// `OrderKeys::of` computes them; a tombstone gets none.
 fn legacy_tasks_get_their_order_keys(platform: &Platform) -> anyhow::Result<()> {
-    use shared::domain::order::OrderKeys;
-    use shared::domain::task::{Priority, Task};
+    use todo_core::order::OrderKeys;
+    use todo_core::task::{Priority, Task};
     let at = |s: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> { Ok(s.parse()?) };
     let mut tasks = Vec::new();
     for (n, (priority, due)) in [

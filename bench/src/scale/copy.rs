@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
-use shared::dapr::SaveItem;
+use dapr_fn::dapr::SaveItem;
 
 /// The columns every load writes (`expiredate` stays NULL, `row_id` takes its default).
 const COLUMNS: &str = "key, value, isbinary, insertdate, updatedate";

@@ -30,12 +30,12 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use chrono_tz::Tz;
-use shared::domain::audit::AuditEntry;
-use shared::domain::delivery::{Channel, DeliveryRecord, DeliveryStatus};
-use shared::domain::recurrence::{Mode, Rule};
-use shared::domain::reminder::{ReminderRecord, ReminderStatus};
-use shared::domain::task::{Priority, Recurrence, Reminder, Series, Status, Task};
-use shared::events::{TaskChange, reminder_event_id, task_event_id};
+use todo_core::audit::AuditEntry;
+use todo_core::delivery::{Channel, DeliveryRecord, DeliveryStatus};
+use todo_core::events::{TaskChange, reminder_event_id, task_event_id};
+use todo_core::recurrence::{Mode, Rule};
+use todo_core::reminder::{ReminderRecord, ReminderStatus};
+use todo_core::task::{Priority, Recurrence, Reminder, Series, Status, Task};
 use uuid::Uuid;
 
 /// Title and description words. None contains [`Q_MISS`].
@@ -551,7 +551,7 @@ mod tests {
         for task in &tasks {
             assert!(task.created_at <= task.updated_at && task.updated_at <= now(), "{task:?}");
             assert!(!task.title.is_empty() && task.title.chars().count() <= 200);
-            assert!(shared::domain::validate::check(task).is_ok(), "{task:?}");
+            assert!(todo_core::validate::check(task).is_ok(), "{task:?}");
         }
         let long = tasks.iter().filter(|t| t.version == 100).count();
         assert_eq!(long, 1, "one task with the long trail");

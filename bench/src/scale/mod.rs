@@ -33,14 +33,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
+use dapr_fn::dapr::SaveItem;
 use serde::Deserialize;
-use shared::dapr::SaveItem;
-use shared::domain::delivery::{DeliveryStatus, delivery_key};
-use shared::domain::reminder::{ReminderStatus, reminder_key};
-use shared::tasks::TaskStore;
 use system_tests::host::{Profile, Setup};
 use system_tests::platform::{Options, Paths, Platform};
 use system_tests::workspace_root;
+use todo_core::delivery::{DeliveryStatus, delivery_key};
+use todo_core::reminder::{ReminderStatus, reminder_key};
+use todo_store::TaskStore;
 
 use self::copy::{Copied, CopyIn};
 use self::data::Spec;
@@ -767,13 +767,13 @@ fn read_from(path: &Path, offset: u64) -> anyhow::Result<String> {
 
 /// The outbox relay's query as daprd sends it for task-api's relay (components-contrib v1.18.3,
 /// `common/component/postgresql/v1/postgresql_query.go`: `EQ` becomes `value->>'f'=$1`, the sort
-/// `value->>'f' ASC`, the page a `LIMIT`; `shared::outbox`'s relay query with the default batch).
+/// `value->>'f' ASC`, the page a `LIMIT`; `dapr_fn::outbox`'s relay query with the default batch).
 fn relay_sql() -> String {
-    let batch = shared::outbox::OutboxConfig::default().outbox_relay_batch;
+    let batch = dapr_fn::outbox::OutboxConfig::default().outbox_relay_batch;
     format!(
         "SELECT key, value, xmin as etag FROM todo_tasks WHERE value->>'{}'='{}' ORDER BY value->>'written_at' ASC LIMIT {batch}",
-        shared::outbox::MARKER_FIELD,
-        shared::outbox::MARKER_VALUE
+        dapr_fn::outbox::MARKER_FIELD,
+        dapr_fn::outbox::MARKER_VALUE
     )
 }
 

@@ -325,7 +325,7 @@ pub fn section(run: &ScaleRun) -> String {
         out,
         "Run with `psql` beside the running system, as the role that runs them in production (KEDA's \
          `keda_reminders`; the relay as daprd's user), {} times after one untimed run: the median with the range. \
-         The relay's query is the one daprd builds for `shared::outbox`'s relay (components-contrib v1.18.3 \
+         The relay's query is the one daprd builds for `dapr_fn::outbox`'s relay (components-contrib v1.18.3 \
          `postgresql_query.go`); the KEDA queries are read from `keda/fire-reminder.yaml` and \
          `keda/notifier.yaml`.\n",
         super::EXPLAIN_RUNS

@@ -4,7 +4,7 @@
 //! comparison of `value->'a'->>'b'` with parameters bound as Go's `%v`), and its `ORDER BY`.
 //!
 //! One model, two users: devhost answers apps from it, and the recording stub of
-//! `shared::testing` answers the functions' integration tests from it, so a test cannot pass
+//! `dapr_fn::testing` answers the functions' integration tests from it, so a test cannot pass
 //! on semantics that daprd does not have. The conformance suite holds it to real daprd.
 
 use std::borrow::Cow;

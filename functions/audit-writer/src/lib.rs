@@ -17,13 +17,13 @@
 //! PostgreSQL role may only insert there and read, and a trigger refuses any overwrite, so no
 //! function's credentials can rewrite the trail (`manifests/base/postgres/roles.sql`).
 
+use dapr_fn::clock::Clock;
+use dapr_fn::dapr::{Dapr, Inserted};
+use dapr_fn::runtime::{Event, Function, HandlerError, HandlerResult, Subscription};
 use serde_json::Value;
-use shared::clock::Clock;
-use shared::dapr::{Dapr, Inserted};
-use shared::domain::audit::AuditEntry;
-use shared::domain::task::Task;
-use shared::events::{TaskChange, components, topics};
-use shared::runtime::{Event, Function, HandlerError, HandlerResult, Subscription};
+use todo_core::audit::AuditEntry;
+use todo_core::events::{TaskChange, components, topics};
+use todo_core::task::Task;
 use tracing::info;
 
 pub const APP_ID: &str = "audit-writer";

@@ -4,11 +4,12 @@
 
 use axum::http::Method;
 use chrono::{DateTime, Utc};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
+use dapr_fn::testing::{StubSidecar, TestApp, cloudevent, unreachable_client};
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::events::task_event_id;
-use shared::runtime::RuntimeConfig;
-use shared::testing::{StubSidecar, TestApp, cloudevent, sample_task, unreachable_client};
+use todo_core::events::task_event_id;
+use todo_core::testing::sample_task;
 use uuid::Uuid;
 
 const NOW: &str = "2026-11-22T10:00:05Z";
@@ -17,7 +18,7 @@ fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(NOW).unwrap().to_utc()
 }
 
-async fn app(dapr: shared::dapr::Dapr, token: Option<&str>) -> TestApp {
+async fn app(dapr: dapr_fn::dapr::Dapr, token: Option<&str>) -> TestApp {
     let config = RuntimeConfig { app_api_token: token.map(str::to_owned), ..RuntimeConfig::default() };
     TestApp::start(audit_writer::build(dapr, Clock::fixed(now())), config).await
 }

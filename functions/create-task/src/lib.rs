@@ -4,20 +4,20 @@
 //! The task id is derived from (owner, request id). A repeated request (at-least-once
 //! delivery, a producer's retry), on any replica, reads the task already there and writes
 //! nothing; a new one is an insert-if-absent in one outbox transaction with its
-//! `todo.task.created` event ([`shared::tasks`]), so two racing duplicates still create one
+//! `todo.task.created` event ([`todo_store`]), so two racing duplicates still create one
 //! task. An invalid request can never succeed and is dropped to the dead-letter topic with the
 //! reason; an unavailable sidecar is retried.
 //!
 //! create-task publishes its own events right after each commit. It scales to zero, so what a
 //! crash leaves in the outbox is relayed by task-api, which always runs.
 
-use shared::clock::Clock;
-use shared::dapr::Dapr;
-use shared::domain::validate::new_task;
-use shared::events::{CreateTaskRequest, components, task_id_for_request, topics, types};
-use shared::outbox::OutboxConfig;
-use shared::runtime::{Event, Function, HandlerError, HandlerResult, Subscription};
-use shared::tasks::{Created, IdOrigin, TaskStore};
+use dapr_fn::clock::Clock;
+use dapr_fn::dapr::Dapr;
+use dapr_fn::outbox::OutboxConfig;
+use dapr_fn::runtime::{Event, Function, HandlerError, HandlerResult, Subscription};
+use todo_core::events::{CreateTaskRequest, components, task_id_for_request, topics, types};
+use todo_core::validate::new_task;
+use todo_store::{Created, IdOrigin, TaskStore};
 use tracing::info;
 
 pub const APP_ID: &str = "create-task";

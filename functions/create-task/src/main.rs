@@ -1,7 +1,7 @@
 //! create-task: see the library documentation. The command line is the runtime's
-//! (`shared::runtime::cli`): `--help` lists the variables below and the runtime's own.
+//! (`dapr_fn::runtime::cli`): `--help` lists the variables below and the runtime's own.
 
-use shared::runtime::About;
+use dapr_fn::runtime::About;
 
 const ABOUT: About = About {
     name: "create-task",
@@ -16,17 +16,17 @@ const ABOUT: About = About {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    shared::runtime::main(&ABOUT, create_task::function).await
+    dapr_fn::runtime::main(&ABOUT, create_task::function).await
 }
 
 #[cfg(test)]
 mod tests {
-    use shared::runtime::cli::{Invocation, parse};
+    use dapr_fn::runtime::cli::{Invocation, parse};
 
     #[test]
     fn main_hands_its_command_line_to_the_runtime() {
         let source = include_str!("main.rs");
-        assert!(source.contains(concat!("shared::runtime::main(&ABOUT, ", "create_task::function)")));
+        assert!(source.contains(concat!("dapr_fn::runtime::main(&ABOUT, ", "create_task::function)")));
         let Invocation::Print(help) = parse(&super::ABOUT, ["--help"]) else { panic!("--help must print") };
         assert!(help.starts_with("create-task "), "{help}");
         assert!(help.contains("  OUTBOX_PUBLISH_TIMEOUT_MS "), "OUTBOX_PUBLISH_TIMEOUT_MS: {help}");

@@ -4,17 +4,17 @@
 
 use axum::http::Method;
 use chrono::{DateTime, Utc};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
+use dapr_fn::testing::{StubSidecar, TestApp, cloudevent, unreachable_client};
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::events::{task_event_id, task_id_for_request};
-use shared::runtime::RuntimeConfig;
-use shared::testing::{StubSidecar, TestApp, cloudevent, unreachable_client};
+use todo_core::events::{task_event_id, task_id_for_request};
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().to_utc()
 }
 
-async fn app(dapr: shared::dapr::Dapr, token: Option<&str>) -> TestApp {
+async fn app(dapr: dapr_fn::dapr::Dapr, token: Option<&str>) -> TestApp {
     let config = RuntimeConfig { app_api_token: token.map(str::to_owned), ..RuntimeConfig::default() };
     TestApp::start(create_task::build(dapr, Clock::fixed(now())), config).await
 }

@@ -21,16 +21,16 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
+use dapr_fn::clock::Clock;
+use dapr_fn::dapr::{Dapr, DaprError, FailurePolicy, Job, Publish, SaveItem};
+use dapr_fn::runtime::{Event, Function, HandlerError, HandlerResult, JobCall, Subscription};
 use serde::Deserialize;
-use shared::clock::Clock;
-use shared::dapr::{Dapr, DaprError, FailurePolicy, Job, Publish, SaveItem};
-use shared::domain::reminder::{
+use todo_core::events::{ReminderDue, TaskChange, components, reminder_event_id, topics, types};
+use todo_core::reminder::{
     self, Decision, FireDecision, JobChange, ReminderJob, ReminderRecord, ReminderStatus, job_name, reminder_key,
 };
-use shared::domain::task::Task;
-use shared::events::{ReminderDue, TaskChange, components, reminder_event_id, topics, types};
-use shared::runtime::{Event, Function, HandlerError, HandlerResult, JobCall, Subscription};
-use shared::tasks::TaskStore;
+use todo_core::task::Task;
+use todo_store::TaskStore;
 use tracing::{debug, info, warn};
 
 pub const APP_ID: &str = "fire-reminder";

@@ -1,7 +1,7 @@
 //! fire-reminder: see the library documentation. The command line is the runtime's
-//! (`shared::runtime::cli`): `--help` lists the variables below and the runtime's own.
+//! (`dapr_fn::runtime::cli`): `--help` lists the variables below and the runtime's own.
 
-use shared::runtime::About;
+use dapr_fn::runtime::About;
 
 const ABOUT: About = About {
     name: "fire-reminder",
@@ -17,17 +17,17 @@ const ABOUT: About = About {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    shared::runtime::main(&ABOUT, fire_reminder::function).await
+    dapr_fn::runtime::main(&ABOUT, fire_reminder::function).await
 }
 
 #[cfg(test)]
 mod tests {
-    use shared::runtime::cli::{Invocation, parse};
+    use dapr_fn::runtime::cli::{Invocation, parse};
 
     #[test]
     fn main_hands_its_command_line_to_the_runtime() {
         let source = include_str!("main.rs");
-        assert!(source.contains(concat!("shared::runtime::main(&ABOUT, ", "fire_reminder::function)")));
+        assert!(source.contains(concat!("dapr_fn::runtime::main(&ABOUT, ", "fire_reminder::function)")));
         let Invocation::Print(help) = parse(&super::ABOUT, ["--help"]) else { panic!("--help must print") };
         assert!(help.starts_with("fire-reminder "), "{help}");
         assert!(help.contains("  REMINDER_MISSED_AFTER_SECS "), "REMINDER_MISSED_AFTER_SECS: {help}");

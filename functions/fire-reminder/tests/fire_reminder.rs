@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::Method;
 use chrono::{DateTime, Duration, Utc};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
+use dapr_fn::testing::{StubSidecar, TestApp, cloudevent, unreachable_client};
 use fire_reminder::Config;
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::domain::task::{Reminder, Task};
-use shared::runtime::RuntimeConfig;
-use shared::testing::{StubSidecar, TestApp, cloudevent, sample_task, unreachable_client};
+use todo_core::task::{Reminder, Task};
+use todo_core::testing::sample_task;
 use uuid::Uuid;
 
 const DUE: &str = "2026-12-01T09:00:00+01:00";
@@ -41,7 +42,7 @@ fn with_reminder(version: u64, due: &str, before_secs: u32) -> Task {
 
 fn event(event_type: &str, task: &Task) -> Value {
     cloudevent(
-        &shared::events::task_event_id(task.id, task.version),
+        &todo_core::events::task_event_id(task.id, task.version),
         event_type,
         "task-events",
         serde_json::to_value(task).unwrap(),
@@ -65,7 +66,7 @@ impl TestClock {
     }
 }
 
-async fn app(dapr: shared::dapr::Dapr, clock: &TestClock, token: Option<&str>) -> TestApp {
+async fn app(dapr: dapr_fn::dapr::Dapr, clock: &TestClock, token: Option<&str>) -> TestApp {
     let config = RuntimeConfig { app_api_token: token.map(str::to_owned), ..RuntimeConfig::default() };
     TestApp::start(fire_reminder::build(dapr, Config::default(), clock.clock()), config).await
 }

@@ -10,9 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use shared::dapr::{BindingRequest, Dapr, DaprError};
-use shared::domain::delivery::Sent;
-use shared::events::{ReminderDue, components};
+use dapr_fn::dapr::{BindingRequest, Dapr, DaprError};
+use todo_core::delivery::Sent;
+use todo_core::events::{ReminderDue, components};
 use tokio::sync::Mutex;
 
 /// The longest task title put in a subject, in characters.

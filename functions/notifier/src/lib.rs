@@ -9,7 +9,7 @@
 //! - an email goes through the `email` output binding, one call at a time ([`email`]).
 //!
 //! Each delivery is claimed, sent and settled in its record (`delivery:<event id>:<channel>`
-//! in the `deliveries` store; the rules are `shared::domain::delivery`), so a duplicated or
+//! in the `deliveries` store; the rules are `todo_core::delivery`), so a duplicated or
 //! redelivered event sends once per channel. An attempt that failed in a way worth repeating is
 //! retried by a Dapr job (`notify-…`) at the backoff's time, not by answering RETRY, which would
 //! hold the partition and delay everyone's reminders behind one broken webhook. A final failure
@@ -23,15 +23,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use dapr_fn::clock::Clock;
+use dapr_fn::dapr::{Dapr, DaprError, FailurePolicy, Job, Publish, SaveItem};
+use dapr_fn::runtime::{Event, Function, HandlerError, HandlerResult, JobCall, Subscription};
 use serde::{Deserialize, Serialize};
-use shared::clock::Clock;
-use shared::dapr::{Dapr, DaprError, FailurePolicy, Job, Publish, SaveItem};
-use shared::domain::delivery::{
+use todo_core::delivery::{
     self, Channel, Claim, DeliveryRecord, Next, RetryPolicy, Sent, Trigger, delivery_key, retry_job_name,
 };
-use shared::domain::notification::{Channels, TargetPolicy, channels_key};
-use shared::events::{ReminderDue, components, topics, types};
-use shared::runtime::{Event, Function, HandlerError, HandlerResult, JobCall, Subscription};
+use todo_core::events::{ReminderDue, components, topics, types};
+use todo_core::notification::{Channels, TargetPolicy, channels_key};
 use tracing::{info, warn};
 
 pub const APP_ID: &str = "notifier";

@@ -21,9 +21,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt as _, Full};
 use serde::Serialize;
-use shared::domain::delivery::Sent;
-use shared::domain::notification::{self, Outcome, TargetPolicy, Webhook};
-use shared::events::{ReminderDue, types};
+use todo_core::delivery::Sent;
+use todo_core::events::{ReminderDue, types};
+use todo_core::notification::{self, Outcome, TargetPolicy, Webhook};
 
 /// The JSON body of a reminder webhook: Standard Webhooks' `{type, timestamp, data}`.
 #[derive(Debug, Serialize)]

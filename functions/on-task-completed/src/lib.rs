@@ -13,15 +13,15 @@
 //! The request acts for the task's owner, so it is computed from the task as stored, never from
 //! the event body: the event only says which version of which task to look at, and an event the
 //! store contradicts is dropped. on-task-completed is the one app the pub/sub scopes let publish
-//! on `task-create` (`shared::events::authority`), which is why create-task may trust the owner
+//! on `task-create` (`todo_core::events::authority`), which is why create-task may trust the owner
 //! a request names.
 
-use shared::dapr::{Dapr, Publish};
-use shared::domain::occurrence::next_instance;
-use shared::domain::task::Task;
-use shared::events::{components, task_id_for_request, topics, types};
-use shared::runtime::{Event, Function, HandlerError, HandlerResult, Subscription};
-use shared::tasks::TaskStore;
+use dapr_fn::dapr::{Dapr, Publish};
+use dapr_fn::runtime::{Event, Function, HandlerError, HandlerResult, Subscription};
+use todo_core::events::{components, task_id_for_request, topics, types};
+use todo_core::occurrence::next_instance;
+use todo_core::task::Task;
+use todo_store::TaskStore;
 use tracing::info;
 
 pub const APP_ID: &str = "on-task-completed";

@@ -4,12 +4,13 @@
 
 use axum::http::Method;
 use chrono::{DateTime, Utc};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
+use dapr_fn::testing::{StubSidecar, TestApp, cloudevent, unreachable_client};
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::domain::task::{Recurrence, Reminder, Series, Task};
-use shared::events::task_id_for_request;
-use shared::runtime::RuntimeConfig;
-use shared::testing::{StubSidecar, TestApp, cloudevent, sample_task, unreachable_client};
+use todo_core::events::task_id_for_request;
+use todo_core::task::{Recurrence, Reminder, Series, Task};
+use todo_core::testing::sample_task;
 use uuid::Uuid;
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -32,14 +33,14 @@ fn completed_monthly(rule: &str) -> Task {
 
 fn completion(task: &Task) -> Value {
     cloudevent(
-        &shared::events::task_event_id(task.id, task.version),
+        &todo_core::events::task_event_id(task.id, task.version),
         "todo.task.completed",
         "task-events",
         serde_json::to_value(task).unwrap(),
     )
 }
 
-async fn app(dapr: shared::dapr::Dapr) -> TestApp {
+async fn app(dapr: dapr_fn::dapr::Dapr) -> TestApp {
     TestApp::start(on_task_completed::build(dapr), RuntimeConfig::default()).await
 }
 
@@ -77,7 +78,7 @@ async fn a_completed_recurring_task_asks_for_its_next_occurrence() {
 /// The monthly task of [`completed_monthly`], deleted instead of completed, at `at`.
 fn deleted_open(rule: &str, at: &str) -> Task {
     let mut task = completed_monthly(rule);
-    task.status = shared::domain::task::Status::Open;
+    task.status = todo_core::task::Status::Open;
     task.completed_at = None;
     task.delete(t(at));
     task
@@ -85,7 +86,7 @@ fn deleted_open(rule: &str, at: &str) -> Task {
 
 fn deletion(task: &Task) -> Value {
     cloudevent(
-        &shared::events::task_event_id(task.id, task.version),
+        &todo_core::events::task_event_id(task.id, task.version),
         "todo.task.deleted",
         "task-events",
         serde_json::to_value(task).unwrap(),

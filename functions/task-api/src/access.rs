@@ -7,10 +7,10 @@
 //! checked again against every fresh read.
 
 use chrono::{DateTime, Utc};
-use shared::dapr::Versioned;
-use shared::domain::task::Task;
-use shared::events::TaskChange;
-use shared::tasks::{TaskStore, WriteError};
+use dapr_fn::dapr::Versioned;
+use todo_core::events::TaskChange;
+use todo_core::task::Task;
+use todo_store::{TaskStore, WriteError};
 use tracing::{debug, info};
 use uuid::Uuid;
 

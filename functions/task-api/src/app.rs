@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use shared::clock::Clock;
-use shared::dapr::Dapr;
-use shared::domain::notification::TargetPolicy;
-use shared::tasks::TaskStore;
+use dapr_fn::clock::Clock;
+use dapr_fn::dapr::Dapr;
+use todo_core::notification::TargetPolicy;
+use todo_store::TaskStore;
 
 use crate::auth::Authenticator;
 use crate::config::Config;

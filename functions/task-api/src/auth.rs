@@ -31,7 +31,7 @@ use axum::http::request::Parts;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
-use shared::domain::validate::MAX_OWNER_CHARS;
+use todo_core::validate::MAX_OWNER_CHARS;
 
 use crate::app::RateGate;
 use crate::config::{Config, MIN_SECRET_BYTES};
@@ -311,7 +311,7 @@ impl Authenticator {
     }
 }
 
-/// The owner invariants of `shared::domain::validate::check`, enforced at the door, plus what
+/// The owner invariants of `todo_core::validate::check`, enforced at the door, plus what
 /// keeps a user id safe where it is spliced into text: state keys and request-id namespaces
 /// join parts with `:` and `/`, and logs are line-based, so a `sub` holding those or control
 /// characters could collide with another user's keys or forge log lines. The length is bounded

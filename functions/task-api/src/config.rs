@@ -12,8 +12,8 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use dapr_fn::outbox::OutboxConfig;
 use serde::Deserialize;
-use shared::outbox::OutboxConfig;
 use url::Url;
 
 /// HS256 keys shorter than the hash output (32 bytes) are brute-forceable; RFC 7518 §3.2

@@ -103,7 +103,7 @@ mod tests {
 
     use super::*;
     use chrono::{DateTime, Utc};
-    use shared::domain::order;
+    use todo_core::order;
 
     fn field_of(err: ApiError) -> String {
         match err {

@@ -8,10 +8,10 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use dapr_fn::dapr::DaprError;
 use serde::Serialize;
-use shared::dapr::DaprError;
-use shared::domain::validate::ValidationError;
-use shared::tasks::WriteError;
+use todo_core::validate::ValidationError;
+use todo_store::WriteError;
 
 use crate::rate_limit::{self, Quota};
 

@@ -5,7 +5,7 @@
 //! its deliveries), and where the caller's reminders are delivered (`/v1/me/notifications`), all behind
 //! JWT bearer auth, plus `GET /openapi.json`; and the same operations as MCP tools at `/mcp`
 //! for AI agents, which call the REST routes in process. Every change is one transaction on the `tasks`
-//! store through the project's outbox ([`shared::outbox`]), so the task and its `todo.task.*`
+//! store through the project's outbox ([`dapr_fn::outbox`]), so the task and its `todo.task.*`
 //! event on `task-events` commit together; the other functions react to those events.
 //! task-api's only subscriptions are those of its live streams ([`live`]: `GET /v1/events`,
 //! every change of the caller's tasks as Server-Sent Events), which see every event and change
@@ -73,9 +73,9 @@ pub mod sort;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_keys;
 
-use shared::clock::Clock;
-use shared::dapr::Dapr;
-use shared::runtime::Function;
+use dapr_fn::clock::Clock;
+use dapr_fn::dapr::Dapr;
+use dapr_fn::runtime::Function;
 
 pub use config::Config;
 

@@ -2,7 +2,7 @@
 //!
 //! Every sort but `title` runs in the store ([`store_query`]): the Query API (`state.postgresql`
 //! v1) filters owner, status and priority with equality, the due range and the keyset position
-//! with range filters on the stored order keys ([`shared::domain::order`]), and sorts and cuts
+//! with range filters on the stored order keys ([`todo_core::order`]), and sorts and cuts
 //! a batch with `ORDER BY … LIMIT`, each served by an index (manifests/base/postgres). Only
 //! what the store cannot express runs here ([`matches`]): substring search and "all of these
 //! tags", plus an exact re-check of everything the store filtered (owner isolation must not
@@ -12,10 +12,10 @@
 //! [`group_query`], and the list orders each group it read whole by the full title here
 //! ([`sort_group`]).
 
+use dapr_fn::dapr::{Query, SortOrder};
 use serde_json::{Value, json};
-use shared::dapr::{Query, SortOrder};
-use shared::domain::order::{self, FIELD};
-use shared::domain::task::Task;
+use todo_core::order::{self, FIELD};
+use todo_core::task::Task;
 use uuid::Uuid;
 
 use crate::params::ListParams;
@@ -50,7 +50,7 @@ pub fn phases(params: &ListParams) -> Option<Vec<Phase>> {
 }
 
 /// A range operand: the key as the number the Query API compares as its text (see
-/// [`shared::domain::order`]). Keys here are ours or a checked cursor's.
+/// [`todo_core::order`]). Keys here are ours or a checked cursor's.
 fn number(key: &str) -> Value {
     order::as_number(key).map_or_else(|| Value::String(key.to_owned()), Value::Number)
 }
@@ -231,7 +231,7 @@ mod tests {
 
     use chrono::{DateTime, Duration, Utc};
     use chrono_tz::Tz;
-    use shared::domain::task::{Priority, Status};
+    use todo_core::task::{Priority, Status};
     use uuid::Uuid;
 
     use super::*;

@@ -1,9 +1,9 @@
 //! task-api: serves the API. It takes no arguments (the runtime's command line,
-//! `shared::runtime::cli`), and in particular cannot mint tokens: the development `dev-token`
+//! `dapr_fn::runtime::cli`), and in particular cannot mint tokens: the development `dev-token`
 //! command lives in devhost, which is never shipped in an image, so the image that holds a
 //! production secret has no code path that signs with it.
 
-use shared::runtime::About;
+use dapr_fn::runtime::About;
 
 const ABOUT: About = About {
     name: "task-api",
@@ -44,19 +44,19 @@ const ABOUT: About = About {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    shared::runtime::main(&ABOUT, task_api::function).await
+    dapr_fn::runtime::main(&ABOUT, task_api::function).await
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::expect_used)]
 
-    use shared::runtime::cli::{Invocation, parse};
+    use dapr_fn::runtime::cli::{Invocation, parse};
 
     #[test]
     fn main_hands_its_command_line_to_the_runtime() {
         let source = include_str!("main.rs");
-        assert!(source.contains(concat!("shared::runtime::main(&ABOUT, ", "task_api::function)")));
+        assert!(source.contains(concat!("dapr_fn::runtime::main(&ABOUT, ", "task_api::function)")));
         assert!(matches!(parse(&super::ABOUT, ["--port"]), Invocation::Usage(_)));
     }
 
@@ -73,7 +73,7 @@ mod tests {
         };
         let config = [
             body(include_str!("config.rs"), "Config"),
-            body(include_str!("../../../shared/src/outbox.rs"), "OutboxConfig"),
+            body(include_str!("../../../shared/dapr-fn/src/outbox.rs"), "OutboxConfig"),
         ];
         let fields: Vec<&str> = config
             .iter()

@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use shared::domain::task::{Priority, Status};
-use shared::domain::validate::{MAX_TAG_CHARS, MAX_TAGS};
+use todo_core::task::{Priority, Status};
+use todo_core::validate::{MAX_TAG_CHARS, MAX_TAGS};
 
 use crate::cursor::Cursor;
 use crate::error::ApiError;

@@ -5,8 +5,8 @@
 //! says so, and it stops if the store hands back a continuation token it already gave (a store
 //! bug must not become an endless loop).
 
+use dapr_fn::dapr::{Dapr, DaprError, Query, QueryItem};
 use serde_json::Value;
-use shared::dapr::{Dapr, DaprError, Query, QueryItem};
 
 /// Records asked for per Query API call: large enough that a typical list is one round trip,
 /// small enough to keep one answer of the sidecar well under its message limits (a thousand

@@ -6,15 +6,15 @@
 //! ascending one (ties included), which lets PostgreSQL read one index either way; the one
 //! exception is `-due`, where tasks without a due time still go last.
 //!
-//! The keys are the stored order keys of [`shared::domain::order`] for every field but the
+//! The keys are the stored order keys of [`todo_core::order`] for every field but the
 //! title: `due` to 10 ms, then (undated) by creation; `priority` by rank, then by creation;
 //! `created` and `updated` to the millisecond.
 
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
-use shared::domain::order::{self, OrderKeys};
-use shared::domain::task::Task;
+use todo_core::order::{self, OrderKeys};
+use todo_core::task::Task;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +134,7 @@ pub fn undated_key() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortKey {
-    /// The stored order key of the sort's field ([`shared::domain::order`]).
+    /// The stored order key of the sort's field ([`todo_core::order`]).
     Order(String),
     /// Lower-cased, so that "apple" and "Banana" sort the way people read them.
     Title(String),
@@ -155,7 +155,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use chrono::{DateTime, Utc};
-    use shared::domain::order::due_key;
+    use todo_core::order::due_key;
 
     use super::*;
 
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn the_key_is_the_stored_order_key_or_the_lower_cased_title() {
-        use shared::domain::task::Priority;
+        use todo_core::task::Priority;
         let mut task: Task = serde_json::from_value(serde_json::json!({
             "id": Uuid::from_u128(7), "owner": "alice", "title": "Banana", "created_at": "2026-01-01T00:00:00Z",
             "updated_at": "2026-01-02T00:00:00Z", "version": 1

@@ -8,9 +8,9 @@ use axum::http::Method;
 use chrono::Duration;
 use common::{Harness, now, task};
 use serde_json::json;
-use shared::domain::audit::AuditEntry;
-use shared::domain::task::Task;
-use shared::events::TaskChange;
+use todo_core::audit::AuditEntry;
+use todo_core::events::TaskChange;
+use todo_core::task::Task;
 use uuid::Uuid;
 
 fn record(h: &Harness, event_id: &str, change: TaskChange, task: &Task, minutes: i64) {

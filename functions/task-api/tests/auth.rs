@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use axum::http::Method;
 use common::{Harness, SECRET, now, task};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
 use serde_json::json;
-use shared::clock::Clock;
-use shared::runtime::RuntimeConfig;
 use task_api::Config;
 use task_api::auth::{Claims, mint, sign};
 

@@ -7,13 +7,13 @@ mod common;
 
 use axum::http::Method;
 use common::{Harness, now};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
+use dapr_fn::testing::unreachable_client;
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::domain::order::OrderKeys;
-use shared::domain::task::Task;
-use shared::events::{task_event_id, task_id_for_request};
-use shared::runtime::RuntimeConfig;
-use shared::testing::unreachable_client;
+use todo_core::events::{task_event_id, task_id_for_request};
+use todo_core::order::OrderKeys;
+use todo_core::task::Task;
 use uuid::Uuid;
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Harness, ids, task};
-use shared::domain::task::Priority;
+use todo_core::task::Priority;
 
 #[tokio::test]
 async fn page_two_with_other_filters_or_sort_is_refused() {

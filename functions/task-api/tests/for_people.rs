@@ -8,7 +8,7 @@ mod common;
 
 use common::{Harness, task};
 use serde_json::json;
-use shared::domain::task::Reminder;
+use todo_core::task::Reminder;
 
 /// What serde, serde_json and chrono say that means nothing to a client.
 const JARGON: &[&str] = &[

@@ -10,10 +10,10 @@ use std::collections::BTreeSet;
 use axum::http::Method;
 use chrono::{DateTime, Duration};
 use common::{Harness, ids, now, task};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::domain::task::{Priority, Status, Task};
-use shared::runtime::RuntimeConfig;
+use todo_core::task::{Priority, Status, Task};
 use uuid::Uuid;
 
 fn tagged(mut t: Task, tags: &[&str]) -> Task {
@@ -130,7 +130,7 @@ async fn a_cursor_resumes_with_a_range_on_the_order_key_and_its_tie() {
     let queries = h.stub.requests_to(Method::POST, "/v1.0-alpha1/state/tasks/query");
     let stored = h.stub.state("tasks", &format!("task:{}", Uuid::from_u128(3))).unwrap();
     let (key, tie) = (stored["_order"]["due"].as_str().unwrap(), stored["_order"]["tie"].as_str().unwrap());
-    let number = |k: &str| json!(shared::domain::order::as_number(k).unwrap());
+    let number = |k: &str| json!(todo_core::order::as_number(k).unwrap());
     assert_eq!(
         queries[0].body["filter"]["AND"],
         json!([

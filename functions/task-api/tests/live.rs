@@ -8,13 +8,13 @@ mod common;
 use std::time::Duration;
 
 use common::{Harness, config, token};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
+use dapr_fn::testing::cloudevent;
+use dapr_fn::testing::sse::{EventStream, SseEvent};
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::events::{topics, types};
-use shared::runtime::RuntimeConfig;
-use shared::testing::cloudevent;
-use shared::testing::sse::{EventStream, SseEvent};
 use task_api::live::feed::{REMINDERS_ROUTE, TASK_EVENTS_ROUTE};
+use todo_core::events::{topics, types};
 use uuid::Uuid;
 
 /// How long a test waits for an event that should come (a fact, not a pause).
@@ -49,9 +49,9 @@ async fn open(h: &Harness, bearer: &str, last_event_id: Option<&str>) -> Result<
 
 /// A task change of `owner` as the outbox publishes it (the task as data).
 fn task_event(owner: &str, n: u128, version: u64) -> Value {
-    let mut task = shared::testing::sample_task(Uuid::from_u128(n), owner);
+    let mut task = todo_core::testing::sample_task(Uuid::from_u128(n), owner);
     task.version = version;
-    let id = shared::events::task_event_id(task.id, version);
+    let id = todo_core::events::task_event_id(task.id, version);
     cloudevent(&id, types::TASK_UPDATED, topics::TASK_EVENTS, serde_json::to_value(&task).unwrap())
 }
 
@@ -89,7 +89,7 @@ async fn a_stream_carries_the_callers_changes_once_and_nobody_elses() {
     // An event without an owner is acknowledged and goes nowhere.
     deliver(&h, TASK_EVENTS_ROUTE, &cloudevent("x", types::TASK_UPDATED, topics::TASK_EVENTS, json!({}))).await;
     deliver(&h, TASK_EVENTS_ROUTE, &task_event("alice", 3, 1)).await;
-    assert_eq!(alice.next_id().await, shared::events::task_event_id(Uuid::from_u128(3), 1));
+    assert_eq!(alice.next_id().await, todo_core::events::task_event_id(Uuid::from_u128(3), 1));
 }
 
 #[tokio::test]
@@ -106,7 +106,7 @@ async fn last_event_id_resumes_and_an_unknown_one_asks_for_a_resync() {
     assert_eq!(resumed.next_id().await, id(0));
     assert_eq!(resumed.next_id().await, id(2));
     deliver(&h, TASK_EVENTS_ROUTE, &task_event("alice", 4, 1)).await;
-    assert_eq!(resumed.next_id().await, shared::events::task_event_id(Uuid::from_u128(4), 1), "then live");
+    assert_eq!(resumed.next_id().await, todo_core::events::task_event_id(Uuid::from_u128(4), 1), "then live");
 
     let mut lost = open(&h, &token("alice"), Some("task:gone:v1")).await.unwrap();
     let event = lost.next().await.unwrap();

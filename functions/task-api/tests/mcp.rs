@@ -7,10 +7,10 @@
 mod common;
 
 use common::{Harness, token};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::events::task_id_for_request;
-use shared::runtime::RuntimeConfig;
+use todo_core::events::task_id_for_request;
 
 const PROTOCOL: &str = "2025-06-18";
 

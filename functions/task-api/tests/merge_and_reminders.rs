@@ -155,7 +155,7 @@ async fn a_replay_is_answered_even_after_its_reminder_has_passed() {
     // The first request is accepted at 09:00 with a reminder at 09:30; the retry arrives at 10:00.
     let body = json!({"title": "x", "reminder": {"at": "2026-11-22T09:30:00Z"}});
     let early = Harness::custom(common::config(), Default::default(), |_| {
-        shared::clock::Clock::fixed("2026-11-22T09:00:00Z".parse().unwrap())
+        dapr_fn::clock::Clock::fixed("2026-11-22T09:00:00Z".parse().unwrap())
     })
     .await;
     let first = early.post("/v1/tasks").user("alice").header("Idempotency-Key", "k").json(&body).send().await;

@@ -7,10 +7,10 @@ mod common;
 
 use axum::http::Method;
 use common::{Answer, Harness, config, now, task};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::domain::task::Reminder;
-use shared::runtime::RuntimeConfig;
+use todo_core::task::Reminder;
 
 const PATH: &str = "/v1/me/notifications";
 /// `whsec_` and the base64 of 32 bytes.

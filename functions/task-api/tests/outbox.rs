@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use axum::http::Method;
 use common::{Harness, now};
+use dapr_fn::clock::Clock;
+use dapr_fn::outbox::{OutboxEvent, OutboxRecord};
+use dapr_fn::runtime::RuntimeConfig;
+use dapr_fn::testing::unreachable_client;
 use serde_json::json;
-use shared::clock::Clock;
-use shared::events::task_event_id;
-use shared::outbox::{OutboxEvent, OutboxRecord};
-use shared::runtime::RuntimeConfig;
-use shared::testing::unreachable_client;
+use todo_core::events::task_event_id;
 use uuid::Uuid;
 
 fn left_behind(id: Uuid, written: chrono::DateTime<chrono::Utc>) -> OutboxRecord {

@@ -7,9 +7,9 @@
 mod common;
 
 use common::{Harness, config, now, task};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
 use serde_json::json;
-use shared::clock::Clock;
-use shared::runtime::RuntimeConfig;
 
 #[tokio::test]
 async fn a_user_over_the_limit_gets_429_with_the_fields_and_others_do_not() {

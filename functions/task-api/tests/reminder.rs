@@ -6,7 +6,7 @@ mod common;
 
 use common::{Harness, task};
 use serde_json::json;
-use shared::domain::task::Reminder;
+use todo_core::task::Reminder;
 
 #[tokio::test]
 async fn pending_until_recorded_then_the_record() {

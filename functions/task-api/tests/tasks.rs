@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::Method;
 use chrono::Duration;
 use common::{Harness, event, now, put_task, task, upsert};
+use dapr_fn::clock::Clock;
+use dapr_fn::runtime::RuntimeConfig;
 use serde_json::json;
-use shared::clock::Clock;
-use shared::domain::audit::AuditEntry;
-use shared::domain::order::OrderKeys;
-use shared::domain::task::{Priority, Status, Task};
-use shared::events::{TaskChange, task_event_id};
-use shared::runtime::RuntimeConfig;
+use todo_core::audit::AuditEntry;
+use todo_core::events::{TaskChange, task_event_id};
+use todo_core::order::OrderKeys;
+use todo_core::task::{Priority, Status, Task};
 use uuid::Uuid;
 
 fn path(task: &Task) -> String {
@@ -300,7 +300,7 @@ async fn deleting_with_series_end_drops_the_recurrence_so_nothing_follows() {
         let due = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00+01:00").unwrap();
         t.due = Some(due);
         t.recurrence = Some(serde_json::from_value(json!({"rule": "FREQ=DAILY"})).unwrap());
-        t.series = Some(shared::domain::task::Series { id: t.id, index: 0, anchor: due, anchor_index: 0 });
+        t.series = Some(todo_core::task::Series { id: t.id, index: 0, anchor: due, anchor_index: 0 });
         t
     };
     let (skip, end) = (recurring(1), recurring(2));
@@ -325,7 +325,7 @@ async fn deleting_with_series_end_drops_the_recurrence_so_nothing_follows() {
     assert!(h.stored(end.id).unwrap().is_deleted());
 }
 
-fn meddling_clock(stub: Arc<shared::testing::StubSidecar>, original: Task, times: u64) -> Clock {
+fn meddling_clock(stub: Arc<dapr_fn::testing::StubSidecar>, original: Task, times: u64) -> Clock {
     let calls = AtomicU64::new(0);
     Clock::from_fn(move || {
         let call = calls.fetch_add(1, Ordering::SeqCst);

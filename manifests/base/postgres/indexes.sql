@@ -53,7 +53,7 @@ DROP INDEX CONCURRENTLY IF EXISTS public.todo_state_scheduled_reminders;
 -- `tasks` (todo_tasks) ---------------------------------------------------------------------------
 
 -- Order keys of tasks stored before tasks carried them, computed exactly as
--- shared/src/domain/order.rs `OrderKeys::of` does (system-tests/tests/query_plans.rs holds the
+-- shared/todo-core/src/order.rs `OrderKeys::of` does (system-tests/tests/query_plans.rs holds the
 -- two to each other): without them a task is in no list the store sorts. Tombstones get none,
 -- as the functions write them. One UPDATE of the tasks without keys, a no-op (one scan) once
 -- every task has them; it changes their ETag, so a client holding an old one is asked to read
@@ -141,7 +141,7 @@ WHERE key LIKE 'tasks||task:%' AND value ? '_order' AND NOT value->'_order' ? 't
 --          [AND (<F> > $7 OR (<F> = $7 AND value->'_order'->>'tie' >= $8))])
 --   ORDER BY value->'_order'->>'<F>' ASC, value->'_order'->>'tie' ASC, value->>'id' ASC LIMIT n
 -- (or <=, <, DESC throughout) for F = created, updated, due, priority, the order keys of
--- shared/src/domain/order.rs. Each index finds the owner's tasks and reads them in F order,
+-- shared/todo-core/src/order.rs. Each index finds the owner's tasks and reads them in F order,
 -- forwards or backwards from the page's first key (the bound on F is always there), so a page
 -- costs about its own rows, not the user's whole list; a narrow due range may be read through
 -- the due index instead. F = title is the title group: the title sort ranges over groups
@@ -167,7 +167,7 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS todo_tasks_owner_title
 CREATE STATISTICS IF NOT EXISTS public.todo_tasks_status_priority
     ON (value->>'status'), (value->>'priority') FROM public.todo_tasks;
 
--- The outbox relay of every task-api replica (shared/src/outbox.rs, `relay_query`), every few
+-- The outbox relay of every task-api replica (shared/dapr-fn/src/outbox.rs, `relay_query`), every few
 -- seconds:
 --   WHERE value->>'outbox_record'=$1 ORDER BY value->>'written_at' ASC LIMIT n
 -- Only outbox records have the field, and a record lives from its write to its publish (a crash

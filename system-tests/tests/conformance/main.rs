@@ -1,4 +1,4 @@
-//! Differential conformance: every sidecar call the functions make (`shared/src/dapr/`) is made
+//! Differential conformance: every sidecar call the functions make (`shared/dapr-fn/src/dapr/`) is made
 //! against devhost and against a real daprd 1.18 (with the Scheduler, Kafka and PostgreSQL of
 //! [`Platform`]) in the same test, and the answers are compared: status, Dapr `errorCode` and
 //! body shape, with values that legitimately differ (ETags, times, trace ids, generated ids,

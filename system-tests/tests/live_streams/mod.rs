@@ -1,15 +1,15 @@
 //! Live streams (task-api's `GET /v1/events`) as the system tests use them, on devhost
 //! (`tests/live.rs`) and on the real platform (`tests/platform.rs`): open one on a given
 //! replica, wait until changes flow, and read the change of a given task. A module of the tests
-//! rather than of the library: it reads with `shared::testing`, which only test builds enable
+//! rather than of the library: it reads with `dapr_fn::testing`, which only test builds enable
 //! (the library is built with the release binaries).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use dapr_fn::testing::sse::{EventStream, SseEvent};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::testing::sse::{EventStream, SseEvent};
 
 use system_tests::api::Api;
 

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use dapr_fn::runtime::{Event, HandlerResult, Subscription};
 use serde_json::Value;
-use shared::events::{components, topics};
-use shared::runtime::{Event, HandlerResult, Subscription};
+use todo_core::events::{components, topics};
 
 use super::hub::{Change, Hub};
 

@@ -4,8 +4,8 @@
 //! from the `todo.task.completed` event, asynchronously, by on-task-completed and create-task.
 //! An agent wants to say when the task comes back, so the result also names the next
 //! occurrence: computed by the very function on-task-completed runs
-//! ([`shared::domain::occurrence::next_instance`]) on the completed task, with the task id
-//! create-task will give it ([`shared::events::task_id_for_request`]). Completing a completed
+//! ([`todo_core::occurrence::next_instance`]) on the completed task, with the task id
+//! create-task will give it ([`todo_core::events::task_id_for_request`]). Completing a completed
 //! task changes nothing and names the same occurrence, so the tool is idempotent.
 
 use axum::http::Method;
@@ -14,9 +14,9 @@ use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
-use shared::domain::occurrence::next_instance;
-use shared::domain::task::Task;
-use shared::events::task_id_for_request;
+use todo_core::events::task_id_for_request;
+use todo_core::occurrence::next_instance;
+use todo_core::task::Task;
 use uuid::Uuid;
 
 use super::rest::{RestAnswer, RestRequest};

@@ -8,10 +8,10 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use dapr_fn::dapr::{Query, SortOrder};
 use serde_json::json;
-use shared::dapr::{Query, SortOrder};
-use shared::domain::audit::{AuditEntry, sort_trail};
-use shared::events::components;
+use todo_core::audit::{AuditEntry, sort_trail};
+use todo_core::events::components;
 use tracing::warn;
 
 use crate::access::{Tombstones, load_owned};

@@ -7,7 +7,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use shared::events::TaskChange;
+use todo_core::events::TaskChange;
 
 use crate::access::modify;
 use crate::app::App;

@@ -17,7 +17,7 @@
 //!
 //! A reminder that would already have fired is refused (422, field `reminder`): it could only
 //! ever be "missed". A due time in the past is fine (an overdue task), and so is an absolute
-//! reminder after the due time; see `shared::domain::validate::check_reminder_not_past`. A
+//! reminder after the due time; see `todo_core::validate::check_reminder_not_past`. A
 //! replay of a key is answered even when its reminder has passed since the first request.
 
 use axum::body::Bytes;
@@ -25,10 +25,10 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use shared::domain::task::Task;
-use shared::domain::validate::{self, NewTask};
-use shared::events::task_id_for_request;
-use shared::tasks::{Created, IdOrigin};
+use todo_core::events::task_id_for_request;
+use todo_core::task::Task;
+use todo_core::validate::{self, NewTask};
+use todo_store::{Created, IdOrigin};
 use tracing::info;
 use uuid::Uuid;
 

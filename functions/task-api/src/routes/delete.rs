@@ -13,7 +13,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use shared::events::TaskChange;
+use todo_core::events::TaskChange;
 
 use crate::access::modify;
 use crate::app::App;

@@ -10,11 +10,11 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
+use dapr_fn::dapr::{Query, QueryItem};
 use serde_json::Value;
-use shared::dapr::{Query, QueryItem};
-use shared::domain::order;
-use shared::domain::task::Task;
-use shared::events::components;
+use todo_core::events::components;
+use todo_core::order;
+use todo_core::task::Task;
 use tracing::warn;
 use uuid::Uuid;
 

@@ -23,7 +23,7 @@ use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get as get_route, post};
-use shared::domain::task::Task;
+use todo_core::task::Task;
 use uuid::Uuid;
 
 use crate::app::App;

@@ -20,11 +20,11 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use dapr_fn::dapr::{DaprError, SaveItem, Versioned};
 use serde_json::Value;
-use shared::dapr::{DaprError, SaveItem, Versioned};
-use shared::domain::notification::{self, Channels, ChannelsInput, channels_key};
-use shared::domain::validate;
-use shared::events::components;
+use todo_core::events::components;
+use todo_core::notification::{self, Channels, ChannelsInput, channels_key};
+use todo_core::validate;
 use tracing::{debug, info};
 
 use crate::access::MAX_ATTEMPTS;

@@ -28,7 +28,7 @@ pub use generate::document;
 #[cfg(feature = "openapi")]
 mod generate {
     use serde_json::{Value, json};
-    use shared::domain::validate::{MAX_TAG_CHARS, MAX_TAGS};
+    use todo_core::validate::{MAX_TAG_CHARS, MAX_TAGS};
 
     use crate::cursor::MAX_CURSOR_CHARS;
     use crate::params::{DEFAULT_LIMIT, MAX_LIMIT, MAX_Q_CHARS};
@@ -449,11 +449,11 @@ mod generate {
     /// The body schemas, derived from the types the handlers parse and answer with, so that the
     /// document cannot drift from what the server takes and returns.
     fn schemas() -> Value {
-        use shared::domain::audit::AuditEntry;
-        use shared::domain::notification::{ChannelsInput, ChannelsView};
-        use shared::domain::reminder::ReminderView;
-        use shared::domain::task::Task;
-        use shared::domain::validate::{NewTask, TaskPatch};
+        use todo_core::audit::AuditEntry;
+        use todo_core::notification::{ChannelsInput, ChannelsView};
+        use todo_core::reminder::ReminderView;
+        use todo_core::task::Task;
+        use todo_core::validate::{NewTask, TaskPatch};
         use utoipa::OpenApi;
 
         use crate::error::ErrorBody;
@@ -529,7 +529,7 @@ mod tests {
     /// out: they must be the same numbers.
     #[test]
     fn derived_bounds_are_the_validators_limits() {
-        use shared::domain::validate::{
+        use todo_core::validate::{
             MAX_DESCRIPTION_CHARS, MAX_EXDATES, MAX_REMINDER_LEAD_SECONDS, MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS,
         };
         let doc = document();
@@ -547,7 +547,7 @@ mod tests {
         let lead = &schemas["Reminder"]["oneOf"][1]["properties"]["before_due_seconds"];
         assert_eq!(lead["maximum"], MAX_REMINDER_LEAD_SECONDS);
         assert_eq!(schemas["ReminderPatch"]["properties"]["before_due_seconds"]["maximum"], MAX_REMINDER_LEAD_SECONDS);
-        use shared::domain::notification::{MAX_EMAIL_LEN, MAX_URL_LEN, SECRET_PREFIX};
+        use todo_core::notification::{MAX_EMAIL_LEN, MAX_URL_LEN, SECRET_PREFIX};
         assert_eq!(schemas["WebhookInput"]["properties"]["url"]["maxLength"], MAX_URL_LEN);
         assert_eq!(schemas["EmailInput"]["properties"]["address"]["maxLength"], MAX_EMAIL_LEN);
         let secret = schemas["WebhookInput"]["properties"]["secret"]["pattern"].as_str().unwrap();

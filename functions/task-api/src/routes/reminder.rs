@@ -19,9 +19,9 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use shared::domain::delivery::{Channel, DeliveryRecord, DeliveryView, delivery_key};
-use shared::domain::reminder::{self, ReminderRecord, ReminderStatus, reminder_key};
-use shared::events::{components, reminder_event_id};
+use todo_core::delivery::{Channel, DeliveryRecord, DeliveryView, delivery_key};
+use todo_core::events::{components, reminder_event_id};
+use todo_core::reminder::{self, ReminderRecord, ReminderStatus, reminder_key};
 use uuid::Uuid;
 
 use crate::access::{Tombstones, load_owned};

@@ -15,8 +15,8 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use shared::domain::validate::{self, TaskPatch};
-use shared::events::TaskChange;
+use todo_core::events::TaskChange;
+use todo_core::validate::{self, TaskPatch};
 
 use crate::access::modify;
 use crate::app::App;

@@ -11,13 +11,13 @@ use std::time::Duration;
 use axum::http::{HeaderMap, Method};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use dapr_fn::clock::Clock;
+use dapr_fn::dapr::Dapr;
+use dapr_fn::runtime::RuntimeConfig;
+use dapr_fn::testing::{Recorded, StubSidecar, TestApp};
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::dapr::Dapr;
-use shared::domain::task::{Priority, Status, Task};
-use shared::runtime::RuntimeConfig;
-use shared::testing::{Recorded, StubSidecar, TestApp};
 use task_api::Config;
+use todo_core::task::{Priority, Status, Task};
 use uuid::Uuid;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
@@ -227,7 +227,7 @@ impl Harness {
 
 pub fn put_task(stub: &StubSidecar, task: &Task) -> String {
     // As TaskStore writes it: with its order keys.
-    stub.put_state("tasks", &format!("task:{}", task.id), shared::tasks::TaskStore::item(task).unwrap().value)
+    stub.put_state("tasks", &format!("task:{}", task.id), todo_store::TaskStore::item(task).unwrap().value)
 }
 
 /// A stored task for `owner`, created at `now() + n minutes`, with id `n`.

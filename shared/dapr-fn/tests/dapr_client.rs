@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::http::Method;
+use dapr_fn::dapr::{DaprError, FailurePolicy, Inserted, Job, Publish, Query, SaveItem, SortOrder, TxOp};
+use dapr_fn::testing::{StubSidecar, unreachable_client};
+use dapr_fn::trace::TraceContext;
 use serde_json::{Value, json};
-use shared::dapr::{DaprError, FailurePolicy, Inserted, Job, Publish, Query, SaveItem, SortOrder, TxOp};
-use shared::testing::{StubSidecar, unreachable_client};
-use shared::trace::TraceContext;
 
 #[tokio::test]
 async fn publish_sends_metadata_content_type_token_and_trace() {

@@ -20,8 +20,8 @@ use chrono::{DateTime, Datelike, Duration, FixedOffset, LocalResult, NaiveDate, 
 use chrono_tz::Tz;
 use proptest::prelude::*;
 use serde::Deserialize;
-use shared::domain::recurrence::{Mode, Rule, next, occurrence, resolve_local};
-use shared::domain::task::Series;
+use todo_core::recurrence::{Mode, Rule, next, occurrence, resolve_local};
+use todo_core::task::Series;
 use uuid::Uuid;
 
 const VECTORS: &str = include_str!("vectors/recurrence.json");

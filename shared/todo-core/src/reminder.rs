@@ -271,7 +271,7 @@ pub fn on_fire(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::task::Status;
+    use crate::task::Status;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -6,8 +6,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::task::{Series, Task};
-use crate::domain::validate::NewTask;
+use crate::task::{Series, Task};
+use crate::validate::NewTask;
 
 /// Dapr component names (`metadata.name` in `dapr-components/`).
 pub mod components {
@@ -18,7 +18,7 @@ pub mod components {
     /// for its live streams (task-api `src/live`).
     pub const LIVE_PUBSUB: &str = "pubsub-live";
     /// `state.postgresql` v1: `task:<id>`, and the outbox records of task changes
-    /// ([`crate::outbox`]) written in the same transactions.
+    /// (the transactional outbox (`dapr_fn::outbox`)) written in the same transactions.
     pub const TASKS_STORE: &str = "tasks";
     /// `state.postgresql` v1: reminder status (fire-reminder writes, task-api reads). Nothing
     /// here emits events.

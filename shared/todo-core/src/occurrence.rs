@@ -60,8 +60,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::recurrence::Mode;
-    use crate::domain::task::{Priority, Recurrence, Status};
+    use crate::recurrence::Mode;
+    use crate::task::{Priority, Recurrence, Status};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()

@@ -1,6 +1,6 @@
 //! The `tasks` store: read tasks, and write every change in one transaction with its event.
 //!
-//! Writes go through the project's transactional outbox ([`crate::outbox`]): the task and an
+//! Writes go through the project's transactional outbox ([`dapr_fn::outbox`]): the task and an
 //! outbox record holding its `task-events` event commit together, and the event is published
 //! right after the commit (or by task-api's relay if this process dies first), with the id
 //! [`task_event_id`] of (task, version), so every republish carries the same id.
@@ -12,19 +12,19 @@
 //! insert-if-absent, so two racing creates still make one task. Changes are guarded by the ETag
 //! they were read with.
 //!
-//! A task is stored with its order keys ([`crate::domain::order`]) beside its fields, under
+//! A task is stored with its order keys ([`todo_core::order`]) beside its fields, under
 //! `_order`, so the store can sort and page lists itself. Readers ignore the extra field;
 //! events and API answers never carry it.
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::clock::Clock;
-use crate::dapr::{Dapr, DaprError, SaveItem, TxOp, Versioned};
-use crate::domain::order::OrderKeys;
-use crate::domain::task::{Task, task_key};
-use crate::events::{TaskChange, components, task_event_id, topics};
-use crate::outbox::{Outbox, OutboxConfig, OutboxEvent};
+use dapr_fn::clock::Clock;
+use dapr_fn::dapr::{Dapr, DaprError, SaveItem, TxOp, Versioned};
+use dapr_fn::outbox::{Outbox, OutboxConfig, OutboxEvent};
+use todo_core::events::{TaskChange, components, task_event_id, topics};
+use todo_core::order::OrderKeys;
+use todo_core::task::{Task, task_key};
 
 /// Why a guarded write did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,7 @@ pub enum Created {
     Existing(Box<Versioned<Task>>),
 }
 
-/// A task as stored: its fields, and its order keys under [`crate::domain::order::FIELD`].
+/// A task as stored: its fields, and its order keys under [`todo_core::order::FIELD`].
 #[derive(Serialize)]
 struct Stored<'a> {
     #[serde(flatten)]

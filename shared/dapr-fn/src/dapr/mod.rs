@@ -126,7 +126,7 @@ fn tls(builder: reqwest::ClientBuilder, base: &Url) -> Result<reqwest::ClientBui
     if base.scheme() == "https" {
         return Err(DaprError::Config(format!(
             "DAPR_HTTP_ENDPOINT {base} is https, and this build has no TLS: build with \
-             `--features shared/tls`, or reach the sidecar over http (it runs beside the app)"
+             `--features dapr-fn/tls`, or reach the sidecar over http (it runs beside the app)"
         )));
     }
     Ok(builder)
@@ -303,7 +303,7 @@ mod tests {
             #[cfg(feature = "tls")]
             Ok(dapr) => assert_eq!(dapr.url(&["v1.0", "healthz"]).as_str(), "https://dapr.example/prefix/v1.0/healthz"),
             #[cfg(not(feature = "tls"))]
-            Err(DaprError::Config(message)) => assert!(message.contains("--features shared/tls"), "{message}"),
+            Err(DaprError::Config(message)) => assert!(message.contains("--features dapr-fn/tls"), "{message}"),
             other => panic!("unexpected: {other:?}"),
         }
     }

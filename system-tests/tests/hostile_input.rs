@@ -2,7 +2,7 @@
 //! task JSON and RRULE text. Arbitrary bytes and structured near-misses must give an error or a
 //! value, never a panic, and deeply nested JSON must be refused, not overflow the stack.
 //!
-//! Part of the fault suite (the end-to-end faults are in `system-tests/tests/faults.rs`): each
+//! Part of the fault suite (the end-to-end faults are in `faults.rs` beside it): each
 //! input kind gets `HOSTILE_CASES` cases (default 512), and the test prints how many it fuzzed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
+use dapr_fn::runtime::cloudevent;
 use proptest::prelude::*;
-use shared::domain::recurrence::Rule;
-use shared::domain::validate::{NewTask, TaskPatch, parse_json};
-use shared::runtime::cloudevent;
+use todo_core::recurrence::Rule;
+use todo_core::validate::{NewTask, TaskPatch, parse_json};
 
 fn cases() -> u32 {
     std::env::var("HOSTILE_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512)

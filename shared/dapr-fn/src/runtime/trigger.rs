@@ -37,10 +37,18 @@ pub(crate) struct Route {
     pub(crate) handler: Option<EventHandler>,
 }
 
+/// The dead-letter topic of a subscription that names none: `{app_id}-dlq`, one per consumer
+/// app (not per topic), so that a message can be replayed to the one function that could not
+/// process it. daprd publishes it with the app's own pub/sub client, so the app must be
+/// allowed to publish there (`publishingScopes`).
+pub fn default_dead_letter_topic(app_id: &str) -> String {
+    format!("{app_id}-dlq")
+}
+
 /// A programmatic subscription, served on `GET /dapr/subscribe` in Dapr's v2 format.
 ///
 /// ```
-/// # use shared::runtime::{Subscription, HandlerResult, Event};
+/// # use dapr_fn::runtime::{Subscription, HandlerResult, Event};
 /// # async fn on_completed(_: Event<serde_json::Value>) -> HandlerResult { Ok(()) }
 /// let subscription = Subscription::new("pubsub", "task-events")
 ///     .when(r#"event.type == "todo.task.completed""#, "/events/task-completed", on_completed);
@@ -78,7 +86,7 @@ impl Subscription {
     }
 
     /// Where Dapr sends what the handler DROPs and what exhausts its retries. Defaults to the
-    /// function's own dead-letter topic ([`crate::events::topics::dead_letter`]).
+    /// function's own dead-letter topic ([`default_dead_letter_topic`]).
     pub fn dead_letter_topic(mut self, topic: &str) -> Self {
         self.dead_letter_topic = Some(topic.to_owned());
         self
@@ -148,7 +156,7 @@ impl Subscription {
     /// default route when there is none, so no event is left to Dapr's no-route behaviour.
     pub(crate) fn finish(mut self, app_id: &str) -> Self {
         if self.dead_letter_topic.is_none() && !self.no_dead_letter {
-            self.dead_letter_topic = Some(crate::events::topics::dead_letter(app_id));
+            self.dead_letter_topic = Some(default_dead_letter_topic(app_id));
         }
         if self.default_path().is_none() {
             let path = format!("/events/{}/unmatched", self.topic);

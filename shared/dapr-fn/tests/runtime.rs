@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dapr_fn::dapr::{Dapr, Publish};
+use dapr_fn::runtime::{Event, Function, HandlerError, HandlerResult, JobCall, RuntimeConfig, Subscription};
+use dapr_fn::testing::{StubSidecar, TestApp, cloudevent};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::dapr::{Dapr, Publish};
-use shared::runtime::{Event, Function, HandlerError, HandlerResult, JobCall, RuntimeConfig, Subscription};
-use shared::testing::{StubSidecar, TestApp, cloudevent};
 
 #[derive(Debug, Deserialize)]
 struct Ping {
@@ -235,7 +235,7 @@ async fn shutdown_drains_in_flight_work() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let config = RuntimeConfig { shutdown_timeout_secs: 5, ..RuntimeConfig::default() };
     let server = tokio::spawn(async move {
-        shared::runtime::serve(function(stub.client(None), calls), &config, listener, async {
+        dapr_fn::runtime::serve(function(stub.client(None), calls), &config, listener, async {
             let _ = stop_rx.await;
         })
         .await
@@ -293,7 +293,7 @@ async fn background_tasks_run_beside_the_server_and_stop_with_it() {
     assert_eq!(function.background_names(), ["ticker", "stubborn"]);
     let config = RuntimeConfig { shutdown_timeout_secs: 1, ..RuntimeConfig::default() };
     let server = tokio::spawn(async move {
-        shared::runtime::serve(function, &config, listener, async {
+        dapr_fn::runtime::serve(function, &config, listener, async {
             let _ = stop_rx.await;
         })
         .await
@@ -328,7 +328,7 @@ async fn the_metrics_port_serves_health_and_metrics_without_the_token() {
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        shared::runtime::serve(function(stub.client(None), Arc::new(AtomicUsize::new(0))), &config, listener, async {
+        dapr_fn::runtime::serve(function(stub.client(None), Arc::new(AtomicUsize::new(0))), &config, listener, async {
             let _ = stop_rx.await;
         })
         .await

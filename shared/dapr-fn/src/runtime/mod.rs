@@ -3,14 +3,14 @@
 //! A function is declared as its triggers plus plain async handlers:
 //!
 //! ```no_run
-//! use shared::runtime::{Event, Function, HandlerResult, Subscription};
+//! use dapr_fn::runtime::{Event, Function, HandlerResult, Subscription};
 //!
 //! async fn handle(event: Event<serde_json::Value>) -> HandlerResult {
 //!     tracing::info!(id = %event.id, "got it");
 //!     Ok(())
 //! }
 //!
-//! const ABOUT: shared::runtime::About = shared::runtime::About {
+//! const ABOUT: dapr_fn::runtime::About = dapr_fn::runtime::About {
 //!     name: "audit-writer",
 //!     version: env!("CARGO_PKG_VERSION"),
 //!     summary: "appends one audit entry per task event",
@@ -20,7 +20,7 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
-//!     shared::runtime::main(&ABOUT, |_dapr| {
+//!     dapr_fn::runtime::main(&ABOUT, |_dapr| {
 //!         Ok(Function::new("audit-writer")
 //!             .subscribe(Subscription::new("pubsub", "task-events").route("/events/task-events", handle)))
 //!     })
@@ -79,7 +79,7 @@ pub use cli::About;
 pub use cloudevent::{Delivery, Event};
 pub use config::{LogFormat, RuntimeConfig};
 pub use outcome::{HandlerError, HandlerResult, Outcome};
-pub use trigger::{JobCall, Subscription};
+pub use trigger::{JobCall, Subscription, default_dead_letter_topic};
 
 use crate::dapr::{API_TOKEN_HEADER, Dapr};
 use crate::trace::TraceContext;

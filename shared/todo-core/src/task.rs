@@ -94,7 +94,7 @@ mod reminder_schema {
     use utoipa::openapi::schema::{AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
     use utoipa::openapi::{RefOr, Schema};
 
-    use crate::domain::validate::MAX_REMINDER_LEAD_SECONDS;
+    use crate::validate::MAX_REMINDER_LEAD_SECONDS;
 
     fn one_member(name: &str, value: ObjectBuilder) -> ObjectBuilder {
         ObjectBuilder::new()

@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::task::{Priority, Task};
+use crate::task::{Priority, Task};
 
 /// The object a stored task carries its keys in: `value->'_order'->>'created'` and so on.
 pub const FIELD: &str = "_order";

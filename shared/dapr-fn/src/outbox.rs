@@ -32,7 +32,7 @@
 //! every lost claim into a failed state call, which Dapr counts toward the store's circuit
 //! breaker (docs/dapr-contract.md, "Resiliency").
 //!
-//! The module knows nothing of what the events mean; `shared::tasks` builds the task events.
+//! The module knows nothing of what the events mean; the todo-store crate builds the task events.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

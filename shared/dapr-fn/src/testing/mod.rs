@@ -579,7 +579,7 @@ impl TestApp {
     }
 }
 
-/// A CloudEvent as Dapr delivers one published to `topic`.
+/// A CloudEvent as daprd delivers one published to `topic` of the component `pubsub`.
 pub fn cloudevent(id: &str, event_type: &str, topic: &str, data: Value) -> Value {
     json!({
         "specversion": "1.0",
@@ -589,34 +589,9 @@ pub fn cloudevent(id: &str, event_type: &str, topic: &str, data: Value) -> Value
         "datacontenttype": "application/json",
         "data": data,
         "topic": topic,
-        "pubsubname": crate::events::components::PUBSUB,
+        "pubsubname": "pubsub",
         "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         "tracestate": "",
         "time": "2026-11-22T10:00:00Z",
     })
-}
-
-/// A valid open task of `owner`, version 1, created 2026-11-01, for tests to adjust.
-pub fn sample_task(id: uuid::Uuid, owner: &str) -> crate::domain::task::Task {
-    let created = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").expect("fixed time").to_utc();
-    crate::domain::task::Task {
-        id,
-        owner: owner.to_owned(),
-        title: "Pay rent".to_owned(),
-        description: "Transfer to the landlord".to_owned(),
-        priority: crate::domain::task::Priority::High,
-        tags: ["home".to_owned()].into_iter().collect(),
-        status: crate::domain::task::Status::Open,
-        due: None,
-        time_zone: chrono_tz::Tz::UTC,
-        reminder: None,
-        recurrence: None,
-        series: None,
-        created_at: created,
-        updated_at: created,
-        completed_at: None,
-        deleted_at: None,
-        version: 1,
-        request_digest: None,
-    }
 }
