@@ -168,6 +168,9 @@ pub struct Setup {
     pub api_url: String,
     /// Sidecar URL per app-id.
     pub sidecars: Vec<(String, String)>,
+    /// The Prometheus page of each app-id (`METRICS_PORT`: its own port, not behind the app
+    /// token), for tests that wait on what a function counts ([`Setup::counter`]).
+    pub metrics: Vec<(String, String)>,
     /// Where this system's `email` binding sends mail (127.0.0.1): start a
     /// [`crate::smtp::Sink`] there to receive it.
     pub smtp_port: u16,
@@ -207,10 +210,18 @@ impl Setup {
         }
         let mut api_url = None;
         let mut sidecars = Vec::new();
+        let mut metrics = Vec::new();
         for app in run.get_mut("apps").and_then(Value::as_sequence_mut).context("apps")? {
             let id = app["appID"].as_str().context("appID")?.to_owned();
-            let (app_port, sidecar_port) = (free_port()?, free_port()?);
+            let (app_port, sidecar_port, metrics_port) = (free_port()?, free_port()?, free_port()?);
             app["appPort"] = u64::from(app_port).into();
+            let app_env = app
+                .as_mapping_mut()
+                .context("an app of dapr.yaml")?
+                .entry("env".into())
+                .or_insert_with(|| Value::Mapping(Default::default()));
+            app_env["METRICS_PORT"] = metrics_port.to_string().into();
+            metrics.push((id.clone(), format!("http://127.0.0.1:{metrics_port}/metrics")));
             app["daprHTTPPort"] = u64::from(sidecar_port).into();
             app["appDirPath"] = root.display().to_string().into();
             app["command"] = Value::Sequence(vec![binary_in(profile, &id)?.display().to_string().into()]);
@@ -229,8 +240,23 @@ impl Setup {
             jwt_secret,
             api_url: api_url.context("dapr.yaml has no task-api")?,
             sidecars,
+            metrics,
             smtp_port,
         })
+    }
+
+    /// The counter `name` of `app_id`, summed over all its label sets: 0 until the first
+    /// increment, as Prometheus reads a series that does not exist yet.
+    pub async fn counter(&self, app_id: &str, name: &str) -> anyhow::Result<f64> {
+        let url = self.metrics.iter().find(|(id, _)| id == app_id).map(|(_, url)| url).context("no such app")?;
+        let page = reqwest::get(url.as_str()).await?.error_for_status()?.text().await?;
+        page.lines()
+            .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+            .map(|line| {
+                let value = line.rsplit(' ').next().unwrap_or_default();
+                value.parse::<f64>().with_context(|| format!("{app_id}'s {name}: {line:?}"))
+            })
+            .sum()
     }
 
     /// A task-api client acting as `user`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use dapr_fn::dapr::{SaveItem, TxOp};
-use dapr_fn::outbox::{OutboxConfig, OutboxRecord};
+use dapr_fn::outbox::{OutboxConfig, OutboxRecord, PASSES_METRIC, RELAYED_METRIC};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use system_tests::api::{Api, client, eventually, json_body};
@@ -28,6 +28,15 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// `task-events` messages whose CloudEvent id is `id`.
 fn published_with_id(setup: &Setup, id: &str) -> anyhow::Result<Vec<devhost::peek::Peeked>> {
     Ok(setup.peek(topics::TASK_EVENTS)?.into_iter().filter(|m| m.body["id"] == id).collect())
+}
+
+/// Waits until task-api's outbox relay has run `passes` more passes than when called.
+async fn relay_passes(setup: &Setup, passes: u32) -> anyhow::Result<()> {
+    let before = setup.counter("task-api", PASSES_METRIC).await?;
+    eventually(&format!("{passes} more outbox relay passes of task-api (after {before})"), SETTLE, || async {
+        Ok((setup.counter("task-api", PASSES_METRIC).await? >= before + f64::from(passes)).then_some(()))
+    })
+    .await
 }
 
 /// The event ids in the audit trail of `task_id`.
@@ -98,8 +107,10 @@ async fn a_record_a_crashed_writer_left_behind_is_relayed_once_and_audited_once(
         .await?;
         assert_eq!(audited, std::slice::from_ref(&event_id));
 
-        // Several relay passes later: still one publish and one audit entry.
-        tokio::time::sleep(Duration::from_millis(defaults.outbox_relay_interval_ms * 3)).await;
+        assert_eq!(setup.counter("task-api", RELAYED_METRIC).await?, 1.0, "task-api counts what its relay published");
+
+        // Three relay passes later: still one publish and one audit entry.
+        relay_passes(&setup, 3).await?;
         setup.settle(SETTLE).await?;
         assert_eq!(published_with_id(&setup, &event_id)?.len(), 1, "published exactly once");
         assert_eq!(audited_ids(&api, &id.to_string()).await?, [event_id], "audited exactly once");
@@ -150,7 +161,7 @@ async fn an_idempotency_key_replay_writes_nothing_and_publishes_nothing() -> any
         assert_eq!(again, first, "the task as created");
 
         // Past any relay pass that could publish a stray record.
-        tokio::time::sleep(Duration::from_millis(OutboxConfig::default().outbox_relay_interval_ms * 2)).await;
+        relay_passes(&setup, 2).await?;
         setup.settle(SETTLE).await?;
         assert_eq!(setup.peek(topics::TASK_EVENTS)?.len(), messages_before, "nothing published");
         let after = http.get(&task_url).send().await?;
