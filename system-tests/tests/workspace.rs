@@ -58,16 +58,21 @@ fn every_workspace_dependency_is_used_by_a_member() -> anyhow::Result<()> {
 fn builds_on(metadata: &serde_json::Value, root: &str) -> anyhow::Result<std::collections::BTreeSet<String>> {
     use anyhow::Context as _;
     let packages = metadata["packages"].as_array().context("packages")?;
-    let name_of = |id: &str| packages.iter().find(|p| p["id"] == id).and_then(|p| p["name"].as_str()).map(str::to_owned);
+    let name_of =
+        |id: &str| packages.iter().find(|p| p["id"] == id).and_then(|p| p["name"].as_str()).map(str::to_owned);
     let nodes = metadata["resolve"]["nodes"].as_array().context("resolve.nodes")?;
-    let root_id = packages.iter().find(|p| p["name"] == root).and_then(|p| p["id"].as_str()).context("no such package")?;
+    let root_id =
+        packages.iter().find(|p| p["name"] == root).and_then(|p| p["id"].as_str()).context("no such package")?;
     let (mut seen, mut todo) = (std::collections::BTreeSet::new(), vec![root_id.to_owned()]);
     while let Some(id) = todo.pop() {
         let node = nodes.iter().find(|n| n["id"] == id.as_str()).with_context(|| format!("no node {id}"))?;
         for dep in node["deps"].as_array().into_iter().flatten() {
             let not_dev = dep["dep_kinds"].as_array().into_iter().flatten().any(|k| k["kind"] != "dev");
             let dep_id = dep["pkg"].as_str().context("pkg")?;
-            if not_dev && let Some(name) = name_of(dep_id) && seen.insert(name) {
+            if not_dev
+                && let Some(name) = name_of(dep_id)
+                && seen.insert(name)
+            {
                 todo.push(dep_id.to_owned());
             }
         }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+/// A source of "now". Code that compares times takes one instead of calling `Utc::now`, so a
+/// test can fix or move time; cheap to clone, and [`Clock::system`] by default.
 #[derive(Clone)]
 pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
 
@@ -24,6 +26,8 @@ impl Clock {
         Self(Arc::new(now))
     }
 
+    /// The current time by this clock: read it once per decision, since a test clock may move
+    /// between two reads.
     pub fn now(&self) -> DateTime<Utc> {
         (self.0)()
     }

@@ -25,6 +25,8 @@
 //! - `testing` (feature `testing`): a recording stub of the sidecar and a harness that serves a
 //!   function's real router on loopback.
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod dapr;
 pub mod outbox;

@@ -7,13 +7,13 @@
 //! partition key, pub/sub and topic, time written) go into **one state transaction** on the
 //! same store. Right after the commit the writer publishes each event
 //! (`POST /v1.0/publish/...` with `metadata.cloudevent.id/type/subject` and
-//! `metadata.partitionKey`) and hands its record to the [sweeper](Sweeper), which deletes
+//! `metadata.partitionKey`) and hands its record to the sweeper, which deletes
 //! the records of every event out since its last call in one transaction: under load a single
 //! state call then clears dozens of records, and the writer's request never waits for it. A
-//! transaction that fails publishes nothing. A writer that dies between commit and publish, or whose publish fails, leaves the
-//! record behind, and the [relay](Outbox::run_relay) publishes it within a few seconds from
-//! any replica that runs it: records are found through the Query API by
-//! [`MARKER_FIELD`], which nothing else in a store carries.
+//! transaction that fails publishes nothing. A writer that dies between commit and publish, or
+//! whose publish fails, leaves the record behind, and the [relay](Outbox::run_relay) publishes
+//! it within a few seconds from any replica that runs it: records are found through the Query
+//! API by [`MARKER_FIELD`], which nothing else in a store carries.
 //!
 //! Why not Dapr's own outbox (`outboxPublishPubsub` on the component): in Dapr 1.18 its relay
 //! sleeps 1 s per message and consumes each internal partition one message at a time (about
@@ -71,7 +71,10 @@ pub struct OutboxEvent {
     pub subject: String,
     /// Kafka message key: the events of one entity stay on one partition, in publish order.
     pub partition_key: String,
+    /// The pub/sub component to publish through (its Dapr name). Stored with the event, as is
+    /// `topic`, so that the relay on any replica sends it where the writer would have.
     pub pubsub: String,
+    /// The topic on that component.
     pub topic: String,
     /// The CloudEvent `data`, published as JSON.
     pub data: Value,
@@ -90,15 +93,19 @@ impl OutboxEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxRecord {
     /// Always [`MARKER_VALUE`].
-    pub outbox_record: String,
+    outbox_record: String,
     /// When the writer committed it: RFC 3339 in UTC with milliseconds, a fixed width, so that
     /// the Query API's text sort (`value->>'written_at'` on `state.postgresql` v1) is
     /// chronological.
-    pub written_at: String,
+    written_at: String,
+    /// The event, complete: the relay publishes it from this alone.
     pub event: OutboxEvent,
 }
 
 impl OutboxRecord {
+    /// The record of `event`, marked and stamped with `written_at` in the fixed-width form the
+    /// relay sorts on. The relay leaves it to its writer until it is
+    /// `OUTBOX_RELAY_MIN_AGE_MS` old.
     pub fn new(event: OutboxEvent, written_at: DateTime<Utc>) -> Self {
         Self {
             outbox_record: MARKER_VALUE.to_owned(),
@@ -112,6 +119,8 @@ impl OutboxRecord {
         format!("{KEY_PREFIX}{event_id}")
     }
 
+    /// The state key to store this record under: [`KEY_PREFIX`] and the event id, so that an
+    /// event has at most one record and a rewrite replaces it.
     pub fn key(&self) -> String {
         Self::key_of(&self.event.id)
     }
@@ -189,6 +198,8 @@ impl OutboxConfig {
         config.checked()
     }
 
+    /// Refuses a zero relay interval (the relay would spin), relay batch or publish timeout (every
+    /// publish would time out). [`Self::from_vars`] calls it; call it on a config built in code.
     pub fn checked(self) -> anyhow::Result<Self> {
         if self.outbox_relay_interval_ms == 0 {
             anyhow::bail!("OUTBOX_RELAY_INTERVAL_MS must be at least 1");
@@ -202,14 +213,17 @@ impl OutboxConfig {
         Ok(self)
     }
 
+    /// `OUTBOX_PUBLISH_TIMEOUT_MS`: how long a writer waits for its own publish.
     pub fn publish_timeout(&self) -> Duration {
         Duration::from_millis(self.outbox_publish_timeout_ms)
     }
 
+    /// `OUTBOX_RELAY_INTERVAL_MS`: the pause between relay passes, before the jitter.
     pub fn relay_interval(&self) -> Duration {
         Duration::from_millis(self.outbox_relay_interval_ms)
     }
 
+    /// `OUTBOX_RELAY_MIN_AGE_MS`: the age under which the relay leaves a record to its writer.
     pub fn relay_min_age(&self) -> Duration {
         Duration::from_millis(self.outbox_relay_min_age_ms)
     }
@@ -291,6 +305,10 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// The outbox of state store `store`: the one the changes' transactions run on, since the
+    /// records must commit with them. Starts nothing: the sweeper starts (on the caller's
+    /// Tokio runtime) once a commit has published an event, the relay only in
+    /// [`run_relay`](Self::run_relay).
     pub fn new(dapr: Dapr, store: impl Into<String>, config: OutboxConfig) -> Self {
         Self { dapr, store: store.into(), clock: Clock::system(), config, sweeper: Sweeper::default() }
     }
@@ -301,10 +319,13 @@ impl Outbox {
         self
     }
 
+    /// The state store component the records are written to, and the changes must be.
     pub fn store(&self) -> &str {
         &self.store
     }
 
+    /// The settings it runs with. It never reads `outbox_relay_enabled` itself: whether to
+    /// start [`run_relay`](Self::run_relay) is the caller's decision.
     pub fn config(&self) -> &OutboxConfig {
         &self.config
     }

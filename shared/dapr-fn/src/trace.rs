@@ -12,17 +12,20 @@ tokio::task_local! {
     static CURRENT: TraceContext;
 }
 
+/// The trace a handler runs in: built by [`TraceContext::continue_from`], never by hand, so
+/// that every `traceparent` it sends is valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
     /// 32 lowercase hex digits.
-    pub trace_id: String,
+    pub(crate) trace_id: String,
     /// This process's span: 16 lowercase hex digits.
-    pub span_id: String,
+    pub(crate) span_id: String,
     /// The caller's span, if the context was propagated.
-    pub parent_id: Option<String>,
-    pub sampled: bool,
+    pub(crate) parent_id: Option<String>,
+    /// The caller's sampled flag (trace-flags bit 0), passed on; `true` for a new trace.
+    pub(crate) sampled: bool,
     /// Opaque vendor state, passed on unchanged.
-    pub tracestate: Option<String>,
+    pub(crate) tracestate: Option<String>,
 }
 
 impl TraceContext {

@@ -18,7 +18,18 @@ use super::{Dapr, DaprError, encode, status_error};
 /// timeout, no connection). Dapr's default is constant, 1 s, 3 retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailurePolicy {
-    Constant { interval: Duration, max_retries: Option<u32> },
+    /// Trigger again after `interval`, until the app acknowledges or the retries run out; then
+    /// that occurrence is given up (a repeating job still fires at its next time).
+    Constant {
+        /// Wait before each retry, counted from the start of the failed attempt, not from the
+        /// app's answer. Sent in protojson seconds, so sub-second values survive (`"0.5s"`).
+        interval: Duration,
+        /// Retries after the first attempt (`Some(3)`: four attempts in all); `None` retries
+        /// for as long as the app keeps failing (go-etcd-cron `policyTryAgain`).
+        max_retries: Option<u32>,
+    },
+    /// Never retry: a failed trigger is given up at once, and a repeating job waits for its
+    /// next time. For work that is worthless late, or that the app reschedules itself.
     Drop,
 }
 
@@ -52,18 +63,27 @@ impl Serialize for FailurePolicy {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
+    /// Repeating schedule: six-field cron with seconds first (`0 30 * * * *`), or `@every 1h30m`,
+    /// `@daily`, ...; `None` for a one-shot job at `due_time`. A bad one is a 500 from daprd.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// RFC 3339 *with an offset*: the Scheduler does not convert times to UTC itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_time: Option<String>,
+    /// With a `schedule`, how many times the job fires in all; `None`: until `ttl`, or for ever.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repeats: Option<u32>,
+    /// When the job expires and fires no more: RFC 3339, or a Go (`72h`) or ISO 8601 duration
+    /// counted from `due_time` if set, else from scheduling. `None`: no expiry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
+    /// The raw JSON body of `POST /job/{name}` at each trigger. Always sent, `null` included:
+    /// daprd 1.18.2 accepts a job without `data` but never delivers it.
     pub data: Value,
     /// Without it Dapr 1.16+ answers 409 when the name exists.
     pub overwrite: bool,
+    /// What happens to a trigger the app fails; `None` takes the Scheduler's default (constant,
+    /// 1 s, 3 retries). Set it with [`Job::failure_policy`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_policy: Option<FailurePolicy>,
 }
@@ -82,6 +102,7 @@ impl Job {
         }
     }
 
+    /// Replaces the Scheduler's default retry (constant, 1 s, 3 retries) for failed triggers.
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.failure_policy = Some(policy);
         self
@@ -92,9 +113,13 @@ impl Job {
 /// wraps it in (`{"@type": "...google.protobuf.Value", "value": ...}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobInfo {
+    /// The name asked for: daprd answers with the name in the request URL.
     pub name: String,
+    /// `dueTime` as it was scheduled, offset included (the Scheduler keeps the string).
     pub due_time: Option<String>,
+    /// `schedule` as it was scheduled; `None` for a one-shot job.
     pub schedule: Option<String>,
+    /// The `data` it was scheduled with, already out of its protobuf `Any`.
     pub data: Value,
 }
 

@@ -43,10 +43,16 @@ pub const API_TOKEN_HEADER: &str = "dapr-api-token";
 /// (`DAPR_HTTP_PORT`, `DAPR_API_TOKEN`) or the SDK convention (`DAPR_HTTP_ENDPOINT`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct DaprConfig {
+    /// `DAPR_HTTP_ENDPOINT`: the sidecar's base URL, `http` or `https` (the latter only in a
+    /// build with the `tls` feature). When set and not blank it wins over the port.
     #[serde(default)]
     pub dapr_http_endpoint: Option<String>,
+    /// `DAPR_HTTP_PORT` (default 3500), as the sidecar injector sets it: the sidecar is then
+    /// `http://127.0.0.1:<port>`. Ignored when an endpoint is set.
     #[serde(default = "default_port")]
     pub dapr_http_port: u16,
+    /// `DAPR_API_TOKEN`, sent as `dapr-api-token` on every call. It must be the sidecar's own: a
+    /// sidecar that has one answers 401 to any call without it, health checks aside. Empty is none.
     #[serde(default)]
     pub dapr_api_token: Option<String>,
     /// How long the first call waits for the sidecar's components (`healthz/outbound`).
@@ -87,6 +93,8 @@ impl Default for DaprConfig {
 }
 
 impl DaprConfig {
+    /// Reads the variables named after the fields in upper case (`DAPR_HTTP_PORT`, ...), with the
+    /// defaults above for those unset. A value that does not parse is a [`DaprError::Config`].
     pub fn from_env() -> Result<Self, DaprError> {
         envy::from_env::<Self>().map_err(|e| DaprError::Config(e.to_string()))
     }
@@ -149,6 +157,9 @@ struct Inner {
 }
 
 impl Dapr {
+    /// Builds the client without contacting the sidecar: the first call waits for it
+    /// ([`Self::ready`]). Fails with [`DaprError::Config`] on an endpoint that is not an http(s)
+    /// URL, or an `https` one in a build without the `tls` feature.
     pub fn new(config: &DaprConfig) -> Result<Self, DaprError> {
         let base = config.base_url()?;
         let builder = reqwest::Client::builder()
@@ -170,6 +181,7 @@ impl Dapr {
         })
     }
 
+    /// [`DaprConfig::from_env`] then [`Self::new`], as [`crate::runtime::run`] does at start.
     pub fn from_env() -> Result<Self, DaprError> {
         Self::new(&DaprConfig::from_env()?)
     }

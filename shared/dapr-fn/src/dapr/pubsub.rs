@@ -10,30 +10,39 @@ use super::{Dapr, DaprError, encode, status_error};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Publish {
     /// Kafka message key: every message with the same key lands on one partition, in order.
-    pub partition_key: Option<String>,
+    partition_key: Option<String>,
     /// CloudEvent `id`. Set it to a business idempotency key so a re-publish carries the same id.
-    pub event_id: Option<String>,
+    event_id: Option<String>,
     /// CloudEvent `type` (Dapr's default is `com.dapr.event.sent`).
-    pub event_type: Option<String>,
+    event_type: Option<String>,
     /// CloudEvent `subject`.
-    pub subject: Option<String>,
+    subject: Option<String>,
 }
 
 impl Publish {
+    /// Settings for an event of CloudEvent `type` `event_type`, which subscribers route and
+    /// filter on. [`Publish::default()`] leaves it to Dapr: `com.dapr.event.sent`.
     pub fn new(event_type: &str) -> Self {
         Self { event_type: Some(event_type.to_owned()), ..Self::default() }
     }
 
+    /// Sets the CloudEvent `id` (`metadata.cloudevent.id`). Without it Dapr makes up a random
+    /// UUID, and consumers cannot tell a republished event from a new one.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.event_id = Some(id.into());
         self
     }
 
+    /// Sets the Kafka message key (`metadata.partitionKey`): the events of one key stay on one
+    /// partition, in publish order. Without it `pubsub.kafka` picks a random partition for each
+    /// message.
     pub fn partition_key(mut self, key: impl Into<String>) -> Self {
         self.partition_key = Some(key.into());
         self
     }
 
+    /// Sets the CloudEvent `subject` (`metadata.cloudevent.subject`), typically the id of the
+    /// entity the event is about. Without it the envelope has no `subject`.
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
         self

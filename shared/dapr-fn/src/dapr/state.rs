@@ -17,14 +17,25 @@ use super::{Dapr, DaprError, encode, status_error};
 /// A value and the ETag it was read with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Versioned<T> {
+    /// The stored JSON decoded as `T`. A value that does not decode is a [`DaprError::Decode`],
+    /// never a missing key.
     pub value: T,
+    /// The ETag of this read, quotes removed: give it to [`SaveItem::if_match`] (or a delete) so
+    /// the write fails if anyone wrote since. On `state.postgresql` v1 it is the row's `xmin`, a
+    /// decimal number; `None` only from a store that sends no `ETag` header.
     pub etag: Option<String>,
 }
 
+/// Dapr's `options.concurrency` of a save, set by [`SaveItem::if_match`] and
+/// [`SaveItem::if_absent`]. On `state.postgresql` v1 it matters only to a write without an ETag:
+/// an ETag, when sent, is checked whatever the concurrency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Concurrency {
+    /// `first-write`: without an ETag, write only if the key does not exist (or has expired);
+    /// an existing key fails the write with a 500, not a 409.
     FirstWrite,
+    /// `last-write`, Dapr's default when no option is sent: without an ETag, overwrite.
     LastWrite,
 }
 
@@ -36,17 +47,26 @@ struct StateOptions {
 /// One key to save, alone or as a transaction's upsert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SaveItem {
+    /// The state key, as the app sees it: daprd adds the component's `keyPrefix` itself
+    /// (`<store>||`, as the project's components set `keyPrefix: name`) and refuses a key
+    /// containing `||` with a 400.
     pub key: String,
+    /// The value as it will be stored, already serialized by [`SaveItem::new`].
     pub value: Value,
+    /// Set through [`SaveItem::if_match`], which also sets the concurrency that goes with it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
+    etag: Option<String>,
+    /// Set through [`SaveItem::metadata`].
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    metadata: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     options: Option<StateOptions>,
 }
 
 impl SaveItem {
+    /// An unconditional write of `value` as JSON (last write wins) until [`Self::if_match`] or
+    /// [`Self::if_absent`] says otherwise. Fails with [`DaprError::Encode`] if `value` cannot be
+    /// serialized (a map with non-string keys, say), before anything is sent.
     pub fn new<T: Serialize + ?Sized>(key: impl Into<String>, value: &T) -> Result<Self, DaprError> {
         let key = key.into();
         let value = serde_json::to_value(value)
@@ -73,6 +93,8 @@ impl SaveItem {
         self
     }
 
+    /// Per-request metadata the store reads, such as `ttlInSeconds` (`"60"`: the key expires a
+    /// minute after this write). Always strings, as Dapr requires: a JSON number there is a 400.
     pub fn metadata(mut self, key: &str, value: impl Into<String>) -> Self {
         self.metadata.insert(key.to_owned(), value.into());
         self
@@ -82,8 +104,17 @@ impl SaveItem {
 /// One operation of a state transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TxOp {
+    /// Write one key, with the item's conditions: a stale ETag, or [`SaveItem::if_absent`] on an
+    /// existing key, fails the whole transaction.
     Upsert(SaveItem),
-    Delete { key: String, etag: Option<String> },
+    /// Remove one key. A missing key is no error, unless an ETag was given.
+    Delete {
+        /// The state key as the app sees it, prefixed by daprd as for a save.
+        key: String,
+        /// `Some`: delete only if the stored ETag is still this one, else (a missing key
+        /// included) the transaction fails. `None`: unconditional.
+        etag: Option<String>,
+    },
 }
 
 impl Serialize for TxOp {
@@ -120,23 +151,34 @@ pub enum Inserted {
 /// One entry of a bulk get. Missing keys come back with no value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BulkItem<T> {
+    /// The key asked for, daprd's prefix removed. Match entries by it, not by position:
+    /// `state.postgresql` v1 answers the keys it found first and the missing ones after.
     pub key: String,
+    /// The stored value decoded as `T`; `None` for a missing key or an entry with an `error`.
+    /// A value that does not decode fails the whole call with [`DaprError::Decode`].
     pub value: Option<T>,
+    /// The ETag to pass to [`SaveItem::if_match`], as for a single get; `None` for a missing key.
     pub etag: Option<String>,
+    /// The store's error for this key alone (a row it could not read); the others still count.
     pub error: Option<String>,
 }
 
+/// The direction of one [`Query::sort`] key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum SortOrder {
+    /// `ASC`. `state.postgresql` v1 compares the value as text, in the database's collation, so
+    /// numbers sort by their digits; a value without the field comes last.
     Asc,
+    /// `DESC`: the exact reverse, so a value without the field comes first.
     Desc,
 }
 
+/// One sort key of a [`Query`], in its wire form: built by [`Query::sort`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sort {
-    pub key: String,
-    pub order: SortOrder,
+    key: String,
+    order: SortOrder,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -147,7 +189,8 @@ struct Page {
     token: Option<String>,
 }
 
-/// A Query API request (`state.postgresql` v1 only): filter with `EQ`, `IN`, `AND`, `OR` over
+/// A Query API request (`state.postgresql` v1 only): filter with `EQ`, `NEQ`, `IN`, `GT`, `GTE`,
+/// `LT`, `LTE`, `AND`, `OR` over
 /// JSON paths of the stored value, sort, and a page limit plus continuation token.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Query {
@@ -159,6 +202,8 @@ pub struct Query {
 }
 
 impl Query {
+    /// No filter, no sort, no limit: every row of the store's table in one answer. The Query API
+    /// ignores `keyPrefix`, so it also sees keys that other app-ids wrote there.
     pub fn new() -> Self {
         Self::default()
     }
@@ -169,33 +214,49 @@ impl Query {
         self
     }
 
+    /// Orders by `key`, a dot-separated path in the stored value (`"due"`, `"order.due"`); keys
+    /// apply in the order added, so end with a unique one for a stable page order.
     pub fn sort(mut self, key: &str, order: SortOrder) -> Self {
         self.sort.push(Sort { key: key.to_owned(), order });
         self
     }
 
+    /// At most `limit` results per page; 0 is no limit. Only a limited query gets a continuation
+    /// token back.
     pub fn limit(mut self, limit: u32) -> Self {
         self.page.limit = Some(limit);
         self
     }
 
+    /// Continues after the page that returned `token` ([`QueryPage::token`]); `None` starts at
+    /// the first page. On `state.postgresql` v1 the token is an `OFFSET`, so keys written or
+    /// deleted in between make the next page skip or repeat results.
     pub fn token(mut self, token: Option<String>) -> Self {
         self.page.token = token;
         self
     }
 }
 
+/// One result of [`Dapr::query_state`]. Rows with no value are left out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryItem<T> {
+    /// The key with daprd's prefix removed (`task:1` for the row `tasks||task:1`), as a get takes it.
     pub key: String,
+    /// The stored value decoded as `T`; one that does not decode fails the whole page with
+    /// [`DaprError::Decode`].
     pub value: T,
+    /// The row's ETag, to pass to [`SaveItem::if_match`] or a delete.
     pub etag: Option<String>,
 }
 
+/// One page of [`Dapr::query_state`] results.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryPage<T> {
+    /// The page's results, in the query's sort order (the database's order without one).
     pub results: Vec<QueryItem<T>>,
-    /// Present when there may be more results.
+    /// Where the next page starts, for [`Query::token`]. `state.postgresql` v1 returns one after
+    /// every page of a limited query, the last included: a page shorter than the limit is the
+    /// end. `None` after an empty page or without a limit.
     pub token: Option<String>,
 }
 

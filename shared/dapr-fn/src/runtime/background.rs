@@ -46,6 +46,8 @@ impl Stopping {
 }
 
 impl StopSignal {
+    /// Begins shutdown for every [`Stopping`] of this signal. Idempotent; there is no undo: a
+    /// task that saw the stop is expected to return.
     pub fn stop(&self) {
         let _ = self.0.send(true);
     }
@@ -79,6 +81,8 @@ impl Background {
         Self { name, start: Box::new(move |stopping| Box::pin(task(stopping)) as BackgroundFuture) }
     }
 
+    /// The name given to [`super::Function::background`], which the runtime logs at start and
+    /// when the task outlives the shutdown deadline.
     pub fn name(&self) -> &'static str {
         self.name
     }

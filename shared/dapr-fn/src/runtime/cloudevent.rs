@@ -15,25 +15,43 @@ use serde_json::{Map, Value};
 pub struct Event<T> {
     /// CloudEvent `id`: with `source`, identifies the event; redeliveries carry the same id.
     pub id: String,
+    /// CloudEvent `source`: daprd sets the publisher's app-id unless the publisher overrode it
+    /// (`metadata.cloudevent.source`, or a CloudEvent of its own).
     pub source: String,
+    /// CloudEvent `type`, which routing rules match as `event.type`: daprd's default is
+    /// `com.dapr.event.sent` when the publisher sets none (`metadata.cloudevent.type`).
     pub event_type: String,
+    /// CloudEvent `subject`, if the publisher set one (`metadata.cloudevent.subject`).
     pub subject: Option<String>,
+    /// CloudEvent `time`: when daprd wrapped the published data (whole seconds), or the time a
+    /// publisher's own CloudEvent carried. `None` if absent; a value not in RFC 3339 is a DROP.
     pub time: Option<DateTime<Utc>>,
     /// The topic the event was published to (Dapr's `topic` extension).
     pub topic: Option<String>,
+    /// The publisher's W3C `traceparent` (the envelope's, else the delivery header's), as
+    /// received: the runtime has already continued it for the handler and its sidecar calls.
     pub traceparent: Option<String>,
+    /// The W3C `tracestate` that came with [`Event::traceparent`], as received.
     pub tracestate: Option<String>,
     /// Where the broker delivered it from (Kafka headers `__topic`, `__partition`, `__offset`).
     pub delivery: Delivery,
+    /// The CloudEvent `data` decoded into `T` (`Null` when absent): `data_base64` must hold JSON,
+    /// and a JSON text published as `text/plain` is parsed. Data that does not fit `T` is a DROP.
     pub data: T,
 }
 
 /// Broker coordinates of one delivery; `(topic, partition, offset)` is a stable dedupe key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivery {
+    /// `__topic`: the broker's topic. Every field is `None` when its header is absent (only
+    /// components-contrib's Kafka components send them) or, for the numbers, not an integer.
     pub topic: Option<String>,
+    /// `__partition`: the Kafka partition (a hash of the key: events with one key share one).
     pub partition: Option<i32>,
+    /// `__offset`: the message's offset in its partition; a redelivery carries the same one.
     pub offset: Option<i64>,
+    /// `__key`: the Kafka message key, i.e. the publisher's `metadata.partitionKey`; `None` for
+    /// a message published without one.
     pub key: Option<String>,
 }
 

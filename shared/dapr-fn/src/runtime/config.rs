@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+/// How log lines are written to stdout (`LOG_FORMAT`); any other value fails
+/// [`RuntimeConfig::from_env`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -12,6 +14,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The runtime's settings, one environment variable per field (all listed in `--help`,
+/// [`crate::runtime::cli::RUNTIME_ENV`]). `Default` is every variable's default and no app
+/// token, which [`RuntimeConfig::from_env`] would refuse: it is for tests (struct update).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RuntimeConfig {
     /// `APP_PORT`: the port Dapr delivers to (`--app-port` / `dapr.io/app-port`).

@@ -114,6 +114,9 @@ impl Function {
         Self { app_id, subscriptions: Vec::new(), jobs: Vec::new(), public: None, background: Vec::new() }
     }
 
+    /// Adds a topic subscription, completed for this app-id: the dead-letter topic `{app_id}-dlq`
+    /// unless it names its own or none, and an acknowledging default route if it has none
+    /// (daprd would dead-letter an event that matches no route).
     pub fn subscribe(mut self, subscription: Subscription) -> Self {
         self.subscriptions.push(subscription.finish(self.app_id));
         self
@@ -147,6 +150,8 @@ impl Function {
         self
     }
 
+    /// The app-id given to [`Function::new`]: the `function` label of every runtime metric and
+    /// the `app_id` of `/healthz` and of the runtime's log lines.
     pub fn app_id(&self) -> &'static str {
         self.app_id
     }
@@ -162,6 +167,8 @@ impl Function {
         std::mem::take(&mut self.background)
     }
 
+    /// The subscriptions as served on `GET /dapr/subscribe`: completed, with their dead-letter
+    /// topics and default routes filled in.
     pub fn subscriptions(&self) -> &[Subscription] {
         &self.subscriptions
     }

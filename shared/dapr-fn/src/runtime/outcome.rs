@@ -24,10 +24,15 @@ pub enum HandlerError {
 }
 
 impl HandlerError {
+    /// Transient failure, worth delivering again: RETRY on a topic (redelivered under the
+    /// component's inbound resiliency policy, then dead-lettered), 500 on a job (its
+    /// `failurePolicy` retries it).
     pub fn retry(error: impl Into<anyhow::Error>) -> Self {
         Self::Retry(error.into())
     }
 
+    /// Permanent failure: DROP on a topic (to the dead-letter topic at once, if it has one), 404
+    /// on a job (daprd counts the trigger as done and does not retry it). `reason` is logged.
     pub fn drop(reason: impl fmt::Display) -> Self {
         Self::Drop(reason.to_string())
     }
@@ -59,19 +64,26 @@ impl From<anyhow::Error> for HandlerError {
     }
 }
 
+/// What every handler returns: `Ok(())` is SUCCESS; `?` on a [`DaprError`] or an
+/// `anyhow::Error` makes it a RETRY (the `From` impls); DROP must be asked for by name.
 pub type HandlerResult = Result<(), HandlerError>;
 
 /// The result of one delivery, as counted in metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The handler returned `Ok(())`: answered SUCCESS, and daprd acknowledges the message
+    /// (200 for a job: done).
     Success,
+    /// Transient failure or a panic: answered RETRY (500 for a job).
     Retry,
+    /// Malformed input or a permanent failure: answered DROP (404 for a job).
     Drop,
     /// Matched no rule of its subscription: acknowledged without running a handler.
     Ignored,
 }
 
 impl Outcome {
+    /// The lower-case name, the `outcome` label of the metrics and the log field.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",

@@ -75,6 +75,8 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
+    /// A subscription to `topic` through the pub/sub component named `pubsub` (its
+    /// `metadata.name`), with no routes yet: add them with [`Self::when`] and [`Self::route`].
     pub fn new(pubsub: &str, topic: &str) -> Self {
         Self {
             pubsub: pubsub.to_owned(),
@@ -130,14 +132,18 @@ impl Subscription {
         self
     }
 
+    /// The pub/sub component's name, as given to [`Subscription::new`].
     pub fn pubsub(&self) -> &str {
         &self.pubsub
     }
 
+    /// The subscribed topic, as given to [`Subscription::new`].
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
+    /// The dead-letter topic as served to daprd. `None` after [`Self::without_dead_letter`], and
+    /// also before [`super::Function::subscribe`] has filled in the default.
     pub fn dead_letter(&self) -> Option<&str> {
         self.dead_letter_topic.as_deref()
     }
@@ -191,8 +197,14 @@ impl Subscription {
 /// A job callback: `POST /job/{name}` with the job's `data` as the raw body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobCall<T> {
+    /// The job's full name, as scheduled (`reminder-<task id>`): the handler matched on its
+    /// prefix, so the rest is the handler's to check against `data`.
     pub name: String,
+    /// The job's `data` decoded into `T` (`Null` for an empty body); a body that does not
+    /// decode is answered 404, which daprd treats as done.
     pub data: T,
+    /// The callback's `traceparent` header, if any: daprd 1.18.2 sends none on a job trigger
+    /// (the Scheduler's call carries no span), so the runtime usually starts a new trace.
     pub traceparent: Option<String>,
 }
 

@@ -29,16 +29,20 @@ use crate::runtime::{Function, RuntimeConfig};
 /// One request the stub received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The HTTP method; with `path`, what [`StubSidecar::requests_to`] and `fail` match on.
     pub method: Method,
+    /// The path with each segment percent-decoded (`/v1.0/state/tasks/task:1`), no query.
     pub path: String,
     /// Decoded query parameters (`metadata.partitionKey`, ...).
     pub query: BTreeMap<String, String>,
+    /// Every header as sent (`dapr-api-token`, `traceparent`, `content-type`, `if-match`, ...).
     pub headers: HeaderMap,
     /// The JSON body, or `Null` when there was none.
     pub body: Value,
 }
 
 impl Recorded {
+    /// One header's value; `None` when absent or not ASCII text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -126,6 +130,8 @@ impl StubSidecar {
         Self { url, inner, _server: server }
     }
 
+    /// The stub's base URL (`http://127.0.0.1:<port>`): the `DAPR_HTTP_ENDPOINT` of a client
+    /// made by hand; [`Self::client`] makes one.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -190,6 +196,8 @@ impl StubSidecar {
         self.transactions(store).into_iter().filter(|r| !r.is_outbox_sweep()).collect()
     }
 
+    /// Forgets the requests recorded so far, not the state, jobs or injected failures: for a
+    /// test that looks only at what one step sends.
     pub fn clear_requests(&self) {
         self.lock().requests.clear();
     }
@@ -202,6 +210,8 @@ impl StubSidecar {
         etag.to_string()
     }
 
+    /// The value stored under `key` in `store` (without its ETag), `None` if absent. Keys are as
+    /// the app wrote them: the stub adds no `<app-id>||` prefix.
     pub fn state(&self, store: &str, key: &str) -> Option<Value> {
         self.lock().stores.get(store).and_then(|s| s.get(key)).map(|(v, _)| v.clone())
     }
@@ -502,7 +512,9 @@ fn run_query(inner: &Inner, store: &str, body: &Value) -> Response {
 /// [`crate::runtime::serve`] runs them); dropping it stops both.
 #[derive(Debug)]
 pub struct TestApp {
+    /// The app's base URL (`http://127.0.0.1:<port>`), for routes the helpers do not cover.
     pub url: String,
+    /// A client with a 30 s timeout, for calling [`Self::url`] directly.
     pub http: reqwest::Client,
     _server: tokio::task::JoinHandle<()>,
     stop: crate::runtime::StopSignal,
@@ -520,6 +532,9 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Serves [`Function::into_router`] under `config` on a free loopback port and starts the
+    /// background tasks. `config.app_api_token` decides whether Dapr-facing calls need a token;
+    /// nothing listens on `config.metrics_port`.
     pub async fn start(mut function: Function, config: RuntimeConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
         let url = format!("http://{}", listener.local_addr().expect("app address"));

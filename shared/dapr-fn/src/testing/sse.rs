@@ -8,8 +8,11 @@ use anyhow::{Context as _, bail};
 /// One event as received.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SseEvent {
+    /// The `id:` field: what a reconnecting client sends back as `Last-Event-ID` to resume.
     pub id: Option<String>,
+    /// The `event:` field, the event's type; `None` means the SSE default, `message`.
     pub event: Option<String>,
+    /// The `data:` lines, joined with `\n` (empty when the event had none).
     pub data: String,
 }
 
@@ -23,7 +26,9 @@ pub struct EventStream {
 /// What opening a stream answered when it was not a stream: the status and the body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refused {
+    /// The HTTP status, never 200.
     pub status: u16,
+    /// The JSON body (task-api's `{"error": ...}`), `Null` when empty or not JSON.
     pub body: serde_json::Value,
 }
 
