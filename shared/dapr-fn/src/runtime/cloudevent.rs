@@ -1,6 +1,7 @@
 //! CloudEvents 1.0 (JSON format) as Dapr delivers them, parsed by hand.
 //!
-//! Parsing is ours, not an extractor's: a 4xx from an extractor means RETRY to Dapr, and a
+//! Parsing is ours, not an extractor's: axum's `Json` answers 400, 415 or 422, which daprd
+//! retries like any status but 404 (`pkg/runtime/subscription/postman/http/http.go`), so a
 //! message that can never parse would be retried until it blocks its partition. Every failure
 //! here becomes a reason string that the runtime answers with DROP (and the dead-letter topic).
 
