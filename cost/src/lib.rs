@@ -7,5 +7,8 @@
 //! - [`quantity`]: Kubernetes quantities ("100m", "64Mi"), parsed exactly as the API server does.
 //! - [`settings`]: a function's ScaledObject and Deployment as the cluster gets them, with KEDA's
 //!   defaults applied.
+//! - [`rules`]: the scaling decisions of KEDA's executor and scalers and of the HPA, as pure
+//!   functions and small state machines, each citing the source it follows.
 pub mod quantity;
+pub mod rules;
 pub mod settings;
