@@ -9,6 +9,9 @@
 //!   defaults applied.
 //! - [`rules`]: the scaling decisions of KEDA's executor and scalers and of the HPA, as pure
 //!   functions and small state machines, each citing the source it follows.
+//! - [`replay`]: one function's trace replayed second by second through those rules (or kept
+//!   always on, or under a CPU HPA): replica-seconds, cold starts, message waits, peak backlog.
 pub mod quantity;
+pub mod replay;
 pub mod rules;
 pub mod settings;
