@@ -11,7 +11,10 @@
 //!   functions and small state machines, each citing the source it follows.
 //! - [`replay`]: one function's trace replayed second by second through those rules (or kept
 //!   always on, or under a CPU HPA): replica-seconds, cold starts, message waits, peak backlog.
+//! - [`traffic`]: four deterministic days (quiet team, 10k-user diurnal, bursty import,
+//!   reminder-heavy) per topic, and the trace each function gets from the topology.
 pub mod quantity;
 pub mod replay;
 pub mod rules;
 pub mod settings;
+pub mod traffic;
