@@ -13,6 +13,9 @@
 //!   always on, or under a CPU HPA): replica-seconds, cold starts, message waits, peak backlog.
 //! - [`traffic`]: four deterministic days (quiet team, 10k-user diurnal, bursty import,
 //!   reminder-heavy) per topic, and the trace each function gets from the topology.
+//! - [`price`]: replica-seconds of a pod (function + daprd requests) in vCPU-hours, GiB-hours
+//!   and dollars, at prices that are inputs.
+pub mod price;
 pub mod quantity;
 pub mod replay;
 pub mod rules;
