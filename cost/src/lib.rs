@@ -15,9 +15,15 @@
 //!   reminder-heavy) per topic, and the trace each function gets from the topology.
 //! - [`price`]: replica-seconds of a pod (function + daprd requests) in vCPU-hours, GiB-hours
 //!   and dollars, at prices that are inputs.
+//! - [`measured`]: the measured defaults (cold start, per-replica rate, partitions), each with
+//!   its source in BENCHMARKS.md or the manifests.
+//! - [`report`]: every function and profile, shipped settings beside always-on and CPU HPA, as
+//!   rows and a Markdown table.
+pub mod measured;
 pub mod price;
 pub mod quantity;
 pub mod replay;
+pub mod report;
 pub mod rules;
 pub mod settings;
 pub mod traffic;

@@ -425,7 +425,7 @@ pub fn functions_from_documents(docs: &[Value]) -> Result<Vec<FunctionSettings>,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
