@@ -64,11 +64,10 @@ impl Quantity {
         }
         let syntax = || QuantityError::Syntax(s.to_string());
         let overflow = || QuantityError::Overflow(s.to_string());
-        let body = match s_trim.as_bytes()[0] {
-            b'-' => return Err(QuantityError::Negative(s.to_string())),
-            b'+' => &s_trim[1..],
-            _ => s_trim,
-        };
+        if s_trim.starts_with('-') {
+            return Err(QuantityError::Negative(s.to_string()));
+        }
+        let body = s_trim.strip_prefix('+').unwrap_or(s_trim);
         // The number: digits, an optional point, digits; at least one digit in all.
         let number_end = body.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(body.len());
         let (number, suffix) = body.split_at(number_end);

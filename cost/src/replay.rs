@@ -254,6 +254,8 @@ pub fn replay(config: &ReplayConfig, trace: &FunctionTrace, strategy: Strategy) 
         let ready_now = |pods: &[u64]| pods.iter().filter(|r| **r <= t).count() as u32;
         // The postgresql query's value: due work not yet done, and work due within the horizon.
         let due_metric = due_waiting + due_before(t + 1 + u64::from(config.due_lookahead_s)) - due_before(t + 1);
+        // One backlog for the topic: the partitions with lag are taken as min(backlog, partitions)
+        // (they matter only with `limitToPartitionsWithLag`, which nothing ships).
         let kafka_value = |trigger: &Trigger| match trigger {
             Trigger::Kafka { lag_threshold, allow_idle_consumers, limit_to_partitions_with_lag, .. } => kafka_metric(
                 kafka_waiting,

@@ -573,6 +573,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_shipped_fire_reminder_has_both_triggers() -> Result<(), SettingsError> {
+        // keda/fire-reminder.yaml, its spec's keys that scale (the query shortened).
+        let doc = json!({
+            "metadata": {"name": "fire-reminder"},
+            "spec": {
+                "scaleTargetRef": {"name": "fire-reminder"},
+                "pollingInterval": 15, "cooldownPeriod": 300, "minReplicaCount": 0, "maxReplicaCount": 3,
+                "triggers": [
+                    {"type": "kafka", "name": "task-events-lag", "metadata": {
+                        "consumerGroup": "fire-reminder", "topic": "task-events", "lagThreshold": "50",
+                        "activationLagThreshold": "0", "allowIdleConsumers": "false"}},
+                    {"type": "postgresql", "name": "reminders-due", "authenticationRef": {"name": "postgres"},
+                     "metadata": {"query": "SELECT count(*) FROM todo_state WHERE …",
+                                  "targetQueryValue": "100", "activationTargetQueryValue": "0"}}
+                ]
+            }
+        });
+        let so = ScaledObjectSettings::from_value(&doc)?;
+        assert_eq!(so.max_replicas, 3);
+        assert_eq!(so.triggers.len(), 2);
+        assert_eq!(
+            so.triggers[1],
+            Trigger::Postgresql { target_query_value: 100.0, activation_target_query_value: 0.0 }
+        );
+        Ok(())
+    }
+
+    #[test]
     fn bad_trigger_metadata_is_an_error_not_a_panic() {
         let mut doc = audit_writer_scaled_object();
         if let Some(spec) = doc.get_mut("spec").and_then(Value::as_object_mut) {
