@@ -191,7 +191,13 @@ async fn the_binary_runs_apps_survives_kill_9_and_stops_cleanly() {
     devhost.child.kill().unwrap();
     devhost.child.wait().unwrap();
     kill(app_pid, nix::sys::signal::Signal::SIGKILL);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The killed app is gone once its port is free (the restart's app binds it again).
+    let taken = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_err();
+    common::wait_for(Duration::from_secs(15), "the killed processes to free their ports", || {
+        let busy: Vec<u16> = [app_port, sidecar_port].into_iter().filter(|p| taken(*p)).collect();
+        if busy.is_empty() { Ok(()) } else { Err(format!("ports {busy:?} still taken")) }
+    })
+    .await;
 
     let devhost = Devhost::start(dir.path());
     devhost.wait_line("apps are ready");

@@ -114,8 +114,8 @@ async fn components_on_the_same_brokers_share_topics_with_offsets_per_group() {
         ids(&worker.posts("/work")) == ids(&live_got)
     })
     .await;
-    common::eventually(WAIT, "both groups to catch up", || lags(&db, "pubsub").iter().all(|l| l.2 == 0)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both groups at the end of the topic: none of its messages can come again to either.
+    common::wait_caught_up(&db, "pubsub", &[("api-live", "t"), ("worker", "t")], WAIT).await;
     assert_eq!(api.posts("/live").len(), 5, "the worker's retries are not the api's");
     let peeked = devhost::peek::messages(&db, "pubsub", "t").unwrap();
     assert_eq!(peeked.len(), 5);
@@ -126,6 +126,7 @@ async fn components_on_the_same_brokers_share_topics_with_offsets_per_group() {
 #[tokio::test]
 async fn components_on_other_brokers_share_nothing() {
     // The same app and consumer group on three clusters: three independent consumers.
+    let db = common::TempDb::new();
     let app = FakeApp::start(Some(json!([
         sub("pubsub", "t", "/main"),
         sub("other", "t", "/other"),
@@ -137,6 +138,7 @@ async fn components_on_other_brokers_share_nothing() {
         .resources_yaml(kafka("other", "localhost:9093"))
         .resources_yaml(kafka("bare", ""))
         .app(AppSpec::new("a", app.port))
+        .database(&db.path)
         .start()
         .await
         .unwrap();
@@ -146,7 +148,8 @@ async fn components_on_other_brokers_share_nothing() {
     }
     for (route, via) in [("/main", "pubsub"), ("/other", "other"), ("/bare", "bare")] {
         app.wait_posts(route, 1, WAIT).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The group is at the end of that cluster's topic: nothing more can come through it.
+        common::wait_caught_up(&db.path, via, &[("a", "t")], WAIT).await;
         let got = app.posts(route);
         assert_eq!(got.iter().map(|r| data(r)["via"].clone()).collect::<Vec<_>>(), [json!(via)], "{route}");
     }
@@ -198,6 +201,7 @@ async fn a_uuid_group_is_new_on_every_start() {
         let s = Sidecar::new(d.sidecar_url("api"));
         assert_eq!(s.publish("pubsub", "t", &json!({"m": 1}), &[]).await, 204);
         assert_eq!(data(&api.wait_posts("/live", 1, WAIT).await[0]), json!({"m": 1}), "{initial}");
+        let first = groups(&db, "pubsub-live", 1).await;
         d.shutdown().await;
 
         let d = start().await.unwrap();
@@ -209,7 +213,9 @@ async fn a_uuid_group_is_new_on_every_start() {
         assert_eq!(s.publish("pubsub", "t", &json!({"m": 2}), &[]).await, 204);
         let expected = if initial == "newest" { vec![json!({"m": 2})] } else { vec![json!({"m": 1}), json!({"m": 2})] };
         api.wait_posts("/live", 1 + expected.len(), WAIT).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The new group is at the end of the topic: nothing more can come to it.
+        let new = groups.iter().find(|g| !first.contains(g)).unwrap();
+        common::wait_caught_up(&db, "pubsub-live", &[(new.as_str(), "t")], WAIT).await;
         let mut second: Vec<Value> = api.posts("/live").iter().skip(1).map(data).collect();
         second.sort_by_key(|v| v["m"].as_i64());
         assert_eq!(second, expected, "initialOffset {initial}");
@@ -331,15 +337,26 @@ async fn a_database_keyed_by_component_name_moves_to_the_cluster() {
     let got = a.wait_posts("/in", 4, WAIT).await;
     assert_eq!((data(&got[3]), got[3].header("__offset")), (json!({"m": 3}), Some("3")), "offsets continue");
     b.wait_posts("/live", 4, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both groups at the end of the topic: none of its messages can come again.
+    common::wait_caught_up(&db, "pubsub", &[("a", "t"), ("b-live", "t")], WAIT).await;
     assert_eq!((a.posts("/in").len(), b.posts("/live").len()), (4, 4), "nothing delivered again");
     d.shutdown().await;
 
     // Once moved, a start moves nothing and delivers nothing again.
     let d = start().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!((a.posts("/in").len(), b.posts("/live").len()), (4, 4));
     assert_eq!(column(keys), ["kafka:localhost:9092"]);
     assert_eq!(devhost::peek::messages(&db, "pubsub", "t").unwrap().len(), 4);
+    // A marker behind the four on their one partition: once both groups have it, anything
+    // this start would deliver again (offsets 0..=3) would have come before it.
+    let s = Sidecar::new(d.sidecar_url("a"));
+    assert_eq!(s.publish("pubsub", "t", &json!({"m": "marker"}), &[("partitionKey", "k")]).await, 204);
+    let (got_a, got_b) = (a.wait_posts("/in", 5, WAIT).await, b.wait_posts("/live", 5, WAIT).await);
+    assert_eq!(
+        (data(&got_a[4]), data(&got_b[4])),
+        (json!({"m": "marker"}), json!({"m": "marker"})),
+        "nothing delivered again before the marker"
+    );
+    common::wait_caught_up(&db, "pubsub", &[("a", "t"), ("b-live", "t")], WAIT).await;
+    assert_eq!((a.posts("/in").len(), b.posts("/live").len()), (5, 5), "nothing delivered again");
     d.shutdown().await;
 }

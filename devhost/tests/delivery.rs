@@ -18,7 +18,12 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn devhost(apps: &[(&str, &FakeApp)], resiliency: bool) -> Devhost {
-    let mut b = Devhost::builder().resources_yaml(common::PUBSUB);
+    devhost_on(apps, resiliency, ":memory:").await
+}
+
+/// [`devhost`] on database `db` (a file, for tests that read consumer lag).
+async fn devhost_on(apps: &[(&str, &FakeApp)], resiliency: bool, db: &str) -> Devhost {
+    let mut b = Devhost::builder().resources_yaml(common::PUBSUB).database(db);
     if resiliency {
         b = b.resources_yaml(common::QUICK_RETRIES);
     }
@@ -37,7 +42,8 @@ async fn every_subscribing_app_gets_every_message() {
     let one = FakeApp::start(Some(json!([subscription("t", "/one", None)]))).await;
     let two = FakeApp::start(Some(json!([subscription("t", "/two", None)]))).await;
     let none = FakeApp::start(None).await;
-    let d = devhost(&[("one", &one), ("two", &two), ("none", &none)], false).await;
+    let db = common::TempDb::new();
+    let d = devhost_on(&[("one", &one), ("two", &two), ("none", &none)], false, &db.path).await;
     let s = Sidecar::new(d.sidecar_url("none"));
     for i in 0..10 {
         assert_eq!(s.publish("pubsub", "t", &json!({"i": i}), &[]).await, 204);
@@ -48,8 +54,12 @@ async fn every_subscribing_app_gets_every_message() {
         seen.sort_unstable();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Both groups at the end of the topic: none of its messages can come again.
+    common::wait_caught_up(&db.path, "pubsub", &[("one", "t"), ("two", "t")], WAIT).await;
     assert_eq!(one.posts("/").len(), 10, "delivered once each");
+    assert_eq!(two.posts("/").len(), 10, "delivered once each");
+    let groups: Vec<String> = common::lags(&db.path, "pubsub").into_iter().map(|l| l.0).collect();
+    assert_eq!(groups, ["one", "two"], "no consumer group for the app without a subscription");
     assert!(none.posts("/").is_empty(), "no subscription, no delivery");
     d.shutdown().await;
 }
@@ -60,6 +70,7 @@ async fn order_per_key_holds_under_load() {
     // Slow, jittery handler: a partition must still wait for each answer.
     app.respond(|r| {
         let i = r.json()["data"]["seq"].as_u64().unwrap_or(0);
+        // Not a wait: the handler's own work, jittered, so that answers take varying time.
         std::thread::sleep(Duration::from_micros(200 * (i % 5)));
         (200, r#"{"status":"SUCCESS"}"#.to_owned())
     });
@@ -101,13 +112,15 @@ async fn success_forms_are_settled_once() {
         "accepted" => (202, String::new()),
         _ => (200, r#"{"status":"SUCCESS"}"#.to_owned()),
     });
-    let d = devhost(&[("app", &app)], true).await;
+    let db = common::TempDb::new();
+    let d = devhost_on(&[("app", &app)], true, &db.path).await;
     let s = Sidecar::new(d.sidecar_url("app"));
     for form in ["empty", "text", "nostatus", "accepted", "success"] {
         s.publish("pubsub", "t", &json!({"form": form}), &[("partitionKey", "one")]).await;
     }
     app.wait_posts("/in", 5, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Every message settled and committed: none is retried after this.
+    common::wait_caught_up(&db.path, "pubsub", &[("app", "t")], WAIT).await;
     assert_eq!(app.posts("/in").len(), 5, "no retries");
     d.shutdown().await;
 }
@@ -208,13 +221,15 @@ async fn drop_without_dead_letter_topic_is_acknowledged() {
     app.respond(|r| {
         if data_of(r)["bad"] == true { (200, r#"{"status":"DROP"}"#.to_owned()) } else { (200, String::new()) }
     });
-    let d = devhost(&[("app", &app)], true).await;
+    let db = common::TempDb::new();
+    let d = devhost_on(&[("app", &app)], true, &db.path).await;
     let s = Sidecar::new(d.sidecar_url("app"));
     s.publish("pubsub", "t", &json!({"bad": true}), &[("partitionKey", "k")]).await;
     s.publish("pubsub", "t", &json!({"ok": true}), &[("partitionKey", "k")]).await;
     let got = app.wait_posts("/in", 2, WAIT).await;
     assert_eq!(data_of(&got[1])["ok"], true);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Both settled and committed: the dropped one is not delivered again.
+    common::wait_caught_up(&db.path, "pubsub", &[("app", "t")], WAIT).await;
     assert_eq!(app.posts("/in").len(), 2);
     d.shutdown().await;
 }
@@ -232,7 +247,8 @@ async fn routing_rules_default_route_and_cel_errors() {
         subscription("t-dlq", "/dlq", None),
     ]);
     let app = FakeApp::start(Some(subs)).await;
-    let d = devhost(&[("app", &app)], false).await;
+    let db = common::TempDb::new();
+    let d = devhost_on(&[("app", &app)], false, &db.path).await;
     let s = Sidecar::new(d.sidecar_url("app"));
     let typed = |t: &'static str| [("cloudevent.type", t), ("partitionKey", "k")];
     s.publish("pubsub", "t", &json!({"kind": "y", "n": 1}), &typed("a.created")).await;
@@ -246,12 +262,14 @@ async fn routing_rules_default_route_and_cel_errors() {
     app.wait_posts("/dlq", 1, WAIT).await;
     app.wait_posts("/keep", 1, WAIT).await;
     app.wait_posts("/other", 1, WAIT).await;
+    // Every message of every topic settled and committed: nothing more arrives anywhere.
+    let settled = [("app", "t"), ("app", "nodefault"), ("app", "t-dlq")];
+    common::wait_caught_up(&db.path, "pubsub", &settled, WAIT).await;
     let ns = |p: &str| -> Vec<i64> { app.posts(p).iter().map(|r| data_of(r)["n"].as_i64().unwrap_or(-1)).collect() };
     assert_eq!(ns("/created"), [1]);
     assert_eq!(ns("/deleted"), [2]);
     assert_eq!(ns("/other"), [3]);
     assert_eq!(ns("/dlq"), [4]);
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(app.posts("/keep").len(), 1, "no match and no default route: acknowledged, not delivered");
     d.shutdown().await;
 }

@@ -6,8 +6,8 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{FakeApp, Sidecar, subscription};
@@ -40,15 +40,55 @@ async fn gated_app() -> (FakeApp, Arc<AtomicBool>) {
     (app, accept)
 }
 
-/// Takes SQLite's write lock on `db` from another connection (as another process would) and
-/// returns once it holds it; the handle finishes when the lock is released, `how_long` later.
-fn hold_write_lock(db: &str, how_long: Duration) -> tokio::task::JoinHandle<()> {
+/// SQLite's write lock on a database, taken from another connection (as another process would).
+struct WriteLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: tokio::task::JoinHandle<()>,
+}
+
+/// Takes SQLite's write lock on `db` and returns once it holds it, until [`WriteLock::release`].
+fn hold_write_lock(db: &str) -> WriteLock {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    tokio::task::spawn_blocking(move || {
-        std::thread::sleep(how_long);
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = tokio::task::spawn_blocking(move || {
+        let _ = released.recv();
         conn.execute_batch("ROLLBACK").unwrap();
-    })
+    });
+    WriteLock { release, holder }
+}
+
+impl WriteLock {
+    /// Releases the lock; returns once it is released.
+    async fn release(self) {
+        self.release.send(()).unwrap();
+        self.holder.await.unwrap();
+    }
+}
+
+/// What devhost logs at `warn` and above in this test binary, from the first call on.
+fn warnings() -> String {
+    static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+    struct Sink;
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LOG.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(|| Sink)
+            .try_init()
+            .unwrap();
+    });
+    String::from_utf8_lossy(&LOG.lock().unwrap()).into_owned()
 }
 
 #[tokio::test]
@@ -84,7 +124,8 @@ async fn a_restart_keeps_state_and_redelivers_only_unsettled_messages() {
     let s = Sidecar::new(d.sidecar_url("a"));
     let got = app.wait_posts("/in", before + 1, WAIT).await;
     assert_eq!(got[before].json()["data"]["stuck"], true, "the unsettled message is delivered again");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every message settled and committed: nothing more can be delivered again.
+    common::wait_caught_up(&db, "pubsub", &[("a", "t")], WAIT).await;
     let after: Vec<_> = app.posts("/in").into_iter().skip(before).collect();
     assert_eq!(after.len(), 1, "settled messages are not redelivered");
     let state = s.get("/v1.0/state/s/k").await;
@@ -143,7 +184,8 @@ async fn new_consumer_groups_start_at_the_oldest_message_or_the_newest() {
     s.publish("late", "t", &json!({"late": true}), &[]).await;
     let got = newest_app.wait_posts("/in", 1, WAIT).await;
     assert_eq!(got[0].json()["data"]["late"], true);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The group is at the end of the topic: the history it skipped cannot come any more.
+    common::wait_caught_up(&db, "late", &[("new", "t")], WAIT).await;
     assert_eq!(newest_app.posts("/in").len(), 1, "initialOffset newest skips history");
     d.shutdown().await;
 }
@@ -151,7 +193,8 @@ async fn new_consumer_groups_start_at_the_oldest_message_or_the_newest() {
 #[tokio::test]
 async fn duplicate_delivery_delivers_every_message_twice() {
     let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
-    let d = start(&app, ":memory:", true).await;
+    let db = common::TempDb::new();
+    let d = start(&app, &db.path, true).await;
     let s = Sidecar::new(d.sidecar_url("a"));
     for i in 0..3 {
         s.publish("pubsub", "t", &json!({"i": i}), &[("partitionKey", "k")]).await;
@@ -162,7 +205,8 @@ async fn duplicate_delivery_delivers_every_message_twice() {
         assert_eq!(pair[0], pair[1], "the same event twice");
     }
     assert_eq!(got[0].header("__offset"), got[1].header("__offset"));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every message settled and committed: none comes a third time.
+    common::wait_caught_up(&db.path, "pubsub", &[("a", "t")], WAIT).await;
     assert_eq!(app.posts("/in").len(), 6);
     d.shutdown().await;
 }
@@ -230,25 +274,39 @@ async fn an_offset_commit_that_failed_is_retried_on_a_quiet_partition() {
 
     // Another process takes SQLite's write lock; the message is then answered SUCCESS, and
     // devhost's commit of its offset fails after the 5 s busy timeout.
-    let holder = hold_write_lock(&db, Duration::from_millis(6500));
+    let failed = "committing the consumer offset failed";
+    let failures_before = warnings().matches(failed).count();
+    let lock = hold_write_lock(&db);
     let attempts = app.posts("/in").len();
     accept.store(true, Ordering::SeqCst);
     app.wait_posts("/in", attempts + 1, WAIT).await;
+    common::wait_for(Duration::from_secs(15), "devhost's commit of the offset to fail on the lock", || {
+        let log = warnings();
+        if log.matches(failed).count() > failures_before { Ok(()) } else { Err(format!("warnings: {log}")) }
+    })
+    .await;
     // A publish that waits for the lock and commits as it is released.
-    tokio::time::sleep(Duration::from_millis(5200)).await;
     let publisher = s.clone();
     let late =
         tokio::spawn(async move { publisher.publish("pubsub", "t", &json!({"n": 2}), &[("partitionKey", "k")]).await });
-    holder.await.unwrap();
+    // Time is the fact: the publish must reach the lock and wait for it (BEGIN IMMEDIATE, up to
+    // the busy timeout) before it is released, and nothing shows a write waiting for a lock.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    lock.release().await;
     assert_eq!(late.await.unwrap(), 204);
     let got = app.wait_posts("/in", attempts + 2, WAIT).await;
     assert_eq!(got.last().unwrap().json()["data"]["n"], 2);
 
     let lag = || devhost::peek::lag(&db, "pubsub").unwrap();
     common::eventually(WAIT, "the lag to drain without new messages", || lag().iter().all(|l| l.lag == 0)).await;
-    let delivered = app.posts("/in").len();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.posts("/in").len(), delivered, "a settled message is not delivered again");
+    // The lag is zero: every offset is committed, so nothing can be delivered again. The last
+    // delivery is the only one of n = 2, and no n = 1 came after it.
+    let delivered: Vec<_> = app.posts("/in").iter().map(|r| r.json()["data"]["n"].clone()).collect();
+    assert_eq!(
+        (delivered.iter().filter(|n| **n == 2).count(), delivered.last()),
+        (1, Some(&json!(2))),
+        "a settled message is not delivered again: {delivered:?}"
+    );
     d.shutdown().await;
 }
 
@@ -261,7 +319,7 @@ async fn a_write_whose_caller_gave_up_still_wakes_its_consumers() {
     let db = dir.path().join("gave-up.sqlite").display().to_string();
     let app = FakeApp::start(Some(json!([subscription("t", "/in", None)]))).await;
     let d = start(&app, &db, false).await;
-    let holder = hold_write_lock(&db, Duration::from_secs(2));
+    let lock = hold_write_lock(&db);
     let impatient = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(500)).build().unwrap();
     let url = format!("{}/v1.0/publish/pubsub/t", d.sidecar_url("a"));
     let body = serde_json::to_vec(&json!({"n": 1})).unwrap();
@@ -270,7 +328,8 @@ async fn a_write_whose_caller_gave_up_still_wakes_its_consumers() {
         Err(e) => assert!(e.is_timeout(), "{e}"),
         Ok(r) => panic!("the publish waits for the lock, but answered {} {:?}", r.status(), r.text().await),
     }
-    holder.await.unwrap();
+    // The client gave up while its write waited for the lock: the lock can go now.
+    lock.release().await;
 
     let got = app.wait_posts("/in", 1, WAIT).await;
     assert_eq!(got[0].json()["data"]["n"], 1);

@@ -17,47 +17,61 @@ use serde_json::{Value, json};
 /// Generous: every event waits 1 s in the relay, and tests share two cores.
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn setup() -> (Devhost, Sidecar, FakeApp, FakeApp) {
+/// What every test of the relay observes: the writer's sidecar, both apps, and the database.
+type Setup = (Devhost, Sidecar, FakeApp, FakeApp, common::TempDb);
+
+async fn setup() -> Setup {
     setup_with(4).await
 }
 
-async fn setup_with(partitions: u32) -> (Devhost, Sidecar, FakeApp, FakeApp) {
+async fn setup_with(partitions: u32) -> Setup {
     let store = common::state_store(
         "tasks",
         "    - {name: outboxPublishPubsub, value: pubsub}\n    - {name: outboxPublishTopic, value: task-events}\n    - {name: outboxDiscardWhenMissingState, value: \"true\"}\n",
     );
     let writer = FakeApp::start(None).await;
     let reader = FakeApp::start(Some(json!([subscription("task-events", "/events", None)]))).await;
+    let db = common::TempDb::new();
     let d = Devhost::builder()
         .resources_yaml(common::PUBSUB)
         .resources_yaml(store)
         .app(AppSpec::new("writer", writer.port))
         .app(AppSpec::new("reader", reader.port))
         .partitions(partitions)
+        .database(&db.path)
         .start()
         .await
         .unwrap();
     let s = Sidecar::new(d.sidecar_url("writer"));
-    (d, s, writer, reader)
+    (d, s, writer, reader, db)
+}
+
+/// The writer's relay has moved everything of its internal topic to `task-events` (it commits
+/// its offset in the transaction that publishes), and the reader has answered all of that: no
+/// event of what was committed so far can still come.
+async fn wait_relayed_and_delivered(db: &str) {
+    let groups = [("writer", "writertask-eventsoutbox"), ("reader", "task-events")];
+    common::wait_caught_up(db, "pubsub", &groups, WAIT).await;
 }
 
 async fn tx(s: &Sidecar, ops: Value) -> common::Resp {
     s.post_json("/v1.0/state/tasks/transaction", &json!({"operations": ops})).await
 }
 
-/// Commits one more event and waits for it, so anything published before has arrived too.
-async fn settle(s: &Sidecar, reader: &FakeApp, n: usize) -> Vec<common::Recorded> {
+/// Commits one more event and waits for it, and for everything committed before it to be relayed
+/// and delivered; returns the events but markers.
+async fn settle(s: &Sidecar, reader: &FakeApp, db: &str, n: usize) -> Vec<common::Recorded> {
     let marker = json!([{"operation": "upsert", "request": {"key": format!("marker-{n}"), "value": {"marker": n},
         "metadata": {"contentType": "application/json", "type": "marker"}}}]);
     assert_eq!(tx(s, marker).await.status, 204);
     reader.wait_posts("/events", n + 1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_relayed_and_delivered(db).await;
     reader.posts("/events").into_iter().filter(|r| r.json()["type"] != "marker").collect()
 }
 
 #[tokio::test]
 async fn an_upsert_publishes_one_event_with_its_metadata() {
-    let (d, s, _w, reader) = setup().await;
+    let (d, s, _w, reader, _db) = setup().await;
     let r = tx(
         &s,
         json!([{"operation": "upsert", "request": {"key": "task:1", "value": {"id": "1", "title": "milk"},
@@ -83,7 +97,7 @@ async fn an_upsert_publishes_one_event_with_its_metadata() {
 
 #[tokio::test]
 async fn a_projection_replaces_the_published_data_and_is_not_stored() {
-    let (d, s, _w, reader) = setup().await;
+    let (d, s, _w, reader, db) = setup().await;
     let r = tx(
         &s,
         json!([
@@ -99,7 +113,7 @@ async fn a_projection_replaces_the_published_data_and_is_not_stored() {
     assert_eq!(ce["data"], json!({"title": "t"}));
     assert_eq!(ce["type"], "todo.task.updated");
     assert_eq!(s.get("/v1.0/state/tasks/task:2").await.json(), json!({"secret": "x", "title": "t"}));
-    let events = settle(&s, &reader, 1).await;
+    let events = settle(&s, &reader, &db.path, 1).await;
     assert_eq!(events.len(), 1, "one upsert, one event");
 
     let orphan = tx(
@@ -117,7 +131,7 @@ async fn a_projection_replaces_the_published_data_and_is_not_stored() {
 
 #[tokio::test]
 async fn deletes_failed_transactions_and_plain_saves_publish_nothing() {
-    let (d, s, _w, reader) = setup().await;
+    let (d, s, _w, reader, db) = setup().await;
     s.post_json("/v1.0/state/tasks", &json!([{"key": "task:4", "value": {"v": 1}}])).await;
     assert_eq!(tx(&s, json!([{"operation": "delete", "request": {"key": "task:4"}}])).await.status, 204);
     let failed = tx(
@@ -130,7 +144,7 @@ async fn deletes_failed_transactions_and_plain_saves_publish_nothing() {
     .await;
     assert_eq!(failed.status, 500);
     assert_eq!(s.get("/v1.0/state/tasks/task:5").await.status, 204);
-    let events = settle(&s, &reader, 0).await;
+    let events = settle(&s, &reader, &db.path, 0).await;
     assert!(
         events.is_empty(),
         "unexpected events: {:?}",
@@ -141,7 +155,7 @@ async fn deletes_failed_transactions_and_plain_saves_publish_nothing() {
 
 #[tokio::test]
 async fn without_a_json_content_type_the_value_is_published_as_text() {
-    let (d, s, _w, reader) = setup().await;
+    let (d, s, _w, reader, _db) = setup().await;
     assert_eq!(tx(&s, json!([{"operation": "upsert", "request": {"key": "k", "value": {"a": 1}}}])).await.status, 204);
     let ce = reader.wait_posts("/events", 1, WAIT).await[0].json();
     assert_eq!(ce["datacontenttype"], "text/plain");
@@ -153,7 +167,7 @@ async fn without_a_json_content_type_the_value_is_published_as_text() {
 async fn every_event_waits_a_second_and_an_internal_partition_relays_one_at_a_time() {
     // One partition: the three events of one transaction queue behind each other, as on one
     // partition of Dapr's internal topic.
-    let (d, s, _w, reader) = setup_with(1).await;
+    let (d, s, _w, reader, _db) = setup_with(1).await;
     let upsert = |n: u32| {
         json!({"operation": "upsert", "request": {"key": format!("k{n}"), "value": {"n": n},
             "metadata": {"contentType": "application/json"}}})
@@ -205,15 +219,23 @@ async fn the_relay_resumes_after_a_restart_without_losing_or_doubling() {
         })
         .collect();
     assert_eq!(tx(&s, Value::Array(ops)).await.status, 204);
-    // Stopped while the relay holds the first event (it waits 1 s per message).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Stopped while the relay holds the next event (it waits 1 s per message): once the first
+    // has been answered by the reader and committed by its group, with events left to relay.
+    common::wait_for(WAIT, "the first event to be delivered and committed while the relay has more", || {
+        let got = reader.posts("/events").len();
+        let lags = common::lags(&db, "pubsub");
+        let answered = lags.iter().any(|l| (l.0.as_str(), l.1.as_str(), l.2) == ("reader", "task-events", 0));
+        let more = lags.iter().any(|l| l.0 == "writer" && l.1 == "writertask-eventsoutbox" && l.2 > 0);
+        if got >= 1 && answered && more { Ok(()) } else { Err(format!("{got} events delivered, lags {lags:?}")) }
+    })
+    .await;
     d.shutdown().await;
     let before = reader.posts("/events").len();
     assert!(before < 4, "the restart must interrupt the relay; {before} of 4 arrived");
 
     let d = start(writer.port, reader.port).await.unwrap();
     let got = reader.wait_posts("/events", 4, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_relayed_and_delivered(&db).await;
     let ns: Vec<Value> = reader.posts("/events").iter().map(|r| r.json()["data"]["n"].clone()).collect();
     assert_eq!(
         ns,

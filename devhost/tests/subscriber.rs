@@ -59,7 +59,10 @@ async fn with_health_checks_deliveries_wait_while_the_app_is_unhealthy() {
     let probes = app.health_probes();
     common::eventually(WAIT, "two more probes", || app.health_probes() >= probes + 3).await;
     assert_eq!(s.publish("pubsub", "t", &json!({"n": 2}), &[]).await, 204);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No fact shows a delivery loop holding a message, so the window is devhost's own
+    // progress: 5 more probes (500 ms at 100 ms), each finding the app still unhealthy.
+    let probes = app.health_probes();
+    common::eventually(WAIT, "five more probes of the unhealthy app", || app.health_probes() >= probes + 5).await;
     assert_eq!(app.posts("/in").len(), 1, "nothing delivered while unhealthy");
     app.set_healthz(Some(true));
     let got = app.wait_posts("/in", 2, WAIT).await;
@@ -99,7 +102,8 @@ async fn routing_rules_are_full_cel_and_a_bad_programmatic_rule_subscribes_nothi
     // No subscription at all: daprd's metadata then leaves the list out (protojson omits it).
     assert_eq!(metadata.get("subscriptions"), None, "{metadata}");
     assert_eq!(s.publish("pubsub", "t", &json!({"n": 1}), &[]).await, 204);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The metadata lists the subscriptions devhost started delivery loops for: none, so
+    // nothing can be delivered.
     assert!(app.posts("/in").is_empty(), "nothing is subscribed");
     d.shutdown().await;
 }

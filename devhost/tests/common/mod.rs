@@ -168,6 +168,59 @@ pub async fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bo
     }
 }
 
+/// Polls `probe` until it returns `Ok`; past `timeout`, fails saying what never happened
+/// (`what`) and what `probe` saw last (its `Err`).
+pub async fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "timed out waiting for {what}; last seen: {seen}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A database file in a temporary directory (removed on drop), for tests that read it with
+/// `devhost::peek` while devhost runs.
+pub struct TempDb {
+    _dir: tempfile::TempDir,
+    pub path: String,
+}
+
+impl TempDb {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("devhost.sqlite").display().to_string();
+        Self { _dir: dir, path }
+    }
+}
+
+impl Default for TempDb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `(group, topic, lag)` of every consumer group on the cluster of pub/sub component `pubsub`.
+pub fn lags(db: &str, pubsub: &str) -> Vec<(String, String, i64)> {
+    devhost::peek::lag(db, pubsub).unwrap().into_iter().map(|l| (l.group, l.topic, l.lag)).collect()
+}
+
+/// Waits until each `(group, topic)` of `groups` has committed every message of its topic on the
+/// cluster of `pubsub` (lag 0): all published so far was delivered and answered, and nothing of
+/// it can come again (a delivery loop only goes back to an uncommitted offset, after a restart).
+pub async fn wait_caught_up(db: &str, pubsub: &str, groups: &[(&str, &str)], timeout: Duration) {
+    let what = format!("consumer groups (group, topic) {groups:?} on {pubsub} to commit the end of their topics");
+    wait_for(timeout, &what, || {
+        let lags = lags(db, pubsub);
+        let caught_up =
+            groups.iter().all(|(g, t)| lags.iter().any(|l| (l.0.as_str(), l.1.as_str(), l.2) == (*g, *t, 0)));
+        if caught_up { Ok(()) } else { Err(format!("lags {lags:?}")) }
+    })
+    .await;
+}
+
 /// An answer from the sidecar.
 #[derive(Debug)]
 pub struct Resp {
