@@ -8,7 +8,7 @@ use crate::measured;
 use crate::price::{Cost, FARGATE_SOURCE, Prices, cost};
 use crate::quantity::GIB;
 use crate::replay::{ReplayConfig, Second, Strategy, replay};
-use crate::report::{Row, SEED, rows_for_days};
+use crate::report::{Row, SEED, rows_for_days, rows_for_days_with};
 use crate::settings::{FunctionSettings, Trigger};
 use crate::sweep::{Knob, SweepRow, sweep};
 use crate::traffic::{Profile, TopicTraces, generate};
@@ -36,6 +36,8 @@ pub enum DocError {
 pub struct Report {
     pub prices: Prices,
     pub rows: Vec<Row>,
+    /// The same rows with [`measured::CLUSTER_COLD_START_S`] as the cold start.
+    pub cluster_rows: Vec<Row>,
     pub sweep: Vec<SweepRow>,
 }
 
@@ -43,7 +45,12 @@ impl Report {
     /// The four profiles (seed [`SEED`]) replayed for `functions` at `prices`.
     pub fn new(functions: &[FunctionSettings], prices: Prices) -> Self {
         let days: Vec<(Profile, TopicTraces)> = Profile::ALL.iter().map(|p| (*p, generate(*p, SEED))).collect();
-        Self { prices, rows: rows_for_days(functions, &days, &prices), sweep: sweep(functions, &days, &prices) }
+        Self {
+            prices,
+            rows: rows_for_days(functions, &days, &prices),
+            cluster_rows: rows_for_days_with(functions, &days, &prices, measured::CLUSTER_COLD_START_S),
+            sweep: sweep(functions, &days, &prices),
+        }
     }
 }
 
@@ -229,6 +236,47 @@ fn summary(out: &mut String, rows: &[Row], functions: &[FunctionSettings]) {
     out.push('\n');
 }
 
+fn worst_p99(rows: &[Row], profile: Profile) -> (u64, String) {
+    rows.iter()
+        .filter(|r| r.profile == profile && r.strategy == STRATEGIES[0])
+        .map(|r| (r.waits.p99_s, r.function.clone()))
+        .max()
+        .unwrap_or_default()
+}
+
+fn cluster(out: &mut String, rows: &[Row], cluster_rows: &[Row]) {
+    let _ = writeln!(
+        out,
+        "### The shipped settings with a cluster's cold start (backend: the replay model; {} s measured here, \
+         {} s assumed on a cluster with the images cached)\n",
+        measured::COLD_START_S,
+        measured::CLUSTER_COLD_START_S,
+    );
+    let _ = writeln!(
+        out,
+        "| profile | $/month ({} s → {} s) | cold starts/day | worst p99 wait s, function ({} s → {} s) |",
+        measured::COLD_START_S,
+        measured::CLUSTER_COLD_START_S,
+        measured::COLD_START_S,
+        measured::CLUSTER_COLD_START_S,
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for profile in Profile::ALL {
+        let (a, n) = total(rows, profile, STRATEGIES[0]);
+        let (b, m) = total(cluster_rows, profile, STRATEGIES[0]);
+        let (p, f) = worst_p99(rows, profile);
+        let (q, g) = worst_p99(cluster_rows, profile);
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} → {:.2} | {n} → {m} | {p} ({f}) → {q} ({g}) |",
+            profile.name(),
+            a.dollars,
+            b.dollars
+        );
+    }
+    out.push('\n');
+}
+
 /// The flags: a function whose shipped settings cost more than always-on on a profile, or pay
 /// more than [`FLAG_COLD_STARTS`] cold starts on a day. A function that never scales to zero
 /// (shipped `minReplicaCount` 1 or more, task-api) is named once instead: its floor is a choice
@@ -323,6 +371,7 @@ pub fn section(functions: &[FunctionSettings], report: &Report) -> String {
     let mut out = String::new();
     inputs(&mut out, functions, &report.prices);
     summary(&mut out, &report.rows, functions);
+    cluster(&mut out, &report.rows, &report.cluster_rows);
     let _ = writeln!(out, "### Flags (backend: the replay model)\n");
     let flags = flags(&report.rows, functions);
     if flags.is_empty() {
