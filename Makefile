@@ -79,6 +79,14 @@ test-api: ## schemathesis against task-api on devhost: every check, response sch
 	$(CARGO) build --workspace --locked
 	bash scripts/test-api.sh
 
+.PHONY: cost
+cost: ## What scale-to-zero costs and saves: the shipped settings replayed through KEDA's rules (cost/, docs/cost.md)
+	@# The overlay as the cluster gets it, replayed; rewrites docs/cost.svg and the generated section
+	@# of docs/cost.md (cost/tests/doc.rs fails when they are stale). Commit the result.
+	set -o pipefail; kubectl="$$(scripts/lint-tools.sh)/kubectl"; \
+	  "$$kubectl" kustomize manifests/overlays/cloud | \
+	  $(CARGO) run --quiet --locked -p cost -- --svg docs/cost.svg --doc docs/cost.md -
+
 .PHONY: openapi
 openapi: ## Regenerate functions/task-api/openapi.json from the Rust types (commit the result)
 	UPDATE_OPENAPI=1 $(CARGO) test --locked -p task-api --test openapi the_served_file_is_generated_from_the_types

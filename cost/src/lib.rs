@@ -19,6 +19,12 @@
 //!   its source in BENCHMARKS.md or the manifests.
 //! - [`report`]: every function and profile, shipped settings beside always-on and CPU HPA, as
 //!   rows and a Markdown table.
+//! - [`sweep`]: one setting of a function moved at a time, replayed on every profile.
+//! - [`doc`]: the generated section of docs/cost.md (inputs, tables, flags, sweeps) and its splice
+//!   between two marker lines; [`svg`]: docs/cost.svg.
+//! - [`documents`]: a rendered overlay's text (YAML as kustomize prints it, or JSON) as values.
+pub mod doc;
+pub mod documents;
 pub mod measured;
 pub mod price;
 pub mod quantity;
@@ -26,4 +32,6 @@ pub mod replay;
 pub mod report;
 pub mod rules;
 pub mod settings;
+pub mod svg;
+pub mod sweep;
 pub mod traffic;

@@ -5,16 +5,38 @@
 //! pays for what it reserves from its creation to its end, not for what it uses. On a cluster of
 //! your own nodes the same figures are the share of nodes the pods reserve.
 //!
-//! The default prices are assumptions to be checked, not quotes: this crate was written without
-//! access to the price pages. They are the on-demand Linux/x86 figures of AWS Fargate in
-//! us-east-1 as we remember them from <https://aws.amazon.com/fargate/pricing/>: $0.04048 per
-//! vCPU-hour and $0.004445 per GB-hour (we apply it per GiB: check the page's unit). GKE
-//! Autopilot's general-purpose pods in us-central1
-//! (<https://cloud.google.com/kubernetes-engine/pricing>) were, as we remember them, $0.0445 per
-//! vCPU-hour and $0.0049225 per GiB-hour: [`Prices::gke_autopilot`]. Both platforms round a
-//! pod up to a minimum size (Fargate: 0.25 vCPU and 0.5 GB per task; Autopilot: its own minimums
-//! per compute class), which matters here because the shipped pods ask for 70m and 96 MiB: set
-//! [`Prices::min_cpu`] and [`Prices::min_memory`] to the platform's minimums to apply them.
+//! The prices, with their public sources (looked up on 2026-12-07 through stored copies of the
+//! pages; the official pages render their rate tables with scripts, so the figures were read from
+//! dated transcriptions of them, named here):
+//!
+//! - AWS Fargate on-demand, Linux/x86, US East (N. Virginia), the platform of EKS on Fargate:
+//!   $0.04048 per vCPU-hour and $0.004445 per GB-hour. Official page:
+//!   <https://aws.amazon.com/fargate/pricing/> (no date shown). Figures as transcribed by
+//!   <https://cloudburn.io/blog/aws-fargate-pricing> ("US East (N. Virginia) pricing as of March
+//!   2026", the page dated April 1st, 2026) and
+//!   <https://www.factualminds.com/blog/amazon-fargate-ecs-task-pricing-2026/> ("As of June 2026",
+//!   dated 2026-06-17); the per-second form on <https://aws.amazon.com/ecs/pricing/> ("$0.000011244
+//!   per vCPU second", transcribed 2026-09-20) is the same rate (× 3600 = $0.04048). Fargate sizes
+//!   memory in GB that are binary (512 MiB is "0.5 GB" in its table), so the rate is applied per
+//!   GiB here.
+//! - The smallest pod EKS on Fargate bills:
+//!   <https://docs.aws.amazon.com/eks/latest/userguide/fargate-pod-configuration.html> (no date
+//!   shown): the pod's requests (the sum of its long-running containers) plus 256 MB for the
+//!   kubelet, kube-proxy and containerd, rounded up to the next of its vCPU/memory combinations,
+//!   the smallest being 0.25 vCPU with 0.5 GB. Every shipped pod asks for at most 150m and
+//!   128 MiB (+ 256 MiB = 384 MiB), so each is billed as exactly 0.25 vCPU and 0.5 GiB:
+//!   [`Prices::fargate_eks`]. Billing runs from the image pull to the pod's end, per second
+//!   (<https://www.vantage.sh/blog/fargate-pricing> mentions a one-minute minimum per pod: not
+//!   modelled, it would add at most a minute per cold start).
+//! - GKE Autopilot general-purpose pods, us-central1: $0.0445 per vCPU-hour and $0.0049225 per
+//!   GiB-hour as quoted by <https://toolstac.com/tool/gke-enterprise/enterprise-transition-guide>
+//!   (no date shown; official page <https://cloud.google.com/kubernetes-engine/pricing>, whose
+//!   stored copy says "All Autopilot resources are charged in 1 second increments, there is no
+//!   minimum charge" and rounds CPU to ¼-vCPU increments): [`Prices::gke_autopilot`], without its
+//!   per-class minimums (not found: an assumption to check).
+//!
+//! [`Prices::default`] is Fargate's rates on the requests alone (no platform minimum): the share
+//! of your own nodes the pods reserve, priced at Fargate's rates.
 
 use crate::quantity::{GIB, Quantity};
 use crate::settings::Resources;
@@ -36,13 +58,28 @@ pub struct Prices {
 }
 
 impl Default for Prices {
-    /// AWS Fargate on-demand, Linux/x86, us-east-1, no minimum (see the module doc: to check).
+    /// AWS Fargate on-demand, Linux/x86, us-east-1, on the requests alone (see the module doc).
     fn default() -> Self {
         Self { vcpu_hour: 0.04048, gib_hour: 0.004445, min_cpu: Quantity::default(), min_memory: Quantity::default() }
     }
 }
 
+/// Where [`Prices::fargate_eks`]'s figures come from, for the report.
+pub const FARGATE_SOURCE: &str = "AWS Fargate on-demand Linux/x86 us-east-1 (https://aws.amazon.com/fargate/pricing/, \
+    rates as transcribed March and June 2026 by cloudburn.io and factualminds.com); EKS on Fargate pod sizes \
+    (https://docs.aws.amazon.com/eks/latest/userguide/fargate-pod-configuration.html)";
+
 impl Prices {
+    /// EKS on Fargate: Fargate's rates with its smallest pod, 0.25 vCPU and 0.5 GiB (the shipped
+    /// pods' requests plus Fargate's 256 MiB all fit in it: see the module doc).
+    pub fn fargate_eks() -> Self {
+        Self {
+            min_cpu: Quantity::from_milli(250),
+            min_memory: Quantity::from_milli(512 * 1024 * 1024 * 1000),
+            ..Self::default()
+        }
+    }
+
     /// GKE Autopilot general-purpose pods, us-central1, no minimum (see the module doc: to check).
     pub fn gke_autopilot() -> Self {
         Self { vcpu_hour: 0.0445, gib_hour: 0.004_922_5, ..Self::default() }

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use crate::measured;
 use crate::price::{Cost, Prices, cost};
-use crate::replay::{DEFAULT_CPU_TARGET_PERCENT, ReplayConfig, Strategy, WaitStats, replay};
+use crate::replay::{DEFAULT_CPU_TARGET_PERCENT, Measured, ReplayConfig, Strategy, WaitStats, replay};
 use crate::settings::FunctionSettings;
-use crate::traffic::{Profile, generate};
+use crate::traffic::{Profile, TopicTraces, generate};
 
 /// The seed of the report's days: fixed, so that every report shows the same traffic.
 pub const SEED: u64 = 24;
@@ -29,13 +29,30 @@ pub struct Row {
 
 /// The rows for `functions` over `profiles`, with the measured defaults of [`crate::measured`].
 pub fn rows(functions: &[FunctionSettings], profiles: &[Profile], prices: &Prices) -> Vec<Row> {
+    let days: Vec<(Profile, TopicTraces)> = profiles.iter().map(|p| (*p, generate(*p, SEED))).collect();
+    rows_for_days(functions, &days, prices)
+}
+
+/// The rows for `functions` over days already generated (a profile and its traffic), so that a
+/// caller replaying the same days again (the sweeps) generates them once.
+pub fn rows_for_days(functions: &[FunctionSettings], days: &[(Profile, TopicTraces)], prices: &Prices) -> Vec<Row> {
+    rows_for_days_with(functions, days, prices, measured::COLD_START_S)
+}
+
+/// [`rows_for_days`] with another cold start than the measured one (for example
+/// [`measured::CLUSTER_COLD_START_S`], to see what a cluster's pod start does to the waits).
+pub fn rows_for_days_with(
+    functions: &[FunctionSettings],
+    days: &[(Profile, TopicTraces)],
+    prices: &Prices,
+    cold_start_s: u32,
+) -> Vec<Row> {
     let mut out = vec![];
-    for profile in profiles {
-        let day = generate(*profile, SEED);
+    for (profile, day) in days {
         for f in functions {
             let name = f.deployment.name.as_str();
             let Some(trace) = day.function(name) else { continue };
-            let config = ReplayConfig::new(&f.scaled_object, measured::for_function(name));
+            let config = ReplayConfig::new(&f.scaled_object, Measured { cold_start_s, ..measured::for_function(name) });
             let pod = f.deployment.pod();
             for (label, strategy) in [
                 ("shipped (KEDA)", Strategy::Keda),
