@@ -506,6 +506,9 @@ struct Figures {
     replica_seconds: f64,
     /// (time, from, to) of each change of `spec.replicas`.
     events: Vec<(f64, i64, i64)>,
+    /// When each pod became ready (shown, not compared: it follows from the events and the
+    /// cold start, both compared).
+    ready: Vec<f64>,
     p50: f64,
     p99: f64,
     max: f64,
@@ -524,6 +527,7 @@ impl Figures {
         Self {
             cold_starts: events.iter().filter(|(_, from, to)| *from == 0 && *to > 0).count() as u32,
             replica_seconds: o.pods.iter().map(|(asked, _, gone)| gone - asked).sum(),
+            ready: o.pods.iter().map(|(_, healthy, _)| *healthy).collect(),
             p50: percentile(0.5),
             p99: percentile(0.99),
             max: waits.last().copied().unwrap_or_default(),
@@ -532,18 +536,23 @@ impl Figures {
     }
 
     fn predicted(r: &cost::replay::ReplayResult) -> Self {
-        let mut events = Vec::new();
-        let mut before = 0;
+        let (mut events, mut ready) = (Vec::new(), Vec::new());
+        let (mut before, mut ready_before) = (0, 0);
         for (t, second) in r.timeline.iter().enumerate() {
             if second.replicas != before {
                 events.push((t as f64, i64::from(before), i64::from(second.replicas)));
                 before = second.replicas;
             }
+            for _ in ready_before..second.ready {
+                ready.push(t as f64);
+            }
+            ready_before = second.ready;
         }
         Self {
             cold_starts: r.cold_starts,
             replica_seconds: r.replica_seconds as f64,
             events,
+            ready,
             p50: r.waits.p50_s as f64,
             p99: r.waits.p99_s as f64,
             max: r.waits.max_s as f64,
@@ -738,6 +747,9 @@ async fn the_cost_replay_predicts_a_short_trace_on_the_real_platform() -> anyhow
     );
     println!("{:<36} {:<44} {}", "scale events (s)", show_events(&real.events, 1), show_events(&seen.events, 0));
     println!("{:<36} {:<44} {}", "  if no poll sees the warm bursts", "", show_events(&unseen.events, 0));
+    let times =
+        |ts: &[f64], decimals: usize| ts.iter().map(|t| format!("{t:.decimals$}")).collect::<Vec<_>>().join(", ");
+    println!("{:<36} {:<44} {}", "pods ready (s)", times(&real.ready, 1), times(&seen.ready, 0));
     println!(
         "{:<36} {:<44} {:.0} / {:.0} / {:.0}",
         "wait p50 / p99 / max (s)",
