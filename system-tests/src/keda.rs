@@ -163,8 +163,13 @@ pub fn trigger_query(function: &str) -> anyhow::Result<String> {
 /// the Deployments need (test values; `keda-postgres` the platform's PostgreSQL as role
 /// keda_reminders), then the ScaledObjects (KEDA reconciles one at once, and a Ready=False for a
 /// Secret created a moment later would stand until its next retry). Returns the Deployments
-/// that scale to zero.
-pub fn apply_overlay(kubelet: &Kubelet, platform: &Platform, dir: &Path) -> anyhow::Result<(Vec<String>, Vec<Value>)> {
+/// that scale to zero, the ScaledObjects, and every document applied (as rendered, the broker
+/// filled in).
+pub fn apply_overlay(
+    kubelet: &Kubelet,
+    platform: &Platform,
+    dir: &Path,
+) -> anyhow::Result<(Vec<String>, Vec<Value>, Vec<Value>)> {
     let docs = render(kubelet, &platform.kafka_bootstrap())?;
     let (scaled, rest): (Vec<&Value>, Vec<&Value>) = docs.iter().partition(|d| kind(d) == "ScaledObject");
     let write = |name: &str, docs: &[&Value]| -> anyhow::Result<PathBuf> {
@@ -208,7 +213,8 @@ pub fn apply_overlay(kubelet: &Kubelet, platform: &Platform, dir: &Path) -> anyh
         .filter(|so| so["spec"].get("minReplicaCount").and_then(Value::as_i64) == Some(0))
         .filter_map(|so| so["spec"]["scaleTargetRef"]["name"].as_str().map(str::to_owned))
         .collect();
-    Ok((workers, scaled.into_iter().cloned().collect()))
+    let scaled = scaled.into_iter().cloned().collect();
+    Ok((workers, scaled, docs))
 }
 
 /// The HPA KEDA made for each ScaledObject (`keda-hpa-<name>`) against the ScaledObject:
@@ -365,6 +371,9 @@ pub struct Idle {
     pub workers: Vec<String>,
     /// The rendered ScaledObjects.
     pub scaled: Vec<Value>,
+    /// Every document of the overlay as applied (ScaledObjects, Deployments, ...), for a replay
+    /// of the same settings (`cost::settings::functions_from_documents`).
+    pub documents: Vec<Value>,
     /// One line per HPA, checked against its ScaledObject ([`check_hpas`]).
     pub hpas: Vec<String>,
     /// Seconds from the overlay applied to every worker at 0 and every ScaledObject Ready.
@@ -382,7 +391,7 @@ pub async fn prepare(
     dir: &Path,
 ) -> anyhow::Result<Idle> {
     let publisher = platform.start_publisher(TASK_CREATE_PUBLISHER).await?;
-    let (workers, scaled) = apply_overlay(kubelet, platform, dir)?;
+    let (workers, scaled, documents) = apply_overlay(kubelet, platform, dir)?;
     let expected: BTreeSet<&str> = SCALE_TO_ZERO.into();
     ensure!(
         workers.iter().map(String::as_str).collect::<BTreeSet<_>>() == expected,
@@ -411,7 +420,7 @@ pub async fn prepare(
     for w in &workers {
         ensure!(platform.replicas(w)? == 0 && replicas.get(w) == Some(&0), "{w} is awake before any message");
     }
-    Ok(Idle { publisher, workers, scaled, hpas, idle_after })
+    Ok(Idle { publisher, workers, scaled, documents, hpas, idle_after })
 }
 
 /// What one wake-up from zero measured, in seconds from the publish unless said otherwise.

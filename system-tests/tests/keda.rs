@@ -13,14 +13,19 @@
 //! minutes) before it is due, and it fires on time; the fired reminder wakes the notifier on
 //! `reminders`, which consumes it and goes back to 0. At idle the HPAs KEDA creates are checked
 //! against the ScaledObjects (bounds, metric, target).
+//!
+//! Then, on a platform of its own, issue 24's model check: a short trace of create requests
+//! (cold bursts and warm ones) played on create-task, its replica timeline and its requests'
+//! waits compared with what `cost::replay` predicts for the same trace, the settings read from
+//! the overlay this run applied and the cold start and rate measured in this run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use chrono::{SecondsFormat, Utc};
-use reqwest::StatusCode;
+use chrono::{DateTime, SecondsFormat, Utc};
+use reqwest::{Method, StatusCode};
 use system_tests::api::client;
 use system_tests::host::Setup;
 use system_tests::keda::{
@@ -57,13 +62,7 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
     }
     .await;
     if outcome.is_err() {
-        eprintln!(
-            "deployments:\n{}",
-            kubelet.kubectl(&["get", "deploy,scaledobjects", "-n", NAMESPACE]).unwrap_or_default()
-        );
-        let keda = std::fs::read_to_string(&control.keda_log).unwrap_or_default();
-        let tail: Vec<&str> = keda.lines().rev().take(30).collect();
-        eprintln!("the end of the KEDA operator's log:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        report_failure(&kubelet, &control);
     }
     let stopped = kubelet.stop_all(&mut platform);
     let logs = platform.logs().to_owned();
@@ -448,4 +447,491 @@ async fn reminder_wakes_fire_reminder(
         zero_after_fired: secs(fired.1, zero),
         notifier_done_after_fired: secs(fired.1, notified),
     })
+}
+
+// Issue 24, point 3: the cost replay (`cost::replay`) checked once against the real thing.
+
+/// The model check's trace: (second from its start, create requests published then). A cold
+/// start; a burst 3 s later, within the overlay's 5 s cooldown (create-task still up: warm);
+/// the same pair again after a 17 s gap, longer than the cooldown and the stop (asleep: cold);
+/// a last cold burst. 8 requests a burst stay under create-task's lagThreshold of 20, so its HPA
+/// keeps 1 replica and the timeline is KEDA's own 0 <-> 1 moves: the HPA's sync period (1 s on
+/// the test control plane) is not an input of the replay, which syncs every 15 s as a cluster's
+/// controller-manager does by default.
+const TRACE: [(u64, usize); 5] = [(0, 8), (3, 8), (20, 8), (23, 8), (40, 8)];
+
+/// How far the replay may be from the real run, and why (each is the model's own resolution,
+/// not a fit to one run's numbers):
+/// - cold starts: equal. Each is a 0 -> 1 move of KEDA's, decided on cooldown and lag alone.
+/// - each scale event within 2 s: the replay puts a poll at every whole second and a move at the
+///   start of its second (up to 1 s off the real poll's phase), and the real time is the kubelet
+///   loop's reading (every 0.2 s, later while its pass starts or stops a pair: up to about 1 s).
+///   A 1 -> 0 move comes `cooldownPeriod` after the last poll that saw lag, and whether a poll
+///   sees a warm burst is a matter of phase the replay does not have: its poll comes after the
+///   second's arrivals, so it always sees one; the real poll sees one only if it reads the lag
+///   before create-task's consumer commits the burst's offsets (daprd marks each message handled
+///   and sarama commits every second: components-contrib v1.18.3
+///   common/component/kafka/consumer.go, sarama config.go `AutoCommit.Interval`), about one
+///   poll in two here. So a 1 -> 0 move may lie anywhere between the replay of the trace as it
+///   is and the replay without its warm bursts (no poll sees them), 2 s either side.
+/// - replica-seconds within 30 % of that range: each 0 -> 1 -> 0 period of about 7 s (cold start,
+///   cooldown, a poll) is off by up to 1 s at each end for the reasons above, and the replay
+///   removes a pod at once where the real one stops gracefully (SIGTERM, a few tenths here).
+/// - wait p50 and p99 within 1.5 s: the replay polls in a message's own second (the real poll
+///   comes up to 1 s later) and rounds the cold start up to whole seconds (up to 1 s the other
+///   way), and the real wait includes the kubelet loop's reading of `spec.replicas`.
+const EVENT_MARGIN_S: f64 = 2.0;
+const REPLICA_SECONDS_MARGIN: f64 = 0.30;
+const WAIT_MARGIN_S: f64 = 1.5;
+
+/// What the real run gave for create-task, in seconds from the trace's start.
+#[derive(Debug, Clone)]
+struct Observed {
+    /// Each request: published (before the publish call) and handled (create-task's "task
+    /// request" line).
+    requests: Vec<(f64, f64)>,
+    /// `spec.replicas` each time it was seen to change (the kubelet's passes and the loop's
+    /// readings), from (0, 0).
+    spec: Vec<(f64, i64)>,
+    /// Each pair: asked for (its pass saw `spec.replicas` ask), healthy, gone.
+    pods: Vec<(f64, f64, f64)>,
+    /// Every request handled and every worker back at 0 and stopped.
+    end: f64,
+}
+
+/// The figures compared, for the real run and for the replay.
+#[derive(Debug, Clone, PartialEq)]
+struct Figures {
+    cold_starts: u32,
+    replica_seconds: f64,
+    /// (time, from, to) of each change of `spec.replicas`.
+    events: Vec<(f64, i64, i64)>,
+    /// When each pod became ready (shown, not compared: it follows from the events and the
+    /// cold start, both compared).
+    ready: Vec<f64>,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Figures {
+    fn observed(o: &Observed) -> Self {
+        let events: Vec<(f64, i64, i64)> = o.spec.windows(2).map(|w| (w[1].0, w[0].1, w[1].1)).collect();
+        let mut waits: Vec<f64> = o.requests.iter().map(|(p, h)| h - p).collect();
+        waits.sort_by(f64::total_cmp);
+        // As `cost::replay::WaitStats`: the smallest wait that at least that share did not exceed.
+        let percentile = |p: f64| {
+            let rank = ((waits.len() as f64) * p).ceil().max(1.0) as usize;
+            waits.get(rank - 1).copied().unwrap_or_default()
+        };
+        Self {
+            cold_starts: events.iter().filter(|(_, from, to)| *from == 0 && *to > 0).count() as u32,
+            replica_seconds: o.pods.iter().map(|(asked, _, gone)| gone - asked).sum(),
+            ready: o.pods.iter().map(|(_, healthy, _)| *healthy).collect(),
+            p50: percentile(0.5),
+            p99: percentile(0.99),
+            max: waits.last().copied().unwrap_or_default(),
+            events,
+        }
+    }
+
+    fn predicted(r: &cost::replay::ReplayResult) -> Self {
+        let (mut events, mut ready) = (Vec::new(), Vec::new());
+        let (mut before, mut ready_before) = (0, 0);
+        for (t, second) in r.timeline.iter().enumerate() {
+            if second.replicas != before {
+                events.push((t as f64, i64::from(before), i64::from(second.replicas)));
+                before = second.replicas;
+            }
+            for _ in ready_before..second.ready {
+                ready.push(t as f64);
+            }
+            ready_before = second.ready;
+        }
+        Self {
+            cold_starts: r.cold_starts,
+            replica_seconds: r.replica_seconds as f64,
+            events,
+            ready,
+            p50: r.waits.p50_s as f64,
+            p99: r.waits.p99_s as f64,
+            max: r.waits.max_s as f64,
+        }
+    }
+
+    /// Where the real run (`self`) is outside the margins around the replay's prediction
+    /// (empty: they agree).
+    fn disagreements(&self, model: &Prediction) -> Vec<String> {
+        let (seen, unseen) = (&model.seen, &model.unseen);
+        let mut out = Vec::new();
+        if self.cold_starts != seen.cold_starts {
+            out.push(format!("cold starts: real {}, replay {}", self.cold_starts, seen.cold_starts));
+        }
+        let moves = |f: &Figures| f.events.iter().map(|e| (e.1, e.2)).collect::<Vec<_>>();
+        if moves(self) != moves(seen) {
+            out.push(format!("scale events: real {:?}, replay {:?}", moves(self), moves(seen)));
+        } else {
+            // Without the warm bursts the moves are the same, only the 1 -> 0 ones earlier; if
+            // not, the replay of the trace as it is is the only prediction.
+            let lower = if moves(unseen) == moves(seen) { &unseen.events } else { &seen.events };
+            for ((real, predicted), early) in self.events.iter().zip(&seen.events).zip(lower) {
+                let from = if real.2 == 0 { early.0.min(predicted.0) } else { predicted.0 };
+                if real.0 < from - EVENT_MARGIN_S || real.0 > predicted.0 + EVENT_MARGIN_S {
+                    out.push(format!(
+                        "{} -> {}: real at {:.1} s, replay at {:.0} s ({:.0} s if no poll sees the warm bursts)",
+                        real.1, real.2, real.0, predicted.0, early.0
+                    ));
+                }
+            }
+        }
+        let (low, high) =
+            (seen.replica_seconds.min(unseen.replica_seconds), seen.replica_seconds.max(unseen.replica_seconds));
+        if self.replica_seconds < low * (1.0 - REPLICA_SECONDS_MARGIN)
+            || self.replica_seconds > high * (1.0 + REPLICA_SECONDS_MARGIN)
+        {
+            out.push(format!("replica-seconds: real {:.1}, replay {low:.0} to {high:.0}", self.replica_seconds));
+        }
+        for (what, real, predicted) in [("p50", self.p50, seen.p50), ("p99", self.p99, seen.p99)] {
+            if (real - predicted).abs() > WAIT_MARGIN_S {
+                out.push(format!("wait {what}: real {real:.2} s, replay {predicted:.0} s"));
+            }
+        }
+        out
+    }
+}
+
+/// The replay's prediction for the trace: as it is (the replay's poll sees every burst), and
+/// without the bursts that came while a replica was ready in that replay (no poll sees them:
+/// they are handled and committed between two polls). The waits are the first one's.
+#[derive(Debug, Clone)]
+struct Prediction {
+    seen: Figures,
+    unseen: Figures,
+}
+
+impl Prediction {
+    fn of(config: &cost::replay::ReplayConfig, trace: &cost::replay::FunctionTrace) -> Self {
+        let replay =
+            |trace: &cost::replay::FunctionTrace| cost::replay::replay(config, trace, cost::replay::Strategy::Keda);
+        let as_is = replay(trace);
+        let mut cold_only = trace.clone();
+        for t in 1..cold_only.kafka.len() {
+            if as_is.timeline.get(t - 1).is_some_and(|s| s.ready > 0) {
+                cold_only.kafka[t] = 0;
+            }
+        }
+        Self { seen: Figures::predicted(&as_is), unseen: Figures::predicted(&replay(&cold_only)) }
+    }
+}
+
+fn show_events(events: &[(f64, i64, i64)], decimals: usize) -> String {
+    events.iter().map(|(t, from, to)| format!("{from}->{to} {t:.decimals$}")).collect::<Vec<_>>().join(", ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cost_replay_predicts_a_short_trace_on_the_real_platform() -> anyhow::Result<()> {
+    let setup = Setup::new(&[("RUST_LOG", "info")])?;
+    let dir = Platform::fresh_dir("keda-model")?;
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let control = ControlPlane::start(&dir)?;
+    let mut platform =
+        Platform::start(&setup.run_file, &dir, Options { no_functions: true, ..Options::default() }).await?;
+    let mut kubelet = Kubelet::new(&control.kubectl, &control.kubeconfig, NAMESPACE);
+    let outcome = async {
+        let idle = prepare(&setup, &mut platform, &mut kubelet, &dir).await?;
+        let observed = play_trace(&setup, &mut platform, &mut kubelet, &idle).await?;
+        anyhow::Ok((idle.documents, observed))
+    }
+    .await;
+    if outcome.is_err() {
+        report_failure(&kubelet, &control);
+    }
+    // The operator's own log of its moves, beside the platform's (the control plane's folder goes with it).
+    let _ = std::fs::copy(&control.keda_log, dir.join("logs/keda.log"));
+    let stopped = kubelet.stop_all(&mut platform);
+    let logs = platform.logs().to_owned();
+    platform.stop()?;
+    drop(control);
+    stopped?;
+    let (documents, observed) = outcome.with_context(|| format!("logs in {}", logs.display()))?;
+
+    // The same settings: the documents this run applied, read by the cost library.
+    let documents: Vec<serde_json::Value> =
+        documents.iter().map(serde_json::to_value).collect::<Result<_, _>>().context("the applied overlay as JSON")?;
+    let functions = cost::settings::functions_from_documents(&documents)?;
+    let settings = functions
+        .iter()
+        .find(|f| f.scaled_object.name == "create-task")
+        .context("no create-task ScaledObject in the applied overlay")?;
+    let so = &settings.scaled_object;
+    let gaps_ok = TRACE.windows(2).any(|w| w[1].0 - w[0].0 < u64::from(so.cooldown_period_s))
+        && TRACE.windows(2).any(|w| w[1].0 - w[0].0 > 3 * u64::from(so.cooldown_period_s));
+    ensure!(gaps_ok, "the trace has no warm and cold gaps for a cooldown of {} s", so.cooldown_period_s);
+
+    // The measured inputs, from this run. Cold start: each wake-up's pair asked for (spec.replicas
+    // 1 seen) to its first request handled, the median rounded up to the replay's 1 s step.
+    let mut colds: Vec<f64> = observed
+        .pods
+        .iter()
+        .filter_map(|(asked, _, _)| {
+            observed
+                .requests
+                .iter()
+                .map(|(_, handled)| *handled)
+                .filter(|h| h >= asked)
+                .reduce(f64::min)
+                .map(|h| h - asked)
+        })
+        .collect();
+    colds.sort_by(f64::total_cmp);
+    let cold = colds.get(colds.len() / 2).copied().context("no wake-up in the run")?;
+    // Rate: the requests waiting when each pair became healthy, handled one after the other:
+    // (n - 1) over the time from the first handled to the last (a lower bound on what one
+    // replica does: 8 requests are too few to saturate it).
+    let (mut drained, mut drain_s) = (0usize, 0.0f64);
+    for (_, healthy, _) in &observed.pods {
+        let waiting: Vec<f64> =
+            observed.requests.iter().filter(|(p, h)| p < healthy && h >= healthy).map(|(_, h)| *h).collect();
+        if let (Some(first), Some(last)) =
+            (waiting.iter().copied().reduce(f64::min), waiting.iter().copied().reduce(f64::max))
+        {
+            drained += waiting.len() - 1;
+            drain_s += (last - first).max(0.001);
+        }
+    }
+    ensure!(drained > 0, "no request waited for a pair to start");
+    let measured = cost::replay::Measured {
+        partitions: cost::measured::partitions("task-create"),
+        cold_start_s: (cold.ceil() as u32).max(1),
+        rate_per_replica: drained as f64 / drain_s,
+    };
+    let length = observed.end.ceil() as usize;
+    let mut kafka = vec![0u32; length];
+    for (published, _) in &observed.requests {
+        kafka[(*published as usize).min(length - 1)] += 1;
+    }
+    let trace = cost::replay::FunctionTrace { kafka, due: vec![] };
+    let config = cost::replay::ReplayConfig::new(so, measured);
+    let (real, model) = (Figures::observed(&observed), Prediction::of(&config, &trace));
+
+    let trigger = so.triggers.first().map(|t| format!("{t:?}")).unwrap_or_default();
+    println!(
+        "\ncreate-task, {} requests in bursts at {} s; settings from the applied overlay: pollingInterval {} s, \
+         cooldownPeriod {} s, replicas {}..{}, {trigger}",
+        observed.requests.len(),
+        TRACE.iter().map(|(t, n)| format!("{t} ({n})")).collect::<Vec<_>>().join(", "),
+        so.polling_interval_s,
+        so.cooldown_period_s,
+        so.min_replicas,
+        so.max_replicas,
+    );
+    println!(
+        "measured in this run: cold start {:.2} s (median of {:?}, spec.replicas 1 seen -> first request handled) \
+         -> {} s; rate {:.0} requests/s per replica ({drained} requests drained by newly started pairs); \
+         partitions {} (topics.txt)",
+        cold,
+        colds.iter().map(|c| format!("{c:.2}")).collect::<Vec<_>>(),
+        measured.cold_start_s,
+        measured.rate_per_replica,
+        measured.partitions,
+    );
+    println!("{:<36} {:<44} replay", "", "real");
+    let (seen, unseen) = (&model.seen, &model.unseen);
+    println!("{:<36} {:<44} {}", "cold starts", real.cold_starts, seen.cold_starts);
+    println!(
+        "{:<36} {:<44} {:.0} ({:.0} if no poll sees the warm bursts)",
+        "replica-seconds (pods asked -> gone)",
+        format!("{:.1}", real.replica_seconds),
+        seen.replica_seconds,
+        unseen.replica_seconds
+    );
+    println!("{:<36} {:<44} {}", "scale events (s)", show_events(&real.events, 1), show_events(&seen.events, 0));
+    println!("{:<36} {:<44} {}", "  if no poll sees the warm bursts", "", show_events(&unseen.events, 0));
+    let times =
+        |ts: &[f64], decimals: usize| ts.iter().map(|t| format!("{t:.decimals$}")).collect::<Vec<_>>().join(", ");
+    println!("{:<36} {:<44} {}", "pods ready (s)", times(&real.ready, 1), times(&seen.ready, 0));
+    println!(
+        "{:<36} {:<44} {:.0} / {:.0} / {:.0}",
+        "wait p50 / p99 / max (s)",
+        format!("{:.2} / {:.2} / {:.2}", real.p50, real.p99, real.max),
+        seen.p50,
+        seen.p99,
+        seen.max
+    );
+    println!(
+        "margins: cold starts equal, scale events within {EVENT_MARGIN_S} s (1 -> 0: of either replay), \
+         replica-seconds within {:.0} % of the replays' range, wait p50 and p99 within {WAIT_MARGIN_S} s; \
+         window {:.1} s",
+        REPLICA_SECONDS_MARGIN * 100.0,
+        observed.end
+    );
+    let disagreements = real.disagreements(&model);
+    ensure!(disagreements.is_empty(), "the replay disagrees with the real run: {disagreements:?}");
+
+    // The check can fail: the same comparison with a wrong model input does.
+    for (what, wrong) in [
+        ("a cooldown of 20 s", cost::replay::ReplayConfig { cooldown_period_s: 20, ..config.clone() }),
+        (
+            "a cold start 3 s longer",
+            cost::replay::ReplayConfig {
+                measured: cost::replay::Measured { cold_start_s: measured.cold_start_s + 3, ..measured },
+                ..config.clone()
+            },
+        ),
+    ] {
+        let found = real.disagreements(&Prediction::of(&wrong, &trace));
+        println!("negative control, {what}: {found:?}");
+        ensure!(!found.is_empty(), "the comparison passes with {what}: it does not check the model");
+    }
+    // Agreed: the logs are of no further use (on a failure they stay for the next run to clear).
+    std::fs::remove_dir_all(&dir)?;
+    if let Some(parent) = dir.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
+    Ok(())
+}
+
+/// On a failure: the Deployments and ScaledObjects, and the end of the KEDA operator's log.
+fn report_failure(kubelet: &Kubelet, control: &ControlPlane) {
+    eprintln!(
+        "deployments:\n{}",
+        kubelet.kubectl(&["get", "deploy,scaledobjects", "-n", NAMESPACE]).unwrap_or_default()
+    );
+    let keda = std::fs::read_to_string(&control.keda_log).unwrap_or_default();
+    let tail: Vec<&str> = keda.lines().rev().take(30).collect();
+    eprintln!("the end of the KEDA operator's log:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+}
+
+/// Each request of this trace create-task handled, by key: when (its first "task request"
+/// line, any replica's log).
+fn handled_at(logs: &Path, max: usize, prefix: &str) -> anyhow::Result<BTreeMap<String, DateTime<Utc>>> {
+    let mut handled = BTreeMap::new();
+    for name in replica_logs(max) {
+        let text = match std::fs::read_to_string(logs.join(format!("{name}.log"))) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {name}.log")),
+        };
+        for line in text.lines().filter(|l| l.contains("task request")) {
+            let Some((_, rest)) = line.split_once(prefix) else { continue };
+            let key: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>();
+            let stamp = line.split_whitespace().next().unwrap_or_default();
+            let at = DateTime::parse_from_rfc3339(stamp)
+                .with_context(|| format!("{name}.log: no time at the start of {line:?}"))?
+                .with_timezone(&Utc);
+            let entry = handled.entry(format!("{prefix}{key}")).or_insert(at);
+            *entry = (*entry).min(at);
+        }
+    }
+    Ok(handled)
+}
+
+/// Plays [`TRACE`] on create-task from idle, beside the kubelet loop, and records what happened
+/// until every request is handled and every worker is back at 0 and stopped.
+async fn play_trace(
+    setup: &Setup,
+    platform: &mut Platform,
+    kubelet: &mut Kubelet,
+    idle: &Idle,
+) -> anyhow::Result<Observed> {
+    const APP: &str = "create-task";
+    let max = idle
+        .scaled
+        .iter()
+        .find(|so| so["metadata"]["name"].as_str() == Some(APP))
+        .and_then(|so| so["spec"]["maxReplicaCount"].as_u64())
+        .context("create-task's maxReplicaCount")?;
+    let max = usize::try_from(max)?;
+    let logs = platform.logs().to_owned();
+    let prefix = format!("trace-{}-", uuid::Uuid::new_v4().simple());
+    let total: usize = TRACE.iter().map(|(_, n)| n).sum();
+    let since = kubelet.history().len();
+    let (t0, t0_utc) = (Instant::now(), Utc::now());
+    let mut publisher = {
+        let (api, http, sidecar, prefix) = (setup.api(USER)?, client()?, idle.publisher.clone(), prefix.clone());
+        tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for (burst, (at, n)) in TRACE.into_iter().enumerate() {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + Duration::from_secs(at))).await;
+                let mut in_flight = tokio::task::JoinSet::new();
+                for i in 0..n {
+                    // One owner per request of a burst: the partition key spreads them.
+                    let create =
+                        Create { owner: format!("trace-{i}"), key: format!("{prefix}{burst}-{i}"), via_api: false };
+                    let (api, http, sidecar) = (api.clone(), http.clone(), sidecar.clone());
+                    in_flight.spawn(async move {
+                        let published = Utc::now();
+                        ensure!(create.send(&api, &http, &sidecar).await?, "{}: not published", create.key);
+                        anyhow::Ok((create, published))
+                    });
+                }
+                while let Some(done) = in_flight.join_next().await {
+                    sent.push(done.context("a publishing task panicked")??);
+                }
+            }
+            anyhow::Ok(sent)
+        })
+    };
+
+    let workers = idle.workers.clone();
+    let mut spec: Vec<(f64, i64)> = vec![(0.0, 0)];
+    let mut sent = None;
+    let end = drive(
+        kubelet,
+        platform,
+        "the trace handled and every worker asleep",
+        Duration::from_secs(180),
+        async |k, p| {
+            let replicas = k.replicas()?;
+            let now = replicas.get(APP).copied().unwrap_or(0);
+            spec.push((secs(t0, Instant::now()), now));
+            if sent.is_none() {
+                if !publisher.is_finished() {
+                    return Ok(None);
+                }
+                sent = Some((&mut publisher).await.context("the publisher panicked")??);
+            }
+            if handled_at(&logs, max, &prefix)?.len() < total {
+                return Ok(None);
+            }
+            for w in &workers {
+                if replicas.get(w) != Some(&0) || p.replicas(w)? > 0 {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(Instant::now()))
+        },
+    )
+    .await?;
+    let sent: Vec<(Create, DateTime<Utc>)> = sent.context("the publisher never finished")?;
+
+    let handled = handled_at(&logs, max, &prefix)?;
+    let since_start = |at: DateTime<Utc>| (at - t0_utc).num_microseconds().unwrap_or_default() as f64 / 1e6;
+    let mut requests = Vec::new();
+    for (create, published) in &sent {
+        let at = handled.get(&create.key).with_context(|| format!("{} never handled", create.key))?;
+        // And done: the task is readable by its owner.
+        let task =
+            setup.api(&create.owner)?.call(Method::GET, &format!("/v1/tasks/{}", create.task_id()), None).await?;
+        ensure!(task.status == StatusCode::OK, "{}: the task reads {}", create.key, task.status);
+        requests.push((since_start(*published), since_start(*at)));
+    }
+    requests.sort_by(|a, b| a.0.total_cmp(&b.0));
+
+    // The pairs, from the kubelet's history: one start and one stop each, the newest stopped first.
+    let mut pods: Vec<(f64, f64, Option<f64>)> = Vec::new();
+    for change in kubelet.history()[since..].iter().filter(|c| c.app == APP) {
+        spec.push((secs(t0, change.seen), change.wanted));
+        if change.started {
+            pods.push((secs(t0, change.seen), secs(t0, change.done), None));
+        } else {
+            let pod = pods.iter_mut().rev().find(|p| p.2.is_none()).context("a stop without a running pair")?;
+            pod.2 = Some(secs(t0, change.done));
+        }
+    }
+    let end = secs(t0, end);
+    let pods = pods.into_iter().map(|(asked, healthy, gone)| (asked, healthy, gone.unwrap_or(end))).collect();
+    spec.sort_by(|a, b| a.0.total_cmp(&b.0));
+    spec.dedup_by(|later, earlier| later.1 == earlier.1);
+    Ok(Observed { requests, spec, pods, end })
 }
