@@ -219,6 +219,10 @@ pub struct Options {
     pub reuse_data: bool,
     /// daprd's `--log-level` (default `info`).
     pub dapr_log_level: Option<String>,
+    /// daprd's `--log-level` for some apps only, by app-id, over `dapr_log_level`: `debug` shows
+    /// the Kafka consumer's steps (components-contrib's and sarama's debug lines), which the KEDA
+    /// test reads the cold path from.
+    pub dapr_log_levels: Vec<(String, String)>,
     /// More environment for every function (after the run file's).
     pub function_env: Vec<(String, String)>,
     /// Each daprd connects to PostgreSQL as its app's own role of
@@ -234,6 +238,21 @@ pub struct Options {
     /// `logs/postgres.log` ([`Platform::postgres_log`]): what each daprd actually sends
     /// (`tests/query_plans.rs`). Off by default: it writes a line per state operation.
     pub log_statements: bool,
+}
+
+/// When one pair (function + daprd) of an app was started and became ready, as
+/// [`Platform::start_app`] and [`Platform::start_replica`] saw it.
+#[derive(Debug, Clone)]
+pub struct PairStart {
+    /// The instance: `<id>` for the first, `<id>-<n>` beyond (its log files' names).
+    pub name: String,
+    /// The function and then daprd spawned (back to back), taken before the first spawn.
+    pub spawned: Instant,
+    /// The function's `/healthz` first answered 200 (polled every 100 ms beside daprd's health;
+    /// `None` for an app the test serves itself, or one that had not answered when daprd did).
+    pub function_ready: Option<Instant>,
+    /// daprd's `/v1.0/healthz` first answered 2xx (204: its runtime initialised).
+    pub daprd_ready: Instant,
 }
 
 /// An instance of an app beyond its first: its own function and daprd on ports of its own.
@@ -313,6 +332,8 @@ pub struct Platform {
     /// Each app's `APP_API_TOKEN` when [`Options::app_api_token`] names none: random, one per
     /// app, as the Dapr injector gives each app its own from its Secret.
     app_tokens: BTreeMap<String, String>,
+    /// Every pair [`Platform::start_app`] and [`Platform::start_replica`] started, oldest first.
+    starts: Vec<PairStart>,
 }
 
 impl Platform {
@@ -354,6 +375,7 @@ impl Platform {
             functions: BTreeMap::new(),
             extra: BTreeMap::new(),
             app_tokens: BTreeMap::new(),
+            starts: Vec::new(),
         };
         platform.app_tokens =
             platform.apps.iter().map(|app| (app.id.clone(), uuid::Uuid::new_v4().simple().to_string())).collect();
@@ -947,13 +969,25 @@ impl Platform {
             .arg(&self.resources)
             .args(["--scheduler-host-address", &format!("127.0.0.1:{}", self.ports.scheduler)])
             .args(["--placement-host-address", placement.unwrap_or_default()])
-            .args(["--log-level", self.options.dapr_log_level.as_deref().unwrap_or("info")])
+            .args(["--log-level", self.dapr_log_level(id)])
             // The `local-env` secret store reads the connection string from daprd's environment.
             .env("TODO_PG_CONNECTION_STRING", self.daprd_postgres_url(id))
             // Kubernetes runs the functions in namespace `todo`; the same here.
             .env("NAMESPACE", "todo")
             .envs(self.tokens(id));
         daprd
+    }
+
+    /// daprd's `--log-level` for app-id `id` ([`Options::dapr_log_levels`], else
+    /// [`Options::dapr_log_level`], else `info`).
+    fn dapr_log_level(&self, id: &str) -> &str {
+        self.options
+            .dapr_log_levels
+            .iter()
+            .find(|(app, _)| app == id)
+            .map(|(_, level)| level.as_str())
+            .or(self.options.dapr_log_level.as_deref())
+            .unwrap_or("info")
     }
 
     /// Starts `id`'s function binary. An app without a `command` is external (a test serves it
@@ -991,15 +1025,28 @@ impl Platform {
     /// Waits until `id`'s daprd answers its health check (components loaded, app reachable).
     pub async fn wait_app(&mut self, id: &str) -> anyhow::Result<()> {
         let sidecar = self.sidecar(id)?;
-        wait_healthy(id, &sidecar, self.daprds.get_mut(id), self.functions.get_mut(id)).await
+        wait_healthy(id, &sidecar, None, self.daprds.get_mut(id), self.functions.get_mut(id)).await.map(drop)
     }
 
     /// Starts `id`'s function and its daprd, and returns once the sidecar is healthy (what a
     /// kubelet does for one replica of a Deployment with its readiness probe).
+    /// The times of the start are kept ([`Platform::starts`]).
     pub async fn start_app(&mut self, id: &str) -> anyhow::Result<()> {
+        let spawned = Instant::now();
         self.start_function(id)?;
         self.start_daprd(id)?;
-        self.wait_app(id).await
+        let app = self.app(id)?;
+        let (sidecar, app_url) = (app.sidecar_url(), self.has_function(id).then(|| app_url(app.app_port)));
+        let (function_ready, daprd_ready) =
+            wait_healthy(id, &sidecar, app_url.as_deref(), self.daprds.get_mut(id), self.functions.get_mut(id)).await?;
+        self.starts.push(PairStart { name: id.to_owned(), spawned, function_ready, daprd_ready });
+        Ok(())
+    }
+
+    /// Every pair [`Platform::start_app`] and [`Platform::start_replica`] started, oldest first:
+    /// when it was spawned and when each of its processes was ready.
+    pub fn starts(&self) -> &[PairStart] {
+        &self.starts
     }
 
     /// Stops `id`'s pair gracefully, as a pod is deleted: SIGTERM to daprd first, which stops
@@ -1048,6 +1095,7 @@ impl Platform {
             ..first
         };
         let name = format!("{id}-{n}");
+        let spawned = Instant::now();
         // The function's own metrics listener, when the run file or the options give it one:
         // a fixed port would stop the second replica from binding it.
         let sets_metrics_port =
@@ -1056,13 +1104,17 @@ impl Platform {
         let function = self.spawn_function(&spec, &name, &overrides)?;
         let daprd = self.spawn_daprd(&spec, &format!("daprd-{name}"))?;
         let sidecar = spec.sidecar_url();
+        let app_url = function.is_some().then(|| app_url(spec.app_port));
         // Kept even if it never gets healthy (as `start_app` keeps its pair): its logs stay
         // named, and `stop`, `pids` and `kill_leftovers` see it.
         let replicas = self.extra.entry(id.to_owned()).or_default();
         replicas.push(Replica { n, spec, function, daprd });
         self.record_pids()?;
         let replica = self.extra.get_mut(id).and_then(|r| r.last_mut()).context("the replica just started")?;
-        wait_healthy(&name, &sidecar, Some(&mut replica.daprd), replica.function.as_mut()).await?;
+        let (function_ready, daprd_ready) =
+            wait_healthy(&name, &sidecar, app_url.as_deref(), Some(&mut replica.daprd), replica.function.as_mut())
+                .await?;
+        self.starts.push(PairStart { name, spawned, function_ready, daprd_ready });
         Ok(n)
     }
 
@@ -1299,24 +1351,38 @@ impl Platform {
     }
 }
 
+/// The URL of the function's `/healthz` on `port`.
+fn app_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/healthz")
+}
+
 /// Waits until the daprd at `sidecar` answers its health check (components loaded, app
 /// reachable), failing early with the log's end if `daprd` or `function` exits; `name` is the
-/// instance's, for the error.
+/// instance's, for the error. With `app` (the function's `/healthz`) it also asks the function
+/// on every round until it answers 200. Returns when the function answered (`None` if it had not
+/// by the time daprd did, or without `app`) and when daprd did.
 async fn wait_healthy(
     name: &str,
     sidecar: &str,
+    app: Option<&str>,
     mut daprd: Option<&mut Proc>,
     mut function: Option<&mut Proc>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Option<Instant>, Instant)> {
     let url = format!("{sidecar}/v1.0/healthz");
     let http = crate::api::client()?;
     let deadline = Instant::now() + READY;
+    let mut function_ready = None;
     loop {
         for proc in [daprd.as_deref_mut(), function.as_deref_mut()].into_iter().flatten() {
             proc.check_running()?;
         }
+        if let Some(app) = app.filter(|_| function_ready.is_none())
+            && http.get(app).send().await.is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+        {
+            function_ready = Some(Instant::now());
+        }
         if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-            return Ok(());
+            return Ok((function_ready, Instant::now()));
         }
         if Instant::now() > deadline {
             let tail = daprd.as_deref().map(|p| p.tail(30)).unwrap_or_default();
