@@ -438,6 +438,165 @@ pub struct Timings {
     pub all_zero_after_audit: f64,
     /// Each `task-events` consumer: when its `spec.replicas: 1` was seen and when it was healthy.
     pub woken: Vec<(String, f64, f64)>,
+    /// create-task's cold path, split into its parts.
+    pub cold_path: ColdPath,
+}
+
+/// create-task's daprd log level in the KEDA test: `debug` shows the Kafka consumer's steps
+/// ([`ColdPath`]); the other daprds stay at `info`.
+pub const COLD_PATH_LOG_LEVEL: (&str, &str) = ("create-task", "debug");
+
+/// One wake-up's cold path, split into its parts: each a time in seconds from the publish (the
+/// test's clock, `Instant` and the wall clock read together at the publish), in the order they
+/// happen. Each says what it is read from: [`ColdPath::PARTS`] names them for a table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ColdPath {
+    /// The kubelet's pass that saw `spec.replicas` 1 began (KEDA's poll saw the lag and wrote it;
+    /// the kubelet reads the Deployments every 200 ms).
+    pub replicas_seen: f64,
+    /// The function and its daprd spawned ([`crate::platform::PairStart::spawned`]).
+    pub spawned: f64,
+    /// The function's `/healthz` first answered 200 (polled every 100 ms).
+    pub function_ready: f64,
+    /// daprd's `/v1.0/healthz` first answered 204 (polled every 100 ms).
+    pub daprd_ready: f64,
+    /// daprd's info line "app is subscribed to the following topics: [task-create]"
+    /// (dapr v1.18.2 `pkg/runtime/processor/subscriber/subscriber.go`): the subscription started.
+    pub subscribed: f64,
+    /// Its debug line "Subscribed and listening to topics: [task-create]" (components-contrib
+    /// v1.18.3 `common/component/kafka/subscriber.go`): the consumer-group loop calls sarama's
+    /// `Consume`, which sends JoinGroup.
+    pub consuming: f64,
+    /// sarama's first "consumer/broker/<id> added subscription to task-create/<p>" (its log at
+    /// debug through contrib's `sarama_log_bridge.go`; sarama v1.48.1 `consumer.go`): the group
+    /// joined and synced, the partitions claimed, their offsets fetched, fetching started.
+    pub group_joined: f64,
+    /// contrib's first debug "Processing Kafka message: task-create/<p>/<o>" (`consumer.go`):
+    /// the first fetch returned the message and daprd hands it to the app.
+    pub first_fetch: f64,
+    /// create-task's own "task request" line for the task (its log, info): processed.
+    pub processed: f64,
+    /// The task readable through task-api (the test's GET, every 200 ms).
+    pub readable: f64,
+}
+
+/// The clocks cold-path parts are read from differ (the test's monotonic clock, the wall-clock
+/// stamps of the logs, each written after the step it reports): this much disorder between two
+/// parts from different clocks is tolerated.
+const CLOCK_SLACK: f64 = 0.01;
+
+impl ColdPath {
+    /// Each part for a table: its name, its source, its value.
+    pub fn parts(&self) -> [(&'static str, &'static str, f64); 10] {
+        [
+            ("KEDA poll noticed the lag: spec.replicas 1 seen", "kubelet's kubectl read (200 ms)", self.replicas_seen),
+            ("function + daprd spawned", "kubelet's spawn", self.spawned),
+            ("function ready (/healthz 200)", "poll, 100 ms", self.function_ready),
+            ("daprd ready (/v1.0/healthz 204)", "poll, 100 ms", self.daprd_ready),
+            ("subscription started", "daprd info log", self.subscribed),
+            ("consumer group loop started (JoinGroup)", "daprd debug log (contrib)", self.consuming),
+            ("group joined, partitions claimed, fetching", "daprd debug log (sarama)", self.group_joined),
+            ("first fetch returned the message", "daprd debug log (contrib)", self.first_fetch),
+            ("first message processed", "create-task's log", self.processed),
+            ("task readable through task-api", "test's GET (200 ms)", self.readable),
+        ]
+    }
+
+    /// Checks the causal order: the poll, the spawn, then on one side the function ready and on
+    /// the other the subscription, the group loop, the join, the fetch; the message processed
+    /// after both and the task readable after that; daprd ready after the spawn (its place
+    /// against the consumer's steps is not fixed: daprd starts its subscriptions before it
+    /// reports ready).
+    pub fn check_order(&self) -> anyhow::Result<()> {
+        let s = CLOCK_SLACK;
+        let chains: [&[(&str, f64)]; 3] = [
+            &[
+                ("publish", 0.0),
+                ("replicas seen", self.replicas_seen),
+                ("spawned", self.spawned),
+                ("function ready", self.function_ready),
+                ("processed", self.processed),
+                ("readable", self.readable),
+            ],
+            &[
+                ("spawned", self.spawned),
+                ("subscribed", self.subscribed),
+                ("consuming", self.consuming),
+                ("group joined", self.group_joined),
+                ("first fetch", self.first_fetch),
+                ("processed", self.processed),
+            ],
+            &[("spawned", self.spawned), ("daprd ready", self.daprd_ready)],
+        ];
+        for chain in chains {
+            for pair in chain.windows(2) {
+                let ((a, ta), (b, tb)) = (pair[0], pair[1]);
+                ensure!(ta <= tb + s, "cold path out of order: {a} at {ta:.3} s, {b} at {tb:.3} s ({self:?})");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The wall-clock stamp of a log line: daprd's `time="<RFC 3339>"`, or the RFC 3339 stamp a
+/// function's line starts with.
+fn log_time(line: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let stamp = match line.split_once("time=\"") {
+        Some((_, rest)) => rest.split('"').next()?,
+        None => line.split_whitespace().next()?,
+    };
+    chrono::DateTime::parse_from_rfc3339(stamp).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Seconds from `since` to the first line of `logs/<name>.log` stamped at or after `since`
+/// that contains every one of `needles`.
+fn first_logged(
+    logs: &Path,
+    name: &str,
+    since: chrono::DateTime<chrono::Utc>,
+    needles: &[&str],
+) -> anyhow::Result<f64> {
+    let path = logs.join(format!("{name}.log"));
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .filter(|line| needles.iter().all(|n| line.contains(n)))
+        .filter_map(log_time)
+        .find(|t| *t >= since)
+        .map(|t| (t - since).as_seconds_f64())
+        .with_context(|| format!("{}: no line with {needles:?} after {since}", path.display()))
+}
+
+/// create-task's cold path of the wake-up published at `published` (`wall`: the wall clock then)
+/// whose task is `task_id`, processed by the test at `readable`.
+fn cold_path(
+    platform: &Platform,
+    published: Instant,
+    wall: chrono::DateTime<chrono::Utc>,
+    replicas_seen: Instant,
+    task_id: &str,
+    readable: Instant,
+) -> anyhow::Result<ColdPath> {
+    let start = platform
+        .starts()
+        .iter()
+        .rev()
+        .find(|s| s.name == "create-task" && s.spawned >= published)
+        .context("no start of create-task's first pair after the publish")?;
+    let function_ready = start.function_ready.context("create-task's /healthz did not answer before its daprd")?;
+    let logs = platform.logs();
+    let daprd = |needles: &[&str]| first_logged(logs, "daprd-create-task", wall, needles);
+    Ok(ColdPath {
+        replicas_seen: secs(published, replicas_seen),
+        spawned: secs(published, start.spawned),
+        function_ready: secs(published, function_ready),
+        daprd_ready: secs(published, start.daprd_ready),
+        subscribed: daprd(&["app is subscribed to the following topics", "task-create"])?,
+        consuming: daprd(&["Subscribed and listening to topics", "task-create"])?,
+        group_joined: daprd(&["added subscription to task-create/"])?,
+        first_fetch: daprd(&["Processing Kafka message: task-create/"])?,
+        processed: first_logged(logs, "create-task", wall, &["task request", task_id])?,
+        readable: secs(published, readable),
+    })
 }
 
 /// One create request published with every worker at 0: create-task wakes and creates the
@@ -458,6 +617,7 @@ pub async fn wake_once(
     let task_id = create.task_id();
     let http = client()?;
     let published = Instant::now();
+    let wall = chrono::Utc::now();
     ensure!(create.send(&api, &http, &idle.publisher).await?, "the create request was not published");
 
     let path = format!("/v1/tasks/{task_id}");
@@ -499,6 +659,8 @@ pub async fn wake_once(
         ensure!(groups.get(group) == Some(&0), "consumer group {group}: lag {:?} (all: {lags:?})", groups.get(group));
     }
     ensure!(processed >= create_task.done, "the task was read before create-task ran");
+    let cold_path = cold_path(platform, published, wall, create_task.seen, &task_id, processed)?;
+    cold_path.check_order()?;
     Ok(Timings {
         publish_to_replicas: secs(published, create_task.seen),
         pair_start: secs(create_task.seen, create_task.done),
@@ -506,6 +668,7 @@ pub async fn wake_once(
         audited: secs(published, audited),
         all_zero_after_audit: secs(audited, zero),
         woken,
+        cold_path,
     })
 }
 
@@ -526,4 +689,145 @@ pub async fn all_asleep(
         Ok(Some(Instant::now()))
     })
     .await
+}
+
+/// How long [`idle_usage`] averages CPU over.
+pub const IDLE_WINDOW: Duration = Duration::from_secs(20);
+/// How long after the last start [`idle_usage`] waits before its window opens (past start-up
+/// work, the consumer groups joined).
+pub const IDLE_SETTLE: Duration = Duration::from_secs(5);
+
+/// One function's pair at idle: resident memory at the end of the window (`VmRSS`) and CPU
+/// averaged over it (user + system time of `/proc/<pid>/stat`), the function's and its daprd's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdleUsage {
+    pub app: String,
+    pub function_rss_mib: f64,
+    pub function_millicores: f64,
+    pub daprd_rss_mib: f64,
+    pub daprd_millicores: f64,
+}
+
+/// Every function of the platform up and idle at once, measured over `window`: starts the
+/// first pair of each that is not up (directly, not through the kubelet: nothing reconciles
+/// meanwhile, so KEDA's 0 does not stop them), waits [`IDLE_SETTLE`], reads each process's CPU
+/// time, waits `window` with no traffic, reads it again with the RSS; then stops the pairs it
+/// started. The builds are whatever the platform runs (the tests: debug).
+pub async fn idle_usage(platform: &mut Platform, window: Duration) -> anyhow::Result<Vec<IdleUsage>> {
+    let apps: Vec<String> =
+        platform.apps().iter().map(|a| a.id.clone()).filter(|id| platform.has_function(id)).collect();
+    let mut started = Vec::new();
+    for app in &apps {
+        if !platform.is_up(app)? {
+            platform.start_app(app).await.with_context(|| format!("starting {app} for the idle figures"))?;
+            started.push(app.clone());
+        }
+    }
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let pids = platform.pids();
+    let pid = |name: &str| pids.get(name).copied().with_context(|| format!("no process {name}"));
+    let mut before = BTreeMap::new();
+    for app in &apps {
+        for name in [app.clone(), format!("daprd-{app}")] {
+            before.insert(name.clone(), cpu_seconds(pid(&name)?)?);
+        }
+    }
+    let opened = Instant::now();
+    tokio::time::sleep(window).await;
+    let elapsed = opened.elapsed().as_secs_f64();
+    let mut usage = Vec::new();
+    for app in &apps {
+        let figures = |name: &str| -> anyhow::Result<(f64, f64)> {
+            let pid = pid(name)?;
+            let cpu = cpu_seconds(pid)? - before[name];
+            Ok((rss_mib(pid)?, cpu / elapsed * 1000.0))
+        };
+        let (function_rss_mib, function_millicores) = figures(app)?;
+        let (daprd_rss_mib, daprd_millicores) = figures(&format!("daprd-{app}"))?;
+        usage.push(IdleUsage {
+            app: app.clone(),
+            function_rss_mib,
+            function_millicores,
+            daprd_rss_mib,
+            daprd_millicores,
+        });
+    }
+    for app in started {
+        platform.stop_app(&app, Duration::from_secs(10))?;
+    }
+    Ok(usage)
+}
+
+/// Resident set size of `pid` in MiB (`VmRSS` of `/proc/<pid>/status`), as `bench/src/process.rs`
+/// reads it.
+fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no VmRSS for {pid}"))?;
+    Ok(kib / 1024.0)
+}
+
+/// CPU time `pid` used so far in seconds (`utime + stime` of `/proc/<pid>/stat`, in the
+/// kernel's `USER_HZ` ticks of 1/100 s), as `bench/src/process.rs` reads it.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
+    let rest = stat.rfind(')').map(|i| &stat[i + 1..]).with_context(|| format!("/proc/{pid}/stat: {stat}"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
+    let ticks: Vec<f64> = fields
+        .get(11..13)
+        .into_iter()
+        .flatten()
+        .map(|f| f.parse::<f64>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("/proc/{pid}/stat: {stat}"))?;
+    ensure!(ticks.len() == 2, "/proc/{pid}/stat: {stat}");
+    Ok(ticks.iter().sum::<f64>() / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_give_their_time() {
+        let daprd =
+            r#"time="2026-12-07T06:25:58.123456789Z" level=debug msg="Processing Kafka message: task-create/3/17""#;
+        let function = "2026-12-07T06:25:58.5Z  INFO create_task: task request task_id=abc";
+        assert_eq!(log_time(daprd).unwrap().to_rfc3339(), "2026-12-07T06:25:58.123456789+00:00");
+        assert_eq!(log_time(function).unwrap().to_rfc3339(), "2026-12-07T06:25:58.500+00:00");
+        assert!(log_time("no time here").is_none());
+    }
+
+    #[test]
+    fn a_cold_path_out_of_order_fails() {
+        let path = ColdPath {
+            replicas_seen: 0.3,
+            spawned: 0.4,
+            function_ready: 0.5,
+            daprd_ready: 0.9,
+            subscribed: 0.6,
+            consuming: 0.6,
+            group_joined: 0.8,
+            first_fetch: 0.85,
+            processed: 0.9,
+            readable: 1.0,
+        };
+        path.check_order().unwrap();
+        assert!(ColdPath { first_fetch: 0.7, ..path.clone() }.check_order().is_err());
+        assert!(ColdPath { spawned: 0.2, ..path.clone() }.check_order().is_err());
+        assert!(ColdPath { daprd_ready: 0.3, ..path }.check_order().is_err());
+    }
+
+    #[test]
+    fn cpu_time_of_this_process() {
+        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
+        assert!(rss_mib(std::process::id()).unwrap() > 0.0);
+    }
 }

@@ -29,7 +29,8 @@ use reqwest::{Method, StatusCode};
 use system_tests::api::client;
 use system_tests::host::Setup;
 use system_tests::keda::{
-    ControlPlane, Idle, TASK_EVENTS_CONSUMERS, USER, all_asleep, drive, prepare, secs, wake_once,
+    COLD_PATH_LOG_LEVEL, ControlPlane, IDLE_SETTLE, IDLE_WINDOW, Idle, TASK_EVENTS_CONSUMERS, USER, all_asleep, drive,
+    idle_usage, prepare, secs, wake_once,
 };
 use system_tests::kubelet::Kubelet;
 use system_tests::platform::{Options, Platform};
@@ -46,8 +47,11 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
     let dir = Platform::fresh_dir("keda")?;
     std::fs::create_dir_all(dir.join("logs"))?;
     let control = ControlPlane::start(&dir)?;
-    let mut platform =
-        Platform::start(&setup.run_file, &dir, Options { no_functions: true, ..Options::default() }).await?;
+    // create-task's daprd at debug: its log has the Kafka consumer's steps of the cold path.
+    let (app, level) = COLD_PATH_LOG_LEVEL;
+    let options =
+        Options { no_functions: true, dapr_log_levels: vec![(app.into(), level.into())], ..Options::default() };
+    let mut platform = Platform::start(&setup.run_file, &dir, options).await?;
     let mut kubelet = Kubelet::new(&control.kubectl, &control.kubeconfig, NAMESPACE);
     let outcome = async {
         let idle = prepare(&setup, &mut platform, &mut kubelet, &dir).await?;
@@ -58,7 +62,8 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
         let timings = wake_once(&setup, &mut platform, &mut kubelet, &idle).await?;
         let load = scales_out_under_load(&setup, &mut platform, &mut kubelet, &idle).await?;
         let reminder = reminder_wakes_fire_reminder(&setup, &mut platform, &mut kubelet, &idle.workers).await?;
-        anyhow::Ok((timings, load, reminder))
+        let usage = idle_usage(&mut platform, IDLE_WINDOW).await?;
+        anyhow::Ok((timings, load, reminder, usage))
     }
     .await;
     if outcome.is_err() {
@@ -69,7 +74,7 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
     platform.stop()?;
     drop(control);
     stopped?;
-    let (t, l, r) = outcome.with_context(|| format!("logs in {}", logs.display()))?;
+    let (t, l, r, usage) = outcome.with_context(|| format!("logs in {}", logs.display()))?;
     let versions = std::fs::read_to_string(workspace_root().join("manifests/platform/versions.env"))?;
     let version =
         |name: &str| versions.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).unwrap_or("?").to_owned();
@@ -87,6 +92,30 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
         println!("  {app}: spec.replicas 1 seen at +{woke:.1} s, healthy at +{healthy:.1} s");
     }
     println!("  audit entry -> every worker back at 0 replicas:     {:.1} s", t.all_zero_after_audit);
+    println!(
+        "create-task's cold path, seconds from the publish (debug builds; create-task's daprd at log level debug):"
+    );
+    println!("  {:<48} {:>7}  {:>7}  source", "part", "at (s)", "step (s)");
+    let mut last = 0.0;
+    for (part, source, at) in t.cold_path.parts() {
+        println!("  {part:<48} {at:>7.3}  {:>+7.3}  {source}", at - last);
+        last = at;
+    }
+    println!(
+        "idle, every function's pair up at once, {} s window after a {} s settle (debug builds, /proc VmRSS and utime+stime):",
+        IDLE_WINDOW.as_secs(),
+        IDLE_SETTLE.as_secs()
+    );
+    println!(
+        "  {:<18} {:>12} {:>12} {:>12} {:>12}",
+        "function", "fn RSS MiB", "fn mCPU", "daprd RSS MiB", "daprd mCPU"
+    );
+    for u in &usage {
+        println!(
+            "  {:<18} {:>12.1} {:>12.1} {:>12.1} {:>12.1}",
+            u.app, u.function_rss_mib, u.function_millicores, u.daprd_rss_mib, u.daprd_millicores
+        );
+    }
     println!(
         "1 -> N under load: {} create requests from {} users published in {:.1} s (HPA controller sync 1 s):",
         LOAD, OWNERS, l.published_in
