@@ -291,7 +291,12 @@ pub fn check_hpas(kubelet: &Kubelet, scaled: &[Value]) -> anyhow::Result<Vec<Str
                 }
                 other => bail!("{name}: a {other} trigger this test does not know"),
             };
-            ensure!(expected == got, "{name}: metric {i} ({kind}) targets {got}, the trigger says {expected}");
+            // The API server writes a quantity in its canonical form ("1000" comes back "1k").
+            let same = expected == got
+                || expected.split_once(' ').zip(got.split_once(' ')).is_some_and(|((ek, ev), (gk, gv))| {
+                    ek == gk && quantity(ev).is_some() && quantity(ev) == quantity(gv)
+                });
+            ensure!(same, "{name}: metric {i} ({kind}) targets {got}, the trigger says {expected}");
             described.push(format!("{kind} {got}"));
         }
         let window =
@@ -307,6 +312,18 @@ pub fn check_hpas(kubelet: &Kubelet, scaled: &[Value]) -> anyhow::Result<Vec<Str
         report.push(format!("{name}: {min}..{max}, {}", described.join(", ")));
     }
     Ok(report)
+}
+
+/// A Kubernetes quantity without a binary suffix (`1000`, `1k`, `500m`, `2M`) as a number.
+fn quantity(text: &str) -> Option<f64> {
+    let (digits, scale) = match text.char_indices().last()? {
+        (i, 'm') => (&text[..i], 1e-3),
+        (i, 'k') => (&text[..i], 1e3),
+        (i, 'M') => (&text[..i], 1e6),
+        (i, 'G') => (&text[..i], 1e9),
+        _ => (text, 1.0),
+    };
+    digits.parse::<f64>().ok().map(|n| n * scale)
 }
 
 /// Each ScaledObject's Ready condition (`True`, `False: <message>`, or `none`).
@@ -794,6 +811,15 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_compare_in_any_form() {
+        assert_eq!(quantity("1000"), quantity("1k"));
+        assert_eq!(quantity("500m"), Some(0.5));
+        assert_eq!(quantity("20"), Some(20.0));
+        assert_ne!(quantity("100"), quantity("1k"));
+        assert_eq!(quantity("?"), None);
+    }
 
     #[test]
     fn log_lines_give_their_time() {
