@@ -5,14 +5,18 @@
 //! are in `system_tests::keda` (shared with `make bench`).
 //!
 //! Phases on one platform: a request published to `task-create` wakes create-task and then the
-//! `task-events` consumers, and all go back to 0; then a burst of requests from many users
-//! makes KEDA's HPA, reconciled by kube-controller-manager's HPA controller, scale create-task
+//! `task-events` consumers, and all go back to 0 (create-task's cold path is split into its
+//! parts, each from a named clock or log line, and their order asserted); then a burst of
+//! requests from many users makes KEDA's HPA, reconciled by kube-controller-manager's HPA
+//! controller, scale create-task
 //! from 1 to its `maxReplicaCount`, every replica takes a share of the partitions, every
 //! request is done exactly once, and all go back to 0; then a reminder due in a few minutes
 //! wakes fire-reminder from zero through its postgresql trigger (reminders due within 3
 //! minutes) before it is due, and it fires on time; the fired reminder wakes the notifier on
 //! `reminders`, which consumes it and goes back to 0. At idle the HPAs KEDA creates are checked
-//! against the ScaledObjects (bounds, metric, target).
+//! against the ScaledObjects (bounds, metric, target). Last, every function's pair is started at
+//! once and its idle RSS and CPU, and its daprd's, read from `/proc` over a 20 s window (issue
+//! 24's measured inputs, docs/cost.md "Measured inputs").
 //!
 //! Then, on a platform of its own, issue 24's model check: a short trace of create requests
 //! (cold bursts and warm ones) played on create-task, its replica timeline and its requests'
