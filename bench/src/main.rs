@@ -1109,7 +1109,7 @@ mod tests {
             audited: first_processed + 1.0,
             all_zero_after_audit: 9.0,
             woken: vec![],
-            cold_path: system_tests::keda::ColdPath::default(),
+            cold_path: None,
         };
         let wakes = wake::Wakes {
             runs: vec![Ok(timings(3.0)), Err("a | b".into()), Ok(timings(5.0)), Ok(timings(4.0))],

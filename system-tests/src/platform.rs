@@ -980,7 +980,7 @@ impl Platform {
 
     /// daprd's `--log-level` for app-id `id` ([`Options::dapr_log_levels`], else
     /// [`Options::dapr_log_level`], else `info`).
-    fn dapr_log_level(&self, id: &str) -> &str {
+    pub fn dapr_log_level(&self, id: &str) -> &str {
         self.options
             .dapr_log_levels
             .iter()

@@ -101,7 +101,8 @@ async fn keda_wakes_the_functions_from_zero_on_lag_and_on_due_reminders() -> any
     );
     println!("  {:<48} {:>7}  {:>7}  source", "part", "at (s)", "step (s)");
     let mut last = 0.0;
-    for (part, source, at) in t.cold_path.parts() {
+    let cold_path = t.cold_path.as_ref().context("wake_once split no cold path: create-task's daprd not at debug?")?;
+    for (part, source, at) in cold_path.parts() {
         println!("  {part:<48} {at:>7.3}  {:>+7.3}  {source}", at - last);
         last = at;
     }
