@@ -41,7 +41,7 @@ use todo_core::events::{task_id_for_request, topics};
 use tokio::sync::{Mutex, Semaphore};
 use uuid::Uuid;
 
-use crate::process::{comm, cpu_seconds, rss_mib};
+use system_tests::procfs::{Cpu, comm, cpu_seconds, rss_mib};
 
 /// Requests in flight at most: enough to keep the sidecar busy, bounded so a stalled system
 /// shows up as a missed rate, not as an unbounded queue in the driver.
@@ -379,12 +379,12 @@ impl Bench {
     /// backends it has reaped too. On devhost `devhost + driver` is this process: the embedded
     /// host and the load driver together. On the platform `driver` is this process.
     pub fn cpu(&self) -> anyhow::Result<BTreeMap<String, f64>> {
-        let mut out = self.per_process(cpu_seconds)?;
+        let mut out = self.per_process(|pid| cpu_seconds(pid, Cpu::WithReapedChildren))?;
         let this = match self.system()? {
             System::Devhost(_) => "devhost + driver",
             System::Platform { .. } => "driver",
         };
-        out.insert(this.to_owned(), cpu_seconds(std::process::id())?);
+        out.insert(this.to_owned(), cpu_seconds(std::process::id(), Cpu::WithReapedChildren)?);
         Ok(out)
     }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use system_tests::host::{Profile, binary_in, free_port};
+use system_tests::procfs::rss_mib;
 
 /// The most a start may take before the measurement fails (a hung binary).
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,41 +91,6 @@ fn healthz_ok(port: u16) -> bool {
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
 }
 
-/// Resident set size of `pid` in MiB (`VmRSS` of `/proc/<pid>/status`).
-pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("no VmRSS for {pid}"))?;
-    Ok(kib / 1024.0)
-}
-
-/// The command name of `pid` (`/proc/<pid>/comm`).
-pub fn comm(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|c| c.trim().to_owned())
-}
-
-/// CPU time `pid` has used so far, in seconds: user + system, plus that of its children it has
-/// reaped (`utime stime cutime cstime` of `/proc/<pid>/stat`, in clock ticks of 1/100 s: the
-/// kernel's `USER_HZ` on Linux).
-pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("/proc/{pid}/stat"))?;
-    cpu_seconds_of_stat(&stat).with_context(|| format!("/proc/{pid}/stat: {stat}"))
-}
-
-fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
-    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state); utime..cstime are fields 14..17.
-    let ticks: Option<Vec<f64>> = fields.get(11..15)?.iter().map(|f| f.parse::<f64>().ok()).collect();
-    Some(ticks?.iter().sum::<f64>() / 100.0)
-}
-
 /// Milliseconds a fixed single-thread integer workload takes: how fast this machine is right
 /// now, so that a report can say how fast it was while its figures ran.
 pub fn calibration_ms() -> f64 {
@@ -139,17 +105,4 @@ pub fn calibration_ms() -> f64 {
     }
     std::hint::black_box(x);
     started.elapsed().as_secs_f64() * 1000.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_time_sums_utime_stime_cutime_cstime() {
-        let stat = "4242 (on-task complet) S 1 2 3 4 5 6 7 8 9 10 150 50 7 3 20 0 9 0 100 200 300";
-        assert_eq!(cpu_seconds_of_stat(stat), Some(2.1));
-        assert_eq!(cpu_seconds_of_stat("4242 (x) S 1 2"), None);
-        assert!(cpu_seconds(std::process::id()).is_ok());
-    }
 }

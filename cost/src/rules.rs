@@ -459,16 +459,21 @@ mod tests {
         assert_eq!(cpu_utilization_replicas(10.0, 70.0, 4, HPA_TOLERANCE), 1);
     }
 
-    #[test]
-    fn a_behavior_without_scale_up_takes_the_api_defaults() {
-        let spec = BehaviorSpec {
+    /// The shipped workers' behavior (keda/*.yaml): scale-down only, a 120 s window, 1 pod per 60 s.
+    fn shipped_scale_down() -> BehaviorSpec {
+        BehaviorSpec {
             scale_up: None,
             scale_down: Some(ScalingRulesSpec {
                 stabilization_window_s: Some(120),
                 select_policy: None,
                 policies: Some(vec![ScalingPolicy { kind: PolicyKind::Pods, value: 1, period_s: 60 }]),
             }),
-        };
+        }
+    }
+
+    #[test]
+    fn a_behavior_without_scale_up_takes_the_api_defaults() {
+        let spec = shipped_scale_down();
         let HpaBehavior::Configured { scale_up, scale_down } = resolve_behavior(Some(&spec)) else {
             panic!("a behavior was given");
         };
@@ -499,14 +504,7 @@ mod tests {
     #[test]
     fn no_scale_down_inside_the_stabilization_window() {
         // The shipped scale-down: 120 s window, 1 pod per 60 s.
-        let spec = BehaviorSpec {
-            scale_up: None,
-            scale_down: Some(ScalingRulesSpec {
-                stabilization_window_s: Some(120),
-                select_policy: None,
-                policies: Some(vec![ScalingPolicy { kind: PolicyKind::Pods, value: 1, period_s: 60 }]),
-            }),
-        };
+        let spec = shipped_scale_down();
         let mut hpa = Hpa::new(resolve_behavior(Some(&spec)), 1, 6);
         assert_eq!(hpa.sync(0, 1, 3), 3);
         // From 15 s on the metric asks for 1; the recommendation of 3 at 0 s holds until it is

@@ -23,6 +23,7 @@ use crate::api::client;
 use crate::host::{Setup, TASK_CREATE_PUBLISHER};
 use crate::kubelet::Kubelet;
 use crate::platform::Platform;
+use crate::procfs::{Cpu, cpu_seconds, rss_mib};
 use crate::scenarios::Create;
 use crate::workspace_root;
 
@@ -754,7 +755,7 @@ pub async fn idle_usage(platform: &mut Platform, window: Duration) -> anyhow::Re
     let mut before = BTreeMap::new();
     for app in &apps {
         for name in [app.clone(), format!("daprd-{app}")] {
-            before.insert(name.clone(), cpu_seconds(pid(&name)?)?);
+            before.insert(name.clone(), cpu_seconds(pid(&name)?, Cpu::Own)?);
         }
     }
     let opened = Instant::now();
@@ -764,7 +765,7 @@ pub async fn idle_usage(platform: &mut Platform, window: Duration) -> anyhow::Re
     for app in &apps {
         let figures = |name: &str| -> anyhow::Result<(f64, f64)> {
             let pid = pid(name)?;
-            let cpu = cpu_seconds(pid)? - before[name];
+            let cpu = cpu_seconds(pid, Cpu::Own)? - before[name];
             Ok((rss_mib(pid)?, cpu / elapsed * 1000.0))
         };
         let (function_rss_mib, function_millicores) = figures(app)?;
@@ -781,39 +782,6 @@ pub async fn idle_usage(platform: &mut Platform, window: Duration) -> anyhow::Re
         platform.stop_app(&app, Duration::from_secs(10))?;
     }
     Ok(usage)
-}
-
-/// Resident set size of `pid` in MiB (`VmRSS` of `/proc/<pid>/status`), as `bench/src/process.rs`
-/// reads it.
-fn rss_mib(pid: u32) -> anyhow::Result<f64> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("no VmRSS for {pid}"))?;
-    Ok(kib / 1024.0)
-}
-
-/// CPU time `pid` used so far in seconds (`utime + stime` of `/proc/<pid>/stat`, in the
-/// kernel's `USER_HZ` ticks of 1/100 s), as `bench/src/process.rs` reads it.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
-    let rest = stat.rfind(')').map(|i| &stat[i + 1..]).with_context(|| format!("/proc/{pid}/stat: {stat}"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
-    let ticks: Vec<f64> = fields
-        .get(11..13)
-        .into_iter()
-        .flatten()
-        .map(|f| f.parse::<f64>())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("/proc/{pid}/stat: {stat}"))?;
-    ensure!(ticks.len() == 2, "/proc/{pid}/stat: {stat}");
-    Ok(ticks.iter().sum::<f64>() / 100.0)
 }
 
 #[cfg(test)]
@@ -857,11 +825,5 @@ mod tests {
         assert!(ColdPath { first_fetch: 0.7, ..path.clone() }.check_order().is_err());
         assert!(ColdPath { spawned: 0.2, ..path.clone() }.check_order().is_err());
         assert!(ColdPath { daprd_ready: 0.3, ..path }.check_order().is_err());
-    }
-
-    #[test]
-    fn cpu_time_of_this_process() {
-        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
-        assert!(rss_mib(std::process::id()).unwrap() > 0.0);
     }
 }

@@ -22,6 +22,8 @@
 //!   applied for real, idle, and one wake-up from zero measured (`make test-keda`, `make bench`).
 //! - [`plans`]: the SQL daprd sends PostgreSQL, read back from its statement log, and which
 //!   index PostgreSQL's plan for it uses (`tests/query_plans.rs`).
+//! - [`procfs`]: a process's resident memory, name and CPU time from `/proc` (the KEDA test's
+//!   idle figures, `make bench`).
 //! - [`system`]: one system under test on either backend (devhost, in this process or as a
 //!   binary, or the real platform), so that a scenario is written once for both.
 //! - [`scenarios`]: the end-to-end and fault scenarios that run on both backends
@@ -44,6 +46,7 @@ pub mod mcp;
 pub mod notify;
 pub mod plans;
 pub mod platform;
+pub mod procfs;
 pub mod scenario;
 pub mod scenarios;
 pub mod smtp;

@@ -223,6 +223,17 @@ fn replica_logs(max: usize) -> Vec<String> {
     (1..=max).map(|n| if n == 1 { "create-task".to_owned() } else { format!("create-task-{n}") }).collect()
 }
 
+/// `app`'s `maxReplicaCount`, as its ScaledObject was applied.
+fn max_replicas(idle: &Idle, app: &str) -> anyhow::Result<usize> {
+    let max = idle
+        .scaled
+        .iter()
+        .find(|so| so["metadata"]["name"].as_str() == Some(app))
+        .and_then(|so| so["spec"]["maxReplicaCount"].as_u64())
+        .with_context(|| format!("{app}'s maxReplicaCount"))?;
+    Ok(usize::try_from(max)?)
+}
+
 /// Phase 3, everything at 0: LOAD create requests from OWNERS users. KEDA wakes create-task
 /// (0 -> 1); the HPA it created, reconciled by kube-controller-manager from the lag KEDA's
 /// metrics API server reports (lag / lagThreshold 20 per replica), scales it 1 -> N up to its
@@ -236,13 +247,7 @@ async fn scales_out_under_load(
     idle: &Idle,
 ) -> anyhow::Result<LoadTimings> {
     const APP: &str = "create-task";
-    let max = idle
-        .scaled
-        .iter()
-        .find(|so| so["metadata"]["name"].as_str() == Some(APP))
-        .and_then(|so| so["spec"]["maxReplicaCount"].as_u64())
-        .context("create-task's maxReplicaCount")?;
-    let max = usize::try_from(max)?;
+    let max = max_replicas(idle, APP)?;
     ensure!(max > 1, "create-task's maxReplicaCount is {max}: nothing to scale out to");
     let logs = platform.logs().to_owned();
     let before: Vec<usize> = replica_logs(max).iter().map(|n| handled(&logs, n)).collect::<anyhow::Result<_>>()?;
@@ -869,13 +874,7 @@ async fn play_trace(
     idle: &Idle,
 ) -> anyhow::Result<Observed> {
     const APP: &str = "create-task";
-    let max = idle
-        .scaled
-        .iter()
-        .find(|so| so["metadata"]["name"].as_str() == Some(APP))
-        .and_then(|so| so["spec"]["maxReplicaCount"].as_u64())
-        .context("create-task's maxReplicaCount")?;
-    let max = usize::try_from(max)?;
+    let max = max_replicas(idle, APP)?;
     let logs = platform.logs().to_owned();
     let prefix = format!("trace-{}-", uuid::Uuid::new_v4().simple());
     let total: usize = TRACE.iter().map(|(_, n)| n).sum();

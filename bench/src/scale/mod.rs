@@ -426,10 +426,11 @@ async fn measure_all(
 async fn idle_cpu(platform: &Platform) -> anyhow::Result<f64> {
     let pid = *platform.pids().get("postgres").context("no postgres process")?;
     let cpu = || -> anyhow::Result<f64> {
-        let mut total = crate::process::cpu_seconds(pid)?;
+        let mut total = system_tests::procfs::cpu_seconds(pid, system_tests::procfs::Cpu::WithReapedChildren)?;
         for child in system_tests::host::children_of(pid)? {
             // A backend may exit between the listing and the read.
-            total += crate::process::cpu_seconds(child).unwrap_or(0.0);
+            total +=
+                system_tests::procfs::cpu_seconds(child, system_tests::procfs::Cpu::WithReapedChildren).unwrap_or(0.0);
         }
         Ok(total)
     };
